@@ -1,0 +1,358 @@
+//! The append-only, hash-chained audit log.
+//!
+//! Every change to security state appends one record in the same transaction
+//! as the change, so a change without its record (or a record without its
+//! change) cannot be committed. Each record stores the SHA-256 of the record
+//! before it; the head row holds the latest sequence number and hash. Editing,
+//! deleting, inserting or reordering rows — even by someone who can bypass the
+//! append-only triggers — breaks a link that [`verify`] reports.
+//!
+//! Records never hold personal data in clear: callers put identifiers' digests
+//! in `target` and `details`, so erasing a person (PDPA) never needs to touch
+//! the chain.
+
+use ring::digest::{Context, SHA256};
+use serde::Serialize;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::{Store, StoreError, Tx, from_ms, to_ms};
+
+/// The hash that precedes the first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Domain-separation prefix, versioned so the encoding can evolve.
+const HASH_DOMAIN: &[u8] = b"tuaton-audit-v1";
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// It was done.
+    Success,
+    /// It was refused or failed.
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// One thing to record.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// Who did it: `system`, `operator:<name>`, `account:<id>`, `officer:<id>`, `client:<id>`.
+    pub actor: String,
+    /// What was done, dotted: `key.rotate`, `account.suspend`, `passkey.login`.
+    pub action: String,
+    /// What it was done to (an opaque id or a digest; never personal data in clear).
+    pub target: String,
+    /// Whether it succeeded.
+    pub outcome: Outcome,
+    /// Further facts as JSON (again: digests, not personal data).
+    pub details: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// A successful action with no details.
+    pub fn success(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            outcome: Outcome::Success,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// A refused or failed action with no details.
+    pub fn failure(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
+        Self { outcome: Outcome::Failure, ..Self::success(actor, action, target) }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When it was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// See [`AuditEvent::actor`].
+    pub actor: String,
+    /// See [`AuditEvent::action`].
+    pub action: String,
+    /// See [`AuditEvent::target`].
+    pub target: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The details exactly as stored (JSON text).
+    pub details: String,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// Hash of this record.
+    pub hash: String,
+}
+
+fn record_hash(seq: i64, at_ms: i64, r: &RecordFields<'_>, prev_hash: &str) -> String {
+    let mut ctx = Context::new(&SHA256);
+    let seq_s = seq.to_string();
+    let at_s = at_ms.to_string();
+    // Length-prefixed fields: no two different records share an encoding.
+    for field in [
+        HASH_DOMAIN,
+        seq_s.as_bytes(),
+        at_s.as_bytes(),
+        r.actor.as_bytes(),
+        r.action.as_bytes(),
+        r.target.as_bytes(),
+        r.outcome.as_bytes(),
+        r.details.as_bytes(),
+        prev_hash.as_bytes(),
+    ] {
+        ctx.update(&(field.len() as u64).to_be_bytes());
+        ctx.update(field);
+    }
+    hex::encode(ctx.finish())
+}
+
+struct RecordFields<'a> {
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    outcome: &'a str,
+    details: &'a str,
+}
+
+/// Appends `event` inside `tx`; it commits or rolls back with the change it records.
+pub async fn append(tx: &mut Tx, at: OffsetDateTime, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+    // Advancing the head first takes its row lock (PostgreSQL) or the write lock
+    // (SQLite), so concurrent appenders queue here rather than fork the chain.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let at_ms = to_ms(at);
+    let details = serde_json::to_string(&event.details).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let fields = RecordFields {
+        actor: &event.actor,
+        action: &event.action,
+        target: &event.target,
+        outcome: event.outcome.as_str(),
+        details: &details,
+    };
+    let hash = record_hash(seq, at_ms, &fields, &prev_hash);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at_ms, actor, action, target, outcome, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(seq)
+    .bind(at_ms)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.target)
+    .bind(event.outcome.as_str())
+    .bind(&details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(AuditRecord {
+        seq,
+        at: from_ms(at_ms),
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        target: event.target.clone(),
+        outcome: event.outcome.as_str().to_owned(),
+        details,
+        prev_hash,
+        hash,
+    })
+}
+
+/// Appends `event` in a transaction of its own; for events with no other change
+/// (a refused login, say).
+pub async fn append_alone(store: &Store, at: OffsetDateTime, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+    let mut tx = store.begin().await?;
+    let rec = append(&mut tx, at, event).await?;
+    tx.commit().await?;
+    Ok(rec)
+}
+
+/// Why the chain is broken at a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BrokenLink {
+    /// The record's content no longer matches its hash: it was edited.
+    ContentChanged {
+        /// The record.
+        seq: i64,
+    },
+    /// The record does not point at the one before it: a record was removed,
+    /// inserted or moved before it.
+    LinkBroken {
+        /// The record.
+        seq: i64,
+    },
+    /// Sequence numbers skip: records are missing.
+    Gap {
+        /// The number expected.
+        expected: i64,
+        /// The number found.
+        found: i64,
+    },
+    /// The last record is not the one the head names: the tail was cut or replaced.
+    HeadMismatch {
+        /// The head's sequence number.
+        head_seq: i64,
+        /// The last sequence number found.
+        last_seq: i64,
+    },
+}
+
+impl BrokenLink {
+    /// The first record id involved.
+    pub fn seq(&self) -> i64 {
+        match self {
+            BrokenLink::ContentChanged { seq } | BrokenLink::LinkBroken { seq } => *seq,
+            BrokenLink::Gap { expected, .. } => *expected,
+            BrokenLink::HeadMismatch { last_seq, head_seq } => (*last_seq).min(*head_seq) + 1,
+        }
+    }
+}
+
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrokenLink::ContentChanged { seq } => write!(f, "record {seq} was altered after it was written"),
+            BrokenLink::LinkBroken { seq } => {
+                write!(f, "record {seq} does not follow the record before it (removed, inserted or reordered)")
+            }
+            BrokenLink::Gap { expected, found } => {
+                write!(f, "records {expected} to {} are missing", found - 1)
+            }
+            BrokenLink::HeadMismatch { head_seq, last_seq } => write!(
+                f,
+                "the chain ends at record {last_seq} but its head names record {head_seq} (tail cut or replaced)"
+            ),
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Records checked before stopping.
+    pub records_checked: i64,
+    /// The hash of the last good record.
+    pub last_good_hash: String,
+    /// The first broken link, if any.
+    pub broken: Option<BrokenLink>,
+}
+
+impl ChainReport {
+    /// Whether the whole chain verified.
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+const VERIFY_PAGE: i64 = 2_000;
+
+/// Walks the whole chain in order and reports the first broken link.
+/// Memory stays bounded: records are read a page at a time.
+pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
+    let mut expected_seq = 1i64;
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    let mut checked = 0i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, actor, action, target, outcome, details, prev_hash, hash \
+             FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(expected_seq)
+        .bind(VERIFY_PAGE)
+        .fetch_all(store.pool())
+        .await?;
+        let page_len = rows.len() as i64;
+        for row in rows {
+            let seq: i64 = row.try_get("seq")?;
+            let report = |broken| ChainReport { records_checked: checked, last_good_hash: prev_hash.clone(), broken: Some(broken) };
+            if seq != expected_seq {
+                return Ok(report(BrokenLink::Gap { expected: expected_seq, found: seq }));
+            }
+            let stored_prev: String = row.try_get("prev_hash")?;
+            let stored_hash: String = row.try_get("hash")?;
+            let fields = RecordFields {
+                actor: &row.try_get::<String, _>("actor")?,
+                action: &row.try_get::<String, _>("action")?,
+                target: &row.try_get::<String, _>("target")?,
+                outcome: &row.try_get::<String, _>("outcome")?,
+                details: &row.try_get::<String, _>("details")?,
+            };
+            let at_ms: i64 = row.try_get("at_ms")?;
+            if record_hash(seq, at_ms, &fields, &stored_prev) != stored_hash {
+                return Ok(report(BrokenLink::ContentChanged { seq }));
+            }
+            if stored_prev != prev_hash {
+                return Ok(report(BrokenLink::LinkBroken { seq }));
+            }
+            prev_hash = stored_hash;
+            checked += 1;
+            expected_seq += 1;
+        }
+        if page_len < VERIFY_PAGE {
+            break;
+        }
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(store.pool()).await?;
+    let head_seq: i64 = head.try_get("seq")?;
+    let head_hash: String = head.try_get("hash")?;
+    let last_seq = expected_seq - 1;
+    let broken = (head_seq != last_seq || head_hash != prev_hash).then_some(BrokenLink::HeadMismatch { head_seq, last_seq });
+    Ok(ChainReport { records_checked: checked, last_good_hash: prev_hash, broken })
+}
+
+/// Records with `seq` greater than `after`, oldest first, at most `limit`; for export and display.
+pub async fn list(store: &Store, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at_ms, actor, action, target, outcome, details, prev_hash, hash \
+         FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(AuditRecord {
+                seq: row.try_get("seq")?,
+                at: from_ms(row.try_get("at_ms")?),
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                outcome: row.try_get("outcome")?,
+                details: row.try_get("details")?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,142 @@
+//! The audit chain on both engines: appends, concurrency, and tampering caught.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::json;
+use time::OffsetDateTime;
+use tuaton_store::audit::{self, AuditEvent, BrokenLink};
+use tuaton_store::{Engine, Store, engine_tests};
+
+async fn append_n(store: &Store, n: usize) {
+    for i in 0..n {
+        let ev = AuditEvent::success("operator:test", "test.event", format!("target-{i}")).with_details(json!({ "i": i }));
+        audit::append_alone(store, OffsetDateTime::now_utc(), &ev).await.unwrap();
+    }
+}
+
+/// Removes the append-only triggers, as an attacker with DDL rights could.
+async fn drop_guards(store: &Store) {
+    let stmts: &[&str] = match store.engine() {
+        Engine::Sqlite => &["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
+        Engine::Postgres => &["DROP TRIGGER audit_log_no_change ON audit_log"],
+    };
+    for s in stmts {
+        sqlx::query(s).execute(store.pool()).await.unwrap();
+    }
+}
+
+async fn broken(store: &Store) -> BrokenLink {
+    let report = audit::verify(store).await.unwrap();
+    report.broken.expect("tampering must be detected")
+}
+
+engine_tests! {
+    async fn empty_chain_verifies(store: &Store) {
+        let r = audit::verify(store).await.unwrap();
+        assert!(r.is_intact());
+        assert_eq!(r.records_checked, 0);
+    }
+
+    async fn appended_records_link_to_their_predecessor(store: &Store) {
+        append_n(store, 5).await;
+        let recs = audit::list(store, 0, 100).await.unwrap();
+        assert_eq!(recs.len(), 5);
+        assert_eq!(recs[0].prev_hash, audit::GENESIS_HASH);
+        for w in recs.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+            assert_eq!(w[1].seq, w[0].seq + 1);
+        }
+        let r = audit::verify(store).await.unwrap();
+        assert!(r.is_intact(), "{r:?}");
+        assert_eq!(r.records_checked, 5);
+        assert_eq!(r.last_good_hash, recs[4].hash);
+    }
+
+    async fn a_rolled_back_change_leaves_no_record(store: &Store) {
+        append_n(store, 1).await;
+        let mut tx = store.begin().await.unwrap();
+        audit::append(&mut tx, OffsetDateTime::now_utc(), &AuditEvent::success("system", "x", "y")).await.unwrap();
+        tx.rollback().await.unwrap();
+        append_n(store, 1).await;
+        let recs = audit::list(store, 0, 10).await.unwrap();
+        assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(audit::verify(store).await.unwrap().is_intact());
+    }
+
+    async fn concurrent_writers_keep_one_chain(store: &Store) {
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let ev = AuditEvent::success(format!("operator:w{w}"), "test.concurrent", format!("{i}"));
+                    audit::append_alone(&store, OffsetDateTime::now_utc(), &ev).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let r = audit::verify(store).await.unwrap();
+        assert!(r.is_intact(), "{r:?}");
+        assert_eq!(r.records_checked, 80);
+    }
+
+    async fn the_log_refuses_update_and_delete(store: &Store) {
+        append_n(store, 2).await;
+        assert!(sqlx::query("UPDATE audit_log SET actor = 'x' WHERE seq = 1").execute(store.pool()).await.is_err());
+        assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.is_err());
+        assert!(audit::verify(store).await.unwrap().is_intact());
+    }
+
+    async fn verify_catches_an_edited_row(store: &Store) {
+        append_n(store, 5).await;
+        drop_guards(store).await;
+        sqlx::query("UPDATE audit_log SET outcome = 'failure' WHERE seq = 3").execute(store.pool()).await.unwrap();
+        assert_eq!(broken(store).await, BrokenLink::ContentChanged { seq: 3 });
+    }
+
+    async fn verify_catches_an_edit_with_a_recomputed_hash(store: &Store) {
+        // A forger who recomputes the edited row's own hash still breaks the next link.
+        append_n(store, 5).await;
+        drop_guards(store).await;
+        sqlx::query("UPDATE audit_log SET hash = 'ab' WHERE seq = 2").execute(store.pool()).await.unwrap();
+        let b = broken(store).await;
+        assert_eq!(b, BrokenLink::ContentChanged { seq: 2 });
+    }
+
+    async fn verify_catches_a_deleted_row(store: &Store) {
+        append_n(store, 5).await;
+        drop_guards(store).await;
+        sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(store.pool()).await.unwrap();
+        assert_eq!(broken(store).await, BrokenLink::Gap { expected: 3, found: 4 });
+    }
+
+    async fn verify_catches_a_deleted_tail(store: &Store) {
+        append_n(store, 5).await;
+        drop_guards(store).await;
+        sqlx::query("DELETE FROM audit_log WHERE seq = 5").execute(store.pool()).await.unwrap();
+        assert_eq!(broken(store).await, BrokenLink::HeadMismatch { head_seq: 5, last_seq: 4 });
+    }
+
+    async fn verify_catches_reordered_rows(store: &Store) {
+        append_n(store, 5).await;
+        drop_guards(store).await;
+        // Swap records 2 and 4 by renumbering them through a free number.
+        for (from, to) in [(2, 100), (4, 2), (100, 4)] {
+            sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2").bind(to).bind(from).execute(store.pool()).await.unwrap();
+        }
+        let b = broken(store).await;
+        assert_eq!(b.seq(), 2, "{b:?}");
+    }
+
+    async fn verify_catches_a_renumbered_deletion(store: &Store) {
+        // Delete record 2 and shift the rest down so there is no gap.
+        append_n(store, 4).await;
+        drop_guards(store).await;
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.unwrap();
+        for s in 3..=4 {
+            sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2").bind(s - 1).bind(s).execute(store.pool()).await.unwrap();
+        }
+        assert_eq!(broken(store).await, BrokenLink::ContentChanged { seq: 2 });
+    }
+}
