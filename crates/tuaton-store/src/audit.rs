@@ -141,7 +141,7 @@ pub async fn append(tx: &mut Tx, at: OffsetDateTime, event: &AuditEvent) -> Resu
     // Advancing the head first takes its row lock (PostgreSQL) or the write lock
     // (SQLite), so concurrent appenders queue here rather than fork the chain.
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
@@ -168,11 +168,11 @@ pub async fn append(tx: &mut Tx, at: OffsetDateTime, event: &AuditEvent) -> Resu
     .bind(&details)
     .bind(&prev_hash)
     .bind(&hash)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&hash)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(AuditRecord {
         seq,

@@ -9,8 +9,32 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::StoreError;
 
-/// A transaction on either engine.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction on either engine. Dropping it without [`Tx::commit`] rolls back.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    // SQLite has one writer at a time; queueing writers here, in process, is
+    // far cheaper than letting them spin on SQLITE_BUSY.
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    /// The connection to run queries on.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Makes the transaction's writes durable.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Discards the transaction's writes.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +76,7 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -88,7 +113,7 @@ impl Store {
             });
         }
         let pool = pool.connect_with(connect).await?;
-        let store = Self { pool, engine };
+        let store = Self { pool, engine, writer: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -108,11 +133,15 @@ impl Store {
     }
 
     /// Starts a transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock,
+    /// and writers in this process queue for it in order.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
+            Engine::Sqlite => {
+                let guard = self.writer.clone().lock_owned().await;
+                Tx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _writer: Some(guard) }
+            }
+            Engine::Postgres => Tx { tx: self.pool.begin().await?, _writer: None },
         })
     }
 

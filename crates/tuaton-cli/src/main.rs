@@ -1,0 +1,96 @@
+//! `tuaton`: the one binary operators run.
+//!
+//! Scope: argument parsing, loading settings, opening the store, and calling
+//! into the library crates; output as text for people or JSON (`--json`) for
+//! scripts. Exit codes are part of the public contract and documented in
+//! docs/operators/cli.md.
+//!
+//! Non-goals: logic of its own. Every command is a thin shell over a library call.
+
+mod audit_cmd;
+mod dev_cmd;
+mod serve_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tuaton: digital identity and e-signatures for government services.
+#[derive(Parser)]
+#[command(name = "tuaton", version, about, long_about = None)]
+struct Cli {
+    /// TOML settings file; TUATON_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE", env = "TUATON_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(serve_cmd::ServeArgs),
+    /// Development helpers.
+    Dev {
+        #[command(subcommand)]
+        command: dev_cmd::DevCommand,
+    },
+    /// Inspect the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
+}
+
+/// Exit status for a command that could not run (bad settings, unreachable database).
+pub(crate) const EXIT_USAGE: u8 = 64;
+/// Exit status when a check found a problem (a broken audit chain).
+pub(crate) const EXIT_FAILED: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = cli.config.as_deref();
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve_cmd::run(config, args).await,
+            Command::Dev { command } => dev_cmd::run(command).await,
+            Command::Audit { command } => audit_cmd::run(config, command).await,
+        }
+    })
+}
+
+/// Prints `error: …` and returns the usage exit code.
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Loads settings and opens the store, or explains why not.
+pub(crate) async fn open(
+    config: Option<&std::path::Path>,
+    dev: bool,
+) -> Result<(tuaton_server::Settings, tuaton_store::Store), ExitCode> {
+    let settings = tuaton_server::Settings::load(config, dev).map_err(fail)?;
+    if settings.database_url.starts_with("sqlite") {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+            fail(format!("cannot create data directory {} (TUATON_DATA_DIR): {e}", settings.data_dir.display()))
+        })?;
+    }
+    let store = tuaton_store::Store::connect(&settings.database_url, &Default::default())
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "cannot open the database {} (TUATON_DATABASE_URL): {e}",
+                tuaton_server::settings::redact_url(&settings.database_url)
+            ))
+        })?;
+    Ok((settings, store))
+}

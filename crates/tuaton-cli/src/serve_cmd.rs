@@ -1,0 +1,73 @@
+//! `tuaton serve`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use tuaton_core::SystemClock;
+use tuaton_server::settings::LogFormat;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Development mode: SQLite in the data directory, software keys and fictional registries from keys-dev/.
+    #[arg(long)]
+    dev: bool,
+    /// Write logs as JSON lines (same as TUATON_LOG_FORMAT=json).
+    #[arg(long)]
+    log_json: bool,
+}
+
+pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
+    let (mut settings, store) = match crate::open(config, args.dev).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if args.log_json {
+        settings.log_format = LogFormat::Json;
+    }
+    tuaton_server::telemetry::init_logging(settings.log_format);
+    if settings.dev {
+        tracing::warn!("development mode: keys and registries from keys-dev/ are for development only");
+    }
+    let listener = match tokio::net::TcpListener::bind(settings.listen).await {
+        Ok(l) => l,
+        Err(e) => return crate::fail(format!("cannot listen on {} (TUATON_LISTEN): {e}", settings.listen)),
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(listen = %addr, public_url = %settings.public_url, engine = ?store.engine(), "serving");
+    let grace = settings.shutdown_grace;
+    let state = tuaton_server::AppState::new(settings, store.clone(), Arc::new(SystemClock));
+    let app = tuaton_server::build_router(state);
+    let result = tuaton_server::serve(listener, app, shutdown_signal(), grace).await;
+    store.close().await;
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => crate::fail(format!("server error: {e}")),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

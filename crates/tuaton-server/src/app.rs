@@ -1,0 +1,123 @@
+//! Application state, the composed router, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tuaton_core::Clock;
+use tuaton_store::Store;
+
+use crate::error::ApiError;
+use crate::middleware::{REQUEST_ID, RandomRequestId, record_metrics, security_headers};
+use crate::settings::Settings;
+
+/// Everything a handler may reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    settings: Settings,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Builds the state from its parts.
+    pub fn new(settings: Settings, store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self(Arc::new(Inner { settings, store, clock, metrics: crate::telemetry::metrics_handle() }))
+    }
+
+    /// The settings the process started with.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The current time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.0.clock.now()
+    }
+
+    /// The Prometheus handle.
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.0.metrics
+    }
+}
+
+/// The whole application: every area's routes with the shared layers.
+pub fn build_router(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let mut router = Router::new()
+        .merge(crate::health::routes())
+        .merge(crate::openapi::routes())
+        .fallback(|| async { ApiError::not_found("no_such_endpoint", "There is no endpoint at this address.") })
+        .route_layer(axum::middleware::from_fn(record_metrics))
+        .with_state(state);
+    for (name, value) in security_headers(settings.is_https()) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request_timeout",
+                    "The request took too long and was stopped. Please try again.",
+                )
+                .into_response()
+            }))
+            .timeout(settings.request_timeout)
+            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
+/// connections and lets in-flight requests finish (bounded by `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown);
+    let server = std::pin::pin!(server.into_future());
+    // Once shutdown begins, in-flight requests get `grace` to finish.
+    tokio::select! {
+        r = server => r,
+        () = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error leaves as `application/problem+json` (RFC 9457) with a stable,
+//! machine-readable `code` and a human sentence. Details that could help an
+//! attacker or leak personal data are logged with the request id, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+/// Problem details (RFC 9457) with Tuaton's stable error code.
+pub struct Problem {
+    /// `about:blank` or a Tuaton error URI.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Short summary of the status.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// Stable machine-readable code, e.g. `invalid_citizen_id`.
+    code: &'static str,
+    /// A sentence for a person.
+    detail: String,
+}
+
+impl ApiError {
+    /// An error with an explicit status, code and sentence (the sentence is sent to the client).
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// 400 for input that does not parse or validate.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 409 for a request that conflicts with existing state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 403.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 401.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 503 with `Retry-After`, for a dependency that is down.
+    pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self { retry_after: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
+    }
+
+    /// 500; `detail` is logged, never sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side. Please try again later.")
+    }
+
+    /// The status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(code = self.code, status = self.status.as_u16(), "request failed");
+        } else {
+            tracing::info!(code = self.code, status = self.status.as_u16(), "request refused");
+        }
+        let body = Problem {
+            kind: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: self.message,
+        };
+        let mut resp = (self.status, Json(body)).into_response();
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<tuaton_store::StoreError> for ApiError {
+    fn from(e: tuaton_store::StoreError) -> Self {
+        use tuaton_store::StoreError as S;
+        match e {
+            S::Unavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::unavailable("database_unavailable", "The service is temporarily unavailable. Please try again shortly.", 5)
+            }
+            S::Conflict { .. } => ApiError::conflict("conflict", "The request conflicts with the current state."),
+            S::NotFound { what } => ApiError::not_found("not_found", format!("The {what} was not found.")),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// JSON body extractor whose rejections come back as Tuaton problems, not axum's plain text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as JSON with Content-Type: application/json.",
+            )),
+            Err(JsonRejection::JsonSyntaxError(_)) => {
+                Err(ApiError::bad_request("malformed_json", "The body is not well-formed JSON."))
+            }
+            // The serde message names the field and what was expected; it never echoes values.
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request("invalid_field", e.body_text())),
+            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "The request body is too large or could not be read.",
+            )),
+            Err(_) => Err(ApiError::bad_request("invalid_body", "The request body could not be read.")),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}

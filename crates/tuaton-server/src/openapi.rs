@@ -1,0 +1,25 @@
+//! The OpenAPI 3.1 description served at `/openapi.json`.
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tuaton", description = "Digital identity and e-signature service: JSON API for apps, pages and agencies."),
+    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics),
+    components(schemas(crate::error::Problem)),
+    tags((name = "operations", description = "Health, readiness and metrics"))
+)]
+pub(crate) struct ApiDoc;
+
+/// The full document, merged from every area's paths.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { axum::Json(document()) }))
+}

@@ -1,0 +1,359 @@
+//! Settings from a TOML file and the environment; the environment wins.
+//!
+//! Every setting has one name in the file and one `TUATON_*` variable. A bad
+//! value stops start-up with a message naming the setting, the value's problem
+//! and what is accepted.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// A setting that cannot be used. The fault is the operator's configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A value does not parse or is out of range.
+    #[error("invalid setting {setting} = {value:?}: {problem}; expected {expected}")]
+    Invalid {
+        /// The environment variable or file key.
+        setting: String,
+        /// The value given (never a secret: secrets are read from files, not values).
+        value: String,
+        /// What is wrong.
+        problem: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The configuration file cannot be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for Tuaton's settings.
+    #[error("configuration file {path} is not valid: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line.
+        message: String,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The settings file, every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    log_format: Option<String>,
+    max_body_bytes: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+/// Everything `tuaton serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `TUATON_LISTEN`: the socket address to bind. Default `127.0.0.1:8080`:
+    /// loopback, so a fresh install is not exposed until an operator says so.
+    pub listen: SocketAddr,
+    /// `TUATON_PUBLIC_URL`: the issuer and WebAuthn origin. Default
+    /// `http://localhost:8080`, because browsers refuse WebAuthn on a bare IP.
+    pub public_url: Url,
+    /// `TUATON_DATA_DIR`: where the SQLite file and software keys live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `TUATON_DATABASE_URL`: `postgres://…` or `sqlite://…`. Default: `tuaton.db` in the data dir.
+    pub database_url: String,
+    /// `TUATON_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `TUATON_MAX_BODY_BYTES`: largest request body accepted. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// `TUATON_REQUEST_TIMEOUT_SECS`: a request running longer is cut off with 503. Default 30.
+    pub request_timeout: Duration,
+    /// `TUATON_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM. Default 30.
+    pub shutdown_grace: Duration,
+    /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
+    pub dev: bool,
+}
+
+/// Where a value came from, for error messages.
+struct Source<'a> {
+    env: &'static str,
+    file_key: &'static str,
+    from_env: bool,
+    value: &'a str,
+}
+
+impl Source<'_> {
+    fn invalid(&self, problem: impl Into<String>, expected: &'static str) -> SettingsError {
+        let setting = if self.from_env {
+            self.env.to_owned()
+        } else {
+            format!("{} (configuration file)", self.file_key)
+        };
+        SettingsError::Invalid { setting, value: self.value.to_owned(), problem: problem.into(), expected }
+    }
+}
+
+impl Settings {
+    /// Loads settings from `file` (if given) and the process environment.
+    pub fn load(file: Option<&Path>, dev: bool) -> Result<Self, SettingsError> {
+        Self::load_with(file, dev, |k| std::env::var(k).ok())
+    }
+
+    /// Loads settings with `env` standing in for the environment; for tests.
+    pub fn load_with(
+        file: Option<&Path>,
+        dev: bool,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let fs: FileSettings = match file {
+            None => FileSettings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| SettingsError::File { path: path.to_owned(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| SettingsError::Syntax { path: path.to_owned(), message: e.to_string() })?
+            }
+        };
+
+        // The environment wins over the file.
+        let pick = |env_name: &'static str, file_key: &'static str, file_val: Option<String>| {
+            match env(env_name) {
+                Some(v) => Some((v, env_name, file_key, true)),
+                None => file_val.map(|v| (v, env_name, file_key, false)),
+            }
+        };
+        let num = |n: Option<u64>| n.map(|n| n.to_string());
+
+        let listen = match pick("TUATON_LISTEN", "listen", fs.listen) {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some((v, env, file_key, from_env)) => {
+                let src = Source { env, file_key, from_env, value: &v };
+                v.trim().parse().map_err(|e: std::net::AddrParseError| {
+                    src.invalid(e.to_string(), "an IP address and port, such as 127.0.0.1:8080 or [::1]:8080")
+                })?
+            }
+        };
+
+        let public_url = match pick("TUATON_PUBLIC_URL", "public_url", fs.public_url) {
+            None => Url::parse("http://localhost:8080").map_err(|e| SettingsError::Invalid {
+                setting: "TUATON_PUBLIC_URL".into(),
+                value: String::new(),
+                problem: e.to_string(),
+                expected: "a URL",
+            })?,
+            Some((v, env, file_key, from_env)) => {
+                let src = Source { env, file_key, from_env, value: &v };
+                parse_public_url(&v).map_err(|p| {
+                    src.invalid(p, "an http:// or https:// URL with a host name and no path, query or fragment, such as https://id.example.go.th")
+                })?
+            }
+        };
+
+        let data_dir = match env("TUATON_DATA_DIR") {
+            Some(v) if v.trim().is_empty() => {
+                return Err(SettingsError::Invalid {
+                    setting: "TUATON_DATA_DIR".into(),
+                    value: v,
+                    problem: "empty".into(),
+                    expected: "a directory path",
+                });
+            }
+            Some(v) => PathBuf::from(v),
+            None => fs.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+        };
+
+        let database_url = match pick("TUATON_DATABASE_URL", "database_url", fs.database_url) {
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("tuaton.db").display()),
+            Some((v, env, file_key, from_env)) => {
+                let src = Source { env, file_key, from_env, value: &redact_url(&v) };
+                let scheme = v.split(':').next().unwrap_or_default().to_ascii_lowercase();
+                if !matches!(scheme.as_str(), "sqlite" | "postgres" | "postgresql") {
+                    return Err(src.invalid(
+                        format!("unsupported scheme `{scheme}`"),
+                        "postgres://USER@HOST:PORT/DB or sqlite://PATH",
+                    ));
+                }
+                v
+            }
+        };
+
+        let log_format = match pick("TUATON_LOG_FORMAT", "log_format", fs.log_format) {
+            None => LogFormat::Text,
+            Some((v, env, file_key, from_env)) => match v.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    let src = Source { env, file_key, from_env, value: &v };
+                    return Err(src.invalid("unknown format", "text or json"));
+                }
+            },
+        };
+
+        let number = |env_name, file_key, file_val: Option<u64>, default: u64, min: u64, max: u64, expected| {
+            match pick(env_name, file_key, num(file_val)) {
+                None => Ok(default),
+                Some((v, env, file_key, from_env)) => {
+                    let src = Source { env, file_key, from_env, value: &v };
+                    match v.trim().parse::<u64>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        Ok(_) => Err(src.invalid("out of range", expected)),
+                        Err(e) => Err(src.invalid(e.to_string(), expected)),
+                    }
+                }
+            }
+        };
+        let max_body_bytes = number(
+            "TUATON_MAX_BODY_BYTES",
+            "max_body_bytes",
+            fs.max_body_bytes,
+            1 << 20,
+            1024,
+            1 << 30,
+            "a byte count from 1024 to 1073741824",
+        )?;
+        let request_timeout = number(
+            "TUATON_REQUEST_TIMEOUT_SECS",
+            "request_timeout_secs",
+            fs.request_timeout_secs,
+            30,
+            1,
+            3600,
+            "whole seconds from 1 to 3600",
+        )?;
+        let shutdown_grace = number(
+            "TUATON_SHUTDOWN_GRACE_SECS",
+            "shutdown_grace_secs",
+            fs.shutdown_grace_secs,
+            30,
+            0,
+            3600,
+            "whole seconds from 0 to 3600",
+        )?;
+
+        Ok(Settings {
+            listen,
+            public_url,
+            data_dir,
+            database_url,
+            log_format,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(request_timeout),
+            shutdown_grace: Duration::from_secs(shutdown_grace),
+            dev,
+        })
+    }
+
+    /// Whether the public URL is https (turns on HSTS and `Secure` cookies).
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The public URL without a trailing slash: the OpenID issuer and WebAuthn origin.
+    pub fn issuer(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+fn parse_public_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme `{}` is not http or https", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err("has a path, query or fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("has credentials".into());
+    }
+    Ok(url)
+}
+
+/// A database URL with any password replaced, safe to print.
+pub fn redact_url(v: &str) -> String {
+    match Url::parse(v) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => v.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, SettingsError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tuaton.toml");
+        if let Some(f) = file {
+            std::fs::write(&path, f).unwrap();
+        }
+        Settings::load_with(file.map(|_| path.as_path()), false, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_loopback_localhost_and_sqlite_in_data() {
+        let s = load(&[], None).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.issuer(), "http://localhost:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert!(s.database_url.starts_with("sqlite://./data/tuaton.db"));
+        assert!(!s.is_https());
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let file = "listen = \"127.0.0.1:9000\"\npublic_url = \"https://id.example.go.th\"\n";
+        let s = load(&[("TUATON_LISTEN", "[::1]:7000")], Some(file)).unwrap();
+        assert_eq!(s.listen.to_string(), "[::1]:7000");
+        assert_eq!(s.issuer(), "https://id.example.go.th");
+        assert!(s.is_https());
+    }
+
+    #[test]
+    fn a_bad_setting_names_itself_and_what_is_accepted() {
+        let e = load(&[("TUATON_LISTEN", "localhost")], None).unwrap_err().to_string();
+        assert!(e.contains("TUATON_LISTEN") && e.contains("127.0.0.1:8080"), "{e}");
+        let e = load(&[("TUATON_PUBLIC_URL", "ftp://x")], None).unwrap_err().to_string();
+        assert!(e.contains("TUATON_PUBLIC_URL") && e.contains("http"), "{e}");
+        let e = load(&[("TUATON_PUBLIC_URL", "https://x.example/path")], None).unwrap_err().to_string();
+        assert!(e.contains("path"), "{e}");
+        let e = load(&[("TUATON_DATABASE_URL", "mysql://u:secret@h/db")], None).unwrap_err().to_string();
+        assert!(e.contains("TUATON_DATABASE_URL") && !e.contains("secret"), "{e}");
+        let e = load(&[], Some("listen = \"nope\"")).unwrap_err().to_string();
+        assert!(e.contains("listen (configuration file)"), "{e}");
+        let e = load(&[], Some("lisen = \"127.0.0.1:1\"")).unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        let e = load(&[("TUATON_MAX_BODY_BYTES", "12")], None).unwrap_err().to_string();
+        assert!(e.contains("TUATON_MAX_BODY_BYTES") && e.contains("1024"), "{e}");
+        let e = load(&[("TUATON_LOG_FORMAT", "xml")], None).unwrap_err().to_string();
+        assert!(e.contains("text or json"), "{e}");
+    }
+}
