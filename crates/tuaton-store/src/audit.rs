@@ -340,19 +340,33 @@ pub async fn list(store: &Store, after: i64, limit: i64) -> Result<Vec<AuditReco
     .bind(limit)
     .fetch_all(store.pool())
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(AuditRecord {
-                seq: row.try_get("seq")?,
-                at: from_ms(row.try_get("at_ms")?),
-                actor: row.try_get("actor")?,
-                action: row.try_get("action")?,
-                target: row.try_get("target")?,
-                outcome: row.try_get("outcome")?,
-                details: row.try_get("details")?,
-                prev_hash: row.try_get("prev_hash")?,
-                hash: row.try_get("hash")?,
-            })
-        })
-        .collect()
+    rows.iter().map(record_from_row).collect()
+}
+
+/// Records whose actor or target is `subject` (e.g. `account:<id>` / the account id), oldest first, at most `limit`.
+pub async fn about(store: &Store, actor: &str, target: &str, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at_ms, actor, action, target, outcome, details, prev_hash, hash \
+         FROM audit_log WHERE actor = $1 OR target = $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(actor)
+    .bind(target)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+fn record_from_row(row: &sqlx::any::AnyRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        seq: row.try_get("seq")?,
+        at: from_ms(row.try_get("at_ms")?),
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        outcome: row.try_get("outcome")?,
+        details: row.try_get("details")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
 }

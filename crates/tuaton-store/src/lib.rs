@@ -10,9 +10,16 @@
 //! and caching. Every query is written once in SQL both engines accept; where
 //! they differ (DDL), each engine has its own migration directory.
 
+pub mod accounts;
 pub mod audit;
+pub mod ceremonies;
+pub mod companies;
+pub mod consents;
 mod db;
 mod error;
+pub mod passkeys;
+pub mod proofing;
+pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -28,4 +35,13 @@ pub fn to_ms(t: time::OffsetDateTime) -> i64 {
 pub fn from_ms(ms: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A new opaque id: 128 random bits, hex. Reveals nothing and cannot be guessed.
+pub fn new_id() -> String {
+    let mut b = [0u8; 16];
+    // The system RNG failing is unrecoverable and vanishingly rare; an all-zero
+    // id would then collide at once on the primary key rather than pass silently.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    hex::encode(b)
 }

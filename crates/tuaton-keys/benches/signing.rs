@@ -1,0 +1,268 @@
+//! Signing throughput: each backend beside the raw primitive it wraps.
+//!
+//! - `ring`: ring's key pair signing directly; `soft`: the software backend.
+//! - `cryptoki`: `C_Sign` on one directly opened SoftHSM2 session (with the
+//!   same ring digest for ECDSA that the backend computes); `pkcs11`: the
+//!   PKCS#11 backend with its session pool.
+//! - `*/8threads`: 8 concurrent signers; criterion's time per iteration is
+//!   then wall time per signature across all threads.
+//!
+//! Like the conformance suite, the binary re-executes itself with
+//! `SOFTHSM2_CONF` pointing at a fresh token (the workspace forbids the
+//! `unsafe` `set_var`). Needs Debian's `softhsm2`.
+//!
+//! Run: `cargo bench -p tuaton-keys --bench signing`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, black_box};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+use tuaton_keys::{
+    KeyBackend, KeyRef, KeySpec, MasterKey, Pin, Pkcs11Backend, Pkcs11Config, SignatureAlgorithm,
+    SignatureFormat, SoftwareBackend,
+};
+
+const CHILD: &str = "TUATON_KEYS_BENCH_CHILD";
+const TOKEN: &str = "tuaton-bench";
+const PIN: &str = "bench-pin-1234";
+const MSG: &[u8] = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL3R1YXRvbi5leGFtcGxlIiwic3ViIjoiMTIzNDUiLCJhdWQiOiJhZ2VuY3kiLCJleHAiOjE3MDAwMDAwMDB9";
+const THREADS: usize = 8;
+
+fn module() -> PathBuf {
+    std::env::var_os("TUATON_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+}
+
+fn main() {
+    if std::env::var_os(CHILD).is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tokens = tmp.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = tmp.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let ok = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                TOKEN,
+                "--so-pin",
+                "so-bench",
+                "--pin",
+                PIN,
+            ])
+            .output()
+            .expect("softhsm2-util not found: apt-get install -y softhsm2")
+            .status
+            .success();
+        assert!(ok, "softhsm2-util --init-token failed");
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(std::env::args_os().skip(1))
+            .env(CHILD, "1")
+            .env("SOFTHSM2_CONF", &conf)
+            .status()
+            .unwrap();
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+        .configure_from_args();
+    run(&mut c);
+    c.final_summary();
+}
+
+/// A session of our own on the bench token, logged in, with the key found.
+fn direct_session(backend: &Pkcs11Backend, key: &KeyRef) -> (Session, ObjectHandle) {
+    let ctx = backend.context();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
+        .unwrap();
+    let session = ctx.open_ro_session(slot).unwrap();
+    // The backend has logged the application in already; login is per app.
+    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN)));
+    let (_, id) = key.pkcs11_id().unwrap();
+    let handle = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(id.to_vec()),
+        ])
+        .unwrap()[0];
+    (session, handle)
+}
+
+fn raw_c_sign(session: &Session, handle: ObjectHandle, alg: SignatureAlgorithm) -> Vec<u8> {
+    match alg {
+        SignatureAlgorithm::Es256 => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, MSG);
+            session
+                .sign(&Mechanism::Ecdsa, handle, digest.as_ref())
+                .unwrap()
+        }
+        SignatureAlgorithm::EdDsa => session
+            .sign(
+                &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+                handle,
+                MSG,
+            )
+            .unwrap(),
+        SignatureAlgorithm::Rs256 => session
+            .sign(&Mechanism::Sha256RsaPkcs, handle, MSG)
+            .unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// Runs `iters` signatures spread over `THREADS` threads; returns wall time.
+fn parallel(iters: u64, sign: impl Fn(usize) + Sync) -> Duration {
+    let per_thread = iters.div_ceil(THREADS as u64);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let sign = &sign;
+            s.spawn(move || {
+                for _ in 0..per_thread {
+                    sign(t);
+                }
+            });
+        }
+    });
+    // Normalise to the requested iteration count.
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_thread * THREADS as u64) as f64)
+}
+
+fn run(c: &mut Criterion) {
+    let rng = SystemRandom::new();
+    let dir = tempfile::tempdir().unwrap();
+    let soft = SoftwareBackend::open(dir.path(), MasterKey::from_bytes([7; 32])).unwrap();
+    let pkcs11 = Pkcs11Backend::open(Pkcs11Config::new(module(), TOKEN, Pin::new(PIN))).unwrap();
+
+    let cases = [
+        (KeySpec::EcP256, SignatureAlgorithm::Es256),
+        (KeySpec::Ed25519, SignatureAlgorithm::EdDsa),
+        (KeySpec::Rsa2048, SignatureAlgorithm::Rs256),
+    ];
+    for (spec, alg) in cases {
+        let mut group = c.benchmark_group(alg.jose_name());
+
+        // Raw ring, from a PKCS#8 generated the same way as the backend's.
+        let ring_sign: Box<dyn Fn() -> Vec<u8> + Sync> = match spec {
+            KeySpec::EcP256 => {
+                let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+                let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+                let pair = EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).unwrap();
+                let rng = SystemRandom::new();
+                Box::new(move || pair.sign(&rng, MSG).unwrap().as_ref().to_vec())
+            }
+            KeySpec::Ed25519 => {
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+                let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+                Box::new(move || pair.sign(MSG).as_ref().to_vec())
+            }
+            _ => {
+                use rsa::pkcs8::EncodePrivateKey as _;
+                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+                let pair = RsaKeyPair::from_pkcs8(key.to_pkcs8_der().unwrap().as_bytes()).unwrap();
+                let rng = SystemRandom::new();
+                Box::new(move || {
+                    let mut sig = vec![0; pair.public().modulus_len()];
+                    pair.sign(&signature::RSA_PKCS1_SHA256, &rng, MSG, &mut sig)
+                        .unwrap();
+                    sig
+                })
+            }
+        };
+        let soft_key = soft.generate(spec, "bench").unwrap();
+        let hsm_key = pkcs11.generate(spec, "bench").unwrap();
+        let (session, handle) = direct_session(&pkcs11, &hsm_key);
+
+        group.bench_function(BenchmarkId::new("ring", "1thread"), |b| {
+            b.iter(|| black_box(ring_sign()))
+        });
+        group.bench_function(BenchmarkId::new("soft", "1thread"), |b| {
+            b.iter(|| {
+                black_box(
+                    soft.sign(&soft_key, alg, SignatureFormat::Raw, MSG)
+                        .unwrap(),
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("cryptoki", "1thread"), |b| {
+            b.iter(|| black_box(raw_c_sign(&session, handle, alg)))
+        });
+        group.bench_function(BenchmarkId::new("pkcs11", "1thread"), |b| {
+            b.iter(|| {
+                black_box(
+                    pkcs11
+                        .sign(&hsm_key, alg, SignatureFormat::Raw, MSG)
+                        .unwrap(),
+                )
+            })
+        });
+
+        if alg == SignatureAlgorithm::Es256 {
+            let sessions: Vec<Mutex<(Session, ObjectHandle)>> = (0..THREADS)
+                .map(|_| Mutex::new(direct_session(&pkcs11, &hsm_key)))
+                .collect();
+            group.bench_function(BenchmarkId::new("ring", "8threads"), |b| {
+                b.iter_custom(|iters| parallel(iters, |_| drop(black_box(ring_sign()))))
+            });
+            group.bench_function(BenchmarkId::new("soft", "8threads"), |b| {
+                b.iter_custom(|iters| {
+                    parallel(iters, |_| {
+                        black_box(
+                            soft.sign(&soft_key, alg, SignatureFormat::Raw, MSG)
+                                .unwrap(),
+                        );
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("cryptoki", "8threads"), |b| {
+                b.iter_custom(|iters| {
+                    parallel(iters, |t| {
+                        let guard = sessions[t].lock().unwrap();
+                        black_box(raw_c_sign(&guard.0, guard.1, alg));
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("pkcs11", "8threads"), |b| {
+                b.iter_custom(|iters| {
+                    parallel(iters, |_| {
+                        black_box(
+                            pkcs11
+                                .sign(&hsm_key, alg, SignatureFormat::Raw, MSG)
+                                .unwrap(),
+                        );
+                    })
+                })
+            });
+        }
+        group.finish();
+    }
+}

@@ -1,0 +1,57 @@
+//! The trait every key backend implements.
+
+use crate::algorithm::{KeySpec, SignatureAlgorithm, SignatureFormat};
+use crate::error::Result;
+use crate::key_ref::KeyRef;
+use crate::public_key::PublicKey;
+
+/// A place where private keys are generated, used and destroyed without
+/// ever leaving it.
+///
+/// Synchronous on purpose: PKCS#11 calls block in C anyway, and the
+/// consumers (rcgen's `SigningKey`, RustCrypto's `Signer`) are synchronous.
+/// Async code calls a backend through `spawn_blocking` or a signing pool.
+/// Implementations are safe to call from many threads at once.
+pub trait KeyBackend: Send + Sync {
+    /// Generates a new key pair inside the backend and returns its reference.
+    /// `label` is for humans (shown in HSM tools); it need not be unique.
+    fn generate(&self, spec: KeySpec, label: &str) -> Result<KeyRef>;
+
+    /// Returns the public key of `key`.
+    fn public_key(&self, key: &KeyRef) -> Result<PublicKey>;
+
+    /// Signs `data` (the message, not a digest: hashing is part of `alg`).
+    /// `format` selects the ECDSA encoding and is ignored otherwise.
+    fn sign(
+        &self,
+        key: &KeyRef,
+        alg: SignatureAlgorithm,
+        format: SignatureFormat,
+        data: &[u8],
+    ) -> Result<Vec<u8>>;
+
+    /// Destroys the key pair; afterwards every use gives `KeyNotFound`.
+    fn destroy(&self, key: &KeyRef) -> Result<()>;
+
+    /// Short backend name for logs and metrics (`"soft"`, `"pkcs11"`).
+    fn name(&self) -> &'static str;
+}
+
+/// Checks a label before it reaches a file header or CKA_LABEL.
+pub(crate) fn check_label(label: &str) -> Result<()> {
+    use crate::error::KeyError;
+    if label.is_empty() {
+        return Err(KeyError::InvalidLabel { reason: "empty" });
+    }
+    if label.len() > 128 {
+        return Err(KeyError::InvalidLabel {
+            reason: "longer than 128 bytes",
+        });
+    }
+    if label.chars().any(char::is_control) {
+        return Err(KeyError::InvalidLabel {
+            reason: "contains control characters",
+        });
+    }
+    Ok(())
+}

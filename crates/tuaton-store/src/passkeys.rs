@@ -1,0 +1,143 @@
+//! Passkey credentials registered to accounts.
+
+use serde::Serialize;
+use sqlx::{Any, Executor};
+use time::OffsetDateTime;
+
+use crate::{StoreError, Tx, from_ms, to_ms};
+
+/// A credential as stored. `credential` is the WebAuthn library's serialized
+/// form (public key, counter, flags); it holds no secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasskeyRecord {
+    /// Credential id, base64url.
+    pub cred_id: String,
+    /// The account.
+    pub account_id: String,
+    /// The name the person gave it.
+    pub name: String,
+    /// The authenticator model (AAGUID), if it said.
+    pub aaguid: Option<String>,
+    /// Serialized credential, opaque here.
+    #[serde(skip)]
+    pub credential: String,
+    /// Authenticator assurance it gives (NDID number).
+    pub aal: String,
+    /// Whether its attestation was verified against the allow-list.
+    pub attested: bool,
+    /// May be synced to other devices.
+    pub backup_eligible: bool,
+    /// Is synced.
+    pub backup_state: bool,
+    /// Last signature counter seen.
+    pub sign_count: i64,
+    /// `active` or `suspended` (a cloned-authenticator signal suspends it).
+    pub state: String,
+    /// Registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last successful login.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+type Row = (String, String, String, Option<String>, String, String, i64, i64, i64, i64, String, i64, Option<i64>);
+
+fn from_row(r: Row) -> PasskeyRecord {
+    PasskeyRecord {
+        cred_id: r.0,
+        account_id: r.1,
+        name: r.2,
+        aaguid: r.3,
+        credential: r.4,
+        aal: r.5,
+        attested: r.6 != 0,
+        backup_eligible: r.7 != 0,
+        backup_state: r.8 != 0,
+        sign_count: r.9,
+        state: r.10,
+        created_at: from_ms(r.11),
+        last_used_at: r.12.map(from_ms),
+    }
+}
+
+const COLUMNS: &str = "cred_id, account_id, name, aaguid, credential, aal, attested, backup_eligible, backup_state, \
+                       sign_count, state, created_ms, last_used_ms";
+
+/// Registers a credential. The same credential id on any account is refused
+/// ([`StoreError::Conflict`]), as WebAuthn requires.
+pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO passkeys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ))
+    .bind(&p.cred_id)
+    .bind(&p.account_id)
+    .bind(&p.name)
+    .bind(&p.aaguid)
+    .bind(&p.credential)
+    .bind(&p.aal)
+    .bind(i64::from(p.attested))
+    .bind(i64::from(p.backup_eligible))
+    .bind(i64::from(p.backup_state))
+    .bind(p.sign_count)
+    .bind(&p.state)
+    .bind(to_ms(p.created_at))
+    .bind(p.last_used_at.map(to_ms))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Every credential of an account, oldest first.
+pub async fn for_account<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str) -> Result<Vec<PasskeyRecord>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM passkeys WHERE account_id = $1 ORDER BY created_ms, cred_id"))
+        .bind(account_id)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// One credential by id.
+pub async fn by_cred_id<'e, E: Executor<'e, Database = Any>>(db: E, cred_id: &str) -> Result<Option<PasskeyRecord>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM passkeys WHERE cred_id = $1"))
+        .bind(cred_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(from_row))
+}
+
+/// Records a successful login: new credential state, counter, backup flag, time.
+pub async fn record_use(
+    tx: &mut Tx,
+    cred_id: &str,
+    credential: &str,
+    sign_count: i64,
+    backup_state: bool,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE passkeys SET credential = $1, sign_count = $2, backup_state = $3, last_used_ms = $4 WHERE cred_id = $5")
+        .bind(credential)
+        .bind(sign_count)
+        .bind(i64::from(backup_state))
+        .bind(to_ms(now))
+        .bind(cred_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Suspends a credential (cloned-authenticator signal).
+pub async fn suspend(tx: &mut Tx, cred_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1").bind(cred_id).execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// Removes a credential of an account; false if there was none.
+pub async fn delete(tx: &mut Tx, account_id: &str, cred_id: &str) -> Result<bool, StoreError> {
+    let r = sqlx::query("DELETE FROM passkeys WHERE account_id = $1 AND cred_id = $2")
+        .bind(account_id)
+        .bind(cred_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
