@@ -41,7 +41,14 @@ pub(crate) async fn run(config: Option<&Path>, cmd: AuditCommand) -> ExitCode {
         println!("audit chain BROKEN at record {}: {b}", b.seq());
         println!("{} record(s) before it verified", report.records_checked);
     } else {
-        println!("audit chain intact: {} record(s), head {}", report.records_checked, report.last_good_hash);
+        println!(
+            "audit chain intact: {} record(s), head {}",
+            report.records_checked, report.last_good_hash
+        );
     }
-    if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_FAILED) }
+    if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_FAILED)
+    }
 }

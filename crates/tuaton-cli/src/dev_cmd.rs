@@ -44,13 +44,21 @@ fn init(dir: &Path, force: bool) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
     let key_path = dir.join(DEV_MASTER_KEY);
     if key_path.exists() && !force {
-        report.push(format!("kept {} (use --force to replace)", key_path.display()));
+        report.push(format!(
+            "kept {} (use --force to replace)",
+            key_path.display()
+        ));
     } else {
         let mut key = [0u8; 32];
-        SystemRandom::new().fill(&mut key).map_err(|_| "the system random source failed".to_owned())?;
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| "the system random source failed".to_owned())?;
         let text = format!("{}\n", hex::encode(key));
         write_private(&key_path, text.as_bytes())?;
-        report.push(format!("wrote {} (development master key; never use it in production)", key_path.display()));
+        report.push(format!(
+            "wrote {} (development master key; never use it in production)",
+            key_path.display()
+        ));
     }
     Ok(report)
 }

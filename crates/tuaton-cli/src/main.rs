@@ -9,6 +9,7 @@
 
 mod audit_cmd;
 mod dev_cmd;
+mod keys_cmd;
 mod serve_cmd;
 
 use std::path::PathBuf;
@@ -36,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: dev_cmd::DevCommand,
     },
+    /// Manage signing keys: list, rotate, retire, destroy.
+    Keys {
+        #[command(subcommand)]
+        command: keys_cmd::KeysCommand,
+    },
     /// Inspect the audit log.
     Audit {
         #[command(subcommand)]
@@ -50,7 +56,10 @@ pub(crate) const EXIT_FAILED: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -62,6 +71,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve_cmd::run(config, args).await,
             Command::Dev { command } => dev_cmd::run(command).await,
+            Command::Keys { command } => keys_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })
@@ -81,7 +91,10 @@ pub(crate) async fn open(
     let settings = tuaton_server::Settings::load(config, dev).map_err(fail)?;
     if settings.database_url.starts_with("sqlite") {
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-            fail(format!("cannot create data directory {} (TUATON_DATA_DIR): {e}", settings.data_dir.display()))
+            fail(format!(
+                "cannot create data directory {} (TUATON_DATA_DIR): {e}",
+                settings.data_dir.display()
+            ))
         })?;
     }
     let store = tuaton_store::Store::connect(&settings.database_url, &Default::default())

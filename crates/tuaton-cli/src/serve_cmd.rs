@@ -28,16 +28,38 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
     }
     tuaton_server::telemetry::init_logging(settings.log_format);
     if settings.dev {
-        tracing::warn!("development mode: keys and registries from keys-dev/ are for development only");
+        tracing::warn!(
+            "development mode: keys and registries from keys-dev/ are for development only"
+        );
     }
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(l) => l,
-        Err(e) => return crate::fail(format!("cannot listen on {} (TUATON_LISTEN): {e}", settings.listen)),
+        Err(e) => {
+            return crate::fail(format!(
+                "cannot listen on {} (TUATON_LISTEN): {e}",
+                settings.listen
+            ));
+        }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::info!(listen = %addr, public_url = %settings.public_url, engine = ?store.engine(), "serving");
     let grace = settings.shutdown_grace;
-    let state = tuaton_server::AppState::new(settings, store.clone(), Arc::new(SystemClock));
+    let state = match tuaton_server::AppState::from_settings(
+        settings,
+        store.clone(),
+        Arc::new(SystemClock),
+    ) {
+        Ok(s) => s,
+        Err(e) => return crate::fail(e),
+    };
+    if state.services().card_registry.is_none() {
+        tracing::warn!(
+            "no card-status registry configured (TUATON_CARD_REGISTRY_URL): proofing answers 503 until one is"
+        );
+    }
     let app = tuaton_server::build_router(state);
     let result = tuaton_server::serve(listener, app, shutdown_signal(), grace).await;
     store.close().await;

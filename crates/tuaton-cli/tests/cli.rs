@@ -10,7 +10,9 @@ use tuaton_store::testing::TestDb;
 
 fn tuaton(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tuaton"));
-    c.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -18,12 +20,21 @@ fn tuaton(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["serve", "--help"], &["dev", "init", "--help"], &["audit", "verify", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["dev", "init", "--help"],
+        &["audit", "verify", "--help"],
+    ] {
         let o = tuaton(args, &[]);
         assert!(o.status.success(), "{args:?}: {}", text(&o));
         assert!(text(&o).contains("Usage:"), "{args:?}");
@@ -41,13 +52,24 @@ fn a_bad_setting_exits_non_zero_naming_the_setting() {
     ] {
         let o = tuaton(&["serve"], &[(var, val), ("TUATON_DATA_DIR", d)]);
         assert_eq!(o.status.code(), Some(64), "{var}: {}", text(&o));
-        assert!(text(&o).contains(expect) && text(&o).contains("expected"), "{}", text(&o));
+        assert!(
+            text(&o).contains(expect) && text(&o).contains("expected"),
+            "{}",
+            text(&o)
+        );
     }
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "request_timeout_secs = 0\n").unwrap();
-    let o = tuaton(&["serve", "--config", cfg.to_str().unwrap()], &[("TUATON_DATA_DIR", d)]);
+    let o = tuaton(
+        &["serve", "--config", cfg.to_str().unwrap()],
+        &[("TUATON_DATA_DIR", d)],
+    );
     assert_eq!(o.status.code(), Some(64));
-    assert!(text(&o).contains("request_timeout_secs (configuration file)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("request_timeout_secs (configuration file)"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,21 +77,32 @@ async fn audit_verify_reports_a_tampered_row_by_id() {
     let db = TestDb::sqlite().await;
     for i in 0..4 {
         let ev = AuditEvent::success("operator:test", "test.event", format!("t{i}"));
-        audit::append_alone(&db.store, OffsetDateTime::now_utc(), &ev).await.unwrap();
+        audit::append_alone(&db.store, OffsetDateTime::now_utc(), &ev)
+            .await
+            .unwrap();
     }
     let url = db.url();
     let ok = tuaton(&["audit", "verify"], &[("TUATON_DATABASE_URL", &url)]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("intact: 4 record(s)"));
 
-    sqlx::query("DROP TRIGGER audit_log_no_update").execute(db.store.pool()).await.unwrap();
-    sqlx::query("UPDATE audit_log SET target = 'forged' WHERE seq = 3").execute(db.store.pool()).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(db.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET target = 'forged' WHERE seq = 3")
+        .execute(db.store.pool())
+        .await
+        .unwrap();
 
     let bad = tuaton(&["audit", "verify"], &[("TUATON_DATABASE_URL", &url)]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     assert!(text(&bad).contains("BROKEN at record 3"), "{}", text(&bad));
 
-    let json = tuaton(&["audit", "verify", "--json"], &[("TUATON_DATABASE_URL", &url)]);
+    let json = tuaton(
+        &["audit", "verify", "--json"],
+        &[("TUATON_DATABASE_URL", &url)],
+    );
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["intact"], false);
     assert_eq!(v["broken"]["seq"], 3);
@@ -88,11 +121,25 @@ fn dev_init_creates_a_private_master_key_and_keeps_it_unless_forced() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(kd.join("master.key")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(kd.join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
     }
     tuaton(&["dev", "init", "--dir", kd.to_str().unwrap()], &[]);
-    assert_eq!(std::fs::read_to_string(kd.join("master.key")).unwrap(), key, "kept without --force");
-    tuaton(&["dev", "init", "--dir", kd.to_str().unwrap(), "--force"], &[]);
+    assert_eq!(
+        std::fs::read_to_string(kd.join("master.key")).unwrap(),
+        key,
+        "kept without --force"
+    );
+    tuaton(
+        &["dev", "init", "--dir", kd.to_str().unwrap(), "--force"],
+        &[],
+    );
     assert_ne!(std::fs::read_to_string(kd.join("master.key")).unwrap(), key);
 }
 
@@ -122,28 +169,46 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(ready, "server did not become ready");
-    assert!(dir.path().join("tuaton.db").exists(), "SQLite file in the data dir");
+    assert!(
+        dir.path().join("tuaton.db").exists(),
+        "SQLite file in the data dir"
+    );
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "did not stop after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success());
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
     let first = logs.lines().next().unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "JSON logs: {first}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "JSON logs: {first}"
+    );
 }
 
 fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)

@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&Ial::Ial3).unwrap(), "3.0");
         assert_eq!(serde_json::from_str::<Ial>("2.3").unwrap(), Ial::Ial2_3);
         assert_eq!(serde_json::from_str::<Ial>("3").unwrap(), Ial::Ial3);
-        assert_eq!(serde_json::from_str::<Aal>("\"AAL2.2\"").unwrap(), Aal::Aal2_2);
+        assert_eq!(
+            serde_json::from_str::<Aal>("\"AAL2.2\"").unwrap(),
+            Aal::Aal2_2
+        );
         assert_eq!(serde_json::from_str::<Aal>("1").unwrap(), Aal::Aal1);
         for l in Ial::ALL {
             let j = serde_json::to_string(l).unwrap();

@@ -120,7 +120,9 @@ macro_rules! thirteen_digit_id {
             pub fn parse(input: &str) -> Result<Self, IdError> {
                 let d = Digits::parse(input)?;
                 if !matches!(d.first(), $lead) {
-                    return Err(IdError::BadLeadingDigit { expected: $expected });
+                    return Err(IdError::BadLeadingDigit {
+                        expected: $expected,
+                    });
                 }
                 Ok(Self(d))
             }
@@ -222,18 +224,26 @@ mod tests {
     fn blind_spot(a: &[u8; 13], b: &[u8; 13]) -> bool {
         let only_third_digit_changed = (0..13).all(|i| i == 2 || a[i] == b[i]);
         let (ra, rb) = (weighted_residue(a), weighted_residue(b));
-        let residue_collision = a[12] == b[12] && ra != rb && [ra, rb].iter().all(|r| *r == 0 || *r == 10);
+        let residue_collision =
+            a[12] == b[12] && ra != rb && [ra, rb].iter().all(|r| *r == 0 || *r == 10);
         // Swapping digit 12 (weight 2) with the check digit c shifts the sum by 2(c − d12).
-        let last_two_swapped = (0..11).all(|i| a[i] == b[i]) && a[11] == b[12] && a[12] == b[11] && {
-            let shifted = (weighted_residue(a) + 22 + 2 * u32::from(a[12]) - 2 * u32::from(a[11])) % 11;
-            (11 - shifted) % 10 == u32::from(a[11])
-        };
+        let last_two_swapped =
+            (0..11).all(|i| a[i] == b[i]) && a[11] == b[12] && a[12] == b[11] && {
+                let shifted =
+                    (weighted_residue(a) + 22 + 2 * u32::from(a[12]) - 2 * u32::from(a[11])) % 11;
+                (11 - shifted) % 10 == u32::from(a[11])
+            };
         only_third_digit_changed || residue_collision || last_two_swapped
     }
 
     #[test]
     fn known_valid_id_parses_in_every_layout() {
-        for s in ["3100600445635", "3-1006-00445-63-5", "3 1006 00445 63 5", " 3100600445635 "] {
+        for s in [
+            "3100600445635",
+            "3-1006-00445-63-5",
+            "3 1006 00445 63 5",
+            " 3100600445635 ",
+        ] {
             let id = CitizenId::parse(s).unwrap();
             assert_eq!(id.to_string(), "3-1006-00445-63-5");
             assert_eq!(id.compact(), "3100600445635");
@@ -242,11 +252,26 @@ mod tests {
 
     #[test]
     fn each_kind_of_bad_input_has_its_own_error() {
-        assert_eq!(CitizenId::parse("310060044563"), Err(IdError::WrongLength { found: 12 }));
-        assert_eq!(CitizenId::parse("31006004456355"), Err(IdError::WrongLength { found: 14 }));
-        assert_eq!(CitizenId::parse("3100600445a35"), Err(IdError::InvalidCharacter));
-        assert_eq!(CitizenId::parse("3100600445636"), Err(IdError::CheckDigitMismatch));
-        assert!(matches!(CitizenId::parse("0105536112345"), Err(IdError::BadLeadingDigit { .. }) | Err(IdError::CheckDigitMismatch)));
+        assert_eq!(
+            CitizenId::parse("310060044563"),
+            Err(IdError::WrongLength { found: 12 })
+        );
+        assert_eq!(
+            CitizenId::parse("31006004456355"),
+            Err(IdError::WrongLength { found: 14 })
+        );
+        assert_eq!(
+            CitizenId::parse("3100600445a35"),
+            Err(IdError::InvalidCharacter)
+        );
+        assert_eq!(
+            CitizenId::parse("3100600445636"),
+            Err(IdError::CheckDigitMismatch)
+        );
+        assert!(matches!(
+            CitizenId::parse("0105536112345"),
+            Err(IdError::BadLeadingDigit { .. }) | Err(IdError::CheckDigitMismatch)
+        ));
         assert_eq!(CitizenId::parse(""), Err(IdError::WrongLength { found: 0 }));
     }
 
@@ -257,18 +282,30 @@ mod tests {
         let s = to_string(&d);
         let j = JuristicId::parse(&s).unwrap();
         assert_eq!(j.compact(), s);
-        assert!(matches!(CitizenId::parse(&s), Err(IdError::BadLeadingDigit { .. })));
-        assert!(matches!(JuristicId::parse("3100600445635"), Err(IdError::BadLeadingDigit { .. })));
+        assert!(matches!(
+            CitizenId::parse(&s),
+            Err(IdError::BadLeadingDigit { .. })
+        ));
+        assert!(matches!(
+            JuristicId::parse("3100600445635"),
+            Err(IdError::BadLeadingDigit { .. })
+        ));
         let mut nine = [9, 1, 0, 0, 6, 0, 0, 4, 4, 5, 6, 3, 0];
         nine[12] = check_digit(&nine);
-        assert!(matches!(CitizenId::parse(&to_string(&nine)), Err(IdError::BadLeadingDigit { .. })));
+        assert!(matches!(
+            CitizenId::parse(&to_string(&nine)),
+            Err(IdError::BadLeadingDigit { .. })
+        ));
     }
 
     #[test]
     fn json_form_is_the_bare_digits_and_debug_masks() {
         let id = CitizenId::parse("3-1006-00445-63-5").unwrap();
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"3100600445635\"");
-        assert_eq!(serde_json::from_str::<CitizenId>("\"3-1006-00445-63-5\"").unwrap(), id);
+        assert_eq!(
+            serde_json::from_str::<CitizenId>("\"3-1006-00445-63-5\"").unwrap(),
+            id
+        );
         assert!(serde_json::from_str::<CitizenId>("\"3100600445636\"").is_err());
         let dbg = format!("{id:?}");
         assert_eq!(dbg, "CitizenId(3-xxxx-xxxxx-xx-5)");
@@ -308,7 +345,7 @@ mod tests {
     #[test]
     fn the_blind_spots_are_real_and_narrow() {
         // Exhaustively over one id's neighbourhood: count what slips through.
-        let base = CitizenId::parse("3100600445635").unwrap().0 .0;
+        let base = CitizenId::parse("3100600445635").unwrap().0.0;
         let mut slipped_outside_third = 0;
         for pos in 0..13 {
             for v in 0..10u8 {
@@ -327,6 +364,9 @@ mod tests {
         assert_eq!(slipped_outside_third, 0);
         let mut third = base;
         third[2] = 7;
-        assert!(CitizenId::parse(&to_string(&third)).is_ok(), "weight 11 makes digit 3 unprotected");
+        assert!(
+            CitizenId::parse(&to_string(&third)).is_ok(),
+            "weight 11 makes digit 3 unprotected"
+        );
     }
 }

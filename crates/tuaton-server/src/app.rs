@@ -19,6 +19,7 @@ use tuaton_store::Store;
 
 use crate::error::ApiError;
 use crate::middleware::{REQUEST_ID, RandomRequestId, record_metrics, security_headers};
+use crate::services::Services;
 use crate::settings::Settings;
 
 /// Everything a handler may reach; cheap to clone.
@@ -29,13 +30,45 @@ struct Inner {
     settings: Settings,
     store: Store,
     clock: Arc<dyn Clock>,
+    services: Services,
     metrics: PrometheusHandle,
 }
 
 impl AppState {
     /// Builds the state from its parts.
-    pub fn new(settings: Settings, store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self(Arc::new(Inner { settings, store, clock, metrics: crate::telemetry::metrics_handle() }))
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        services: Services,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            settings,
+            store,
+            clock,
+            services,
+            metrics: crate::telemetry::metrics_handle(),
+        }))
+    }
+
+    /// Builds the state with the services the settings describe.
+    pub fn from_settings(
+        settings: Settings,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, crate::services::ServicesError> {
+        let services = Services::from_settings(&settings, clock.clone())?;
+        Ok(Self::new(settings, store, clock, services))
+    }
+
+    /// Connectors and protocol engines.
+    pub fn services(&self) -> &Services {
+        &self.0.services
+    }
+
+    /// The clock, for library calls that take one.
+    pub fn clock(&self) -> &dyn Clock {
+        self.0.clock.as_ref()
     }
 
     /// The settings the process started with.
@@ -65,7 +98,10 @@ pub fn build_router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(crate::health::routes())
         .merge(crate::openapi::routes())
-        .fallback(|| async { ApiError::not_found("no_such_endpoint", "There is no endpoint at this address.") })
+        .nest("/api/v1", crate::api::routes())
+        .fallback(|| async {
+            ApiError::not_found("no_such_endpoint", "There is no endpoint at this address.")
+        })
         .route_layer(axum::middleware::from_fn(record_metrics))
         .with_state(state);
     for (name, value) in security_headers(settings.is_https()) {
@@ -106,8 +142,11 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(());
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown);
     let server = std::pin::pin!(server.into_future());
     // Once shutdown begins, in-flight requests get `grace` to finish.
     tokio::select! {

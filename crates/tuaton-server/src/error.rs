@@ -37,7 +37,12 @@ pub struct Problem {
 impl ApiError {
     /// An error with an explicit status, code and sentence (the sentence is sent to the client).
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// 400 for input that does not parse or validate.
@@ -66,14 +71,25 @@ impl ApiError {
     }
 
     /// 503 with `Retry-After`, for a dependency that is down.
-    pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
-        Self { retry_after: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
     }
 
     /// 500; `detail` is logged, never sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side. Please try again later.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side. Please try again later.",
+        )
     }
 
     /// The status this error maps to.
@@ -90,9 +106,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(code = self.code, status = self.status.as_u16(), "request failed");
+            tracing::warn!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "request failed"
+            );
         } else {
-            tracing::info!(code = self.code, status = self.status.as_u16(), "request refused");
+            tracing::info!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "request refused"
+            );
         }
         let body = Problem {
             kind: "about:blank".into(),
@@ -106,10 +130,11 @@ impl IntoResponse for ApiError {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
+        if let Some(v) = self
+            .retry_after
+            .and_then(|secs| http::HeaderValue::from_str(&secs.to_string()).ok())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
         resp
     }
@@ -121,10 +146,18 @@ impl From<tuaton_store::StoreError> for ApiError {
         match e {
             S::Unavailable(_) => {
                 tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("database_unavailable", "The service is temporarily unavailable. Please try again shortly.", 5)
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "The service is temporarily unavailable. Please try again shortly.",
+                    5,
+                )
             }
-            S::Conflict { .. } => ApiError::conflict("conflict", "The request conflicts with the current state."),
-            S::NotFound { what } => ApiError::not_found("not_found", format!("The {what} was not found.")),
+            S::Conflict { .. } => {
+                ApiError::conflict("conflict", "The request conflicts with the current state.")
+            }
+            S::NotFound { what } => {
+                ApiError::not_found("not_found", format!("The {what} was not found."))
+            }
             other => ApiError::internal(other),
         }
     }
@@ -150,17 +183,23 @@ where
                 "unsupported_media_type",
                 "Send the body as JSON with Content-Type: application/json.",
             )),
-            Err(JsonRejection::JsonSyntaxError(_)) => {
-                Err(ApiError::bad_request("malformed_json", "The body is not well-formed JSON."))
-            }
+            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::bad_request(
+                "malformed_json",
+                "The body is not well-formed JSON.",
+            )),
             // The serde message names the field and what was expected; it never echoes values.
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request("invalid_field", e.body_text())),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::bad_request("invalid_field", e.body_text()))
+            }
             Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 "The request body is too large or could not be read.",
             )),
-            Err(_) => Err(ApiError::bad_request("invalid_body", "The request body could not be read.")),
+            Err(_) => Err(ApiError::bad_request(
+                "invalid_body",
+                "The request body could not be read.",
+            )),
         }
     }
 }

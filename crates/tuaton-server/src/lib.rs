@@ -8,11 +8,14 @@
 //! Non-goals: protocol logic of any kind. The server never builds a token, a
 //! signature or an audit record's content itself; it asks the crates below.
 
+mod api;
 pub mod app;
 pub mod error;
 mod health;
 mod middleware;
 mod openapi;
+pub mod services;
+pub mod session;
 pub mod settings;
 pub mod telemetry;
 

@@ -20,7 +20,9 @@ impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
         let mut b = [0u8; 16];
         SystemRandom::new().fill(&mut b).ok()?;
-        HeaderValue::from_str(&hex::encode(b)).ok().map(RequestId::new)
+        HeaderValue::from_str(&hex::encode(b))
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -35,15 +37,26 @@ pub(crate) async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status();
-    let labels = [("route", route), ("method", method), ("status", status.as_u16().to_string())];
+    let labels = [
+        ("route", route),
+        ("method", method),
+        ("status", status.as_u16().to_string()),
+    ];
     metrics::counter!("tuaton_http_requests_total", &labels).increment(1);
     metrics::histogram!(
         "tuaton_http_request_duration_seconds",
-        &[("route", labels[0].1.clone()), ("method", labels[1].1.clone())]
+        &[
+            ("route", labels[0].1.clone()),
+            ("method", labels[1].1.clone())
+        ]
     )
     .record(start.elapsed().as_secs_f64());
     if status.is_client_error() || status.is_server_error() {
-        let class = if status.is_server_error() { "server" } else { "client" };
+        let class = if status.is_server_error() {
+            "server"
+        } else {
+            "client"
+        };
         metrics::counter!("tuaton_http_errors_total", "route" => labels[0].1.clone(), "class" => class).increment(1);
     }
     resp
@@ -61,8 +74,14 @@ pub(crate) fn security_headers(hsts: bool) -> Vec<(HeaderName, HeaderValue)> {
             ),
         ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),

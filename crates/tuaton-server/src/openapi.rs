@@ -11,13 +11,24 @@ use crate::AppState;
     info(title = "Tuaton", description = "Digital identity and e-signature service: JSON API for apps, pages and agencies."),
     paths(crate::health::healthz, crate::health::readyz, crate::health::metrics),
     components(schemas(crate::error::Problem)),
-    tags((name = "operations", description = "Health, readiness and metrics"))
+    tags(
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "enrolment", description = "Enrolment and identity proofing"),
+        (name = "passkeys", description = "Passkey registration, login and sessions"),
+        (name = "account", description = "The signed-in person's account and PDPA data rights"),
+        (name = "consent", description = "PDPA consent records"),
+        (name = "companies", description = "Acting for a company")
+    )
 )]
 pub(crate) struct ApiDoc;
 
 /// The full document, merged from every area's paths.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(<crate::api::ApiDocEnrolment as OpenApi>::openapi());
+    doc.merge(<crate::api::ApiDocPasskeys as OpenApi>::openapi());
+    doc.merge(<crate::api::ApiDocAccounts as OpenApi>::openapi());
+    doc
 }
 
 pub(crate) fn routes() -> Router<AppState> {

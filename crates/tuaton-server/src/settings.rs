@@ -67,6 +67,11 @@ struct FileSettings {
     max_body_bytes: Option<u64>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    session_idle_secs: Option<u64>,
+    session_absolute_secs: Option<u64>,
+    card_registry_url: Option<String>,
+    authority_recheck_secs: Option<u64>,
+    rp_name: Option<String>,
 }
 
 /// Everything `tuaton serve` needs to start.
@@ -90,6 +95,20 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// `TUATON_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM. Default 30.
     pub shutdown_grace: Duration,
+    /// `TUATON_SESSION_IDLE_SECS`: a session unused this long ends. Default 900
+    /// (15 minutes), the inactivity bound ETDA and NIST SP 800-63B set for AAL2 and above.
+    pub session_idle: Duration,
+    /// `TUATON_SESSION_ABSOLUTE_SECS`: a session ends this long after login whatever
+    /// happens. Default 43200 (12 hours), the AAL2 re-authentication bound.
+    pub session_absolute: Duration,
+    /// `TUATON_CARD_REGISTRY_URL`: the SOAP endpoint of the card-status service.
+    /// Unset outside development mode means proofing answers 503 until configured.
+    pub card_registry_url: Option<Url>,
+    /// `TUATON_AUTHORITY_RECHECK_SECS`: how old a company authority confirmation may be
+    /// before the juristic registry is asked again. Default 86400 (a day).
+    pub authority_recheck: Duration,
+    /// `TUATON_RP_NAME`: the service name shown by authenticators. Default `Tuaton`.
+    pub rp_name: String,
     /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
     pub dev: bool,
 }
@@ -109,7 +128,12 @@ impl Source<'_> {
         } else {
             format!("{} (configuration file)", self.file_key)
         };
-        SettingsError::Invalid { setting, value: self.value.to_owned(), problem: problem.into(), expected }
+        SettingsError::Invalid {
+            setting,
+            value: self.value.to_owned(),
+            problem: problem.into(),
+            expected,
+        }
     }
 }
 
@@ -128,28 +152,41 @@ impl Settings {
         let fs: FileSettings = match file {
             None => FileSettings::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| SettingsError::File { path: path.to_owned(), source })?;
-                toml::from_str(&text)
-                    .map_err(|e| SettingsError::Syntax { path: path.to_owned(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::File {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| SettingsError::Syntax {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
             }
         };
 
         // The environment wins over the file.
-        let pick = |env_name: &'static str, file_key: &'static str, file_val: Option<String>| {
-            match env(env_name) {
+        let pick =
+            |env_name: &'static str, file_key: &'static str, file_val: Option<String>| match env(
+                env_name,
+            ) {
                 Some(v) => Some((v, env_name, file_key, true)),
                 None => file_val.map(|v| (v, env_name, file_key, false)),
-            }
-        };
+            };
         let num = |n: Option<u64>| n.map(|n| n.to_string());
 
         let listen = match pick("TUATON_LISTEN", "listen", fs.listen) {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some((v, env, file_key, from_env)) => {
-                let src = Source { env, file_key, from_env, value: &v };
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
                 v.trim().parse().map_err(|e: std::net::AddrParseError| {
-                    src.invalid(e.to_string(), "an IP address and port, such as 127.0.0.1:8080 or [::1]:8080")
+                    src.invalid(
+                        e.to_string(),
+                        "an IP address and port, such as 127.0.0.1:8080 or [::1]:8080",
+                    )
                 })?
             }
         };
@@ -162,7 +199,12 @@ impl Settings {
                 expected: "a URL",
             })?,
             Some((v, env, file_key, from_env)) => {
-                let src = Source { env, file_key, from_env, value: &v };
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
                 parse_public_url(&v).map_err(|p| {
                     src.invalid(p, "an http:// or https:// URL with a host name and no path, query or fragment, such as https://id.example.go.th")
                 })?
@@ -185,7 +227,12 @@ impl Settings {
         let database_url = match pick("TUATON_DATABASE_URL", "database_url", fs.database_url) {
             None => format!("sqlite://{}?mode=rwc", data_dir.join("tuaton.db").display()),
             Some((v, env, file_key, from_env)) => {
-                let src = Source { env, file_key, from_env, value: &redact_url(&v) };
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &redact_url(&v),
+                };
                 let scheme = v.split(':').next().unwrap_or_default().to_ascii_lowercase();
                 if !matches!(scheme.as_str(), "sqlite" | "postgres" | "postgresql") {
                     return Err(src.invalid(
@@ -203,17 +250,33 @@ impl Settings {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 _ => {
-                    let src = Source { env, file_key, from_env, value: &v };
+                    let src = Source {
+                        env,
+                        file_key,
+                        from_env,
+                        value: &v,
+                    };
                     return Err(src.invalid("unknown format", "text or json"));
                 }
             },
         };
 
-        let number = |env_name, file_key, file_val: Option<u64>, default: u64, min: u64, max: u64, expected| {
+        let number = |env_name,
+                      file_key,
+                      file_val: Option<u64>,
+                      default: u64,
+                      min: u64,
+                      max: u64,
+                      expected| {
             match pick(env_name, file_key, num(file_val)) {
                 None => Ok(default),
                 Some((v, env, file_key, from_env)) => {
-                    let src = Source { env, file_key, from_env, value: &v };
+                    let src = Source {
+                        env,
+                        file_key,
+                        from_env,
+                        value: &v,
+                    };
                     match v.trim().parse::<u64>() {
                         Ok(n) if (min..=max).contains(&n) => Ok(n),
                         Ok(_) => Err(src.invalid("out of range", expected)),
@@ -250,7 +313,86 @@ impl Settings {
             "whole seconds from 0 to 3600",
         )?;
 
+        let session_idle = number(
+            "TUATON_SESSION_IDLE_SECS",
+            "session_idle_secs",
+            fs.session_idle_secs,
+            900,
+            60,
+            86_400,
+            "whole seconds from 60 to 86400",
+        )?;
+        let session_absolute = number(
+            "TUATON_SESSION_ABSOLUTE_SECS",
+            "session_absolute_secs",
+            fs.session_absolute_secs,
+            43_200,
+            300,
+            2_592_000,
+            "whole seconds from 300 to 2592000",
+        )?;
+        let authority_recheck = number(
+            "TUATON_AUTHORITY_RECHECK_SECS",
+            "authority_recheck_secs",
+            fs.authority_recheck_secs,
+            86_400,
+            0,
+            31_536_000,
+            "whole seconds from 0 to 31536000",
+        )?;
+        let card_registry_url = match pick(
+            "TUATON_CARD_REGISTRY_URL",
+            "card_registry_url",
+            fs.card_registry_url,
+        ) {
+            None => None,
+            Some((v, env, file_key, from_env)) => {
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
+                let u = Url::parse(v.trim()).map_err(|e| {
+                    src.invalid(
+                        e.to_string(),
+                        "an http:// or https:// URL of the card-status SOAP endpoint",
+                    )
+                })?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(src.invalid(
+                        "not http or https",
+                        "an http:// or https:// URL of the card-status SOAP endpoint",
+                    ));
+                }
+                Some(u)
+            }
+        };
+        let rp_name = match pick("TUATON_RP_NAME", "rp_name", fs.rp_name) {
+            None => "Tuaton".to_owned(),
+            Some((v, env, file_key, from_env)) => {
+                let t = v.trim().to_owned();
+                if t.is_empty() || t.chars().count() > 64 {
+                    let src = Source {
+                        env,
+                        file_key,
+                        from_env,
+                        value: &v,
+                    };
+                    return Err(
+                        src.invalid("empty or longer than 64 characters", "a short service name")
+                    );
+                }
+                t
+            }
+        };
+
         Ok(Settings {
+            session_idle: Duration::from_secs(session_idle),
+            session_absolute: Duration::from_secs(session_absolute),
+            card_registry_url,
+            authority_recheck: Duration::from_secs(authority_recheck),
+            rp_name,
             listen,
             public_url,
             data_dir,
@@ -309,7 +451,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, SettingsError> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tuaton.toml");
         if let Some(f) = file {
@@ -339,21 +484,46 @@ mod tests {
 
     #[test]
     fn a_bad_setting_names_itself_and_what_is_accepted() {
-        let e = load(&[("TUATON_LISTEN", "localhost")], None).unwrap_err().to_string();
-        assert!(e.contains("TUATON_LISTEN") && e.contains("127.0.0.1:8080"), "{e}");
-        let e = load(&[("TUATON_PUBLIC_URL", "ftp://x")], None).unwrap_err().to_string();
+        let e = load(&[("TUATON_LISTEN", "localhost")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TUATON_LISTEN") && e.contains("127.0.0.1:8080"),
+            "{e}"
+        );
+        let e = load(&[("TUATON_PUBLIC_URL", "ftp://x")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("TUATON_PUBLIC_URL") && e.contains("http"), "{e}");
-        let e = load(&[("TUATON_PUBLIC_URL", "https://x.example/path")], None).unwrap_err().to_string();
+        let e = load(&[("TUATON_PUBLIC_URL", "https://x.example/path")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("path"), "{e}");
-        let e = load(&[("TUATON_DATABASE_URL", "mysql://u:secret@h/db")], None).unwrap_err().to_string();
-        assert!(e.contains("TUATON_DATABASE_URL") && !e.contains("secret"), "{e}");
-        let e = load(&[], Some("listen = \"nope\"")).unwrap_err().to_string();
+        let e = load(&[("TUATON_DATABASE_URL", "mysql://u:secret@h/db")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TUATON_DATABASE_URL") && !e.contains("secret"),
+            "{e}"
+        );
+        let e = load(&[], Some("listen = \"nope\""))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen (configuration file)"), "{e}");
-        let e = load(&[], Some("lisen = \"127.0.0.1:1\"")).unwrap_err().to_string();
+        let e = load(&[], Some("lisen = \"127.0.0.1:1\""))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field"), "{e}");
-        let e = load(&[("TUATON_MAX_BODY_BYTES", "12")], None).unwrap_err().to_string();
-        assert!(e.contains("TUATON_MAX_BODY_BYTES") && e.contains("1024"), "{e}");
-        let e = load(&[("TUATON_LOG_FORMAT", "xml")], None).unwrap_err().to_string();
+        let e = load(&[("TUATON_MAX_BODY_BYTES", "12")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TUATON_MAX_BODY_BYTES") && e.contains("1024"),
+            "{e}"
+        );
+        let e = load(&[("TUATON_LOG_FORMAT", "xml")], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("text or json"), "{e}");
     }
 }

@@ -12,23 +12,37 @@ use tuaton_server::{AppState, Settings, build_router};
 use tuaton_store::testing::TestDb;
 
 fn settings(env: &[(&str, &str)]) -> Settings {
-    let env: std::collections::HashMap<String, String> =
-        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Settings::load_with(None, false, |k| env.get(k).cloned()).unwrap()
 }
 
 async fn app_with(env: &[(&str, &str)]) -> (axum::Router, TestDb) {
     let db = TestDb::sqlite().await;
-    let state = AppState::new(settings(env), db.store.clone(), Arc::new(SystemClock));
+    let state =
+        AppState::from_settings(settings(env), db.store.clone(), Arc::new(SystemClock)).unwrap();
     (build_router(state), db)
 }
 
 async fn get(app: &axum::Router, path: &str) -> http::Response<Body> {
-    app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap()
+    app.clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap()
 }
 
 async fn body_text(resp: http::Response<Body>) -> String {
-    String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -42,8 +56,15 @@ async fn healthz_and_readyz_answer_when_the_database_is_up() {
 async fn readyz_is_503_when_the_database_is_gone() {
     let (app, db) = app_with(&[]).await;
     db.store.close().await;
-    assert_eq!(get(&app, "/readyz").await.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(get(&app, "/healthz").await.status(), StatusCode::OK, "liveness does not depend on the database");
+    assert_eq!(
+        get(&app, "/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&app, "/healthz").await.status(),
+        StatusCode::OK,
+        "liveness does not depend on the database"
+    );
 }
 
 #[tokio::test]
@@ -51,14 +72,28 @@ async fn every_response_has_a_request_id_and_security_headers() {
     let (app, _db) = app_with(&[]).await;
     for path in ["/healthz", "/no/such/thing"] {
         let r = get(&app, path).await;
-        let id = r.headers().get("x-request-id").expect("request id").to_str().unwrap().to_owned();
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .expect("request id")
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(id.len(), 32);
         let h = r.headers();
-        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["referrer-policy"], "no-referrer");
-        assert!(h.get("strict-transport-security").is_none(), "no HSTS on an http public URL");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS on an http public URL"
+        );
     }
     let a = get(&app, "/healthz").await.headers()["x-request-id"].clone();
     let b = get(&app, "/healthz").await.headers()["x-request-id"].clone();
@@ -69,7 +104,12 @@ async fn every_response_has_a_request_id_and_security_headers() {
 async fn hsts_is_sent_when_the_public_url_is_https() {
     let (app, _db) = app_with(&[("TUATON_PUBLIC_URL", "https://id.example.go.th")]).await;
     let r = get(&app, "/healthz").await;
-    assert!(r.headers()["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
 }
 
 #[tokio::test]
@@ -89,14 +129,23 @@ async fn metrics_count_requests_by_route_template() {
     get(&app, "/healthz").await;
     get(&app, "/healthz").await;
     let text = body_text(get(&app, "/metrics").await).await;
-    assert!(text.contains("tuaton_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"), "{text}");
-    assert!(text.contains("tuaton_http_request_duration_seconds_bucket{route=\"/healthz\""), "{text}");
+    assert!(
+        text.contains(
+            "tuaton_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tuaton_http_request_duration_seconds_bucket{route=\"/healthz\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn the_openapi_document_lists_the_operations_endpoints() {
     let (app, _db) = app_with(&[]).await;
-    let v: serde_json::Value = serde_json::from_str(&body_text(get(&app, "/openapi.json").await).await).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&body_text(get(&app, "/openapi.json").await).await).unwrap();
     assert!(v["openapi"].as_str().unwrap().starts_with("3."));
     for p in ["/healthz", "/readyz", "/metrics"] {
         assert!(v["paths"][p].is_object(), "{p} missing");

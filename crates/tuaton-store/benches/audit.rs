@@ -27,7 +27,13 @@ async fn appends(store: &Store, writers: u64, per_writer: u64) -> Duration {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
-                audit::append_alone(&store, OffsetDateTime::now_utc(), &event(w * per_writer + i)).await.unwrap();
+                audit::append_alone(
+                    &store,
+                    OffsetDateTime::now_utc(),
+                    &event(w * per_writer + i),
+                )
+                .await
+                .unwrap();
             }
         }));
     }
@@ -39,7 +45,9 @@ async fn appends(store: &Store, writers: u64, per_writer: u64) -> Duration {
 
 fn bench_engine(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime, db: &TestDb) {
     let mut g = c.benchmark_group(format!("audit_append/{name}"));
-    g.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(1));
     for writers in [1u64, 8] {
         g.throughput(Throughput::Elements(writers * 50));
         g.bench_function(format!("{writers}_writers"), |b| {
@@ -58,7 +66,10 @@ fn bench_engine(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime, db:
 }
 
 fn audit_benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let sqlite = rt.block_on(TestDb::sqlite());
     bench_engine(c, "sqlite_wal_sync_full", &rt, &sqlite);
     rt.block_on(sqlite.cleanup());

@@ -33,7 +33,9 @@ impl AccountState {
             "active" => Ok(AccountState::Active),
             "suspended" => Ok(AccountState::Suspended),
             "closed" => Ok(AccountState::Closed),
-            other => Err(StoreError::Corrupt(format!("unknown account state `{other}`"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown account state `{other}`"
+            ))),
         }
     }
 }
@@ -139,7 +141,12 @@ const COLUMNS: &str = "id, citizen_id, user_handle, state, state_reason, ial, th
 
 /// Creates an account. A second account for the same citizen id is refused with
 /// [`StoreError::Conflict`]: the caller re-proofs the existing one instead.
-pub async fn insert(tx: &mut Tx, new: &NewAccount, user_handle: &str, now: OffsetDateTime) -> Result<Account, StoreError> {
+pub async fn insert(
+    tx: &mut Tx,
+    new: &NewAccount,
+    user_handle: &str,
+    now: OffsetDateTime,
+) -> Result<Account, StoreError> {
     let id = new_id();
     let ms = to_ms(now);
     sqlx::query(
@@ -159,32 +166,53 @@ pub async fn insert(tx: &mut Tx, new: &NewAccount, user_handle: &str, now: Offse
     .bind(ms)
     .execute(tx.conn())
     .await?;
-    by_id(tx.conn(), &id).await?.ok_or(StoreError::NotFound { what: "account" })
+    by_id(tx.conn(), &id)
+        .await?
+        .ok_or(StoreError::NotFound { what: "account" })
 }
 
 /// The account with this opaque id.
-pub async fn by_id<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<Account>, StoreError> {
+pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<Account>, StoreError> {
     fetch(db, "id", id).await
 }
 
 /// The account for this citizen id (compact digits), if any.
-pub async fn by_citizen_id<'e, E: Executor<'e, Database = Any>>(db: E, citizen_id: &str) -> Result<Option<Account>, StoreError> {
+pub async fn by_citizen_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    citizen_id: &str,
+) -> Result<Option<Account>, StoreError> {
     fetch(db, "citizen_id", citizen_id).await
 }
 
 /// The account for this WebAuthn user handle.
-pub async fn by_user_handle<'e, E: Executor<'e, Database = Any>>(db: E, handle: &str) -> Result<Option<Account>, StoreError> {
+pub async fn by_user_handle<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    handle: &str,
+) -> Result<Option<Account>, StoreError> {
     fetch(db, "user_handle", handle).await
 }
 
-async fn fetch<'e, E: Executor<'e, Database = Any>>(db: E, column: &'static str, value: &str) -> Result<Option<Account>, StoreError> {
+async fn fetch<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Account>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM accounts WHERE {column} = $1");
     let row: Option<Row> = sqlx::query_as(&sql).bind(value).fetch_optional(db).await?;
     row.map(Account::try_from).transpose()
 }
 
 /// Moves an account to `state` with a reason. Closed accounts never change again.
-pub async fn set_state(tx: &mut Tx, id: &str, state: AccountState, reason: Option<&str>, now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn set_state(
+    tx: &mut Tx,
+    id: &str,
+    state: AccountState,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     let done = sqlx::query("UPDATE accounts SET state = $1, state_reason = $2, updated_ms = $3 WHERE id = $4 AND state <> 'closed'")
         .bind(state.as_str())
         .bind(reason)
@@ -193,13 +221,20 @@ pub async fn set_state(tx: &mut Tx, id: &str, state: AccountState, reason: Optio
         .execute(tx.conn())
         .await?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound { what: "open account" });
+        return Err(StoreError::NotFound {
+            what: "open account",
+        });
     }
     Ok(())
 }
 
 /// Records a new identity assurance level (after re-proofing).
-pub async fn set_ial(tx: &mut Tx, id: &str, ial: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn set_ial(
+    tx: &mut Tx,
+    id: &str,
+    ial: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE accounts SET ial = $1, updated_ms = $2 WHERE id = $3")
         .bind(ial)
         .bind(to_ms(now))
@@ -223,11 +258,13 @@ pub async fn erase(tx: &mut Tx, id: &str, now: OffsetDateTime) -> Result<(), Sto
     ] {
         sqlx::query(sql).bind(id).execute(tx.conn()).await?;
     }
-    sqlx::query("UPDATE consents SET withdrawn_ms = $1 WHERE account_id = $2 AND withdrawn_ms IS NULL")
-        .bind(to_ms(now))
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "UPDATE consents SET withdrawn_ms = $1 WHERE account_id = $2 AND withdrawn_ms IS NULL",
+    )
+    .bind(to_ms(now))
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
     // A fresh random user handle: the old one could link erased data to a passkey.
     let done = sqlx::query(
         "UPDATE accounts SET citizen_id = NULL, thai_given = NULL, thai_family = NULL, en_given = NULL, \

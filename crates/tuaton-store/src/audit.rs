@@ -60,7 +60,11 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// A successful action with no details.
-    pub fn success(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
+    pub fn success(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
         Self {
             actor: actor.into(),
             action: action.into(),
@@ -71,8 +75,15 @@ impl AuditEvent {
     }
 
     /// A refused or failed action with no details.
-    pub fn failure(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
-        Self { outcome: Outcome::Failure, ..Self::success(actor, action, target) }
+    pub fn failure(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
+        Self {
+            outcome: Outcome::Failure,
+            ..Self::success(actor, action, target)
+        }
     }
 
     /// Adds details.
@@ -137,7 +148,11 @@ struct RecordFields<'a> {
 }
 
 /// Appends `event` inside `tx`; it commits or rolls back with the change it records.
-pub async fn append(tx: &mut Tx, at: OffsetDateTime, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+pub async fn append(
+    tx: &mut Tx,
+    at: OffsetDateTime,
+    event: &AuditEvent,
+) -> Result<AuditRecord, StoreError> {
     // Advancing the head first takes its row lock (PostgreSQL) or the write lock
     // (SQLite), so concurrent appenders queue here rather than fork the chain.
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
@@ -146,7 +161,8 @@ pub async fn append(tx: &mut Tx, at: OffsetDateTime, event: &AuditEvent) -> Resu
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
     let at_ms = to_ms(at);
-    let details = serde_json::to_string(&event.details).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let details =
+        serde_json::to_string(&event.details).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let fields = RecordFields {
         actor: &event.actor,
         action: &event.action,
@@ -189,7 +205,11 @@ pub async fn append(tx: &mut Tx, at: OffsetDateTime, event: &AuditEvent) -> Resu
 
 /// Appends `event` in a transaction of its own; for events with no other change
 /// (a refused login, say).
-pub async fn append_alone(store: &Store, at: OffsetDateTime, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+pub async fn append_alone(
+    store: &Store,
+    at: OffsetDateTime,
+    event: &AuditEvent,
+) -> Result<AuditRecord, StoreError> {
     let mut tx = store.begin().await?;
     let rec = append(&mut tx, at, event).await?;
     tx.commit().await?;
@@ -241,9 +261,14 @@ impl BrokenLink {
 impl std::fmt::Display for BrokenLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BrokenLink::ContentChanged { seq } => write!(f, "record {seq} was altered after it was written"),
+            BrokenLink::ContentChanged { seq } => {
+                write!(f, "record {seq} was altered after it was written")
+            }
             BrokenLink::LinkBroken { seq } => {
-                write!(f, "record {seq} does not follow the record before it (removed, inserted or reordered)")
+                write!(
+                    f,
+                    "record {seq} does not follow the record before it (removed, inserted or reordered)"
+                )
             }
             BrokenLink::Gap { expected, found } => {
                 write!(f, "records {expected} to {} are missing", found - 1)
@@ -294,9 +319,16 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
         let page_len = rows.len() as i64;
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
-            let report = |broken| ChainReport { records_checked: checked, last_good_hash: prev_hash.clone(), broken: Some(broken) };
+            let report = |broken| ChainReport {
+                records_checked: checked,
+                last_good_hash: prev_hash.clone(),
+                broken: Some(broken),
+            };
             if seq != expected_seq {
-                return Ok(report(BrokenLink::Gap { expected: expected_seq, found: seq }));
+                return Ok(report(BrokenLink::Gap {
+                    expected: expected_seq,
+                    found: seq,
+                }));
             }
             let stored_prev: String = row.try_get("prev_hash")?;
             let stored_hash: String = row.try_get("hash")?;
@@ -322,12 +354,19 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
             break;
         }
     }
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(store.pool()).await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(store.pool())
+        .await?;
     let head_seq: i64 = head.try_get("seq")?;
     let head_hash: String = head.try_get("hash")?;
     let last_seq = expected_seq - 1;
-    let broken = (head_seq != last_seq || head_hash != prev_hash).then_some(BrokenLink::HeadMismatch { head_seq, last_seq });
-    Ok(ChainReport { records_checked: checked, last_good_hash: prev_hash, broken })
+    let broken = (head_seq != last_seq || head_hash != prev_hash)
+        .then_some(BrokenLink::HeadMismatch { head_seq, last_seq });
+    Ok(ChainReport {
+        records_checked: checked,
+        last_good_hash: prev_hash,
+        broken,
+    })
 }
 
 /// Records with `seq` greater than `after`, oldest first, at most `limit`; for export and display.
@@ -344,7 +383,12 @@ pub async fn list(store: &Store, after: i64, limit: i64) -> Result<Vec<AuditReco
 }
 
 /// Records whose actor or target is `subject` (e.g. `account:<id>` / the account id), oldest first, at most `limit`.
-pub async fn about(store: &Store, actor: &str, target: &str, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+pub async fn about(
+    store: &Store,
+    actor: &str,
+    target: &str,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, at_ms, actor, action, target, outcome, details, prev_hash, hash \
          FROM audit_log WHERE actor = $1 OR target = $2 ORDER BY seq LIMIT $3",

@@ -58,13 +58,19 @@ pub async fn put(
 }
 
 /// Removes and returns the ceremony `id` of `kind`; whatever the outcome, it cannot be taken again.
-pub async fn take(store: &Store, id: &str, kind: &str, now: OffsetDateTime) -> Result<Ceremony, TakeError> {
-    let row: Option<(String, Option<String>, String, i64)> =
-        sqlx::query_as("DELETE FROM ceremonies WHERE id = $1 RETURNING kind, account_id, state, expires_ms")
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await
-            .map_err(StoreError::from)?;
+pub async fn take(
+    store: &Store,
+    id: &str,
+    kind: &str,
+    now: OffsetDateTime,
+) -> Result<Ceremony, TakeError> {
+    let row: Option<(String, Option<String>, String, i64)> = sqlx::query_as(
+        "DELETE FROM ceremonies WHERE id = $1 RETURNING kind, account_id, state, expires_ms",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(StoreError::from)?;
     let (stored_kind, account_id, state, expires_ms) = row.ok_or(TakeError::Unknown)?;
     if stored_kind != kind {
         return Err(TakeError::WrongKind);
@@ -72,18 +78,30 @@ pub async fn take(store: &Store, id: &str, kind: &str, now: OffsetDateTime) -> R
     if expires_ms <= to_ms(now) {
         return Err(TakeError::Expired);
     }
-    Ok(Ceremony { kind: stored_kind, account_id, state })
+    Ok(Ceremony {
+        kind: stored_kind,
+        account_id,
+        state,
+    })
 }
 
 /// Deletes ceremonies that expired before `now`; returns how many.
 pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
-    let r = sqlx::query("DELETE FROM ceremonies WHERE expires_ms <= $1").bind(to_ms(now)).execute(store.pool()).await?;
+    let r = sqlx::query("DELETE FROM ceremonies WHERE expires_ms <= $1")
+        .bind(to_ms(now))
+        .execute(store.pool())
+        .await?;
     Ok(r.rows_affected())
 }
 
 /// Reads a live ceremony without taking it (for tokens that may be presented
 /// more than once before they are spent, like an enrolment grant).
-pub async fn peek(store: &Store, id: &str, kind: &str, now: OffsetDateTime) -> Result<Ceremony, TakeError> {
+pub async fn peek(
+    store: &Store,
+    id: &str,
+    kind: &str,
+    now: OffsetDateTime,
+) -> Result<Ceremony, TakeError> {
     let row: Option<(String, Option<String>, String, i64)> =
         sqlx::query_as("SELECT kind, account_id, state, expires_ms FROM ceremonies WHERE id = $1")
             .bind(id)
@@ -97,5 +115,9 @@ pub async fn peek(store: &Store, id: &str, kind: &str, now: OffsetDateTime) -> R
     if expires_ms <= to_ms(now) {
         return Err(TakeError::Expired);
     }
-    Ok(Ceremony { kind: stored_kind, account_id, state })
+    Ok(Ceremony {
+        kind: stored_kind,
+        account_id,
+        state,
+    })
 }

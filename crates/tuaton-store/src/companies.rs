@@ -22,7 +22,13 @@ pub struct CompanyLink {
 }
 
 /// Links (or re-confirms) a company for an account.
-pub async fn link(tx: &mut Tx, account_id: &str, juristic_id: &str, name: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn link(
+    tx: &mut Tx,
+    account_id: &str,
+    juristic_id: &str,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     let ms = to_ms(now);
     let updated = sqlx::query("UPDATE company_links SET company_name = $1, checked_ms = $2 WHERE account_id = $3 AND juristic_id = $4")
         .bind(name)
@@ -54,7 +60,10 @@ pub async fn unlink(tx: &mut Tx, account_id: &str, juristic_id: &str) -> Result<
 }
 
 /// The companies an account is linked to.
-pub async fn for_account<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str) -> Result<Vec<CompanyLink>, StoreError> {
+pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account_id: &str,
+) -> Result<Vec<CompanyLink>, StoreError> {
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT juristic_id, company_name, linked_ms, checked_ms FROM company_links WHERE account_id = $1 ORDER BY juristic_id",
     )
@@ -63,12 +72,23 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(db: E, account_id:
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| CompanyLink { juristic_id: r.0, company_name: r.1, linked_at: from_ms(r.2), checked_at: from_ms(r.3) })
+        .map(|r| CompanyLink {
+            juristic_id: r.0,
+            company_name: r.1,
+            linked_at: from_ms(r.2),
+            checked_at: from_ms(r.3),
+        })
         .collect())
 }
 
 /// Grants a role (only `officer` exists).
-pub async fn grant_role(tx: &mut Tx, account_id: &str, role: &str, granted_by: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn grant_role(
+    tx: &mut Tx,
+    account_id: &str,
+    role: &str,
+    granted_by: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO account_roles (account_id, role, granted_by, granted_ms) VALUES ($1, $2, $3, $4)")
         .bind(account_id)
         .bind(role)
@@ -80,10 +100,14 @@ pub async fn grant_role(tx: &mut Tx, account_id: &str, role: &str, granted_by: &
 }
 
 /// The roles an account holds.
-pub async fn roles<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT role FROM account_roles WHERE account_id = $1 ORDER BY role")
-        .bind(account_id)
-        .fetch_all(db)
-        .await?;
+pub async fn roles<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT role FROM account_roles WHERE account_id = $1 ORDER BY role")
+            .bind(account_id)
+            .fetch_all(db)
+            .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }

@@ -54,7 +54,19 @@ pub struct NewConsent {
     pub lawful_basis: String,
 }
 
-type Row = (String, String, String, String, String, String, String, String, String, i64, Option<i64>);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
 
 fn from_row(r: Row) -> Result<ConsentRecord, StoreError> {
     Ok(ConsentRecord {
@@ -76,7 +88,12 @@ const COLUMNS: &str = "id, account_id, agency, purpose, purpose_version, claims,
 
 /// Records a consent. An earlier live consent for the same agency and purpose is
 /// superseded (marked withdrawn at the same instant), so one is live at a time.
-pub async fn give(tx: &mut Tx, account_id: &str, c: &NewConsent, now: OffsetDateTime) -> Result<ConsentRecord, StoreError> {
+pub async fn give(
+    tx: &mut Tx,
+    account_id: &str,
+    c: &NewConsent,
+    now: OffsetDateTime,
+) -> Result<ConsentRecord, StoreError> {
     let ms = to_ms(now);
     sqlx::query("UPDATE consents SET withdrawn_ms = $1 WHERE account_id = $2 AND agency = $3 AND purpose = $4 AND withdrawn_ms IS NULL")
         .bind(ms)
@@ -86,25 +103,35 @@ pub async fn give(tx: &mut Tx, account_id: &str, c: &NewConsent, now: OffsetDate
         .execute(tx.conn())
         .await?;
     let id = new_id();
-    let claims = serde_json::to_string(&c.claims).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query(&format!("INSERT INTO consents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"))
-        .bind(&id)
-        .bind(account_id)
-        .bind(&c.agency)
-        .bind(&c.purpose)
-        .bind(&c.purpose_version)
-        .bind(claims)
-        .bind(&c.notice_digest)
-        .bind(&c.locale)
-        .bind(&c.lawful_basis)
-        .bind(ms)
-        .execute(tx.conn())
-        .await?;
-    by_id(tx.conn(), account_id, &id).await?.ok_or(StoreError::NotFound { what: "consent" })
+    let claims =
+        serde_json::to_string(&c.claims).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(&format!(
+        "INSERT INTO consents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+    ))
+    .bind(&id)
+    .bind(account_id)
+    .bind(&c.agency)
+    .bind(&c.purpose)
+    .bind(&c.purpose_version)
+    .bind(claims)
+    .bind(&c.notice_digest)
+    .bind(&c.locale)
+    .bind(&c.lawful_basis)
+    .bind(ms)
+    .execute(tx.conn())
+    .await?;
+    by_id(tx.conn(), account_id, &id)
+        .await?
+        .ok_or(StoreError::NotFound { what: "consent" })
 }
 
 /// Withdraws a live consent; false if there was none to withdraw.
-pub async fn withdraw(tx: &mut Tx, account_id: &str, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+pub async fn withdraw(
+    tx: &mut Tx,
+    account_id: &str,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
     let r = sqlx::query("UPDATE consents SET withdrawn_ms = $1 WHERE id = $2 AND account_id = $3 AND withdrawn_ms IS NULL")
         .bind(to_ms(now))
         .bind(id)
@@ -115,20 +142,31 @@ pub async fn withdraw(tx: &mut Tx, account_id: &str, id: &str, now: OffsetDateTi
 }
 
 /// One consent of an account.
-pub async fn by_id<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str, id: &str) -> Result<Option<ConsentRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM consents WHERE id = $1 AND account_id = $2"))
-        .bind(id)
-        .bind(account_id)
-        .fetch_optional(db)
-        .await?;
+pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account_id: &str,
+    id: &str,
+) -> Result<Option<ConsentRecord>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM consents WHERE id = $1 AND account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(db)
+    .await?;
     row.map(from_row).transpose()
 }
 
 /// Every consent of an account, oldest first (live and withdrawn).
-pub async fn for_account<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM consents WHERE account_id = $1 ORDER BY given_ms, id"))
-        .bind(account_id)
-        .fetch_all(db)
-        .await?;
+pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account_id: &str,
+) -> Result<Vec<ConsentRecord>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM consents WHERE account_id = $1 ORDER BY given_ms, id"
+    ))
+    .bind(account_id)
+    .fetch_all(db)
+    .await?;
     rows.into_iter().map(from_row).collect()
 }

@@ -86,7 +86,11 @@ impl Store {
     /// Connects to `url` (`sqlite://PATH`, `sqlite::memory:` or `postgres://…`) and runs migrations.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let engine = match scheme.as_str() {
             "sqlite" => Engine::Sqlite,
             "postgres" | "postgresql" => Engine::Postgres,
@@ -113,7 +117,11 @@ impl Store {
             });
         }
         let pool = pool.connect_with(connect).await?;
-        let store = Self { pool, engine, writer: Default::default() };
+        let store = Self {
+            pool,
+            engine,
+            writer: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -139,9 +147,15 @@ impl Store {
         Ok(match self.engine {
             Engine::Sqlite => {
                 let guard = self.writer.clone().lock_owned().await;
-                Tx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _writer: Some(guard) }
+                Tx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _writer: Some(guard),
+                }
             }
-            Engine::Postgres => Tx { tx: self.pool.begin().await?, _writer: None },
+            Engine::Postgres => Tx {
+                tx: self.pool.begin().await?,
+                _writer: None,
+            },
         })
     }
 

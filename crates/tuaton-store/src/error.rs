@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL names no engine Tuaton supports. Operator's configuration.
-    #[error("unsupported database URL scheme `{scheme}`; use sqlite:// (or a file path) or postgres://")]
+    #[error(
+        "unsupported database URL scheme `{scheme}`; use sqlite:// (or a file path) or postgres://"
+    )]
     UnsupportedUrl {
         /// The scheme found.
         scheme: String,
@@ -39,7 +41,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db)
-                if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation() =>
+                if db.is_unique_violation()
+                    || db.is_foreign_key_violation()
+                    || db.is_check_violation() =>
             {
                 StoreError::Conflict {
                     constraint: db.constraint().unwrap_or("constraint").to_owned(),

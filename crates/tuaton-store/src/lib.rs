@@ -17,6 +17,7 @@ pub mod companies;
 pub mod consents;
 mod db;
 mod error;
+pub mod keys;
 pub mod passkeys;
 pub mod proofing;
 pub mod sessions;

@@ -41,7 +41,21 @@ pub struct PasskeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
-type Row = (String, String, String, Option<String>, String, String, i64, i64, i64, i64, String, i64, Option<i64>);
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+);
 
 fn from_row(r: Row) -> PasskeyRecord {
     PasskeyRecord {
@@ -89,20 +103,30 @@ pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
 }
 
 /// Every credential of an account, oldest first.
-pub async fn for_account<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str) -> Result<Vec<PasskeyRecord>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM passkeys WHERE account_id = $1 ORDER BY created_ms, cred_id"))
-        .bind(account_id)
-        .fetch_all(db)
-        .await?;
+pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account_id: &str,
+) -> Result<Vec<PasskeyRecord>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM passkeys WHERE account_id = $1 ORDER BY created_ms, cred_id"
+    ))
+    .bind(account_id)
+    .fetch_all(db)
+    .await?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 
 /// One credential by id.
-pub async fn by_cred_id<'e, E: Executor<'e, Database = Any>>(db: E, cred_id: &str) -> Result<Option<PasskeyRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM passkeys WHERE cred_id = $1"))
-        .bind(cred_id)
-        .fetch_optional(db)
-        .await?;
+pub async fn by_cred_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    cred_id: &str,
+) -> Result<Option<PasskeyRecord>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM passkeys WHERE cred_id = $1"
+    ))
+    .bind(cred_id)
+    .fetch_optional(db)
+    .await?;
     Ok(row.map(from_row))
 }
 
@@ -128,7 +152,10 @@ pub async fn record_use(
 
 /// Suspends a credential (cloned-authenticator signal).
 pub async fn suspend(tx: &mut Tx, cred_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1").bind(cred_id).execute(tx.conn()).await?;
+    sqlx::query("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1")
+        .bind(cred_id)
+        .execute(tx.conn())
+        .await?;
     Ok(())
 }
 

@@ -80,7 +80,10 @@ pub async fn insert(tx: &mut Tx, d: &NewDecision<'_>) -> Result<String, StoreErr
 }
 
 /// Every decision about an account, oldest first.
-pub async fn for_account<'e, E: Executor<'e, Database = Any>>(db: E, account_id: &str) -> Result<Vec<DecisionRecord>, StoreError> {
+pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account_id: &str,
+) -> Result<Vec<DecisionRecord>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, account_id, method, connector, registry_answer, evidence_digest, ial, officer_id, decided_ms \
          FROM proofing_decisions WHERE account_id = $1 ORDER BY decided_ms, id",

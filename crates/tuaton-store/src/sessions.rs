@@ -44,7 +44,11 @@ pub struct NewSession<'a> {
 }
 
 /// Creates a session.
-pub async fn insert(tx: &mut Tx, s: &NewSession<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn insert(
+    tx: &mut Tx,
+    s: &NewSession<'_>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id_hash, account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
@@ -63,7 +67,12 @@ pub async fn insert(tx: &mut Tx, s: &NewSession<'_>, now: OffsetDateTime) -> Res
 
 /// The live session for `id_hash`: not past its absolute end nor idle longer than `idle`.
 /// A session found dead is deleted. A live one has its last-seen time moved on.
-pub async fn touch(store: &Store, id_hash: &str, idle: Duration, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+pub async fn touch(
+    store: &Store,
+    id_hash: &str,
+    idle: Duration,
+    now: OffsetDateTime,
+) -> Result<Option<Session>, StoreError> {
     let row: Option<(String, String, String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms FROM sessions WHERE id_hash = $1",
     )
@@ -101,18 +110,27 @@ pub async fn touch(store: &Store, id_hash: &str, idle: Duration, now: OffsetDate
 
 /// Ends one session.
 pub async fn delete(store: &Store, id_hash: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(store.pool()).await?;
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
 /// Ends every session of an account ("log out everywhere"); returns how many.
 pub async fn delete_for_account(tx: &mut Tx, account_id: &str) -> Result<u64, StoreError> {
-    let r = sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(account_id).execute(tx.conn()).await?;
+    let r = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        .bind(account_id)
+        .execute(tx.conn())
+        .await?;
     Ok(r.rows_affected())
 }
 
 /// Ends one session inside a transaction (at login, to rotate the id).
 pub async fn delete_in(tx: &mut Tx, id_hash: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(tx.conn()).await?;
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(tx.conn())
+        .await?;
     Ok(())
 }

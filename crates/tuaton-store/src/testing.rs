@@ -35,32 +35,52 @@ impl TestDb {
         let store = Store::open_sqlite(&dir.path().join("tuaton.db"), &StoreOptions::default())
             .await
             .expect("open sqlite");
-        TestDb { store, cleanup: Cleanup::Sqlite(dir) }
+        TestDb {
+            store,
+            cleanup: Cleanup::Sqlite(dir),
+        }
     }
 
     /// A fresh PostgreSQL database, or `None` when no server is configured and none is required.
     pub async fn postgres() -> Option<TestDb> {
         let Ok(admin_url) = std::env::var("TUATON_TEST_POSTGRES_URL") else {
             if std::env::var("TUATON_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("TUATON_REQUIRE_POSTGRES=1 but TUATON_TEST_POSTGRES_URL is not set; run scripts/test");
+                panic!(
+                    "TUATON_REQUIRE_POSTGRES=1 but TUATON_TEST_POSTGRES_URL is not set; run scripts/test"
+                );
             }
-            eprintln!("skipping PostgreSQL half: TUATON_TEST_POSTGRES_URL is not set (scripts/test sets it)");
+            eprintln!(
+                "skipping PostgreSQL half: TUATON_TEST_POSTGRES_URL is not set (scripts/test sets it)"
+            );
             return None;
         };
         let name = format!("tuaton_test_{}", random_suffix());
         sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&admin_url).await.expect("connect to test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create test database");
+        let admin = sqlx::AnyPool::connect(&admin_url)
+            .await
+            .expect("connect to test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
         admin.close().await;
         let url = database_url(&admin_url, &name);
-        let store = Store::connect(&url, &StoreOptions::default()).await.expect("open postgres");
-        Some(TestDb { store, cleanup: Cleanup::Postgres { admin_url, name } })
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .expect("open postgres");
+        Some(TestDb {
+            store,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
     }
 
     /// The URL of this database, for starting a server process on it.
     pub fn url(&self) -> String {
         match &self.cleanup {
-            Cleanup::Sqlite(dir) => format!("sqlite://{}?mode=rwc", dir.path().join("tuaton.db").display()),
+            Cleanup::Sqlite(dir) => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("tuaton.db").display()
+            ),
             Cleanup::Postgres { admin_url, name } => database_url(admin_url, name),
         }
     }
@@ -71,7 +91,9 @@ impl TestDb {
         match self.cleanup {
             Cleanup::Sqlite(dir) => drop(dir),
             Cleanup::Postgres { admin_url, name } => {
-                let admin = sqlx::AnyPool::connect(&admin_url).await.expect("connect to test PostgreSQL");
+                let admin = sqlx::AnyPool::connect(&admin_url)
+                    .await
+                    .expect("connect to test PostgreSQL");
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&admin)
                     .await
@@ -84,7 +106,9 @@ impl TestDb {
 
 /// `admin_url` with its database name replaced by `name`.
 fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(i) if i > "postgres://".len() => &base[..i],
         _ => base,

@@ -8,15 +8,21 @@ use tuaton_store::{Engine, Store, engine_tests};
 
 async fn append_n(store: &Store, n: usize) {
     for i in 0..n {
-        let ev = AuditEvent::success("operator:test", "test.event", format!("target-{i}")).with_details(json!({ "i": i }));
-        audit::append_alone(store, OffsetDateTime::now_utc(), &ev).await.unwrap();
+        let ev = AuditEvent::success("operator:test", "test.event", format!("target-{i}"))
+            .with_details(json!({ "i": i }));
+        audit::append_alone(store, OffsetDateTime::now_utc(), &ev)
+            .await
+            .unwrap();
     }
 }
 
 /// Removes the append-only triggers, as an attacker with DDL rights could.
 async fn drop_guards(store: &Store) {
     let stmts: &[&str] = match store.engine() {
-        Engine::Sqlite => &["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
+        Engine::Sqlite => &[
+            "DROP TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_delete",
+        ],
         Engine::Postgres => &["DROP TRIGGER audit_log_no_change ON audit_log"],
     };
     for s in stmts {
