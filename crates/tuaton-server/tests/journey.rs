@@ -52,10 +52,8 @@ impl Client {
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
         }
-        if csrf {
-            if let Some(t) = &self.csrf {
-                req = req.header("x-csrf-token", t);
-            }
+        if let Some(t) = self.csrf.as_ref().filter(|_| csrf) {
+            req = req.header("x-csrf-token", t);
         }
         let req = match body {
             Some(b) => req
