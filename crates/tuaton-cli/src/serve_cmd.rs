@@ -60,8 +60,10 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
             "no card-status registry configured (TUATON_CARD_REGISTRY_URL): proofing answers 503 until one is"
         );
     }
+    let upkeep = tuaton_server::maintenance::spawn(state.clone());
     let app = tuaton_server::build_router(state);
     let result = tuaton_server::serve(listener, app, shutdown_signal(), grace).await;
+    upkeep.abort();
     store.close().await;
     match result {
         Ok(()) => {

@@ -12,6 +12,7 @@ mod api;
 pub mod app;
 pub mod error;
 mod health;
+pub mod maintenance;
 mod middleware;
 mod openapi;
 pub mod services;

@@ -31,6 +31,16 @@ pub enum ServicesError {
     /// The card-status connector configuration is unusable.
     #[error("TUATON_CARD_REGISTRY_URL: {0}")]
     Connector(#[from] tuaton_proofing::ConnectorConfigError),
+    /// The AAL3 allow-list or MDS BLOB cannot be read or parsed.
+    #[error("{setting} ({path}): {message}")]
+    Aal3Policy {
+        /// The setting naming the file.
+        setting: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The WebAuthn configuration is unusable.
     #[error("TUATON_PUBLIC_URL cannot serve as the WebAuthn origin: {0}")]
     Passkeys(#[from] tuaton_passkeys::PasskeyError),
@@ -47,7 +57,7 @@ impl Services {
             match (&settings.card_registry_url, settings.dev) {
                 (Some(url), _) => Some(Arc::new(SoapCardStatusRegistry::new(
                     SoapRegistryConfig::new(url.clone()),
-                    clock,
+                    clock.clone(),
                 )?)),
                 (None, true) => Some(Arc::new(DevRegistry::embedded()?)),
                 (None, false) => None,
@@ -61,7 +71,7 @@ impl Services {
             public_url: settings.public_url.clone(),
             rp_name: settings.rp_name.clone(),
             ceremony_ttl: std::time::Duration::from_secs(300),
-            aal3: Aal3Policy::empty(),
+            aal3: aal3_policy(settings, clock.now())?,
         })?;
         Ok(Self {
             card_registry,
@@ -69,4 +79,48 @@ impl Services {
             passkeys: Arc::new(passkeys),
         })
     }
+}
+
+/// One allow-listed authenticator model in the `TUATON_AAL3_ALLOW_LIST` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowedAuthenticator {
+    aaguid: tuaton_passkeys::Uuid,
+    #[serde(default)]
+    description: String,
+    roots_pem: Vec<String>,
+}
+
+fn aal3_policy(
+    settings: &Settings,
+    now: time::OffsetDateTime,
+) -> Result<Aal3Policy, ServicesError> {
+    let mut policy = Aal3Policy::empty();
+    if let Some(path) = &settings.aal3_allow_list {
+        let err = |message: String| ServicesError::Aal3Policy {
+            setting: "TUATON_AAL3_ALLOW_LIST",
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let list: Vec<AllowedAuthenticator> =
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        for a in list {
+            let roots = a.roots_pem.into_iter().map(String::into_bytes).collect();
+            policy = policy
+                .allow_described(a.aaguid, &a.description, roots)
+                .map_err(|e| err(e.to_string()))?;
+        }
+    }
+    if let Some(path) = &settings.fido_mds_blob {
+        let err = |message: String| ServicesError::Aal3Policy {
+            setting: "TUATON_FIDO_MDS_BLOB",
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        policy = policy
+            .union(&Aal3Policy::from_fido_mds_blob(&text, now).map_err(|e| err(e.to_string()))?);
+    }
+    Ok(policy)
 }

@@ -72,6 +72,8 @@ struct FileSettings {
     card_registry_url: Option<String>,
     authority_recheck_secs: Option<u64>,
     rp_name: Option<String>,
+    aal3_allow_list: Option<PathBuf>,
+    fido_mds_blob: Option<PathBuf>,
 }
 
 /// Everything `tuaton serve` needs to start.
@@ -109,6 +111,12 @@ pub struct Settings {
     pub authority_recheck: Duration,
     /// `TUATON_RP_NAME`: the service name shown by authenticators. Default `Tuaton`.
     pub rp_name: String,
+    /// `TUATON_AAL3_ALLOW_LIST`: a JSON file of hardware authenticators allowed for
+    /// AAL3 (`[{"aaguid", "description", "roots_pem": [...]}]`). Unset: nobody reaches AAL3.
+    pub aal3_allow_list: Option<PathBuf>,
+    /// `TUATON_FIDO_MDS_BLOB`: a FIDO Metadata Service BLOB downloaded by the operator;
+    /// its certified hardware authenticators join the AAL3 allow-list.
+    pub fido_mds_blob: Option<PathBuf>,
     /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
     pub dev: bool,
 }
@@ -387,7 +395,16 @@ impl Settings {
             }
         };
 
+        let path = |env_name: &'static str, file_val: Option<PathBuf>| match env(env_name) {
+            Some(v) if !v.trim().is_empty() => Some(PathBuf::from(v)),
+            _ => file_val,
+        };
+        let aal3_allow_list = path("TUATON_AAL3_ALLOW_LIST", fs.aal3_allow_list);
+        let fido_mds_blob = path("TUATON_FIDO_MDS_BLOB", fs.fido_mds_blob);
+
         Ok(Settings {
+            aal3_allow_list,
+            fido_mds_blob,
             session_idle: Duration::from_secs(session_idle),
             session_absolute: Duration::from_secs(session_absolute),
             card_registry_url,

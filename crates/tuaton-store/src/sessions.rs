@@ -134,3 +134,12 @@ pub async fn delete_in(tx: &mut Tx, id_hash: &str) -> Result<(), StoreError> {
         .await?;
     Ok(())
 }
+
+/// Deletes sessions past their absolute end; returns how many.
+pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let r = sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
+        .bind(to_ms(now))
+        .execute(store.pool())
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,40 @@
+//! Background upkeep every `tuaton serve` process runs: key state transitions
+//! that have come due (pre-publication over, retiring keys past their last
+//! expiry) and removal of expired ceremonies and sessions. Every step is a
+//! conditional update, so any number of processes on one PostgreSQL apply
+//! each change once.
+
+use std::time::Duration;
+
+use crate::AppState;
+
+/// How often upkeep runs. Key windows are hours or days; thirty seconds keeps
+/// every instance within a minute of a change made through another.
+pub const INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs one round of upkeep; errors are logged, never fatal.
+pub async fn run_once(state: &AppState) {
+    let now = state.now();
+    match tuaton_store::keys::tick(state.store(), now).await {
+        Ok(report) => tracing::debug!(?report, "key transitions applied"),
+        Err(e) => tracing::warn!(error = %e, "key transitions could not be applied; will retry"),
+    }
+    if let Err(e) = tuaton_store::ceremonies::purge_expired(state.store(), now).await {
+        tracing::warn!(error = %e, "expired ceremonies could not be purged; will retry");
+    }
+    if let Err(e) = tuaton_store::sessions::purge_expired(state.store(), now).await {
+        tracing::warn!(error = %e, "expired sessions could not be purged; will retry");
+    }
+}
+
+/// Starts upkeep in the background until the process ends.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            run_once(&state).await;
+        }
+    })
+}

@@ -1,0 +1,235 @@
+//! Shared helpers for the API suite: an in-process app on a test database and
+//! a client that keeps the session cookie and CSRF token like a browser or app.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tuaton_core::{Clock, FixedClock, SystemClock};
+use tuaton_server::{AppState, Settings, build_router};
+use tuaton_store::testing::TestDb;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+
+pub const ORIGIN: &str = "http://localhost:8080";
+
+/// Somchai Jaidee, a fictional person in keys-dev/registry/people.json.
+pub fn somchai() -> Value {
+    json!({
+        "citizen_id": "1-9990-00000-01-7",
+        "thai_given_name": "สมชาย",
+        "thai_family_name": "ใจดี",
+        "english_given_name": "Somchai",
+        "english_family_name": "Jaidee",
+        "birth_date": "1964-02-22",
+        "laser_code": "JT0-1234567-89",
+        "contact_email": "somchai@example.test"
+    })
+}
+
+pub struct Client {
+    pub app: axum::Router,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+}
+
+impl Client {
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(t) = self.csrf.as_ref().filter(|_| csrf) {
+            req = req.header("x-csrf-token", t);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        if let Some(sc) = resp.headers().get("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let pair = sc.split(';').next().unwrap().to_owned();
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair)
+            };
+        }
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, v)
+    }
+}
+
+pub async fn app(db: &TestDb) -> axum::Router {
+    app_with_clock(db, Arc::new(SystemClock))
+}
+
+/// The app with a clock the test controls.
+pub fn app_with_clock(db: &TestDb, clock: Arc<dyn Clock>) -> axum::Router {
+    app_with(db, clock, &[])
+}
+
+/// The app in development mode with extra settings (as environment variables) and a clock.
+pub fn app_with(db: &TestDb, clock: Arc<dyn Clock>, env: &[(&str, &str)]) -> axum::Router {
+    let env: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let settings = Settings::load_with(None, true, |k| env.get(k).cloned()).unwrap();
+    let state = AppState::from_settings(settings, db.store.clone(), clock).unwrap();
+    build_router(state)
+}
+
+/// Runs each named `async fn(TestDb)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(tuaton_store::testing::TestDb::sqlite().await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = tuaton_store::testing::TestDb::postgres().await {
+                        super::$name(db).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
+/// Counts rows in a table.
+pub async fn count(db: &TestDb, table: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+    n
+}
+
+/// A client with no session.
+pub async fn client(db: &TestDb) -> Client {
+    Client {
+        app: app(db).await,
+        cookie: None,
+        csrf: None,
+    }
+}
+
+/// A fixed clock at the current time.
+pub fn fixed_clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()))
+}
+
+/// A person from keys-dev/registry/people.json as an enrolment body.
+pub fn person(citizen_id: &str, given: &str, family: &str, birth: &str, laser: &str) -> Value {
+    json!({
+        "citizen_id": citizen_id, "thai_given_name": given, "thai_family_name": family,
+        "birth_date": birth, "laser_code": laser
+    })
+}
+
+/// Enrols `body`, registers a soft passkey and logs in; returns the authenticator.
+pub async fn enrolled_and_logged_in(client: &mut Client, body: Value) -> SoftPasskey {
+    let citizen = body["citizen_id"].as_str().unwrap().to_owned();
+    let (s, enrolled) = client
+        .call("POST", "/api/v1/enrolments", Some(body), false)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{enrolled}");
+    let mut authn = SoftPasskey::new(true);
+    register(
+        client,
+        &mut authn,
+        Some(enrolled["enrolment_token"].as_str().unwrap()),
+        "phone",
+    )
+    .await;
+    let (s, v) = login(client, &mut authn, Some(&citizen)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    authn
+}
+
+pub async fn register(
+    client: &mut Client,
+    authn: &mut SoftPasskey,
+    grant: Option<&str>,
+    name: &str,
+) -> Value {
+    let body = match grant {
+        Some(g) => json!({ "enrolment_token": g }),
+        None => json!({}),
+    };
+    let (s, start) = client
+        .call(
+            "POST",
+            "/api/v1/passkeys/registration/start",
+            Some(body),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{start}");
+    let ccr: CreationChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": start["public_key"] })).unwrap();
+    let cred = authn
+        .do_registration(Url::parse(ORIGIN).unwrap(), ccr)
+        .unwrap();
+    let (s, done) = client
+        .call(
+            "POST",
+            "/api/v1/passkeys/registration/finish",
+            Some(json!({ "ceremony_id": start["ceremony_id"], "name": name, "credential": cred })),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{done}");
+    done
+}
+
+pub async fn login(
+    client: &mut Client,
+    authn: &mut SoftPasskey,
+    citizen_id: Option<&str>,
+) -> (StatusCode, Value) {
+    let body = citizen_id.map_or(json!({}), |c| json!({ "citizen_id": c }));
+    let (s, start) = client
+        .call("POST", "/api/v1/login/start", Some(body), false)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{start}");
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": start["public_key"] })).unwrap();
+    let cred = authn
+        .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+        .unwrap();
+    let (s, v) = client
+        .call(
+            "POST",
+            "/api/v1/login/finish",
+            Some(json!({ "ceremony_id": start["ceremony_id"], "credential": cred })),
+            false,
+        )
+        .await;
+    if s == StatusCode::OK {
+        client.csrf = v["csrf_token"].as_str().map(str::to_owned);
+    }
+    (s, v)
+}

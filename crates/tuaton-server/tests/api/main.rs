@@ -1,0 +1,9 @@
+//! The JSON API in-process (no socket), on SQLite and PostgreSQL, driven the
+//! way a page or a mobile app would: one integration binary for the whole suite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod journey;
+mod passkeys;
+mod pdpa;
+mod proofing;

@@ -1,0 +1,191 @@
+//! PDPA: consent, export, and erasure that leaves no personal data behind.
+
+use http::StatusCode;
+use serde_json::json;
+use tuaton_store::testing::TestDb;
+
+use crate::common::*;
+use crate::on_both_engines;
+
+fn consent() -> serde_json::Value {
+    json!({
+        "agency": "revenue-department", "purpose": "tax-filing", "purpose_version": "2026-1",
+        "claims": ["name", "birthdate"], "notice_text": "กรมสรรพากรขอใช้ชื่อและวันเกิดของท่านเพื่อการยื่นภาษี",
+        "locale": "th", "lawful_basis": "consent"
+    })
+}
+
+async fn consent_is_given_and_withdrawn_as_easily(db: TestDb) {
+    let mut c = client(&db).await;
+    enrolled_and_logged_in(&mut c, somchai()).await;
+    let (s, given) = c
+        .call("POST", "/api/v1/me/consents", Some(consent()), true)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{given}");
+    assert_eq!(given["notice_digest"].as_str().unwrap().len(), 64);
+    assert!(given["withdrawn_at"].is_null());
+    let mut bad = consent();
+    bad["lawful_basis"] = json!("because");
+    let (s, v) = c.call("POST", "/api/v1/me/consents", Some(bad), true).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_field"))
+    );
+    let id = given["id"].as_str().unwrap();
+    let (s, w) = c
+        .call(
+            "POST",
+            &format!("/api/v1/me/consents/{id}/withdraw"),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    assert!(w["withdrawn_at"].is_string());
+    let (s, _) = c
+        .call(
+            "POST",
+            &format!("/api/v1/me/consents/{id}/withdraw"),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "withdrawn once");
+    let (_, list) = c.call("GET", "/api/v1/me/consents", None, false).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "the record of consent stays, withdrawn"
+    );
+    let recs = tuaton_store::audit::list(&db.store, 0, 100).await.unwrap();
+    assert!(
+        recs.iter().any(|r| r.action == "consent.give")
+            && recs.iter().any(|r| r.action == "consent.withdraw")
+    );
+    db.cleanup().await;
+}
+
+/// Every text value in every table, for a search for personal data.
+async fn all_text(db: &TestDb) -> String {
+    let mut out = String::new();
+    for (table, cols) in [
+        (
+            "accounts",
+            "COALESCE(citizen_id,'') || COALESCE(thai_given,'') || COALESCE(thai_family,'') || COALESCE(en_given,'') || COALESCE(en_family,'') || COALESCE(birth_date,'') || COALESCE(contact_email,'') || user_handle",
+        ),
+        (
+            "proofing_decisions",
+            "registry_answer || evidence_digest || method",
+        ),
+        ("consents", "agency || purpose || claims || notice_digest"),
+        ("audit_log", "actor || action || target || details"),
+        ("ceremonies", "state"),
+        ("sessions", "account_id"),
+        ("passkeys", "name || credential"),
+        ("company_links", "juristic_id || company_name"),
+    ] {
+        let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT {cols} FROM {table}"))
+            .fetch_all(db.store.pool())
+            .await
+            .unwrap();
+        for (t,) in rows {
+            out.push_str(&t);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
+    let clock = fixed_clock();
+    let mut c = Client {
+        app: app_with_clock(&db, clock.clone()),
+        cookie: None,
+        csrf: None,
+    };
+    let mut authn = enrolled_and_logged_in(&mut c, somchai()).await;
+    c.call("POST", "/api/v1/me/consents", Some(consent()), true)
+        .await;
+    c.call(
+        "POST",
+        "/api/v1/me/companies",
+        Some(json!({ "juristic_id": "0105599000019" })),
+        true,
+    )
+    .await;
+
+    let (s, export) = c.call("GET", "/api/v1/me/export", None, false).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(export["account"]["citizen_id"], "1999000000017");
+    assert_eq!(export["account"]["thai_given"], "สมชาย");
+    assert_eq!(export["proofing_decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(export["consents"].as_array().unwrap().len(), 1);
+    assert_eq!(export["passkeys"].as_array().unwrap().len(), 1);
+    assert_eq!(export["companies"].as_array().unwrap().len(), 1);
+    assert!(export["audit_records"].as_array().unwrap().len() >= 4);
+    assert!(
+        export["passkeys"][0].get("credential").is_none(),
+        "no credential internals in the export"
+    );
+
+    // Erasure needs a fresh login.
+    clock.advance(time::Duration::minutes(6));
+    let (s, v) = c.call("POST", "/api/v1/me/erase", None, true).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("fresh_login_required"))
+    );
+    crate::common::login(&mut c, &mut authn, Some("1999000000017")).await;
+    let (s, v) = c.call("POST", "/api/v1/me/erase", None, true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // No personal field remains anywhere; the chain still verifies; the person can no longer log in.
+    let text = all_text(&db).await;
+    for needle in [
+        "1999000000017",
+        "1-9990",
+        "สมชาย",
+        "ใจดี",
+        "Somchai",
+        "Jaidee",
+        "1964-02-22",
+        "somchai@example.test",
+        "JT0",
+    ] {
+        assert!(!text.contains(needle), "`{needle}` remains after erasure");
+    }
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    assert_eq!(
+        c.call("GET", "/api/v1/me", None, false).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, start) = c
+        .call(
+            "POST",
+            "/api/v1/login/start",
+            Some(json!({ "citizen_id": "1999000000017" })),
+            false,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "an erased person looks like anyone unknown: {start}"
+    );
+    // The same person may enrol again, as a new account.
+    let (s, _) = c
+        .call("POST", "/api/v1/enrolments", Some(somchai()), false)
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    db.cleanup().await;
+}
+
+on_both_engines!(
+    consent_is_given_and_withdrawn_as_easily,
+    export_holds_everything_and_erase_leaves_no_personal_data
+);
