@@ -31,6 +31,7 @@ struct Inner {
     store: Store,
     clock: Arc<dyn Clock>,
     services: Services,
+    rate_limits: crate::ratelimit::RateLimits,
     metrics: PrometheusHandle,
 }
 
@@ -42,11 +43,16 @@ impl AppState {
         clock: Arc<dyn Clock>,
         services: Services,
     ) -> Self {
+        let rate_limits = crate::ratelimit::RateLimits::new(
+            settings.rate_limit_per_address,
+            settings.rate_limit_per_account,
+        );
         Self(Arc::new(Inner {
             settings,
             store,
             clock,
             services,
+            rate_limits,
             metrics: crate::telemetry::metrics_handle(),
         }))
     }
@@ -59,6 +65,11 @@ impl AppState {
     ) -> Result<Self, crate::services::ServicesError> {
         let services = Services::from_settings(&settings, clock.clone())?;
         Ok(Self::new(settings, store, clock, services))
+    }
+
+    /// Ceremony rate limits.
+    pub fn rate_limits(&self) -> &crate::ratelimit::RateLimits {
+        &self.0.rate_limits
     }
 
     /// Connectors and protocol engines.
@@ -98,7 +109,7 @@ pub fn build_router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(crate::health::routes())
         .merge(crate::openapi::routes())
-        .nest("/api/v1", crate::api::routes())
+        .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found("no_such_endpoint", "There is no endpoint at this address.")
         })

@@ -15,6 +15,7 @@ mod health;
 pub mod maintenance;
 mod middleware;
 mod openapi;
+pub mod ratelimit;
 pub mod services;
 pub mod session;
 pub mod settings;

@@ -22,6 +22,7 @@ pub async fn run_once(state: &AppState) {
     if let Err(e) = tuaton_store::ceremonies::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired ceremonies could not be purged; will retry");
     }
+    state.rate_limits().shrink();
     if let Err(e) = tuaton_store::sessions::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired sessions could not be purged; will retry");
     }

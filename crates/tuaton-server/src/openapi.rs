@@ -27,6 +27,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(<crate::api::ApiDocEnrolment as OpenApi>::openapi());
     doc.merge(<crate::api::ApiDocPasskeys as OpenApi>::openapi());
+    doc.merge(<crate::api::ApiDocRecovery as OpenApi>::openapi());
     doc.merge(<crate::api::ApiDocAccounts as OpenApi>::openapi());
     doc
 }

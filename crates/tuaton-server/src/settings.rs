@@ -74,6 +74,8 @@ struct FileSettings {
     rp_name: Option<String>,
     aal3_allow_list: Option<PathBuf>,
     fido_mds_blob: Option<PathBuf>,
+    rate_limit_per_address: Option<u64>,
+    rate_limit_per_account: Option<u64>,
 }
 
 /// Everything `tuaton serve` needs to start.
@@ -117,6 +119,12 @@ pub struct Settings {
     /// `TUATON_FIDO_MDS_BLOB`: a FIDO Metadata Service BLOB downloaded by the operator;
     /// its certified hardware authenticators join the AAL3 allow-list.
     pub fido_mds_blob: Option<PathBuf>,
+    /// `TUATON_RATE_LIMIT_PER_ADDRESS`: ceremony requests (enrolment, passkey
+    /// registration, login, recovery) one client address may make a minute. Default 60:
+    /// a person needs a handful; a script guessing needs thousands.
+    pub rate_limit_per_address: u32,
+    /// `TUATON_RATE_LIMIT_PER_ACCOUNT`: ceremony requests for one account a minute. Default 20.
+    pub rate_limit_per_account: u32,
     /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
     pub dev: bool,
 }
@@ -402,7 +410,28 @@ impl Settings {
         let aal3_allow_list = path("TUATON_AAL3_ALLOW_LIST", fs.aal3_allow_list);
         let fido_mds_blob = path("TUATON_FIDO_MDS_BLOB", fs.fido_mds_blob);
 
+        let rate_limit_per_address = number(
+            "TUATON_RATE_LIMIT_PER_ADDRESS",
+            "rate_limit_per_address",
+            fs.rate_limit_per_address,
+            60,
+            1,
+            1_000_000,
+            "a whole number of requests a minute from 1 to 1000000",
+        )?;
+        let rate_limit_per_account = number(
+            "TUATON_RATE_LIMIT_PER_ACCOUNT",
+            "rate_limit_per_account",
+            fs.rate_limit_per_account,
+            20,
+            1,
+            1_000_000,
+            "a whole number of requests a minute from 1 to 1000000",
+        )?;
+
         Ok(Settings {
+            rate_limit_per_address: u32::try_from(rate_limit_per_address).unwrap_or(u32::MAX),
+            rate_limit_per_account: u32::try_from(rate_limit_per_account).unwrap_or(u32::MAX),
             aal3_allow_list,
             fido_mds_blob,
             session_idle: Duration::from_secs(session_idle),

@@ -245,7 +245,8 @@ pub async fn set_ial(
 }
 
 /// Erases a person (PDPA right to erasure): clears every personal field, closes
-/// the account, and removes credentials, sessions, company links and roles.
+/// the account, and removes credentials, sessions, company links, roles and
+/// queued notifications (they hold the contact address).
 /// Proofing decisions and consents stay: they hold only digests and the opaque
 /// account id, and are the record of what was done lawfully.
 pub async fn erase(tx: &mut Tx, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
@@ -255,6 +256,7 @@ pub async fn erase(tx: &mut Tx, id: &str, now: OffsetDateTime) -> Result<(), Sto
         "DELETE FROM company_links WHERE account_id = $1",
         "DELETE FROM account_roles WHERE account_id = $1",
         "DELETE FROM ceremonies WHERE account_id = $1",
+        "DELETE FROM notifications WHERE account_id = $1",
     ] {
         sqlx::query(sql).bind(id).execute(tx.conn()).await?;
     }

@@ -18,6 +18,7 @@ pub mod consents;
 mod db;
 mod error;
 pub mod keys;
+pub mod notifications;
 pub mod passkeys;
 pub mod proofing;
 pub mod sessions;

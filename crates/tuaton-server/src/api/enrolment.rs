@@ -20,7 +20,7 @@ use crate::session::SessionAuth;
 use crate::{ApiError, AppState};
 
 /// How long an enrolment grant lets the new account register its first passkey.
-const ENROLMENT_GRANT_TTL: Duration = Duration::minutes(15);
+pub(super) const ENROLMENT_GRANT_TTL: Duration = Duration::minutes(15);
 /// The ceremony kind of an enrolment grant.
 pub(crate) const ENROLMENT_GRANT: &str = "enrolment";
 
@@ -63,7 +63,7 @@ pub(crate) struct EnrolmentRequest {
 }
 
 impl EnrolmentRequest {
-    fn evidence_input(&self) -> CitizenEvidenceInput {
+    pub(super) fn evidence_input(&self) -> CitizenEvidenceInput {
         CitizenEvidenceInput {
             citizen_id: self.citizen_id.clone(),
             thai_given_name: self.thai_given_name.clone(),
@@ -91,7 +91,7 @@ pub(crate) struct EnrolmentResponse {
     enrolment_token_expires_at: Option<OffsetDateTime>,
 }
 
-fn parse_evidence(
+pub(super) fn parse_evidence(
     state: &AppState,
     input: &CitizenEvidenceInput,
 ) -> Result<CitizenEvidence, ApiError> {
@@ -143,7 +143,7 @@ fn refusal(e: &DecisionError) -> ApiError {
 }
 
 /// Runs the registry check and the level decision; audits a refusal.
-async fn proof(
+pub(super) async fn proof(
     state: &AppState,
     evidence: &CitizenEvidence,
     officer: Option<OfficerAttestation>,
@@ -179,8 +179,16 @@ async fn proof(
     }
 }
 
-fn registry_answer_json(d: &ProofingDecision) -> serde_json::Value {
+pub(super) fn registry_answer_json(d: &ProofingDecision) -> serde_json::Value {
     serde_json::to_value(&d.registry_answer).unwrap_or(serde_json::Value::Null)
+}
+
+/// The stored name of the proofing method (`remote_registry`, `officer_in_person`, …).
+pub(super) fn method_label(d: &ProofingDecision) -> String {
+    serde_json::to_value(d.method)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Records the decision (and creates the account when new) with its audit record, atomically.
@@ -227,10 +235,7 @@ async fn record(
             (acc.id, decision.ial, true)
         }
     };
-    let method = serde_json::to_value(decision.method)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let method = method_label(decision);
     let digest = decision.evidence_digest.to_string();
     let decision_id = proofing::insert(
         &mut tx,
@@ -270,11 +275,13 @@ async fn record(
     .await?;
     tx.commit().await?;
 
-    // A grant to register the first passkey, only for an account that has none.
-    let has_passkeys = !tuaton_store::passkeys::for_account(state.store().pool(), &account_id)
+    // A grant to register a passkey, only for an account that has no usable one:
+    // new, or (re-proofed by an officer) with every passkey suspended.
+    let has_active_passkey = tuaton_store::passkeys::for_account(state.store().pool(), &account_id)
         .await?
-        .is_empty();
-    let (token, expires) = if has_passkeys {
+        .iter()
+        .any(|p| p.state == "active");
+    let (token, expires) = if has_active_passkey {
         (None, None)
     } else {
         let expires = now + ENROLMENT_GRANT_TTL;

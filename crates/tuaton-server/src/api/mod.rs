@@ -3,6 +3,7 @@
 mod accounts;
 mod enrolment;
 mod passkeys;
+mod recovery;
 
 use axum::Router;
 
@@ -11,12 +12,19 @@ use crate::AppState;
 pub(crate) use accounts::ApiDocAccounts;
 pub(crate) use enrolment::ApiDocEnrolment;
 pub(crate) use passkeys::ApiDocPasskeys;
+pub(crate) use recovery::ApiDocRecovery;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+/// The API; ceremony routes (enrolment, passkeys, login, recovery) carry the per-address rate limit.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    let ceremonies = Router::new()
         .merge(enrolment::routes())
         .merge(passkeys::routes())
-        .merge(accounts::routes())
+        .merge(recovery::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::ratelimit::per_address,
+        ));
+    Router::new().merge(ceremonies).merge(accounts::routes())
 }
 
 /// The audit actor string for an account.

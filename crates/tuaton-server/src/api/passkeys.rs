@@ -183,6 +183,7 @@ async fn registration_start(
     ApiJson(req): ApiJson<RegistrationStartRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
     let account = registration_account(&state, &headers, &req, session).await?;
+    state.rate_limits().check_account(&account.id)?;
     let existing = creds::for_account(state.store().pool(), &account.id).await?;
     let exclude: Vec<Vec<u8>> = existing
         .iter()
@@ -270,6 +271,7 @@ async fn registration_finish(
     let account_id = ceremony
         .account_id
         .ok_or_else(|| ApiError::internal("registration without account"))?;
+    state.rate_limits().check_account(&account_id)?;
     let pending: PendingRegistration =
         serde_json::from_str(&ceremony.state).map_err(ApiError::internal)?;
     let (stored, facts) =
@@ -404,6 +406,7 @@ async fn login_start(
         let id = tuaton_core::CitizenId::parse(raw)
             .map_err(|e| ApiError::bad_request("invalid_citizen_id", e.to_string()))?;
         if let Some(acc) = accounts::by_citizen_id(state.store().pool(), &id.compact()).await? {
+            state.rate_limits().check_account(&acc.id)?;
             let stored: Vec<StoredCredential> = creds::for_account(state.store().pool(), &acc.id)
                 .await?
                 .into_iter()
@@ -499,6 +502,7 @@ async fn login_finish(
         )
         .await;
     };
+    state.rate_limits().check_account(&record.account_id)?;
     let account = accounts::by_id(state.store().pool(), &record.account_id)
         .await?
         .ok_or_else(|| ApiError::internal("credential without account"))?;

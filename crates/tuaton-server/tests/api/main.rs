@@ -4,6 +4,8 @@
 
 mod common;
 mod journey;
+mod limits;
 mod passkeys;
 mod pdpa;
 mod proofing;
+mod recovery;

@@ -83,6 +83,7 @@ async fn all_text(db: &TestDb) -> String {
         ("sessions", "account_id"),
         ("passkeys", "name || credential"),
         ("company_links", "juristic_id || company_name"),
+        ("notifications", "address"),
     ] {
         let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT {cols} FROM {table}"))
             .fetch_all(db.store.pool())

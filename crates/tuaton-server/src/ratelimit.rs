@@ -1,0 +1,91 @@
+//! Rate limits on ceremonies: per client address and per account.
+//!
+//! Every start and finish of enrolment, passkey registration, login and
+//! recovery passes a per-address limit (a route layer) and, once the account is
+//! known, a per-account limit. Limits are kept in each process's memory: with
+//! several instances the effective limit is at most the per-instance limit
+//! times the number of instances, which still bounds guessing. Refusals are
+//! counted in metrics and logged without personal data; they are not written to
+//! the audit log, so a flood cannot grow it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::{ApiError, AppState};
+
+/// The two limiters.
+#[derive(Clone)]
+pub struct RateLimits {
+    per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    per_account: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+fn quota(per_minute: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN))
+}
+
+impl RateLimits {
+    /// Limits allowing `per_address` and `per_account` ceremony requests a minute (each with that burst).
+    pub fn new(per_address: u32, per_account: u32) -> Self {
+        Self {
+            per_address: Arc::new(RateLimiter::keyed(quota(per_address))),
+            per_account: Arc::new(RateLimiter::keyed(quota(per_account))),
+        }
+    }
+
+    /// Counts one request from `addr`.
+    pub fn check_address(&self, addr: IpAddr) -> Result<(), ApiError> {
+        self.per_address
+            .check_key(&addr)
+            .map_err(|_| refused("address"))
+    }
+
+    /// Counts one request for `account_id`.
+    pub fn check_account(&self, account_id: &str) -> Result<(), ApiError> {
+        self.per_account
+            .check_key(&account_id.to_owned())
+            .map_err(|_| refused("account"))
+    }
+
+    /// Forgets keys whose limits have fully recovered, bounding memory.
+    pub fn shrink(&self) {
+        self.per_address.retain_recent();
+        self.per_account.retain_recent();
+        self.per_address.shrink_to_fit();
+        self.per_account.shrink_to_fit();
+    }
+}
+
+fn refused(scope: &'static str) -> ApiError {
+    metrics::counter!("tuaton_rate_limited_total", "scope" => scope).increment(1);
+    tracing::info!(scope, "rate limit reached");
+    ApiError::new(
+        http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too many attempts. Wait a minute and try again.",
+    )
+    .with_retry_after(60)
+}
+
+/// Route layer: the per-address limit. Requests without a peer address
+/// (in-process tests) share the unspecified address.
+pub(crate) async fn per_address(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    match state.rate_limits().check_address(addr) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
