@@ -234,23 +234,6 @@ pub(crate) async fn run(config: Option<&Path>, cmd: KeysCommand) -> ExitCode {
     }
 }
 
-/// The audit actor: the operator's login name, as far as the shell tells it.
-fn actor() -> String {
-    let name = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default();
-    let clean: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .take(64)
-        .collect();
-    if clean.is_empty() {
-        "operator:cli".to_owned()
-    } else {
-        format!("operator:{clean}")
-    }
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
@@ -461,7 +444,16 @@ async fn rotate(
         }
     };
     let now = OffsetDateTime::now_utc();
-    let result = rotate_key(&store, backend, purpose, alg, prepublish, now, &actor()).await;
+    let result = rotate_key(
+        &store,
+        backend,
+        purpose,
+        alg,
+        prepublish,
+        now,
+        &crate::operator_actor(),
+    )
+    .await;
     store.close().await;
     let (key, plan) = match result {
         Ok(v) => v,
@@ -496,7 +488,14 @@ async fn retire(config: Option<&Path>, id: &str, force: &Force, common: &Common)
         Ok(v) => v,
         Err(code) => return code,
     };
-    let result = keys::retire(&store, id, OffsetDateTime::now_utc(), &actor(), reason).await;
+    let result = keys::retire(
+        &store,
+        id,
+        OffsetDateTime::now_utc(),
+        &crate::operator_actor(),
+        reason,
+    )
+    .await;
     store.close().await;
     let key = match result {
         Ok(k) => k,
@@ -538,9 +537,15 @@ async fn destroy(config: Option<&Path>, id: &str, force: &Force, common: &Common
     // A key marked destroyed before whose material removal failed: retry only that part.
     let key = match keys::by_id(store.pool(), id).await {
         Ok(Some(k)) if k.state == KeyState::Destroyed => Ok(k),
-        Ok(_) => keys::destroy(&store, id, OffsetDateTime::now_utc(), &actor(), reason)
-            .await
-            .map_err(lifecycle_error),
+        Ok(_) => keys::destroy(
+            &store,
+            id,
+            OffsetDateTime::now_utc(),
+            &crate::operator_actor(),
+            reason,
+        )
+        .await
+        .map_err(lifecycle_error),
         Err(e) => Err(crate::fail(format!("cannot read managed keys: {e}"))),
     };
     store.close().await;

@@ -7,6 +7,7 @@
 //!
 //! Non-goals: logic of its own. Every command is a thin shell over a library call.
 
+mod accounts_cmd;
 mod audit_cmd;
 mod dev_cmd;
 mod keys_cmd;
@@ -42,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: keys_cmd::KeysCommand,
     },
+    /// Operator actions on accounts: show, suspend, reactivate, grant the officer role.
+    Accounts {
+        #[command(subcommand)]
+        command: accounts_cmd::AccountsCommand,
+    },
     /// Inspect the audit log.
     Audit {
         #[command(subcommand)]
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve_cmd::run(config, args).await,
             Command::Dev { command } => dev_cmd::run(command).await,
             Command::Keys { command } => keys_cmd::run(config, command).await,
+            Command::Accounts { command } => accounts_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })
@@ -106,4 +113,21 @@ pub(crate) async fn open(
             ))
         })?;
     Ok((settings, store))
+}
+
+/// The audit actor for operator commands: the login name, as far as the shell tells it.
+pub(crate) fn operator_actor() -> String {
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    let clean: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "operator:cli".to_owned()
+    } else {
+        format!("operator:{clean}")
+    }
 }

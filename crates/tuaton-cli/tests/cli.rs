@@ -34,6 +34,10 @@ fn every_command_has_help() {
         &["serve", "--help"],
         &["dev", "init", "--help"],
         &["audit", "verify", "--help"],
+        &["accounts", "show", "--help"],
+        &["accounts", "suspend", "--help"],
+        &["accounts", "reactivate", "--help"],
+        &["accounts", "grant-officer", "--help"],
     ] {
         let o = tuaton(args, &[]);
         assert!(o.status.success(), "{args:?}: {}", text(&o));
@@ -212,4 +216,87 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
+    let db = TestDb::sqlite().await;
+    let mut tx = db.store.begin().await.unwrap();
+    let new = tuaton_store::accounts::NewAccount {
+        citizen_id: "1999000000017".into(),
+        thai_given: "สมชาย".into(),
+        thai_family: "ใจดี".into(),
+        en_given: None,
+        en_family: None,
+        birth_date: "1964-02-22".into(),
+        contact_email: None,
+        ial: "2.1".into(),
+    };
+    let acc = tuaton_store::accounts::insert(&mut tx, &new, "handle", OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let url = db.url();
+    let env = [("TUATON_DATABASE_URL", url.as_str()), ("USER", "somsak")];
+
+    let o = tuaton(&["accounts", "suspend", &acc.id, "--reason", ""], &env);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    let o = tuaton(
+        &[
+            "accounts",
+            "suspend",
+            "1-9990-00000-01-7",
+            "--reason",
+            "reported stolen card",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tuaton(&["accounts", "suspend", &acc.id, "--reason", "again"], &env);
+    assert_eq!(o.status.code(), Some(1), "already suspended: {}", text(&o));
+    let o = tuaton(&["accounts", "show", &acc.id, "--json"], &env);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["state_reason"].as_str()),
+        (Some("suspended"), Some("reported stolen card"))
+    );
+    assert!(!text(&o).contains("สมชาย"), "show prints no personal data");
+    assert!(
+        tuaton(&["accounts", "reactivate", &acc.id], &env)
+            .status
+            .success()
+    );
+    assert!(
+        tuaton(&["accounts", "grant-officer", &acc.id], &env)
+            .status
+            .success()
+    );
+    assert_eq!(
+        tuaton(&["accounts", "grant-officer", &acc.id], &env)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        tuaton(&["accounts", "show", "no-such-account"], &env)
+            .status
+            .code(),
+        Some(64)
+    );
+
+    let recs = audit::list(&db.store, 0, 100).await.unwrap();
+    let actions: Vec<_> = recs
+        .iter()
+        .map(|r| (r.actor.as_str(), r.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("operator:somsak", "account.suspend"),
+            ("operator:somsak", "account.reactivate"),
+            ("operator:somsak", "account.grant_role")
+        ]
+    );
+    assert!(audit::verify(&db.store).await.unwrap().is_intact());
+    db.cleanup().await;
 }
