@@ -195,6 +195,7 @@ impl Passkeys {
                 .map_err(|e| PasskeyError::from_webauthn(e, Stage::Register))?;
             (ccr, RegistrationKind::Plain(st))
         };
+        let ccr = prefer_discoverable(ccr);
         let state = RegistrationState {
             expires_at: now + self.ttl,
             user: user.handle,
@@ -397,4 +398,16 @@ impl Passkeys {
     pub fn owner(&self, cred: &StoredCredential) -> Result<Uuid, PasskeyError> {
         Ok(cred.envelope()?.user)
     }
+}
+
+/// Asks authenticators for a discoverable (resident) credential where they can
+/// make one, so username-less login works. webauthn-rs asks them not to; the
+/// request is only a preference and the finish step does not depend on it,
+/// so authenticators without resident keys still register.
+fn prefer_discoverable(mut ccr: CreationChallengeResponse) -> CreationChallengeResponse {
+    if let Some(sel) = ccr.public_key.authenticator_selection.as_mut() {
+        sel.resident_key = Some(webauthn_rs_core::proto::ResidentKeyRequirement::Preferred);
+        sel.require_resident_key = false;
+    }
+    ccr
 }

@@ -138,6 +138,26 @@ pub(crate) struct CeremonyResponse {
     /// WebAuthn options (`publicKey` member of CredentialCreationOptions / CredentialRequestOptions).
     #[schema(value_type = Object)]
     public_key: serde_json::Value,
+    /// `conditional` for a username-less login: offer the passkey in the form's autofill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mediation: Option<String>,
+}
+
+impl CeremonyResponse {
+    /// Splits the library's options into the `publicKey` member and the mediation hint.
+    fn new(ceremony_id: String, options: &impl Serialize) -> Result<Self, ApiError> {
+        let v = serde_json::to_value(options).map_err(ApiError::internal)?;
+        let mediation = v
+            .get("mediation")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned);
+        let public_key = v.get("publicKey").cloned().unwrap_or(v);
+        Ok(Self {
+            ceremony_id,
+            public_key,
+            mediation,
+        })
+    }
 }
 
 /// Ends the ceremony's own state and returns who it is for.
@@ -214,11 +234,7 @@ async fn registration_start(
         expires,
     )
     .await?;
-    let public_key = serde_json::to_value(&ccr).map_err(ApiError::internal)?;
-    Ok(Json(CeremonyResponse {
-        ceremony_id: id,
-        public_key: public_key.get("publicKey").cloned().unwrap_or(public_key),
-    }))
+    Ok(Json(CeremonyResponse::new(id, &ccr)?))
 }
 
 /// The user handle is 128 random bits in hex; as a WebAuthn user id it is read as a UUID.
@@ -438,11 +454,7 @@ async fn login_start(
         now + time::Duration::minutes(5),
     )
     .await?;
-    let public_key = serde_json::to_value(&rcr).map_err(ApiError::internal)?;
-    Ok(Json(CeremonyResponse {
-        ceremony_id: id,
-        public_key: public_key.get("publicKey").cloned().unwrap_or(public_key),
-    }))
+    Ok(Json(CeremonyResponse::new(id, &rcr)?))
 }
 
 /// Finish a login.
