@@ -1,6 +1,7 @@
 //! Background upkeep every `tuaton serve` process runs: key state transitions
 //! that have come due (pre-publication over, retiring keys past their last
-//! expiry) and removal of expired ceremonies and sessions. Every step is a
+//! expiry), removal of expired ceremonies and sessions, and the retention
+//! periods: withdrawn consents and notices older than configured are deleted. Every step is a
 //! conditional update, so any number of processes on one PostgreSQL apply
 //! each change once.
 
@@ -23,6 +24,30 @@ pub async fn run_once(state: &AppState) {
         tracing::warn!(error = %e, "expired ceremonies could not be purged; will retry");
     }
     state.rate_limits().shrink();
+    let settings = state.settings();
+    // A cutoff that cannot be computed purges nothing.
+    let cutoff = |d: Duration| {
+        time::Duration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    if let Err(e) = tuaton_store::consents::purge_withdrawn_before(
+        state.store(),
+        cutoff(settings.withdrawn_consent_retention),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "withdrawn consents past retention could not be purged; will retry");
+    }
+    if let Err(e) = tuaton_store::notifications::purge_before(
+        state.store(),
+        cutoff(settings.notification_retention),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "notices past retention could not be purged; will retry");
+    }
     if let Err(e) = tuaton_store::sessions::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired sessions could not be purged; will retry");
     }

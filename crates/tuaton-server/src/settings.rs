@@ -76,6 +76,8 @@ struct FileSettings {
     fido_mds_blob: Option<PathBuf>,
     rate_limit_per_address: Option<u64>,
     rate_limit_per_account: Option<u64>,
+    withdrawn_consent_retention_days: Option<u64>,
+    notification_retention_days: Option<u64>,
 }
 
 /// Everything `tuaton serve` needs to start.
@@ -125,6 +127,13 @@ pub struct Settings {
     pub rate_limit_per_address: u32,
     /// `TUATON_RATE_LIMIT_PER_ACCOUNT`: ceremony requests for one account a minute. Default 20.
     pub rate_limit_per_account: u32,
+    /// `TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS`: how long a withdrawn consent record is
+    /// kept as proof of what was lawfully done while it was live. Default 3650 (ten
+    /// years, the general limitation period of the Thai Civil and Commercial Code).
+    pub withdrawn_consent_retention: Duration,
+    /// `TUATON_NOTIFICATION_RETENTION_DAYS`: how long a queued or sent notice (which
+    /// holds a contact address) is kept. Default 90.
+    pub notification_retention: Duration,
     /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
     pub dev: bool,
 }
@@ -429,7 +438,30 @@ impl Settings {
             "a whole number of requests a minute from 1 to 1000000",
         )?;
 
+        let withdrawn_consent_retention_days = number(
+            "TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS",
+            "withdrawn_consent_retention_days",
+            fs.withdrawn_consent_retention_days,
+            3650,
+            1,
+            36_500,
+            "whole days from 1 to 36500",
+        )?;
+        let notification_retention_days = number(
+            "TUATON_NOTIFICATION_RETENTION_DAYS",
+            "notification_retention_days",
+            fs.notification_retention_days,
+            90,
+            1,
+            3650,
+            "whole days from 1 to 3650",
+        )?;
+
         Ok(Settings {
+            withdrawn_consent_retention: Duration::from_secs(
+                withdrawn_consent_retention_days * 86_400,
+            ),
+            notification_retention: Duration::from_secs(notification_retention_days * 86_400),
             rate_limit_per_address: u32::try_from(rate_limit_per_address).unwrap_or(u32::MAX),
             rate_limit_per_account: u32::try_from(rate_limit_per_account).unwrap_or(u32::MAX),
             aal3_allow_list,

@@ -151,3 +151,36 @@ async fn the_openapi_document_lists_the_operations_endpoints() {
         assert!(v["paths"][p].is_object(), "{p} missing");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_read() {
+    let (app, _db) = app_with(&[("TUATON_MAX_BODY_BYTES", "2048")]).await;
+    let big = format!("{{\"citizen_id\": \"{}\"}}", "1".repeat(4096));
+    let req = Request::post("/api/v1/enrolments")
+        .header("content-type", "application/json")
+        .body(Body::from(big))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let v: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(v["code"], "body_too_large");
+}
+
+#[tokio::test]
+async fn malformed_json_and_wrong_content_type_get_problem_documents() {
+    let (app, _db) = app_with(&[]).await;
+    let req = Request::post("/api/v1/enrolments")
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&body_text(app.clone().oneshot(req).await.unwrap()).await).unwrap();
+    assert_eq!(v["code"], "malformed_json");
+    let req = Request::post("/api/v1/enrolments")
+        .header("content-type", "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}

@@ -170,3 +170,17 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     .await?;
     rows.into_iter().map(from_row).collect()
 }
+
+/// Deletes consent records withdrawn before `cutoff` (retention); returns how many.
+/// Live consents are never purged.
+pub async fn purge_withdrawn_before(
+    store: &crate::Store,
+    cutoff: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let r =
+        sqlx::query("DELETE FROM consents WHERE withdrawn_ms IS NOT NULL AND withdrawn_ms < $1")
+            .bind(to_ms(cutoff))
+            .execute(store.pool())
+            .await?;
+    Ok(r.rows_affected())
+}

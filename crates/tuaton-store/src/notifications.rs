@@ -129,3 +129,13 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     .await?;
     Ok(rows.into_iter().map(from_row).collect())
 }
+
+/// Deletes notices created before `cutoff` (retention: they hold a contact
+/// address); returns how many.
+pub async fn purge_before(store: &crate::Store, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+    let r = sqlx::query("DELETE FROM notifications WHERE created_ms < $1")
+        .bind(to_ms(cutoff))
+        .execute(store.pool())
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -337,13 +337,77 @@ async fn my_citizen_id(
 }
 
 #[utoipa::path(get, path = "/api/v1/me/companies", tag = "companies", responses((status = 200, body = Object)))]
+/// The linked companies. A link whose confirmation is older than
+/// `authority_recheck_secs` is checked with the registry again first: kept
+/// and re-dated when the person is still a director of an active company,
+/// removed (and audited) when not, and shown as unconfirmed when the registry
+/// cannot answer.
 async fn list_companies(
     State(state): State<AppState>,
     session: SessionAuth,
-) -> Result<Json<Vec<companies::CompanyLink>>, ApiError> {
-    Ok(Json(
-        companies::for_account(state.store().pool(), &session.account_id).await?,
-    ))
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let (account, me) = my_citizen_id(&state, &session).await?;
+    let now = state.now();
+    let recheck =
+        time::Duration::try_from(state.settings().authority_recheck).unwrap_or(time::Duration::DAY);
+    let registry = state.services().juristic_registry.clone();
+    let mut out = Vec::new();
+    for link in companies::for_account(state.store().pool(), &account.id).await? {
+        let stale = now - link.checked_at > recheck;
+        // Some(true): still a director of an active company; Some(false): no longer; None: not asked or no answer.
+        let holds = match (stale, &registry, JuristicId::parse(&link.juristic_id)) {
+            (true, Some(r), Ok(jid)) => match r.lookup(&jid).await {
+                Ok(company) => Some(
+                    company.directors.contains(&me)
+                        && !matches!(
+                            authorised(&company, &[me]),
+                            AuthorityDecision::CompanyDissolved
+                        ),
+                ),
+                Err(RegistryError::NotFound) => Some(false),
+                Err(RegistryError::Unavailable { .. }) => None,
+            },
+            _ => None,
+        };
+        if let Some(still) = holds {
+            let mut tx = state.store().begin().await?;
+            if still {
+                companies::link(
+                    &mut tx,
+                    &account.id,
+                    &link.juristic_id,
+                    &link.company_name,
+                    now,
+                )
+                .await?;
+            } else {
+                companies::unlink(&mut tx, &account.id, &link.juristic_id).await?;
+                let ev = AuditEvent::failure(
+                    account_actor(&account.id),
+                    "company.authority_lost",
+                    link.juristic_id.clone(),
+                );
+                audit::append(&mut tx, now, &ev).await?;
+            }
+            tx.commit().await?;
+            if !still {
+                continue;
+            }
+        }
+        let fresh = match holds {
+            Some(_) => Some(now),
+            None if stale => None,
+            None => Some(link.checked_at),
+        };
+        out.push(json!({
+            "juristic_id": link.juristic_id,
+            "company_name": link.company_name,
+            "linked_at": link.linked_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "confirmed_at": fresh.unwrap_or(link.checked_at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "confirmed": fresh.is_some(),
+        }));
+    }
+    Ok(Json(out))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/companies", tag = "companies", request_body = LinkCompanyRequest, responses(

@@ -186,7 +186,60 @@ async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
     db.cleanup().await;
 }
 
+async fn withdrawn_consents_are_purged_after_the_retention_period(db: TestDb) {
+    let clock = fixed_clock();
+    let env = [("TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS", "30")];
+    let settings = tuaton_server::Settings::load_with(None, true, |k| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let state =
+        tuaton_server::AppState::from_settings(settings, db.store.clone(), clock.clone()).unwrap();
+    let mut c = Client {
+        app: tuaton_server::build_router(state.clone()),
+        cookie: None,
+        csrf: None,
+    };
+    enrolled_and_logged_in(&mut c, somchai()).await;
+    let (_, kept) = c
+        .call("POST", "/api/v1/me/consents", Some(consent()), true)
+        .await;
+    let mut other = consent();
+    other["purpose"] = json!("pension");
+    let (_, gone) = c
+        .call("POST", "/api/v1/me/consents", Some(other), true)
+        .await;
+    c.call(
+        "POST",
+        &format!(
+            "/api/v1/me/consents/{}/withdraw",
+            gone["id"].as_str().unwrap()
+        ),
+        None,
+        true,
+    )
+    .await;
+    clock.advance(time::Duration::days(29));
+    tuaton_server::maintenance::run_once(&state).await;
+    assert_eq!(count(&db, "consents").await, 2, "within retention");
+    clock.advance(time::Duration::days(2));
+    tuaton_server::maintenance::run_once(&state).await;
+    let left: Vec<(String,)> = sqlx::query_as("SELECT id FROM consents")
+        .fetch_all(db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        vec![(kept["id"].as_str().unwrap().to_owned(),)],
+        "only the live consent stays"
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
     consent_is_given_and_withdrawn_as_easily,
+    withdrawn_consents_are_purged_after_the_retention_period,
     export_holds_everything_and_erase_leaves_no_personal_data
 );

@@ -365,7 +365,51 @@ async fn directors_act_for_their_companies_under_the_authority_rule(db: TestDb) 
     db.cleanup().await;
 }
 
+async fn company_authority_is_confirmed_again_after_the_recheck_interval(db: TestDb) {
+    let clock = fixed_clock();
+    let app = app_with(
+        &db,
+        clock.clone(),
+        &[
+            ("TUATON_AUTHORITY_RECHECK_SECS", "3600"),
+            ("TUATON_SESSION_IDLE_SECS", "86400"),
+        ],
+    );
+    let mut c = Client {
+        app,
+        cookie: None,
+        csrf: None,
+    };
+    enrolled_and_logged_in(&mut c, somchai()).await;
+    let (s, _) = c
+        .call(
+            "POST",
+            "/api/v1/me/companies",
+            Some(json!({ "juristic_id": "0105599000019" })),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, first) = c.call("GET", "/api/v1/me/companies", None, false).await;
+    assert_eq!(first[0]["confirmed"], true);
+    clock.advance(time::Duration::minutes(30));
+    let (_, same) = c.call("GET", "/api/v1/me/companies", None, false).await;
+    assert_eq!(
+        same[0]["confirmed_at"], first[0]["confirmed_at"],
+        "not asked again within the interval"
+    );
+    clock.advance(time::Duration::minutes(31));
+    let (_, again) = c.call("GET", "/api/v1/me/companies", None, false).await;
+    assert_eq!(again[0]["confirmed"], true, "{again}");
+    assert_ne!(
+        again[0]["confirmed_at"], first[0]["confirmed_at"],
+        "confirmed with the registry again"
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    company_authority_is_confirmed_again_after_the_recheck_interval,
     each_registry_answer_is_handled_and_refusals_write_no_account,
     an_unreachable_registry_means_try_later_and_nothing_saved,
     officers_proof_in_person_and_others_are_refused,
