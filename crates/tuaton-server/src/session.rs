@@ -63,7 +63,7 @@ pub async fn issue(
     tx: &mut tuaton_store::Tx,
 ) -> Result<IssuedSession, ApiError> {
     if let Some(old) = previous_cookie {
-        sqlx_delete(tx, &hash_secret(old)).await?;
+        sessions::delete(tx.conn(), &hash_secret(old)).await?;
     }
     let secret = random_token()?;
     let csrf_token = random_token()?;
@@ -89,11 +89,6 @@ pub async fn issue(
     })
 }
 
-async fn sqlx_delete(tx: &mut tuaton_store::Tx, id_hash: &str) -> Result<(), ApiError> {
-    tuaton_store::sessions::delete_in(tx, id_hash).await?;
-    Ok(())
-}
-
 /// A `Set-Cookie` value; `max_age: None` clears the cookie.
 pub fn session_cookie(state: &AppState, value: &str, max_age: Option<Duration>) -> String {
     let mut c = Cookie::build((cookie_name(state), value.to_owned()))
@@ -109,10 +104,9 @@ pub fn session_cookie(state: &AppState, value: &str, max_age: Option<Duration>) 
 }
 
 /// The session cookie's value in a request, if present.
-pub fn cookie_value(state: &AppState, parts: &Parts) -> Option<String> {
+pub fn cookie_value(state: &AppState, headers: &http::HeaderMap) -> Option<String> {
     let name = cookie_name(state);
-    parts
-        .headers
+    headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -142,7 +136,7 @@ impl FromRequestParts<AppState> for SessionAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(secret) = cookie_value(state, parts) else {
+        let Some(secret) = cookie_value(state, &parts.headers) else {
             return Err(ApiError::unauthorized("login_required", "Log in first."));
         };
         let id_hash = hash_secret(&secret);
@@ -199,7 +193,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SessionAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Option<Self>, ApiError> {
-        if cookie_value(state, parts).is_none() {
+        if cookie_value(state, &parts.headers).is_none() {
             return Ok(None);
         }
         match <SessionAuth as FromRequestParts<AppState>>::from_request_parts(parts, state).await {

@@ -7,6 +7,28 @@ use axum::Router;
 use axum::routing::get;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Serves `app` on a free loopback port until the returned sender fires.
+async fn start(
+    app: Router,
+    grace: Duration,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    (
+        addr,
+        stop_tx,
+        tokio::spawn(tuaton_server::serve(listener, app, stop, grace)),
+    )
+}
+
 #[tokio::test]
 async fn in_flight_requests_finish_after_shutdown_begins() {
     let app = Router::new().route(
@@ -16,17 +38,7 @@ async fn in_flight_requests_finish_after_shutdown_begins() {
             "finished"
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tuaton_server::serve(
-        listener,
-        app,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let (addr, stop_tx, server) = start(app, Duration::from_secs(5)).await;
 
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -58,17 +70,7 @@ async fn the_grace_period_bounds_a_request_that_never_ends() {
         "/hang",
         get(|| async { std::future::pending::<&'static str>().await }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tuaton_server::serve(
-        listener,
-        app,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Duration::from_millis(300),
-    ));
+    let (addr, stop_tx, server) = start(app, Duration::from_millis(300)).await;
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
         .await

@@ -85,7 +85,7 @@ pub async fn touch(
     let now_ms = to_ms(now);
     let idle_ms = idle.whole_milliseconds() as i64;
     if expires_ms <= now_ms || last_seen_ms + idle_ms <= now_ms {
-        delete(store, id_hash).await?;
+        delete(store.pool(), id_hash).await?;
         return Ok(None);
     }
     // Writing last-seen on every request would make each read a write; a
@@ -108,11 +108,14 @@ pub async fn touch(
     }))
 }
 
-/// Ends one session.
-pub async fn delete(store: &Store, id_hash: &str) -> Result<(), StoreError> {
+/// Ends one session (on the pool, or inside a transaction at login to rotate the id).
+pub async fn delete<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    id_hash: &str,
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(id_hash)
-        .execute(store.pool())
+        .execute(db)
         .await?;
     Ok(())
 }
@@ -124,15 +127,6 @@ pub async fn delete_for_account(tx: &mut Tx, account_id: &str) -> Result<u64, St
         .execute(tx.conn())
         .await?;
     Ok(r.rows_affected())
-}
-
-/// Ends one session inside a transaction (at login, to rotate the id).
-pub async fn delete_in(tx: &mut Tx, id_hash: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-        .bind(id_hash)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
 }
 
 /// Deletes sessions past their absolute end; returns how many.

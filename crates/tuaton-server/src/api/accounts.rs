@@ -321,6 +321,21 @@ fn registry_refusal(e: RegistryError) -> ApiError {
     }
 }
 
+/// The registry's current record of a company, or the refusal to send.
+async fn lookup_company(
+    state: &AppState,
+    jid: &JuristicId,
+) -> Result<tuaton_proofing::Company, ApiError> {
+    let registry = state.services().juristic_registry.clone().ok_or_else(|| {
+        ApiError::unavailable(
+            "registry_not_configured",
+            "Company linking and checks are not available on this server yet.",
+            3600,
+        )
+    })?;
+    registry.lookup(jid).await.map_err(registry_refusal)
+}
+
 async fn my_citizen_id(
     state: &AppState,
     session: &SessionAuth,
@@ -427,14 +442,7 @@ async fn link_company(
             "Acting for a company needs identity verified at IAL2.1 or higher.",
         ));
     }
-    let registry = state.services().juristic_registry.clone().ok_or_else(|| {
-        ApiError::unavailable(
-            "registry_not_configured",
-            "Company linking is not available on this server yet.",
-            3600,
-        )
-    })?;
-    let company = registry.lookup(&jid).await.map_err(registry_refusal)?;
+    let company = lookup_company(&state, &jid).await?;
     let now = state.now();
     let alone = authorised(&company, &[me]);
     let is_director = company.directors.contains(&me);
@@ -506,14 +514,7 @@ async fn check_authority(
                 .map_err(|e| ApiError::bad_request("invalid_citizen_id", e.to_string()))?,
         );
     }
-    let registry = state.services().juristic_registry.clone().ok_or_else(|| {
-        ApiError::unavailable(
-            "registry_not_configured",
-            "Company checks are not available on this server yet.",
-            3600,
-        )
-    })?;
-    let company = registry.lookup(&jid).await.map_err(registry_refusal)?;
+    let company = lookup_company(&state, &jid).await?;
     let decision = authorised(&company, &acting);
     let now = state.now();
     let mut tx = state.store().begin().await?;

@@ -117,6 +117,14 @@ fn validate_email(email: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The refusal for a second enrolment of one citizen id.
+fn already_enrolled() -> ApiError {
+    ApiError::conflict(
+        "already_enrolled",
+        "An account already exists for this citizen id. Log in with your passkey, or recover the account if you lost it.",
+    )
+}
+
 /// Maps a refused proofing decision to the answer the citizen sees.
 fn refusal(e: &DecisionError) -> ApiError {
     match e {
@@ -204,13 +212,7 @@ async fn record(
     let mut tx = state.store().begin().await?;
     let existing = accounts::by_citizen_id(tx.conn(), &evidence.citizen_id.compact()).await?;
     let (account_id, ial, new) = match existing {
-        Some(acc) if officer_account.is_none() => {
-            let _ = acc;
-            return Err(ApiError::conflict(
-                "already_enrolled",
-                "An account already exists for this citizen id. Log in with your passkey, or recover the account if you lost it.",
-            ));
-        }
+        Some(_) if officer_account.is_none() => return Err(already_enrolled()),
         Some(acc) => {
             let current: tuaton_core::Ial = acc.ial.parse().unwrap_or(tuaton_core::Ial::Ial1_1);
             let ial = current.max(decision.ial);
@@ -324,10 +326,8 @@ async fn enrol(
         .await?
         .is_some()
     {
-        return Err(ApiError::conflict(
-            "already_enrolled",
-            "An account already exists for this citizen id. Log in with your passkey, or recover the account if you lost it.",
-        ));
+        // Checked before the registry is asked, and again in the transaction against a race.
+        return Err(already_enrolled());
     }
     let decision = proof(&state, &evidence, None, "anonymous").await?;
     let resp = record(&state, &evidence, &req, &decision, None).await?;

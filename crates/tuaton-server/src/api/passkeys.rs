@@ -160,14 +160,12 @@ impl CeremonyResponse {
     }
 }
 
-/// Ends the ceremony's own state and returns who it is for.
+/// The active account a registration is for: the grant's, or the session's.
 async fn registration_account(
     state: &AppState,
-    parts: &HeaderMap,
     req: &RegistrationStartRequest,
     session: Option<SessionAuth>,
 ) -> Result<accounts::Account, ApiError> {
-    let _ = parts;
     let account_id = match (&req.enrolment_token, session) {
         (Some(token), _) => ceremonies::peek(state.store(), token, ENROLMENT_GRANT, state.now())
             .await
@@ -198,11 +196,10 @@ async fn registration_account(
     responses((status = 200, body = CeremonyResponse), (status = 401, body = crate::error::Problem)))]
 async fn registration_start(
     State(state): State<AppState>,
-    headers: HeaderMap,
     session: Option<SessionAuth>,
     ApiJson(req): ApiJson<RegistrationStartRequest>,
 ) -> Result<Json<CeremonyResponse>, ApiError> {
-    let account = registration_account(&state, &headers, &req, session).await?;
+    let account = registration_account(&state, &req, session).await?;
     state.rate_limits().check_account(&account.id)?;
     let existing = creds::for_account(state.store().pool(), &account.id).await?;
     let exclude: Vec<Vec<u8>> = existing
@@ -589,7 +586,7 @@ async fn login_finish(
         now,
     )
     .await?;
-    let previous = headers_cookie(&state, &headers);
+    let previous = session::cookie_value(&state, &headers);
     let issued = session::issue(
         &state,
         previous.as_deref(),
@@ -619,16 +616,9 @@ async fn login_finish(
     Ok(([(header::SET_COOKIE, issued.set_cookie)], Json(body)).into_response())
 }
 
-fn headers_cookie(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    let mut req = http::Request::new(());
-    *req.headers_mut() = headers.clone();
-    let (parts, ()) = req.into_parts();
-    session::cookie_value(state, &parts)
-}
-
 #[utoipa::path(post, path = "/api/v1/logout", tag = "passkeys", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, session: SessionAuth) -> Result<Response, ApiError> {
-    tuaton_store::sessions::delete(state.store(), &session.id_hash).await?;
+    tuaton_store::sessions::delete(state.store().pool(), &session.id_hash).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(
