@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use ring::rand::{SecureRandom, SystemRandom};
+use tuaton_server::custody::DEV_MASTER_KEY;
 
 #[derive(Subcommand)]
 pub(crate) enum DevCommand {
@@ -22,9 +23,6 @@ pub(crate) enum DevCommand {
         force: bool,
     },
 }
-
-/// The development master key file inside keys-dev/.
-pub(crate) const DEV_MASTER_KEY: &str = "master.key";
 
 pub(crate) async fn run(cmd: DevCommand) -> ExitCode {
     let DevCommand::Init { dir, force } = cmd;

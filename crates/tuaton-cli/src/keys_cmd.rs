@@ -1,35 +1,20 @@
 //! `tuaton keys …`: the key lifecycle for operators.
 //!
 //! Every decision (may this key be retired? destroyed? is a rotation already
-//! pending?) is made in `tuaton_store::keys`; this module parses arguments,
-//! builds the key backend from the environment ([`backend_from_env`]),
-//! generates and destroys key material, and prints.
+//! pending?) is made in `tuaton_store::keys`, and key generation for a
+//! rotation in `tuaton_server::custody` (which `tuaton serve` uses for
+//! scheduled rotations too); this module parses arguments, opens the backend
+//! the settings name, and prints.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use time::{Duration, OffsetDateTime};
-use tuaton_keys::{
-    KeyBackend, KeyError, KeyRef, KeySpec, MasterKey, Pin, Pkcs11Backend, Pkcs11Config,
-    SignatureAlgorithm, SoftwareBackend,
-};
-use tuaton_store::Store;
-use tuaton_store::keys::{self, KeyPurpose, KeyState, KeysError, ManagedKey, RotationPlan};
-
-/// Environment variable: the software backend's master key, hex or base64.
-pub const ENV_MASTER_KEY: &str = "TUATON_MASTER_KEY";
-/// Environment variable: a file holding the software backend's master key.
-pub const ENV_MASTER_KEY_FILE: &str = "TUATON_MASTER_KEY_FILE";
-/// Environment variable: path of the PKCS#11 module.
-pub const ENV_PKCS11_MODULE: &str = "TUATON_PKCS11_MODULE";
-/// Environment variable: label of the PKCS#11 token.
-pub const ENV_PKCS11_TOKEN: &str = "TUATON_PKCS11_TOKEN";
-/// Environment variable: a file holding the token's user PIN.
-pub const ENV_PKCS11_PIN_FILE: &str = "TUATON_PKCS11_PIN_FILE";
-/// Environment variable: the token's user PIN.
-pub const ENV_PKCS11_PIN: &str = "TUATON_PKCS11_PIN";
+use tuaton_keys::{KeyBackend, KeyError, KeyRef, SignatureAlgorithm};
+use tuaton_server::custody::{self, RotateError, rotate_key};
+use tuaton_store::keys::{self, KeyPurpose, KeyState, KeysError};
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
@@ -131,93 +116,10 @@ impl Force {
     }
 }
 
-/// Builds the key backend the environment configures. Exactly one of:
-///
-/// - `dev`: the software backend at `DATA_DIR/keys`, sealed under
-///   `keys-dev/master.key` (made by `tuaton dev init`); refused if a
-///   production backend is configured too, so production keys are never
-///   sealed under the development key;
-/// - PKCS#11: `TUATON_PKCS11_MODULE`, `TUATON_PKCS11_TOKEN`, and the PIN from
-///   `TUATON_PKCS11_PIN_FILE` (preferred) or `TUATON_PKCS11_PIN`;
-/// - software: `DATA_DIR/keys`, master key from `TUATON_MASTER_KEY_FILE` or
-///   `TUATON_MASTER_KEY` (hex or base64).
-///
-/// The error is a sentence for the operator naming the variables; it never
-/// holds a secret.
-pub fn backend_from_env(data_dir: &Path, dev: bool) -> Result<Arc<dyn KeyBackend>, String> {
-    let set = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());
-    let pkcs11 = [
-        ENV_PKCS11_MODULE,
-        ENV_PKCS11_TOKEN,
-        ENV_PKCS11_PIN_FILE,
-        ENV_PKCS11_PIN,
-    ]
-    .into_iter()
-    .any(set);
-    let soft = set(ENV_MASTER_KEY) || set(ENV_MASTER_KEY_FILE);
-    let key_dir = data_dir.join("keys");
-    let soft_backend = |master: MasterKey| -> Result<Arc<dyn KeyBackend>, String> {
-        let b = SoftwareBackend::open(&key_dir, master)
-            .map_err(|e| format!("cannot open the software key directory: {e}"))?;
-        Ok(Arc::new(b))
-    };
-    if dev {
-        if pkcs11 || soft {
-            return Err(format!(
-                "--dev uses keys-dev/{}, but a production key backend is configured too \
-                 (TUATON_MASTER_KEY*, TUATON_PKCS11_*); leave out --dev or unset them",
-                crate::dev_cmd::DEV_MASTER_KEY
-            ));
-        }
-        let path = PathBuf::from("keys-dev").join(crate::dev_cmd::DEV_MASTER_KEY);
-        let master = MasterKey::from_file(&path)
-            .map_err(|e| format!("{e} (run `tuaton dev init` to create it)"))?;
-        return soft_backend(master);
-    }
-    if pkcs11 && soft {
-        return Err(
-            "both a PKCS#11 token (TUATON_PKCS11_*) and a software master key (TUATON_MASTER_KEY*) \
-             are configured; set only one"
-                .into(),
-        );
-    }
-    if pkcs11 {
-        let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
-        let module = var(ENV_PKCS11_MODULE).ok_or_else(|| {
-            format!("{ENV_PKCS11_MODULE} is not set (path of the PKCS#11 module)")
-        })?;
-        let token = var(ENV_PKCS11_TOKEN)
-            .ok_or_else(|| format!("{ENV_PKCS11_TOKEN} is not set (label of the token)"))?;
-        let pin = if let Some(file) = var(ENV_PKCS11_PIN_FILE) {
-            Pin::from_file(Path::new(&file)).map_err(|e| e.to_string())?
-        } else if set(ENV_PKCS11_PIN) {
-            Pin::from_env(ENV_PKCS11_PIN).map_err(|e| e.to_string())?
-        } else {
-            return Err(format!(
-                "{ENV_PKCS11_PIN_FILE} (or {ENV_PKCS11_PIN}) is not set (the token's user PIN)"
-            ));
-        };
-        let b = Pkcs11Backend::open(Pkcs11Config::new(module, token, pin))
-            .map_err(|e| format!("cannot open the PKCS#11 token: {e}"))?;
-        return Ok(Arc::new(b));
-    }
-    if set(ENV_MASTER_KEY_FILE) && set(ENV_MASTER_KEY) {
-        return Err(format!(
-            "both {ENV_MASTER_KEY_FILE} and {ENV_MASTER_KEY} are set; set only one"
-        ));
-    }
-    if let Some(file) = std::env::var_os(ENV_MASTER_KEY_FILE).filter(|s| !s.is_empty()) {
-        return soft_backend(MasterKey::from_file(Path::new(&file)).map_err(|e| e.to_string())?);
-    }
-    if soft {
-        return soft_backend(MasterKey::from_env(ENV_MASTER_KEY).map_err(|e| e.to_string())?);
-    }
-    Err(format!(
-        "no key backend is configured: set {ENV_MASTER_KEY_FILE} (software keys under {}), \
-         or {ENV_PKCS11_MODULE}, {ENV_PKCS11_TOKEN} and {ENV_PKCS11_PIN_FILE} (an HSM), \
-         or use --dev for development keys",
-        key_dir.display()
-    ))
+/// Opens the key backend the settings name; the error is a sentence for the
+/// operator naming the settings, never a secret.
+fn open_backend(settings: &tuaton_server::Settings) -> Result<Arc<dyn KeyBackend>, String> {
+    custody::open_backend(&settings.key_backend, &settings.data_dir).map_err(|e| e.to_string())
 }
 
 pub(crate) async fn run(config: Option<&Path>, cmd: KeysCommand) -> ExitCode {
@@ -302,19 +204,6 @@ async fn list(config: Option<&Path>, common: &Common) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The key type generated for an algorithm: the only one for EC and EdDSA,
-/// RSA-3072 for RS256/PS256 (NIST's recommendation past 2030).
-fn key_spec(alg: SignatureAlgorithm) -> KeySpec {
-    match alg {
-        SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256 => KeySpec::Rsa3072,
-        other => other
-            .key_specs()
-            .first()
-            .copied()
-            .unwrap_or(KeySpec::EcP256),
-    }
-}
-
 fn parse_purpose(s: &str) -> Result<KeyPurpose, String> {
     let purpose: KeyPurpose = s.parse().map_err(|e| format!("--purpose: {e}"))?;
     if purpose.is_per_account() {
@@ -340,84 +229,6 @@ fn parse_alg(s: &str) -> Result<SignatureAlgorithm, String> {
     })
 }
 
-/// Why [`rotate_key`] did nothing.
-#[derive(Debug)]
-pub enum RotateError {
-    /// The lifecycle refused (a rotation is already pending); nothing was generated.
-    Refused(String),
-    /// The database or the backend failed.
-    Failed(String),
-}
-
-/// Generates a key for `purpose` in `backend` and records it as pending,
-/// then applies whatever is due now (the first key of a purpose activates at
-/// once). Refusals come back before anything is generated; if recording
-/// fails, the generated material is destroyed again.
-pub async fn rotate_key(
-    store: &Store,
-    backend: Arc<dyn KeyBackend>,
-    purpose: KeyPurpose,
-    alg: SignatureAlgorithm,
-    prepublish: Duration,
-    now: OffsetDateTime,
-    actor: &str,
-) -> Result<(ManagedKey, RotationPlan), RotateError> {
-    use RotateError::{Failed, Refused};
-    let all = keys::list(store.pool())
-        .await
-        .map_err(|e| Failed(format!("cannot read managed keys: {e}")))?;
-    let plan = RotationPlan::new(purpose, alg.jose_name(), &all, now, prepublish)
-        .map_err(|e| Refused(e.to_string()))?;
-    let label = plan.label(now);
-    let gen_backend = backend.clone();
-    let key_ref = tokio::task::spawn_blocking(move || gen_backend.generate(key_spec(alg), &label))
-        .await
-        .map_err(|e| Failed(format!("key generation did not finish: {e}")))?
-        .map_err(|e| Failed(format!("cannot generate the key: {e}")))?;
-    let recorded = async {
-        let mut tx = store.begin().await?;
-        let key = keys::insert_pending(
-            &mut tx,
-            &plan.new_key(backend.name(), &key_ref.to_string()),
-            now,
-            actor,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, KeysError>(key)
-    }
-    .await;
-    let key = match recorded {
-        Ok(k) => k,
-        Err(e) => {
-            // Leave no orphan key behind in the backend.
-            let cleanup = tokio::task::spawn_blocking(move || backend.destroy(&key_ref)).await;
-            let note = match cleanup {
-                Ok(Ok(())) => "the generated key was destroyed again",
-                _ => "the generated key could not be destroyed again",
-            };
-            let message = format!("{e}; {note}");
-            return Err(if e.is_refusal() {
-                Refused(message)
-            } else {
-                Failed(message)
-            });
-        }
-    };
-    keys::tick(store, now).await.map_err(|e| {
-        Failed(format!(
-            "key {} recorded, but activating it failed: {e}",
-            key.id
-        ))
-    })?;
-    let key = keys::by_id(store.pool(), &key.id)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(key);
-    Ok((key, plan))
-}
-
 async fn rotate(
     config: Option<&Path>,
     purpose: &str,
@@ -436,7 +247,7 @@ async fn rotate(
         Ok(v) => v,
         Err(code) => return code,
     };
-    let backend = match backend_from_env(&settings.data_dir, common.dev) {
+    let backend = match open_backend(&settings) {
         Ok(b) => b,
         Err(e) => {
             store.close().await;
@@ -457,7 +268,7 @@ async fn rotate(
     store.close().await;
     let (key, plan) = match result {
         Ok(v) => v,
-        Err(RotateError::Refused(e)) => return refuse(e),
+        Err(RotateError::Refused(e) | RotateError::Raced(e)) => return refuse(e),
         Err(RotateError::Failed(e)) => return crate::fail(e),
     };
     if common.json {
@@ -527,7 +338,7 @@ async fn destroy(config: Option<&Path>, id: &str, force: &Force, common: &Common
         Err(code) => return code,
     };
     // The backend first: never mark a key destroyed that we then cannot remove.
-    let backend = match backend_from_env(&settings.data_dir, common.dev) {
+    let backend = match open_backend(&settings) {
         Ok(b) => b,
         Err(e) => {
             store.close().await;

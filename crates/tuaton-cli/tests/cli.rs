@@ -157,6 +157,10 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tuaton"))
         .args(["serve", "--dev", "--log-json"])
+        .env(
+            "TUATON_DEV_KEYS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../keys-dev"),
+        )
         .env("TUATON_LISTEN", &listen)
         .env("TUATON_DATA_DIR", dir.path())
         .stdout(Stdio::null())

@@ -580,3 +580,163 @@ async fn a_relying_party_never_sees_a_failed_verification_during_rotation() {
     assert_eq!(jwks_final[0]["kid"], new_kid.as_str());
     store.close().await;
 }
+
+/// A `tuaton serve` process of the test's, stopped (SIGTERM, then wait) when dropped.
+struct Served {
+    child: std::process::Child,
+    listen: String,
+}
+
+impl Served {
+    fn start(s: &Setup, env: &[(&str, &str)]) -> Served {
+        let listen = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tuaton"));
+        c.arg("serve")
+            .current_dir(s.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TUATON_DATA_DIR", s.data_dir())
+            .env("TUATON_MASTER_KEY_FILE", s.master_key_file())
+            .env("TUATON_LISTEN", &listen)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Served {
+            child: c.spawn().unwrap(),
+            listen,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
+        reqwest::get(format!("http://{}{path}", self.listen))
+            .await
+            .ok()
+    }
+
+    async fn kids(&self) -> Vec<String> {
+        let Some(r) = self.get("/.well-known/jwks.json").await else {
+            return Vec::new();
+        };
+        let v: Value = r.json().await.unwrap();
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it holds; false if it never did within `limit`.
+async fn within<F: std::future::Future<Output = bool>>(
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> F,
+) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_on_one_postgresql_agree_on_keys_within_seconds() {
+    let Some(db) = tuaton_store::testing::TestDb::postgres().await else {
+        return;
+    };
+    let s = Setup::new();
+    let url = db.url();
+    let env = [
+        ("TUATON_DATABASE_URL", url.as_str()),
+        ("TUATON_ROTATION", "id-token:ES256:90d:1d"),
+    ];
+    let servers = [Served::start(&s, &env), Served::start(&s, &env)];
+    let ten_s = std::time::Duration::from_secs(10);
+    for srv in &servers {
+        let ready = within(std::time::Duration::from_secs(30), || async {
+            srv.get("/readyz")
+                .await
+                .is_some_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(ready, "a server did not become ready");
+    }
+
+    // Both ran upkeep on start and raced to make the first scheduled key: one wins,
+    // the other destroys what it generated.
+    let store = &db.store;
+    let one_key = within(ten_s, || async {
+        keys::signing_key(store.pool(), KeyPurpose::IdToken, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    assert!(one_key, "no scheduled key was made");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let all = keys::list(store.pool()).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let first = all[0].id.clone();
+    let key_files = std::fs::read_dir(Path::new(&s.data_dir()).join("keys"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        key_files, 1,
+        "the losing process left no key material behind"
+    );
+
+    // An operator rotates through the CLI: both processes publish the new key within seconds.
+    let o = s.run(
+        &["keys", "rotate", "--purpose", "id-token", "--json"],
+        &[("TUATON_DATABASE_URL", &url)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let next = v["key"]["id"].as_str().unwrap().to_owned();
+    for srv in &servers {
+        let both = within(ten_s, || async {
+            let kids = srv.kids().await;
+            kids.contains(&first) && kids.contains(&next)
+        })
+        .await;
+        assert!(both, "a server did not publish the pre-published key");
+    }
+
+    // The new key is found compromised before it ever signed: destroyed, and
+    // both processes stop publishing it within seconds.
+    let o = s.run(
+        &[
+            "keys",
+            "destroy",
+            &next,
+            "--force",
+            "--reason",
+            "test: suspected compromise",
+        ],
+        &[("TUATON_DATABASE_URL", &url)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for srv in &servers {
+        let gone = within(ten_s, || async { srv.kids().await == vec![first.clone()] }).await;
+        assert!(gone, "a server still publishes the destroyed key");
+    }
+    drop(servers);
+    db.cleanup().await;
+}

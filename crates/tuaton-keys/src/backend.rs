@@ -35,6 +35,11 @@ pub trait KeyBackend: Send + Sync {
 
     /// Short backend name for logs and metrics (`"soft"`, `"pkcs11"`).
     fn name(&self) -> &'static str;
+
+    /// Checks that the backend can serve now (for readiness probes), so a
+    /// lost HSM or an unreadable key directory shows before a signature is
+    /// needed. Errors are those an operation would give.
+    fn check_health(&self) -> Result<()>;
 }
 
 /// Checks a label before it reaches a file header or CKA_LABEL.

@@ -430,6 +430,17 @@ fn generate_rsa_pkcs8(spec: KeySpec) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 impl KeyBackend for SoftwareBackend {
+    /// The key directory must still be a directory this process can list:
+    /// a lost mount or changed permissions show here, not at the next signature.
+    fn check_health(&self) -> Result<()> {
+        fs::read_dir(&self.dir)
+            .map(drop)
+            .map_err(|e| KeyError::KeyStoreIo {
+                path: self.dir.clone(),
+                reason: e.to_string(),
+            })
+    }
+
     fn generate(&self, spec: KeySpec, label: &str) -> Result<KeyRef> {
         check_label(label)?;
         let mut id_bytes = [0u8; 16];

@@ -119,8 +119,9 @@ pub struct Passkeys {
 impl Passkeys {
     /// Checks the configuration and builds the verifier.
     ///
-    /// The relying-party id is the host of `public_url`; the only accepted
-    /// origin is its origin. It must be `https`, except on `localhost`.
+    /// The relying-party id is the host of `public_url`; the accepted origins
+    /// are its origin and `extra_origins`. It must be `https`, except on
+    /// `localhost`.
     pub fn new(cfg: PasskeyConfig) -> Result<Self, PasskeyError> {
         let url = &cfg.public_url;
         let rp_id = url.domain().ok_or_else(|| {
@@ -144,7 +145,13 @@ impl Passkeys {
             cfg.rp_name.as_str()
         };
         let webauthn = WebauthnBuilder::new(rp_id, &origin)
-            .map(|b| b.rp_name(rp_name).timeout(cfg.ceremony_ttl))
+            .map(|b| {
+                cfg.extra_origins
+                    .iter()
+                    .fold(b, |b, o| b.append_allowed_origin(o.url()))
+                    .rp_name(rp_name)
+                    .timeout(cfg.ceremony_ttl)
+            })
             .and_then(|b| b.build())
             .map_err(|e| PasskeyError::from_webauthn(e, Stage::Register))?;
         Ok(Self {

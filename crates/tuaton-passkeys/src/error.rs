@@ -76,10 +76,46 @@ pub enum PasskeyError {
     /// The configuration or the AAL3 allow-list is unusable. Operator.
     #[error("passkey configuration: {0}")]
     Config(String),
-    /// A FIDO metadata (MDS3) BLOB could not be imported: malformed or stale.
-    /// Operator (download a fresh BLOB).
+    /// A FIDO metadata (MDS3) BLOB was refused; the inner error says why.
     #[error("FIDO metadata BLOB: {0}")]
-    MetadataBlob(String),
+    MetadataBlob(#[from] MetadataBlobError),
+}
+
+/// Why a FIDO Metadata Service (MDS3) BLOB was refused. Every case stops the
+/// import as a whole: a BLOB is trusted entirely or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetadataBlobError {
+    /// Not a JWS in compact serialisation, or a part is not the base64url JSON
+    /// MDS3 prescribes. The operator's file (wrong or truncated download).
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The header's `alg` is not RS256 or ES256. `none` lands here: an
+    /// unsigned BLOB is an attacker's or a test file, never the FIDO
+    /// Alliance's.
+    #[error("signature algorithm {0:?} is not accepted (only RS256 and ES256)")]
+    UnsupportedAlgorithm(String),
+    /// The header carries no `x5c` certificate chain, so there is nothing to
+    /// tie the signature to the trusted root. Wrong file, or an attacker.
+    #[error("the header has no x5c certificate chain")]
+    MissingCertificateChain,
+    /// The signing certificate does not chain to a configured root, is
+    /// outside its validity period, or is not the FIDO Alliance's BLOB
+    /// signing certificate. An attacker, a wrong root file, or a clock far off.
+    #[error("the signing certificate is not trusted: {0}")]
+    UntrustedSigner(String),
+    /// The signature does not verify with the signing certificate's key: the
+    /// BLOB was changed after signing. An attacker or a corrupted file.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// `nextUpdate` is before today: the FIDO Alliance has published newer
+    /// statuses (perhaps a compromise report) since. The operator downloads
+    /// a fresh BLOB.
+    #[error("stale: nextUpdate was {next_update}; download a fresh BLOB")]
+    Stale {
+        /// The BLOB's `nextUpdate` date.
+        next_update: time::Date,
+    },
 }
 
 /// Which ceremony a webauthn-rs error came from; a few errors mean different

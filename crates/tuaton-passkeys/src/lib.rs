@@ -14,22 +14,30 @@
 //!   on the operator's [`Aal3Policy`];
 //! - a signature counter that does not increase is reported as
 //!   [`PasskeyError::CounterRegression`];
-//! - ceremony state carries its expiry and is consumed by `finish_*`.
+//! - ceremony state carries its expiry and is consumed by `finish_*`;
+//! - a FIDO MDS BLOB joins the allow-list only if its signature chains to
+//!   a root the operator configured ([`MdsTrustAnchors`]) and it is not stale;
+//! - responses are accepted from the public URL's origin and the configured
+//!   [`ExtraOrigin`]s (web origins, Android apps); the relying-party id is
+//!   always the public URL's host.
 //!
 //! Non-goals: storage, HTTP, sessions, rate limits, async (all in the
-//! server), and verifying the signature of a FIDO MDS BLOB (see
-//! [`Aal3Policy::from_fido_mds_blob`]). See docs/passkeys.md.
+//! server); fetching anything (MDS BLOBs, roots, CRLs). See docs/passkeys.md.
 
 mod ceremony;
 mod config;
 mod credential;
 mod error;
+mod mds;
+mod origin;
 mod policy;
 
 pub use ceremony::{LoginOutcome, LoginState, PasskeyUser, Passkeys, RegistrationState};
 pub use config::{DEFAULT_CEREMONY_TTL, PasskeyConfig};
 pub use credential::{CredentialFacts, StoredCredential, amr_for};
-pub use error::PasskeyError;
+pub use error::{MetadataBlobError, PasskeyError};
+pub use mds::{FIDO_MDS_SIGNER, MdsTrustAnchors};
+pub use origin::{ExtraOrigin, OriginKind};
 pub use policy::Aal3Policy;
 
 /// The WebAuthn wire types the server (de)serialises, re-exported so it needs

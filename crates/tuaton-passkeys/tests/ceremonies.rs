@@ -15,9 +15,9 @@ use tuaton_passkeys::{
     Aal3Policy, CredentialFacts, LoginOutcome, LoginState, PasskeyConfig, PasskeyError,
     PasskeyUser, Passkeys, StoredCredential, Url, Uuid,
 };
-use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::{self, SoftToken};
+use webauthn_authenticator_rs::{AuthenticatorBackend, WebauthnAuthenticator};
 use webauthn_rs_core::proto::{AllowCredentials, Mediation, UserVerificationPolicy};
 
 const ORIGIN: &str = "http://localhost:8080";
@@ -580,122 +580,123 @@ fn configuration_is_checked() {
     ));
 }
 
-// ---- FIDO MDS3 BLOB import -------------------------------------------------
+// ---- origins besides the public URL's ----------------------------------------
 
-fn mds_entry(
-    aaguid: &str,
-    ca_der: &[u8],
-    status: &str,
-    key_protection: &[&str],
-) -> serde_json::Value {
-    serde_json::json!({
-        "aaguid": aaguid,
-        "metadataStatement": {
-            "aaguid": aaguid,
-            "description": "Test hardware key",
-            "keyProtection": key_protection,
-            "attestationRootCertificates": [base64::engine::general_purpose::STANDARD.encode(ca_der)],
-        },
-        "statusReports": [
-            { "status": "NOT_FIDO_CERTIFIED", "effectiveDate": "2024-01-01" },
-            { "status": status, "effectiveDate": "2025-01-01" }
-        ],
-        "timeOfLastStatusChange": "2025-01-01"
-    })
+/// The origin Android gives an app: the SHA-256 of its signing certificate.
+fn android_origin(signing_cert: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, signing_cert);
+    format!(
+        "android:apk-key-hash:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
 }
 
-/// A BLOB shaped like the FIDO Alliance's (header.payload.signature); the
-/// signature is not checked by the importer, so a dummy one will do.
-fn mds_blob(entries: Vec<serde_json::Value>, next_update: &str) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(br#"{"alg":"RS256","typ":"JWT","x5c":[]}"#);
-    let payload = serde_json::json!({
-        "legalHeader": "test",
-        "no": 1,
-        "nextUpdate": next_update,
-        "entries": entries,
-    });
-    format!("{header}.{}.c2ln", b64.encode(payload.to_string()))
+fn passkeys_with_origins(public_url: &str, extra: &[&str]) -> Passkeys {
+    let mut cfg = PasskeyConfig::new(Url::parse(public_url).unwrap(), "Tuaton test");
+    cfg.extra_origins = extra.iter().map(|o| o.parse().unwrap()).collect();
+    Passkeys::new(cfg).unwrap()
+}
+
+/// Registers as an Android app does: the platform, not a browser, writes the
+/// app's origin into the client data. (`WebauthnAuthenticator` plays a
+/// browser and refuses any origin that is not a web page.)
+fn app_register(
+    pk: &Passkeys,
+    auth: &mut SoftPasskey,
+    app_origin: &str,
+) -> Result<(StoredCredential, CredentialFacts), PasskeyError> {
+    let (ccr, state) = pk.start_registration(&somchai(), &[], false, NOW).unwrap();
+    let response = AuthenticatorBackend::perform_register(
+        auth,
+        Url::parse(app_origin).unwrap(),
+        ccr.public_key,
+        60_000,
+    )
+    .unwrap();
+    pk.finish_registration(state, &response, NOW)
+}
+
+fn app_login(
+    pk: &Passkeys,
+    auth: &mut SoftPasskey,
+    app_origin: &str,
+    cred: &StoredCredential,
+) -> Result<LoginOutcome, PasskeyError> {
+    let (rcr, state) = pk.start_login(std::slice::from_ref(cred), NOW).unwrap();
+    let response = AuthenticatorBackend::perform_auth(
+        auth,
+        Url::parse(app_origin).unwrap(),
+        rcr.public_key,
+        60_000,
+    )
+    .unwrap();
+    pk.finish_login(state, &response, cred, NOW)
 }
 
 #[test]
-fn mds_import_allow_lists_certified_hardware_authenticators_only() {
-    let (mut token, ca) = attesting_token();
-    let aaguid = softtoken::AAGUID.to_string();
-    let blob = mds_blob(
-        vec![
-            mds_entry(
-                &aaguid,
-                &ca,
-                "FIDO_CERTIFIED_L2",
-                &["hardware", "secure_element"],
-            ),
-            mds_entry(
-                "00000000-0000-0000-0000-000000000001",
-                &ca,
-                "FIDO_CERTIFIED_L1",
-                &["software"],
-            ),
-            mds_entry(
-                "00000000-0000-0000-0000-000000000002",
-                &ca,
-                "NOT_FIDO_CERTIFIED",
-                &["hardware"],
-            ),
-            mds_entry(
-                "00000000-0000-0000-0000-000000000003",
-                &ca,
-                "REVOKED",
-                &["hardware"],
-            ),
-            mds_entry(
-                "00000000-0000-0000-0000-000000000004",
-                b"garbage",
-                "FIDO_CERTIFIED_L1",
-                &["hardware"],
-            ),
-        ],
-        "2026-04-01",
+fn listed_android_app_registers_and_logs_in() {
+    let app = android_origin(b"Tuaton Android release certificate");
+    let pk = passkeys_with_origins(ORIGIN, &[&app]);
+    let mut auth = uv_passkey();
+    let (stored, facts) = app_register(&pk, &mut auth, &app).unwrap();
+    assert_eq!(facts.aal, Aal::Aal2_2);
+    let out = app_login(&pk, &mut auth, &app, &stored).unwrap();
+    assert_eq!(out.aal, Aal::Aal2_2);
+    // The same passkey still works on the web origin: one relying party.
+    login(
+        &pk,
+        &mut auth,
+        std::slice::from_ref(&out.updated),
+        &out.updated,
+    )
+    .unwrap();
+}
+
+#[test]
+fn unlisted_android_app_is_refused() {
+    let listed = android_origin(b"Tuaton Android release certificate");
+    let repackaged = android_origin(b"someone else's signing certificate");
+    let mut auth = uv_passkey();
+    for pk in [
+        passkeys(Aal3Policy::empty()),
+        passkeys_with_origins(ORIGIN, &[&listed]),
+    ] {
+        assert_eq!(
+            app_register(&pk, &mut auth, &repackaged).unwrap_err(),
+            PasskeyError::WrongOrigin
+        );
+        let (stored, _) = register(&pk, &mut auth, &[], false).unwrap();
+        assert_eq!(
+            app_login(&pk, &mut auth, &repackaged, &stored).unwrap_err(),
+            PasskeyError::WrongOrigin
+        );
+    }
+}
+
+#[test]
+fn listed_extra_web_origin_works_and_others_do_not() {
+    let pk = passkeys_with_origins(
+        "https://id.example.go.th",
+        &["https://app.id.example.go.th"],
     );
-    let policy = Aal3Policy::from_fido_mds_blob(&blob, NOW).unwrap();
-    assert_eq!(policy.len(), 1);
-    assert!(policy.allows(&softtoken::AAGUID));
+    let app = Url::parse("https://app.id.example.go.th").unwrap();
+    let mut auth = uv_passkey();
+    let (ccr, state) = pk.start_registration(&somchai(), &[], false, NOW).unwrap();
+    let response = auth.do_registration(app.clone(), ccr).unwrap();
+    let (stored, _) = pk.finish_registration(state, &response, NOW).unwrap();
+    let (rcr, state) = pk.start_login(std::slice::from_ref(&stored), NOW).unwrap();
+    let response = auth.do_authentication(app, rcr).unwrap();
+    let out = pk.finish_login(state, &response, &stored, NOW).unwrap();
 
-    let pk = passkeys(policy);
-    let (_, facts) = register(&pk, &mut token, &[], true).unwrap();
-    assert_eq!(facts.aal, Aal::Aal3);
-}
-
-#[test]
-fn mds_import_skips_a_model_once_reported_compromised() {
-    let (_, ca) = attesting_token();
-    let mut entry = mds_entry(
-        &softtoken::AAGUID.to_string(),
-        &ca,
-        "FIDO_CERTIFIED_L1",
-        &["hardware"],
+    // A sibling subdomain that is not listed.
+    let (rcr, state) = pk
+        .start_login(std::slice::from_ref(&out.updated), NOW)
+        .unwrap();
+    let other = Url::parse("https://other.id.example.go.th").unwrap();
+    let response = auth.do_authentication(other, rcr).unwrap();
+    assert_eq!(
+        pk.finish_login(state, &response, &out.updated, NOW)
+            .unwrap_err(),
+        PasskeyError::WrongOrigin
     );
-    entry["statusReports"] = serde_json::json!([
-        { "status": "USER_VERIFICATION_BYPASS", "effectiveDate": "2024-06-01" },
-        { "status": "FIDO_CERTIFIED_L1", "effectiveDate": "2025-01-01" }
-    ]);
-    let policy = Aal3Policy::from_fido_mds_blob(&mds_blob(vec![entry], "2026-04-01"), NOW).unwrap();
-    assert!(policy.is_empty());
-}
-
-#[test]
-fn mds_import_refuses_stale_or_malformed_blobs() {
-    let stale = mds_blob(vec![], "2026-02-01");
-    assert!(matches!(
-        Aal3Policy::from_fido_mds_blob(&stale, NOW),
-        Err(PasskeyError::MetadataBlob(_))
-    ));
-    assert!(matches!(
-        Aal3Policy::from_fido_mds_blob("not.a-jwt", NOW),
-        Err(PasskeyError::MetadataBlob(_))
-    ));
-    assert!(matches!(
-        Aal3Policy::from_fido_mds_blob("a.bm90IGpzb24.c", NOW),
-        Err(PasskeyError::MetadataBlob(_))
-    ));
 }

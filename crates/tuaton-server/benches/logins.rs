@@ -184,6 +184,14 @@ async fn engine(db: &TestDb, knobs: &Knobs, client_rt: &tokio::runtime::Runtime)
         // Rate limits would (rightly) stop a load generator on one address.
         ("TUATON_RATE_LIMIT_PER_ADDRESS", "1000000"),
         ("TUATON_RATE_LIMIT_PER_ACCOUNT", "1000000"),
+        (
+            "TUATON_DEV_KEYS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../keys-dev"),
+        ),
+        (
+            "TUATON_DATA_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-data"),
+        ),
     ]);
     let settings =
         Settings::load_with(None, true, |k| env.get(k).map(|v| (*v).to_owned())).unwrap();

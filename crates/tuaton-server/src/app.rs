@@ -109,6 +109,7 @@ pub fn build_router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(crate::health::routes())
         .merge(crate::openapi::routes())
+        .merge(crate::wellknown::routes())
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found("no_such_endpoint", "There is no endpoint at this address.")

@@ -23,22 +23,30 @@ pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The process can serve: the database answers within a second.
+/// The process can serve: the database answers within a second and the key
+/// backend (an HSM, or the software key directory) says it is usable.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready"),
-    (status = 503, description = "The database is unreachable")))]
+    (status = 503, description = "The database or the key backend is unavailable")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(1), state.store().ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n");
         }
         Err(_) => {
             tracing::warn!("not ready: database did not answer within 1s");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n");
         }
     }
+    if let Err(e) =
+        crate::custody::check_health(&state.services().keys, Duration::from_secs(2)).await
+    {
+        tracing::warn!(error = %e, "not ready: key backend");
+        return (StatusCode::SERVICE_UNAVAILABLE, "key backend unavailable\n");
+    }
+    (StatusCode::OK, "ready\n")
 }
 
 /// Prometheus text exposition.

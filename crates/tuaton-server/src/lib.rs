@@ -10,16 +10,20 @@
 
 mod api;
 pub mod app;
+pub mod client_address;
+pub mod custody;
 pub mod error;
 mod health;
 pub mod maintenance;
 mod middleware;
+pub mod notify;
 mod openapi;
 pub mod ratelimit;
 pub mod services;
 pub mod session;
 pub mod settings;
 pub mod telemetry;
+mod wellknown;
 
 pub use app::{AppState, build_router, serve};
 pub use error::ApiError;

@@ -1,9 +1,11 @@
-//! Background upkeep every `tuaton serve` process runs: key state transitions
+//! Background upkeep every `tuaton serve` process runs: scheduled key
+//! rotations that are due (`TUATON_ROTATION`), key state transitions
 //! that have come due (pre-publication over, retiring keys past their last
 //! expiry), removal of expired ceremonies and sessions, and the retention
-//! periods: withdrawn consents and notices older than configured are deleted. Every step is a
-//! conditional update, so any number of processes on one PostgreSQL apply
-//! each change once.
+//! periods: withdrawn consents and notices older than configured are deleted;
+//! last, delivery of the notices that are due (`crate::notify`). Every step is a
+//! conditional update (notices: a claim with a lease), so any number of
+//! processes on one PostgreSQL apply each change once.
 
 use std::time::Duration;
 
@@ -16,6 +18,16 @@ pub const INTERVAL: Duration = Duration::from_secs(30);
 /// Runs one round of upkeep; errors are logged, never fatal.
 pub async fn run_once(state: &AppState) {
     let now = state.now();
+    if let Err(e) = crate::custody::rotate_on_schedule(
+        state.store(),
+        &state.services().keys,
+        &state.settings().rotation,
+        now,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "scheduled rotations could not be checked; will retry");
+    }
     match tuaton_store::keys::tick(state.store(), now).await {
         Ok(report) => tracing::debug!(?report, "key transitions applied"),
         Err(e) => tracing::warn!(error = %e, "key transitions could not be applied; will retry"),
@@ -50,6 +62,14 @@ pub async fn run_once(state: &AppState) {
     }
     if let Err(e) = tuaton_store::sessions::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired sessions could not be purged; will retry");
+    }
+    // Notices are a step of upkeep rather than a task of their own: one timer
+    // and one handle to stop at shutdown, and minutes of delay suit them. The
+    // step comes last so a slow relay only delays itself, and it is bounded (a
+    // batch, a timeout per message, a stop at the first sign the relay is down).
+    match crate::notify::deliver_due(state).await {
+        Ok(report) => tracing::debug!(?report, "notices delivered"),
+        Err(e) => tracing::warn!(error = %e, "notices could not be delivered; will retry"),
     }
 }
 

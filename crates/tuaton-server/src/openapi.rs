@@ -9,10 +9,11 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tuaton", description = "Digital identity and e-signature service: JSON API for apps, pages and agencies."),
-    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics),
+    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics, crate::wellknown::jwks),
     components(schemas(crate::error::Problem)),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "keys", description = "Public keys for relying parties"),
         (name = "enrolment", description = "Enrolment and identity proofing"),
         (name = "passkeys", description = "Passkey registration, login and sessions"),
         (name = "account", description = "The signed-in person's account and PDPA data rights"),

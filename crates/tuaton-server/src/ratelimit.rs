@@ -2,21 +2,24 @@
 //!
 //! Every start and finish of enrolment, passkey registration, login and
 //! recovery passes a per-address limit (a route layer) and, once the account is
-//! known, a per-account limit. Limits are kept in each process's memory: with
-//! several instances the effective limit is at most the per-instance limit
-//! times the number of instances, which still bounds guessing. Refusals are
-//! counted in metrics and logged without personal data; they are not written to
-//! the audit log, so a flood cannot grow it.
+//! known, a per-account limit. The address is the TCP peer's, or behind a
+//! trusted reverse proxy the client's (see [`crate::client_address`]). Limits
+//! are kept in each process's memory: with several instances the effective
+//! limit is at most the per-instance limit times the number of instances,
+//! which still bounds guessing. Refusals are counted in metrics and logged
+//! without personal data; they are not written to the audit log, so a flood
+//! cannot grow it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::client_address::ClientAddress;
 use crate::{ApiError, AppState};
 
 /// The two limiters.
@@ -73,17 +76,15 @@ fn refused(scope: &'static str) -> ApiError {
     .with_retry_after(60)
 }
 
-/// Route layer: the per-address limit. Requests without a peer address
+/// Route layer: the per-address limit, keyed by [`ClientAddress`] (the peer,
+/// or the client a trusted proxy names). Requests without a peer address
 /// (in-process tests) share the unspecified address.
 pub(crate) async fn per_address(
     State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
     req: Request,
     next: Next,
 ) -> Response {
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     match state.rate_limits().check_address(addr) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),

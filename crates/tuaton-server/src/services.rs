@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tuaton_core::Clock;
-use tuaton_passkeys::{Aal3Policy, PasskeyConfig, Passkeys};
+use tuaton_passkeys::{Aal3Policy, MdsTrustAnchors, PasskeyConfig, Passkeys};
 use tuaton_proofing::{
     CardStatusRegistry, DevJuristicRegistry, DevRegistry, JuristicRegistry, SoapCardStatusRegistry,
     SoapRegistryConfig,
@@ -20,6 +20,13 @@ pub struct Services {
     pub juristic_registry: Option<Arc<dyn JuristicRegistry>>,
     /// WebAuthn ceremonies.
     pub passkeys: Arc<Passkeys>,
+    /// The key backend every service key lives in.
+    pub keys: Arc<dyn tuaton_keys::KeyBackend>,
+    /// The published id-token keys (the JWKS).
+    pub id_token_keys: Arc<crate::custody::PublishedKeys>,
+    /// Where notices are handed over: the SMTP relay, or the development outbox;
+    /// `None` when neither is configured (notices then wait in the queue).
+    pub mailer: Option<Arc<dyn crate::notify::Mailer>>,
 }
 
 /// Why services could not be built. The operator's configuration.
@@ -41,9 +48,15 @@ pub enum ServicesError {
         /// What is wrong.
         message: String,
     },
+    /// The key backend cannot be opened.
+    #[error(transparent)]
+    Keys(#[from] crate::custody::CustodyError),
     /// The WebAuthn configuration is unusable.
     #[error("TUATON_PUBLIC_URL cannot serve as the WebAuthn origin: {0}")]
     Passkeys(#[from] tuaton_passkeys::PasskeyError),
+    /// Mail delivery cannot be set up (password file, TLS towards the relay).
+    #[error(transparent)]
+    Mail(#[from] crate::notify::MailConfigError),
 }
 
 impl Services {
@@ -69,14 +82,21 @@ impl Services {
         };
         let passkeys = Passkeys::new(PasskeyConfig {
             public_url: settings.public_url.clone(),
+            extra_origins: settings.webauthn_extra_origins.clone(),
             rp_name: settings.rp_name.clone(),
             ceremony_ttl: std::time::Duration::from_secs(300),
             aal3: aal3_policy(settings, clock.now())?,
         })?;
+        let keys = crate::custody::open_backend(&settings.key_backend, &settings.data_dir)?;
         Ok(Self {
             card_registry,
             juristic_registry,
             passkeys: Arc::new(passkeys),
+            keys,
+            id_token_keys: Arc::new(crate::custody::PublishedKeys::new(
+                tuaton_store::keys::KeyPurpose::IdToken,
+            )),
+            mailer: crate::notify::mailer_from_settings(settings)?,
         })
     }
 }
@@ -119,8 +139,39 @@ fn aal3_policy(
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        policy = policy
-            .union(&Aal3Policy::from_fido_mds_blob(&text, now).map_err(|e| err(e.to_string()))?);
+        let imported = match &settings.fido_mds_root {
+            Some(root_path) => {
+                let root_err = |message: String| ServicesError::Aal3Policy {
+                    setting: "TUATON_FIDO_MDS_ROOT",
+                    path: root_path.display().to_string(),
+                    message,
+                };
+                let bytes = std::fs::read(root_path).map_err(|e| root_err(e.to_string()))?;
+                let roots = MdsTrustAnchors::parse(&bytes).map_err(|e| root_err(e.to_string()))?;
+                Aal3Policy::from_fido_mds_blob(&text, &roots, now)
+            }
+            None if settings.danger_unverified_mds_blob => {
+                tracing::warn!(
+                    blob = %path.display(),
+                    "TUATON_DANGER_UNVERIFIED_MDS_BLOB: importing the FIDO MDS BLOB without checking its signature; whoever can change the file decides which authenticators reach AAL3"
+                );
+                Aal3Policy::danger_from_unverified_fido_mds_blob(&text, now)
+            }
+            // Settings refuse this combination; kept so a Settings built
+            // another way cannot import an unverified BLOB by accident.
+            None => {
+                return Err(err(
+                    "TUATON_FIDO_MDS_ROOT is not set, so the signature cannot be verified".into(),
+                ));
+            }
+        }
+        .map_err(|e| err(e.to_string()))?;
+        tracing::info!(
+            models = imported.len(),
+            verified = settings.fido_mds_root.is_some(),
+            "FIDO MDS BLOB imported into the AAL3 allow-list"
+        );
+        policy = policy.union(&imported);
     }
     Ok(policy)
 }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tuaton_passkeys::ExtraOrigin;
 use url::Url;
+
+use crate::client_address::TrustedProxies;
 
 /// A setting that cannot be used. The fault is the operator's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum SettingsError {
         #[source]
         source: std::io::Error,
     },
+    /// The key-backend settings contradict each other or are incomplete.
+    #[error("key backend settings: {0}")]
+    KeyBackend(String),
     /// The configuration file is not valid TOML for Tuaton's settings.
     #[error("configuration file {path} is not valid: {message}")]
     Syntax {
@@ -74,10 +80,24 @@ struct FileSettings {
     rp_name: Option<String>,
     aal3_allow_list: Option<PathBuf>,
     fido_mds_blob: Option<PathBuf>,
+    fido_mds_root: Option<PathBuf>,
+    danger_unverified_mds_blob: Option<bool>,
+    webauthn_extra_origins: Option<String>,
+    trusted_proxies: Option<String>,
     rate_limit_per_address: Option<u64>,
     rate_limit_per_account: Option<u64>,
     withdrawn_consent_retention_days: Option<u64>,
     notification_retention_days: Option<u64>,
+    smtp_url: Option<String>,
+    smtp_username: Option<String>,
+    smtp_password_file: Option<PathBuf>,
+    mail_from: Option<String>,
+    master_key_file: Option<PathBuf>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token: Option<String>,
+    pkcs11_pin_file: Option<PathBuf>,
+    dev_keys_dir: Option<PathBuf>,
+    rotation: Option<String>,
 }
 
 /// Everything `tuaton serve` needs to start.
@@ -119,14 +139,32 @@ pub struct Settings {
     /// AAL3 (`[{"aaguid", "description", "roots_pem": [...]}]`). Unset: nobody reaches AAL3.
     pub aal3_allow_list: Option<PathBuf>,
     /// `TUATON_FIDO_MDS_BLOB`: a FIDO Metadata Service BLOB downloaded by the operator;
-    /// its certified hardware authenticators join the AAL3 allow-list.
+    /// its certified hardware authenticators join the AAL3 allow-list once its signature
+    /// verifies against `TUATON_FIDO_MDS_ROOT`. Unset: no import.
     pub fido_mds_blob: Option<PathBuf>,
+    /// `TUATON_FIDO_MDS_ROOT`: a PEM file of the root certificate(s) the BLOB's signing
+    /// chain must lead to: the FIDO Alliance's, downloaded once by the operator (Tuaton
+    /// ships and fetches none). Required with `TUATON_FIDO_MDS_BLOB`.
+    pub fido_mds_root: Option<PathBuf>,
+    /// `TUATON_DANGER_UNVERIFIED_MDS_BLOB`: `true` imports `TUATON_FIDO_MDS_BLOB` without
+    /// a root, its signature unchecked. Default `false`: whoever can change an unverified
+    /// file can make any authenticator model count as AAL3 hardware.
+    pub danger_unverified_mds_blob: bool,
+    /// `TUATON_WEBAUTHN_EXTRA_ORIGINS`: comma-separated origins accepted besides the
+    /// public URL's, each `https://host[:port]` or `android:apk-key-hash:<base64url
+    /// SHA-256 of the app's signing certificate>`. Default none. The relying-party id
+    /// stays the public URL's host.
+    pub webauthn_extra_origins: Vec<ExtraOrigin>,
     /// `TUATON_RATE_LIMIT_PER_ADDRESS`: ceremony requests (enrolment, passkey
     /// registration, login, recovery) one client address may make a minute. Default 60:
     /// a person needs a handful; a script guessing needs thousands.
     pub rate_limit_per_address: u32,
     /// `TUATON_RATE_LIMIT_PER_ACCOUNT`: ceremony requests for one account a minute. Default 20.
     pub rate_limit_per_account: u32,
+    /// `TUATON_TRUSTED_PROXIES`: comma-separated IP addresses or CIDR ranges of reverse
+    /// proxies whose `X-Forwarded-For` names the client for per-address limits. Default
+    /// none: the TCP peer is the client, because anyone else's header could be forged.
+    pub trusted_proxies: TrustedProxies,
     /// `TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS`: how long a withdrawn consent record is
     /// kept as proof of what was lawfully done while it was live. Default 3650 (ten
     /// years, the general limitation period of the Thai Civil and Commercial Code).
@@ -134,6 +172,30 @@ pub struct Settings {
     /// `TUATON_NOTIFICATION_RETENTION_DAYS`: how long a queued or sent notice (which
     /// holds a contact address) is kept. Default 90.
     pub notification_retention: Duration,
+    /// `TUATON_SMTP_URL`: the mail relay notices go through: `smtp://HOST[:PORT]`
+    /// (STARTTLS required, port 587 by default; plain only to a loopback address) or
+    /// `smtps://HOST[:PORT]` (implicit TLS, 465). No credentials in the URL. Unset:
+    /// notices wait in the queue (in development mode they are written to `DATA_DIR/outbox`).
+    pub smtp_url: Option<crate::notify::SmtpRelay>,
+    /// `TUATON_SMTP_USERNAME`: the user name for logging in to the relay. Unset: no login.
+    pub smtp_username: Option<String>,
+    /// `TUATON_SMTP_PASSWORD_FILE`: a file holding the relay password, read at start and
+    /// never kept here. Required with `TUATON_SMTP_USERNAME`.
+    pub smtp_password_file: Option<PathBuf>,
+    /// `TUATON_MAIL_FROM`: the address notices come from (shown with `TUATON_RP_NAME`).
+    /// Required with `TUATON_SMTP_URL`; unset in development mode, `no-reply@` the public host.
+    pub mail_from: Option<lettre::Address>,
+    /// The key backend: `TUATON_MASTER_KEY_FILE` (or `TUATON_MASTER_KEY`) for
+    /// software keys in `DATA_DIR/keys`; `TUATON_PKCS11_MODULE`,
+    /// `TUATON_PKCS11_TOKEN` and `TUATON_PKCS11_PIN_FILE` (or
+    /// `TUATON_PKCS11_PIN`) for an HSM; in development mode the master key in
+    /// `TUATON_DEV_KEYS_DIR` (default `keys-dev`). Secrets are read when the
+    /// backend opens, never kept here.
+    pub key_backend: crate::custody::KeyBackendSettings,
+    /// `TUATON_ROTATION`: purposes rotated unattended, as
+    /// `PURPOSE:ALG:EVERY:PREPUBLISH` items separated by commas (such as
+    /// `id-token:ES256:90d:2d`). Default: none; operators rotate with `tuaton keys rotate`.
+    pub rotation: Vec<crate::custody::RotationSchedule>,
     /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
     pub dev: bool,
 }
@@ -418,6 +480,71 @@ impl Settings {
         };
         let aal3_allow_list = path("TUATON_AAL3_ALLOW_LIST", fs.aal3_allow_list);
         let fido_mds_blob = path("TUATON_FIDO_MDS_BLOB", fs.fido_mds_blob);
+        let fido_mds_root = path("TUATON_FIDO_MDS_ROOT", fs.fido_mds_root);
+        let danger_unverified_mds_blob = match pick(
+            "TUATON_DANGER_UNVERIFIED_MDS_BLOB",
+            "danger_unverified_mds_blob",
+            fs.danger_unverified_mds_blob.map(|b| b.to_string()),
+        ) {
+            None => false,
+            Some((v, env, file_key, from_env)) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    let src = Source {
+                        env,
+                        file_key,
+                        from_env,
+                        value: &v,
+                    };
+                    return Err(src.invalid("not a boolean", "true or false"));
+                }
+            },
+        };
+        if let (Some(blob), None, false) =
+            (&fido_mds_blob, &fido_mds_root, danger_unverified_mds_blob)
+        {
+            // An unverified BLOB decides who reaches AAL3; refuse to start
+            // rather than import one silently.
+            return Err(SettingsError::Invalid {
+                setting: "TUATON_FIDO_MDS_BLOB".into(),
+                value: blob.display().to_string(),
+                problem: "set without TUATON_FIDO_MDS_ROOT, so its signature cannot be verified"
+                    .into(),
+                expected: "TUATON_FIDO_MDS_ROOT naming a PEM file with the FIDO Alliance's MDS root certificate (or, accepting the risk, TUATON_DANGER_UNVERIFIED_MDS_BLOB=true)",
+            });
+        }
+        let webauthn_extra_origins = match pick(
+            "TUATON_WEBAUTHN_EXTRA_ORIGINS",
+            "webauthn_extra_origins",
+            fs.webauthn_extra_origins,
+        ) {
+            None => Vec::new(),
+            Some((v, env, file_key, from_env)) => {
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(|o| {
+                        o.parse::<ExtraOrigin>().map_err(|e| {
+                            let problem = match e {
+                                tuaton_passkeys::PasskeyError::Config(m) => m,
+                                other => other.to_string(),
+                            };
+                            src.invalid(
+                                problem,
+                                "comma-separated origins, each https://HOST[:PORT] or android:apk-key-hash:<43 base64url characters>",
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
 
         let rate_limit_per_address = number(
             "TUATON_RATE_LIMIT_PER_ADDRESS",
@@ -437,6 +564,27 @@ impl Settings {
             1_000_000,
             "a whole number of requests a minute from 1 to 1000000",
         )?;
+        let trusted_proxies = match pick(
+            "TUATON_TRUSTED_PROXIES",
+            "trusted_proxies",
+            fs.trusted_proxies,
+        ) {
+            None => TrustedProxies::none(),
+            Some((v, env, file_key, from_env)) => {
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
+                TrustedProxies::parse(&v).map_err(|p| {
+                    src.invalid(
+                        p,
+                        "comma-separated IP addresses or CIDR ranges of reverse proxies, such as 10.0.0.5, 10.1.0.0/16",
+                    )
+                })?
+            }
+        };
 
         let withdrawn_consent_retention_days = number(
             "TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS",
@@ -457,15 +605,139 @@ impl Settings {
             "whole days from 1 to 3650",
         )?;
 
+        let smtp_url = match pick("TUATON_SMTP_URL", "smtp_url", fs.smtp_url) {
+            None => None,
+            Some((v, env, file_key, from_env)) => {
+                // A password typed into the URL must not come back in the error.
+                let shown = redact_url(&v);
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &shown,
+                };
+                Some(crate::notify::SmtpRelay::parse(&v).map_err(|p| {
+                    src.invalid(
+                        p,
+                        "smtp://HOST[:PORT] (STARTTLS; plain only to loopback) or smtps://HOST[:PORT] (implicit TLS), without credentials",
+                    )
+                })?)
+            }
+        };
+        let smtp_username = match pick("TUATON_SMTP_USERNAME", "smtp_username", fs.smtp_username) {
+            Some((v, ..)) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+            _ => None,
+        };
+        let smtp_password_file = path("TUATON_SMTP_PASSWORD_FILE", fs.smtp_password_file);
+        let mail_from = match pick("TUATON_MAIL_FROM", "mail_from", fs.mail_from) {
+            None => None,
+            Some((v, env, file_key, from_env)) => {
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
+                Some(v.trim().parse::<lettre::Address>().map_err(|e| {
+                    src.invalid(
+                        e.to_string(),
+                        "an e-mail address, such as no-reply@id.example.go.th",
+                    )
+                })?)
+            }
+        };
+        let mail_setting_missing = |setting: &str, value: String, problem: &str| {
+            SettingsError::Invalid {
+                setting: setting.to_owned(),
+                value,
+                problem: problem.to_owned(),
+                expected: "TUATON_SMTP_URL and TUATON_MAIL_FROM together, and TUATON_SMTP_USERNAME with TUATON_SMTP_PASSWORD_FILE",
+            }
+        };
+        match (&smtp_url, &mail_from, &smtp_username, &smtp_password_file) {
+            (Some(relay), None, ..) => {
+                return Err(mail_setting_missing(
+                    "TUATON_SMTP_URL",
+                    relay.to_string(),
+                    "set without TUATON_MAIL_FROM",
+                ));
+            }
+            (_, _, Some(user), None) => {
+                return Err(mail_setting_missing(
+                    "TUATON_SMTP_USERNAME",
+                    user.clone(),
+                    "set without TUATON_SMTP_PASSWORD_FILE",
+                ));
+            }
+            (_, _, None, Some(file)) => {
+                return Err(mail_setting_missing(
+                    "TUATON_SMTP_PASSWORD_FILE",
+                    file.display().to_string(),
+                    "set without TUATON_SMTP_USERNAME",
+                ));
+            }
+            (None, _, Some(user), Some(_)) => {
+                return Err(mail_setting_missing(
+                    "TUATON_SMTP_USERNAME",
+                    user.clone(),
+                    "set without TUATON_SMTP_URL",
+                ));
+            }
+            _ => {}
+        }
+
+        let present = |name: &str| env(name).is_some_and(|v| !v.trim().is_empty());
+        let dev_keys_dir = path("TUATON_DEV_KEYS_DIR", fs.dev_keys_dir)
+            .unwrap_or_else(|| PathBuf::from("keys-dev"));
+        let key_backend = crate::custody::KeyBackendInputs {
+            master_key_file: path("TUATON_MASTER_KEY_FILE", fs.master_key_file),
+            master_key_in_env: present(crate::custody::ENV_MASTER_KEY),
+            pkcs11_module: path("TUATON_PKCS11_MODULE", fs.pkcs11_module),
+            pkcs11_token: env("TUATON_PKCS11_TOKEN")
+                .filter(|v| !v.trim().is_empty())
+                .or(fs.pkcs11_token),
+            pkcs11_pin_file: path("TUATON_PKCS11_PIN_FILE", fs.pkcs11_pin_file),
+            pkcs11_pin_in_env: present(crate::custody::ENV_PKCS11_PIN),
+        }
+        .choose(dev, &dev_keys_dir)
+        .map_err(SettingsError::KeyBackend)?;
+        let rotation = match pick("TUATON_ROTATION", "rotation", fs.rotation) {
+            None => Vec::new(),
+            Some((v, env, file_key, from_env)) => {
+                let src = Source {
+                    env,
+                    file_key,
+                    from_env,
+                    value: &v,
+                };
+                crate::custody::parse_schedules(&v).map_err(|p| {
+                    src.invalid(
+                        p,
+                        "PURPOSE:ALG:EVERY:PREPUBLISH items separated by commas, such as id-token:ES256:90d:2d",
+                    )
+                })?
+            }
+        };
+
         Ok(Settings {
+            key_backend,
+            rotation,
             withdrawn_consent_retention: Duration::from_secs(
                 withdrawn_consent_retention_days * 86_400,
             ),
             notification_retention: Duration::from_secs(notification_retention_days * 86_400),
+            smtp_url,
+            smtp_username,
+            smtp_password_file,
+            mail_from,
             rate_limit_per_address: u32::try_from(rate_limit_per_address).unwrap_or(u32::MAX),
             rate_limit_per_account: u32::try_from(rate_limit_per_account).unwrap_or(u32::MAX),
             aal3_allow_list,
             fido_mds_blob,
+            fido_mds_root,
+            danger_unverified_mds_blob,
+            webauthn_extra_origins,
+            trusted_proxies,
             session_idle: Duration::from_secs(session_idle),
             session_absolute: Duration::from_secs(session_absolute),
             card_registry_url,
@@ -603,5 +875,188 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("text or json"), "{e}");
+    }
+
+    #[test]
+    fn mds_blob_needs_a_root_unless_the_danger_setting_is_on() {
+        let e = load(&[("TUATON_FIDO_MDS_BLOB", "/etc/tuaton/blob.jwt")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TUATON_FIDO_MDS_BLOB") && e.contains("TUATON_FIDO_MDS_ROOT"),
+            "{e}"
+        );
+        let s = load(
+            &[
+                ("TUATON_FIDO_MDS_BLOB", "/etc/tuaton/blob.jwt"),
+                ("TUATON_FIDO_MDS_ROOT", "/etc/tuaton/fido-root.pem"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.fido_mds_root,
+            Some(PathBuf::from("/etc/tuaton/fido-root.pem"))
+        );
+        assert!(!s.danger_unverified_mds_blob);
+        let s = load(
+            &[],
+            Some("fido_mds_blob = \"blob.jwt\"\ndanger_unverified_mds_blob = true\n"),
+        )
+        .unwrap();
+        assert!(s.danger_unverified_mds_blob && s.fido_mds_root.is_none());
+        let e = load(&[("TUATON_DANGER_UNVERIFIED_MDS_BLOB", "yes")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TUATON_DANGER_UNVERIFIED_MDS_BLOB") && e.contains("true or false"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extra_webauthn_origins_are_checked_at_start() {
+        assert!(load(&[], None).unwrap().webauthn_extra_origins.is_empty());
+        let hash = "Ab3_-9zZ0123456789abcdefghijklmnopqrstuvwxA";
+        let list = format!("https://app.example.go.th, android:apk-key-hash:{hash},");
+        let s = load(&[("TUATON_WEBAUTHN_EXTRA_ORIGINS", &list)], None).unwrap();
+        let origins: Vec<String> = s
+            .webauthn_extra_origins
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                "https://app.example.go.th".to_owned(),
+                format!("android:apk-key-hash:{hash}")
+            ]
+        );
+        for bad in [
+            "http://app.example.go.th",
+            "https://app.example.go.th/login",
+            "android:apk-key-hash:tooshort",
+            "ios:bundle-id:th.go.example",
+        ] {
+            let e = load(&[("TUATON_WEBAUTHN_EXTRA_ORIGINS", bad)], None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("TUATON_WEBAUTHN_EXTRA_ORIGINS") && e.contains("android:apk-key-hash"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_none_and_bad_ones_name_the_setting() {
+        assert!(load(&[], None).unwrap().trusted_proxies.is_empty());
+        let s = load(&[("TUATON_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16")], None).unwrap();
+        assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(!s.trusted_proxies.contains("10.2.0.1".parse().unwrap()));
+        let s = load(&[], Some("trusted_proxies = \"::1\"\n")).unwrap();
+        assert!(s.trusted_proxies.contains("::1".parse().unwrap()));
+        for bad in ["proxy.internal", "0.0.0.0/0", "10.0.0.5,,10.0.0.6"] {
+            let e = load(&[("TUATON_TRUSTED_PROXIES", bad)], None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("TUATON_TRUSTED_PROXIES") && e.contains("CIDR"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn mail_settings_need_a_sender_and_keep_credentials_out_of_the_url() {
+        let s = load(&[], None).unwrap();
+        assert!(s.smtp_url.is_none() && s.mail_from.is_none() && s.smtp_username.is_none());
+        let s = load(
+            &[
+                ("TUATON_SMTP_URL", "smtp://mail.example.go.th"),
+                ("TUATON_MAIL_FROM", "no-reply@id.example.go.th"),
+                ("TUATON_SMTP_USERNAME", "tuaton"),
+                ("TUATON_SMTP_PASSWORD_FILE", "/run/secrets/smtp"),
+            ],
+            None,
+        )
+        .unwrap();
+        let relay = s.smtp_url.unwrap();
+        assert_eq!(
+            (relay.host(), relay.port(), relay.security()),
+            (
+                "mail.example.go.th",
+                587,
+                crate::notify::SmtpSecurity::StartTls
+            )
+        );
+        assert_eq!(
+            s.mail_from.map(|a| a.to_string()).as_deref(),
+            Some("no-reply@id.example.go.th")
+        );
+        assert_eq!(
+            s.smtp_password_file,
+            Some(PathBuf::from("/run/secrets/smtp"))
+        );
+        let s = load(
+            &[],
+            Some("smtp_url = \"smtps://mail.example.go.th\"\nmail_from = \"a@b.example\"\n"),
+        )
+        .unwrap();
+        assert_eq!(s.smtp_url.unwrap().port(), 465);
+
+        let e = load(
+            &[("TUATON_SMTP_URL", "smtp://u:hunter2@mail.example.go.th")],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("TUATON_SMTP_URL")
+                && e.contains("TUATON_SMTP_PASSWORD_FILE")
+                && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = load(&[("TUATON_SMTP_URL", "http://mail.example.go.th")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("smtp or smtps"), "{e}");
+        let e = load(&[("TUATON_SMTP_URL", "smtp://mail.example.go.th")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without TUATON_MAIL_FROM"), "{e}");
+        let e = load(&[("TUATON_MAIL_FROM", "not an address")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TUATON_MAIL_FROM") && e.contains("e-mail address"),
+            "{e}"
+        );
+        let with_relay = [
+            ("TUATON_SMTP_URL", "smtp://mail.example.go.th"),
+            ("TUATON_MAIL_FROM", "no-reply@id.example.go.th"),
+        ];
+        let e = load(
+            &[
+                with_relay[0],
+                with_relay[1],
+                ("TUATON_SMTP_USERNAME", "tuaton"),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("without TUATON_SMTP_PASSWORD_FILE"), "{e}");
+        let e = load(
+            &[
+                with_relay[0],
+                with_relay[1],
+                ("TUATON_SMTP_PASSWORD_FILE", "/run/secrets/smtp"),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("without TUATON_SMTP_USERNAME"), "{e}");
     }
 }

@@ -12,10 +12,15 @@ use tuaton_server::{AppState, Settings, build_router};
 use tuaton_store::testing::TestDb;
 
 fn settings(env: &[(&str, &str)]) -> Settings {
-    let env: std::collections::HashMap<String, String> = env
+    let mut env: std::collections::HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    // Production mode with software keys (the development master key stands in).
+    env.entry("TUATON_MASTER_KEY_FILE".into())
+        .or_insert(concat!(env!("CARGO_MANIFEST_DIR"), "/../../keys-dev/master.key").into());
+    env.entry("TUATON_DATA_DIR".into())
+        .or_insert(concat!(env!("CARGO_TARGET_TMPDIR"), "/router-data").into());
     Settings::load_with(None, false, |k| env.get(k).cloned()).unwrap()
 }
 

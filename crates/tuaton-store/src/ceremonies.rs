@@ -1,13 +1,20 @@
 //! Server-side ceremony state that can be used once.
 //!
 //! WebAuthn challenges (and later authorization codes and signing requests)
-//! are stored under a random id and taken out with `DELETE … RETURNING`
-//! *before* they are checked: a second use finds nothing, even when two
-//! requests race on different instances.
+//! are stored under a random id and used once, in one of two ways:
+//!
+//! - [`take`]: removed with `DELETE … RETURNING` *before* they are checked,
+//!   so a second use finds nothing, even when two requests race on
+//!   different instances;
+//! - [`peek`] to check, then [`spend`] inside the transaction that writes
+//!   the outcome (a session, say), refusing if the ceremony is already gone.
+//!   Only one transaction can delete the row, so only one outcome is ever
+//!   committed; a refused attempt spends the ceremony too. This saves a
+//!   commit on the hottest path (login) without giving up single use.
 
 use time::OffsetDateTime;
 
-use crate::{Store, StoreError, new_id, to_ms};
+use crate::{Store, StoreError, Tx, new_id, to_ms};
 
 /// A ceremony taken out of the store.
 #[derive(Debug, Clone)]
@@ -83,6 +90,18 @@ pub async fn take(
         account_id,
         state,
     })
+}
+
+/// Spends ceremony `id` of `kind` in the caller's transaction: `true` if this
+/// call removed it, `false` if it was already gone (used by a concurrent
+/// request, or never there). Commit the outcome only on `true`.
+pub async fn spend(tx: &mut Tx, id: &str, kind: &str) -> Result<bool, StoreError> {
+    let r = sqlx::query("DELETE FROM ceremonies WHERE id = $1 AND kind = $2")
+        .bind(id)
+        .bind(kind)
+        .execute(tx.conn())
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Deletes ceremonies that expired before `now`; returns how many.

@@ -297,6 +297,15 @@ pub enum KeysError {
         /// When it activates.
         activate_after: OffsetDateTime,
     },
+    /// The purpose's active key changed between planning a rotation and
+    /// recording its key (another process rotated). Environment; plan again.
+    #[error(
+        "the active {purpose} key changed while the new key was being generated; look again and retry"
+    )]
+    PlanStale {
+        /// The purpose.
+        purpose: KeyPurpose,
+    },
     /// Activation asked before the pre-publication window ended. Caller's request.
     #[error("key {id} is still in pre-publication until {}", rfc3339(.activate_after))]
     NotYetDue {
@@ -358,7 +367,10 @@ impl KeysError {
     pub fn is_refusal(&self) -> bool {
         !matches!(
             self,
-            KeysError::Store(_) | KeysError::NotFound { .. } | KeysError::Raced { .. }
+            KeysError::Store(_)
+                | KeysError::NotFound { .. }
+                | KeysError::Raced { .. }
+                | KeysError::PlanStale { .. }
         )
     }
 }
@@ -631,6 +643,11 @@ pub struct NewKey {
     pub key_ref: String,
     /// End of its pre-publication window.
     pub activate_after: OffsetDateTime,
+    /// The active key the rotation was planned against (`None`: there was
+    /// none). If another process changed the active key meanwhile, the plan
+    /// (and its pre-publication window) no longer holds and the insert is
+    /// refused.
+    pub replaces: Option<String>,
 }
 
 /// Records a freshly generated key as pending (published, not signing), with
@@ -664,6 +681,24 @@ pub async fn insert_pending(
             purpose: p.purpose,
             id: p.id,
             activate_after: p.activate_after,
+        });
+    }
+    let active = query_keys(
+        tx.conn(),
+        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active'",
+        &[
+            new.purpose.as_str(),
+            new.account_id.as_deref().unwrap_or(""),
+        ],
+        None,
+    )
+    .await?
+    .into_iter()
+    .next()
+    .map(|k| k.id);
+    if active != new.replaces {
+        return Err(KeysError::PlanStale {
+            purpose: new.purpose,
         });
     }
     let id = new_id();
@@ -777,8 +812,35 @@ impl RotationPlan {
             backend: backend.to_owned(),
             key_ref: key_ref.to_owned(),
             activate_after: self.activate_after,
+            replaces: self.replaces.clone(),
         }
     }
+}
+
+/// When a purpose rotated every `every`, with `prepublish` of
+/// pre-publication, must generate its next key so that the key takes over
+/// `every` after the current one started signing. `None` while a rotation is
+/// pending; `UNIX_EPOCH` (due at once) when the purpose has no signing key at
+/// all, so an unattended service makes its first key itself.
+pub fn next_scheduled_rotation(
+    purpose: KeyPurpose,
+    keys: &[ManagedKey],
+    every: Duration,
+    prepublish: Duration,
+) -> Option<OffsetDateTime> {
+    let mut mine = keys
+        .iter()
+        .filter(|k| k.purpose == purpose && k.account_id.is_none());
+    if mine.clone().any(|k| k.state == KeyState::Pending) {
+        return None;
+    }
+    Some(match mine.find(|k| k.state == KeyState::Active) {
+        None => OffsetDateTime::UNIX_EPOCH,
+        Some(active) => {
+            let since = active.activated_at.unwrap_or(active.activate_after);
+            since + every - prepublish.min(every)
+        }
+    })
 }
 
 /// A transition [`tick`] applies when it is due.

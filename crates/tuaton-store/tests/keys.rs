@@ -59,6 +59,44 @@ fn ids(keys: &[ManagedKey]) -> Vec<&str> {
 }
 
 engine_tests! {
+    async fn a_plan_made_against_a_since_replaced_active_key_is_refused(store: &Store) {
+        let now = t0();
+        // Two processes plan the first id-token key at once; one records and activates it.
+        let seen_by_both = RotationPlan::new(KeyPurpose::IdToken, "ES256", &[], now, Duration::days(1)).unwrap();
+        let first = rotate(store, KeyPurpose::IdToken, now, Duration::days(1)).await;
+        assert_eq!(first.state, KeyState::Active);
+        // The other's plan said "nothing active: sign at once"; recording it would
+        // retire the first key the moment it started. Refused, nothing written.
+        let before = audit::list(store, 0, 1000).await.unwrap().len();
+        let mut tx = store.begin().await.unwrap();
+        let e = keys::insert_pending(&mut tx, &seen_by_both.new_key("soft", "soft:late"), now, OPERATOR)
+            .await
+            .unwrap_err();
+        drop(tx);
+        assert!(matches!(e, KeysError::PlanStale { purpose: KeyPurpose::IdToken }), "{e:?}");
+        assert!(!e.is_refusal(), "a race to retry, not a policy refusal");
+        assert_eq!(keys::list(store.pool()).await.unwrap().len(), 1);
+        assert_eq!(audit::list(store, 0, 1000).await.unwrap().len(), before);
+    }
+
+    async fn a_schedule_prepublishes_so_the_next_key_takes_over_on_time(store: &Store) {
+        let (every, prepublish) = (Duration::days(90), Duration::days(2));
+        let due = |all: &[ManagedKey]| keys::next_scheduled_rotation(KeyPurpose::IdToken, all, every, prepublish);
+        assert_eq!(due(&[]), Some(OffsetDateTime::UNIX_EPOCH), "no key at all: make one now");
+        let now = t0();
+        let first = rotate(store, KeyPurpose::IdToken, now, prepublish).await;
+        let all = keys::list(store.pool()).await.unwrap();
+        assert_eq!(due(&all), Some(now + Duration::days(88)));
+        // Another purpose's keys do not count.
+        assert_eq!(keys::next_scheduled_rotation(KeyPurpose::Tsa, &all, every, prepublish), Some(OffsetDateTime::UNIX_EPOCH));
+        let next = rotate(store, KeyPurpose::IdToken, now + Duration::days(88), prepublish).await;
+        assert_eq!(next.activate_after, now + every, "the new key signs exactly `every` after the first");
+        assert_eq!(due(&keys::list(store.pool()).await.unwrap()), None, "pending: nothing more to do");
+        keys::tick(store, now + every).await.unwrap();
+        assert_eq!(state(store, &first.id).await, KeyState::Retiring);
+        assert_eq!(due(&keys::list(store.pool()).await.unwrap()), Some(now + every + Duration::days(88)));
+    }
+
     async fn first_key_activates_at_once_and_a_rotation_prepublishes_the_next(store: &Store) {
         let now = t0();
         let first = rotate(store, KeyPurpose::IdToken, now, Duration::days(1)).await;
@@ -273,6 +311,7 @@ engine_tests! {
             backend: "soft".into(),
             key_ref: format!("soft:{}", new_id()),
             activate_after: now,
+            replaces: None,
         };
         let mut tx = store.begin().await.unwrap();
         let e = keys::insert_pending(&mut tx, &new(None), now, OPERATOR).await.unwrap_err();

@@ -582,6 +582,10 @@ impl Pkcs11Backend {
 }
 
 impl KeyBackend for Pkcs11Backend {
+    fn check_health(&self) -> Result<()> {
+        Pkcs11Backend::check_health(self)
+    }
+
     fn generate(&self, spec: KeySpec, label: &str) -> Result<KeyRef> {
         check_label(label)?;
         let mut id = [0u8; 16];

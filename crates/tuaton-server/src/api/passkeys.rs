@@ -488,24 +488,29 @@ async fn login_finish(
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> Result<Response, ApiError> {
     let now = state.now();
-    let ceremony = ceremonies::take(state.store(), &req.ceremony_id, LOGIN, now)
+    // Checked first, spent in the transaction that writes the outcome (see
+    // `ceremonies`): every path below either commits the spend with a
+    // session, or spends it with the refusal's audit record.
+    let ceremony = ceremonies::peek(state.store(), &req.ceremony_id, LOGIN, now)
         .await
         .map_err(take_refusal)?;
     let login_state = LoginState::from_json(&ceremony.state).map_err(ApiError::internal)?;
+    let refuse = |target: String, reason: &'static str, err: ApiError| {
+        spend_and_refuse(&state, &req.ceremony_id, target, reason, err)
+    };
     let pk = &state.services().passkeys;
     // A login by citizen id names its credential; a username-less one must also carry the user handle.
     let (handle, cred_id) = match (pk.identify(&req.credential), &ceremony.account_id) {
         (Ok((h, id)), _) => (Some(h), id),
         (Err(_), Some(_)) => (None, req.credential.get_credential_id().to_vec()),
         (Err(e), None) => {
-            return refuse(&state, "unknown", "unidentifiable", passkey_refusal(&e)).await;
+            return refuse("unknown".into(), "unidentifiable", passkey_refusal(&e)).await;
         }
     };
     let cred_id_b64 = URL_SAFE_NO_PAD.encode(&cred_id);
     let Some(record) = creds::by_cred_id(state.store().pool(), &cred_id_b64).await? else {
         return refuse(
-            &state,
-            "unknown",
+            "unknown".into(),
             "unknown_credential",
             passkey_refusal(&PasskeyError::UnknownCredential),
         )
@@ -523,7 +528,6 @@ async fn login_finish(
             .is_some_and(|a| *a != account.id)
     {
         return refuse(
-            &state,
             account.id.clone(),
             "credential_of_another_account",
             passkey_refusal(&PasskeyError::UnknownCredential),
@@ -532,7 +536,6 @@ async fn login_finish(
     }
     if record.state != "active" {
         return refuse(
-            &state,
             account.id.clone(),
             "credential_suspended",
             passkey_refusal(&PasskeyError::CounterRegression),
@@ -541,7 +544,6 @@ async fn login_finish(
     }
     if account.state != AccountState::Active {
         return refuse(
-            &state,
             account.id.clone(),
             "account_not_active",
             ApiError::forbidden("account_not_active", "This account is suspended or closed."),
@@ -554,6 +556,11 @@ async fn login_finish(
         Err(PasskeyError::CounterRegression) => {
             // A cloned authenticator: suspend the credential and record it.
             let mut tx = state.store().begin().await?;
+            if !ceremonies::spend(&mut tx, &req.ceremony_id, LOGIN).await? {
+                // Not a clone: a concurrent finish of this very ceremony moved the
+                // counter first. A replayed assertion must not suspend anything.
+                return Err(take_refusal(TakeError::Unknown));
+            }
             creds::suspend(&mut tx, &record.cred_id).await?;
             let ev = AuditEvent::failure(
                 account_actor(&account.id),
@@ -567,7 +574,6 @@ async fn login_finish(
         }
         Err(e) => {
             return refuse(
-                &state,
                 account.id.clone(),
                 "verification_failed",
                 passkey_refusal(&e),
@@ -576,6 +582,10 @@ async fn login_finish(
         }
     };
     let mut tx = state.store().begin().await?;
+    if !ceremonies::spend(&mut tx, &req.ceremony_id, LOGIN).await? {
+        // A concurrent request with the same ceremony got there first.
+        return Err(take_refusal(TakeError::Unknown));
+    }
     let updated = outcome.updated.as_str().to_owned();
     creds::record_use(
         &mut tx,
@@ -654,13 +664,20 @@ async fn logout_everywhere(
         .into_response())
 }
 
-/// Audits a refused login (no personal data: the target is an account id or `unknown`) and returns the refusal.
-async fn refuse(
+/// Spends the login ceremony and audits the refusal in one transaction (no
+/// personal data: the target is an account id or `unknown`), then returns the refusal.
+async fn spend_and_refuse(
     state: &AppState,
-    target: impl Into<String>,
+    ceremony_id: &str,
+    target: String,
     reason: &'static str,
     err: ApiError,
 ) -> Result<Response, ApiError> {
-    audit_failure(state, "anonymous", "login.passkey", &target.into(), reason).await?;
+    let ev = AuditEvent::failure("anonymous", "login.passkey", target)
+        .with_details(json!({ "reason": reason }));
+    let mut tx = state.store().begin().await?;
+    ceremonies::spend(&mut tx, ceremony_id, LOGIN).await?;
+    audit::append(&mut tx, state.now(), &ev).await?;
+    tx.commit().await?;
     Err(err)
 }

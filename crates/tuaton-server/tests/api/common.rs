@@ -88,13 +88,35 @@ pub fn app_with_clock(db: &TestDb, clock: Arc<dyn Clock>) -> axum::Router {
 
 /// The app in development mode with extra settings (as environment variables) and a clock.
 pub fn app_with(db: &TestDb, clock: Arc<dyn Clock>, env: &[(&str, &str)]) -> axum::Router {
-    let env: std::collections::HashMap<String, String> = env
+    build_router(state_with(db, clock, env))
+}
+
+/// The application state behind [`app_with`], for tests that also run upkeep.
+pub fn state_with(db: &TestDb, clock: Arc<dyn Clock>, env: &[(&str, &str)]) -> AppState {
+    let mut env: std::collections::HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    for (k, v) in dev_key_env() {
+        env.entry(k.into()).or_insert(v);
+    }
     let settings = Settings::load_with(None, true, |k| env.get(k).cloned()).unwrap();
-    let state = AppState::from_settings(settings, db.store.clone(), clock).unwrap();
-    build_router(state)
+    AppState::from_settings(settings, db.store.clone(), clock).unwrap()
+}
+
+/// Development keys for the test kit: the repository's development master
+/// key, and software keys in a directory under the build's temporary dir.
+pub fn dev_key_env() -> [(&'static str, String); 2] {
+    [
+        (
+            "TUATON_DEV_KEYS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../keys-dev").to_owned(),
+        ),
+        (
+            "TUATON_DATA_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/api-data").to_owned(),
+        ),
+    ]
 }
 
 /// Runs each named `async fn(TestDb)` once on SQLite and once on PostgreSQL.

@@ -89,4 +89,71 @@ async fn ceremonies_are_rate_limited_per_address_and_per_account(db: TestDb) {
     db.cleanup().await;
 }
 
-on_both_engines!(ceremonies_are_rate_limited_per_address_and_per_account);
+/// One login start from TCP peer `peer`, with `X-Forwarded-For: forwarded`
+/// if given, as the server sees a request that came over a socket.
+async fn login_start_from(app: &axum::Router, peer: &str, forwarded: Option<&str>) -> StatusCode {
+    use tower::ServiceExt;
+    let mut req =
+        http::Request::post("/api/v1/login/start").header("content-type", "application/json");
+    if let Some(f) = forwarded {
+        req = req.header("x-forwarded-for", f);
+    }
+    let mut req = req.body(axum::body::Body::from("{}")).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo::<std::net::SocketAddr>(
+            peer.parse().unwrap(),
+        ));
+    app.clone().oneshot(req).await.unwrap().status()
+}
+
+async fn clients_behind_a_trusted_proxy_are_limited_per_client_address(db: TestDb) {
+    let app = app_with(
+        &db,
+        Arc::new(SystemClock),
+        &[
+            ("TUATON_RATE_LIMIT_PER_ADDRESS", "2"),
+            ("TUATON_TRUSTED_PROXIES", "10.0.0.1"),
+        ],
+    );
+    let proxy = "10.0.0.1:40000";
+    // Two people behind the proxy: each has a budget of two.
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        for _ in 0..2 {
+            assert_eq!(
+                login_start_from(&app, proxy, Some(client)).await,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            login_start_from(&app, proxy, Some(client)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{client}"
+        );
+    }
+    // A client that names itself further left is still counted by the
+    // address the proxy saw.
+    assert_eq!(
+        login_start_from(&app, proxy, Some("192.0.2.99, 198.51.100.1")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // A direct client spends its budget, then forges the header with a fresh
+    // address: it is not a proxy, so the header is ignored.
+    let direct = "203.0.113.9:51000";
+    for _ in 0..2 {
+        assert_eq!(login_start_from(&app, direct, None).await, StatusCode::OK);
+    }
+    for forged in ["198.51.100.77", "10.0.0.1"] {
+        assert_eq!(
+            login_start_from(&app, direct, Some(forged)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{forged}"
+        );
+    }
+    db.cleanup().await;
+}
+
+on_both_engines!(
+    ceremonies_are_rate_limited_per_address_and_per_account,
+    clients_behind_a_trusted_proxy_are_limited_per_client_address
+);

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod custody;
 mod journey;
 mod limits;
+mod notify;
 mod passkeys;
 mod pdpa;
 mod proofing;

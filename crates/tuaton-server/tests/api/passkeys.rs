@@ -103,6 +103,57 @@ async fn wrong_origin_replay_and_expiry_are_rejected(db: TestDb) {
     db.cleanup().await;
 }
 
+async fn racing_finishes_of_one_ceremony_give_one_session(db: TestDb) {
+    let limits = [
+        ("TUATON_RATE_LIMIT_PER_ADDRESS", "1000"),
+        ("TUATON_RATE_LIMIT_PER_ACCOUNT", "1000"),
+    ];
+    let mut c = Client {
+        app: app_with(&db, Arc::new(tuaton_core::SystemClock), &limits),
+        cookie: None,
+        csrf: None,
+    };
+    let mut authn = enrolled_and_logged_in(&mut c, somchai()).await;
+    c.cookie = None;
+    let sessions_before = count(&db, "sessions").await;
+    for _ in 0..3 {
+        let (id, rcr) = login_start(&mut c, "1999000000017").await;
+        let good = serde_json::to_value(authn.do_authentication(origin(), rcr).unwrap()).unwrap();
+        // Eight copies of one assertion at once, as from a replaying attacker.
+        let mut racers = Vec::new();
+        for _ in 0..8 {
+            let mut racer = Client {
+                app: c.app.clone(),
+                cookie: None,
+                csrf: None,
+            };
+            let (id, good) = (id.clone(), good.clone());
+            racers.push(tokio::spawn(
+                async move { finish(&mut racer, &id, &good).await },
+            ));
+        }
+        let mut ok = 0;
+        for r in racers {
+            let (s, v) = r.await.unwrap();
+            if s == StatusCode::OK {
+                ok += 1;
+            } else {
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+            }
+        }
+        assert_eq!(ok, 1, "exactly one finish of a ceremony succeeds");
+    }
+    assert_eq!(count(&db, "sessions").await, sessions_before + 3);
+    assert_eq!(count(&db, "ceremonies").await, 0, "every ceremony is spent");
+    let (suspended,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM passkeys WHERE state <> 'active'")
+            .fetch_one(db.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(suspended, 0, "losing a race is not a cloned authenticator");
+    db.cleanup().await;
+}
+
 async fn a_cloned_authenticator_is_suspended(db: TestDb) {
     let mut c = client(&db).await;
     let (s, enrolled) = c
@@ -374,6 +425,7 @@ async fn removing_a_passkey_needs_a_fresh_login(db: TestDb) {
 
 on_both_engines!(
     wrong_origin_replay_and_expiry_are_rejected,
+    racing_finishes_of_one_ceremony_give_one_session,
     a_cloned_authenticator_is_suspended,
     aal3_only_for_allow_listed_attested_authenticators,
     sessions_rotate_at_login_and_guard_state_changes,

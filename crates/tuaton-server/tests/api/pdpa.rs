@@ -188,15 +188,11 @@ async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
 
 async fn withdrawn_consents_are_purged_after_the_retention_period(db: TestDb) {
     let clock = fixed_clock();
-    let env = [("TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS", "30")];
-    let settings = tuaton_server::Settings::load_with(None, true, |k| {
-        env.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let state =
-        tuaton_server::AppState::from_settings(settings, db.store.clone(), clock.clone()).unwrap();
+    let state = state_with(
+        &db,
+        clock.clone(),
+        &[("TUATON_WITHDRAWN_CONSENT_RETENTION_DAYS", "30")],
+    );
     let mut c = Client {
         app: tuaton_server::build_router(state.clone()),
         cookie: None,

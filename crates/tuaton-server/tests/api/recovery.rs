@@ -158,7 +158,7 @@ async fn a_lost_passkey_is_replaced_after_the_registry_check_again(db: TestDb) {
         );
     }
 
-    // A notice to the contact address is queued (delivery is not built yet).
+    // A notice to the contact address is queued; upkeep sends it (notify.rs).
     let notices = tuaton_store::notifications::for_account(db.store.pool(), &id)
         .await
         .unwrap();

@@ -1,0 +1,1 @@
+../sqlite/0005_notification_delivery.sql
