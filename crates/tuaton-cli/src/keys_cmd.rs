@@ -263,6 +263,7 @@ async fn rotate(
         prepublish,
         now,
         &crate::operator_actor(),
+        custody::Trigger::Operator,
     )
     .await;
     store.close().await;
@@ -270,6 +271,7 @@ async fn rotate(
         Ok(v) => v,
         Err(RotateError::Refused(e) | RotateError::Raced(e)) => return refuse(e),
         Err(RotateError::Failed(e)) => return crate::fail(e),
+        Err(RotateError::NotDue) => return refuse("the rotation is not due"),
     };
     if common.json {
         print_json(&serde_json::json!({ "key": key, "plan": plan }));

@@ -283,13 +283,32 @@ pub enum RotateError {
     Raced(String),
     /// The database or the backend failed.
     Failed(String),
+    /// A scheduled rotation is not due (it was done meanwhile, perhaps by
+    /// another process); nothing was generated.
+    NotDue,
+}
+
+/// Who asks for a rotation.
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    /// An operator: rotate now.
+    Operator,
+    /// A schedule rotating every `every`: rotate only if due by the keys as
+    /// they are when the rotation is planned.
+    Schedule {
+        /// The rotation period.
+        every: Duration,
+    },
 }
 
 /// Generates a key for `purpose` in `backend` and records it as pending,
 /// then applies whatever is due now (the first key of a purpose activates at
 /// once). Refusals come back before anything is generated; if recording
 /// fails (another process won a race, the database failed), the generated
-/// material is destroyed again.
+/// material is destroyed again. For a [`Trigger::Schedule`], whether the
+/// rotation is due is decided on the same reading of the keys as the plan,
+/// so a process that finds another's rotation already made does nothing.
+#[allow(clippy::too_many_arguments)]
 pub async fn rotate_key(
     store: &Store,
     backend: Arc<dyn KeyBackend>,
@@ -298,11 +317,18 @@ pub async fn rotate_key(
     prepublish: Duration,
     now: OffsetDateTime,
     actor: &str,
+    trigger: Trigger,
 ) -> Result<(ManagedKey, RotationPlan), RotateError> {
-    use RotateError::{Failed, Raced, Refused};
+    use RotateError::{Failed, NotDue, Raced, Refused};
     let all = keys::list(store.pool())
         .await
         .map_err(|e| Failed(format!("cannot read managed keys: {e}")))?;
+    if let Trigger::Schedule { every } = trigger {
+        let due = keys::next_scheduled_rotation(purpose, &all, every, prepublish);
+        if due.is_none_or(|at| at > now) {
+            return Err(NotDue);
+        }
+    }
     let plan = RotationPlan::new(purpose, alg.jose_name(), &all, now, prepublish)
         .map_err(|e| Refused(e.to_string()))?;
     let label = plan.label(now);
@@ -334,7 +360,9 @@ pub async fn rotate_key(
             };
             let message = format!("{e}; {note}");
             return Err(match e {
-                KeysError::PlanStale { .. } | KeysError::AlreadyPending { .. } => Raced(message),
+                KeysError::PlanStale { .. }
+                | KeysError::AlreadyPending { .. }
+                | KeysError::Store(tuaton_store::StoreError::Conflict { .. }) => Raced(message),
                 e if e.is_refusal() => Refused(message),
                 _ => Failed(message),
             });
@@ -443,23 +471,16 @@ pub fn parse_schedules(s: &str) -> Result<Vec<RotationSchedule>, String> {
 
 /// Rotates every scheduled purpose that is due at `now`. Several processes
 /// may run this at once: the store lets one rotation per purpose through and
-/// the others destroy what they generated. Returns the keys created.
+/// the others destroy what they generated. Failures are logged and retried
+/// at the next round. Returns the keys created.
 pub async fn rotate_on_schedule(
     store: &Store,
     backend: &Arc<dyn KeyBackend>,
     schedules: &[RotationSchedule],
     now: OffsetDateTime,
-) -> Result<Vec<ManagedKey>, CustodyError> {
-    if schedules.is_empty() {
-        return Ok(Vec::new());
-    }
-    let all = keys::list(store.pool()).await?;
+) -> Vec<ManagedKey> {
     let mut created = Vec::new();
     for s in schedules {
-        let due = keys::next_scheduled_rotation(s.purpose, &all, s.every, s.prepublish);
-        if due.is_none_or(|at| at > now) {
-            continue;
-        }
         match rotate_key(
             store,
             backend.clone(),
@@ -468,6 +489,7 @@ pub async fn rotate_on_schedule(
             s.prepublish,
             now,
             keys::SYSTEM_ACTOR,
+            Trigger::Schedule { every: s.every },
         )
         .await
         {
@@ -475,6 +497,7 @@ pub async fn rotate_on_schedule(
                 tracing::info!(purpose = %s.purpose, key = %key.id, state = %key.state, "scheduled rotation: key created");
                 created.push(key);
             }
+            Err(RotateError::NotDue) => {}
             Err(RotateError::Raced(e)) => {
                 tracing::debug!(purpose = %s.purpose, reason = %e, "scheduled rotation done by another process");
             }
@@ -483,7 +506,7 @@ pub async fn rotate_on_schedule(
             }
         }
     }
-    Ok(created)
+    created
 }
 
 /// How long a JWKS document is reused before the store is asked again:

@@ -18,16 +18,13 @@ pub const INTERVAL: Duration = Duration::from_secs(30);
 /// Runs one round of upkeep; errors are logged, never fatal.
 pub async fn run_once(state: &AppState) {
     let now = state.now();
-    if let Err(e) = crate::custody::rotate_on_schedule(
+    crate::custody::rotate_on_schedule(
         state.store(),
         &state.services().keys,
         &state.settings().rotation,
         now,
     )
-    .await
-    {
-        tracing::warn!(error = %e, "scheduled rotations could not be checked; will retry");
-    }
+    .await;
     match tuaton_store::keys::tick(state.store(), now).await {
         Ok(report) => tracing::debug!(?report, "key transitions applied"),
         Err(e) => tracing::warn!(error = %e, "key transitions could not be applied; will retry"),
