@@ -28,7 +28,7 @@ impl AccountState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "active" => Ok(AccountState::Active),
             "suspended" => Ok(AccountState::Suspended),

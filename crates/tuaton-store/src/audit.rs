@@ -186,10 +186,7 @@ pub async fn append(
     .bind(&hash)
     .execute(tx.conn())
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?;
+    // The insert's trigger (migration 0006) has moved the head's hash on.
     Ok(AuditRecord {
         seq,
         at: from_ms(at_ms),

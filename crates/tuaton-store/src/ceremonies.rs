@@ -59,7 +59,7 @@ pub async fn put(
         .bind(account_id)
         .bind(state)
         .bind(to_ms(expires_at))
-        .execute(store.pool())
+        .execute(store.writer().await?.conn())
         .await?;
     Ok(id)
 }
@@ -108,7 +108,7 @@ pub async fn spend(tx: &mut Tx, id: &str, kind: &str) -> Result<bool, StoreError
 pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM ceremonies WHERE expires_ms <= $1")
         .bind(to_ms(now))
-        .execute(store.pool())
+        .execute(store.writer().await?.conn())
         .await?;
     Ok(r.rows_affected())
 }

@@ -36,6 +36,22 @@ impl Tx {
     }
 }
 
+/// One pooled connection for a single autocommit write (a statement that
+/// needs no transaction around it). On SQLite it holds the in-process writer
+/// lock like [`Tx`], so it queues behind a running transaction instead of
+/// meeting `SQLITE_BUSY` and sleeping in SQLite's busy handler.
+pub struct Writer {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Writer {
+    /// The connection to run the write on.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+}
+
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -103,6 +119,10 @@ impl Store {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout);
         if engine == Engine::Sqlite {
+            // A file opened in this process cannot drop its connection the way
+            // a server can, so the round trip of a ping before each use buys
+            // nothing.
+            pool = pool.test_before_acquire(false);
             let pragmas = format!(
                 "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = {};",
                 options.busy_timeout.as_millis(),
@@ -156,6 +176,19 @@ impl Store {
                 tx: self.pool.begin().await?,
                 _writer: None,
             },
+        })
+    }
+
+    /// A connection for one autocommit write; on SQLite it waits its turn
+    /// behind the writers of this process (see [`Writer`]).
+    pub async fn writer(&self) -> Result<Writer, StoreError> {
+        let guard = match self.engine {
+            Engine::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Engine::Postgres => None,
+        };
+        Ok(Writer {
+            conn: self.pool.acquire().await?,
+            _writer: guard,
         })
     }
 

@@ -25,7 +25,7 @@ pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use db::{Engine, Store, StoreOptions, Tx};
+pub use db::{Engine, Store, StoreOptions, Tx, Writer};
 pub use error::StoreError;
 
 /// Milliseconds since the Unix epoch, the form every timestamp takes in the database.

@@ -216,7 +216,7 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
 pub async fn purge_before(store: &Store, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM notifications WHERE created_ms < $1")
         .bind(to_ms(cutoff))
-        .execute(store.pool())
+        .execute(store.writer().await?.conn())
         .await?;
     Ok(r.rows_affected())
 }
@@ -298,7 +298,7 @@ pub async fn claim_due(
     .bind(&token)
     .bind(to_ms(until))
     .bind(limit)
-    .execute(store.pool())
+    .execute(store.writer().await?.conn())
     .await?;
     if claimed.rows_affected() == 0 {
         return Ok(Vec::new());
@@ -335,7 +335,7 @@ pub async fn mark_sent(
     .bind(to_ms(now))
     .bind(&claimed.notice.id)
     .bind(&claimed.token)
-    .execute(store.pool())
+    .execute(store.writer().await?.conn())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -350,7 +350,7 @@ pub async fn release(store: &Store, claimed: &ClaimedNotification) -> Result<boo
     )
     .bind(&claimed.notice.id)
     .bind(&claimed.token)
-    .execute(store.pool())
+    .execute(store.writer().await?.conn())
     .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -1,9 +1,10 @@
 //! Passkey credentials registered to accounts.
 
 use serde::Serialize;
-use sqlx::{Any, Executor};
+use sqlx::{Any, Executor, Row as _};
 use time::OffsetDateTime;
 
+use crate::accounts::AccountState;
 use crate::{StoreError, Tx, from_ms, to_ms};
 
 /// A credential as stored. `credential` is the WebAuthn library's serialized
@@ -77,6 +78,11 @@ fn from_row(r: Row) -> PasskeyRecord {
 
 const COLUMNS: &str = "cred_id, account_id, name, aaguid, credential, aal, attested, backup_eligible, backup_state, \
                        sign_count, state, created_ms, last_used_ms";
+/// How many columns [`COLUMNS`] names.
+const PASSKEY_COLUMN_COUNT: usize = 13;
+/// [`COLUMNS`] of the `passkeys p` side of a join.
+const PREFIXED: &str = "p.cred_id, p.account_id, p.name, p.aaguid, p.credential, p.aal, p.attested, \
+                        p.backup_eligible, p.backup_state, p.sign_count, p.state, p.created_ms, p.last_used_ms";
 
 /// Registers a credential. The same credential id on any account is refused
 /// ([`StoreError::Conflict`]), as WebAuthn requires.
@@ -116,18 +122,62 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-/// One credential by id.
-pub async fn by_cred_id<'e, E: Executor<'e, Database = Any>>(
+/// The account a credential belongs to, as a login needs it.
+#[derive(Debug, Clone)]
+pub struct CredentialOwner {
+    /// The WebAuthn user handle of the account.
+    pub user_handle: String,
+    /// Whether the account may log in.
+    pub state: AccountState,
+}
+
+/// One credential by id, with its account; read together because a login
+/// needs both and a round trip to the database is the dearest part of it.
+pub async fn with_owner<'e, E: Executor<'e, Database = Any>>(
     db: E,
     cred_id: &str,
-) -> Result<Option<PasskeyRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM passkeys WHERE cred_id = $1"
+) -> Result<Option<(PasskeyRecord, CredentialOwner)>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {PREFIXED}, a.user_handle, a.state FROM passkeys p \
+         JOIN accounts a ON a.id = p.account_id WHERE p.cred_id = $1"
     ))
     .bind(cred_id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(from_row))
+    let Some(row) = row else { return Ok(None) };
+    // The passkey's columns come first, so its row type reads them by position.
+    let record = from_row(<Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(
+        &row,
+    )?);
+    let state: String = row.try_get(PASSKEY_COLUMN_COUNT + 1)?;
+    let owner = CredentialOwner {
+        user_handle: row.try_get(PASSKEY_COLUMN_COUNT)?,
+        state: AccountState::parse(&state)?,
+    };
+    Ok(Some((record, owner)))
+}
+
+/// The account and the active credentials to offer when a login names a
+/// citizen id (compact digits); `None` when no account has that id. One query.
+pub async fn login_candidates<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    citizen_id: &str,
+) -> Result<Option<(String, Vec<String>)>, StoreError> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT a.id, p.credential FROM accounts a \
+         LEFT JOIN passkeys p ON p.account_id = a.id AND p.state = 'active' \
+         WHERE a.citizen_id = $1 ORDER BY p.created_ms, p.cred_id",
+    )
+    .bind(citizen_id)
+    .fetch_all(db)
+    .await?;
+    let Some(account_id) = rows.first().map(|(id, _)| id.clone()) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        account_id,
+        rows.into_iter().filter_map(|(_, c)| c).collect(),
+    )))
 }
 
 /// Records a successful login: new credential state, counter, backup flag, time.

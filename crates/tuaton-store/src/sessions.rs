@@ -85,7 +85,7 @@ pub async fn touch(
     let now_ms = to_ms(now);
     let idle_ms = idle.whole_milliseconds() as i64;
     if expires_ms <= now_ms || last_seen_ms + idle_ms <= now_ms {
-        delete(store.pool(), id_hash).await?;
+        delete(store.writer().await?.conn(), id_hash).await?;
         return Ok(None);
     }
     // Writing last-seen on every request would make each read a write; a
@@ -94,7 +94,7 @@ pub async fn touch(
         sqlx::query("UPDATE sessions SET last_seen_ms = $1 WHERE id_hash = $2")
             .bind(now_ms)
             .bind(id_hash)
-            .execute(store.pool())
+            .execute(store.writer().await?.conn())
             .await?;
     }
     Ok(Some(Session {
@@ -108,14 +108,11 @@ pub async fn touch(
     }))
 }
 
-/// Ends one session (on the pool, or inside a transaction at login to rotate the id).
-pub async fn delete<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
-    id_hash: &str,
-) -> Result<(), StoreError> {
+/// Ends one session (through [`Store::writer`], or inside a transaction at login to rotate the id).
+pub async fn delete(conn: &mut sqlx::AnyConnection, id_hash: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(id_hash)
-        .execute(db)
+        .execute(conn)
         .await?;
     Ok(())
 }
@@ -133,7 +130,7 @@ pub async fn delete_for_account(tx: &mut Tx, account_id: &str) -> Result<u64, St
 pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
         .bind(to_ms(now))
-        .execute(store.pool())
+        .execute(store.writer().await?.conn())
         .await?;
     Ok(r.rows_affected())
 }

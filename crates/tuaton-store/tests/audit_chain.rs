@@ -94,6 +94,26 @@ engine_tests! {
         assert!(audit::verify(store).await.unwrap().is_intact());
     }
 
+    async fn a_record_that_skips_the_head_is_refused(store: &Store) {
+        append_n(store, 2).await;
+        let recs = audit::list(store, 0, 10).await.unwrap();
+        // A forged third record carrying a plausible link, inserted without taking the head.
+        let forged = sqlx::query(
+            "INSERT INTO audit_log (seq, at_ms, actor, action, target, outcome, details, prev_hash, hash) \
+             VALUES (3, 0, 'operator:x', 'x', 'y', 'success', '{}', $1, $2)",
+        )
+        .bind(&recs[1].hash)
+        .bind(audit::GENESIS_HASH)
+        .execute(store.pool())
+        .await;
+        assert!(forged.is_err(), "an insert that does not follow the head must fail");
+        let r = audit::verify(store).await.unwrap();
+        assert!(r.is_intact(), "{r:?}");
+        assert_eq!(r.records_checked, 2);
+        // The head names the last record's hash (moved on by the insert itself).
+        assert_eq!(r.last_good_hash, recs[1].hash);
+    }
+
     async fn verify_catches_an_edited_row(store: &Store) {
         append_n(store, 5).await;
         drop_guards(store).await;

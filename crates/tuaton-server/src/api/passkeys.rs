@@ -418,20 +418,20 @@ async fn login_start(
     if let Some(raw) = req.citizen_id.as_deref() {
         let id = tuaton_core::CitizenId::parse(raw)
             .map_err(|e| ApiError::bad_request("invalid_citizen_id", e.to_string()))?;
-        if let Some(acc) = accounts::by_citizen_id(state.store().pool(), &id.compact()).await? {
-            state.rate_limits().check_account(&acc.id)?;
-            let stored: Vec<StoredCredential> = creds::for_account(state.store().pool(), &acc.id)
-                .await?
+        if let Some((acc_id, active)) =
+            creds::login_candidates(state.store().pool(), &id.compact()).await?
+        {
+            state.rate_limits().check_account(&acc_id)?;
+            let stored: Vec<StoredCredential> = active
                 .into_iter()
-                .filter(|c| c.state == "active")
-                .map(|c| StoredCredential::from_stored(c.credential))
+                .map(StoredCredential::from_stored)
                 .collect();
             if !stored.is_empty() {
                 started = Some(
                     pk.start_login(&stored, now)
                         .map_err(|e| passkey_refusal(&e))?,
                 );
-                account_id = Some(acc.id);
+                account_id = Some(acc_id);
             }
         }
     }
@@ -508,7 +508,7 @@ async fn login_finish(
         }
     };
     let cred_id_b64 = URL_SAFE_NO_PAD.encode(&cred_id);
-    let Some(record) = creds::by_cred_id(state.store().pool(), &cred_id_b64).await? else {
+    let Some((record, owner)) = creds::with_owner(state.store().pool(), &cred_id_b64).await? else {
         return refuse(
             "unknown".into(),
             "unknown_credential",
@@ -516,19 +516,17 @@ async fn login_finish(
         )
         .await;
     };
-    state.rate_limits().check_account(&record.account_id)?;
-    let account = accounts::by_id(state.store().pool(), &record.account_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("credential without account"))?;
-    let handle_matches = handle.is_none_or(|h| user_uuid(&account.user_handle) == h);
+    let account_id = record.account_id.clone();
+    state.rate_limits().check_account(&account_id)?;
+    let handle_matches = handle.is_none_or(|h| user_uuid(&owner.user_handle) == h);
     if !handle_matches
         || ceremony
             .account_id
             .as_ref()
-            .is_some_and(|a| *a != account.id)
+            .is_some_and(|a| *a != account_id)
     {
         return refuse(
-            account.id.clone(),
+            account_id.clone(),
             "credential_of_another_account",
             passkey_refusal(&PasskeyError::UnknownCredential),
         )
@@ -536,15 +534,15 @@ async fn login_finish(
     }
     if record.state != "active" {
         return refuse(
-            account.id.clone(),
+            account_id.clone(),
             "credential_suspended",
             passkey_refusal(&PasskeyError::CounterRegression),
         )
         .await;
     }
-    if account.state != AccountState::Active {
+    if owner.state != AccountState::Active {
         return refuse(
-            account.id.clone(),
+            account_id.clone(),
             "account_not_active",
             ApiError::forbidden("account_not_active", "This account is suspended or closed."),
         )
@@ -563,9 +561,9 @@ async fn login_finish(
             }
             creds::suspend(&mut tx, &record.cred_id).await?;
             let ev = AuditEvent::failure(
-                account_actor(&account.id),
+                account_actor(&account_id),
                 "passkey.suspend_cloned",
-                account.id.clone(),
+                account_id.clone(),
             )
             .with_details(json!({ "cred_id": record.cred_id, "reason": "counter_regression" }));
             audit::append(&mut tx, now, &ev).await?;
@@ -574,7 +572,7 @@ async fn login_finish(
         }
         Err(e) => {
             return refuse(
-                account.id.clone(),
+                account_id.clone(),
                 "verification_failed",
                 passkey_refusal(&e),
             )
@@ -600,16 +598,16 @@ async fn login_finish(
     let issued = session::issue(
         &state,
         previous.as_deref(),
-        &account.id,
+        &account_id,
         outcome.aal.number(),
         &outcome.amr,
         &mut tx,
     )
     .await?;
     let ev = AuditEvent::success(
-        account_actor(&account.id),
+        account_actor(&account_id),
         "login.passkey",
-        account.id.clone(),
+        account_id.clone(),
     )
     .with_details(
         json!({ "cred_id": record.cred_id, "aal": outcome.aal.number(), "amr": outcome.amr }),
@@ -617,7 +615,7 @@ async fn login_finish(
     audit::append(&mut tx, now, &ev).await?;
     tx.commit().await?;
     let body = LoginResponse {
-        account_id: account.id,
+        account_id,
         aal: outcome.aal.number().to_owned(),
         acr: outcome.aal.acr().to_owned(),
         amr: outcome.amr.iter().map(|s| (*s).to_owned()).collect(),
@@ -628,7 +626,7 @@ async fn login_finish(
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "passkeys", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, session: SessionAuth) -> Result<Response, ApiError> {
-    tuaton_store::sessions::delete(state.store().pool(), &session.id_hash).await?;
+    tuaton_store::sessions::delete(state.store().writer().await?.conn(), &session.id_hash).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(
