@@ -554,6 +554,13 @@ impl Outcome {
                 "  server CPU per login: {per_login_us:.0} us, i.e. {:.0} logins/s per server core (in this process; a database server's own CPU is under 'rest')",
                 1e6 / per_login_us
             );
+            if c.sqlite_s > 0.0 {
+                let sqlite_us = c.sqlite_s * 1e6 / (rate * w);
+                println!(
+                    "    of which SQLite's connection threads {sqlite_us:.0} us, request handling {:.0} us",
+                    per_login_us - sqlite_us
+                );
+            }
         }
     }
 }
@@ -561,15 +568,33 @@ impl Outcome {
 /// CPU seconds used by this process's server and client threads, and the machine.
 #[derive(Clone, Default)]
 struct CpuSnapshot {
-    threads: HashMap<u32, (bool, f64)>,
+    threads: HashMap<u32, (Side, f64)>,
     machine_busy_s: f64,
 }
 
+/// Whose work a thread does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The load generator.
+    Client,
+    /// SQLite's connection threads (sqlx runs each connection on a thread of
+    /// its own): the embedded database's work, and the hand-offs to it.
+    Sqlite,
+    /// Tuaton's own request handling.
+    Server,
+}
+
 struct CpuUse {
+    /// Tuaton's process, SQLite's threads included.
     server_s: f64,
+    /// Of `server_s`, SQLite's connection threads.
+    sqlite_s: f64,
     client_s: f64,
     machine_busy_s: f64,
 }
+
+/// How sqlx names SQLite's connection threads (truncated to 15 bytes by the kernel).
+const SQLITE_THREAD: &str = "sqlx-sqlite-wor";
 
 const TICKS_PER_S: f64 = 100.0; // USER_HZ on Linux
 
@@ -593,7 +618,14 @@ impl CpuSnapshot {
                 let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
                 // Fields 14 and 15 (utime, stime); f[0] is field 3.
                 let s = (ticks(11) + ticks(12)) / TICKS_PER_S;
-                threads.insert(tid, (name.starts_with(CLIENT_THREAD), s));
+                let side = if name.starts_with(CLIENT_THREAD) {
+                    Side::Client
+                } else if name.starts_with(SQLITE_THREAD) {
+                    Side::Sqlite
+                } else {
+                    Side::Server
+                };
+                threads.insert(tid, (side, s));
             }
         }
         let machine_busy_s = std::fs::read_to_string("/proc/stat")
@@ -623,18 +655,22 @@ impl CpuSnapshot {
     }
 
     fn since(&self, before: &CpuSnapshot) -> CpuUse {
-        let (mut server_s, mut client_s) = (0.0, 0.0);
-        for (tid, (client, s)) in &self.threads {
+        let (mut server_s, mut sqlite_s, mut client_s) = (0.0, 0.0, 0.0);
+        for (tid, (side, s)) in &self.threads {
             let prior = before.threads.get(tid).map_or(0.0, |p| p.1);
             let d = (s - prior).max(0.0);
-            if *client {
-                client_s += d;
-            } else {
-                server_s += d;
+            match side {
+                Side::Client => client_s += d,
+                Side::Sqlite => {
+                    sqlite_s += d;
+                    server_s += d;
+                }
+                Side::Server => server_s += d,
             }
         }
         CpuUse {
             server_s,
+            sqlite_s,
             client_s,
             machine_busy_s: self.machine_busy_s - before.machine_busy_s,
         }
