@@ -213,3 +213,51 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use time::OffsetDateTime;
+
+    use crate::{StoreOptions, ceremonies};
+
+    /// A write outside any transaction (a ceremony stored at login start)
+    /// while a login's transaction holds SQLite's write lock: it must wait
+    /// its turn and succeed, not fail with `SQLITE_BUSY` and not sleep in
+    /// SQLite's busy handler. A busy timeout far shorter than the
+    /// transaction makes either failure visible.
+    #[tokio::test]
+    async fn a_single_write_queues_behind_a_running_transaction_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            busy_timeout: Duration::from_millis(10),
+            ..StoreOptions::default()
+        };
+        let store = super::Store::open_sqlite(&dir.path().join("t.db"), &options)
+            .await
+            .unwrap();
+        let expires = OffsetDateTime::now_utc() + time::Duration::minutes(5);
+        let mut tx = store.begin().await.unwrap();
+        ceremonies::spend(&mut tx, "none", "login").await.unwrap();
+
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { ceremonies::put(&store, "login", None, "{}", expires).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !writer.is_finished(),
+            "the write must wait for the transaction, not run beside it"
+        );
+        tx.commit().await.unwrap();
+        let id = writer.await.unwrap().expect("the queued write succeeds");
+        assert!(
+            ceremonies::peek(&store, &id, "login", OffsetDateTime::now_utc())
+                .await
+                .is_ok()
+        );
+    }
+}
