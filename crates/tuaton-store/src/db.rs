@@ -164,32 +164,31 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock,
     /// and writers in this process queue for it in order.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match self.engine {
-            Engine::Sqlite => {
-                let guard = self.writer.clone().lock_owned().await;
-                Tx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                    _writer: Some(guard),
-                }
-            }
-            Engine::Postgres => Tx {
-                tx: self.pool.begin().await?,
-                _writer: None,
-            },
-        })
+        let turn = self.writer_turn().await;
+        let tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { tx, _writer: turn })
     }
 
     /// A connection for one autocommit write; on SQLite it waits its turn
     /// behind the writers of this process (see [`Writer`]).
     pub async fn writer(&self) -> Result<Writer, StoreError> {
-        let guard = match self.engine {
-            Engine::Sqlite => Some(self.writer.clone().lock_owned().await),
-            Engine::Postgres => None,
-        };
+        let turn = self.writer_turn().await;
         Ok(Writer {
             conn: self.pool.acquire().await?,
-            _writer: guard,
+            _writer: turn,
         })
+    }
+
+    /// On SQLite, waits for this process's single writer slot; PostgreSQL
+    /// takes concurrent writers and needs none.
+    async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.engine {
+            Engine::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Engine::Postgres => None,
+        }
     }
 
     /// Checks that the database answers; for `/readyz`.

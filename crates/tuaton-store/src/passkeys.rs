@@ -78,11 +78,6 @@ fn from_row(r: Row) -> PasskeyRecord {
 
 const COLUMNS: &str = "cred_id, account_id, name, aaguid, credential, aal, attested, backup_eligible, backup_state, \
                        sign_count, state, created_ms, last_used_ms";
-/// How many columns [`COLUMNS`] names.
-const PASSKEY_COLUMN_COUNT: usize = 13;
-/// [`COLUMNS`] of the `passkeys p` side of a join.
-const PREFIXED: &str = "p.cred_id, p.account_id, p.name, p.aaguid, p.credential, p.aal, p.attested, \
-                        p.backup_eligible, p.backup_state, p.sign_count, p.state, p.created_ms, p.last_used_ms";
 
 /// Registers a credential. The same credential id on any account is refused
 /// ([`StoreError::Conflict`]), as WebAuthn requires.
@@ -137,21 +132,24 @@ pub async fn with_owner<'e, E: Executor<'e, Database = Any>>(
     db: E,
     cred_id: &str,
 ) -> Result<Option<(PasskeyRecord, CredentialOwner)>, StoreError> {
+    // The account's columns are renamed in a subquery, so the passkey's own
+    // names in COLUMNS stay unambiguous and come first, where its row type
+    // reads them by position.
     let row = sqlx::query(&format!(
-        "SELECT {PREFIXED}, a.user_handle, a.state FROM passkeys p \
-         JOIN accounts a ON a.id = p.account_id WHERE p.cred_id = $1"
+        "SELECT {COLUMNS}, owner_handle, owner_state FROM passkeys \
+         JOIN (SELECT id AS owner_id, user_handle AS owner_handle, state AS owner_state FROM accounts) o \
+         ON o.owner_id = passkeys.account_id WHERE cred_id = $1"
     ))
     .bind(cred_id)
     .fetch_optional(db)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    // The passkey's columns come first, so its row type reads them by position.
     let record = from_row(<Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(
         &row,
     )?);
-    let state: String = row.try_get(PASSKEY_COLUMN_COUNT + 1)?;
+    let state: String = row.try_get("owner_state")?;
     let owner = CredentialOwner {
-        user_handle: row.try_get(PASSKEY_COLUMN_COUNT)?,
+        user_handle: row.try_get("owner_handle")?,
         state: AccountState::parse(&state)?,
     };
     Ok(Some((record, owner)))
