@@ -76,16 +76,16 @@ impl From<tuaton_store::StoreError> for Refusal {
 
 async fn find(store: &Store, key: &str) -> Result<Account, Refusal> {
     let found = match tuaton_core::CitizenId::parse(key) {
-        Ok(cid) => accounts::by_citizen_id(store.pool(), &cid.compact()).await?,
-        Err(_) => accounts::by_id(store.pool(), key).await?,
+        Ok(cid) => accounts::by_citizen_id(store.conn().await?.conn(), &cid.compact()).await?,
+        Err(_) => accounts::by_id(store.conn().await?.conn(), key).await?,
     };
     found.ok_or_else(|| Refusal::Usage("no account with this id or citizen id".into()))
 }
 
 async fn show(store: &Store, key: &str, as_json: bool) -> Result<(), Refusal> {
     let a = find(store, key).await?;
-    let roles = companies::roles(store.pool(), &a.id).await?;
-    let keys = passkeys::for_account(store.pool(), &a.id).await?;
+    let roles = companies::roles(store.conn().await?.conn(), &a.id).await?;
+    let keys = passkeys::for_account(store.conn().await?.conn(), &a.id).await?;
     let active = keys.iter().filter(|k| k.state == "active").count();
     if as_json {
         println!(
@@ -181,7 +181,7 @@ async fn grant_officer(store: &Store, key: &str) -> Result<(), Refusal> {
             "officers must be proofed at IAL2.1 or higher".into(),
         ));
     }
-    if companies::roles(store.pool(), &a.id)
+    if companies::roles(store.conn().await?.conn(), &a.id)
         .await?
         .iter()
         .any(|r| r == "officer")

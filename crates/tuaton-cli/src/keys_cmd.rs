@@ -167,7 +167,7 @@ async fn list(config: Option<&Path>, common: &Common) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let result = keys::list(store.pool()).await;
+    let result = async { keys::list(store.conn().await?.conn()).await }.await;
     store.close().await;
     let all = match result {
         Ok(k) => k,
@@ -348,7 +348,7 @@ async fn destroy(config: Option<&Path>, id: &str, force: &Force, common: &Common
         }
     };
     // A key marked destroyed before whose material removal failed: retry only that part.
-    let key = match keys::by_id(store.pool(), id).await {
+    let key = match async { keys::by_id(store.conn().await?.conn(), id).await }.await {
         Ok(Some(k)) if k.state == KeyState::Destroyed => Ok(k),
         Ok(_) => keys::destroy(
             &store,

@@ -91,11 +91,11 @@ async fn audit_verify_reports_a_tampered_row_by_id() {
     assert!(text(&ok).contains("intact: 4 record(s)"));
 
     sqlx::query("DROP TRIGGER audit_log_no_update")
-        .execute(db.store.pool())
+        .execute(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
     sqlx::query("UPDATE audit_log SET target = 'forged' WHERE seq = 3")
-        .execute(db.store.pool())
+        .execute(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
 

@@ -300,7 +300,7 @@ async fn rotate_retire_and_destroy_through_the_binary() {
         .await
         .unwrap();
     assert_eq!(
-        keys::by_id(store.pool(), &first_id)
+        keys::by_id(store.conn().await.unwrap().conn(), &first_id)
             .await
             .unwrap()
             .unwrap()
@@ -377,7 +377,7 @@ async fn rotate_retire_and_destroy_through_the_binary() {
 /// The JWKS a relying party fetches: every publishable id-token key as a JWK.
 async fn jwks(store: &Store, backend: &SoftwareBackend) -> Vec<Value> {
     let mut out = Vec::new();
-    for k in keys::publishable(store.pool(), KeyPurpose::IdToken)
+    for k in keys::publishable(store.conn().await.unwrap().conn(), KeyPurpose::IdToken)
         .await
         .unwrap()
     {
@@ -430,7 +430,7 @@ async fn sign_token(
     now: OffsetDateTime,
     msg: &[u8],
 ) -> (String, Vec<u8>) {
-    let k = keys::signing_key(store.pool(), KeyPurpose::IdToken, now)
+    let k = keys::signing_key(store.conn().await.unwrap().conn(), KeyPurpose::IdToken, now)
         .await
         .unwrap()
         .unwrap();
@@ -557,7 +557,7 @@ async fn a_relying_party_never_sees_a_failed_verification_during_rotation() {
     .await
     .unwrap();
     assert_eq!(
-        keys::by_id(store.pool(), &old_kid)
+        keys::by_id(store.conn().await.unwrap().conn(), &old_kid)
             .await
             .unwrap()
             .unwrap()
@@ -568,7 +568,7 @@ async fn a_relying_party_never_sees_a_failed_verification_during_rotation() {
     let t2 = (t0 + Duration::minutes(90)).max(t1 + RETIRING_GRACE) + Duration::seconds(1);
     keys::tick(&store, t2).await.unwrap();
     assert_eq!(
-        keys::by_id(store.pool(), &old_kid)
+        keys::by_id(store.conn().await.unwrap().conn(), &old_kid)
             .await
             .unwrap()
             .unwrap()
@@ -683,15 +683,21 @@ async fn two_serve_processes_on_one_postgresql_agree_on_keys_within_seconds() {
     // the other destroys what it generated.
     let store = &db.store;
     let one_key = within(ten_s, || async {
-        keys::signing_key(store.pool(), KeyPurpose::IdToken, OffsetDateTime::now_utc())
-            .await
-            .unwrap()
-            .is_some()
+        keys::signing_key(
+            store.conn().await.unwrap().conn(),
+            KeyPurpose::IdToken,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap()
+        .is_some()
     })
     .await;
     assert!(one_key, "no scheduled key was made");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let all = keys::list(store.pool()).await.unwrap();
+    let all = keys::list(store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
     let first = all[0].id.clone();
     let key_files = std::fs::read_dir(Path::new(&s.data_dir()).join("keys"))

@@ -320,7 +320,7 @@ pub async fn rotate_key(
     trigger: Trigger,
 ) -> Result<(ManagedKey, RotationPlan), RotateError> {
     use RotateError::{Failed, NotDue, Raced, Refused};
-    let all = keys::list(store.pool())
+    let all = async { keys::list(store.conn().await?.conn()).await }
         .await
         .map_err(|e| Failed(format!("cannot read managed keys: {e}")))?;
     if let Trigger::Schedule { every } = trigger {
@@ -374,7 +374,7 @@ pub async fn rotate_key(
             key.id
         ))
     })?;
-    let key = keys::by_id(store.pool(), &key.id)
+    let key = async { keys::by_id(store.conn().await?.conn(), &key.id).await }
         .await
         .ok()
         .flatten()
@@ -548,7 +548,7 @@ impl PublishedKeys {
         {
             return Ok(doc.clone());
         }
-        let published = keys::publishable(store.pool(), self.purpose).await?;
+        let published = keys::publishable(store.conn().await?.conn(), self.purpose).await?;
         let mut jwks = Vec::with_capacity(published.len());
         for k in published {
             let cached = self

@@ -15,6 +15,7 @@ use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use time::Duration;
 use tuaton_store::audit::AuditEvent;
+use tuaton_store::batch::Batch;
 use tuaton_store::sessions::{self, NewSession};
 
 use crate::{ApiError, AppState};
@@ -53,25 +54,25 @@ pub struct IssuedSession {
 
 /// Starts a session for `account_id` after a successful login, ending the
 /// session (if any) the request came with: the id always changes at login and
-/// step-up, so an id planted before login is worthless after it.
-pub async fn issue(
+/// step-up, so an id planted before login is worthless after it. The writes
+/// join `batch`, which the caller runs in the login's transaction.
+pub fn issue(
     state: &AppState,
     previous_cookie: Option<&str>,
     account_id: &str,
     aal: &str,
     amr: &[&str],
-    tx: &mut tuaton_store::Tx,
+    batch: &mut Batch,
 ) -> Result<IssuedSession, ApiError> {
     if let Some(old) = previous_cookie {
-        sessions::delete(tx.conn(), &hash_secret(old)).await?;
+        batch.push(sessions::delete(&hash_secret(old)));
     }
     let secret = random_token()?;
     let csrf_token = random_token()?;
     let lifetime =
         Duration::try_from(state.settings().session_absolute).unwrap_or(Duration::hours(12));
     let amr_json = serde_json::to_string(amr).map_err(ApiError::internal)?;
-    sessions::insert(
-        tx,
+    batch.push(sessions::insert(
         &NewSession {
             id_hash: &hash_secret(&secret),
             account_id,
@@ -81,8 +82,7 @@ pub async fn issue(
             lifetime,
         },
         state.now(),
-    )
-    .await?;
+    ));
     Ok(IssuedSession {
         set_cookie: session_cookie(state, &secret, Some(lifetime)),
         csrf_token,

@@ -16,6 +16,7 @@ use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
 
+use crate::batch::{Batch, Done, Statement};
 use crate::{Store, StoreError, Tx, from_ms, to_ms};
 
 /// The hash that precedes the first record.
@@ -153,6 +154,19 @@ pub async fn append(
     at: OffsetDateTime,
     event: &AuditEvent,
 ) -> Result<AuditRecord, StoreError> {
+    let (_, record) = append_with(tx, Batch::new(), at, event).await?;
+    Ok(record)
+}
+
+/// Runs `batch` inside `tx` with `event`'s record appended to it: the change
+/// and its record reach the database in one round trip after the head is
+/// taken. Returns the batch's outputs and the record.
+pub async fn append_with(
+    tx: &mut Tx,
+    mut batch: Batch,
+    at: OffsetDateTime,
+    event: &AuditEvent,
+) -> Result<(Done, AuditRecord), StoreError> {
     // Advancing the head first takes its row lock (PostgreSQL) or the write lock
     // (SQLite), so concurrent appenders queue here rather than fork the chain.
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
@@ -171,23 +185,24 @@ pub async fn append(
         details: &details,
     };
     let hash = record_hash(seq, at_ms, &fields, &prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at_ms, actor, action, target, outcome, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(seq)
-    .bind(at_ms)
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.target)
-    .bind(event.outcome.as_str())
-    .bind(&details)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(tx.conn())
-    .await?;
+    batch.push(
+        Statement::new(
+            "INSERT INTO audit_log (seq, at_ms, actor, action, target, outcome, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(at_ms)
+        .bind(event.actor.as_str())
+        .bind(event.action.as_str())
+        .bind(event.target.as_str())
+        .bind(event.outcome.as_str())
+        .bind(details.as_str())
+        .bind(prev_hash.as_str())
+        .bind(hash.as_str()),
+    );
+    let done = batch.run(tx.conn()).await?;
     // The insert's trigger (migration 0006) has moved the head's hash on.
-    Ok(AuditRecord {
+    let record = AuditRecord {
         seq,
         at: from_ms(at_ms),
         actor: event.actor.clone(),
@@ -197,7 +212,8 @@ pub async fn append(
         details,
         prev_hash,
         hash,
-    })
+    };
+    Ok((done, record))
 }
 
 /// Appends `event` in a transaction of its own; for events with no other change
@@ -311,7 +327,7 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
         )
         .bind(expected_seq)
         .bind(VERIFY_PAGE)
-        .fetch_all(store.pool())
+        .fetch_all(store.conn().await?.conn())
         .await?;
         let page_len = rows.len() as i64;
         for row in rows {
@@ -352,7 +368,7 @@ pub async fn verify(store: &Store) -> Result<ChainReport, StoreError> {
         }
     }
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(store.pool())
+        .fetch_one(store.conn().await?.conn())
         .await?;
     let head_seq: i64 = head.try_get("seq")?;
     let head_hash: String = head.try_get("hash")?;
@@ -374,7 +390,7 @@ pub async fn list(store: &Store, after: i64, limit: i64) -> Result<Vec<AuditReco
     )
     .bind(after)
     .bind(limit)
-    .fetch_all(store.pool())
+    .fetch_all(store.conn().await?.conn())
     .await?;
     rows.iter().map(record_from_row).collect()
 }
@@ -393,7 +409,7 @@ pub async fn about(
     .bind(actor)
     .bind(target)
     .bind(limit)
-    .fetch_all(store.pool())
+    .fetch_all(store.conn().await?.conn())
     .await?;
     rows.iter().map(record_from_row).collect()
 }

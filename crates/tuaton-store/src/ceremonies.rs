@@ -12,9 +12,11 @@
 //!   committed; a refused attempt spends the ceremony too. This saves a
 //!   commit on the hottest path (login) without giving up single use.
 
+use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{Store, StoreError, Tx, new_id, to_ms};
+use crate::batch::{Batch, Output, Query, Statement};
+use crate::{Store, StoreError, new_id, to_ms};
 
 /// A ceremony taken out of the store.
 #[derive(Debug, Clone)]
@@ -44,7 +46,27 @@ pub enum TakeError {
     Store(#[from] StoreError),
 }
 
-/// Stores `state` until `expires_at`; returns the ceremony id to give the client.
+/// The insert that stores a ceremony; returns it with the new id.
+fn insert(
+    kind: &str,
+    account_id: Option<&str>,
+    state: &str,
+    expires_at: OffsetDateTime,
+) -> (String, Statement) {
+    let id = new_id();
+    let statement = Statement::new(
+        "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.as_str())
+    .bind(kind)
+    .bind(account_id)
+    .bind(state)
+    .bind(to_ms(expires_at));
+    (id, statement)
+}
+
+/// Stores `state` until `expires_at`, durably (a grant handed out after
+/// proofing must survive a power cut); returns the ceremony id to give the client.
 pub async fn put(
     store: &Store,
     kind: &str,
@@ -52,16 +74,65 @@ pub async fn put(
     state: &str,
     expires_at: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    let id = new_id();
-    sqlx::query("INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&id)
-        .bind(kind)
-        .bind(account_id)
-        .bind(state)
-        .bind(to_ms(expires_at))
-        .execute(store.writer().await?.conn())
-        .await?;
+    let (id, statement) = insert(kind, account_id, state, expires_at);
+    let mut batch = Batch::new();
+    batch.push(statement);
+    batch.run(store.conn().await?.conn()).await?;
     Ok(id)
+}
+
+/// Stores a WebAuthn challenge's `state` until `expires_at` without waiting
+/// for the disk ([`Store::write_relaxed`]): one lost in a power cut only
+/// makes the person ask for a new challenge. Returns the ceremony id.
+pub async fn put_challenge(
+    store: &Store,
+    kind: &str,
+    account_id: Option<&str>,
+    state: &str,
+    expires_at: OffsetDateTime,
+) -> Result<String, StoreError> {
+    let (id, statement) = insert(kind, account_id, state, expires_at);
+    let mut batch = Batch::new();
+    batch.push(statement);
+    store.write_relaxed(batch).await?;
+    Ok(id)
+}
+
+/// A ceremony row as stored, before its kind and expiry are checked.
+pub struct Stored {
+    kind: String,
+    account_id: Option<String>,
+    state: String,
+    expires_ms: i64,
+}
+
+impl Stored {
+    /// The ceremony, if it is of `kind` and still live at `now`.
+    pub fn live(self, kind: &str, now: OffsetDateTime) -> Result<Ceremony, TakeError> {
+        if self.kind != kind {
+            return Err(TakeError::WrongKind);
+        }
+        if self.expires_ms <= to_ms(now) {
+            return Err(TakeError::Expired);
+        }
+        Ok(Ceremony {
+            kind: self.kind,
+            account_id: self.account_id,
+            state: self.state,
+        })
+    }
+}
+
+fn first_stored(out: Output) -> Result<Option<Stored>, StoreError> {
+    let Some(row) = out.rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(Stored {
+        kind: row.try_get("kind")?,
+        account_id: row.try_get("account_id")?,
+        state: row.try_get("state")?,
+        expires_ms: row.try_get("expires_ms")?,
+    }))
 }
 
 /// Removes and returns the ceremony `id` of `kind`; whatever the outcome, it cannot be taken again.
@@ -71,46 +142,46 @@ pub async fn take(
     kind: &str,
     now: OffsetDateTime,
 ) -> Result<Ceremony, TakeError> {
-    let row: Option<(String, Option<String>, String, i64)> = sqlx::query_as(
-        "DELETE FROM ceremonies WHERE id = $1 RETURNING kind, account_id, state, expires_ms",
+    let taken = Query::new(
+        Statement::new(
+            "DELETE FROM ceremonies WHERE id = $1 RETURNING kind, account_id, state, expires_ms",
+        )
+        .bind(id),
+        first_stored,
     )
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let (stored_kind, account_id, state, expires_ms) = row.ok_or(TakeError::Unknown)?;
-    if stored_kind != kind {
-        return Err(TakeError::WrongKind);
-    }
-    if expires_ms <= to_ms(now) {
-        return Err(TakeError::Expired);
-    }
-    Ok(Ceremony {
-        kind: stored_kind,
-        account_id,
-        state,
-    })
+    .run(store.conn().await?.conn())
+    .await?;
+    taken.ok_or(TakeError::Unknown)?.live(kind, now)
 }
 
 /// Spends ceremony `id` of `kind` in the caller's transaction: `true` if this
 /// call removed it, `false` if it was already gone (used by a concurrent
 /// request, or never there). Commit the outcome only on `true`.
-pub async fn spend(tx: &mut Tx, id: &str, kind: &str) -> Result<bool, StoreError> {
-    let r = sqlx::query("DELETE FROM ceremonies WHERE id = $1 AND kind = $2")
-        .bind(id)
-        .bind(kind)
-        .execute(tx.conn())
-        .await?;
-    Ok(r.rows_affected() == 1)
+pub fn spend(id: &str, kind: &str) -> Query<bool> {
+    Query::new(
+        Statement::new("DELETE FROM ceremonies WHERE id = $1 AND kind = $2")
+            .bind(id)
+            .bind(kind),
+        |out| Ok(out.rows_affected == 1),
+    )
 }
 
 /// Deletes ceremonies that expired before `now`; returns how many.
 pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM ceremonies WHERE expires_ms <= $1")
         .bind(to_ms(now))
-        .execute(store.writer().await?.conn())
+        .execute(store.conn().await?.conn())
         .await?;
     Ok(r.rows_affected())
+}
+
+/// The ceremony `id` as stored, without taking it; check it with [`Stored::live`].
+pub fn lookup(id: &str) -> Query<Option<Stored>> {
+    Query::new(
+        Statement::new("SELECT kind, account_id, state, expires_ms FROM ceremonies WHERE id = $1")
+            .bind(id),
+        first_stored,
+    )
 }
 
 /// Reads a live ceremony without taking it (for tokens that may be presented
@@ -121,22 +192,7 @@ pub async fn peek(
     kind: &str,
     now: OffsetDateTime,
 ) -> Result<Ceremony, TakeError> {
-    let row: Option<(String, Option<String>, String, i64)> =
-        sqlx::query_as("SELECT kind, account_id, state, expires_ms FROM ceremonies WHERE id = $1")
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await
-            .map_err(StoreError::from)?;
-    let (stored_kind, account_id, state, expires_ms) = row.ok_or(TakeError::Unknown)?;
-    if stored_kind != kind {
-        return Err(TakeError::WrongKind);
-    }
-    if expires_ms <= to_ms(now) {
-        return Err(TakeError::Expired);
-    }
-    Ok(Ceremony {
-        kind: stored_kind,
-        account_id,
-        state,
-    })
+    let mut conn = store.conn().await?;
+    let found = lookup(id).run(&mut conn).await?;
+    found.ok_or(TakeError::Unknown)?.live(kind, now)
 }

@@ -180,7 +180,7 @@ pub async fn purge_withdrawn_before(
     let r =
         sqlx::query("DELETE FROM consents WHERE withdrawn_ms IS NOT NULL AND withdrawn_ms < $1")
             .bind(to_ms(cutoff))
-            .execute(store.writer().await?.conn())
+            .execute(store.conn().await?.conn())
             .await?;
     Ok(r.rows_affected())
 }

@@ -1,54 +1,125 @@
 //! Connecting to SQLite or PostgreSQL and running migrations.
+//!
+//! PostgreSQL is reached through a pool of connections. SQLite gets exactly
+//! one connection, held under a lock in this process:
+//!
+//! - a WAL file has one writer at a time anyway, and writers queueing on a
+//!   lock here are far cheaper than writers meeting `SQLITE_BUSY` and
+//!   sleeping in SQLite's busy handler;
+//! - SQLite empties a connection's page cache whenever another connection
+//!   has written, so with several connections nearly every transaction
+//!   would begin by reading its pages from the file again;
+//! - sqlx runs each SQLite connection on a thread of its own, and its pool
+//!   sends a ping through that thread each time a connection is given back.
+//!   The one connection is never given back, so nothing is pinged.
+//!
+//! The lock does what a pool would otherwise do for the connection. Before a
+//! step that could leave it in a wrong state (a transaction, a batch run with
+//! a setting changed), a repair is armed; the step disarms it when it ends
+//! cleanly. A step abandoned halfway (an error, or a request whose future was
+//! dropped) leaves the repair for the next holder to make first: a rollback,
+//! the setting put back, or a fresh connection if that fails.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::StoreError;
+use crate::batch::{Batch, Done};
+
+/// The one SQLite connection, or none after [`Store::close`] or a failed reopen.
+type SqliteSlot = Option<AnyConnection>;
+type HeldSqlite = OwnedMappedMutexGuard<SqliteSlot, AnyConnection>;
+
+/// Repairs the next holder of the SQLite connection makes first (bit flags).
+const REPAIR_ROLLBACK: u8 = 1;
+const REPAIR_SETTINGS: u8 = 2;
+
+/// A connection to run statements on, held until dropped: on SQLite the one
+/// connection (everyone else waits), on PostgreSQL one from the pool.
+pub struct Conn(Held);
+
+enum Held {
+    Sqlite(HeldSqlite),
+    Pool(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            Held::Sqlite(c) => c,
+            Held::Pool(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            Held::Sqlite(c) => c,
+            Held::Pool(c) => c,
+        }
+    }
+}
+
+impl Conn {
+    /// The connection to run queries on.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self
+    }
+}
 
 /// A write transaction on either engine. Dropping it without [`Tx::commit`] rolls back.
-pub struct Tx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    // SQLite has one writer at a time; queueing writers here, in process, is
-    // far cheaper than letting them spin on SQLITE_BUSY.
-    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+pub struct Tx(TxInner);
+
+enum TxInner {
+    /// `BEGIN IMMEDIATE` ran on the held connection, with a rollback armed.
+    Sqlite {
+        conn: HeldSqlite,
+        home: Arc<SqliteHome>,
+    },
+    Postgres(sqlx::Transaction<'static, sqlx::Any>),
 }
 
 impl Tx {
     /// The connection to run queries on.
-    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            TxInner::Sqlite { conn, .. } => conn,
+            TxInner::Postgres(tx) => tx,
+        }
     }
 
     /// Makes the transaction's writes durable.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        match self.0 {
+            TxInner::Sqlite { mut conn, home } => {
+                conn.execute("COMMIT").await?;
+                home.disarm(REPAIR_ROLLBACK);
+            }
+            TxInner::Postgres(tx) => tx.commit().await?,
+        }
         Ok(())
     }
 
     /// Discards the transaction's writes.
     pub async fn rollback(self) -> Result<(), StoreError> {
-        self.tx.rollback().await?;
+        match self.0 {
+            TxInner::Sqlite { mut conn, home } => {
+                conn.execute("ROLLBACK").await?;
+                home.disarm(REPAIR_ROLLBACK);
+            }
+            TxInner::Postgres(tx) => tx.rollback().await?,
+        }
         Ok(())
-    }
-}
-
-/// One pooled connection for a single autocommit write (a statement that
-/// needs no transaction around it). On SQLite it holds the in-process writer
-/// lock like [`Tx`], so it queues behind a running transaction instead of
-/// meeting `SQLITE_BUSY` and sleeping in SQLite's busy handler.
-pub struct Writer {
-    conn: sqlx::pool::PoolConnection<sqlx::Any>,
-    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Writer {
-    /// The connection to run the write on.
-    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.conn
     }
 }
 
@@ -64,7 +135,12 @@ pub enum Engine {
 /// Pool tuning; the defaults suit the embedded default and small deployments.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Most connections held open.
+    /// Most connections held open to PostgreSQL. SQLite always gets one: a
+    /// WAL file has one writer at a time anyway, and SQLite empties a
+    /// connection's page cache whenever another connection has written, so
+    /// with several connections nearly every transaction would begin by
+    /// reading its pages from the file again (measured in
+    /// docs/performance.md, "Passkey logins").
     pub max_connections: u32,
     /// How long a writer waits on SQLite's lock before giving up.
     pub busy_timeout: Duration,
@@ -88,11 +164,88 @@ impl Default for StoreOptions {
 }
 
 /// The database behind every repository.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
     engine: Engine,
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    backend: Backend,
+    acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<SqliteHome>),
+    Postgres(AnyPool),
+}
+
+/// The one SQLite connection and what it takes to open and repair it.
+struct SqliteHome {
+    slot: Arc<Mutex<SqliteSlot>>,
+    repair: AtomicU8,
+    closed: AtomicBool,
+    options: AnyConnectOptions,
+    /// Run on every new connection.
+    settings: String,
+    /// Puts `synchronous` back after a [`Store::write_relaxed`] batch.
+    durable: String,
+}
+
+impl SqliteHome {
+    fn arm(&self, repair: u8) {
+        self.repair.fetch_or(repair, Ordering::AcqRel);
+    }
+
+    fn disarm(&self, repair: u8) {
+        self.repair.fetch_and(!repair, Ordering::AcqRel);
+    }
+
+    async fn open(&self) -> Result<AnyConnection, sqlx::Error> {
+        let mut conn = AnyConnection::connect_with(&self.options).await?;
+        conn.execute(self.settings.as_str()).await?;
+        Ok(conn)
+    }
+
+    /// Takes the connection, making any repair left armed, or opening a new one.
+    async fn hold(&self, timeout: Duration) -> Result<HeldSqlite, StoreError> {
+        let mut slot = tokio::time::timeout(timeout, self.slot.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        }
+        let repair = self.repair.swap(0, Ordering::AcqRel);
+        if let (true, Some(conn)) = (repair != 0, slot.as_mut()) {
+            let repaired = async {
+                if repair & REPAIR_ROLLBACK != 0 {
+                    conn.execute("ROLLBACK").await?;
+                }
+                if repair & REPAIR_SETTINGS != 0 {
+                    conn.execute(self.durable.as_str()).await?;
+                }
+                Ok::<_, sqlx::Error>(())
+            }
+            .await;
+            if let Err(e) = repaired {
+                // Closing a connection ends whatever it was in the middle of.
+                tracing::warn!(error = %e, "reopening the SQLite connection after a failed repair");
+                if let Some(old) = slot.take() {
+                    let _ = old.close().await;
+                }
+            }
+        }
+        if slot.is_none() {
+            *slot = Some(self.open().await.map_err(StoreError::Unavailable)?);
+        }
+        OwnedMutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -115,32 +268,36 @@ impl Store {
         let connect = AnyConnectOptions::from_str(url)
             .map_err(StoreError::Unavailable)?
             .disable_statement_logging();
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout);
-        if engine == Engine::Sqlite {
-            // A file opened in this process cannot drop its connection the way
-            // a server can, so the round trip of a ping before each use buys
-            // nothing.
-            pool = pool.test_before_acquire(false);
-            let pragmas = format!(
-                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = {};",
-                options.busy_timeout.as_millis(),
-                options.sqlite_synchronous
-            );
-            pool = pool.after_connect(move |conn, _| {
-                let pragmas = pragmas.clone();
-                Box::pin(async move {
-                    conn.execute(pragmas.as_str()).await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool.connect_with(connect).await?;
+        let backend = match engine {
+            Engine::Sqlite => {
+                let home = SqliteHome {
+                    slot: Arc::new(Mutex::new(None)),
+                    repair: AtomicU8::new(0),
+                    closed: AtomicBool::new(false),
+                    options: connect,
+                    settings: format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = {};",
+                        options.busy_timeout.as_millis(),
+                        options.sqlite_synchronous
+                    ),
+                    durable: format!("PRAGMA synchronous = {}", options.sqlite_synchronous),
+                };
+                // Opened now, so a bad path or URL fails at start, not at first use.
+                *home.slot.lock().await = Some(home.open().await.map_err(StoreError::Unavailable)?);
+                Backend::Sqlite(Arc::new(home))
+            }
+            Engine::Postgres => Backend::Postgres(
+                AnyPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?,
+            ),
+        };
         let store = Self {
-            pool,
             engine,
-            writer: Default::default(),
+            backend,
+            acquire_timeout: options.acquire_timeout,
         };
         store.migrate().await?;
         Ok(store)
@@ -153,47 +310,50 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
         match self.engine {
-            Engine::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Engine::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Engine::Sqlite => SQLITE_MIGRATIONS.run(conn.conn()).await?,
+            Engine::Postgres => POSTGRES_MIGRATIONS.run(conn.conn()).await?,
         }
         Ok(())
     }
 
+    /// A connection for reads or autocommit writes. On SQLite it is the one
+    /// connection, so hold it no longer than the statements need.
+    pub async fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(Conn(match &self.backend {
+            Backend::Sqlite(home) => Held::Sqlite(home.hold(self.acquire_timeout).await?),
+            Backend::Postgres(pool) => Held::Pool(pool.acquire().await?),
+        }))
+    }
+
     /// Starts a transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock,
-    /// and writers in this process queue for it in order.
+    /// (`BEGIN IMMEDIATE`), so a writer in another process (the command line,
+    /// say) never deadlocks with this one upgrading a read lock.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let turn = self.writer_turn().await;
-        let tx = match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
-        };
-        Ok(Tx { tx, _writer: turn })
-    }
-
-    /// A connection for one autocommit write; on SQLite it waits its turn
-    /// behind the writers of this process (see [`Writer`]).
-    pub async fn writer(&self) -> Result<Writer, StoreError> {
-        let turn = self.writer_turn().await;
-        Ok(Writer {
-            conn: self.pool.acquire().await?,
-            _writer: turn,
-        })
-    }
-
-    /// On SQLite, waits for this process's single writer slot; PostgreSQL
-    /// takes concurrent writers and needs none.
-    async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match self.engine {
-            Engine::Sqlite => Some(self.writer.clone().lock_owned().await),
-            Engine::Postgres => None,
+        match &self.backend {
+            Backend::Sqlite(home) => {
+                let mut conn = home.hold(self.acquire_timeout).await?;
+                home.arm(REPAIR_ROLLBACK);
+                if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+                    // Nothing began, so there is nothing to roll back.
+                    home.disarm(REPAIR_ROLLBACK);
+                    return Err(e.into());
+                }
+                Ok(Tx(TxInner::Sqlite {
+                    conn,
+                    home: home.clone(),
+                }))
+            }
+            Backend::Postgres(pool) => Ok(Tx(TxInner::Postgres(pool.begin().await?))),
         }
     }
 
     /// Checks that the database answers; for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(self.conn().await?.conn())
+            .await?;
         Ok(())
     }
 
@@ -202,14 +362,48 @@ impl Store {
         self.engine
     }
 
-    /// The connection pool, for repositories in this crate and for tests.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// Runs `batch` as autocommit writes of rows whose loss in a power cut
+    /// harms no one: state that lives for minutes and that a person simply
+    /// starts again without (a login challenge). On SQLite its commit does
+    /// not wait for the disk (`synchronous = NORMAL` for this batch alone);
+    /// any later durable commit flushes it with everything before it, and
+    /// WAL ordering means a power cut can only lose a tail of such writes,
+    /// never a durable commit that came after one. PostgreSQL commits it
+    /// as usual.
+    pub async fn write_relaxed(&self, batch: Batch) -> Result<Done, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(home) => {
+                let mut conn = home.hold(self.acquire_timeout).await?;
+                // Armed first: a batch stopped halfway, even by a dropped
+                // request, must not leave the connection relaxed for the
+                // durable writes after it.
+                home.arm(REPAIR_SETTINGS);
+                let done = batch
+                    .run_with_sqlite_setting(
+                        &mut conn,
+                        Some(("PRAGMA synchronous = NORMAL", home.durable.as_str())),
+                    )
+                    .await?;
+                home.disarm(REPAIR_SETTINGS);
+                Ok(done)
+            }
+            Backend::Postgres(_) => batch.run(self.conn().await?.conn()).await,
+        }
     }
 
-    /// Closes every connection; waits for those in use to be returned.
+    /// Closes the database: waits for the connection(s) in use to be given
+    /// back, then closes them; later calls fail as unavailable.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.backend {
+            Backend::Sqlite(home) => {
+                let mut slot = home.slot.lock().await;
+                home.closed.store(true, Ordering::Release);
+                if let Some(conn) = slot.take() {
+                    let _ = conn.close().await;
+                }
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -240,7 +434,10 @@ mod tests {
             .unwrap();
         let expires = OffsetDateTime::now_utc() + time::Duration::minutes(5);
         let mut tx = store.begin().await.unwrap();
-        ceremonies::spend(&mut tx, "none", "login").await.unwrap();
+        ceremonies::spend("none", "login")
+            .run(tx.conn())
+            .await
+            .unwrap();
 
         let writer = {
             let store = store.clone();

@@ -904,8 +904,13 @@ pub const SYSTEM_ACTOR: &str = "system";
 /// its own transaction, and one that finds the key already moved changes
 /// nothing and writes no audit record.
 pub async fn tick(store: &Store, now: OffsetDateTime) -> Result<TickReport, KeysError> {
-    let candidates =
-        query_keys(store.pool(), "state IN ('pending', 'retiring')", &[], None).await?;
+    let candidates = query_keys(
+        store.conn().await?.conn(),
+        "state IN ('pending', 'retiring')",
+        &[],
+        None,
+    )
+    .await?;
     let mut report = TickReport::default();
     for due in due_transitions(&candidates, now) {
         let id = match &due {

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod batch;
 pub mod ceremonies;
 pub mod companies;
 pub mod consents;
@@ -25,7 +26,7 @@ pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use db::{Engine, Store, StoreOptions, Tx, Writer};
+pub use db::{Conn, Engine, Store, StoreOptions, Tx};
 pub use error::StoreError;
 
 /// Milliseconds since the Unix epoch, the form every timestamp takes in the database.

@@ -216,7 +216,7 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
 pub async fn purge_before(store: &Store, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM notifications WHERE created_ms < $1")
         .bind(to_ms(cutoff))
-        .execute(store.writer().await?.conn())
+        .execute(store.conn().await?.conn())
         .await?;
     Ok(r.rows_affected())
 }
@@ -298,7 +298,7 @@ pub async fn claim_due(
     .bind(&token)
     .bind(to_ms(until))
     .bind(limit)
-    .execute(store.writer().await?.conn())
+    .execute(store.conn().await?.conn())
     .await?;
     if claimed.rows_affected() == 0 {
         return Ok(Vec::new());
@@ -308,7 +308,7 @@ pub async fn claim_due(
          ORDER BY next_attempt_ms, created_ms"
     ))
     .bind(&token)
-    .fetch_all(store.pool())
+    .fetch_all(store.conn().await?.conn())
     .await?;
     Ok(rows
         .into_iter()
@@ -335,7 +335,7 @@ pub async fn mark_sent(
     .bind(to_ms(now))
     .bind(&claimed.notice.id)
     .bind(&claimed.token)
-    .execute(store.writer().await?.conn())
+    .execute(store.conn().await?.conn())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -350,7 +350,7 @@ pub async fn release(store: &Store, claimed: &ClaimedNotification) -> Result<boo
     )
     .bind(&claimed.notice.id)
     .bind(&claimed.token)
-    .execute(store.writer().await?.conn())
+    .execute(store.conn().await?.conn())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -430,7 +430,7 @@ pub async fn waiting_count(store: &Store) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM notifications WHERE sent_ms IS NULL AND failed_ms IS NULL",
     )
-    .fetch_one(store.pool())
+    .fetch_one(store.conn().await?.conn())
     .await?;
     Ok(n)
 }
@@ -490,7 +490,10 @@ mod tests {
     }
 
     async fn notice(store: &Store, id: &str) -> NotificationRecord {
-        by_id(store.pool(), id).await.unwrap().unwrap()
+        by_id(store.conn().await.unwrap().conn(), id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     #[test]

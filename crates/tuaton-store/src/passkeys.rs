@@ -5,6 +5,7 @@ use sqlx::{Any, Executor, Row as _};
 use time::OffsetDateTime;
 
 use crate::accounts::AccountState;
+use crate::batch::{Query, Statement};
 use crate::{StoreError, Tx, from_ms, to_ms};
 
 /// A credential as stored. `credential` is the WebAuthn library's serialized
@@ -128,31 +129,32 @@ pub struct CredentialOwner {
 
 /// One credential by id, with its account; read together because a login
 /// needs both and a round trip to the database is the dearest part of it.
-pub async fn with_owner<'e, E: Executor<'e, Database = Any>>(
-    db: E,
-    cred_id: &str,
-) -> Result<Option<(PasskeyRecord, CredentialOwner)>, StoreError> {
+pub fn with_owner(cred_id: &str) -> Query<Option<(PasskeyRecord, CredentialOwner)>> {
     // The account's columns are renamed in a subquery, so the passkey's own
     // names in COLUMNS stay unambiguous and come first, where its row type
     // reads them by position.
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS}, owner_handle, owner_state FROM passkeys \
-         JOIN (SELECT id AS owner_id, user_handle AS owner_handle, state AS owner_state FROM accounts) o \
-         ON o.owner_id = passkeys.account_id WHERE cred_id = $1"
-    ))
-    .bind(cred_id)
-    .fetch_optional(db)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let record = from_row(<Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(
-        &row,
-    )?);
-    let state: String = row.try_get("owner_state")?;
-    let owner = CredentialOwner {
-        user_handle: row.try_get("owner_handle")?,
-        state: AccountState::parse(&state)?,
-    };
-    Ok(Some((record, owner)))
+    Query::new(
+        Statement::new(format!(
+            "SELECT {COLUMNS}, owner_handle, owner_state FROM passkeys \
+             JOIN (SELECT id AS owner_id, user_handle AS owner_handle, state AS owner_state FROM accounts) o \
+             ON o.owner_id = passkeys.account_id WHERE cred_id = $1"
+        ))
+        .bind(cred_id),
+        |out| {
+            let Some(row) = out.rows.first() else {
+                return Ok(None);
+            };
+            let record = from_row(<Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(
+                row,
+            )?);
+            let state: String = row.try_get("owner_state")?;
+            let owner = CredentialOwner {
+                user_handle: row.try_get("owner_handle")?,
+                state: AccountState::parse(&state)?,
+            };
+            Ok(Some((record, owner)))
+        },
+    )
 }
 
 /// The account and the active credentials to offer when a login names a
@@ -179,23 +181,19 @@ pub async fn login_candidates<'e, E: Executor<'e, Database = Any>>(
 }
 
 /// Records a successful login: new credential state, counter, backup flag, time.
-pub async fn record_use(
-    tx: &mut Tx,
+pub fn record_use(
     cred_id: &str,
     credential: &str,
     sign_count: i64,
     backup_state: bool,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE passkeys SET credential = $1, sign_count = $2, backup_state = $3, last_used_ms = $4 WHERE cred_id = $5")
+) -> Statement {
+    Statement::new("UPDATE passkeys SET credential = $1, sign_count = $2, backup_state = $3, last_used_ms = $4 WHERE cred_id = $5")
         .bind(credential)
         .bind(sign_count)
-        .bind(i64::from(backup_state))
+        .bind(backup_state)
         .bind(to_ms(now))
         .bind(cred_id)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
 }
 
 /// Suspends a credential (cloned-authenticator signal).

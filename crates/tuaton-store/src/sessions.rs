@@ -5,6 +5,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::batch::Statement;
 use crate::{Store, StoreError, Tx, from_ms, to_ms};
 
 /// A live session.
@@ -44,12 +45,8 @@ pub struct NewSession<'a> {
 }
 
 /// Creates a session.
-pub async fn insert(
-    tx: &mut Tx,
-    s: &NewSession<'_>,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    sqlx::query(
+pub fn insert(s: &NewSession<'_>, now: OffsetDateTime) -> Statement {
+    Statement::new(
         "INSERT INTO sessions (id_hash, account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
     )
@@ -60,9 +57,6 @@ pub async fn insert(
     .bind(s.csrf_token)
     .bind(to_ms(now))
     .bind(to_ms(now + s.lifetime))
-    .execute(tx.conn())
-    .await?;
-    Ok(())
 }
 
 /// The live session for `id_hash`: not past its absolute end nor idle longer than `idle`.
@@ -77,7 +71,7 @@ pub async fn touch(
         "SELECT account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms FROM sessions WHERE id_hash = $1",
     )
     .bind(id_hash)
-    .fetch_optional(store.pool())
+    .fetch_optional(store.conn().await?.conn())
     .await?;
     let Some((account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms)) = row else {
         return Ok(None);
@@ -85,7 +79,7 @@ pub async fn touch(
     let now_ms = to_ms(now);
     let idle_ms = idle.whole_milliseconds() as i64;
     if expires_ms <= now_ms || last_seen_ms + idle_ms <= now_ms {
-        delete(store.writer().await?.conn(), id_hash).await?;
+        delete(id_hash).execute(store.conn().await?.conn()).await?;
         return Ok(None);
     }
     // Writing last-seen on every request would make each read a write; a
@@ -94,7 +88,7 @@ pub async fn touch(
         sqlx::query("UPDATE sessions SET last_seen_ms = $1 WHERE id_hash = $2")
             .bind(now_ms)
             .bind(id_hash)
-            .execute(store.writer().await?.conn())
+            .execute(store.conn().await?.conn())
             .await?;
     }
     Ok(Some(Session {
@@ -109,12 +103,8 @@ pub async fn touch(
 }
 
 /// Ends one session (through [`Store::writer`], or inside a transaction at login to rotate the id).
-pub async fn delete(conn: &mut sqlx::AnyConnection, id_hash: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-        .bind(id_hash)
-        .execute(conn)
-        .await?;
-    Ok(())
+pub fn delete(id_hash: &str) -> Statement {
+    Statement::new("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash)
 }
 
 /// Ends every session of an account ("log out everywhere"); returns how many.
@@ -130,7 +120,7 @@ pub async fn delete_for_account(tx: &mut Tx, account_id: &str) -> Result<u64, St
 pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
         .bind(to_ms(now))
-        .execute(store.writer().await?.conn())
+        .execute(store.conn().await?.conn())
         .await?;
     Ok(r.rows_affected())
 }

@@ -26,7 +26,10 @@ async fn drop_guards(store: &Store) {
         Engine::Postgres => &["DROP TRIGGER audit_log_no_change ON audit_log"],
     };
     for s in stmts {
-        sqlx::query(s).execute(store.pool()).await.unwrap();
+        sqlx::query(s)
+            .execute(store.conn().await.unwrap().conn())
+            .await
+            .unwrap();
     }
 }
 
@@ -89,8 +92,8 @@ engine_tests! {
 
     async fn the_log_refuses_update_and_delete(store: &Store) {
         append_n(store, 2).await;
-        assert!(sqlx::query("UPDATE audit_log SET actor = 'x' WHERE seq = 1").execute(store.pool()).await.is_err());
-        assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.is_err());
+        assert!(sqlx::query("UPDATE audit_log SET actor = 'x' WHERE seq = 1").execute(store.conn().await.unwrap().conn()).await.is_err());
+        assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.conn().await.unwrap().conn()).await.is_err());
         assert!(audit::verify(store).await.unwrap().is_intact());
     }
 
@@ -104,7 +107,7 @@ engine_tests! {
         )
         .bind(&recs[1].hash)
         .bind(audit::GENESIS_HASH)
-        .execute(store.pool())
+        .execute(store.conn().await.unwrap().conn())
         .await;
         assert!(forged.is_err(), "an insert that does not follow the head must fail");
         let r = audit::verify(store).await.unwrap();
@@ -117,7 +120,7 @@ engine_tests! {
     async fn verify_catches_an_edited_row(store: &Store) {
         append_n(store, 5).await;
         drop_guards(store).await;
-        sqlx::query("UPDATE audit_log SET outcome = 'failure' WHERE seq = 3").execute(store.pool()).await.unwrap();
+        sqlx::query("UPDATE audit_log SET outcome = 'failure' WHERE seq = 3").execute(store.conn().await.unwrap().conn()).await.unwrap();
         assert_eq!(broken(store).await, BrokenLink::ContentChanged { seq: 3 });
     }
 
@@ -125,7 +128,7 @@ engine_tests! {
         // A forger who recomputes the edited row's own hash still breaks the next link.
         append_n(store, 5).await;
         drop_guards(store).await;
-        sqlx::query("UPDATE audit_log SET hash = 'ab' WHERE seq = 2").execute(store.pool()).await.unwrap();
+        sqlx::query("UPDATE audit_log SET hash = 'ab' WHERE seq = 2").execute(store.conn().await.unwrap().conn()).await.unwrap();
         let b = broken(store).await;
         assert_eq!(b, BrokenLink::ContentChanged { seq: 2 });
     }
@@ -133,14 +136,14 @@ engine_tests! {
     async fn verify_catches_a_deleted_row(store: &Store) {
         append_n(store, 5).await;
         drop_guards(store).await;
-        sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(store.pool()).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(store.conn().await.unwrap().conn()).await.unwrap();
         assert_eq!(broken(store).await, BrokenLink::Gap { expected: 3, found: 4 });
     }
 
     async fn verify_catches_a_deleted_tail(store: &Store) {
         append_n(store, 5).await;
         drop_guards(store).await;
-        sqlx::query("DELETE FROM audit_log WHERE seq = 5").execute(store.pool()).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq = 5").execute(store.conn().await.unwrap().conn()).await.unwrap();
         assert_eq!(broken(store).await, BrokenLink::HeadMismatch { head_seq: 5, last_seq: 4 });
     }
 
@@ -149,7 +152,7 @@ engine_tests! {
         drop_guards(store).await;
         // Swap records 2 and 4 by renumbering them through a free number.
         for (from, to) in [(2, 100), (4, 2), (100, 4)] {
-            sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2").bind(to).bind(from).execute(store.pool()).await.unwrap();
+            sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2").bind(to).bind(from).execute(store.conn().await.unwrap().conn()).await.unwrap();
         }
         let b = broken(store).await;
         assert_eq!(b.seq(), 2, "{b:?}");
@@ -159,9 +162,9 @@ engine_tests! {
         // Delete record 2 and shift the rest down so there is no gap.
         append_n(store, 4).await;
         drop_guards(store).await;
-        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.conn().await.unwrap().conn()).await.unwrap();
         for s in 3..=4 {
-            sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2").bind(s - 1).bind(s).execute(store.pool()).await.unwrap();
+            sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2").bind(s - 1).bind(s).execute(store.conn().await.unwrap().conn()).await.unwrap();
         }
         assert_eq!(broken(store).await, BrokenLink::ContentChanged { seq: 2 });
     }

@@ -24,7 +24,9 @@ async fn rotate(
     now: OffsetDateTime,
     prepublish: Duration,
 ) -> ManagedKey {
-    let all = keys::list(store.pool()).await.unwrap();
+    let all = keys::list(store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
     let plan = RotationPlan::new(purpose, "ES256", &all, now, prepublish).unwrap();
     let mut tx = store.begin().await.unwrap();
     let key = keys::insert_pending(
@@ -37,11 +39,18 @@ async fn rotate(
     .unwrap();
     tx.commit().await.unwrap();
     keys::tick(store, now).await.unwrap();
-    keys::by_id(store.pool(), &key.id).await.unwrap().unwrap()
+    keys::by_id(store.conn().await.unwrap().conn(), &key.id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn state(store: &Store, id: &str) -> KeyState {
-    keys::by_id(store.pool(), id).await.unwrap().unwrap().state
+    keys::by_id(store.conn().await.unwrap().conn(), id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
 }
 
 async fn key_records(store: &Store, id: &str) -> Vec<(String, String)> {
@@ -75,7 +84,7 @@ engine_tests! {
         drop(tx);
         assert!(matches!(e, KeysError::PlanStale { purpose: KeyPurpose::IdToken }), "{e:?}");
         assert!(!e.is_refusal(), "a race to retry, not a policy refusal");
-        assert_eq!(keys::list(store.pool()).await.unwrap().len(), 1);
+        assert_eq!(keys::list(store.conn().await.unwrap().conn()).await.unwrap().len(), 1);
         assert_eq!(audit::list(store, 0, 1000).await.unwrap().len(), before);
     }
 
@@ -85,48 +94,48 @@ engine_tests! {
         assert_eq!(due(&[]), Some(OffsetDateTime::UNIX_EPOCH), "no key at all: make one now");
         let now = t0();
         let first = rotate(store, KeyPurpose::IdToken, now, prepublish).await;
-        let all = keys::list(store.pool()).await.unwrap();
+        let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
         assert_eq!(due(&all), Some(now + Duration::days(88)));
         // Another purpose's keys do not count.
         assert_eq!(keys::next_scheduled_rotation(KeyPurpose::Tsa, &all, every, prepublish), Some(OffsetDateTime::UNIX_EPOCH));
         let next = rotate(store, KeyPurpose::IdToken, now + Duration::days(88), prepublish).await;
         assert_eq!(next.activate_after, now + every, "the new key signs exactly `every` after the first");
-        assert_eq!(due(&keys::list(store.pool()).await.unwrap()), None, "pending: nothing more to do");
+        assert_eq!(due(&keys::list(store.conn().await.unwrap().conn()).await.unwrap()), None, "pending: nothing more to do");
         keys::tick(store, now + every).await.unwrap();
         assert_eq!(state(store, &first.id).await, KeyState::Retiring);
-        assert_eq!(due(&keys::list(store.pool()).await.unwrap()), Some(now + every + Duration::days(88)));
+        assert_eq!(due(&keys::list(store.conn().await.unwrap().conn()).await.unwrap()), Some(now + every + Duration::days(88)));
     }
 
     async fn first_key_activates_at_once_and_a_rotation_prepublishes_the_next(store: &Store) {
         let now = t0();
         let first = rotate(store, KeyPurpose::IdToken, now, Duration::days(1)).await;
         assert_eq!(first.state, KeyState::Active, "nothing to protect: the first key signs at once");
-        assert_eq!(keys::signing_key(store.pool(), KeyPurpose::IdToken, now).await.unwrap().unwrap().id, first.id);
+        assert_eq!(keys::signing_key(store.conn().await.unwrap().conn(), KeyPurpose::IdToken, now).await.unwrap().unwrap().id, first.id);
 
         let next = rotate(store, KeyPurpose::IdToken, now, Duration::days(1)).await;
         assert_eq!(next.state, KeyState::Pending);
         assert_eq!(next.activate_after, now + Duration::days(1));
         // Published before it signs anything; the old key still signs.
-        let published = keys::publishable(store.pool(), KeyPurpose::IdToken).await.unwrap();
+        let published = keys::publishable(store.conn().await.unwrap().conn(), KeyPurpose::IdToken).await.unwrap();
         assert_eq!(ids(&published), vec![first.id.as_str(), next.id.as_str()]);
-        let signer = keys::signing_key(store.pool(), KeyPurpose::IdToken, now + Duration::hours(23)).await.unwrap().unwrap();
+        let signer = keys::signing_key(store.conn().await.unwrap().conn(), KeyPurpose::IdToken, now + Duration::hours(23)).await.unwrap().unwrap();
         assert_eq!(signer.id, first.id);
-        assert!(keys::due_for_activation(store.pool(), now + Duration::hours(23)).await.unwrap().is_empty());
+        assert!(keys::due_for_activation(store.conn().await.unwrap().conn(), now + Duration::hours(23)).await.unwrap().is_empty());
 
         // A second rotation while one is pending is refused, before anything is generated.
-        let all = keys::list(store.pool()).await.unwrap();
+        let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
         let again = RotationPlan::new(KeyPurpose::IdToken, "ES256", &all, now, Duration::days(1));
         assert!(matches!(again, Err(KeysError::AlreadyPending { ref id, .. }) if *id == next.id), "{again:?}");
 
         let later = now + Duration::days(1);
-        assert_eq!(ids(&keys::due_for_activation(store.pool(), later).await.unwrap()), vec![next.id.as_str()]);
+        assert_eq!(ids(&keys::due_for_activation(store.conn().await.unwrap().conn(), later).await.unwrap()), vec![next.id.as_str()]);
         let report = keys::tick(store, later).await.unwrap();
         assert_eq!(report.applied.len(), 2, "{report:?}");
         assert_eq!(state(store, &first.id).await, KeyState::Retiring);
         assert_eq!(state(store, &next.id).await, KeyState::Active);
-        assert_eq!(keys::signing_key(store.pool(), KeyPurpose::IdToken, later).await.unwrap().unwrap().id, next.id);
+        assert_eq!(keys::signing_key(store.conn().await.unwrap().conn(), KeyPurpose::IdToken, later).await.unwrap().unwrap().id, next.id);
         // Both still published: the old one verifies what it signed.
-        assert_eq!(keys::publishable(store.pool(), KeyPurpose::IdToken).await.unwrap().len(), 2);
+        assert_eq!(keys::publishable(store.conn().await.unwrap().conn(), KeyPurpose::IdToken).await.unwrap().len(), 2);
     }
 
     async fn at_most_one_active_key_per_purpose(store: &Store) {
@@ -135,7 +144,7 @@ engine_tests! {
         let b = rotate(store, KeyPurpose::Signer, now, Duration::ZERO).await;
         let c = rotate(store, KeyPurpose::Signer, now, Duration::ZERO).await;
         let other = rotate(store, KeyPurpose::Tsa, now, Duration::ZERO).await;
-        let all = keys::list(store.pool()).await.unwrap();
+        let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
         let active: Vec<_> = all.iter().filter(|k| k.state == KeyState::Active).map(|k| (k.purpose, k.id.as_str())).collect();
         assert_eq!(active, vec![(KeyPurpose::Signer, c.id.as_str()), (KeyPurpose::Tsa, other.id.as_str())]);
         assert_eq!(state(store, &a.id).await, KeyState::Retiring);
@@ -143,12 +152,12 @@ engine_tests! {
         // The database itself refuses a second active key, whatever the code does.
         let forced = sqlx::query("UPDATE managed_keys SET state = 'active', activated_ms = 1 WHERE id = $1")
             .bind(&b.id)
-            .execute(store.pool())
+            .execute(store.conn().await.unwrap().conn())
             .await
             .map_err(StoreError::from);
         assert!(matches!(forced, Err(StoreError::Conflict { .. })), "{forced:?}");
         // And a second pending one.
-        let all = keys::list(store.pool()).await.unwrap();
+        let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
         let plan = RotationPlan::new(KeyPurpose::Signer, "ES256", &all, now, Duration::days(1)).unwrap();
         for _ in 0..2 {
             let mut tx = store.begin().await.unwrap();
@@ -158,7 +167,7 @@ engine_tests! {
                 assert!(matches!(e, KeysError::AlreadyPending { .. }), "{e:?}");
             }
         }
-        let pending = keys::list(store.pool()).await.unwrap().into_iter().filter(|k| k.state == KeyState::Pending).count();
+        let pending = keys::list(store.conn().await.unwrap().conn()).await.unwrap().into_iter().filter(|k| k.state == KeyState::Pending).count();
         assert_eq!(pending, 1);
     }
 
@@ -185,7 +194,7 @@ engine_tests! {
         }
         assert_eq!(state(store, &old.id).await, KeyState::Destroyed);
         // Nothing ever brings a destroyed key back.
-        let all = keys::list(store.pool()).await.unwrap();
+        let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
         assert!(keys::due_transitions(&all, later + Duration::days(365)).iter().all(|d| !matches!(d, keys::DueTransition::Activate { id } if *id == old.id)));
         assert!(matches!(keys::retire(store, "nope", later, OPERATOR, None).await, Err(KeysError::NotFound { .. })));
     }
@@ -235,7 +244,7 @@ engine_tests! {
         let k = rotate(store, KeyPurpose::IdToken, now, Duration::ZERO).await;
         keys::extend_verify_until(store, &k.id, now + Duration::hours(2)).await.unwrap();
         keys::extend_verify_until(store, &k.id, now + Duration::hours(1)).await.unwrap();
-        let got = keys::by_id(store.pool(), &k.id).await.unwrap().unwrap();
+        let got = keys::by_id(store.conn().await.unwrap().conn(), &k.id).await.unwrap().unwrap();
         assert_eq!(got.verify_until, Some(now + Duration::hours(2)));
         let pending = rotate(store, KeyPurpose::IdToken, now, Duration::days(1)).await;
         let e = keys::extend_verify_until(store, &pending.id, now).await.unwrap_err();
@@ -253,11 +262,11 @@ engine_tests! {
         keys::extend_verify_until(store, &old.id, now + Duration::hours(6)).await.unwrap();
         keys::tick(store, now + Duration::hours(5) + Duration::minutes(30)).await.unwrap();
         assert_eq!(state(store, &old.id).await, KeyState::Retiring, "still needed until hour 6");
-        let published = keys::publishable(store.pool(), KeyPurpose::IdToken).await.unwrap();
+        let published = keys::publishable(store.conn().await.unwrap().conn(), KeyPurpose::IdToken).await.unwrap();
         assert_eq!(ids(&published), vec![old.id.as_str(), new.id.as_str()]);
         keys::tick(store, now + Duration::hours(6) + Duration::seconds(1)).await.unwrap();
         assert_eq!(state(store, &old.id).await, KeyState::Retired);
-        assert_eq!(ids(&keys::publishable(store.pool(), KeyPurpose::IdToken).await.unwrap()), vec![new.id.as_str()]);
+        assert_eq!(ids(&keys::publishable(store.conn().await.unwrap().conn(), KeyPurpose::IdToken).await.unwrap()), vec![new.id.as_str()]);
         let e = keys::extend_verify_until(store, &old.id, now + Duration::hours(7)).await.unwrap_err();
         assert!(matches!(e, KeysError::NotSigning { state: KeyState::Retired, .. }), "{e:?}");
     }
@@ -299,7 +308,7 @@ engine_tests! {
             sqlx::query("INSERT INTO accounts (id, user_handle, state, ial, created_ms, updated_ms) VALUES ($1, $2, 'active', '2.1', 0, 0)")
                 .bind(&id)
                 .bind(new_id())
-                .execute(store.pool())
+                .execute(store.conn().await.unwrap().conn())
                 .await
                 .unwrap();
             accounts.push(id);
@@ -322,12 +331,12 @@ engine_tests! {
         tx.commit().await.unwrap();
         keys::tick(store, now).await.unwrap();
         for a in &accounts {
-            let k = keys::user_signing_key(store.pool(), a, now).await.unwrap().unwrap();
+            let k = keys::user_signing_key(store.conn().await.unwrap().conn(), a, now).await.unwrap().unwrap();
             assert_eq!(k.account_id.as_deref(), Some(a.as_str()));
             // A user's own key may be retired without force: no service depends on it.
             keys::retire(store, &k.id, now, "account:x", None).await.unwrap();
         }
-        assert!(keys::signing_key(store.pool(), KeyPurpose::UserSigning, now).await.unwrap().is_none());
+        assert!(keys::signing_key(store.conn().await.unwrap().conn(), KeyPurpose::UserSigning, now).await.unwrap().is_none());
     }
 }
 

@@ -56,7 +56,7 @@ async fn account_of(
     state: &AppState,
     session: &SessionAuth,
 ) -> Result<accounts::Account, ApiError> {
-    accounts::by_id(state.store().pool(), &session.account_id)
+    accounts::by_id(state.store().conn().await?.conn(), &session.account_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("login_required", "Log in first."))
 }
@@ -68,13 +68,13 @@ async fn me(
     session: SessionAuth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let account = account_of(&state, &session).await?;
-    let pool = state.store().pool();
+    let mut conn = state.store().conn().await?;
     Ok(Json(json!({
         "account": account,
         "session": { "aal": session.aal, "amr": session.amr },
-        "passkeys": passkeys::for_account(pool, &account.id).await?,
-        "companies": companies::for_account(pool, &account.id).await?,
-        "roles": companies::roles(pool, &account.id).await?,
+        "passkeys": passkeys::for_account(conn.conn(), &account.id).await?,
+        "companies": companies::for_account(conn.conn(), &account.id).await?,
+        "roles": companies::roles(conn.conn(), &account.id).await?,
     })))
 }
 
@@ -82,7 +82,6 @@ async fn me(
 #[utoipa::path(get, path = "/api/v1/me/export", tag = "account", responses((status = 200, body = Object)))]
 async fn export(State(state): State<AppState>, session: SessionAuth) -> Result<Response, ApiError> {
     let account = account_of(&state, &session).await?;
-    let pool = state.store().pool();
     let now = state.now();
     let audit_trail = audit::about(
         state.store(),
@@ -91,22 +90,25 @@ async fn export(State(state): State<AppState>, session: SessionAuth) -> Result<R
         10_000,
     )
     .await?;
+    // Held for the reads below only: the audit append after them needs it again.
+    let mut conn = state.store().conn().await?;
     let body = json!({
         "format": "tuaton-export-v1",
         "exported_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "account": account,
-        "proofing_decisions": proofing::for_account(pool, &account.id).await?.iter().map(|d| json!({
+        "proofing_decisions": proofing::for_account(conn.conn(), &account.id).await?.iter().map(|d| json!({
             "id": d.id, "method": d.method, "connector": d.connector,
             "registry_answer": serde_json::from_str::<serde_json::Value>(&d.registry_answer).unwrap_or_default(),
             "evidence_digest": d.evidence_digest, "ial": d.ial, "officer_id": d.officer_id,
             "decided_at": d.decided_at().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         })).collect::<Vec<_>>(),
-        "passkeys": passkeys::for_account(pool, &account.id).await?,
-        "consents": consents::for_account(pool, &account.id).await?,
-        "companies": companies::for_account(pool, &account.id).await?,
-        "roles": companies::roles(pool, &account.id).await?,
+        "passkeys": passkeys::for_account(conn.conn(), &account.id).await?,
+        "consents": consents::for_account(conn.conn(), &account.id).await?,
+        "companies": companies::for_account(conn.conn(), &account.id).await?,
+        "roles": companies::roles(conn.conn(), &account.id).await?,
         "audit_records": audit_trail,
     });
+    drop(conn);
     let ev = AuditEvent::success(
         account_actor(&account.id),
         "pdpa.export",
@@ -241,7 +243,7 @@ async fn list_consents(
     session: SessionAuth,
 ) -> Result<Json<Vec<consents::ConsentRecord>>, ApiError> {
     Ok(Json(
-        consents::for_account(state.store().pool(), &session.account_id).await?,
+        consents::for_account(state.store().conn().await?.conn(), &session.account_id).await?,
     ))
 }
 
@@ -367,7 +369,9 @@ async fn list_companies(
         time::Duration::try_from(state.settings().authority_recheck).unwrap_or(time::Duration::DAY);
     let registry = state.services().juristic_registry.clone();
     let mut out = Vec::new();
-    for link in companies::for_account(state.store().pool(), &account.id).await? {
+    // Read first: the loop writes, and on SQLite the reading connection is the only one.
+    let links = companies::for_account(state.store().conn().await?.conn(), &account.id).await?;
+    for link in links {
         let stale = now - link.checked_at > recheck;
         // Some(true): still a director of an active company; Some(false): no longer; None: not asked or no answer.
         let holds = match (stale, &registry, JuristicId::parse(&link.juristic_id)) {

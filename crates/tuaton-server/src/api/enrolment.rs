@@ -279,10 +279,11 @@ async fn record(
 
     // A grant to register a passkey, only for an account that has no usable one:
     // new, or (re-proofed by an officer) with every passkey suspended.
-    let has_active_passkey = tuaton_store::passkeys::for_account(state.store().pool(), &account_id)
-        .await?
-        .iter()
-        .any(|p| p.state == "active");
+    let has_active_passkey =
+        tuaton_store::passkeys::for_account(state.store().conn().await?.conn(), &account_id)
+            .await?
+            .iter()
+            .any(|p| p.state == "active");
     let (token, expires) = if has_active_passkey {
         (None, None)
     } else {
@@ -322,9 +323,12 @@ async fn enrol(
 ) -> Result<(StatusCode, Json<EnrolmentResponse>), ApiError> {
     let evidence = parse_evidence(&state, &req.evidence_input())?;
     validate_email(req.contact_email.as_deref())?;
-    if accounts::by_citizen_id(state.store().pool(), &evidence.citizen_id.compact())
-        .await?
-        .is_some()
+    if accounts::by_citizen_id(
+        state.store().conn().await?.conn(),
+        &evidence.citizen_id.compact(),
+    )
+    .await?
+    .is_some()
     {
         // Checked before the registry is asked, and again in the transaction against a race.
         return Err(already_enrolled());
@@ -364,7 +368,9 @@ async fn officer_proofing(
     session: SessionAuth,
     ApiJson(req): ApiJson<OfficerProofingRequest>,
 ) -> Result<(StatusCode, Json<EnrolmentResponse>), ApiError> {
-    let roles = tuaton_store::companies::roles(state.store().pool(), &session.account_id).await?;
+    let roles =
+        tuaton_store::companies::roles(state.store().conn().await?.conn(), &session.account_id)
+            .await?;
     if !roles.iter().any(|r| r == "officer") {
         return Err(ApiError::forbidden(
             "officer_role_required",

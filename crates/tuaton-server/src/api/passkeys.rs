@@ -12,6 +12,7 @@ use serde_json::json;
 use tuaton_passkeys::{LoginState, PasskeyError, PasskeyUser, RegistrationState, StoredCredential};
 use tuaton_store::accounts::{self, AccountState};
 use tuaton_store::audit::{self, AuditEvent};
+use tuaton_store::batch::Batch;
 use tuaton_store::ceremonies::{self, TakeError};
 use tuaton_store::passkeys::{self as creds, PasskeyRecord};
 use utoipa::ToSchema;
@@ -180,7 +181,7 @@ async fn registration_account(
             ));
         }
     };
-    let account = accounts::by_id(state.store().pool(), &account_id)
+    let account = accounts::by_id(state.store().conn().await?.conn(), &account_id)
         .await?
         .ok_or(ApiError::unauthorized("login_required", "Log in first."))?;
     if account.state != AccountState::Active {
@@ -201,7 +202,7 @@ async fn registration_start(
 ) -> Result<Json<CeremonyResponse>, ApiError> {
     let account = registration_account(&state, &req, session).await?;
     state.rate_limits().check_account(&account.id)?;
-    let existing = creds::for_account(state.store().pool(), &account.id).await?;
+    let existing = creds::for_account(state.store().conn().await?.conn(), &account.id).await?;
     let exclude: Vec<Vec<u8>> = existing
         .iter()
         .filter_map(|c| URL_SAFE_NO_PAD.decode(&c.cred_id).ok())
@@ -223,7 +224,7 @@ async fn registration_start(
     })
     .map_err(ApiError::internal)?;
     let expires = state.now() + time::Duration::minutes(5);
-    let id = ceremonies::put(
+    let id = ceremonies::put_challenge(
         state.store(),
         REGISTRATION,
         Some(&account.id),
@@ -352,7 +353,7 @@ async fn list(
     session: SessionAuth,
 ) -> Result<Json<Vec<PasskeyRecord>>, ApiError> {
     Ok(Json(
-        creds::for_account(state.store().pool(), &session.account_id).await?,
+        creds::for_account(state.store().conn().await?.conn(), &session.account_id).await?,
     ))
 }
 
@@ -418,9 +419,9 @@ async fn login_start(
     if let Some(raw) = req.citizen_id.as_deref() {
         let id = tuaton_core::CitizenId::parse(raw)
             .map_err(|e| ApiError::bad_request("invalid_citizen_id", e.to_string()))?;
-        if let Some((acc_id, active)) =
-            creds::login_candidates(state.store().pool(), &id.compact()).await?
-        {
+        let candidates =
+            creds::login_candidates(state.store().conn().await?.conn(), &id.compact()).await?;
+        if let Some((acc_id, active)) = candidates {
             state.rate_limits().check_account(&acc_id)?;
             let stored: Vec<StoredCredential> = active
                 .into_iter()
@@ -443,7 +444,7 @@ async fn login_start(
             .map_err(|e| passkey_refusal(&e))?,
     };
     let stored = login_state.to_json().map_err(ApiError::internal)?;
-    let id = ceremonies::put(
+    let id = ceremonies::put_challenge(
         state.store(),
         LOGIN,
         account_id.as_deref(),
@@ -488,27 +489,39 @@ async fn login_finish(
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> Result<Response, ApiError> {
     let now = state.now();
+    let pk = &state.services().passkeys;
+    // A login by citizen id names its credential; a username-less one must also carry the user handle.
+    let identified = pk.identify(&req.credential);
+    let cred_id = match &identified {
+        Ok((_, id)) => id.clone(),
+        Err(_) => req.credential.get_credential_id().to_vec(),
+    };
+    let cred_id_b64 = URL_SAFE_NO_PAD.encode(&cred_id);
+    // The ceremony and the credential with its account, read in one round trip.
+    let mut reads = Batch::new();
+    let ceremony = reads.add(ceremonies::lookup(&req.ceremony_id));
+    let credential = reads.add(creds::with_owner(&cred_id_b64));
+    let mut read = reads.run(state.store().conn().await?.conn()).await?;
     // Checked first, spent in the transaction that writes the outcome (see
     // `ceremonies`): every path below either commits the spend with a
     // session, or spends it with the refusal's audit record.
-    let ceremony = ceremonies::peek(state.store(), &req.ceremony_id, LOGIN, now)
-        .await
+    let ceremony = read
+        .take(ceremony)?
+        .ok_or(TakeError::Unknown)
+        .and_then(|c| c.live(LOGIN, now))
         .map_err(take_refusal)?;
     let login_state = LoginState::from_json(&ceremony.state).map_err(ApiError::internal)?;
     let refuse = |target: String, reason: &'static str, err: ApiError| {
         spend_and_refuse(&state, &req.ceremony_id, target, reason, err)
     };
-    let pk = &state.services().passkeys;
-    // A login by citizen id names its credential; a username-less one must also carry the user handle.
-    let (handle, cred_id) = match (pk.identify(&req.credential), &ceremony.account_id) {
-        (Ok((h, id)), _) => (Some(h), id),
-        (Err(_), Some(_)) => (None, req.credential.get_credential_id().to_vec()),
+    let handle = match (identified, &ceremony.account_id) {
+        (Ok((h, _)), _) => Some(h),
+        (Err(_), Some(_)) => None,
         (Err(e), None) => {
             return refuse("unknown".into(), "unidentifiable", passkey_refusal(&e)).await;
         }
     };
-    let cred_id_b64 = URL_SAFE_NO_PAD.encode(&cred_id);
-    let Some((record, owner)) = creds::with_owner(state.store().pool(), &cred_id_b64).await? else {
+    let Some((record, owner)) = read.take(credential)? else {
         return refuse(
             "unknown".into(),
             "unknown_credential",
@@ -554,7 +567,10 @@ async fn login_finish(
         Err(PasskeyError::CounterRegression) => {
             // A cloned authenticator: suspend the credential and record it.
             let mut tx = state.store().begin().await?;
-            if !ceremonies::spend(&mut tx, &req.ceremony_id, LOGIN).await? {
+            if !ceremonies::spend(&req.ceremony_id, LOGIN)
+                .run(tx.conn())
+                .await?
+            {
                 // Not a clone: a concurrent finish of this very ceremony moved the
                 // counter first. A replayed assertion must not suspend anything.
                 return Err(take_refusal(TakeError::Unknown));
@@ -579,21 +595,17 @@ async fn login_finish(
             .await;
         }
     };
-    let mut tx = state.store().begin().await?;
-    if !ceremonies::spend(&mut tx, &req.ceremony_id, LOGIN).await? {
-        // A concurrent request with the same ceremony got there first.
-        return Err(take_refusal(TakeError::Unknown));
-    }
-    let updated = outcome.updated.as_str().to_owned();
-    creds::record_use(
-        &mut tx,
+    // The spend, the credential's new counter, the session and the audit
+    // record go in one batch: one round trip once the audit head is taken.
+    let mut writes = Batch::new();
+    let spent = writes.add(ceremonies::spend(&req.ceremony_id, LOGIN));
+    writes.push(creds::record_use(
         &record.cred_id,
-        &updated,
+        outcome.updated.as_str(),
         i64::from(outcome.facts.counter),
         outcome.facts.backup_state,
         now,
-    )
-    .await?;
+    ));
     let previous = session::cookie_value(&state, &headers);
     let issued = session::issue(
         &state,
@@ -601,9 +613,8 @@ async fn login_finish(
         &account_id,
         outcome.aal.number(),
         &outcome.amr,
-        &mut tx,
-    )
-    .await?;
+        &mut writes,
+    )?;
     let ev = AuditEvent::success(
         account_actor(&account_id),
         "login.passkey",
@@ -612,7 +623,13 @@ async fn login_finish(
     .with_details(
         json!({ "cred_id": record.cred_id, "aal": outcome.aal.number(), "amr": outcome.amr }),
     );
-    audit::append(&mut tx, now, &ev).await?;
+    let mut tx = state.store().begin().await?;
+    let (mut done, _) = audit::append_with(&mut tx, writes, now, &ev).await?;
+    if !done.take(spent)? {
+        // A concurrent request with the same ceremony got there first; the
+        // transaction is dropped, so nothing of this attempt is kept.
+        return Err(take_refusal(TakeError::Unknown));
+    }
     tx.commit().await?;
     let body = LoginResponse {
         account_id,
@@ -626,7 +643,9 @@ async fn login_finish(
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "passkeys", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, session: SessionAuth) -> Result<Response, ApiError> {
-    tuaton_store::sessions::delete(state.store().writer().await?.conn(), &session.id_hash).await?;
+    tuaton_store::sessions::delete(&session.id_hash)
+        .execute(state.store().conn().await?.conn())
+        .await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(
@@ -674,8 +693,10 @@ async fn spend_and_refuse(
     let ev = AuditEvent::failure("anonymous", "login.passkey", target)
         .with_details(json!({ "reason": reason }));
     let mut tx = state.store().begin().await?;
-    ceremonies::spend(&mut tx, ceremony_id, LOGIN).await?;
-    audit::append(&mut tx, state.now(), &ev).await?;
+    // Already spent or not, the refusal is recorded.
+    let mut spend = Batch::new();
+    let _ = spend.add(ceremonies::spend(ceremony_id, LOGIN));
+    audit::append_with(&mut tx, spend, state.now(), &ev).await?;
     tx.commit().await?;
     Err(err)
 }

@@ -85,9 +85,12 @@ async fn recover(
 ) -> Result<Response, ApiError> {
     let evidence = parse_evidence(&state, &req.evidence_input())?;
     let decision = proof(&state, &evidence, None, "anonymous").await?;
-    let account = accounts::by_citizen_id(state.store().pool(), &evidence.citizen_id.compact())
-        .await?
-        .filter(|a| a.state != AccountState::Closed);
+    let account = accounts::by_citizen_id(
+        state.store().conn().await?.conn(),
+        &evidence.citizen_id.compact(),
+    )
+    .await?
+    .filter(|a| a.state != AccountState::Closed);
     let Some(account) = account else {
         // 202 rather than 404: the answer does not say "no account" in so many
         // words, and nothing is created. Audited by evidence digest only.

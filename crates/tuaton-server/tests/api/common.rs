@@ -143,7 +143,7 @@ macro_rules! on_both_engines {
 /// Counts rows in a table.
 pub async fn count(db: &TestDb, table: &str) -> i64 {
     let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(db.store.pool())
+        .fetch_one(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
     n

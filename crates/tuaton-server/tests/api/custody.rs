@@ -45,10 +45,14 @@ async fn fetch_jwks(state: &AppState) -> Vec<Value> {
 
 /// Signs as the service will sign an ID token: with the purpose's signing key now.
 async fn sign_now(state: &AppState, msg: &[u8]) -> (String, Vec<u8>) {
-    let key = keys::signing_key(state.store().pool(), KeyPurpose::IdToken, state.now())
-        .await
-        .unwrap()
-        .expect("a signing key");
+    let key = keys::signing_key(
+        state.store().conn().await.unwrap().conn(),
+        KeyPurpose::IdToken,
+        state.now(),
+    )
+    .await
+    .unwrap()
+    .expect("a signing key");
     let key_ref: KeyRef = key.key_ref.parse().unwrap();
     let sig = state
         .services()
@@ -101,7 +105,10 @@ async fn a_scheduled_rotation_never_fails_a_relying_party(db: TestDb) {
     ));
     tuaton_server::maintenance::run_once(&state).await;
     assert_eq!(
-        keys::list(db.store.pool()).await.unwrap().len(),
+        keys::list(db.store.conn().await.unwrap().conn())
+            .await
+            .unwrap()
+            .len(),
         1,
         "not due again"
     );
@@ -123,7 +130,7 @@ async fn a_scheduled_rotation_never_fails_a_relying_party(db: TestDb) {
     let (second, sig_second) = sign_now(&state, b"token signed at t24").await;
     assert_ne!(second, first);
     assert_eq!(
-        keys::by_id(db.store.pool(), &first)
+        keys::by_id(db.store.conn().await.unwrap().conn(), &first)
             .await
             .unwrap()
             .unwrap()
@@ -170,7 +177,9 @@ async fn a_key_whose_material_is_gone_makes_the_jwks_unavailable_not_wrong(db: T
         &[("TUATON_ROTATION", "id-token:ES256:1d:1h")],
     );
     tuaton_server::maintenance::run_once(&state).await;
-    let key = &keys::list(db.store.pool()).await.unwrap()[0];
+    let key = &keys::list(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap()[0];
     // Another process's view: its backend never read this key before.
     let fresh = state_with(&db, clock, &[]);
     fresh

@@ -194,7 +194,7 @@ async fn recovered(state: &AppState) -> Value {
 
 async fn the_notice(db: &TestDb, grant: &Value) -> NotificationRecord {
     let account = grant["account_id"].as_str().unwrap();
-    let mut notices = notifications::for_account(db.store.pool(), account)
+    let mut notices = notifications::for_account(db.store.conn().await.unwrap().conn(), account)
         .await
         .unwrap();
     assert_eq!(notices.len(), 1);

@@ -147,7 +147,7 @@ async fn racing_finishes_of_one_ceremony_give_one_session(db: TestDb) {
     assert_eq!(count(&db, "ceremonies").await, 0, "every ceremony is spent");
     let (suspended,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM passkeys WHERE state <> 'active'")
-            .fetch_one(db.store.pool())
+            .fetch_one(db.store.conn().await.unwrap().conn())
             .await
             .unwrap();
     assert_eq!(suspended, 0, "losing a race is not a cloned authenticator");
@@ -218,7 +218,7 @@ async fn a_cloned_authenticator_is_suspended(db: TestDb) {
     let (s, _) = finish(&mut owner, &id, &a).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (state,): (String,) = sqlx::query_as("SELECT state FROM passkeys")
-        .fetch_one(db.store.pool())
+        .fetch_one(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
     assert_eq!(state, "suspended");

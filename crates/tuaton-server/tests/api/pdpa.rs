@@ -86,7 +86,7 @@ async fn all_text(db: &TestDb) -> String {
         ("notifications", "address"),
     ] {
         let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT {cols} FROM {table}"))
-            .fetch_all(db.store.pool())
+            .fetch_all(db.store.conn().await.unwrap().conn())
             .await
             .unwrap();
         for (t,) in rows {
@@ -223,7 +223,7 @@ async fn withdrawn_consents_are_purged_after_the_retention_period(db: TestDb) {
     clock.advance(time::Duration::days(2));
     tuaton_server::maintenance::run_once(&state).await;
     let left: Vec<(String,)> = sqlx::query_as("SELECT id FROM consents")
-        .fetch_all(db.store.pool())
+        .fetch_all(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
     assert_eq!(

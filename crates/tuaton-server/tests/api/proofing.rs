@@ -125,10 +125,12 @@ async fn each_registry_answer_is_handled_and_refusals_write_no_account(db: TestD
         .call("POST", "/api/v1/enrolments", Some(somchai()), false)
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let decisions =
-        tuaton_store::proofing::for_account(db.store.pool(), v["account_id"].as_str().unwrap())
-            .await
-            .unwrap();
+    let decisions = tuaton_store::proofing::for_account(
+        db.store.conn().await.unwrap().conn(),
+        v["account_id"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(decisions.len(), 1);
     assert_eq!(
         (
@@ -197,7 +199,7 @@ async fn officers_proof_in_person_and_others_are_refused(db: TestDb) {
     // An operator grants the role.
     let (officer_id,): (String,) =
         sqlx::query_as("SELECT id FROM accounts WHERE citizen_id = '1999000000050'")
-            .fetch_one(db.store.pool())
+            .fetch_one(db.store.conn().await.unwrap().conn())
             .await
             .unwrap();
     let mut tx = db.store.begin().await.unwrap();

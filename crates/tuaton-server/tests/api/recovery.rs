@@ -33,7 +33,7 @@ fn thanaphon() -> Value {
 async fn account_id(db: &TestDb, citizen: &str) -> String {
     let (id,): (String,) = sqlx::query_as("SELECT id FROM accounts WHERE citizen_id = $1")
         .bind(citizen)
-        .fetch_one(db.store.pool())
+        .fetch_one(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
     id
@@ -122,7 +122,7 @@ async fn a_lost_passkey_is_replaced_after_the_registry_check_again(db: TestDb) {
     );
 
     // A second proofing decision, by the registry.
-    let decisions = tuaton_store::proofing::for_account(db.store.pool(), &id)
+    let decisions = tuaton_store::proofing::for_account(db.store.conn().await.unwrap().conn(), &id)
         .await
         .unwrap();
     assert_eq!(decisions.len(), 2);
@@ -159,9 +159,10 @@ async fn a_lost_passkey_is_replaced_after_the_registry_check_again(db: TestDb) {
     }
 
     // A notice to the contact address is queued; upkeep sends it (notify.rs).
-    let notices = tuaton_store::notifications::for_account(db.store.pool(), &id)
-        .await
-        .unwrap();
+    let notices =
+        tuaton_store::notifications::for_account(db.store.conn().await.unwrap().conn(), &id)
+            .await
+            .unwrap();
     assert_eq!(notices.len(), 1);
     let n = &notices[0];
     assert_eq!(
@@ -298,7 +299,7 @@ async fn an_officer_re_proofing_an_account_with_only_suspended_passkeys_grants_a
 
     // Its only passkey is suspended (a cloned-authenticator signal).
     let id = account_id(&db, SOMCHAI).await;
-    let creds = tuaton_store::passkeys::for_account(db.store.pool(), &id)
+    let creds = tuaton_store::passkeys::for_account(db.store.conn().await.unwrap().conn(), &id)
         .await
         .unwrap();
     assert_eq!(creds.len(), 1);
