@@ -16,7 +16,7 @@ use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::batch::{Batch, Done, Statement};
+use crate::batch::{Batch, Query, Statement};
 use crate::{Store, StoreError, Tx, from_ms, to_ms};
 
 /// The hash that precedes the first record.
@@ -154,66 +154,93 @@ pub async fn append(
     at: OffsetDateTime,
     event: &AuditEvent,
 ) -> Result<AuditRecord, StoreError> {
-    let (_, record) = append_with(tx, Batch::new(), at, event).await?;
+    let place = next_place().run(tx.conn()).await?;
+    let mut batch = Batch::new();
+    let record = place.write(at, event, &mut batch)?;
+    batch.run(tx.conn()).await?;
     Ok(record)
 }
 
-/// Runs `batch` inside `tx` with `event`'s record appended to it: the change
-/// and its record reach the database in one round trip after the head is
-/// taken. Returns the batch's outputs and the record.
-pub async fn append_with(
-    tx: &mut Tx,
-    mut batch: Batch,
-    at: OffsetDateTime,
-    event: &AuditEvent,
-) -> Result<(Done, AuditRecord), StoreError> {
+/// The next place in the chain, taken inside a transaction: the head has
+/// moved on by one, and no other appender can move it until the transaction
+/// ends. A transaction that takes a place must write a record there
+/// ([`Place::write`]) before it commits, or the chain shows a gap.
+#[must_use = "a place taken in the chain must be written before the transaction commits"]
+pub struct Place {
+    seq: i64,
+    prev_hash: String,
+}
+
+/// Takes the next place in the chain; run it inside the transaction that
+/// will write the record (as [`Store::begin_with`]'s batch, say, to save a
+/// round trip).
+pub fn next_place() -> Query<Place> {
     // Advancing the head first takes its row lock (PostgreSQL) or the write lock
     // (SQLite), so concurrent appenders queue here rather than fork the chain.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(tx.conn())
-        .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
-    let at_ms = to_ms(at);
-    let details =
-        serde_json::to_string(&event.details).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let fields = RecordFields {
-        actor: &event.actor,
-        action: &event.action,
-        target: &event.target,
-        outcome: event.outcome.as_str(),
-        details: &details,
-    };
-    let hash = record_hash(seq, at_ms, &fields, &prev_hash);
-    batch.push(
-        Statement::new(
-            "INSERT INTO audit_log (seq, at_ms, actor, action, target, outcome, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind(at_ms)
-        .bind(event.actor.as_str())
-        .bind(event.action.as_str())
-        .bind(event.target.as_str())
-        .bind(event.outcome.as_str())
-        .bind(details.as_str())
-        .bind(prev_hash.as_str())
-        .bind(hash.as_str()),
-    );
-    let done = batch.run(tx.conn()).await?;
-    // The insert's trigger (migration 0006) has moved the head's hash on.
-    let record = AuditRecord {
-        seq,
-        at: from_ms(at_ms),
-        actor: event.actor.clone(),
-        action: event.action.clone(),
-        target: event.target.clone(),
-        outcome: event.outcome.as_str().to_owned(),
-        details,
-        prev_hash,
-        hash,
-    };
-    Ok((done, record))
+    Query::new(
+        Statement::new("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"),
+        |out| {
+            let head = out
+                .rows
+                .first()
+                .ok_or(StoreError::NotFound { what: "audit head" })?;
+            Ok(Place {
+                seq: head.try_get("seq")?,
+                prev_hash: head.try_get("hash")?,
+            })
+        },
+    )
+}
+
+impl Place {
+    /// Adds the insert that writes `event` here to `batch`; returns the record.
+    pub fn write(
+        self,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+        batch: &mut Batch,
+    ) -> Result<AuditRecord, StoreError> {
+        let Place { seq, prev_hash } = self;
+        let at_ms = to_ms(at);
+        let details = serde_json::to_string(&event.details)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let fields = RecordFields {
+            actor: &event.actor,
+            action: &event.action,
+            target: &event.target,
+            outcome: event.outcome.as_str(),
+            details: &details,
+        };
+        let hash = record_hash(seq, at_ms, &fields, &prev_hash);
+        // The insert's trigger (migration 0006) moves the head's hash on, and
+        // refuses a record that does not follow the head.
+        batch.push(
+            Statement::new(
+                "INSERT INTO audit_log (seq, at_ms, actor, action, target, outcome, details, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(seq)
+            .bind(at_ms)
+            .bind(event.actor.as_str())
+            .bind(event.action.as_str())
+            .bind(event.target.as_str())
+            .bind(event.outcome.as_str())
+            .bind(details.as_str())
+            .bind(prev_hash.as_str())
+            .bind(hash.as_str()),
+        );
+        Ok(AuditRecord {
+            seq,
+            at: from_ms(at_ms),
+            actor: event.actor.clone(),
+            action: event.action.clone(),
+            target: event.target.clone(),
+            outcome: event.outcome.as_str().to_owned(),
+            details,
+            prev_hash,
+            hash,
+        })
+    }
 }
 
 /// Appends `event` in a transaction of its own; for events with no other change

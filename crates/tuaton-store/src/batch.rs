@@ -185,16 +185,15 @@ impl Batch {
 
     /// Runs every statement in order on `conn`.
     pub async fn run(self, conn: &mut AnyConnection) -> Result<Done, StoreError> {
-        self.run_with_sqlite_setting(conn, None).await
+        self.run_framed(conn, SqliteFrame::default()).await
     }
 
-    /// Runs the batch; on SQLite between two parameterless statements that
-    /// change a connection setting for it and back (`(set, reset)`), whose
-    /// outputs are not reported. PostgreSQL ignores them.
-    pub(crate) async fn run_with_sqlite_setting(
+    /// Runs the batch; on SQLite inside `frame`, in the same query (see
+    /// [`SqliteFrame`]). The caller does on PostgreSQL what the frame does.
+    pub(crate) async fn run_framed(
         self,
         conn: &mut AnyConnection,
-        setting: Option<(&str, &str)>,
+        frame: SqliteFrame<'_>,
     ) -> Result<Done, StoreError> {
         let statements = self.statements;
         let wanted = statements.len();
@@ -208,8 +207,8 @@ impl Batch {
         }
         let mut sql = String::new();
         let mut args = Vec::new();
-        if let Some((set, _)) = setting {
-            sql.push_str(set);
+        if let Some(before) = frame.before {
+            sql.push_str(before);
             sql.push_str(";\n");
         }
         for s in statements {
@@ -217,11 +216,11 @@ impl Batch {
             sql.push_str(";\n");
             args.extend(s.args);
         }
-        if let Some((_, reset)) = setting {
-            sql.push_str(reset);
+        if let Some(after) = frame.after {
+            sql.push_str(after);
         }
         let mut outputs = split_outputs(conn, &sql, args).await?;
-        if setting.is_some() && !outputs.is_empty() {
+        if frame.before.is_some() && !outputs.is_empty() {
             outputs.remove(0);
         }
         outputs.truncate(wanted);
@@ -235,6 +234,16 @@ impl Batch {
             outputs: outputs.into_iter().map(Some).collect(),
         })
     }
+}
+
+/// Parameterless statements run on SQLite just before and just after a
+/// batch, in the same query: `BEGIN IMMEDIATE`, `COMMIT`, or a connection
+/// setting changed for the batch and put back. Their outputs are not reported;
+/// if one fails, the batch fails.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SqliteFrame<'a> {
+    pub(crate) before: Option<&'a str>,
+    pub(crate) after: Option<&'a str>,
 }
 
 /// The outputs of a batch that ran to the end.

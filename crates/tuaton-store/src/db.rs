@@ -31,7 +31,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::StoreError;
-use crate::batch::{Batch, Done};
+use crate::batch::{Batch, Done, SqliteFrame};
 
 /// The one SQLite connection, or none after [`Store::close`] or a failed reopen.
 type SqliteSlot = Option<AnyConnection>;
@@ -100,14 +100,28 @@ impl Tx {
 
     /// Makes the transaction's writes durable.
     pub async fn commit(self) -> Result<(), StoreError> {
+        self.commit_with(Batch::new()).await.map(drop)
+    }
+
+    /// Runs `batch` as the transaction's last statements and commits, in one
+    /// round trip on SQLite. If a statement fails, nothing is committed.
+    pub async fn commit_with(self, batch: Batch) -> Result<Done, StoreError> {
         match self.0 {
             TxInner::Sqlite { mut conn, home } => {
-                conn.execute("COMMIT").await?;
+                let frame = SqliteFrame {
+                    before: None,
+                    after: Some("COMMIT"),
+                };
+                let done = batch.run_framed(&mut conn, frame).await?;
                 home.disarm(REPAIR_ROLLBACK);
+                Ok(done)
             }
-            TxInner::Postgres(tx) => tx.commit().await?,
+            TxInner::Postgres(mut tx) => {
+                let done = batch.run(&mut tx).await?;
+                tx.commit().await?;
+                Ok(done)
+            }
         }
-        Ok(())
     }
 
     /// Discards the transaction's writes.
@@ -331,21 +345,34 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so a writer in another process (the command line,
     /// say) never deadlocks with this one upgrading a read lock.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(self.begin_with(Batch::new()).await?.0)
+    }
+
+    /// Starts a transaction and runs `batch` as its first statements, in one
+    /// round trip on SQLite.
+    pub async fn begin_with(&self, batch: Batch) -> Result<(Tx, Done), StoreError> {
         match &self.backend {
             Backend::Sqlite(home) => {
                 let mut conn = home.hold(self.acquire_timeout).await?;
+                // Armed before BEGIN: from here until COMMIT or ROLLBACK, an
+                // abandoned transaction is rolled back by the next holder.
                 home.arm(REPAIR_ROLLBACK);
-                if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-                    // Nothing began, so there is nothing to roll back.
-                    home.disarm(REPAIR_ROLLBACK);
-                    return Err(e.into());
-                }
-                Ok(Tx(TxInner::Sqlite {
+                let frame = SqliteFrame {
+                    before: Some("BEGIN IMMEDIATE"),
+                    after: None,
+                };
+                let done = batch.run_framed(&mut conn, frame).await?;
+                let tx = Tx(TxInner::Sqlite {
                     conn,
                     home: home.clone(),
-                }))
+                });
+                Ok((tx, done))
             }
-            Backend::Postgres(pool) => Ok(Tx(TxInner::Postgres(pool.begin().await?))),
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let done = batch.run(&mut tx).await?;
+                Ok((Tx(TxInner::Postgres(tx)), done))
+            }
         }
     }
 
@@ -378,12 +405,11 @@ impl Store {
                 // request, must not leave the connection relaxed for the
                 // durable writes after it.
                 home.arm(REPAIR_SETTINGS);
-                let done = batch
-                    .run_with_sqlite_setting(
-                        &mut conn,
-                        Some(("PRAGMA synchronous = NORMAL", home.durable.as_str())),
-                    )
-                    .await?;
+                let frame = SqliteFrame {
+                    before: Some("PRAGMA synchronous = NORMAL"),
+                    after: Some(home.durable.as_str()),
+                };
+                let done = batch.run_framed(&mut conn, frame).await?;
                 home.disarm(REPAIR_SETTINGS);
                 Ok(done)
             }
@@ -409,13 +435,112 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use std::time::Duration;
 
     use time::OffsetDateTime;
 
-    use crate::{StoreOptions, ceremonies};
+    use crate::batch::{Batch, Query, Statement};
+    use crate::testing::TestDb;
+    use crate::{Store, StoreError, StoreOptions, ceremonies};
+
+    async fn each_engine() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite().await];
+        dbs.extend(TestDb::postgres().await);
+        dbs
+    }
+
+    async fn ceremonies_stored(store: &Store) -> i64 {
+        Query::new(Statement::new("SELECT COUNT(*) FROM ceremonies"), |out| {
+            use sqlx::Row;
+            Ok(out.rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+        })
+        .run(store.conn().await.unwrap().conn())
+        .await
+        .unwrap()
+    }
+
+    fn stored_ceremony(id: &str) -> Statement {
+        Statement::new(
+            "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, 'test', NULL, '{}', 0)",
+        )
+        .bind(id)
+    }
+
+    async fn synchronous(store: &Store) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.conn().await.unwrap().conn())
+            .await
+            .unwrap()
+    }
+
+    /// A transaction dropped without commit (an error path, or a request
+    /// whose client went away) keeps none of its writes, and the connection
+    /// serves the next transaction as if nothing had happened.
+    #[tokio::test]
+    async fn an_abandoned_transaction_keeps_nothing_and_leaves_the_connection_usable() {
+        for db in each_engine().await {
+            let mut opening = Batch::new();
+            opening.push(stored_ceremony("a"));
+            let (tx, _) = db.store.begin_with(opening).await.unwrap();
+            drop(tx);
+            assert_eq!(ceremonies_stored(&db.store).await, 0);
+            // Dropped while its statement is still on its way to the database.
+            let mut opening = Batch::new();
+            opening.push(stored_ceremony("b"));
+            let dropped = tokio::time::timeout(Duration::ZERO, db.store.begin_with(opening)).await;
+            drop(dropped);
+            assert_eq!(ceremonies_stored(&db.store).await, 0);
+            let mut tx = db.store.begin().await.unwrap();
+            stored_ceremony("c").execute(tx.conn()).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(ceremonies_stored(&db.store).await, 1);
+            db.cleanup().await;
+        }
+    }
+
+    /// A statement failing in the batch that ends a transaction stops the
+    /// commit: nothing of the transaction is kept, on either engine.
+    #[tokio::test]
+    async fn a_failing_statement_in_the_closing_batch_commits_nothing() {
+        for db in each_engine().await {
+            let mut opening = Batch::new();
+            opening.push(stored_ceremony("a"));
+            let (tx, _) = db.store.begin_with(opening).await.unwrap();
+            let mut closing = Batch::new();
+            closing.push(stored_ceremony("b"));
+            closing.push(stored_ceremony("b"));
+            let Err(err) = tx.commit_with(closing).await else {
+                panic!("a duplicate key must stop the commit");
+            };
+            assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+            assert_eq!(ceremonies_stored(&db.store).await, 0);
+            db.cleanup().await;
+        }
+    }
+
+    /// A relaxed write that fails, or whose request goes away halfway, never
+    /// leaves SQLite's connection relaxed for the durable writes after it.
+    #[tokio::test]
+    async fn the_connection_is_durable_again_after_a_failed_or_dropped_relaxed_write() {
+        let db = TestDb::sqlite().await;
+        assert_eq!(synchronous(&db.store).await, 2, "FULL");
+        let mut failing = Batch::new();
+        failing.push(stored_ceremony("a"));
+        failing.push(stored_ceremony("a"));
+        assert!(db.store.write_relaxed(failing).await.is_err());
+        assert_eq!(synchronous(&db.store).await, 2);
+        let mut dropped = Batch::new();
+        dropped.push(stored_ceremony("b"));
+        drop(tokio::time::timeout(Duration::ZERO, db.store.write_relaxed(dropped)).await);
+        assert_eq!(synchronous(&db.store).await, 2);
+        let mut fine = Batch::new();
+        fine.push(stored_ceremony("c"));
+        db.store.write_relaxed(fine).await.unwrap();
+        assert_eq!(synchronous(&db.store).await, 2);
+        db.cleanup().await;
+    }
 
     /// A write outside any transaction (a ceremony stored at login start)
     /// while a login's transaction holds SQLite's write lock: it must wait

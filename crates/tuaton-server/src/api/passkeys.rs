@@ -595,11 +595,22 @@ async fn login_finish(
             .await;
         }
     };
-    // The spend, the credential's new counter, the session and the audit
-    // record go in one batch: one round trip once the audit head is taken.
-    let mut writes = Batch::new();
-    let spent = writes.add(ceremonies::spend(&req.ceremony_id, LOGIN));
-    writes.push(creds::record_use(
+    // Two round trips write the outcome: the transaction opens by spending the
+    // ceremony and taking the audit chain's next place; it closes by writing
+    // the credential's new counter, the session and the audit record, and
+    // committing.
+    let mut opening = Batch::new();
+    let spent = opening.add(ceremonies::spend(&req.ceremony_id, LOGIN));
+    let place = opening.add(audit::next_place());
+    let (tx, mut opened) = state.store().begin_with(opening).await?;
+    if !opened.take(spent)? {
+        // A concurrent request with the same ceremony got there first; the
+        // transaction is dropped, so nothing of this attempt is kept.
+        return Err(take_refusal(TakeError::Unknown));
+    }
+    let place = opened.take(place)?;
+    let mut closing = Batch::new();
+    closing.push(creds::record_use(
         &record.cred_id,
         outcome.updated.as_str(),
         i64::from(outcome.facts.counter),
@@ -613,7 +624,7 @@ async fn login_finish(
         &account_id,
         outcome.aal.number(),
         &outcome.amr,
-        &mut writes,
+        &mut closing,
     )?;
     let ev = AuditEvent::success(
         account_actor(&account_id),
@@ -623,14 +634,8 @@ async fn login_finish(
     .with_details(
         json!({ "cred_id": record.cred_id, "aal": outcome.aal.number(), "amr": outcome.amr }),
     );
-    let mut tx = state.store().begin().await?;
-    let (mut done, _) = audit::append_with(&mut tx, writes, now, &ev).await?;
-    if !done.take(spent)? {
-        // A concurrent request with the same ceremony got there first; the
-        // transaction is dropped, so nothing of this attempt is kept.
-        return Err(take_refusal(TakeError::Unknown));
-    }
-    tx.commit().await?;
+    place.write(now, &ev, &mut closing)?;
+    tx.commit_with(closing).await?;
     let body = LoginResponse {
         account_id,
         aal: outcome.aal.number().to_owned(),
@@ -692,11 +697,13 @@ async fn spend_and_refuse(
 ) -> Result<Response, ApiError> {
     let ev = AuditEvent::failure("anonymous", "login.passkey", target)
         .with_details(json!({ "reason": reason }));
-    let mut tx = state.store().begin().await?;
     // Already spent or not, the refusal is recorded.
-    let mut spend = Batch::new();
-    let _ = spend.add(ceremonies::spend(ceremony_id, LOGIN));
-    audit::append_with(&mut tx, spend, state.now(), &ev).await?;
-    tx.commit().await?;
+    let mut opening = Batch::new();
+    let _ = opening.add(ceremonies::spend(ceremony_id, LOGIN));
+    let place = opening.add(audit::next_place());
+    let (tx, mut opened) = state.store().begin_with(opening).await?;
+    let mut closing = Batch::new();
+    opened.take(place)?.write(state.now(), &ev, &mut closing)?;
+    tx.commit_with(closing).await?;
     Err(err)
 }
