@@ -111,6 +111,54 @@ struct Knobs {
     warmup: Duration,
 }
 
+/// Which cores the in-process server and the load generator run on.
+struct Placement {
+    server: Option<core_affinity::CoreId>,
+    clients: Vec<core_affinity::CoreId>,
+}
+
+impl Placement {
+    /// The server alone on the first core and the load generator on the
+    /// rest, so the server's CPU per login is measured on a core of its own
+    /// (as on a machine whose clients are elsewhere). `TUATON_BENCH_SHARED_CORES=1`,
+    /// or a single core, lets both run anywhere.
+    fn choose() -> Self {
+        let shared = Self {
+            server: None,
+            clients: Vec::new(),
+        };
+        if std::env::var("TUATON_BENCH_SHARED_CORES").is_ok_and(|v| v == "1") {
+            return shared;
+        }
+        match core_affinity::get_core_ids() {
+            Some(cores) if cores.len() >= 2 => Self {
+                server: cores.first().copied(),
+                clients: cores[1..].to_vec(),
+            },
+            _ => shared,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.server {
+            Some(core) => format!(
+                "server on core {} alone (one runtime thread), load generator on cores {:?}",
+                core.id,
+                self.clients.iter().map(|c| c.id).collect::<Vec<_>>()
+            ),
+            None => "server and load generator share every core".to_owned(),
+        }
+    }
+}
+
+/// Cores this process may use, counted before the server is pinned (after,
+/// the main thread's affinity names one core).
+static MACHINE_CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn machine_cores() -> usize {
+    *MACHINE_CORES.get_or_init(|| core_affinity::get_core_ids().map_or(0, |c| c.len()))
+}
+
 fn env_num(name: &str, default: u64, max: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -125,26 +173,43 @@ fn main() {
         measure: Duration::from_secs(env_num("TUATON_BENCH_SECONDS", 10, 300)),
         warmup: Duration::from_secs(env_num("TUATON_BENCH_WARMUP_SECONDS", 2, 60)),
     };
-    // The server gets the machine's usual runtime; the load generator its own,
-    // with named threads so their CPU can be told apart.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(CLIENT_THREAD)
-        .enable_all()
-        .build()
-        .unwrap();
+    machine_cores();
+    let placement = Placement::choose();
+    // The server runs as `tuaton serve` would on its cores: on one core, tokio
+    // (which sizes its pool by the threads' affinity) starts one worker. The
+    // load generator gets its own runtime, with named threads so their CPU can
+    // be told apart, on the other cores.
+    let mut server_rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(core) = placement.server {
+        // Pinned before anything starts: threads spawned from here (the
+        // runtime's, sqlx's SQLite connection thread) inherit the core.
+        core_affinity::set_for_current(core);
+        server_rt.worker_threads(1);
+        server_rt.on_thread_start(move || {
+            core_affinity::set_for_current(core);
+        });
+    }
+    let server_rt = server_rt.enable_all().build().unwrap();
+    let mut client_rt = tokio::runtime::Builder::new_multi_thread();
+    client_rt.worker_threads(2).thread_name(CLIENT_THREAD);
+    if !placement.clients.is_empty() {
+        let cores = placement.clients.clone();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        client_rt.on_thread_start(move || {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            core_affinity::set_for_current(cores[i % cores.len()]);
+        });
+    }
+    let client_rt = client_rt.enable_all().build().unwrap();
     let cap = knobs.measure + knobs.warmup + Duration::from_secs(120);
 
     println!(
-        "passkey logins: {} client tasks, {} s warm-up, {} s measured, {} cores",
+        "passkey logins: {} client tasks, {} s warm-up, {} s measured, {} cores; {}",
         knobs.clients,
         knobs.warmup.as_secs(),
         knobs.measure.as_secs(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        machine_cores(),
+        placement.describe()
     );
     if let Ok(url) = std::env::var("TUATON_BENCH_URL") {
         let base = url.trim_end_matches('/').to_owned();
@@ -535,7 +600,7 @@ impl Outcome {
         let c = &self.cpu;
         println!(
             "CPU over {w:.1} s (machine: {} cores busy {:.2} on average):",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            machine_cores(),
             c.machine_busy_s / w
         );
         println!(

@@ -454,7 +454,12 @@ mod tests {
     async fn ceremonies_stored(store: &Store) -> i64 {
         Query::new(Statement::new("SELECT COUNT(*) FROM ceremonies"), |out| {
             use sqlx::Row;
-            Ok(out.rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+            Ok(out
+                .rows
+                .first()
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0))
         })
         .run(store.conn().await.unwrap().conn())
         .await
@@ -540,6 +545,92 @@ mod tests {
         db.store.write_relaxed(fine).await.unwrap();
         assert_eq!(synchronous(&db.store).await, 2);
         db.cleanup().await;
+    }
+
+    /// Migration 0007 rebuilds ceremonies and sessions WITHOUT ROWID: a
+    /// database that already holds some keeps every row, and the rebuilt
+    /// tables still refuse a duplicate key and a session of no account.
+    #[tokio::test]
+    async fn rebuilding_the_short_lived_tables_keeps_their_rows() {
+        use sqlx::{Connection, Executor};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        {
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            // Foreign keys on, as the store runs.
+            conn.execute("PRAGMA foreign_keys = ON").await.unwrap();
+            let before = sqlx::migrate::Migrator {
+                migrations: std::borrow::Cow::Owned(
+                    super::SQLITE_MIGRATIONS
+                        .migrations
+                        .iter()
+                        .filter(|m| m.version < 7)
+                        .cloned()
+                        .collect(),
+                ),
+                ..sqlx::migrate::Migrator::DEFAULT
+            };
+            before.run(&mut conn).await.unwrap();
+            conn.execute(
+                "INSERT INTO accounts (id, citizen_id, user_handle, state, ial, created_ms, updated_ms) \
+                 VALUES ('acc', '1999000000017', 'h', 'active', '2.1', 0, 0); \
+                 INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ('c1', 'login', 'acc', '{}', 5); \
+                 INSERT INTO sessions (id_hash, account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms) \
+                 VALUES ('s1', 'acc', '2.2', '[]', 't', 1, 2, 3);",
+            )
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let ceremony: (String, String, Option<String>, String, i64) =
+            sqlx::query_as("SELECT id, kind, account_id, state, expires_ms FROM ceremonies")
+                .fetch_one(conn.conn())
+                .await
+                .unwrap();
+        assert_eq!(
+            ceremony,
+            (
+                "c1".into(),
+                "login".into(),
+                Some("acc".into()),
+                "{}".into(),
+                5
+            )
+        );
+        let session: (String, String, i64, i64, i64) = sqlx::query_as(
+            "SELECT id_hash, account_id, created_ms, last_seen_ms, expires_ms FROM sessions",
+        )
+        .fetch_one(conn.conn())
+        .await
+        .unwrap();
+        assert_eq!(session, ("s1".into(), "acc".into(), 1, 2, 3));
+        let without_rowid: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('ceremonies', 'sessions') AND sql LIKE '%WITHOUT ROWID%'",
+        )
+        .fetch_one(conn.conn())
+        .await
+        .unwrap();
+        assert_eq!(without_rowid, 2);
+        assert!(
+            conn.execute(
+                "INSERT INTO ceremonies (id, kind, state, expires_ms) VALUES ('c1', 'x', '{}', 0)"
+            )
+            .await
+            .is_err()
+        );
+        assert!(
+            conn.execute(
+                "INSERT INTO sessions (id_hash, account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms) \
+                 VALUES ('s2', 'nobody', '2.2', '[]', 't', 1, 2, 3)"
+            )
+            .await
+            .is_err()
+        );
     }
 
     /// A write outside any transaction (a ceremony stored at login start)
