@@ -149,16 +149,12 @@ pub enum Engine {
 /// Pool tuning; the defaults suit the embedded default and small deployments.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Most connections held open to PostgreSQL. SQLite always gets one: a
-    /// WAL file has one writer at a time anyway, and SQLite empties a
-    /// connection's page cache whenever another connection has written, so
-    /// with several connections nearly every transaction would begin by
-    /// reading its pages from the file again (measured in
-    /// docs/performance.md, "Passkey logins").
+    /// Most connections held open to PostgreSQL. SQLite always gets one
+    /// (see the module documentation).
     pub max_connections: u32,
-    /// How long a writer waits on SQLite's lock before giving up.
+    /// How long a writer waits on SQLite's lock, held by another process, before giving up.
     pub busy_timeout: Duration,
-    /// How long to wait for a pooled connection.
+    /// How long to wait for a connection (SQLite's one, or one from the pool).
     pub acquire_timeout: Duration,
     /// SQLite `synchronous` setting: `FULL` (every commit fsynced) or `NORMAL`
     /// (WAL fsynced at checkpoints: a power cut may lose the last commits but

@@ -102,7 +102,7 @@ pub async fn touch(
     }))
 }
 
-/// Ends one session (through [`Store::writer`], or inside a transaction at login to rotate the id).
+/// Ends one session (on [`crate::Store::conn`], or in the login's batch to rotate the id).
 pub fn delete(id_hash: &str) -> Statement {
     Statement::new("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash)
 }
