@@ -371,7 +371,7 @@ mod tests {
         for db in each_engine().await {
             let mut conn = db.store.conn().await.unwrap();
             sqlx::query("CREATE TABLE batch_t (k TEXT PRIMARY KEY, n BIGINT, note TEXT)")
-                .execute(&mut *conn)
+                .execute(conn.conn())
                 .await
                 .unwrap();
             let mut b = Batch::new();
@@ -397,19 +397,19 @@ mod tests {
                 |out| Ok(out.rows_affected),
             ));
             let after = b.add(count("batch_t"));
-            let mut done = b.run(&mut conn).await.unwrap();
+            let mut done = b.run(conn.conn()).await.unwrap();
             assert_eq!(done.take(before).unwrap(), 0);
             assert_eq!(done.take(inserted).unwrap(), 1);
             assert_eq!(done.take(updated).unwrap(), 1);
             assert_eq!(done.take(after).unwrap(), 2);
             let (n, note): (i64, Option<String>) =
                 sqlx::query_as("SELECT n, note FROM batch_t WHERE k = 'a'")
-                    .fetch_one(&mut *conn)
+                    .fetch_one(conn.conn())
                     .await
                     .unwrap();
             assert_eq!((n, note), (11, None));
             let note: String = sqlx::query_scalar("SELECT note FROM batch_t WHERE k = 'b'")
-                .fetch_one(&mut *conn)
+                .fetch_one(conn.conn())
                 .await
                 .unwrap();
             assert_eq!(note, "$1 stays text");
@@ -438,7 +438,7 @@ mod tests {
             assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
             drop(tx);
             let mut conn = db.store.conn().await.unwrap();
-            assert_eq!(count("batch_u").run(&mut conn).await.unwrap(), 0);
+            assert_eq!(count("batch_u").run(conn.conn()).await.unwrap(), 0);
             drop(conn);
             db.cleanup().await;
         }

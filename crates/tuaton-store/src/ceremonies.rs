@@ -46,23 +46,24 @@ pub enum TakeError {
     Store(#[from] StoreError),
 }
 
-/// The insert that stores a ceremony; returns it with the new id.
+/// The insert that stores a ceremony, as a batch of its own; returns it with the new id.
 fn insert(
     kind: &str,
     account_id: Option<&str>,
     state: &str,
     expires_at: OffsetDateTime,
-) -> (String, Statement) {
+) -> (String, Batch) {
     let id = new_id();
-    let statement = Statement::new(
+    let mut batch = Batch::new();
+    batch.push(Statement::new(
         "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id.as_str())
     .bind(kind)
     .bind(account_id)
     .bind(state)
-    .bind(to_ms(expires_at));
-    (id, statement)
+    .bind(to_ms(expires_at)));
+    (id, batch)
 }
 
 /// Stores `state` until `expires_at`, durably (a grant handed out after
@@ -74,9 +75,7 @@ pub async fn put(
     state: &str,
     expires_at: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    let (id, statement) = insert(kind, account_id, state, expires_at);
-    let mut batch = Batch::new();
-    batch.push(statement);
+    let (id, batch) = insert(kind, account_id, state, expires_at);
     batch.run(store.conn().await?.conn()).await?;
     Ok(id)
 }
@@ -91,9 +90,7 @@ pub async fn put_challenge(
     state: &str,
     expires_at: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    let (id, statement) = insert(kind, account_id, state, expires_at);
-    let mut batch = Batch::new();
-    batch.push(statement);
+    let (id, batch) = insert(kind, account_id, state, expires_at);
     store.write_relaxed(batch).await?;
     Ok(id)
 }
@@ -192,7 +189,6 @@ pub async fn peek(
     kind: &str,
     now: OffsetDateTime,
 ) -> Result<Ceremony, TakeError> {
-    let mut conn = store.conn().await?;
-    let found = lookup(id).run(&mut conn).await?;
+    let found = lookup(id).run(store.conn().await?.conn()).await?;
     found.ok_or(TakeError::Unknown)?.live(kind, now)
 }

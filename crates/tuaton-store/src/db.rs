@@ -50,30 +50,13 @@ enum Held {
     Pool(sqlx::pool::PoolConnection<sqlx::Any>),
 }
 
-impl std::ops::Deref for Conn {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match &self.0 {
-            Held::Sqlite(c) => c,
-            Held::Pool(c) => c,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
+impl Conn {
+    /// The connection to run queries on.
+    pub fn conn(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
             Held::Sqlite(c) => c,
             Held::Pool(c) => c,
         }
-    }
-}
-
-impl Conn {
-    /// The connection to run queries on.
-    pub fn conn(&mut self) -> &mut AnyConnection {
-        self
     }
 }
 
@@ -613,14 +596,14 @@ mod tests {
         .unwrap();
         assert_eq!(without_rowid, 2);
         assert!(
-            conn.execute(
+            conn.conn().execute(
                 "INSERT INTO ceremonies (id, kind, state, expires_ms) VALUES ('c1', 'x', '{}', 0)"
             )
             .await
             .is_err()
         );
         assert!(
-            conn.execute(
+            conn.conn().execute(
                 "INSERT INTO sessions (id_hash, account_id, aal, amr, csrf_token, created_ms, last_seen_ms, expires_ms) \
                  VALUES ('s2', 'nobody', '2.2', '[]', 't', 1, 2, 3)"
             )

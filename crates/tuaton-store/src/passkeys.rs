@@ -197,12 +197,8 @@ pub fn record_use(
 }
 
 /// Suspends a credential (cloned-authenticator signal).
-pub async fn suspend(tx: &mut Tx, cred_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1")
-        .bind(cred_id)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
+pub fn suspend(cred_id: &str) -> Statement {
+    Statement::new("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1").bind(cred_id)
 }
 
 /// Removes a credential of an account; false if there was none.

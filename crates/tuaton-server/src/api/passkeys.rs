@@ -10,8 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tuaton_passkeys::{LoginState, PasskeyError, PasskeyUser, RegistrationState, StoredCredential};
+use tuaton_store::Tx;
 use tuaton_store::accounts::{self, AccountState};
-use tuaton_store::audit::{self, AuditEvent};
+use tuaton_store::audit::{self, AuditEvent, Place};
 use tuaton_store::batch::Batch;
 use tuaton_store::ceremonies::{self, TakeError};
 use tuaton_store::passkeys::{self as creds, PasskeyRecord};
@@ -492,11 +493,7 @@ async fn login_finish(
     let pk = &state.services().passkeys;
     // A login by citizen id names its credential; a username-less one must also carry the user handle.
     let identified = pk.identify(&req.credential);
-    let cred_id = match &identified {
-        Ok((_, id)) => id.clone(),
-        Err(_) => req.credential.get_credential_id().to_vec(),
-    };
-    let cred_id_b64 = URL_SAFE_NO_PAD.encode(&cred_id);
+    let cred_id_b64 = URL_SAFE_NO_PAD.encode(req.credential.get_credential_id());
     // The ceremony and the credential with its account, read in one round trip.
     let mut reads = Batch::new();
     let ceremony = reads.add(ceremonies::lookup(&req.ceremony_id));
@@ -566,24 +563,22 @@ async fn login_finish(
         Ok(o) => o,
         Err(PasskeyError::CounterRegression) => {
             // A cloned authenticator: suspend the credential and record it.
-            let mut tx = state.store().begin().await?;
-            if !ceremonies::spend(&req.ceremony_id, LOGIN)
-                .run(tx.conn())
-                .await?
-            {
+            let (tx, spent, place) = open_spending(&state, &req.ceremony_id).await?;
+            if !spent {
                 // Not a clone: a concurrent finish of this very ceremony moved the
                 // counter first. A replayed assertion must not suspend anything.
                 return Err(take_refusal(TakeError::Unknown));
             }
-            creds::suspend(&mut tx, &record.cred_id).await?;
+            let mut closing = Batch::new();
+            closing.push(creds::suspend(&record.cred_id));
             let ev = AuditEvent::failure(
                 account_actor(&account_id),
                 "passkey.suspend_cloned",
                 account_id.clone(),
             )
             .with_details(json!({ "cred_id": record.cred_id, "reason": "counter_regression" }));
-            audit::append(&mut tx, now, &ev).await?;
-            tx.commit().await?;
+            place.write(now, &ev, &mut closing)?;
+            tx.commit_with(closing).await?;
             return Err(passkey_refusal(&PasskeyError::CounterRegression));
         }
         Err(e) => {
@@ -599,16 +594,12 @@ async fn login_finish(
     // ceremony and taking the audit chain's next place; it closes by writing
     // the credential's new counter, the session and the audit record, and
     // committing.
-    let mut opening = Batch::new();
-    let spent = opening.add(ceremonies::spend(&req.ceremony_id, LOGIN));
-    let place = opening.add(audit::next_place());
-    let (tx, mut opened) = state.store().begin_with(opening).await?;
-    if !opened.take(spent)? {
+    let (tx, spent, place) = open_spending(&state, &req.ceremony_id).await?;
+    if !spent {
         // A concurrent request with the same ceremony got there first; the
         // transaction is dropped, so nothing of this attempt is kept.
         return Err(take_refusal(TakeError::Unknown));
     }
-    let place = opened.take(place)?;
     let mut closing = Batch::new();
     closing.push(creds::record_use(
         &record.cred_id,
@@ -698,12 +689,21 @@ async fn spend_and_refuse(
     let ev = AuditEvent::failure("anonymous", "login.passkey", target)
         .with_details(json!({ "reason": reason }));
     // Already spent or not, the refusal is recorded.
-    let mut opening = Batch::new();
-    let _ = opening.add(ceremonies::spend(ceremony_id, LOGIN));
-    let place = opening.add(audit::next_place());
-    let (tx, mut opened) = state.store().begin_with(opening).await?;
+    let (tx, _, place) = open_spending(state, ceremony_id).await?;
     let mut closing = Batch::new();
-    opened.take(place)?.write(state.now(), &ev, &mut closing)?;
+    place.write(state.now(), &ev, &mut closing)?;
     tx.commit_with(closing).await?;
     Err(err)
+}
+
+/// Opens the transaction that writes a login's outcome, in one round trip:
+/// spends the ceremony (`true` if this call removed it) and takes the audit
+/// chain's next place, which the caller writes before committing.
+async fn open_spending(state: &AppState, ceremony_id: &str) -> Result<(Tx, bool, Place), ApiError> {
+    let mut opening = Batch::new();
+    let spent = opening.add(ceremonies::spend(ceremony_id, LOGIN));
+    let place = opening.add(audit::next_place());
+    let (tx, mut opened) = state.store().begin_with(opening).await?;
+    let spent = opened.take(spent)?;
+    Ok((tx, spent, opened.take(place)?))
 }

@@ -304,7 +304,8 @@ async fn an_officer_re_proofing_an_account_with_only_suspended_passkeys_grants_a
         .unwrap();
     assert_eq!(creds.len(), 1);
     let mut tx = db.store.begin().await.unwrap();
-    tuaton_store::passkeys::suspend(&mut tx, &creds[0].cred_id)
+    tuaton_store::passkeys::suspend(&creds[0].cred_id)
+        .execute(tx.conn())
         .await
         .unwrap();
     tx.commit().await.unwrap();
