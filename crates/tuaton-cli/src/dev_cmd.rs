@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use ring::rand::{SecureRandom, SystemRandom};
-use tuaton_server::custody::DEV_MASTER_KEY;
+use tuaton_idm::custody::DEV_MASTER_KEY;
 
 #[derive(Subcommand)]
 pub(crate) enum DevCommand {

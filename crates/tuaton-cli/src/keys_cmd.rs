@@ -2,7 +2,7 @@
 //!
 //! Every decision (may this key be retired? destroyed? is a rotation already
 //! pending?) is made in `tuaton_store::keys`, and key generation for a
-//! rotation in `tuaton_server::custody` (which `tuaton serve` uses for
+//! rotation in `tuaton_idm::custody` (which `tuaton serve` uses for
 //! scheduled rotations too); this module parses arguments, opens the backend
 //! the settings name, and prints.
 
@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use time::{Duration, OffsetDateTime};
+use tuaton_idm::custody::{self, RotateError, rotate_key};
 use tuaton_keys::{KeyBackend, KeyError, KeyRef, SignatureAlgorithm};
-use tuaton_server::custody::{self, RotateError, rotate_key};
 use tuaton_store::keys::{self, KeyPurpose, KeyState, KeysError};
 
 #[derive(Subcommand)]

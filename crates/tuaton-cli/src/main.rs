@@ -115,8 +115,13 @@ pub(crate) async fn open(
     Ok((settings, store))
 }
 
-/// The audit actor for operator commands: the login name, as far as the shell tells it.
+/// The audit actor for operator commands, as the audit log names it.
 pub(crate) fn operator_actor() -> String {
+    operator().to_string()
+}
+
+/// The operator running a command: the login name, as far as the shell tells it.
+pub(crate) fn operator() -> tuaton_idm::Actor {
     let name = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default();
@@ -125,9 +130,9 @@ pub(crate) fn operator_actor() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .take(64)
         .collect();
-    if clean.is_empty() {
-        "operator:cli".to_owned()
+    tuaton_idm::Actor::Operator(if clean.is_empty() {
+        "cli".to_owned()
     } else {
-        format!("operator:{clean}")
-    }
+        clean
+    })
 }

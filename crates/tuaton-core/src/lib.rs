@@ -1,16 +1,21 @@
 //! Domain types shared by every Tuaton crate.
 //!
-//! Scope: identifiers issued by Thai registries ([`CitizenId`], [`JuristicId`]),
+//! Scope: identifiers issued by Thai registries ([`CitizenId`], [`JuristicId`])
+//! and by Tuaton ([`AccountId`]), the stable [`ErrorCode`] set,
 //! the ETDA assurance levels ([`Ial`], [`Aal`]) and the [`Clock`] through which
 //! time enters the rest of the system.
 //!
 //! Non-goals: any I/O, storage, cryptography or protocol logic. Everything here
 //! is a value that can be parsed at the edge and then trusted inside.
 
+pub mod account;
 pub mod assurance;
 pub mod clock;
+pub mod code;
 pub mod ids;
 
+pub use account::{AccountId, AccountIdError};
 pub use assurance::{Aal, Ial, LevelError};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use code::ErrorCode;
 pub use ids::{CitizenId, IdError, JuristicId};

@@ -81,6 +81,29 @@ pub enum PasskeyError {
     MetadataBlob(#[from] MetadataBlobError),
 }
 
+impl PasskeyError {
+    /// The stable code a client is answered with and a refusal is audited by.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        use tuaton_core::ErrorCode as C;
+        match self {
+            Self::Expired => C::CeremonyExpired,
+            Self::ChallengeMismatch => C::ChallengeMismatch,
+            Self::WrongOrigin => C::WrongOrigin,
+            Self::UserVerificationMissing => C::UserVerificationRequired,
+            Self::CounterRegression => C::CredentialSuspended,
+            Self::NotAllowListed => C::AuthenticatorNotAllowListed,
+            Self::UnknownCredential => C::UnknownCredential,
+            Self::AlreadyRegistered => C::CredentialExists,
+            Self::CorruptState(_) | Self::Config(_) | Self::MetadataBlob(_) => C::InternalError,
+            Self::WrongRelyingParty
+            | Self::UserPresenceMissing
+            | Self::BackupStateInconsistent
+            | Self::BadSignature
+            | Self::InvalidResponse(_) => C::InvalidCredential,
+        }
+    }
+}
+
 /// Why a FIDO Metadata Service (MDS3) BLOB was refused. Every case stops the
 /// import as a whole: a BLOB is trusted entirely or not at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -195,6 +195,22 @@ pub enum DecisionError {
     InvalidAttestation(&'static str),
 }
 
+impl DecisionError {
+    /// The stable code a client is answered with and a refusal is audited by.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        use tuaton_core::ErrorCode as C;
+        match self {
+            Self::CardNotFound => C::CardNotFound,
+            Self::DetailsMismatch | Self::FaceNotConfirmed { .. } => C::DetailsMismatch,
+            Self::RegistryUnavailable { .. } => C::RegistryUnavailable,
+            Self::IdCardNotSeen | Self::InvalidAttestation(_) => C::InvalidAttestation,
+            Self::RegistryIncomplete | Self::EvidenceMismatch | Self::StaleRegistryCheck => {
+                C::InternalError
+            }
+        }
+    }
+}
+
 /// Decides the level reached by a proofing attempt; see the module table.
 pub fn decide(
     evidence: &CitizenEvidence,

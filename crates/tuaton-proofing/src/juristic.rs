@@ -148,6 +148,16 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// The stable code a client is answered with.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        match self {
+            Self::NotFound => tuaton_core::ErrorCode::CompanyNotFound,
+            Self::Unavailable { .. } => tuaton_core::ErrorCode::RegistryUnavailable,
+        }
+    }
+}
+
 /// A juristic-person registry (in Thailand, the Department of Business
 /// Development's). Implementations answer with the registry's current record.
 #[async_trait]

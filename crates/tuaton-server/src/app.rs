@@ -28,10 +28,10 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     settings: Settings,
-    store: Store,
     clock: Arc<dyn Clock>,
     services: Services,
-    rate_limits: crate::ratelimit::RateLimits,
+    idm: tuaton_idm::Idm,
+    rate_limits: Arc<crate::ratelimit::RateLimits>,
     metrics: PrometheusHandle,
 }
 
@@ -43,15 +43,24 @@ impl AppState {
         clock: Arc<dyn Clock>,
         services: Services,
     ) -> Self {
-        let rate_limits = crate::ratelimit::RateLimits::new(
+        let rate_limits = Arc::new(crate::ratelimit::RateLimits::new(
             settings.rate_limit_per_address,
             settings.rate_limit_per_account,
-        );
+        ));
+        let idm = tuaton_idm::Idm::new(tuaton_idm::IdmParts {
+            store,
+            card_registry: services.card_registry.clone(),
+            juristic_registry: services.juristic_registry.clone(),
+            passkeys: services.passkeys.clone(),
+            keys: services.keys.clone(),
+            limiter: rate_limits.clone(),
+            policy: policy(&settings),
+        });
         Self(Arc::new(Inner {
             settings,
-            store,
             clock,
             services,
+            idm,
             rate_limits,
             metrics: crate::telemetry::metrics_handle(),
         }))
@@ -89,7 +98,12 @@ impl AppState {
 
     /// The database.
     pub fn store(&self) -> &Store {
-        &self.0.store
+        self.0.idm.store()
+    }
+
+    /// The service layer every route calls.
+    pub fn idm(&self) -> &tuaton_idm::Idm {
+        &self.0.idm
     }
 
     /// The current time.
@@ -103,6 +117,20 @@ impl AppState {
     }
 }
 
+/// The times the service layer applies, from the settings.
+fn policy(settings: &Settings) -> tuaton_idm::Policy {
+    let defaults = tuaton_idm::Policy::default();
+    let or = |d: std::time::Duration, default: time::Duration| {
+        time::Duration::try_from(d).unwrap_or(default)
+    };
+    tuaton_idm::Policy {
+        session_lifetime: or(settings.session_absolute, defaults.session_lifetime),
+        session_idle: or(settings.session_idle, defaults.session_idle),
+        authority_recheck: or(settings.authority_recheck, defaults.authority_recheck),
+        fresh_login: defaults.fresh_login,
+    }
+}
+
 /// The whole application: every area's routes with the shared layers.
 pub fn build_router(state: AppState) -> Router {
     let settings = state.settings().clone();
@@ -112,7 +140,10 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::wellknown::routes())
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
-            ApiError::not_found("no_such_endpoint", "There is no endpoint at this address.")
+            ApiError::not_found(
+                tuaton_core::ErrorCode::NoSuchEndpoint,
+                "There is no endpoint at this address.",
+            )
         })
         .route_layer(axum::middleware::from_fn(record_metrics))
         .with_state(state);
@@ -130,7 +161,7 @@ pub fn build_router(state: AppState) -> Router {
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "request_timeout",
+                    tuaton_core::ErrorCode::RequestTimeout,
                     "The request took too long and was stopped. Please try again.",
                 )
                 .into_response()

@@ -49,13 +49,6 @@ impl RateLimits {
             .map_err(|_| refused("address"))
     }
 
-    /// Counts one request for `account_id`.
-    pub fn check_account(&self, account_id: &str) -> Result<(), ApiError> {
-        self.per_account
-            .check_key(&account_id.to_owned())
-            .map_err(|_| refused("account"))
-    }
-
     /// Forgets keys whose limits have fully recovered, bounding memory.
     pub fn shrink(&self) {
         self.per_address.retain_recent();
@@ -65,12 +58,20 @@ impl RateLimits {
     }
 }
 
-fn refused(scope: &'static str) -> ApiError {
+/// The per-account limit, as the service layer counts it once it knows the account.
+impl tuaton_idm::AccountLimiter for RateLimits {
+    fn allow(&self, account: &tuaton_core::AccountId) -> bool {
+        self.per_account.check_key(&account.to_string()).is_ok()
+    }
+}
+
+/// The refusal for a spent limit, counted and logged without personal data.
+pub(crate) fn refused(scope: &'static str) -> ApiError {
     metrics::counter!("tuaton_rate_limited_total", "scope" => scope).increment(1);
     tracing::info!(scope, "rate limit reached");
     ApiError::new(
         http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        tuaton_core::ErrorCode::RateLimited,
         "Too many attempts. Wait a minute and try again.",
     )
     .with_retry_after(60)

@@ -1,4 +1,4 @@
-//! The connectors and protocol engines the routes call, built once from settings.
+//! The connectors and engines the service layer is built from, made once from settings.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use tuaton_proofing::{
 
 use crate::Settings;
 
-/// Everything beyond the store that handlers need.
+/// Everything beyond the store that the service layer and upkeep need.
 #[derive(Clone)]
 pub struct Services {
     /// The card-status registry; `None` when none is configured (proofing then answers 503).
@@ -22,8 +22,6 @@ pub struct Services {
     pub passkeys: Arc<Passkeys>,
     /// The key backend every service key lives in.
     pub keys: Arc<dyn tuaton_keys::KeyBackend>,
-    /// The published id-token keys (the JWKS).
-    pub id_token_keys: Arc<crate::custody::PublishedKeys>,
     /// Where notices are handed over: the SMTP relay, or the development outbox;
     /// `None` when neither is configured (notices then wait in the queue).
     pub mailer: Option<Arc<dyn crate::notify::Mailer>>,
@@ -84,7 +82,7 @@ impl Services {
             public_url: settings.public_url.clone(),
             extra_origins: settings.webauthn_extra_origins.clone(),
             rp_name: settings.rp_name.clone(),
-            ceremony_ttl: std::time::Duration::from_secs(300),
+            ceremony_ttl: passkey_ceremony_ttl(),
             aal3: aal3_policy(settings, clock.now())?,
         })?;
         let keys = crate::custody::open_backend(&settings.key_backend, &settings.data_dir)?;
@@ -93,12 +91,15 @@ impl Services {
             juristic_registry,
             passkeys: Arc::new(passkeys),
             keys,
-            id_token_keys: Arc::new(crate::custody::PublishedKeys::new(
-                tuaton_store::keys::KeyPurpose::IdToken,
-            )),
             mailer: crate::notify::mailer_from_settings(settings)?,
         })
     }
+}
+
+/// The browser is given as long as the ceremony lives in the store.
+fn passkey_ceremony_ttl() -> std::time::Duration {
+    let lifetime = tuaton_idm::CeremonyKind::PasskeyLogin.lifetime();
+    std::time::Duration::from_secs(lifetime.whole_seconds().unsigned_abs())
 }
 
 /// One allow-listed authenticator model in the `TUATON_AAL3_ALLOW_LIST` file.

@@ -24,12 +24,7 @@ pub(crate) fn routes() -> Router<AppState> {
     (status = 200, description = "JWK Set", content_type = "application/json"),
     (status = 503, description = "The key backend or the database is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
-    let services = state.services();
-    match services
-        .id_token_keys
-        .jwks(state.store(), &services.keys)
-        .await
-    {
+    match state.idm().id_token_jwks().await {
         Ok(doc) => (
             [
                 (header::CONTENT_TYPE, "application/json".to_owned()),
@@ -45,7 +40,7 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
             tracing::error!(error = %e, "the JWK Set cannot be built");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "keys_unavailable",
+                tuaton_core::ErrorCode::KeysUnavailable,
                 "The signing keys cannot be read right now. Please try again shortly.",
             )
             .into_response()

@@ -18,11 +18,57 @@ use time::OffsetDateTime;
 use crate::batch::{Batch, Output, Query, Statement};
 use crate::{Store, StoreError, new_id, to_ms};
 
+/// What a ceremony is for; each kind carries its lifetime, the one place
+/// that lifetime is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// A WebAuthn registration challenge.
+    PasskeyRegistration,
+    /// A WebAuthn authentication challenge.
+    PasskeyLogin,
+    /// The grant, after enrolment or recovery, to register a first passkey.
+    EnrolmentGrant,
+}
+
+impl CeremonyKind {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::PasskeyRegistration => "passkey-registration",
+            CeremonyKind::PasskeyLogin => "passkey-login",
+            CeremonyKind::EnrolmentGrant => "enrolment",
+        }
+    }
+
+    /// How long a ceremony of this kind stays usable: five minutes for a
+    /// WebAuthn challenge (the timeout the browser is given too), fifteen
+    /// for an enrolment grant, enough to find and set up an authenticator.
+    pub fn lifetime(self) -> time::Duration {
+        match self {
+            CeremonyKind::PasskeyRegistration | CeremonyKind::PasskeyLogin => {
+                time::Duration::minutes(5)
+            }
+            CeremonyKind::EnrolmentGrant => time::Duration::minutes(15),
+        }
+    }
+
+    fn from_stored(s: &str) -> Result<Self, StoreError> {
+        [
+            CeremonyKind::PasskeyRegistration,
+            CeremonyKind::PasskeyLogin,
+            CeremonyKind::EnrolmentGrant,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown ceremony kind `{s}`")))
+    }
+}
+
 /// A ceremony taken out of the store.
 #[derive(Debug, Clone)]
 pub struct Ceremony {
     /// What kind it was stored as.
-    pub kind: String,
+    pub kind: CeremonyKind,
     /// The account it belongs to, if known when it began.
     pub account_id: Option<String>,
     /// The opaque state.
@@ -46,9 +92,20 @@ pub enum TakeError {
     Store(#[from] StoreError),
 }
 
+impl TakeError {
+    /// The stable code a client is answered with.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        match self {
+            Self::Expired => tuaton_core::ErrorCode::CeremonyExpired,
+            Self::Unknown | Self::WrongKind => tuaton_core::ErrorCode::UnknownCeremony,
+            Self::Store(s) => s.code(),
+        }
+    }
+}
+
 /// The insert that stores a ceremony, as a batch of its own; returns it with the new id.
 fn insert(
-    kind: &str,
+    kind: CeremonyKind,
     account_id: Option<&str>,
     state: &str,
     expires_at: OffsetDateTime,
@@ -59,40 +116,51 @@ fn insert(
         "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id.as_str())
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(account_id)
     .bind(state)
     .bind(to_ms(expires_at)));
     (id, batch)
 }
 
-/// Stores `state` until `expires_at`, durably (a grant handed out after
-/// proofing must survive a power cut); returns the ceremony id to give the client.
-pub async fn put(
-    store: &Store,
-    kind: &str,
-    account_id: Option<&str>,
-    state: &str,
-    expires_at: OffsetDateTime,
-) -> Result<String, StoreError> {
-    let (id, batch) = insert(kind, account_id, state, expires_at);
-    batch.run(store.conn().await?.conn()).await?;
-    Ok(id)
+/// A ceremony just stored: the id to give the client, and when it stops working.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    /// Opaque, single-use.
+    pub id: String,
+    /// `now` plus the kind's lifetime.
+    pub expires_at: OffsetDateTime,
 }
 
-/// Stores a WebAuthn challenge's `state` until `expires_at` without waiting
-/// for the disk ([`Store::write_relaxed`]): one lost in a power cut only
-/// makes the person ask for a new challenge. Returns the ceremony id.
-pub async fn put_challenge(
+/// Stores `state` for the kind's lifetime from `now`, durably (a grant
+/// handed out after proofing must survive a power cut).
+pub async fn put(
     store: &Store,
-    kind: &str,
+    kind: CeremonyKind,
     account_id: Option<&str>,
     state: &str,
-    expires_at: OffsetDateTime,
-) -> Result<String, StoreError> {
+    now: OffsetDateTime,
+) -> Result<Begun, StoreError> {
+    let expires_at = now + kind.lifetime();
+    let (id, batch) = insert(kind, account_id, state, expires_at);
+    batch.run(store.conn().await?.conn()).await?;
+    Ok(Begun { id, expires_at })
+}
+
+/// Stores a WebAuthn challenge's `state` for the kind's lifetime without
+/// waiting for the disk ([`Store::write_relaxed`]): one lost in a power cut
+/// only makes the person ask for a new challenge.
+pub async fn put_challenge(
+    store: &Store,
+    kind: CeremonyKind,
+    account_id: Option<&str>,
+    state: &str,
+    now: OffsetDateTime,
+) -> Result<Begun, StoreError> {
+    let expires_at = now + kind.lifetime();
     let (id, batch) = insert(kind, account_id, state, expires_at);
     store.write_relaxed(batch).await?;
-    Ok(id)
+    Ok(Begun { id, expires_at })
 }
 
 /// A ceremony row as stored, before its kind and expiry are checked.
@@ -105,15 +173,15 @@ pub struct Stored {
 
 impl Stored {
     /// The ceremony, if it is of `kind` and still live at `now`.
-    pub fn live(self, kind: &str, now: OffsetDateTime) -> Result<Ceremony, TakeError> {
-        if self.kind != kind {
+    pub fn live(self, kind: CeremonyKind, now: OffsetDateTime) -> Result<Ceremony, TakeError> {
+        if self.kind != kind.as_str() {
             return Err(TakeError::WrongKind);
         }
         if self.expires_ms <= to_ms(now) {
             return Err(TakeError::Expired);
         }
         Ok(Ceremony {
-            kind: self.kind,
+            kind: CeremonyKind::from_stored(&self.kind)?,
             account_id: self.account_id,
             state: self.state,
         })
@@ -136,7 +204,7 @@ fn first_stored(out: Output) -> Result<Option<Stored>, StoreError> {
 pub async fn take(
     store: &Store,
     id: &str,
-    kind: &str,
+    kind: CeremonyKind,
     now: OffsetDateTime,
 ) -> Result<Ceremony, TakeError> {
     let taken = Query::new(
@@ -154,11 +222,11 @@ pub async fn take(
 /// Spends ceremony `id` of `kind` in the caller's transaction: `true` if this
 /// call removed it, `false` if it was already gone (used by a concurrent
 /// request, or never there). Commit the outcome only on `true`.
-pub fn spend(id: &str, kind: &str) -> Query<bool> {
+pub fn spend(id: &str, kind: CeremonyKind) -> Query<bool> {
     Query::new(
         Statement::new("DELETE FROM ceremonies WHERE id = $1 AND kind = $2")
             .bind(id)
-            .bind(kind),
+            .bind(kind.as_str()),
         |out| Ok(out.rows_affected == 1),
     )
 }
@@ -186,7 +254,7 @@ pub fn lookup(id: &str) -> Query<Option<Stored>> {
 pub async fn peek(
     store: &Store,
     id: &str,
-    kind: &str,
+    kind: CeremonyKind,
     now: OffsetDateTime,
 ) -> Result<Ceremony, TakeError> {
     let found = lookup(id).run(store.conn().await?.conn()).await?;

@@ -81,17 +81,47 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
         .collect())
 }
 
-/// Grants a role (only `officer` exists).
+/// A role an account holds beside being a citizen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Records in-person proofing at a counter.
+    Officer,
+}
+
+impl Role {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Officer => "officer",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "officer" => Ok(Role::Officer),
+            other => Err(StoreError::Corrupt(format!("unknown role `{other}`"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Grants a role.
 pub async fn grant_role(
     tx: &mut Tx,
     account_id: &str,
-    role: &str,
+    role: Role,
     granted_by: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO account_roles (account_id, role, granted_by, granted_ms) VALUES ($1, $2, $3, $4)")
         .bind(account_id)
-        .bind(role)
+        .bind(role.as_str())
         .bind(granted_by)
         .bind(to_ms(now))
         .execute(tx.conn())
@@ -103,11 +133,11 @@ pub async fn grant_role(
 pub async fn roles<'e, E: Executor<'e, Database = Any>>(
     db: E,
     account_id: &str,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<Role>, StoreError> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT role FROM account_roles WHERE account_id = $1 ORDER BY role")
             .bind(account_id)
             .fetch_all(db)
             .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    rows.into_iter().map(|r| Role::parse(&r.0)).collect()
 }

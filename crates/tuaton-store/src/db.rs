@@ -627,16 +627,24 @@ mod tests {
         let store = super::Store::open_sqlite(&dir.path().join("t.db"), &options)
             .await
             .unwrap();
-        let expires = OffsetDateTime::now_utc() + time::Duration::minutes(5);
         let mut tx = store.begin().await.unwrap();
-        ceremonies::spend("none", "login")
+        ceremonies::spend("none", ceremonies::CeremonyKind::PasskeyLogin)
             .run(tx.conn())
             .await
             .unwrap();
 
         let writer = {
             let store = store.clone();
-            tokio::spawn(async move { ceremonies::put(&store, "login", None, "{}", expires).await })
+            tokio::spawn(async move {
+                ceremonies::put(
+                    &store,
+                    ceremonies::CeremonyKind::PasskeyLogin,
+                    None,
+                    "{}",
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+            })
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
@@ -644,11 +652,16 @@ mod tests {
             "the write must wait for the transaction, not run beside it"
         );
         tx.commit().await.unwrap();
-        let id = writer.await.unwrap().expect("the queued write succeeds");
+        let id = writer.await.unwrap().expect("the queued write succeeds").id;
         assert!(
-            ceremonies::peek(&store, &id, "login", OffsetDateTime::now_utc())
-                .await
-                .is_ok()
+            ceremonies::peek(
+                &store,
+                &id,
+                ceremonies::CeremonyKind::PasskeyLogin,
+                OffsetDateTime::now_utc()
+            )
+            .await
+            .is_ok()
         );
     }
 }

@@ -37,6 +37,22 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
 }
 
+impl StoreError {
+    /// The stable code a client is answered with.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        use tuaton_core::ErrorCode as C;
+        match self {
+            Self::Unavailable(_) => C::DatabaseUnavailable,
+            Self::Conflict { .. } => C::Conflict,
+            Self::NotFound { .. } => C::NotFound,
+            Self::UnsupportedUrl { .. }
+            | Self::Migration(_)
+            | Self::Corrupt(_)
+            | Self::Database(_) => C::InternalError,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

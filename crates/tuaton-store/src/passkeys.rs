@@ -8,6 +8,36 @@ use crate::accounts::AccountState;
 use crate::batch::{Query, Statement};
 use crate::{StoreError, Tx, from_ms, to_ms};
 
+/// Whether a credential may be used to log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasskeyState {
+    /// Usable.
+    Active,
+    /// Stopped after a cloned-authenticator signal; never used again.
+    Suspended,
+}
+
+impl PasskeyState {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasskeyState::Active => "active",
+            PasskeyState::Suspended => "suspended",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "active" => Ok(PasskeyState::Active),
+            "suspended" => Ok(PasskeyState::Suspended),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown passkey state `{other}`"
+            ))),
+        }
+    }
+}
+
 /// A credential as stored. `credential` is the WebAuthn library's serialized
 /// form (public key, counter, flags); it holds no secret.
 #[derive(Debug, Clone, Serialize)]
@@ -33,8 +63,8 @@ pub struct PasskeyRecord {
     pub backup_state: bool,
     /// Last signature counter seen.
     pub sign_count: i64,
-    /// `active` or `suspended` (a cloned-authenticator signal suspends it).
-    pub state: String,
+    /// Whether it may log in (a cloned-authenticator signal suspends it).
+    pub state: PasskeyState,
     /// Registered.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -59,8 +89,8 @@ type Row = (
     Option<i64>,
 );
 
-fn from_row(r: Row) -> PasskeyRecord {
-    PasskeyRecord {
+fn from_row(r: Row) -> Result<PasskeyRecord, StoreError> {
+    Ok(PasskeyRecord {
         cred_id: r.0,
         account_id: r.1,
         name: r.2,
@@ -71,10 +101,10 @@ fn from_row(r: Row) -> PasskeyRecord {
         backup_eligible: r.7 != 0,
         backup_state: r.8 != 0,
         sign_count: r.9,
-        state: r.10,
+        state: PasskeyState::parse(&r.10)?,
         created_at: from_ms(r.11),
         last_used_at: r.12.map(from_ms),
-    }
+    })
 }
 
 const COLUMNS: &str = "cred_id, account_id, name, aaguid, credential, aal, attested, backup_eligible, backup_state, \
@@ -96,7 +126,7 @@ pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
     .bind(i64::from(p.backup_eligible))
     .bind(i64::from(p.backup_state))
     .bind(p.sign_count)
-    .bind(&p.state)
+    .bind(p.state.as_str())
     .bind(to_ms(p.created_at))
     .bind(p.last_used_at.map(to_ms))
     .execute(tx.conn())
@@ -115,7 +145,7 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     .bind(account_id)
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(from_row).collect())
+    rows.into_iter().map(from_row).collect()
 }
 
 /// The account a credential belongs to, as a login needs it.
@@ -146,7 +176,7 @@ pub fn with_owner(cred_id: &str) -> Query<Option<(PasskeyRecord, CredentialOwner
             };
             let record = from_row(<Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(
                 row,
-            )?);
+            )?)?;
             let state: String = row.try_get("owner_state")?;
             let owner = CredentialOwner {
                 user_handle: row.try_get("owner_handle")?,

@@ -1,4 +1,6 @@
-//! The JSON API under `/api/v1`, composed per area.
+//! The JSON API under `/api/v1`, composed per area. Handlers extract, call
+//! the service layer (`tuaton_idm`), and shape the answer; none opens a
+//! transaction or writes an audit record (a workspace test checks this).
 
 mod accounts;
 mod enrolment;
@@ -25,9 +27,4 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             crate::ratelimit::per_address,
         ));
     Router::new().merge(ceremonies).merge(accounts::routes())
-}
-
-/// The audit actor string for an account.
-pub(crate) fn account_actor(account_id: &str) -> String {
-    format!("account:{account_id}")
 }

@@ -206,7 +206,7 @@ async fn officers_proof_in_person_and_others_are_refused(db: TestDb) {
     tuaton_store::companies::grant_role(
         &mut tx,
         &officer_id,
-        "officer",
+        tuaton_store::companies::Role::Officer,
         "operator:test",
         time::OffsetDateTime::now_utc(),
     )

@@ -48,7 +48,7 @@ async fn officer(db: &TestDb) -> Client {
     tuaton_store::companies::grant_role(
         &mut tx,
         &id,
-        "officer",
+        tuaton_store::companies::Role::Officer,
         "operator:test",
         time::OffsetDateTime::now_utc(),
     )

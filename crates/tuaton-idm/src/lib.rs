@@ -1,0 +1,173 @@
+//! Tuaton's service layer: the identity flows.
+//!
+//! Scope: every flow that changes who someone is to Tuaton — enrolment and
+//! officer proofing, recovery, passkey registration and login, sessions,
+//! consents, data export and erasure, company links, account administration
+//! and key rotation. Each flow takes typed inputs and the current time,
+//! owns its transaction and its audit records, and returns a typed outcome
+//! or an [`IdmError`] whose [`code`](IdmError::code) a front door answers with.
+//! The JSON API, the OpenID Provider, signing, the web pages and the `tuaton`
+//! command are front doors: they parse, call [`Idm`], and render.
+//!
+//! Multi-step flows are values handed from step to step: a login's
+//! [`LoginChallenge`] is stored as a ceremony and consumed by
+//! [`Idm::finish_login`], which reads the ceremony, checks the credential
+//! and verifies the assertion before it spends the ceremony in the
+//! transaction that writes the outcome.
+//!
+//! Non-goals: HTTP (no axum, no cookies, no status codes), SQL (that is
+//! tuaton-store), protocol details of WebAuthn or the registries (those are
+//! tuaton-passkeys and tuaton-proofing).
+
+mod account;
+mod admin;
+mod audit;
+mod companies;
+pub mod custody;
+mod enrolment;
+mod error;
+mod login;
+mod recovery;
+mod registration;
+mod sessions;
+
+use std::sync::Arc;
+
+use time::Duration;
+use tuaton_core::AccountId;
+use tuaton_keys::KeyBackend;
+use tuaton_passkeys::Passkeys;
+use tuaton_proofing::{CardStatusRegistry, JuristicRegistry};
+use tuaton_store::Store;
+
+pub use account::{ConsentRequest, Profile};
+pub use admin::{AccountAdmin, AccountSummary};
+pub use audit::Actor;
+pub use companies::{AuthorityCheck, CompanyLinked, LinkedCompany};
+pub use enrolment::{ContactEmail, Enrolled, OfficerAttestationInput, parse_evidence};
+pub use error::{FreshFor, IdmError, Registry};
+pub use login::{LoggedIn, LoginChallenge};
+pub use recovery::{Recovery, RecoveryGrant};
+pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
+pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
+pub use tuaton_store::ceremonies::CeremonyKind;
+
+/// Counts attempts per account; the front door decides the quota.
+pub trait AccountLimiter: Send + Sync {
+    /// Counts one attempt for `account`; `false` once its quota is spent.
+    fn allow(&self, account: &AccountId) -> bool;
+}
+
+/// No per-account limit (tools and tests that drive flows directly).
+pub struct Unlimited;
+
+impl AccountLimiter for Unlimited {
+    fn allow(&self, _: &AccountId) -> bool {
+        true
+    }
+}
+
+/// The times the flows apply.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// A session ends this long after login, however busy.
+    pub session_lifetime: Duration,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A company link older than this is checked with the registry again.
+    pub authority_recheck: Duration,
+    /// Removing a passkey or erasing the account needs a login this recent.
+    pub fresh_login: Duration,
+}
+
+impl Default for Policy {
+    /// Twelve hours, fifteen minutes idle, a day, five minutes: see docs/operators/cli.md.
+    fn default() -> Self {
+        Self {
+            session_lifetime: Duration::hours(12),
+            session_idle: Duration::minutes(15),
+            authority_recheck: Duration::DAY,
+            fresh_login: Duration::minutes(5),
+        }
+    }
+}
+
+/// What the flows are built from.
+pub struct IdmParts {
+    /// The database.
+    pub store: Store,
+    /// The card-status registry; `None` when none is configured (proofing then refuses).
+    pub card_registry: Option<Arc<dyn CardStatusRegistry>>,
+    /// The juristic-person registry; `None` when none is configured.
+    pub juristic_registry: Option<Arc<dyn JuristicRegistry>>,
+    /// WebAuthn ceremonies.
+    pub passkeys: Arc<Passkeys>,
+    /// The key backend every service key lives in.
+    pub keys: Arc<dyn KeyBackend>,
+    /// The per-account attempt limit.
+    pub limiter: Arc<dyn AccountLimiter>,
+    /// Session and freshness times.
+    pub policy: Policy,
+}
+
+/// The service layer; cheap to clone, shared by every front door.
+#[derive(Clone)]
+pub struct Idm(Arc<Inner>);
+
+struct Inner {
+    parts: IdmParts,
+    id_token_keys: custody::PublishedKeys,
+}
+
+impl Idm {
+    /// Builds the service layer from its parts.
+    pub fn new(parts: IdmParts) -> Self {
+        Self(Arc::new(Inner {
+            parts,
+            id_token_keys: custody::PublishedKeys::new(tuaton_store::keys::KeyPurpose::IdToken),
+        }))
+    }
+
+    /// The database (readiness probes and upkeep).
+    pub fn store(&self) -> &Store {
+        &self.0.parts.store
+    }
+
+    /// The key backend (readiness probes and upkeep).
+    pub fn keys(&self) -> &Arc<dyn KeyBackend> {
+        &self.0.parts.keys
+    }
+
+    /// The WebAuthn verifier.
+    pub fn passkeys(&self) -> &Passkeys {
+        &self.0.parts.passkeys
+    }
+
+    /// The times the flows apply.
+    pub fn policy(&self) -> &Policy {
+        &self.0.parts.policy
+    }
+
+    /// The published id-token keys (the JWK Set relying parties fetch).
+    pub async fn id_token_jwks(&self) -> Result<Arc<serde_json::Value>, IdmError> {
+        Ok(self.0.id_token_keys.jwks(self.store(), self.keys()).await?)
+    }
+
+    fn parts(&self) -> &IdmParts {
+        &self.0.parts
+    }
+
+    /// Counts an attempt for `account`.
+    fn count_attempt(&self, account: &AccountId) -> Result<(), IdmError> {
+        if self.0.parts.limiter.allow(account) {
+            Ok(())
+        } else {
+            Err(IdmError::RateLimited)
+        }
+    }
+}
+
+/// An account id read back from the store.
+fn stored_account_id(s: &str) -> Result<AccountId, IdmError> {
+    AccountId::parse(s).map_err(|_| error::corrupt("an account id in the database"))
+}

@@ -1,0 +1,393 @@
+//! Passkey login, by citizen id or username-less.
+//!
+//! A login is two requests. [`Idm::start_login`] stores a challenge as a
+//! ceremony and hands back a [`LoginChallenge`]. [`Idm::finish_login`] takes
+//! the step values in order: the ceremony and the credential with its
+//! account are read in one round trip ([`Presented`]); the credential is
+//! matched to the ceremony and its account checked ([`Recognised`]); the
+//! assertion is verified; and only then is the ceremony spent, in the
+//! transaction that writes the outcome — the session and the audit record,
+//! or the refusal's audit record. Only one transaction can delete the
+//! ceremony, so only one outcome is ever committed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use time::OffsetDateTime;
+use tuaton_core::{Aal, AccountId, CitizenId, ErrorCode};
+use tuaton_passkeys::{LoginOutcome, LoginState, PasskeyError, StoredCredential};
+use tuaton_store::Tx;
+use tuaton_store::accounts::AccountState;
+use tuaton_store::audit::{self as store_audit, AuditEvent, Place};
+use tuaton_store::batch::Batch;
+use tuaton_store::ceremonies::{self, CeremonyKind, TakeError};
+use tuaton_store::passkeys::{self as creds, CredentialOwner, PasskeyRecord, PasskeyState};
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse, Uuid};
+
+use crate::audit::{self, Actor, action};
+use crate::sessions::{self, IssuedSession, SessionSecret};
+use crate::{Idm, IdmError, stored_account_id};
+
+const KIND: CeremonyKind = CeremonyKind::PasskeyLogin;
+
+/// A login begun: give `options` to `navigator.credentials.get`, and the id back at finish.
+#[derive(Debug)]
+pub struct LoginChallenge {
+    /// Opaque, single-use.
+    pub ceremony_id: String,
+    /// The WebAuthn request options.
+    pub options: RequestChallengeResponse,
+}
+
+/// A login made: the account, what it reached, and its new session.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The account.
+    pub account_id: AccountId,
+    /// Authenticator assurance reached.
+    pub aal: Aal,
+    /// Authentication methods (RFC 8176).
+    pub amr: Vec<&'static str>,
+    /// The session to hand to the client.
+    pub session: IssuedSession,
+}
+
+/// Why a login was refused, as its audit record gives it.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Unidentifiable,
+    UnknownCredential,
+    CredentialOfAnotherAccount,
+    CredentialSuspended,
+    AccountNotActive,
+    VerificationFailed,
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::Unidentifiable => "unidentifiable",
+            Refusal::UnknownCredential => ErrorCode::UnknownCredential.as_str(),
+            Refusal::CredentialOfAnotherAccount => "credential_of_another_account",
+            Refusal::CredentialSuspended => ErrorCode::CredentialSuspended.as_str(),
+            Refusal::AccountNotActive => ErrorCode::AccountNotActive.as_str(),
+            Refusal::VerificationFailed => "verification_failed",
+        }
+    }
+}
+
+/// The user handle is 128 random bits in hex; as a WebAuthn user id it is read as a UUID.
+pub(crate) fn user_uuid(h: &str) -> Uuid {
+    let mut b = [0u8; 16];
+    if let Ok(v) = hex::decode(h) {
+        let n = v.len().min(16);
+        b[..n].copy_from_slice(&v[..n]);
+    }
+    Uuid::from_bytes(b)
+}
+
+/// Step one of a finish: the ceremony (checked, not yet spent) and the
+/// credential the response names, with its account.
+struct Presented<'a> {
+    ceremony_id: &'a str,
+    ceremony_account: Option<String>,
+    login_state: LoginState,
+    handle: Option<Uuid>,
+    credential: Option<(PasskeyRecord, CredentialOwner)>,
+}
+
+/// Step two: a credential of an active account that this ceremony may use.
+struct Recognised<'a> {
+    ceremony_id: &'a str,
+    login_state: LoginState,
+    account_id: AccountId,
+    record: PasskeyRecord,
+}
+
+impl Idm {
+    /// Starts a login. With a citizen id, the account's active passkeys are
+    /// offered; without one, or for an id with no account or no active
+    /// passkey, a username-less challenge that does not reveal who is enrolled.
+    pub async fn start_login(
+        &self,
+        citizen_id: Option<&CitizenId>,
+        now: OffsetDateTime,
+    ) -> Result<LoginChallenge, IdmError> {
+        let pk = self.passkeys();
+        let mut account_id = None;
+        let mut started = None;
+        if let Some(id) = citizen_id {
+            let candidates =
+                creds::login_candidates(self.store().conn().await?.conn(), &id.compact()).await?;
+            if let Some((acc_id, active)) = candidates {
+                let acc_id = stored_account_id(&acc_id)?;
+                self.count_attempt(&acc_id)?;
+                let stored: Vec<StoredCredential> = active
+                    .into_iter()
+                    .map(StoredCredential::from_stored)
+                    .collect();
+                if !stored.is_empty() {
+                    started = Some(pk.start_login(&stored, now)?);
+                    account_id = Some(acc_id);
+                }
+            }
+        }
+        let (options, state) = match started {
+            Some(s) => s,
+            None => pk.start_discoverable_login(now)?,
+        };
+        let begun = ceremonies::put_challenge(
+            self.store(),
+            KIND,
+            account_id.as_ref().map(AccountId::as_str),
+            &state.to_json()?,
+            now,
+        )
+        .await?;
+        Ok(LoginChallenge {
+            ceremony_id: begun.id,
+            options,
+        })
+    }
+
+    /// Finishes a login: verifies the assertion and mints a session, ending
+    /// `previous` (the session the request came with). Every refusal after
+    /// the ceremony is found spends it and is audited without personal data.
+    pub async fn finish_login(
+        &self,
+        ceremony_id: &str,
+        response: &PublicKeyCredential,
+        previous: Option<&SessionSecret>,
+        now: OffsetDateTime,
+    ) -> Result<LoggedIn, IdmError> {
+        let presented = self.present(ceremony_id, response, now).await?;
+        let recognised = match self.recognise(presented)? {
+            Ok(r) => r,
+            Err((target, refusal, err)) => {
+                return Err(self.refuse(ceremony_id, target, refusal, err, now).await?);
+            }
+        };
+        let stored = StoredCredential::from_stored(recognised.record.credential.clone());
+        let verified =
+            self.passkeys()
+                .finish_login(recognised.login_state.clone(), response, &stored, now);
+        match verified {
+            Ok(outcome) => self.commit_login(recognised, outcome, previous, now).await,
+            Err(PasskeyError::CounterRegression) => {
+                Err(self.suspend_cloned(recognised, now).await?)
+            }
+            Err(e) => {
+                let target = recognised.account_id.to_string();
+                Err(self
+                    .refuse(
+                        ceremony_id,
+                        target,
+                        Refusal::VerificationFailed,
+                        e.into(),
+                        now,
+                    )
+                    .await?)
+            }
+        }
+    }
+
+    /// Reads the ceremony and the credential in one round trip; the ceremony
+    /// must be live, but is not spent yet.
+    async fn present<'a>(
+        &self,
+        ceremony_id: &'a str,
+        response: &PublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<Presented<'a>, IdmError> {
+        // A login by citizen id names its credential; a username-less one must also carry the user handle.
+        let identified = self.passkeys().identify(response);
+        let cred_id = URL_SAFE_NO_PAD.encode(response.get_credential_id());
+        let mut reads = Batch::new();
+        let ceremony = reads.add(ceremonies::lookup(ceremony_id));
+        let credential = reads.add(creds::with_owner(&cred_id));
+        let mut read = reads.run(self.store().conn().await?.conn()).await?;
+        let ceremony = read
+            .take(ceremony)?
+            .ok_or(TakeError::Unknown)
+            .and_then(|c| c.live(KIND, now))?;
+        let login_state = LoginState::from_json(&ceremony.state)?;
+        let handle = match (identified, &ceremony.account_id) {
+            (Ok((h, _)), _) => Some(h),
+            (Err(_), Some(_)) => None,
+            (Err(e), None) => {
+                return Err(self
+                    .refuse(
+                        ceremony_id,
+                        "unknown".into(),
+                        Refusal::Unidentifiable,
+                        e.into(),
+                        now,
+                    )
+                    .await?);
+            }
+        };
+        Ok(Presented {
+            ceremony_id,
+            ceremony_account: ceremony.account_id,
+            login_state,
+            handle,
+            credential: read.take(credential)?,
+        })
+    }
+
+    /// Matches the credential to the ceremony and checks it and its account
+    /// may log in; a refusal names the audit target, the reason and the error.
+    #[allow(clippy::type_complexity)]
+    fn recognise<'a>(
+        &self,
+        p: Presented<'a>,
+    ) -> Result<Result<Recognised<'a>, (String, Refusal, IdmError)>, IdmError> {
+        let unknown = || IdmError::Passkey(PasskeyError::UnknownCredential);
+        let Some((record, owner)) = p.credential else {
+            return Ok(Err((
+                "unknown".into(),
+                Refusal::UnknownCredential,
+                unknown(),
+            )));
+        };
+        let account_id = stored_account_id(&record.account_id)?;
+        self.count_attempt(&account_id)?;
+        let target = account_id.to_string();
+        let handle_matches = p.handle.is_none_or(|h| user_uuid(&owner.user_handle) == h);
+        let refusal = if !handle_matches
+            || p.ceremony_account
+                .as_ref()
+                .is_some_and(|a| *a != record.account_id)
+        {
+            Some((Refusal::CredentialOfAnotherAccount, unknown()))
+        } else if record.state != PasskeyState::Active {
+            Some((
+                Refusal::CredentialSuspended,
+                IdmError::Passkey(PasskeyError::CounterRegression),
+            ))
+        } else if owner.state != AccountState::Active {
+            Some((Refusal::AccountNotActive, IdmError::AccountNotActive))
+        } else {
+            None
+        };
+        Ok(match refusal {
+            Some((r, e)) => Err((target, r, e)),
+            None => Ok(Recognised {
+                ceremony_id: p.ceremony_id,
+                login_state: p.login_state,
+                account_id,
+                record,
+            }),
+        })
+    }
+
+    /// Writes a verified login: the counter, the session and the audit
+    /// record, with the ceremony's spend, in two round trips.
+    async fn commit_login(
+        &self,
+        r: Recognised<'_>,
+        outcome: LoginOutcome,
+        previous: Option<&SessionSecret>,
+        now: OffsetDateTime,
+    ) -> Result<LoggedIn, IdmError> {
+        let (tx, place) = self.open_spending(r.ceremony_id).await?;
+        let mut closing = Batch::new();
+        closing.push(creds::record_use(
+            &r.record.cred_id,
+            outcome.updated.as_str(),
+            i64::from(outcome.facts.counter),
+            outcome.facts.backup_state,
+            now,
+        ));
+        let session = sessions::issue(
+            self.policy(),
+            previous,
+            &r.account_id,
+            outcome.aal,
+            &outcome.amr,
+            now,
+            &mut closing,
+        )?;
+        let ev = audit::success(
+            &Actor::Account(r.account_id.clone()),
+            action::LOGIN,
+            r.account_id.to_string(),
+        )
+        .with_details(json!({
+            "cred_id": r.record.cred_id, "aal": outcome.aal.number(), "amr": outcome.amr,
+        }));
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(LoggedIn {
+            account_id: r.account_id,
+            aal: outcome.aal,
+            amr: outcome.amr,
+            session,
+        })
+    }
+
+    /// A cloned authenticator: suspends the credential with its audit
+    /// record, in the transaction that spends the ceremony.
+    async fn suspend_cloned(
+        &self,
+        r: Recognised<'_>,
+        now: OffsetDateTime,
+    ) -> Result<IdmError, IdmError> {
+        let (tx, place) = self.open_spending(r.ceremony_id).await?;
+        let mut closing = Batch::new();
+        closing.push(creds::suspend(&r.record.cred_id));
+        let ev = AuditEvent::failure(
+            Actor::Account(r.account_id.clone()).to_string(),
+            action::PASSKEY_SUSPEND_CLONED,
+            r.account_id.to_string(),
+        )
+        .with_details(json!({ "cred_id": r.record.cred_id, "reason": "counter_regression" }));
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(IdmError::Passkey(PasskeyError::CounterRegression))
+    }
+
+    /// Spends the ceremony and audits the refusal in one transaction (the
+    /// target is an account id or `unknown`, never personal data); returns
+    /// the refusal to answer with.
+    async fn refuse(
+        &self,
+        ceremony_id: &str,
+        target: String,
+        refusal: Refusal,
+        err: IdmError,
+        now: OffsetDateTime,
+    ) -> Result<IdmError, IdmError> {
+        let ev = audit::refusal(&Actor::Anonymous, action::LOGIN, target, refusal.reason());
+        // Already spent or not, the refusal is recorded.
+        let (tx, _, place) = self.open_transaction(ceremony_id).await?;
+        let mut closing = Batch::new();
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(err)
+    }
+
+    /// Opens the transaction that writes an outcome, spending the ceremony;
+    /// a ceremony already spent (a concurrent finish of the same ceremony,
+    /// or a replay) is refused and the transaction dropped, so nothing of
+    /// this attempt is kept.
+    async fn open_spending(&self, ceremony_id: &str) -> Result<(Tx, Place), IdmError> {
+        let (tx, spent, place) = self.open_transaction(ceremony_id).await?;
+        if spent {
+            Ok((tx, place))
+        } else {
+            Err(TakeError::Unknown.into())
+        }
+    }
+
+    /// One round trip: begins the transaction, spends the ceremony (`true`
+    /// if this call removed it) and takes the audit chain's next place.
+    async fn open_transaction(&self, ceremony_id: &str) -> Result<(Tx, bool, Place), IdmError> {
+        let mut opening = Batch::new();
+        let spent = opening.add(ceremonies::spend(ceremony_id, KIND));
+        let place = opening.add(store_audit::next_place());
+        let (tx, mut opened) = self.store().begin_with(opening).await?;
+        let spent = opened.take(spent)?;
+        Ok((tx, spent, opened.take(place)?))
+    }
+}
