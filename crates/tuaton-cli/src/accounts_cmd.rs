@@ -92,7 +92,7 @@ async fn execute(admin: &AccountAdmin, cmd: AccountsCommand) -> Result<(), IdmEr
                         .map(|r| format!(" ({r})"))
                         .unwrap_or_default()
                 );
-                println!("IAL       {}", a.ial);
+                println!("IAL       {}", a.ial.number());
                 let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
                 println!(
                     "roles     {}",

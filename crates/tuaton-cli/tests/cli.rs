@@ -234,7 +234,7 @@ async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
         en_family: None,
         birth_date: "1964-02-22".into(),
         contact_email: None,
-        ial: "2.1".into(),
+        ial: tuaton_core::Ial::Ial2_1,
     };
     let acc = tuaton_store::accounts::insert(&mut tx, &new, "handle", OffsetDateTime::now_utc())
         .await

@@ -50,6 +50,17 @@ macro_rules! level_enum {
                 Self::ALL.iter().copied().find(|l| l.acr() == uri)
             }
 
+            /// Serialises as the NDID number in text (`"2.1"`), the form stored
+            /// rows and the account documents carry; use with `serialize_with`.
+            pub fn serialize_as_text<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.number())
+            }
+
+            /// Reads a stored level; anything else is an error, never a default.
+            pub fn from_stored(s: &str) -> Result<Self, LevelError> {
+                Self::ALL.iter().copied().find(|l| l.number() == s).ok_or_else(|| Self::error(s))
+            }
+
             fn error(input: &str) -> LevelError {
                 LevelError { input: input.chars().take(40).collect(), kind: $kind, accepted: $accepted }
             }

@@ -11,7 +11,6 @@ use tuaton_store::passkeys::{self as creds, PasskeyState};
 use tuaton_store::{audit as store_audit, sessions};
 
 use crate::audit::{self, Actor, action};
-use crate::error::corrupt;
 use crate::{Idm, IdmError};
 
 /// Account administration; needs only the database, so the `tuaton`
@@ -37,8 +36,9 @@ pub struct AccountSummary {
     pub state: AccountState,
     /// Why it is suspended, if it is.
     pub state_reason: Option<String>,
-    /// Its identity level (NDID number).
-    pub ial: String,
+    /// Its identity level (shown as the NDID number in text).
+    #[serde(serialize_with = "Ial::serialize_as_text")]
+    pub ial: Ial,
     /// Its roles.
     pub roles: Vec<Role>,
     /// How many passkeys it has.
@@ -153,8 +153,7 @@ impl AccountAdmin {
         if a.state != AccountState::Active {
             return Err(IdmError::wrong_state(a.state, "active"));
         }
-        let ial: Ial = a.ial.parse().map_err(|_| corrupt("an account's level"))?;
-        if ial < Ial::Ial2_1 {
+        if a.ial < Ial::Ial2_1 {
             return Err(IdmError::IalTooLow { needs: Ial::Ial2_1 });
         }
         if companies::roles(self.store().conn().await?.conn(), &a.id)

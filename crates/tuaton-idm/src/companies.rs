@@ -14,7 +14,6 @@ use tuaton_store::accounts::Account;
 use tuaton_store::companies;
 
 use crate::audit::{self, action};
-use crate::error::corrupt;
 use crate::sessions::ActiveSession;
 use crate::{Idm, IdmError, Registry};
 
@@ -182,11 +181,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<CompanyLinked, IdmError> {
         let (account, me) = self.proofed(session).await?;
-        let ial: Ial = account
-            .ial
-            .parse()
-            .map_err(|_| corrupt("an account's level"))?;
-        if ial < Ial::Ial2_1 {
+        if account.ial < Ial::Ial2_1 {
             return Err(IdmError::IalTooLow { needs: Ial::Ial2_1 });
         }
         let company = self.lookup_company(jid).await?;

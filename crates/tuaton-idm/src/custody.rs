@@ -331,7 +331,7 @@ pub async fn rotate_key(
             return Err(NotDue);
         }
     }
-    let plan = RotationPlan::new(purpose, alg.jose_name(), &all, now, prepublish)
+    let plan = RotationPlan::new(purpose, alg, &all, now, prepublish)
         .map_err(|e| Refused(e.to_string()))?;
     let label = plan.label(now);
     let gen_backend = backend.clone();
@@ -594,7 +594,10 @@ impl PublishedKeys {
             .map_err(key_err)?;
         let mut jwk = public.to_jwk(&key.id);
         if let Some(o) = jwk.as_object_mut() {
-            o.insert("alg".into(), Value::String(key.algorithm.clone()));
+            o.insert(
+                "alg".into(),
+                Value::String(key.algorithm.jose_name().into()),
+            );
             o.insert("use".into(), Value::String("sig".into()));
         }
         Ok(jwk)

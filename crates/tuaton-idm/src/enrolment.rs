@@ -13,7 +13,6 @@ use tuaton_store::passkeys::PasskeyState;
 use tuaton_store::{Tx, accounts, companies, proofing};
 
 use crate::audit::{self, Actor, action};
-use crate::error::corrupt;
 use crate::sessions::ActiveSession;
 use crate::{Idm, IdmError, Registry, stored_account_id};
 
@@ -192,9 +191,8 @@ impl Idm {
         let (account_id, ial, new) = match existing {
             Some(_) if officer.is_none() => return Err(IdmError::AlreadyEnrolled),
             Some(acc) => {
-                let current: Ial = acc.ial.parse().map_err(|_| corrupt("an account's level"))?;
-                let ial = current.max(decision.ial);
-                accounts::set_ial(&mut tx, &acc.id, ial.number(), now).await?;
+                let ial = acc.ial.max(decision.ial);
+                accounts::set_ial(&mut tx, &acc.id, ial, now).await?;
                 (stored_account_id(&acc.id)?, ial, false)
             }
             None => {
@@ -209,7 +207,7 @@ impl Idm {
                         .map(|n| n.family().to_owned()),
                     birth_date: evidence.birth_date.to_string(),
                     contact_email: contact.map(|c| c.0),
-                    ial: decision.ial.number().to_owned(),
+                    ial: decision.ial,
                 };
                 let acc = accounts::insert(&mut tx, &new, &tuaton_store::new_id(), now).await?;
                 (stored_account_id(&acc.id)?, decision.ial, true)
@@ -288,7 +286,7 @@ pub(crate) async fn insert_decision(
             connector: decision.connector.as_deref().unwrap_or("none"),
             registry_answer: &answer,
             evidence_digest: &decision.evidence_digest.to_string(),
-            ial: decision.ial.number(),
+            ial: decision.ial,
             officer_id: officer.map(AccountId::as_str),
             decided_at: decision.decided_at,
         },

@@ -17,7 +17,6 @@ use tuaton_store::sessions;
 
 use crate::audit::{self, Actor, action};
 use crate::enrolment::{insert_decision, method_label};
-use crate::error::corrupt;
 use crate::{Idm, IdmError, stored_account_id};
 
 /// The identity was re-proofed: a grant to register a new passkey.
@@ -83,11 +82,8 @@ impl Idm {
         if account.state != AccountState::Active {
             return refuse(account.id.clone(), IdmError::AccountSuspended).await;
         }
-        // Fail closed: a level we cannot read is never treated as a low one.
-        let account_ial: Ial = account
-            .ial
-            .parse()
-            .map_err(|_| corrupt("an account's level"))?;
+        // Fail closed: a level the store cannot read is an error there, never a low one.
+        let account_ial = account.ial;
         if decision.ial < account_ial {
             return refuse(account.id.clone(), IdmError::OfficerRecoveryRequired).await;
         }

@@ -166,7 +166,7 @@ impl Idm {
             name: name.0.clone(),
             aaguid: facts.aaguid.map(|u| u.to_string()),
             credential: stored.into_string(),
-            aal: facts.aal.number().to_owned(),
+            aal: facts.aal,
             attested: facts.attested,
             backup_eligible: facts.backup_eligible,
             backup_state: facts.backup_state,

@@ -132,7 +132,7 @@ pub(crate) fn issue(
         &NewSession {
             id_hash: &secret.digest(),
             account_id: account_id.as_str(),
-            aal: aal.number(),
+            aal,
             amr: &amr_json,
             csrf_token: &csrf_token,
             lifetime: policy.session_lifetime,
@@ -161,7 +161,7 @@ impl Idm {
         };
         Ok(ActiveSession {
             account_id: stored_account_id(&s.account_id)?,
-            aal: s.aal.parse().map_err(|_| corrupt("a session's level"))?,
+            aal: s.aal,
             amr: serde_json::from_str(&s.amr).map_err(|_| corrupt("a session's methods"))?,
             authenticated_at: s.created_at,
             id_digest,

@@ -1,205 +1,11 @@
-//! Key types and signature algorithms.
-
-use std::fmt;
-use std::str::FromStr;
+//! Key types and signature algorithms: the names are tuaton-core's; what
+//! this crate adds is the encoding of a signature, a key type's byte in a
+//! sealed key file, and the check that an algorithm fits a key.
 
 use serde::{Deserialize, Serialize};
+pub use tuaton_core::{KeySpec, SignatureAlgorithm};
 
 use crate::error::KeyError;
-
-/// The type and size of a key pair a backend generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum KeySpec {
-    /// ECDSA on NIST P-256 (secp256r1).
-    #[serde(rename = "ec-p256")]
-    EcP256,
-    /// ECDSA on NIST P-384 (secp384r1).
-    #[serde(rename = "ec-p384")]
-    EcP384,
-    /// Ed25519 (RFC 8032).
-    #[serde(rename = "ed25519")]
-    Ed25519,
-    /// RSA with a 2048-bit modulus.
-    #[serde(rename = "rsa-2048")]
-    Rsa2048,
-    /// RSA with a 3072-bit modulus.
-    #[serde(rename = "rsa-3072")]
-    Rsa3072,
-    /// RSA with a 4096-bit modulus.
-    #[serde(rename = "rsa-4096")]
-    Rsa4096,
-}
-
-impl KeySpec {
-    /// Every key spec, in a stable order.
-    pub const ALL: [KeySpec; 6] = [
-        KeySpec::EcP256,
-        KeySpec::EcP384,
-        KeySpec::Ed25519,
-        KeySpec::Rsa2048,
-        KeySpec::Rsa3072,
-        KeySpec::Rsa4096,
-    ];
-
-    /// The stable name used in configuration, the database and key files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeySpec::EcP256 => "ec-p256",
-            KeySpec::EcP384 => "ec-p384",
-            KeySpec::Ed25519 => "ed25519",
-            KeySpec::Rsa2048 => "rsa-2048",
-            KeySpec::Rsa3072 => "rsa-3072",
-            KeySpec::Rsa4096 => "rsa-4096",
-        }
-    }
-
-    /// RSA modulus size in bits, or `None` for elliptic-curve keys.
-    pub fn rsa_bits(self) -> Option<usize> {
-        match self {
-            KeySpec::Rsa2048 => Some(2048),
-            KeySpec::Rsa3072 => Some(3072),
-            KeySpec::Rsa4096 => Some(4096),
-            _ => None,
-        }
-    }
-
-    /// The algorithm to use when a caller names only the key type.
-    pub fn default_algorithm(self) -> SignatureAlgorithm {
-        match self {
-            KeySpec::EcP256 => SignatureAlgorithm::Es256,
-            KeySpec::EcP384 => SignatureAlgorithm::Es384,
-            KeySpec::Ed25519 => SignatureAlgorithm::EdDsa,
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => SignatureAlgorithm::Rs256,
-        }
-    }
-
-    pub(crate) fn to_byte(self) -> u8 {
-        match self {
-            KeySpec::EcP256 => 1,
-            KeySpec::EcP384 => 2,
-            KeySpec::Ed25519 => 3,
-            KeySpec::Rsa2048 => 4,
-            KeySpec::Rsa3072 => 5,
-            KeySpec::Rsa4096 => 6,
-        }
-    }
-
-    pub(crate) fn from_byte(b: u8) -> Option<Self> {
-        KeySpec::ALL.into_iter().find(|s| s.to_byte() == b)
-    }
-}
-
-impl fmt::Display for KeySpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KeySpec {
-    type Err = KeyError;
-
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        KeySpec::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| KeyError::UnknownKeySpec {
-                input: s.chars().take(32).collect(),
-            })
-    }
-}
-
-/// A signature algorithm, named as in JOSE (RFC 7518, RFC 8037).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SignatureAlgorithm {
-    /// ECDSA P-256 with SHA-256.
-    #[serde(rename = "ES256")]
-    Es256,
-    /// ECDSA P-384 with SHA-384.
-    #[serde(rename = "ES384")]
-    Es384,
-    /// Ed25519 (pure EdDSA).
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    #[serde(rename = "RS256")]
-    Rs256,
-    /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
-    #[serde(rename = "PS256")]
-    Ps256,
-}
-
-impl SignatureAlgorithm {
-    /// Every algorithm, in a stable order.
-    pub const ALL: [SignatureAlgorithm; 5] = [
-        SignatureAlgorithm::Es256,
-        SignatureAlgorithm::Es384,
-        SignatureAlgorithm::EdDsa,
-        SignatureAlgorithm::Rs256,
-        SignatureAlgorithm::Ps256,
-    ];
-
-    /// The JOSE `alg` name.
-    pub fn jose_name(self) -> &'static str {
-        match self {
-            SignatureAlgorithm::Es256 => "ES256",
-            SignatureAlgorithm::Es384 => "ES384",
-            SignatureAlgorithm::EdDsa => "EdDSA",
-            SignatureAlgorithm::Rs256 => "RS256",
-            SignatureAlgorithm::Ps256 => "PS256",
-        }
-    }
-
-    /// Whether a key of type `spec` can make signatures of this algorithm.
-    pub fn accepts(self, spec: KeySpec) -> bool {
-        self.key_specs().contains(&spec)
-    }
-
-    /// The key types this algorithm works with.
-    pub fn key_specs(self) -> &'static [KeySpec] {
-        match self {
-            SignatureAlgorithm::Es256 => &[KeySpec::EcP256],
-            SignatureAlgorithm::Es384 => &[KeySpec::EcP384],
-            SignatureAlgorithm::EdDsa => &[KeySpec::Ed25519],
-            SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256 => {
-                &[KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096]
-            }
-        }
-    }
-
-    /// Whether the algorithm is ECDSA, for which [`SignatureFormat`] matters.
-    pub fn is_ecdsa(self) -> bool {
-        matches!(self, SignatureAlgorithm::Es256 | SignatureAlgorithm::Es384)
-    }
-
-    /// Fails with [`KeyError::AlgorithmMismatch`] unless `spec` fits.
-    pub(crate) fn check_key(self, spec: KeySpec) -> Result<(), KeyError> {
-        if self.accepts(spec) {
-            Ok(())
-        } else {
-            Err(KeyError::AlgorithmMismatch { alg: self, spec })
-        }
-    }
-}
-
-impl fmt::Display for SignatureAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.jose_name())
-    }
-}
-
-impl FromStr for SignatureAlgorithm {
-    type Err = KeyError;
-
-    /// Parses the JOSE name exactly (JOSE names are case-sensitive).
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        SignatureAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.jose_name() == s)
-            .ok_or_else(|| KeyError::UnsupportedAlgorithm {
-                name: s.chars().take(32).collect(),
-            })
-    }
-}
 
 /// How an ECDSA signature is encoded. Ignored for EdDSA and RSA, whose
 /// signatures have one encoding only.
@@ -211,35 +17,41 @@ pub enum SignatureFormat {
     Der,
 }
 
+/// The key type's byte in a sealed software key file.
+pub(crate) fn spec_byte(spec: KeySpec) -> u8 {
+    match spec {
+        KeySpec::EcP256 => 1,
+        KeySpec::EcP384 => 2,
+        KeySpec::Ed25519 => 3,
+        KeySpec::Rsa2048 => 4,
+        KeySpec::Rsa3072 => 5,
+        KeySpec::Rsa4096 => 6,
+    }
+}
+
+/// The key type a sealed file's byte names.
+pub(crate) fn spec_from_byte(b: u8) -> Option<KeySpec> {
+    KeySpec::ALL.into_iter().find(|s| spec_byte(*s) == b)
+}
+
+/// Fails with [`KeyError::AlgorithmMismatch`] unless a key of type `spec` can sign with `alg`.
+pub(crate) fn check_key(alg: SignatureAlgorithm, spec: KeySpec) -> Result<(), KeyError> {
+    if alg.accepts(spec) {
+        Ok(())
+    } else {
+        Err(KeyError::AlgorithmMismatch { alg, spec })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn jose_names_round_trip_and_are_case_sensitive() {
-        for alg in SignatureAlgorithm::ALL {
-            assert_eq!(
-                alg.to_string().parse::<SignatureAlgorithm>().ok(),
-                Some(alg)
-            );
-        }
-        assert!("es256".parse::<SignatureAlgorithm>().is_err());
-        assert!("none".parse::<SignatureAlgorithm>().is_err());
-    }
-
-    #[test]
-    fn each_algorithm_accepts_only_its_key_types() {
-        assert!(SignatureAlgorithm::Es256.accepts(KeySpec::EcP256));
-        assert!(!SignatureAlgorithm::Es256.accepts(KeySpec::EcP384));
-        assert!(SignatureAlgorithm::Ps256.accepts(KeySpec::Rsa4096));
-        assert!(!SignatureAlgorithm::EdDsa.accepts(KeySpec::Rsa2048));
-    }
-
-    #[test]
-    fn key_specs_round_trip() {
+    fn key_spec_bytes_round_trip() {
         for spec in KeySpec::ALL {
-            assert_eq!(spec.as_str().parse::<KeySpec>().ok(), Some(spec));
-            assert_eq!(KeySpec::from_byte(spec.to_byte()), Some(spec));
+            assert_eq!(spec_from_byte(spec_byte(spec)), Some(spec));
         }
+        assert_eq!(spec_from_byte(0), None);
     }
 }

@@ -15,18 +15,9 @@ pub type Result<T, E = KeyError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The algorithm name is not one Tuaton signs with (caller's fault).
-    #[error("unsupported signature algorithm {name:?}")]
-    UnsupportedAlgorithm {
-        /// The name as given (truncated).
-        name: String,
-    },
-    /// The key type name is not known (caller's fault).
-    #[error("unknown key type {input:?}")]
-    UnknownKeySpec {
-        /// The name as given (truncated).
-        input: String,
-    },
+    /// The algorithm or key type name is not one Tuaton knows (caller's fault).
+    #[error(transparent)]
+    UnknownName(#[from] tuaton_core::AlgorithmError),
     /// The algorithm does not fit the key, e.g. ES256 with an RSA key
     /// (caller's fault).
     #[error("algorithm {alg} cannot be used with a {spec} key")]

@@ -67,7 +67,7 @@ impl PublicKey {
         msg: &[u8],
         sig: &[u8],
     ) -> Result<()> {
-        alg.check_key(self.spec)?;
+        crate::algorithm::check_key(alg, self.spec)?;
         let verifier: &'static dyn VerificationAlgorithm = match (alg, format) {
             (SignatureAlgorithm::Es256, SignatureFormat::Raw) => {
                 &signature::ECDSA_P256_SHA256_FIXED

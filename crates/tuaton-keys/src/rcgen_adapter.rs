@@ -25,7 +25,7 @@ impl BackendSigningKey {
     /// Reads the public key of `key` and checks `alg` fits it and rcgen.
     pub fn new(backend: Arc<dyn KeyBackend>, key: KeyRef, alg: SignatureAlgorithm) -> Result<Self> {
         let public = backend.public_key(&key)?;
-        alg.check_key(public.spec())?;
+        crate::algorithm::check_key(alg, public.spec())?;
         let rcgen_alg = match alg {
             SignatureAlgorithm::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             SignatureAlgorithm::Es384 => &rcgen::PKCS_ECDSA_P384_SHA384,

@@ -266,7 +266,7 @@ impl SoftwareBackend {
         })?;
         let mut h = Vec::with_capacity(4 + 1 + CHECK_LEN + 2 + label.len());
         h.extend_from_slice(MAGIC);
-        h.push(spec.to_byte());
+        h.push(crate::algorithm::spec_byte(spec));
         h.extend_from_slice(&self.master.check_value());
         h.extend_from_slice(&label_len.to_be_bytes());
         h.extend_from_slice(label.as_bytes());
@@ -363,7 +363,7 @@ impl SoftwareBackend {
         if sealed.len() < fixed || &sealed[..4] != MAGIC {
             return Err(corrupt());
         }
-        let spec = KeySpec::from_byte(sealed[4]).ok_or_else(corrupt)?;
+        let spec = crate::algorithm::spec_from_byte(sealed[4]).ok_or_else(corrupt)?;
         if sealed[5..5 + CHECK_LEN] != self.master.check_value() {
             return Err(KeyError::WrongMasterKey {
                 key_ref: key.to_string(),
@@ -506,7 +506,7 @@ impl KeyBackend for SoftwareBackend {
         data: &[u8],
     ) -> Result<Vec<u8>> {
         let loaded = self.load(key)?;
-        alg.check_key(loaded.spec)?;
+        crate::algorithm::check_key(alg, loaded.spec)?;
         let failed = |_| KeyError::Crypto { what: "signing" };
         match (&loaded.pair, alg) {
             (ParsedKey::Ecdsa(pair), _) => {

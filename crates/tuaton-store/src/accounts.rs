@@ -4,6 +4,8 @@ use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
+use tuaton_core::Ial;
+
 use crate::{StoreError, Tx, from_ms, new_id, to_ms};
 
 /// Where an account is in its life.
@@ -57,8 +59,8 @@ pub struct NewAccount {
     pub birth_date: String,
     /// Where recovery and security notices go.
     pub contact_email: Option<String>,
-    /// The identity assurance level reached at enrolment (NDID number).
-    pub ial: String,
+    /// The identity assurance level reached at enrolment.
+    pub ial: Ial,
 }
 
 /// An account as stored.
@@ -74,8 +76,9 @@ pub struct Account {
     pub state: AccountState,
     /// Why it was suspended or closed.
     pub state_reason: Option<String>,
-    /// Identity assurance level (NDID number, e.g. `2.1`).
-    pub ial: String,
+    /// Identity assurance level (shown as the NDID number in text, e.g. `"2.1"`).
+    #[serde(serialize_with = "Ial::serialize_as_text")]
+    pub ial: Ial,
     /// Given name in Thai.
     pub thai_given: Option<String>,
     /// Family name in Thai.
@@ -123,7 +126,8 @@ impl TryFrom<Row> for Account {
             user_handle: r.user_handle,
             state: AccountState::parse(&r.state)?,
             state_reason: r.state_reason,
-            ial: r.ial,
+            ial: Ial::from_stored(&r.ial)
+                .map_err(|_| StoreError::Corrupt("unknown identity level".into()))?,
             thai_given: r.thai_given,
             thai_family: r.thai_family,
             en_given: r.en_given,
@@ -156,7 +160,7 @@ pub async fn insert(
     .bind(&id)
     .bind(&new.citizen_id)
     .bind(user_handle)
-    .bind(&new.ial)
+    .bind(new.ial.number())
     .bind(&new.thai_given)
     .bind(&new.thai_family)
     .bind(&new.en_given)
@@ -232,11 +236,11 @@ pub async fn set_state(
 pub async fn set_ial(
     tx: &mut Tx,
     id: &str,
-    ial: &str,
+    ial: Ial,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE accounts SET ial = $1, updated_ms = $2 WHERE id = $3")
-        .bind(ial)
+        .bind(ial.number())
         .bind(to_ms(now))
         .bind(id)
         .execute(tx.conn())

@@ -19,11 +19,13 @@
 //!
 //! Non-goals: key material and the backend (the caller generates the key in
 //! its backend and hands the reference here; it destroys the material after
-//! [`destroy`] commits), and algorithm parsing (stored as the JOSE name the
-//! caller gives).
+//! [`destroy`] commits). Algorithms are tuaton-core's
+//! [`SignatureAlgorithm`], stored by their JOSE names.
 
 use std::fmt;
+
 use std::str::FromStr;
+use tuaton_core::SignatureAlgorithm;
 
 use serde::Serialize;
 use serde_json::json;
@@ -397,8 +399,8 @@ pub struct ManagedKey {
     pub account_id: Option<String>,
     /// Where it is in its life.
     pub state: KeyState,
-    /// JOSE algorithm name it signs with (`ES256`, …).
-    pub algorithm: String,
+    /// The algorithm it signs with (stored and shown as its JOSE name).
+    pub algorithm: SignatureAlgorithm,
     /// Backend name (`soft`, `pkcs11`).
     pub backend: String,
     /// The backend's reference for the key (`soft:…`, `pkcs11:…`).
@@ -471,7 +473,10 @@ impl TryFrom<Row> for ManagedKey {
             purpose: KeyPurpose::parse_stored(&r.purpose)?,
             account_id: r.account_id,
             state: KeyState::parse_stored(&r.state)?,
-            algorithm: r.algorithm,
+            algorithm: r
+                .algorithm
+                .parse()
+                .map_err(|_| StoreError::Corrupt("a managed key's algorithm is unknown".into()))?,
             backend: r.backend,
             key_ref: r.key_ref,
             created_at: from_ms(r.created_ms),
@@ -635,8 +640,8 @@ pub struct NewKey {
     pub purpose: KeyPurpose,
     /// The owning account, for per-account keys only.
     pub account_id: Option<String>,
-    /// JOSE algorithm name.
-    pub algorithm: String,
+    /// The algorithm.
+    pub algorithm: SignatureAlgorithm,
     /// Backend name.
     pub backend: String,
     /// The backend's reference.
@@ -709,7 +714,7 @@ pub async fn insert_pending(
     .bind(&id)
     .bind(new.purpose.as_str())
     .bind(new.account_id.as_deref())
-    .bind(&new.algorithm)
+    .bind(new.algorithm.jose_name())
     .bind(&new.backend)
     .bind(&new.key_ref)
     .bind(to_ms(now))
@@ -741,8 +746,8 @@ pub async fn insert_pending(
 pub struct RotationPlan {
     /// The purpose rotated.
     pub purpose: KeyPurpose,
-    /// JOSE name of the new key's algorithm.
-    pub algorithm: String,
+    /// The new key's algorithm.
+    pub algorithm: SignatureAlgorithm,
     /// When the new key starts signing.
     #[serde(with = "time::serde::rfc3339")]
     pub activate_after: OffsetDateTime,
@@ -757,7 +762,7 @@ impl RotationPlan {
     /// another rotation of the purpose is pending, and for per-account keys.
     pub fn new(
         purpose: KeyPurpose,
-        algorithm: &str,
+        algorithm: SignatureAlgorithm,
         keys: &[ManagedKey],
         now: OffsetDateTime,
         prepublish: Duration,
@@ -786,7 +791,7 @@ impl RotationPlan {
         };
         Ok(RotationPlan {
             purpose,
-            algorithm: algorithm.to_owned(),
+            algorithm,
             activate_after,
             replaces,
         })
@@ -808,7 +813,7 @@ impl RotationPlan {
         NewKey {
             purpose: self.purpose,
             account_id: None,
-            algorithm: self.algorithm.clone(),
+            algorithm: self.algorithm,
             backend: backend.to_owned(),
             key_ref: key_ref.to_owned(),
             activate_after: self.activate_after,

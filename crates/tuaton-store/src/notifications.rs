@@ -462,7 +462,7 @@ mod tests {
                 en_family: None,
                 birth_date: "1964-02-22".into(),
                 contact_email: Some("somchai@example.test".into()),
-                ial: "2.1".into(),
+                ial: tuaton_core::Ial::Ial2_1,
             },
             &new_id(),
             t0(),

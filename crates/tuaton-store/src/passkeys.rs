@@ -4,6 +4,8 @@ use serde::Serialize;
 use sqlx::{Any, Executor, Row as _};
 use time::OffsetDateTime;
 
+use tuaton_core::Aal;
+
 use crate::accounts::AccountState;
 use crate::batch::{Query, Statement};
 use crate::{StoreError, Tx, from_ms, to_ms};
@@ -53,8 +55,9 @@ pub struct PasskeyRecord {
     /// Serialized credential, opaque here.
     #[serde(skip)]
     pub credential: String,
-    /// Authenticator assurance it gives (NDID number).
-    pub aal: String,
+    /// Authenticator assurance it gives (shown as the NDID number in text).
+    #[serde(serialize_with = "Aal::serialize_as_text")]
+    pub aal: Aal,
     /// Whether its attestation was verified against the allow-list.
     pub attested: bool,
     /// May be synced to other devices.
@@ -96,7 +99,8 @@ fn from_row(r: Row) -> Result<PasskeyRecord, StoreError> {
         name: r.2,
         aaguid: r.3,
         credential: r.4,
-        aal: r.5,
+        aal: Aal::from_stored(&r.5)
+            .map_err(|_| StoreError::Corrupt("unknown authenticator level".into()))?,
         attested: r.6 != 0,
         backup_eligible: r.7 != 0,
         backup_state: r.8 != 0,
@@ -121,7 +125,7 @@ pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
     .bind(&p.name)
     .bind(&p.aaguid)
     .bind(&p.credential)
-    .bind(&p.aal)
+    .bind(p.aal.number())
     .bind(i64::from(p.attested))
     .bind(i64::from(p.backup_eligible))
     .bind(i64::from(p.backup_state))

@@ -4,10 +4,12 @@ use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
+use tuaton_core::Ial;
+
 use crate::{StoreError, Tx, from_ms, new_id, to_ms};
 
 /// One decision: how the person was proofed, what the registry said, the level reached.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DecisionRecord {
     /// Opaque id.
     pub id: String,
@@ -21,8 +23,9 @@ pub struct DecisionRecord {
     pub registry_answer: String,
     /// SHA-256 of the evidence presented, hex.
     pub evidence_digest: String,
-    /// The level reached (NDID number).
-    pub ial: String,
+    /// The level reached (shown as the NDID number in text).
+    #[serde(serialize_with = "Ial::serialize_as_text")]
+    pub ial: Ial,
     /// The officer's account id for in-person proofing.
     pub officer_id: Option<String>,
     /// When it was decided (Unix ms).
@@ -51,7 +54,7 @@ pub struct NewDecision<'a> {
     /// See [`DecisionRecord::evidence_digest`].
     pub evidence_digest: &'a str,
     /// See [`DecisionRecord::ial`].
-    pub ial: &'a str,
+    pub ial: Ial,
     /// See [`DecisionRecord::officer_id`].
     pub officer_id: Option<&'a str>,
     /// When.
@@ -71,7 +74,7 @@ pub async fn insert(tx: &mut Tx, d: &NewDecision<'_>) -> Result<String, StoreErr
     .bind(d.connector)
     .bind(d.registry_answer.to_string())
     .bind(d.evidence_digest)
-    .bind(d.ial)
+    .bind(d.ial.number())
     .bind(d.officer_id)
     .bind(to_ms(d.decided_at))
     .execute(tx.conn())
@@ -84,11 +87,38 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
     account_id: &str,
 ) -> Result<Vec<DecisionRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, account_id, method, connector, registry_answer, evidence_digest, ial, officer_id, decided_ms \
          FROM proofing_decisions WHERE account_id = $1 ORDER BY decided_ms, id",
     )
     .bind(account_id)
     .fetch_all(db)
-    .await?)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DecisionRecord {
+                ial: Ial::from_stored(&r.6)
+                    .map_err(|_| StoreError::Corrupt("unknown identity level".into()))?,
+                id: r.0,
+                account_id: r.1,
+                method: r.2,
+                connector: r.3,
+                registry_answer: r.4,
+                evidence_digest: r.5,
+                officer_id: r.7,
+                decided_ms: r.8,
+            })
+        })
+        .collect()
 }

@@ -13,8 +13,8 @@ use crate::{Store, StoreError, Tx, from_ms, to_ms};
 pub struct Session {
     /// The account logged in.
     pub account_id: String,
-    /// Authenticator assurance reached (NDID number).
-    pub aal: String,
+    /// Authenticator assurance reached.
+    pub aal: tuaton_core::Aal,
     /// Authentication methods (RFC 8176 values), JSON array text.
     pub amr: String,
     /// The anti-CSRF token bound to this session.
@@ -35,7 +35,7 @@ pub struct NewSession<'a> {
     /// The account.
     pub account_id: &'a str,
     /// See [`Session::aal`].
-    pub aal: &'a str,
+    pub aal: tuaton_core::Aal,
     /// See [`Session::amr`].
     pub amr: &'a str,
     /// See [`Session::csrf_token`].
@@ -52,7 +52,7 @@ pub fn insert(s: &NewSession<'_>, now: OffsetDateTime) -> Statement {
     )
     .bind(s.id_hash)
     .bind(s.account_id)
-    .bind(s.aal)
+    .bind(s.aal.number())
     .bind(s.amr)
     .bind(s.csrf_token)
     .bind(to_ms(now))
@@ -93,7 +93,8 @@ pub async fn touch(
     }
     Ok(Some(Session {
         account_id,
-        aal,
+        aal: tuaton_core::Aal::from_stored(&aal)
+            .map_err(|_| StoreError::Corrupt("unknown authenticator level".into()))?,
         amr,
         csrf_token,
         created_at: from_ms(created_ms),

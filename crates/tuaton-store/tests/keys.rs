@@ -27,7 +27,14 @@ async fn rotate(
     let all = keys::list(store.conn().await.unwrap().conn())
         .await
         .unwrap();
-    let plan = RotationPlan::new(purpose, "ES256", &all, now, prepublish).unwrap();
+    let plan = RotationPlan::new(
+        purpose,
+        tuaton_core::SignatureAlgorithm::Es256,
+        &all,
+        now,
+        prepublish,
+    )
+    .unwrap();
     let mut tx = store.begin().await.unwrap();
     let key = keys::insert_pending(
         &mut tx,
@@ -71,7 +78,7 @@ engine_tests! {
     async fn a_plan_made_against_a_since_replaced_active_key_is_refused(store: &Store) {
         let now = t0();
         // Two processes plan the first id-token key at once; one records and activates it.
-        let seen_by_both = RotationPlan::new(KeyPurpose::IdToken, "ES256", &[], now, Duration::days(1)).unwrap();
+        let seen_by_both = RotationPlan::new(KeyPurpose::IdToken, tuaton_core::SignatureAlgorithm::Es256, &[], now, Duration::days(1)).unwrap();
         let first = rotate(store, KeyPurpose::IdToken, now, Duration::days(1)).await;
         assert_eq!(first.state, KeyState::Active);
         // The other's plan said "nothing active: sign at once"; recording it would
@@ -124,7 +131,7 @@ engine_tests! {
 
         // A second rotation while one is pending is refused, before anything is generated.
         let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
-        let again = RotationPlan::new(KeyPurpose::IdToken, "ES256", &all, now, Duration::days(1));
+        let again = RotationPlan::new(KeyPurpose::IdToken, tuaton_core::SignatureAlgorithm::Es256, &all, now, Duration::days(1));
         assert!(matches!(again, Err(KeysError::AlreadyPending { ref id, .. }) if *id == next.id), "{again:?}");
 
         let later = now + Duration::days(1);
@@ -158,7 +165,7 @@ engine_tests! {
         assert!(matches!(forced, Err(StoreError::Conflict { .. })), "{forced:?}");
         // And a second pending one.
         let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
-        let plan = RotationPlan::new(KeyPurpose::Signer, "ES256", &all, now, Duration::days(1)).unwrap();
+        let plan = RotationPlan::new(KeyPurpose::Signer, tuaton_core::SignatureAlgorithm::Es256, &all, now, Duration::days(1)).unwrap();
         for _ in 0..2 {
             let mut tx = store.begin().await.unwrap();
             let r = keys::insert_pending(&mut tx, &plan.new_key("soft", &format!("soft:{}", new_id())), now, OPERATOR).await;
@@ -300,7 +307,7 @@ engine_tests! {
 
     async fn per_account_keys_need_an_account_and_are_not_rotated_by_purpose(store: &Store) {
         let now = t0();
-        let plan = RotationPlan::new(KeyPurpose::UserSigning, "ES256", &[], now, Duration::ZERO);
+        let plan = RotationPlan::new(KeyPurpose::UserSigning, tuaton_core::SignatureAlgorithm::Es256, &[], now, Duration::ZERO);
         assert!(matches!(plan, Err(KeysError::AccountMismatch { .. })), "{plan:?}");
         let mut accounts = Vec::new();
         for _ in 0..2 {
@@ -316,7 +323,7 @@ engine_tests! {
         let new = |account_id: Option<String>| NewKey {
             purpose: KeyPurpose::UserSigning,
             account_id,
-            algorithm: "ES256".into(),
+            algorithm: tuaton_core::SignatureAlgorithm::Es256,
             backend: "soft".into(),
             key_ref: format!("soft:{}", new_id()),
             activate_after: now,

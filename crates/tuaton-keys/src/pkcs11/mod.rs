@@ -432,7 +432,7 @@ impl Pkcs11Backend {
         data: &[u8],
     ) -> std::result::Result<Vec<u8>, OpError> {
         let handle = self.private_key(session, key, id)?;
-        alg.check_key(handle.spec)?;
+        crate::algorithm::check_key(alg, handle.spec)?;
         let pss = PkcsPssParams {
             hash_alg: MechanismType::SHA256,
             mgf: PkcsMgfType::MGF1_SHA256,

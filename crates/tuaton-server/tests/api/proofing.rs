@@ -136,7 +136,7 @@ async fn each_registry_answer_is_handled_and_refusals_write_no_account(db: TestD
         (
             decisions[0].method.as_str(),
             decisions[0].connector.as_str(),
-            decisions[0].ial.as_str()
+            decisions[0].ial.number()
         ),
         ("remote_registry", "dev-registry", "2.1")
     );
