@@ -50,7 +50,11 @@ pub use login::{LoggedIn, LoginChallenge};
 pub use recovery::{Recovery, RecoveryGrant};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
+pub use tuaton_proofing::CitizenEvidenceInput;
 pub use tuaton_store::ceremonies::CeremonyKind;
+pub use tuaton_store::consents::ConsentRecord;
+pub use tuaton_store::passkeys::PasskeyRecord;
+pub use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 /// Counts attempts per account; the front door decides the quota.
 pub trait AccountLimiter: Send + Sync {

@@ -8,8 +8,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tuaton_core::{CitizenId, ErrorCode, JuristicId};
-use tuaton_idm::{AuthorityCheck, CompanyLinked, ConsentRequest, IdmError, LinkedCompany};
-use tuaton_store::consents::ConsentRecord;
+use tuaton_idm::{
+    AuthorityCheck, CompanyLinked, ConsentRecord, ConsentRequest, IdmError, LinkedCompany,
+};
 use utoipa::ToSchema;
 
 use crate::error::ApiJson;

@@ -6,8 +6,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tuaton_idm::{OfficerAttestationInput, parse_evidence};
-use tuaton_proofing::CitizenEvidenceInput;
+use tuaton_idm::{CitizenEvidenceInput, OfficerAttestationInput, parse_evidence};
 use utoipa::ToSchema;
 
 use crate::error::ApiJson;

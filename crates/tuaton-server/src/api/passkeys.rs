@@ -8,10 +8,11 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tuaton_idm::{IdmError, PasskeyName, Registrant};
-use tuaton_store::passkeys::PasskeyRecord;
+use tuaton_idm::{
+    IdmError, PasskeyName, PasskeyRecord, PublicKeyCredential, RegisterPublicKeyCredential,
+    Registrant,
+};
 use utoipa::ToSchema;
-use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use crate::error::ApiJson;
 use crate::session::{self, SessionAuth};
