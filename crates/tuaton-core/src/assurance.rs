@@ -85,6 +85,14 @@ macro_rules! level_enum {
             }
         }
 
+        /// The stored form: the NDID number in text, exactly.
+        impl TryFrom<String> for $name {
+            type Error = LevelError;
+            fn try_from(s: String) -> Result<Self, LevelError> {
+                Self::from_stored(&s)
+            }
+        }
+
         /// JSON form: the NDID number, e.g. `2.1` (as NDID sends it).
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -132,6 +132,13 @@ fn policy(settings: &Settings) -> tuaton_idm::Policy {
 }
 
 /// The whole application: every area's routes with the shared layers.
+///
+/// Each area is a module with its own `routes()` (and its own route layers,
+/// as the JSON API's ceremonies carry the per-address rate limit): health,
+/// the OpenAPI document, the well-known documents, the JSON API under
+/// `/api/v1`. The OpenID Provider (`oidc`), remote signing (`csc`), the PKI
+/// endpoints (`pki`) and the pages (`web`) join the same way, each calling
+/// the service layer; the layers below apply to all of them.
 pub fn build_router(state: AppState) -> Router {
     let settings = state.settings().clone();
     let mut router = Router::new()
@@ -146,11 +153,13 @@ pub fn build_router(state: AppState) -> Router {
             )
         })
         .route_layer(axum::middleware::from_fn(record_metrics))
+        .layer(axum::middleware::from_fn(crate::session::csrf_from_form))
         .with_state(state);
     for (name, value) in security_headers(settings.is_https()) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
-    router.layer(
+    router
+        .layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
@@ -168,7 +177,10 @@ pub fn build_router(state: AppState) -> Router {
             }))
             .timeout(settings.request_timeout)
             .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
-    )
+        )
+        // Outermost, so every refusal — a timeout or an oversized body too —
+        // reaches a browser as a page.
+        .layer(axum::middleware::from_fn(crate::error::page::negotiate))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting

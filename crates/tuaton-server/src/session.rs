@@ -6,11 +6,16 @@
 //! URL `Secure` with the `__Host-` prefix (which browsers only accept on
 //! secure origins, so plain http development uses the unprefixed name).
 //! Every state-changing request made with a session must carry the
-//! session's CSRF token in `X-CSRF-Token`. A mismatch is counted and logged,
-//! not audited, so a session holder cannot grow the audit log with it.
+//! session's CSRF token: in `X-CSRF-Token`, or — an HTML form cannot set a
+//! header — in the form's `csrf_token` field ([`csrf_from_form`]). A
+//! mismatch is counted and logged, not audited, so a session holder cannot
+//! grow the audit log with it.
 
-use axum::extract::FromRequestParts;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use time::Duration;
 use tuaton_idm::{ActiveSession, IdmError, IssuedSession, SessionSecret};
@@ -19,6 +24,49 @@ use crate::{ApiError, AppState};
 
 /// The header carrying the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The form field an HTML form carries the CSRF token in.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// Layer: a form post (`application/x-www-form-urlencoded`) without the
+/// CSRF header has its `csrf_token` field moved into the header, so the
+/// one check in [`SessionAuth`] serves forms and programs alike. The body
+/// is read within the body limit and handed on unchanged.
+pub async fn csrf_from_form(req: Request, next: Next) -> Response {
+    let is_form = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !is_form || req.headers().contains_key(CSRF_HEADER) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                tuaton_core::ErrorCode::BodyTooLarge,
+                "The request body is too large or could not be read.",
+            )
+            .into_response();
+        }
+    };
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .and_then(|(_, v)| http::HeaderValue::from_str(&v).ok());
+    if let Some(t) = token {
+        parts.headers.insert(CSRF_HEADER, t);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
 
 /// The session cookie's name for these settings.
 pub fn cookie_name(state: &AppState) -> &'static str {

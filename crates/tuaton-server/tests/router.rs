@@ -189,3 +189,44 @@ async fn malformed_json_and_wrong_content_type_get_problem_documents() {
     let resp = app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn a_browser_gets_a_refusal_as_a_page_and_a_program_as_problem_json() {
+    let (app, _db) = app_with(&[]).await;
+    let ask = |accept: &'static str| {
+        let app = app.clone();
+        async move {
+            app.oneshot(
+                Request::get("/no/such/thing")
+                    .header("accept", accept)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let page = ask("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8").await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let html = body_text(page).await;
+    assert!(html.contains("<title>Not Found · Tuaton</title>"), "{html}");
+    assert!(html.contains("There is no endpoint at this address."));
+    assert!(html.contains("<code>no_such_endpoint</code>"));
+
+    for accept in ["*/*", "application/json"] {
+        let problem = ask(accept).await;
+        assert_eq!(
+            problem.headers()["content-type"],
+            "application/problem+json"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body_text(problem).await).unwrap();
+        assert_eq!(v["code"], "no_such_endpoint");
+    }
+}

@@ -66,6 +66,10 @@ impl From<sqlx::Error> for StoreError {
                 }
             }
             sqlx::Error::RowNotFound => StoreError::NotFound { what: "row" },
+            // A stored value that does not read back as its type.
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

@@ -9,7 +9,7 @@ use tuaton_core::Ial;
 use crate::{StoreError, Tx, from_ms, new_id, to_ms};
 
 /// One decision: how the person was proofed, what the registry said, the level reached.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DecisionRecord {
     /// Opaque id.
     pub id: String,
@@ -25,6 +25,7 @@ pub struct DecisionRecord {
     pub evidence_digest: String,
     /// The level reached (shown as the NDID number in text).
     #[serde(serialize_with = "Ial::serialize_as_text")]
+    #[sqlx(try_from = "String")]
     pub ial: Ial,
     /// The officer's account id for in-person proofing.
     pub officer_id: Option<String>,
@@ -87,38 +88,11 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
     account_id: &str,
 ) -> Result<Vec<DecisionRecord>, StoreError> {
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        i64,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT id, account_id, method, connector, registry_answer, evidence_digest, ial, officer_id, decided_ms \
          FROM proofing_decisions WHERE account_id = $1 ORDER BY decided_ms, id",
     )
     .bind(account_id)
     .fetch_all(db)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(DecisionRecord {
-                ial: Ial::from_stored(&r.6)
-                    .map_err(|_| StoreError::Corrupt("unknown identity level".into()))?,
-                id: r.0,
-                account_id: r.1,
-                method: r.2,
-                connector: r.3,
-                registry_answer: r.4,
-                evidence_digest: r.5,
-                officer_id: r.7,
-                decided_ms: r.8,
-            })
-        })
-        .collect()
+    .await?)
 }

@@ -79,19 +79,20 @@ pub(crate) struct CeremonyResponse {
 }
 
 impl CeremonyResponse {
-    /// Splits the library's options into the `publicKey` member and the mediation hint.
-    fn new(ceremony_id: String, options: &impl Serialize) -> Result<Self, ApiError> {
+    /// The answer to a ceremony's start: its id, and the library's options
+    /// split into the `publicKey` member and the mediation hint.
+    fn answer(ceremony_id: String, options: &impl Serialize) -> Result<Json<Self>, ApiError> {
         let v = serde_json::to_value(options).map_err(ApiError::internal)?;
         let mediation = v
             .get("mediation")
             .and_then(|m| m.as_str())
             .map(str::to_owned);
         let public_key = v.get("publicKey").cloned().unwrap_or(v);
-        Ok(Self {
+        Ok(Json(Self {
             ceremony_id,
             public_key,
             mediation,
-        })
+        }))
     }
 }
 
@@ -114,12 +115,9 @@ async fn registration_start(
     };
     let begun = state
         .idm()
-        .start_registration(who, req.want_aal3, state.now())
-        .await?;
-    Ok(Json(CeremonyResponse::new(
-        begun.ceremony_id,
-        &begun.options,
-    )?))
+        .start_registration(who, req.want_aal3, state.now());
+    let begun = begun.await?;
+    CeremonyResponse::answer(begun.ceremony_id, &begun.options)
 }
 
 /// Finish adding a passkey.
@@ -192,14 +190,9 @@ async fn login_start(
         .map(tuaton_core::CitizenId::parse)
         .transpose()
         .map_err(|e| IdmError::invalid(tuaton_core::ErrorCode::InvalidCitizenId, e.to_string()))?;
-    let begun = state
-        .idm()
-        .start_login(citizen_id.as_ref(), state.now())
-        .await?;
-    Ok(Json(CeremonyResponse::new(
-        begun.ceremony_id,
-        &begun.options,
-    )?))
+    let begun = state.idm().start_login(citizen_id.as_ref(), state.now());
+    let begun = begun.await?;
+    CeremonyResponse::answer(begun.ceremony_id, &begun.options)
 }
 
 /// Finish a login.

@@ -4,6 +4,7 @@
 
 mod common;
 mod custody;
+mod forms;
 mod journey;
 mod limits;
 mod notify;

@@ -1,0 +1,122 @@
+//! Refusals for browsers: a request whose `Accept` prefers `text/html` to
+//! JSON gets the problem document as a small HTML page, with the same status,
+//! code and sentence. Programs (and `fetch`, which sends `*/*`) keep problem
+//! JSON. The page has no script and no inline style, so the strict CSP holds.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderValue, header};
+
+/// The most a problem document is read to render it; ours are a few hundred bytes.
+const MAX_PROBLEM: usize = 16 * 1024;
+
+/// Whether `accept` ranks `text/html` above every JSON type (RFC 9110 §12.5.1 weights).
+pub(crate) fn prefers_html(accept: &str) -> bool {
+    let (mut html, mut json, mut any) = (0.0f32, 0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "text/html" | "application/xhtml+xml" | "text/*" => html = html.max(q),
+            "application/json" | "application/problem+json" | "application/*" => json = json.max(q),
+            "*/*" => any = any.max(q),
+            _ => {}
+        }
+    }
+    html > json.max(any)
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page for a problem document's title, sentence and code.
+fn render(title: &str, detail: &str, code: &str) -> String {
+    let (title, detail, code) = (escape(title), escape(detail), escape(code));
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title} · Tuaton</title>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n\
+         <p>{detail}</p>\n<p>Code: <code>{code}</code></p>\n</main>\n</body>\n</html>\n"
+    )
+}
+
+/// Layer: renders problem documents as pages for requests that prefer HTML.
+pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
+    let html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(prefers_html);
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("accept"));
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if !html || !is_problem {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_PROBLEM).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let field = |k: &str| problem.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let page = render(field("title"), field("detail"), field("code"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_get_pages_and_programs_get_json() {
+        let chromium =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        assert!(prefers_html(chromium));
+        assert!(prefers_html("text/html"));
+        for program in [
+            "*/*",
+            "application/json",
+            "application/problem+json, text/html;q=0.5",
+            "text/html;q=0.5, */*",
+            "",
+            "text/html;q=0",
+        ] {
+            assert!(!prefers_html(program), "{program}");
+        }
+    }
+
+    #[test]
+    fn the_page_escapes_what_it_shows() {
+        let page = render("Bad Request", "name <b>&</b> \"x\"", "invalid_name");
+        assert!(page.contains("name &lt;b&gt;&amp;&lt;/b&gt; &quot;x&quot;"));
+        assert!(!page.contains("<b>"));
+        assert!(!page.contains("<script") && !page.contains("style="));
+    }
+}
