@@ -240,10 +240,11 @@ async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    let acc_id = acc.id.to_string();
     let url = db.url();
     let env = [("TUATON_DATABASE_URL", url.as_str()), ("USER", "somsak")];
 
-    let o = tuaton(&["accounts", "suspend", &acc.id, "--reason", ""], &env);
+    let o = tuaton(&["accounts", "suspend", &acc_id, "--reason", ""], &env);
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     let o = tuaton(
         &[
@@ -256,9 +257,9 @@ async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
         &env,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let o = tuaton(&["accounts", "suspend", &acc.id, "--reason", "again"], &env);
+    let o = tuaton(&["accounts", "suspend", &acc_id, "--reason", "again"], &env);
     assert_eq!(o.status.code(), Some(1), "already suspended: {}", text(&o));
-    let o = tuaton(&["accounts", "show", &acc.id, "--json"], &env);
+    let o = tuaton(&["accounts", "show", &acc_id, "--json"], &env);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         (v["state"].as_str(), v["state_reason"].as_str()),
@@ -266,17 +267,17 @@ async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
     );
     assert!(!text(&o).contains("สมชาย"), "show prints no personal data");
     assert!(
-        tuaton(&["accounts", "reactivate", &acc.id], &env)
+        tuaton(&["accounts", "reactivate", &acc_id], &env)
             .status
             .success()
     );
     assert!(
-        tuaton(&["accounts", "grant-officer", &acc.id], &env)
+        tuaton(&["accounts", "grant-officer", &acc_id], &env)
             .status
             .success()
     );
     assert_eq!(
-        tuaton(&["accounts", "grant-officer", &acc.id], &env)
+        tuaton(&["accounts", "grant-officer", &acc_id], &env)
             .status
             .code(),
         Some(1)

@@ -50,6 +50,14 @@ impl fmt::Debug for AccountId {
     }
 }
 
+impl TryFrom<String> for AccountId {
+    type Error = AccountIdError;
+
+    fn try_from(s: String) -> Result<Self, AccountIdError> {
+        Self::parse(&s)
+    }
+}
+
 impl std::str::FromStr for AccountId {
     type Err = AccountIdError;
 

@@ -117,12 +117,9 @@ fn rfc3339(t: OffsetDateTime) -> String {
 impl Idm {
     /// The signed-in account's record.
     pub(crate) async fn account_of(&self, session: &ActiveSession) -> Result<Account, IdmError> {
-        accounts::by_id(
-            self.store().conn().await?.conn(),
-            session.account_id.as_str(),
-        )
-        .await?
-        .ok_or(IdmError::LoginRequired)
+        accounts::by_id(self.store().conn().await?.conn(), &session.account_id)
+            .await?
+            .ok_or(IdmError::LoginRequired)
     }
 
     /// The account, its passkeys, companies and roles.
@@ -146,8 +143,13 @@ impl Idm {
     ) -> Result<Value, IdmError> {
         let account = self.account_of(session).await?;
         let actor = session.actor();
-        let audit_trail =
-            store_audit::about(self.store(), &actor.to_string(), &account.id, 10_000).await?;
+        let audit_trail = store_audit::about(
+            self.store(),
+            &actor.to_string(),
+            account.id.as_str(),
+            10_000,
+        )
+        .await?;
         // Held for the reads below only: the audit append after them needs it again.
         let mut conn = self.store().conn().await?;
         let decisions = proofing::for_account(conn.conn(), &account.id).await?;
@@ -181,7 +183,7 @@ impl Idm {
     ) -> Result<(), IdmError> {
         session.require_fresh(self.policy(), FreshFor::Erase, now)?;
         let mut tx = self.store().begin().await?;
-        accounts::erase(&mut tx, session.account_id.as_str(), now).await?;
+        accounts::erase(&mut tx, &session.account_id, now).await?;
         let ev = audit::success(
             &session.actor(),
             action::ERASE,
@@ -194,11 +196,7 @@ impl Idm {
 
     /// The signed-in account's consents.
     pub async fn consents(&self, session: &ActiveSession) -> Result<Vec<ConsentRecord>, IdmError> {
-        Ok(consents::for_account(
-            self.store().conn().await?.conn(),
-            session.account_id.as_str(),
-        )
-        .await?)
+        Ok(consents::for_account(self.store().conn().await?.conn(), &session.account_id).await?)
     }
 
     /// Records a consent with its audit record.
@@ -210,7 +208,7 @@ impl Idm {
     ) -> Result<ConsentRecord, IdmError> {
         let new = request.validate()?;
         let mut tx = self.store().begin().await?;
-        let rec = consents::give(&mut tx, session.account_id.as_str(), &new, now).await?;
+        let rec = consents::give(&mut tx, &session.account_id, &new, now).await?;
         let ev = audit::success(&session.actor(), action::CONSENT_GIVE, rec.id.clone())
             .with_details(json!({
                 "agency": rec.agency, "purpose": rec.purpose, "purpose_version": rec.purpose_version,
@@ -228,7 +226,7 @@ impl Idm {
         consent_id: &str,
         now: OffsetDateTime,
     ) -> Result<ConsentRecord, IdmError> {
-        let account = session.account_id.as_str();
+        let account = &session.account_id;
         let mut tx = self.store().begin().await?;
         if !consents::withdraw(&mut tx, account, consent_id, now).await? {
             return Err(IdmError::UnknownConsent);

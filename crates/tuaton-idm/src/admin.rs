@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use tuaton_core::{CitizenId, ErrorCode, Ial};
+use tuaton_core::{AccountId, CitizenId, ErrorCode, Ial};
 use tuaton_store::accounts::{self, Account, AccountState};
 use tuaton_store::companies::{self, Role};
 use tuaton_store::passkeys::{self as creds, PasskeyState};
@@ -31,7 +31,7 @@ impl Idm {
 #[derive(Debug, Serialize)]
 pub struct AccountSummary {
     /// The account id.
-    pub id: String,
+    pub id: AccountId,
     /// Its state.
     pub state: AccountState,
     /// Why it is suspended, if it is.
@@ -62,7 +62,10 @@ impl AccountAdmin {
         let mut conn = self.store().conn().await?;
         let found = match CitizenId::parse(key) {
             Ok(cid) => accounts::by_citizen_id(conn.conn(), &cid.compact()).await?,
-            Err(_) => accounts::by_id(conn.conn(), key).await?,
+            Err(_) => match AccountId::parse(key) {
+                Ok(id) => accounts::by_id(conn.conn(), &id).await?,
+                Err(_) => None,
+            },
         };
         found.ok_or(IdmError::UnknownAccount)
     }
@@ -95,7 +98,7 @@ impl AccountAdmin {
         key: &str,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<(String, u64), IdmError> {
+    ) -> Result<(AccountId, u64), IdmError> {
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > 200 {
             return Err(IdmError::invalid(
@@ -110,7 +113,7 @@ impl AccountAdmin {
         let mut tx = self.store().begin().await?;
         accounts::set_state(&mut tx, &a.id, AccountState::Suspended, Some(reason), now).await?;
         let ended = sessions::delete_for_account(&mut tx, &a.id).await?;
-        let ev = audit::success(operator, action::SUSPEND, a.id.clone())
+        let ev = audit::success(operator, action::SUSPEND, a.id.to_string())
             .with_details(json!({ "reason": reason, "sessions_ended": ended }));
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
@@ -123,7 +126,7 @@ impl AccountAdmin {
         operator: &Actor,
         key: &str,
         now: OffsetDateTime,
-    ) -> Result<String, IdmError> {
+    ) -> Result<AccountId, IdmError> {
         let a = self.find_account(key).await?;
         if a.state != AccountState::Suspended {
             return Err(IdmError::wrong_state(a.state, "suspended"));
@@ -133,7 +136,7 @@ impl AccountAdmin {
         store_audit::append(
             &mut tx,
             now,
-            &audit::success(operator, action::REACTIVATE, a.id.clone()),
+            &audit::success(operator, action::REACTIVATE, a.id.to_string()),
         )
         .await?;
         tx.commit().await?;
@@ -148,7 +151,7 @@ impl AccountAdmin {
         key: &str,
         role: Role,
         now: OffsetDateTime,
-    ) -> Result<String, IdmError> {
+    ) -> Result<AccountId, IdmError> {
         let a = self.find_account(key).await?;
         if a.state != AccountState::Active {
             return Err(IdmError::wrong_state(a.state, "active"));
@@ -164,7 +167,7 @@ impl AccountAdmin {
         }
         let mut tx = self.store().begin().await?;
         companies::grant_role(&mut tx, &a.id, role, &operator.to_string(), now).await?;
-        let ev = audit::success(operator, action::GRANT_ROLE, a.id.clone())
+        let ev = audit::success(operator, action::GRANT_ROLE, a.id.to_string())
             .with_details(json!({ "role": role }));
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;

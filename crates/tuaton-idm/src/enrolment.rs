@@ -14,7 +14,7 @@ use tuaton_store::{Tx, accounts, companies, proofing};
 
 use crate::audit::{self, Actor, action};
 use crate::sessions::ActiveSession;
-use crate::{Idm, IdmError, Registry, stored_account_id};
+use crate::{Idm, IdmError, Registry};
 
 /// Parses the card's details as entered; each field's error is named.
 pub fn parse_evidence(
@@ -112,11 +112,8 @@ impl Idm {
         contact: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
-        let roles = companies::roles(
-            self.store().conn().await?.conn(),
-            officer.account_id.as_str(),
-        )
-        .await?;
+        let roles =
+            companies::roles(self.store().conn().await?.conn(), &officer.account_id).await?;
         if !roles.contains(&Role::Officer) {
             return Err(IdmError::OfficerRoleRequired);
         }
@@ -193,7 +190,7 @@ impl Idm {
             Some(acc) => {
                 let ial = acc.ial.max(decision.ial);
                 accounts::set_ial(&mut tx, &acc.id, ial, now).await?;
-                (stored_account_id(&acc.id)?, ial, false)
+                (acc.id, ial, false)
             }
             None => {
                 let new = accounts::NewAccount {
@@ -210,7 +207,7 @@ impl Idm {
                     ial: decision.ial,
                 };
                 let acc = accounts::insert(&mut tx, &new, &tuaton_store::new_id(), now).await?;
-                (stored_account_id(&acc.id)?, decision.ial, true)
+                (acc.id, decision.ial, true)
             }
         };
         let decision_id = insert_decision(&mut tx, &account_id, decision, officer).await?;
@@ -262,7 +259,7 @@ impl Idm {
         Ok(ceremonies::put(
             self.store(),
             CeremonyKind::EnrolmentGrant,
-            Some(account.as_str()),
+            Some(account),
             "{}",
             now,
         )
@@ -281,7 +278,7 @@ pub(crate) async fn insert_decision(
     Ok(proofing::insert(
         tx,
         &proofing::NewDecision {
-            account_id: account.as_str(),
+            account_id: account,
             method: &method_label(decision),
             connector: decision.connector.as_deref().unwrap_or("none"),
             registry_answer: &answer,

@@ -170,8 +170,3 @@ impl Idm {
         }
     }
 }
-
-/// An account id read back from the store.
-fn stored_account_id(s: &str) -> Result<AccountId, IdmError> {
-    AccountId::parse(s).map_err(|_| error::corrupt("an account id in the database"))
-}

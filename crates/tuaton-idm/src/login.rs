@@ -26,7 +26,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse, Uuid};
 
 use crate::audit::{self, Actor, action};
 use crate::sessions::{self, IssuedSession, SessionSecret};
-use crate::{Idm, IdmError, stored_account_id};
+use crate::{Idm, IdmError};
 
 const KIND: CeremonyKind = CeremonyKind::PasskeyLogin;
 
@@ -90,7 +90,7 @@ pub(crate) fn user_uuid(h: &str) -> Uuid {
 /// credential the response names, with its account.
 struct Presented<'a> {
     ceremony_id: &'a str,
-    ceremony_account: Option<String>,
+    ceremony_account: Option<AccountId>,
     login_state: LoginState,
     handle: Option<Uuid>,
     credential: Option<(PasskeyRecord, CredentialOwner)>,
@@ -120,7 +120,6 @@ impl Idm {
             let candidates =
                 creds::login_candidates(self.store().conn().await?.conn(), &id.compact()).await?;
             if let Some((acc_id, active)) = candidates {
-                let acc_id = stored_account_id(&acc_id)?;
                 self.count_attempt(&acc_id)?;
                 let stored: Vec<StoredCredential> = active
                     .into_iter()
@@ -139,7 +138,7 @@ impl Idm {
         let begun = ceremonies::put_challenge(
             self.store(),
             KIND,
-            account_id.as_ref().map(AccountId::as_str),
+            account_id.as_ref(),
             &state.to_json()?,
             now,
         )
@@ -250,7 +249,7 @@ impl Idm {
                 unknown(),
             )));
         };
-        let account_id = stored_account_id(&record.account_id)?;
+        let account_id = record.account_id.clone();
         self.count_attempt(&account_id)?;
         let target = account_id.to_string();
         let handle_matches = p.handle.is_none_or(|h| user_uuid(&owner.user_handle) == h);

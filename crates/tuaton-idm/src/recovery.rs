@@ -17,7 +17,7 @@ use tuaton_store::sessions;
 
 use crate::audit::{self, Actor, action};
 use crate::enrolment::{insert_decision, method_label};
-use crate::{Idm, IdmError, stored_account_id};
+use crate::{Idm, IdmError};
 
 /// The identity was re-proofed: a grant to register a new passkey.
 #[derive(Debug)]
@@ -80,14 +80,14 @@ impl Idm {
             return Ok(Recovery::NoOpenAccount);
         };
         if account.state != AccountState::Active {
-            return refuse(account.id.clone(), IdmError::AccountSuspended).await;
+            return refuse(account.id.to_string(), IdmError::AccountSuspended).await;
         }
         // Fail closed: a level the store cannot read is an error there, never a low one.
         let account_ial = account.ial;
         if decision.ial < account_ial {
-            return refuse(account.id.clone(), IdmError::OfficerRecoveryRequired).await;
+            return refuse(account.id.to_string(), IdmError::OfficerRecoveryRequired).await;
         }
-        let id = stored_account_id(&account.id)?;
+        let id = account.id.clone();
         let grant = self
             .record_recovery(
                 &decision,
@@ -116,13 +116,13 @@ impl Idm {
         let mut tx = self.store().begin().await?;
         let decision_id = insert_decision(&mut tx, account, decision, None).await?;
         // Recovery may mean the passkeys were stolen, not lost: whoever holds a session now loses it.
-        let sessions_ended = sessions::delete_for_account(&mut tx, account.as_str()).await?;
+        let sessions_ended = sessions::delete_for_account(&mut tx, account).await?;
         let notification = match contact.map(str::trim).filter(|a| !a.is_empty()) {
             Some(address) => Some(
                 notifications::queue(
                     &mut tx,
                     &NewNotification {
-                        account_id: account.as_str(),
+                        account_id: account,
                         kind: NotificationKind::RecoveryStarted,
                         channel: Channel::Email,
                         address,

@@ -20,7 +20,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredentia
 use crate::audit::{self, Actor, action};
 use crate::login::user_uuid;
 use crate::sessions::ActiveSession;
-use crate::{FreshFor, Idm, IdmError, stored_account_id};
+use crate::{FreshFor, Idm, IdmError};
 
 const KIND: CeremonyKind = CeremonyKind::PasskeyRegistration;
 
@@ -82,19 +82,18 @@ impl Idm {
                 let id = c
                     .account_id
                     .ok_or_else(|| IdmError::internal("an enrolment grant without an account"))?;
-                (stored_account_id(&id)?, Some(token.to_owned()))
+                (id, Some(token.to_owned()))
             }
             Registrant::Session(s) => (s.account_id.clone(), None),
         };
-        let account = accounts::by_id(self.store().conn().await?.conn(), account_id.as_str())
+        let account = accounts::by_id(self.store().conn().await?.conn(), &account_id)
             .await?
             .ok_or(IdmError::LoginRequired)?;
         if account.state != AccountState::Active {
             return Err(IdmError::AccountNotActive);
         }
         self.count_attempt(&account_id)?;
-        let existing =
-            creds::for_account(self.store().conn().await?.conn(), account_id.as_str()).await?;
+        let existing = creds::for_account(self.store().conn().await?.conn(), &account_id).await?;
         let exclude: Vec<Vec<u8>> = existing
             .iter()
             .filter_map(|c| URL_SAFE_NO_PAD.decode(&c.cred_id).ok())
@@ -110,8 +109,7 @@ impl Idm {
         let stored = serde_json::to_string(&PendingRegistration { state, grant })
             .map_err(IdmError::internal)?;
         let begun =
-            ceremonies::put_challenge(self.store(), KIND, Some(account_id.as_str()), &stored, now)
-                .await?;
+            ceremonies::put_challenge(self.store(), KIND, Some(&account_id), &stored, now).await?;
         Ok(RegistrationChallenge {
             ceremony_id: begun.id,
             options,
@@ -129,12 +127,9 @@ impl Idm {
     ) -> Result<PasskeyRecord, IdmError> {
         // Taken before it is checked: a second finish with the same id finds nothing.
         let ceremony = ceremonies::take(self.store(), ceremony_id, KIND, now).await?;
-        let account_id = stored_account_id(
-            ceremony
-                .account_id
-                .as_deref()
-                .ok_or_else(|| IdmError::internal("a registration without an account"))?,
-        )?;
+        let account_id = ceremony
+            .account_id
+            .ok_or_else(|| IdmError::internal("a registration without an account"))?;
         self.count_attempt(&account_id)?;
         let actor = Actor::Account(account_id.clone());
         let pending: PendingRegistration =
@@ -162,7 +157,7 @@ impl Idm {
         }
         let record = PasskeyRecord {
             cred_id: URL_SAFE_NO_PAD.encode(&facts.cred_id),
-            account_id: account_id.to_string(),
+            account_id: account_id.clone(),
             name: name.0.clone(),
             aaguid: facts.aaguid.map(|u| u.to_string()),
             credential: stored.into_string(),
@@ -195,7 +190,7 @@ impl Idm {
 
     /// The account's passkeys, oldest first.
     pub async fn passkeys_of(&self, account: &AccountId) -> Result<Vec<PasskeyRecord>, IdmError> {
-        Ok(creds::for_account(self.store().conn().await?.conn(), account.as_str()).await?)
+        Ok(creds::for_account(self.store().conn().await?.conn(), account).await?)
     }
 
     /// Removes one of the signed-in account's passkeys. Needs a fresh login,
@@ -207,7 +202,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<(), IdmError> {
         session.require_fresh(self.policy(), FreshFor::RemovePasskey, now)?;
-        let account = session.account_id.as_str();
+        let account = &session.account_id;
         let mut tx = self.store().begin().await?;
         let all = creds::for_account(tx.conn(), account).await?;
         if !all.iter().any(|c| c.cred_id == cred_id) {
@@ -217,8 +212,12 @@ impl Idm {
             return Err(IdmError::LastPasskey);
         }
         creds::delete(&mut tx, account, cred_id).await?;
-        let ev = audit::success(&session.actor(), action::PASSKEY_REMOVE, account)
-            .with_details(json!({ "cred_id": cred_id }));
+        let ev = audit::success(
+            &session.actor(),
+            action::PASSKEY_REMOVE,
+            account.to_string(),
+        )
+        .with_details(json!({ "cred_id": cred_id }));
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         Ok(())

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, action};
 use crate::error::corrupt;
-use crate::{Idm, IdmError, Policy, stored_account_id};
+use crate::{Idm, IdmError, Policy};
 
 /// A session's secret as the client holds it (the cookie value).
 pub struct SessionSecret(Zeroizing<String>);
@@ -131,7 +131,7 @@ pub(crate) fn issue(
     batch.push(sessions::insert(
         &NewSession {
             id_hash: &secret.digest(),
-            account_id: account_id.as_str(),
+            account_id,
             aal,
             amr: &amr_json,
             csrf_token: &csrf_token,
@@ -160,7 +160,7 @@ impl Idm {
             return Err(IdmError::SessionExpired);
         };
         Ok(ActiveSession {
-            account_id: stored_account_id(&s.account_id)?,
+            account_id: s.account_id,
             aal: s.aal,
             amr: serde_json::from_str(&s.amr).map_err(|_| corrupt("a session's methods"))?,
             authenticated_at: s.created_at,
@@ -184,7 +184,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<u64, IdmError> {
         let mut tx = self.store().begin().await?;
-        let ended = sessions::delete_for_account(&mut tx, session.account_id.as_str()).await?;
+        let ended = sessions::delete_for_account(&mut tx, &session.account_id).await?;
         let ev = audit::success(
             &session.actor(),
             action::LOGOUT_EVERYWHERE,

@@ -1,12 +1,15 @@
 //! Tuaton's HTTP server.
 //!
 //! Scope: settings, the axum router with its middleware (request ids, limits,
-//! security headers, metrics, tracing), health and readiness, the OpenAPI
-//! document, and graceful shutdown. Each area's routes live in their own module
-//! and only extract, call the protocol crates, and map the result.
+//! security headers, metrics, tracing, refusals as problem JSON or pages),
+//! the session cookie and CSRF check at the edge, rate limits, health and
+//! readiness, the OpenAPI document, notices, upkeep and graceful shutdown.
+//! Each area's routes live in their own module and only extract, call the
+//! service layer (`tuaton_idm`), and map the result.
 //!
-//! Non-goals: protocol logic of any kind. The server never builds a token, a
-//! signature or an audit record's content itself; it asks the crates below.
+//! Non-goals: flows and protocol logic of any kind. The server never opens a
+//! transaction for a flow, never builds a token, a signature or an audit
+//! record, and never decides a level; it asks the service layer.
 
 mod api;
 pub mod app;

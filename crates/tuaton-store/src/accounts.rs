@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
-use tuaton_core::Ial;
+use tuaton_core::{AccountId, Ial};
 
 use crate::{StoreError, Tx, from_ms, new_id, to_ms};
 
@@ -67,7 +67,7 @@ pub struct NewAccount {
 #[derive(Debug, Clone, Serialize)]
 pub struct Account {
     /// Opaque id, safe for logs and audit records.
-    pub id: String,
+    pub id: AccountId,
     /// The citizen id; `None` once erased.
     pub citizen_id: Option<String>,
     /// The WebAuthn user handle (random; reveals nothing).
@@ -121,7 +121,7 @@ impl TryFrom<Row> for Account {
     type Error = StoreError;
     fn try_from(r: Row) -> Result<Self, StoreError> {
         Ok(Account {
-            id: r.id,
+            id: crate::stored_account_id(&r.id)?,
             citizen_id: r.citizen_id,
             user_handle: r.user_handle,
             state: AccountState::parse(&r.state)?,
@@ -170,7 +170,7 @@ pub async fn insert(
     .bind(ms)
     .execute(tx.conn())
     .await?;
-    by_id(tx.conn(), &id)
+    fetch(tx.conn(), "id", &id)
         .await?
         .ok_or(StoreError::NotFound { what: "account" })
 }
@@ -178,9 +178,9 @@ pub async fn insert(
 /// The account with this opaque id.
 pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    id: &str,
+    id: &AccountId,
 ) -> Result<Option<Account>, StoreError> {
-    fetch(db, "id", id).await
+    fetch(db, "id", id.as_str()).await
 }
 
 /// The account for this citizen id (compact digits), if any.
@@ -212,7 +212,7 @@ async fn fetch<'e, E: Executor<'e, Database = Any>>(
 /// Moves an account to `state` with a reason. Closed accounts never change again.
 pub async fn set_state(
     tx: &mut Tx,
-    id: &str,
+    id: &AccountId,
     state: AccountState,
     reason: Option<&str>,
     now: OffsetDateTime,
@@ -221,7 +221,7 @@ pub async fn set_state(
         .bind(state.as_str())
         .bind(reason)
         .bind(to_ms(now))
-        .bind(id)
+        .bind(id.as_str())
         .execute(tx.conn())
         .await?;
     if done.rows_affected() == 0 {
@@ -235,14 +235,14 @@ pub async fn set_state(
 /// Records a new identity assurance level (after re-proofing).
 pub async fn set_ial(
     tx: &mut Tx,
-    id: &str,
+    id: &AccountId,
     ial: Ial,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE accounts SET ial = $1, updated_ms = $2 WHERE id = $3")
         .bind(ial.number())
         .bind(to_ms(now))
-        .bind(id)
+        .bind(id.as_str())
         .execute(tx.conn())
         .await?;
     Ok(())
@@ -253,7 +253,8 @@ pub async fn set_ial(
 /// queued notifications (they hold the contact address).
 /// Proofing decisions and consents stay: they hold only digests and the opaque
 /// account id, and are the record of what was done lawfully.
-pub async fn erase(tx: &mut Tx, id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn erase(tx: &mut Tx, id: &AccountId, now: OffsetDateTime) -> Result<(), StoreError> {
+    let id = id.as_str();
     for sql in [
         "DELETE FROM sessions WHERE account_id = $1",
         "DELETE FROM passkeys WHERE account_id = $1",

@@ -14,6 +14,7 @@
 
 use sqlx::Row;
 use time::OffsetDateTime;
+use tuaton_core::AccountId;
 
 use crate::batch::{Batch, Output, Query, Statement};
 use crate::{Store, StoreError, new_id, to_ms};
@@ -70,7 +71,7 @@ pub struct Ceremony {
     /// What kind it was stored as.
     pub kind: CeremonyKind,
     /// The account it belongs to, if known when it began.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// The opaque state.
     pub state: String,
 }
@@ -106,7 +107,7 @@ impl TakeError {
 /// The insert that stores a ceremony, as a batch of its own; returns it with the new id.
 fn insert(
     kind: CeremonyKind,
-    account_id: Option<&str>,
+    account_id: Option<&AccountId>,
     state: &str,
     expires_at: OffsetDateTime,
 ) -> (String, Batch) {
@@ -117,7 +118,7 @@ fn insert(
     )
     .bind(id.as_str())
     .bind(kind.as_str())
-    .bind(account_id)
+    .bind(account_id.map(AccountId::as_str))
     .bind(state)
     .bind(to_ms(expires_at)));
     (id, batch)
@@ -137,7 +138,7 @@ pub struct Begun {
 pub async fn put(
     store: &Store,
     kind: CeremonyKind,
-    account_id: Option<&str>,
+    account_id: Option<&AccountId>,
     state: &str,
     now: OffsetDateTime,
 ) -> Result<Begun, StoreError> {
@@ -153,7 +154,7 @@ pub async fn put(
 pub async fn put_challenge(
     store: &Store,
     kind: CeremonyKind,
-    account_id: Option<&str>,
+    account_id: Option<&AccountId>,
     state: &str,
     now: OffsetDateTime,
 ) -> Result<Begun, StoreError> {
@@ -182,7 +183,11 @@ impl Stored {
         }
         Ok(Ceremony {
             kind: CeremonyKind::from_stored(&self.kind)?,
-            account_id: self.account_id,
+            account_id: self
+                .account_id
+                .as_deref()
+                .map(crate::stored_account_id)
+                .transpose()?,
             state: self.state,
         })
     }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
+use tuaton_core::AccountId;
 
 use crate::{StoreError, Tx, from_ms, to_ms};
 
@@ -24,7 +25,7 @@ pub struct CompanyLink {
 /// Links (or re-confirms) a company for an account.
 pub async fn link(
     tx: &mut Tx,
-    account_id: &str,
+    account_id: &AccountId,
     juristic_id: &str,
     name: &str,
     now: OffsetDateTime,
@@ -33,13 +34,13 @@ pub async fn link(
     let updated = sqlx::query("UPDATE company_links SET company_name = $1, checked_ms = $2 WHERE account_id = $3 AND juristic_id = $4")
         .bind(name)
         .bind(ms)
-        .bind(account_id)
+        .bind(account_id.as_str())
         .bind(juristic_id)
         .execute(tx.conn())
         .await?;
     if updated.rows_affected() == 0 {
         sqlx::query("INSERT INTO company_links (account_id, juristic_id, company_name, linked_ms, checked_ms) VALUES ($1, $2, $3, $4, $4)")
-            .bind(account_id)
+            .bind(account_id.as_str())
             .bind(juristic_id)
             .bind(name)
             .bind(ms)
@@ -50,9 +51,13 @@ pub async fn link(
 }
 
 /// Removes a link (authority no longer holds).
-pub async fn unlink(tx: &mut Tx, account_id: &str, juristic_id: &str) -> Result<(), StoreError> {
+pub async fn unlink(
+    tx: &mut Tx,
+    account_id: &AccountId,
+    juristic_id: &str,
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM company_links WHERE account_id = $1 AND juristic_id = $2")
-        .bind(account_id)
+        .bind(account_id.as_str())
         .bind(juristic_id)
         .execute(tx.conn())
         .await?;
@@ -62,12 +67,12 @@ pub async fn unlink(tx: &mut Tx, account_id: &str, juristic_id: &str) -> Result<
 /// The companies an account is linked to.
 pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<Vec<CompanyLink>, StoreError> {
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT juristic_id, company_name, linked_ms, checked_ms FROM company_links WHERE account_id = $1 ORDER BY juristic_id",
     )
-    .bind(account_id)
+    .bind(account_id.as_str())
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -114,13 +119,13 @@ impl std::fmt::Display for Role {
 /// Grants a role.
 pub async fn grant_role(
     tx: &mut Tx,
-    account_id: &str,
+    account_id: &AccountId,
     role: Role,
     granted_by: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO account_roles (account_id, role, granted_by, granted_ms) VALUES ($1, $2, $3, $4)")
-        .bind(account_id)
+        .bind(account_id.as_str())
         .bind(role.as_str())
         .bind(granted_by)
         .bind(to_ms(now))
@@ -132,11 +137,11 @@ pub async fn grant_role(
 /// The roles an account holds.
 pub async fn roles<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<Vec<Role>, StoreError> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT role FROM account_roles WHERE account_id = $1 ORDER BY role")
-            .bind(account_id)
+            .bind(account_id.as_str())
             .fetch_all(db)
             .await?;
     rows.into_iter().map(|r| Role::parse(&r.0)).collect()

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
+use tuaton_core::AccountId;
 
 use crate::{StoreError, Tx, from_ms, new_id, to_ms};
 
@@ -12,7 +13,7 @@ pub struct ConsentRecord {
     /// Opaque id.
     pub id: String,
     /// The account.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The relying agency (its client id).
     pub agency: String,
     /// What the data is for.
@@ -71,7 +72,7 @@ type Row = (
 fn from_row(r: Row) -> Result<ConsentRecord, StoreError> {
     Ok(ConsentRecord {
         id: r.0,
-        account_id: r.1,
+        account_id: crate::stored_account_id(&r.1)?,
         agency: r.2,
         purpose: r.3,
         purpose_version: r.4,
@@ -90,14 +91,14 @@ const COLUMNS: &str = "id, account_id, agency, purpose, purpose_version, claims,
 /// superseded (marked withdrawn at the same instant), so one is live at a time.
 pub async fn give(
     tx: &mut Tx,
-    account_id: &str,
+    account_id: &AccountId,
     c: &NewConsent,
     now: OffsetDateTime,
 ) -> Result<ConsentRecord, StoreError> {
     let ms = to_ms(now);
     sqlx::query("UPDATE consents SET withdrawn_ms = $1 WHERE account_id = $2 AND agency = $3 AND purpose = $4 AND withdrawn_ms IS NULL")
         .bind(ms)
-        .bind(account_id)
+        .bind(account_id.as_str())
         .bind(&c.agency)
         .bind(&c.purpose)
         .execute(tx.conn())
@@ -109,7 +110,7 @@ pub async fn give(
         "INSERT INTO consents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
     ))
     .bind(&id)
-    .bind(account_id)
+    .bind(account_id.as_str())
     .bind(&c.agency)
     .bind(&c.purpose)
     .bind(&c.purpose_version)
@@ -128,14 +129,14 @@ pub async fn give(
 /// Withdraws a live consent; false if there was none to withdraw.
 pub async fn withdraw(
     tx: &mut Tx,
-    account_id: &str,
+    account_id: &AccountId,
     id: &str,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let r = sqlx::query("UPDATE consents SET withdrawn_ms = $1 WHERE id = $2 AND account_id = $3 AND withdrawn_ms IS NULL")
         .bind(to_ms(now))
         .bind(id)
-        .bind(account_id)
+        .bind(account_id.as_str())
         .execute(tx.conn())
         .await?;
     Ok(r.rows_affected() > 0)
@@ -144,14 +145,14 @@ pub async fn withdraw(
 /// One consent of an account.
 pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
     id: &str,
 ) -> Result<Option<ConsentRecord>, StoreError> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM consents WHERE id = $1 AND account_id = $2"
     ))
     .bind(id)
-    .bind(account_id)
+    .bind(account_id.as_str())
     .fetch_optional(db)
     .await?;
     row.map(from_row).transpose()
@@ -160,12 +161,12 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
 /// Every consent of an account, oldest first (live and withdrawn).
 pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<Vec<ConsentRecord>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM consents WHERE account_id = $1 ORDER BY given_ms, id"
     ))
-    .bind(account_id)
+    .bind(account_id.as_str())
     .fetch_all(db)
     .await?;
     rows.into_iter().map(from_row).collect()

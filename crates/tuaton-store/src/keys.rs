@@ -25,7 +25,7 @@
 use std::fmt;
 
 use std::str::FromStr;
-use tuaton_core::SignatureAlgorithm;
+use tuaton_core::{AccountId, SignatureAlgorithm};
 
 use serde::Serialize;
 use serde_json::json;
@@ -396,7 +396,7 @@ pub struct ManagedKey {
     /// What it is for.
     pub purpose: KeyPurpose,
     /// The owning account, for per-account keys only.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// Where it is in its life.
     pub state: KeyState,
     /// The algorithm it signs with (stored and shown as its JOSE name).
@@ -471,7 +471,11 @@ impl TryFrom<Row> for ManagedKey {
         Ok(ManagedKey {
             id: r.id,
             purpose: KeyPurpose::parse_stored(&r.purpose)?,
-            account_id: r.account_id,
+            account_id: r
+                .account_id
+                .as_deref()
+                .map(crate::stored_account_id)
+                .transpose()?,
             state: KeyState::parse_stored(&r.state)?,
             algorithm: r
                 .algorithm
@@ -572,13 +576,13 @@ pub async fn signing_key<'e, E: Executor<'e, Database = Any>>(
 /// The account's own signing key now, if any.
 pub async fn user_signing_key<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
     now: OffsetDateTime,
 ) -> Result<Option<ManagedKey>, StoreError> {
     Ok(query_keys(
         db,
         "purpose = $1 AND account_id = $2 AND state = 'active' AND activate_after_ms <= $3",
-        &[KeyPurpose::UserSigning.as_str(), account_id],
+        &[KeyPurpose::UserSigning.as_str(), account_id.as_str()],
         Some(to_ms(now)),
     )
     .await?
@@ -639,7 +643,7 @@ pub struct NewKey {
     /// What it is for.
     pub purpose: KeyPurpose,
     /// The owning account, for per-account keys only.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// The algorithm.
     pub algorithm: SignatureAlgorithm,
     /// Backend name.
@@ -676,7 +680,7 @@ pub async fn insert_pending(
         "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'pending'",
         &[
             new.purpose.as_str(),
-            new.account_id.as_deref().unwrap_or(""),
+            new.account_id.as_ref().map_or("", AccountId::as_str),
         ],
         None,
     )
@@ -693,7 +697,7 @@ pub async fn insert_pending(
         "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active'",
         &[
             new.purpose.as_str(),
-            new.account_id.as_deref().unwrap_or(""),
+            new.account_id.as_ref().map_or("", AccountId::as_str),
         ],
         None,
     )
@@ -713,7 +717,7 @@ pub async fn insert_pending(
     )
     .bind(&id)
     .bind(new.purpose.as_str())
-    .bind(new.account_id.as_deref())
+    .bind(new.account_id.as_ref().map(AccountId::as_str))
     .bind(new.algorithm.jose_name())
     .bind(&new.backend)
     .bind(&new.key_ref)
@@ -1039,7 +1043,7 @@ async fn activate(
         "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active'",
         &[
             key.purpose.as_str(),
-            key.account_id.as_deref().unwrap_or(""),
+            key.account_id.as_ref().map_or("", AccountId::as_str),
         ],
         None,
     )

@@ -40,6 +40,12 @@ pub fn from_ms(ms: i64) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
+/// An account id read back from a row; anything else is corrupt.
+pub(crate) fn stored_account_id(s: &str) -> Result<tuaton_core::AccountId, StoreError> {
+    tuaton_core::AccountId::parse(s)
+        .map_err(|_| StoreError::Corrupt("a stored account id is malformed".into()))
+}
+
 /// A new opaque id: 128 random bits, hex. Reveals nothing and cannot be guessed.
 pub fn new_id() -> String {
     let mut b = [0u8; 16];

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{Any, Executor};
 use time::{Duration, OffsetDateTime};
+use tuaton_core::AccountId;
 
 use crate::audit::{self, AuditEvent};
 use crate::{Store, StoreError, Tx, from_ms, new_id, to_ms};
@@ -88,7 +89,7 @@ impl Channel {
 #[derive(Debug, Clone)]
 pub struct NewNotification<'a> {
     /// The account it concerns.
-    pub account_id: &'a str,
+    pub account_id: &'a AccountId,
     /// What it is about.
     pub kind: NotificationKind,
     /// How it is to be delivered.
@@ -103,7 +104,7 @@ pub struct NotificationRecord {
     /// Opaque id.
     pub id: String,
     /// The account it concerns.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// Stored form of [`NotificationKind`].
     pub kind: String,
     /// Stored form of [`Channel`].
@@ -145,10 +146,10 @@ type Row = (
     Option<i64>,
 );
 
-fn from_row(r: Row) -> NotificationRecord {
-    NotificationRecord {
+fn from_row(r: Row) -> Result<NotificationRecord, StoreError> {
+    Ok(NotificationRecord {
         id: r.0,
-        account_id: r.1,
+        account_id: crate::stored_account_id(&r.1)?,
         kind: r.2,
         channel: r.3,
         address: r.4,
@@ -158,7 +159,7 @@ fn from_row(r: Row) -> NotificationRecord {
         next_attempt_at: from_ms(r.8),
         last_error: r.9,
         failed_at: r.10.map(from_ms),
-    }
+    })
 }
 
 /// Queues a notice, due at once; returns its id.
@@ -173,7 +174,7 @@ pub async fn queue(
          attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $6)",
     )
     .bind(&id)
-    .bind(n.account_id)
+    .bind(n.account_id.as_str())
     .bind(n.kind.as_str())
     .bind(n.channel.as_str())
     .bind(n.address)
@@ -186,15 +187,15 @@ pub async fn queue(
 /// Every notice about an account, oldest first.
 pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<Vec<NotificationRecord>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM notifications WHERE account_id = $1 ORDER BY created_ms, id"
     ))
-    .bind(account_id)
+    .bind(account_id.as_str())
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(from_row).collect())
+    rows.into_iter().map(from_row).collect()
 }
 
 /// One notice by id.
@@ -208,7 +209,7 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     .bind(id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(from_row))
+    row.map(from_row).transpose()
 }
 
 /// Deletes notices created before `cutoff` (retention: they hold a contact
@@ -310,14 +311,15 @@ pub async fn claim_due(
     .bind(&token)
     .fetch_all(store.conn().await?.conn())
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ClaimedNotification {
-            notice: from_row(r),
-            token: token.clone(),
-            claimed_until: until,
+    rows.into_iter()
+        .map(|r| {
+            Ok(ClaimedNotification {
+                notice: from_row(r)?,
+                token: token.clone(),
+                claimed_until: until,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Records that the relay accepted the notice. Returns `false` if the claim
@@ -450,7 +452,7 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
     }
 
-    async fn account(store: &Store) -> String {
+    async fn account(store: &Store) -> AccountId {
         let mut tx = store.begin().await.unwrap();
         let a = accounts::insert(
             &mut tx,
@@ -473,7 +475,12 @@ mod tests {
         a.id
     }
 
-    async fn queue_n(store: &Store, account_id: &str, n: usize, at: OffsetDateTime) -> Vec<String> {
+    async fn queue_n(
+        store: &Store,
+        account_id: &AccountId,
+        n: usize,
+        at: OffsetDateTime,
+    ) -> Vec<String> {
         let mut tx = store.begin().await.unwrap();
         let mut ids = Vec::new();
         for _ in 0..n {
@@ -630,7 +637,7 @@ mod tests {
             assert_eq!(gave_up.len(), 1, "one record, for the last attempt only");
             let r = gave_up[0];
             assert_eq!((r.target.as_str(), r.outcome.as_str(), r.actor.as_str()), (ids[0].as_str(), "failure", "system"));
-            assert!(r.details.contains(&acc) && r.details.contains("\"attempts\":3"), "{}", r.details);
+            assert!(r.details.contains(acc.as_str()) && r.details.contains("\"attempts\":3"), "{}", r.details);
             assert!(!r.details.contains("somchai") && !r.details.contains("example.test"), "{}", r.details);
             assert!(audit::verify(store).await.unwrap().is_intact());
         }

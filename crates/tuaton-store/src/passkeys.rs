@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::{Any, Executor, Row as _};
 use time::OffsetDateTime;
 
-use tuaton_core::Aal;
+use tuaton_core::{Aal, AccountId};
 
 use crate::accounts::AccountState;
 use crate::batch::{Query, Statement};
@@ -47,7 +47,7 @@ pub struct PasskeyRecord {
     /// Credential id, base64url.
     pub cred_id: String,
     /// The account.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The name the person gave it.
     pub name: String,
     /// The authenticator model (AAGUID), if it said.
@@ -95,7 +95,7 @@ type Row = (
 fn from_row(r: Row) -> Result<PasskeyRecord, StoreError> {
     Ok(PasskeyRecord {
         cred_id: r.0,
-        account_id: r.1,
+        account_id: crate::stored_account_id(&r.1)?,
         name: r.2,
         aaguid: r.3,
         credential: r.4,
@@ -121,7 +121,7 @@ pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
         "INSERT INTO passkeys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(&p.cred_id)
-    .bind(&p.account_id)
+    .bind(p.account_id.as_str())
     .bind(&p.name)
     .bind(&p.aaguid)
     .bind(&p.credential)
@@ -141,12 +141,12 @@ pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
 /// Every credential of an account, oldest first.
 pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<Vec<PasskeyRecord>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM passkeys WHERE account_id = $1 ORDER BY created_ms, cred_id"
     ))
-    .bind(account_id)
+    .bind(account_id.as_str())
     .fetch_all(db)
     .await?;
     rows.into_iter().map(from_row).collect()
@@ -196,7 +196,7 @@ pub fn with_owner(cred_id: &str) -> Query<Option<(PasskeyRecord, CredentialOwner
 pub async fn login_candidates<'e, E: Executor<'e, Database = Any>>(
     db: E,
     citizen_id: &str,
-) -> Result<Option<(String, Vec<String>)>, StoreError> {
+) -> Result<Option<(AccountId, Vec<String>)>, StoreError> {
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT a.id, p.credential FROM accounts a \
          LEFT JOIN passkeys p ON p.account_id = a.id AND p.state = 'active' \
@@ -205,9 +205,10 @@ pub async fn login_candidates<'e, E: Executor<'e, Database = Any>>(
     .bind(citizen_id)
     .fetch_all(db)
     .await?;
-    let Some(account_id) = rows.first().map(|(id, _)| id.clone()) else {
+    let Some(account_id) = rows.first().map(|(id, _)| id.as_str()) else {
         return Ok(None);
     };
+    let account_id = crate::stored_account_id(account_id)?;
     Ok(Some((
         account_id,
         rows.into_iter().filter_map(|(_, c)| c).collect(),
@@ -236,9 +237,13 @@ pub fn suspend(cred_id: &str) -> Statement {
 }
 
 /// Removes a credential of an account; false if there was none.
-pub async fn delete(tx: &mut Tx, account_id: &str, cred_id: &str) -> Result<bool, StoreError> {
+pub async fn delete(
+    tx: &mut Tx,
+    account_id: &AccountId,
+    cred_id: &str,
+) -> Result<bool, StoreError> {
     let r = sqlx::query("DELETE FROM passkeys WHERE account_id = $1 AND cred_id = $2")
-        .bind(account_id)
+        .bind(account_id.as_str())
         .bind(cred_id)
         .execute(tx.conn())
         .await?;

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
-use tuaton_core::Ial;
+use tuaton_core::{AccountId, Ial};
 
 use crate::{StoreError, Tx, from_ms, new_id, to_ms};
 
@@ -14,7 +14,8 @@ pub struct DecisionRecord {
     /// Opaque id.
     pub id: String,
     /// The account it concerns.
-    pub account_id: String,
+    #[sqlx(try_from = "String")]
+    pub account_id: AccountId,
     /// `self_asserted`, `registry_remote`, `officer_in_person`, …
     pub method: String,
     /// The connector that answered (`dev-registry`, `dopa-soap`, `officer`).
@@ -45,7 +46,7 @@ impl DecisionRecord {
 #[derive(Debug, Clone)]
 pub struct NewDecision<'a> {
     /// See [`DecisionRecord::account_id`].
-    pub account_id: &'a str,
+    pub account_id: &'a AccountId,
     /// See [`DecisionRecord::method`].
     pub method: &'a str,
     /// See [`DecisionRecord::connector`].
@@ -70,7 +71,7 @@ pub async fn insert(tx: &mut Tx, d: &NewDecision<'_>) -> Result<String, StoreErr
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&id)
-    .bind(d.account_id)
+    .bind(d.account_id.as_str())
     .bind(d.method)
     .bind(d.connector)
     .bind(d.registry_answer.to_string())
@@ -86,13 +87,13 @@ pub async fn insert(tx: &mut Tx, d: &NewDecision<'_>) -> Result<String, StoreErr
 /// Every decision about an account, oldest first.
 pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<Vec<DecisionRecord>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, account_id, method, connector, registry_answer, evidence_digest, ial, officer_id, decided_ms \
          FROM proofing_decisions WHERE account_id = $1 ORDER BY decided_ms, id",
     )
-    .bind(account_id)
+    .bind(account_id.as_str())
     .fetch_all(db)
     .await?)
 }

@@ -4,6 +4,7 @@
 //! copy of the database does not hold live sessions.
 
 use time::{Duration, OffsetDateTime};
+use tuaton_core::AccountId;
 
 use crate::batch::Statement;
 use crate::{Store, StoreError, Tx, from_ms, to_ms};
@@ -12,7 +13,7 @@ use crate::{Store, StoreError, Tx, from_ms, to_ms};
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The account logged in.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// Authenticator assurance reached.
     pub aal: tuaton_core::Aal,
     /// Authentication methods (RFC 8176 values), JSON array text.
@@ -33,7 +34,7 @@ pub struct NewSession<'a> {
     /// SHA-256 of the cookie secret, hex.
     pub id_hash: &'a str,
     /// The account.
-    pub account_id: &'a str,
+    pub account_id: &'a AccountId,
     /// See [`Session::aal`].
     pub aal: tuaton_core::Aal,
     /// See [`Session::amr`].
@@ -51,7 +52,7 @@ pub fn insert(s: &NewSession<'_>, now: OffsetDateTime) -> Statement {
          VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
     )
     .bind(s.id_hash)
-    .bind(s.account_id)
+    .bind(s.account_id.as_str())
     .bind(s.aal.number())
     .bind(s.amr)
     .bind(s.csrf_token)
@@ -92,7 +93,7 @@ pub async fn touch(
             .await?;
     }
     Ok(Some(Session {
-        account_id,
+        account_id: crate::stored_account_id(&account_id)?,
         aal: tuaton_core::Aal::from_stored(&aal)
             .map_err(|_| StoreError::Corrupt("unknown authenticator level".into()))?,
         amr,
@@ -109,9 +110,9 @@ pub fn delete(id_hash: &str) -> Statement {
 }
 
 /// Ends every session of an account ("log out everywhere"); returns how many.
-pub async fn delete_for_account(tx: &mut Tx, account_id: &str) -> Result<u64, StoreError> {
+pub async fn delete_for_account(tx: &mut Tx, account_id: &AccountId) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-        .bind(account_id)
+        .bind(account_id.as_str())
         .execute(tx.conn())
         .await?;
     Ok(r.rows_affected())

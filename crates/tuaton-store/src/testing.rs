@@ -119,6 +119,27 @@ fn database_url(admin_url: &str, name: &str) -> String {
     }
 }
 
+/// Runs each named `async fn(TestDb)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::testing::TestDb::sqlite().await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::testing::TestDb::postgres().await {
+                        super::$name(db).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
 /// Runs an async test body once on SQLite and once on PostgreSQL.
 ///
 /// ```ignore

@@ -318,9 +318,9 @@ engine_tests! {
                 .execute(store.conn().await.unwrap().conn())
                 .await
                 .unwrap();
-            accounts.push(id);
+            accounts.push(tuaton_core::AccountId::parse(&id).unwrap());
         }
-        let new = |account_id: Option<String>| NewKey {
+        let new = |account_id: Option<tuaton_core::AccountId>| NewKey {
             purpose: KeyPurpose::UserSigning,
             account_id,
             algorithm: tuaton_core::SignatureAlgorithm::Es256,
@@ -339,7 +339,7 @@ engine_tests! {
         keys::tick(store, now).await.unwrap();
         for a in &accounts {
             let k = keys::user_signing_key(store.conn().await.unwrap().conn(), a, now).await.unwrap().unwrap();
-            assert_eq!(k.account_id.as_deref(), Some(a.as_str()));
+            assert_eq!(k.account_id.as_ref(), Some(a));
             // A user's own key may be retired without force: no service depends on it.
             keys::retire(store, &k.id, now, "account:x", None).await.unwrap();
         }

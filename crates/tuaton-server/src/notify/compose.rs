@@ -195,7 +195,7 @@ mod tests {
         let at = OffsetDateTime::from_unix_timestamp(1_763_800_000).unwrap();
         NotificationRecord {
             id: "0123456789abcdef0123456789abcdef".into(),
-            account_id: "acc".into(),
+            account_id: tuaton_core::AccountId::parse("fedcba9876543210fedcba9876543210").unwrap(),
             kind: "recovery_started".into(),
             channel: "email".into(),
             address: "somchai@example.test".into(),

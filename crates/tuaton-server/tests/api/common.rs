@@ -119,27 +119,6 @@ pub fn dev_key_env() -> [(&'static str, String); 2] {
     ]
 }
 
-/// Runs each named `async fn(TestDb)` once on SQLite and once on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_engines {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(tuaton_store::testing::TestDb::sqlite().await).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(db) = tuaton_store::testing::TestDb::postgres().await {
-                        super::$name(db).await;
-                    }
-                }
-            }
-        )+
-    };
-}
-
 /// Counts rows in a table.
 pub async fn count(db: &TestDb, table: &str) -> i64 {
     let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))

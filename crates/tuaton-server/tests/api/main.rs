@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+
+pub(crate) use tuaton_store::on_both_engines;
+
 mod custody;
 mod forms;
 mod journey;

@@ -193,8 +193,8 @@ async fn recovered(state: &AppState) -> Value {
 }
 
 async fn the_notice(db: &TestDb, grant: &Value) -> NotificationRecord {
-    let account = grant["account_id"].as_str().unwrap();
-    let mut notices = notifications::for_account(db.store.conn().await.unwrap().conn(), account)
+    let account = tuaton_core::AccountId::parse(grant["account_id"].as_str().unwrap()).unwrap();
+    let mut notices = notifications::for_account(db.store.conn().await.unwrap().conn(), &account)
         .await
         .unwrap();
     assert_eq!(notices.len(), 1);

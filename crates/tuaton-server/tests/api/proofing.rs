@@ -127,7 +127,7 @@ async fn each_registry_answer_is_handled_and_refusals_write_no_account(db: TestD
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let decisions = tuaton_store::proofing::for_account(
         db.store.conn().await.unwrap().conn(),
-        v["account_id"].as_str().unwrap(),
+        &tuaton_core::AccountId::parse(v["account_id"].as_str().unwrap()).unwrap(),
     )
     .await
     .unwrap();
@@ -205,7 +205,7 @@ async fn officers_proof_in_person_and_others_are_refused(db: TestDb) {
     let mut tx = db.store.begin().await.unwrap();
     tuaton_store::companies::grant_role(
         &mut tx,
-        &officer_id,
+        &tuaton_core::AccountId::parse(&officer_id).unwrap(),
         tuaton_store::companies::Role::Officer,
         "operator:test",
         time::OffsetDateTime::now_utc(),

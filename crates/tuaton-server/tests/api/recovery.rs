@@ -30,13 +30,13 @@ fn thanaphon() -> Value {
     )
 }
 
-async fn account_id(db: &TestDb, citizen: &str) -> String {
+async fn account_id(db: &TestDb, citizen: &str) -> tuaton_core::AccountId {
     let (id,): (String,) = sqlx::query_as("SELECT id FROM accounts WHERE citizen_id = $1")
         .bind(citizen)
         .fetch_one(db.store.conn().await.unwrap().conn())
         .await
         .unwrap();
-    id
+    tuaton_core::AccountId::parse(&id).unwrap()
 }
 
 /// Thanaphon, enrolled, logged in and granted the officer role by an operator.

@@ -1,0 +1,183 @@
+//! The flows driven directly, as any front door would drive them — no HTTP:
+//! enrol, register a passkey with a software authenticator that makes real
+//! signatures, log in, use and end the session; and the refusals a front
+//! door relies on. On SQLite, and on PostgreSQL when the test run has one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tuaton_core::{Aal, ErrorCode, Ial};
+use tuaton_idm::{
+    CitizenEvidenceInput, Idm, IdmError, IdmParts, PasskeyName, Policy, Registrant, SessionSecret,
+    Unlimited, parse_evidence,
+};
+use tuaton_keys::{MasterKey, SoftwareBackend};
+use tuaton_passkeys::{Aal3Policy, DEFAULT_CEREMONY_TTL, PasskeyConfig, Passkeys};
+use tuaton_proofing::DevRegistry;
+use tuaton_store::on_both_engines;
+use tuaton_store::testing::TestDb;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+const ORIGIN: &str = "http://localhost:8080";
+
+fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
+    let passkeys = Passkeys::new(PasskeyConfig {
+        public_url: Url::parse(ORIGIN).unwrap(),
+        extra_origins: Vec::new(),
+        rp_name: "Tuaton".into(),
+        ceremony_ttl: DEFAULT_CEREMONY_TTL,
+        aal3: Aal3Policy::empty(),
+    })
+    .unwrap();
+    let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
+    Idm::new(IdmParts {
+        store: db.store.clone(),
+        card_registry: Some(Arc::new(DevRegistry::embedded().unwrap())),
+        juristic_registry: None,
+        passkeys: Arc::new(passkeys),
+        keys: Arc::new(keys),
+        limiter: Arc::new(Unlimited),
+        policy: Policy::default(),
+    })
+}
+
+/// Somchai Jaidee, a fictional person in keys-dev/registry/people.json.
+fn somchai() -> CitizenEvidenceInput {
+    CitizenEvidenceInput {
+        citizen_id: "1-9990-00000-01-7".into(),
+        thai_given_name: "สมชาย".into(),
+        thai_family_name: "ใจดี".into(),
+        english_given_name: "Somchai".into(),
+        english_family_name: "Jaidee".into(),
+        birth_date: "1964-02-22".into(),
+        laser_code: "JT0-1234567-89".into(),
+    }
+}
+
+/// The browser's half of a ceremony: the options as JSON, back as the library's type.
+fn options<T: serde::de::DeserializeOwned>(o: &impl serde::Serialize) -> T {
+    serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
+}
+
+async fn a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(&db, dir.path());
+    let now = OffsetDateTime::now_utc();
+    let evidence = parse_evidence(&somchai(), now).unwrap();
+
+    let enrolled = idm
+        .enrol(&evidence, Some("somchai@example.test"), now)
+        .await
+        .unwrap();
+    assert_eq!(enrolled.ial, Ial::Ial2_1);
+    let grant = enrolled
+        .grant
+        .expect("a new account gets a registration grant");
+    let again = idm.enrol(&evidence, None, now).await.unwrap_err();
+    assert_eq!(again.code(), ErrorCode::AlreadyEnrolled);
+
+    let mut authn = SoftPasskey::new(true);
+    let reg = idm
+        .start_registration(Registrant::Grant(&grant.id), false, now)
+        .await
+        .unwrap();
+    let made = authn
+        .do_registration(Url::parse(ORIGIN).unwrap(), options(&reg.options))
+        .unwrap();
+    let name = PasskeyName::parse("  phone ").unwrap();
+    let record = idm
+        .finish_registration(&reg.ceremony_id, &name, &made, now)
+        .await
+        .unwrap();
+    assert_eq!((record.name.as_str(), record.aal), ("phone", Aal::Aal2_2));
+    let spent = idm
+        .start_registration(Registrant::Grant(&grant.id), false, now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        spent.code(),
+        ErrorCode::UnknownCeremony,
+        "the grant is spent"
+    );
+
+    let challenge = idm
+        .start_login(Some(&evidence.citizen_id), now)
+        .await
+        .unwrap();
+    let assertion = authn
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
+        .unwrap();
+    let done = idm
+        .finish_login(&challenge.ceremony_id, &assertion, None, now)
+        .await
+        .unwrap();
+    assert_eq!(done.account_id, enrolled.account_id);
+    assert_eq!(done.aal, Aal::Aal2_2);
+    let replay = idm
+        .finish_login(&challenge.ceremony_id, &assertion, None, now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        replay.code(),
+        ErrorCode::UnknownCeremony,
+        "a ceremony is used once"
+    );
+
+    let secret = SessionSecret::presented(done.session.secret.expose());
+    let session = idm.session(&secret, now).await.unwrap();
+    assert_eq!(session.account_id, enrolled.account_id);
+    assert!(matches!(
+        session.check_csrf(None),
+        Err(IdmError::CsrfTokenMissing)
+    ));
+    assert!(matches!(
+        session.check_csrf(Some("forged")),
+        Err(IdmError::CsrfTokenInvalid)
+    ));
+    session.check_csrf(Some(&done.session.csrf_token)).unwrap();
+    assert_eq!(idm.logout_everywhere(&session, now).await.unwrap(), 1);
+    let ended = idm.session(&secret, now).await.unwrap_err();
+    assert_eq!(ended.code(), ErrorCode::SessionExpired);
+
+    let report = tuaton_store::audit::verify(&db.store).await.unwrap();
+    assert!(report.is_intact());
+    db.cleanup().await;
+}
+
+async fn a_corrupt_level_in_a_row_is_refused_never_read_as_a_low_one(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(&db, dir.path());
+    let now = OffsetDateTime::now_utc();
+    let evidence = parse_evidence(&somchai(), now).unwrap();
+    idm.enrol(&evidence, None, now).await.unwrap();
+    sqlx::query("UPDATE accounts SET ial = 'IAL9'")
+        .execute(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    // Recovery compares the account's level with the one the registry
+    // reaches again: an unreadable level must stop it, not lower the bar.
+    let e = idm.recover(&evidence, now).await.unwrap_err();
+    assert!(
+        matches!(e, IdmError::Store(tuaton_store::StoreError::Corrupt(_))),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), ErrorCode::InternalError);
+    let admin = idm
+        .admin()
+        .account_summary("1999000000017")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        admin,
+        IdmError::Store(tuaton_store::StoreError::Corrupt(_))
+    ));
+    db.cleanup().await;
+}
+
+on_both_engines!(
+    a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out,
+    a_corrupt_level_in_a_row_is_refused_never_read_as_a_low_one
+);
