@@ -61,6 +61,11 @@ pub(crate) fn success(actor: &Actor, action: &str, target: impl Into<String>) ->
     AuditEvent::success(actor.to_string(), action, target)
 }
 
+/// A failure record; the caller adds its details.
+pub(crate) fn failure(actor: &Actor, action: &str, target: impl Into<String>) -> AuditEvent {
+    AuditEvent::failure(actor.to_string(), action, target)
+}
+
 /// A refusal record whose details give the refusal's code as `reason`.
 pub(crate) fn refusal(
     actor: &Actor,
@@ -68,8 +73,7 @@ pub(crate) fn refusal(
     target: impl Into<String>,
     reason: &str,
 ) -> AuditEvent {
-    AuditEvent::failure(actor.to_string(), action, target)
-        .with_details(serde_json::json!({ "reason": reason }))
+    failure(actor, action, target).with_details(serde_json::json!({ "reason": reason }))
 }
 
 /// Writes a record in a transaction of its own (a refusal that changes nothing else).

@@ -144,8 +144,8 @@ impl Idm {
                     .await?;
                 } else {
                     companies::unlink(&mut tx, &account.id, &link.juristic_id).await?;
-                    let ev = tuaton_store::audit::AuditEvent::failure(
-                        session.actor().to_string(),
+                    let ev = audit::failure(
+                        &session.actor(),
                         action::COMPANY_AUTHORITY_LOST,
                         link.juristic_id.clone(),
                     );
@@ -243,19 +243,11 @@ impl Idm {
             companies::unlink(&mut tx, &account.id, &jid.compact()).await?;
         }
         let ok = matches!(decision, AuthorityDecision::Authorised { .. });
-        let actor = session.actor().to_string();
+        let actor = session.actor();
         let ev = if ok {
-            tuaton_store::audit::AuditEvent::success(
-                actor,
-                action::COMPANY_AUTHORITY,
-                jid.compact(),
-            )
+            audit::success(&actor, action::COMPANY_AUTHORITY, jid.compact())
         } else {
-            tuaton_store::audit::AuditEvent::failure(
-                actor,
-                action::COMPANY_AUTHORITY,
-                jid.compact(),
-            )
+            audit::failure(&actor, action::COMPANY_AUTHORITY, jid.compact())
         };
         let ev = ev
             .with_details(json!({ "acting": acting.len(), "decision": decision_label(&decision) }));

@@ -159,11 +159,10 @@ impl Idm {
         match decide(evidence, path, &DecisionPolicy::default(), &clock) {
             Ok(d) => Ok(d),
             Err(e) => {
-                let ev = audit::refusal(
+                let ev = audit::failure(
                     actor,
                     action::PROOFING_REFUSED,
                     evidence.evidence_digest().to_string(),
-                    e.code().as_str(),
                 )
                 .with_details(json!({ "reason": e.code(), "connector": registry.name() }));
                 audit::alone(self.store(), now, &ev).await?;

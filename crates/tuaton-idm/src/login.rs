@@ -18,7 +18,7 @@ use tuaton_core::{Aal, AccountId, CitizenId, ErrorCode};
 use tuaton_passkeys::{LoginOutcome, LoginState, PasskeyError, StoredCredential};
 use tuaton_store::Tx;
 use tuaton_store::accounts::AccountState;
-use tuaton_store::audit::{self as store_audit, AuditEvent, Place};
+use tuaton_store::audit::{self as store_audit, Place};
 use tuaton_store::batch::Batch;
 use tuaton_store::ceremonies::{self, CeremonyKind, TakeError};
 use tuaton_store::passkeys::{self as creds, CredentialOwner, PasskeyRecord, PasskeyState};
@@ -335,8 +335,8 @@ impl Idm {
         let (tx, place) = self.open_spending(r.ceremony_id).await?;
         let mut closing = Batch::new();
         closing.push(creds::suspend(&r.record.cred_id));
-        let ev = AuditEvent::failure(
-            Actor::Account(r.account_id.clone()).to_string(),
+        let ev = audit::failure(
+            &Actor::Account(r.account_id.clone()),
             action::PASSKEY_SUSPEND_CLONED,
             r.account_id.to_string(),
         )

@@ -5,7 +5,7 @@
 //! The address is copied at queuing time so that changing the contact after
 //! the event cannot redirect the notice about it.
 //!
-//! Delivery (the server's upkeep, `tuaton-server/src/notify.rs`) claims due
+//! Delivery (the server's upkeep, `tuaton-server/src/notify/`) claims due
 //! notices with [`claim_due`]: a conditional `UPDATE` writes a random claim
 //! token and a lease end on rows nobody holds, then the rows carrying that
 //! token are read back. Several processes on one PostgreSQL therefore never
