@@ -192,6 +192,18 @@ pub enum CustodyError {
 }
 
 impl CustodyError {
+    /// The stable code a front door answers with.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        match self {
+            CustodyError::Key { source, .. } | CustodyError::Open { source, .. } => source.code(),
+            CustodyError::Interrupted => tuaton_core::ErrorCode::KeyBackendUnavailable,
+            CustodyError::Store(s) => s.code(),
+            CustodyError::NotConfigured { .. } | CustodyError::DevelopmentKey { .. } => {
+                tuaton_core::ErrorCode::InternalError
+            }
+        }
+    }
+
     /// Whether trying again later may work (HSM away, database busy).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -194,8 +194,7 @@ impl IdmError {
             Self::CompanyDissolved => C::CompanyDissolved,
             Self::NotADirector => C::NotADirector,
             Self::RateLimited => C::RateLimited,
-            Self::Custody(e) if e.is_retryable() => C::KeyBackendUnavailable,
-            Self::Custody(_) => C::InternalError,
+            Self::Custody(e) => e.code(),
             Self::Store(e) => e.code(),
             Self::Internal(_) => C::InternalError,
         }

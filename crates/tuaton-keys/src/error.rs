@@ -194,4 +194,21 @@ impl KeyError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, KeyError::Unavailable { .. })
     }
+
+    /// The stable code a front door answers with.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        use tuaton_core::ErrorCode as C;
+        match self {
+            _ if self.is_retryable() => C::KeyBackendUnavailable,
+            KeyError::UnknownName(_)
+            | KeyError::InvalidKeyRef { .. }
+            | KeyError::ForeignKeyRef { .. }
+            | KeyError::InvalidLabel { .. } => C::InvalidField,
+            KeyError::AlgorithmMismatch { .. }
+            | KeyError::AlgorithmNotSupportedHere { .. }
+            | KeyError::MechanismUnavailable { .. } => C::KeyRefused,
+            KeyError::KeyNotFound { .. } => C::NotFound,
+            _ => C::InternalError,
+        }
+    }
 }

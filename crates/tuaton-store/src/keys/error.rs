@@ -110,6 +110,17 @@ pub enum KeysError {
 }
 
 impl KeysError {
+    /// The stable code a front door answers with.
+    pub fn code(&self) -> tuaton_core::ErrorCode {
+        use tuaton_core::ErrorCode as C;
+        match self {
+            KeysError::Store(s) => s.code(),
+            KeysError::NotFound { .. } => C::NotFound,
+            KeysError::Raced { .. } | KeysError::PlanStale { .. } => C::Conflict,
+            _ => C::KeyRefused,
+        }
+    }
+
     /// Whether the lifecycle or its policy refused the request (the operator
     /// may change the request), as opposed to a fault.
     pub fn is_refusal(&self) -> bool {
