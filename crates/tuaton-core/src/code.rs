@@ -140,6 +140,8 @@ codes! {
     NotFound = "not_found",
     /// No endpoint at this address.
     NoSuchEndpoint = "no_such_endpoint",
+    /// The endpoint does not answer this method.
+    MethodNotAllowed = "method_not_allowed",
     /// The database is unavailable.
     DatabaseUnavailable = "database_unavailable",
     /// The request took too long.

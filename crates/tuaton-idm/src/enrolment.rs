@@ -25,7 +25,9 @@ pub fn parse_evidence(
         .map_err(|e| IdmError::invalid(ErrorCode::InvalidEvidence, e.to_string()))
 }
 
-/// Where security notices and recovery messages go.
+/// Where security notices and recovery messages go: an address the mail
+/// transport itself accepts (lettre's parser, the one delivery uses), so a
+/// notice is never queued to an address it would refuse to send to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactEmail(String);
 
@@ -36,9 +38,8 @@ impl ContactEmail {
             return Ok(None);
         };
         let ok = e.len() <= 254
-            && e.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty() && d.contains('.') && !e.contains(char::is_whitespace)
-            });
+            && e.parse::<lettre::Address>()
+                .is_ok_and(|a| a.domain().contains('.'));
         if ok {
             Ok(Some(Self(e.to_owned())))
         } else {

@@ -325,8 +325,10 @@ impl Idm {
         })
     }
 
-    /// A cloned authenticator: suspends the credential with its audit
-    /// record, in the transaction that spends the ceremony.
+    /// A cloned authenticator: suspends the credential and ends every
+    /// session of the account (whoever holds the copy may have logged in
+    /// with it already), with the audit record, in the transaction that
+    /// spends the ceremony.
     async fn suspend_cloned(
         &self,
         r: Recognised<'_>,
@@ -335,12 +337,15 @@ impl Idm {
         let (tx, place) = self.open_spending(r.ceremony_id).await?;
         let mut closing = Batch::new();
         closing.push(creds::suspend(&r.record.cred_id));
+        closing.push(tuaton_store::sessions::end_all(&r.account_id));
         let ev = audit::failure(
             &Actor::Account(r.account_id.clone()),
             action::PASSKEY_SUSPEND_CLONED,
             r.account_id.to_string(),
         )
-        .with_details(json!({ "cred_id": r.record.cred_id, "reason": "counter_regression" }));
+        .with_details(json!({
+            "cred_id": r.record.cred_id, "reason": "counter_regression", "sessions_ended": "all",
+        }));
         place.write(now, &ev, &mut closing)?;
         tx.commit_with(closing).await?;
         Ok(IdmError::Passkey(PasskeyError::CounterRegression))

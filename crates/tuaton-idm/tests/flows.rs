@@ -177,7 +177,34 @@ async fn a_corrupt_level_in_a_row_is_refused_never_read_as_a_low_one(db: TestDb)
     db.cleanup().await;
 }
 
+async fn a_contact_address_the_mail_transport_would_refuse_is_refused_at_enrolment(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(&db, dir.path());
+    let now = OffsetDateTime::now_utc();
+    let evidence = parse_evidence(&somchai(), now).unwrap();
+    for bad in [
+        "somchai<script>@example.test",
+        "somchai@exa mple.test",
+        "somchai@localhost",
+        "@example.test",
+        "somchai@",
+    ] {
+        let e = idm.enrol(&evidence, Some(bad), now).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidContactEmail, "{bad}");
+    }
+    let (accounts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
+        .fetch_one(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    assert_eq!(accounts, 0, "a refused enrolment writes nothing");
+    idm.enrol(&evidence, Some(" somchai.jaidee+tuaton@example.test "), now)
+        .await
+        .unwrap();
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    a_contact_address_the_mail_transport_would_refuse_is_refused_at_enrolment,
     a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out,
     a_corrupt_level_in_a_row_is_refused_never_read_as_a_low_one
 );

@@ -2,15 +2,22 @@
 //!
 //! Every start and finish of enrolment, passkey registration, login and
 //! recovery passes a per-address limit (a route layer) and, once the account is
-//! known, a per-account limit. The address is the TCP peer's, or behind a
-//! trusted reverse proxy the client's (see [`crate::client_address`]). Limits
+//! known, a per-account limit; the signed-in routes (`/me…`, whose company
+//! checks call the registry) pass a per-address limit of their own, five
+//! times the ceremony limit. The address is the TCP peer's, or behind a
+//! trusted reverse proxy the client's (see [`crate::client_address`]); an
+//! IPv6 client is counted by its /64 network, the block one subscriber is
+//! usually given, so stepping through its own addresses gains nothing. At
+//! most [`MAX_TRACKED`] addresses are tracked per limiter: past that, new
+//! ones share one bucket, so a flood of addresses neither grows memory
+//! without bound nor escapes the limit. Limits
 //! are kept in each process's memory: with several instances the effective
 //! limit is at most the per-instance limit times the number of instances,
 //! which still bounds guessing. Refusals are counted in metrics and logged
 //! without personal data; they are not written to the audit log, so a flood
 //! cannot grow it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -22,11 +29,48 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::client_address::ClientAddress;
 use crate::{ApiError, AppState};
 
-/// The two limiters.
+/// The most clients one address limiter tracks at once.
+pub const MAX_TRACKED: usize = 100_000;
+
+/// The key every client past [`MAX_TRACKED`] shares.
+const OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// The limiters.
 #[derive(Clone)]
 pub struct RateLimits {
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    signed_in: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     per_account: Arc<DefaultKeyedRateLimiter<String>>,
+    max_tracked: usize,
+}
+
+/// What an address limit counts: an IPv4 address (an IPv4-mapped IPv6
+/// address is the IPv4 one), or an IPv6 /64 network.
+pub fn client_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// Counts one request from `addr` in `limiter`, tracking at most `max` clients.
+fn count(
+    limiter: &DefaultKeyedRateLimiter<IpAddr>,
+    addr: IpAddr,
+    max: usize,
+    scope: &'static str,
+) -> Result<(), ApiError> {
+    let mut key = client_key(addr);
+    if limiter.len() >= max {
+        limiter.retain_recent();
+        if limiter.len() >= max {
+            key = OVERFLOW;
+        }
+    }
+    limiter.check_key(&key).map_err(|_| refused(scope))
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -36,24 +80,36 @@ fn quota(per_minute: u32) -> Quota {
 impl RateLimits {
     /// Limits allowing `per_address` and `per_account` ceremony requests a minute (each with that burst).
     pub fn new(per_address: u32, per_account: u32) -> Self {
+        Self::tracking(per_address, per_account, MAX_TRACKED)
+    }
+
+    /// The same, tracking at most `max_tracked` clients per address limiter.
+    pub fn tracking(per_address: u32, per_account: u32, max_tracked: usize) -> Self {
         Self {
             per_address: Arc::new(RateLimiter::keyed(quota(per_address))),
+            signed_in: Arc::new(RateLimiter::keyed(quota(per_address.saturating_mul(5)))),
             per_account: Arc::new(RateLimiter::keyed(quota(per_account))),
+            max_tracked,
         }
     }
 
-    /// Counts one request from `addr`.
+    /// Counts one ceremony request from `addr`.
     pub fn check_address(&self, addr: IpAddr) -> Result<(), ApiError> {
-        self.per_address
-            .check_key(&addr)
-            .map_err(|_| refused("address"))
+        count(&self.per_address, addr, self.max_tracked, "address")
+    }
+
+    /// Counts one signed-in request from `addr`.
+    pub fn check_signed_in(&self, addr: IpAddr) -> Result<(), ApiError> {
+        count(&self.signed_in, addr, self.max_tracked, "signed_in")
     }
 
     /// Forgets keys whose limits have fully recovered, bounding memory.
     pub fn shrink(&self) {
         self.per_address.retain_recent();
+        self.signed_in.retain_recent();
         self.per_account.retain_recent();
         self.per_address.shrink_to_fit();
+        self.signed_in.shrink_to_fit();
         self.per_account.shrink_to_fit();
     }
 }
@@ -89,5 +145,67 @@ pub(crate) async fn per_address(
     match state.rate_limits().check_address(addr) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
+    }
+}
+
+/// Route layer: the signed-in routes' per-address limit.
+pub(crate) async fn signed_in(
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    req: Request,
+    next: Next,
+) -> Response {
+    match state.rate_limits().check_signed_in(addr) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_network() {
+        let limits = RateLimits::new(2, 100);
+        for a in [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::ffff",
+            "2001:db8:1:2:abcd::9",
+        ] {
+            let _ = limits.check_address(ip(a));
+        }
+        assert!(
+            limits.check_address(ip("2001:db8:1:2:ffff::1")).is_err(),
+            "same /64, spent"
+        );
+        assert!(
+            limits.check_address(ip("2001:db8:1:3::1")).is_ok(),
+            "another /64"
+        );
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn past_the_cap_new_clients_share_one_bucket() {
+        let limits = RateLimits::tracking(1, 100, 3);
+        for a in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+            assert!(limits.check_address(ip(a)).is_ok(), "{a}");
+        }
+        assert!(
+            limits.check_address(ip("192.0.2.4")).is_ok(),
+            "the shared bucket's one request"
+        );
+        assert!(
+            limits.check_address(ip("192.0.2.5")).is_err(),
+            "shares the spent bucket"
+        );
+        assert!(limits.per_address.len() <= 4, "memory stays bounded");
     }
 }

@@ -2,9 +2,13 @@
 //! handlers use. Minting and resolving sessions is the service layer's
 //! (`tuaton_idm::sessions`); this module only carries them in cookies.
 //!
-//! The cookie is `HttpOnly`, `SameSite=Lax`, path `/`, and on an https public
-//! URL `Secure` with the `__Host-` prefix (which browsers only accept on
-//! secure origins, so plain http development uses the unprefixed name).
+//! The cookie is `HttpOnly`, `SameSite=Strict` (a request started on another
+//! site never carries it, not even a top-level link), path `/`, a browser
+//! session cookie (no `Max-Age`: closing the browser forgets it, and the
+//! server ends the session at its idle and absolute limits either way), and
+//! on an https public URL `Secure` with the `__Host-` prefix (which browsers
+//! only accept on secure origins, so plain http development uses the
+//! unprefixed name).
 //! Every state-changing request made with a session must carry the
 //! session's CSRF token: in `X-CSRF-Token`, or — an HTML form cannot set a
 //! header — in the form's `csrf_token` field ([`csrf_from_form`]). A
@@ -77,28 +81,28 @@ pub fn cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-/// A `Set-Cookie` value; `max_age: None` clears the cookie.
-pub fn session_cookie(state: &AppState, value: &str, max_age: Option<Duration>) -> String {
-    let mut c = Cookie::build((cookie_name(state), value.to_owned()))
+/// The session cookie with `value`, as a browser-session cookie.
+fn session_cookie<'c>(state: &AppState, value: &str) -> cookie::CookieBuilder<'c> {
+    Cookie::build((cookie_name(state), value.to_owned()))
         .path("/")
         .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.settings().is_https());
-    c = match max_age {
-        Some(age) => c.max_age(age),
-        None => c.max_age(Duration::ZERO),
-    };
-    c.build().to_string()
+        .same_site(SameSite::Strict)
+        .secure(state.settings().is_https())
 }
 
 /// The `Set-Cookie` value that hands a new session to the client.
 pub fn issued_cookie(state: &AppState, issued: &IssuedSession) -> String {
-    session_cookie(state, issued.secret.expose(), Some(issued.lifetime))
+    session_cookie(state, issued.secret.expose())
+        .build()
+        .to_string()
 }
 
 /// The `Set-Cookie` value that clears the session cookie.
 pub fn cleared_cookie(state: &AppState) -> String {
-    session_cookie(state, "", None)
+    session_cookie(state, "")
+        .max_age(Duration::ZERO)
+        .build()
+        .to_string()
 }
 
 /// The session secret a request's cookie carries, if any.

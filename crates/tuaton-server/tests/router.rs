@@ -230,3 +230,29 @@ async fn a_browser_gets_a_refusal_as_a_page_and_a_program_as_problem_json() {
         assert_eq!(v["code"], "no_such_endpoint");
     }
 }
+
+#[tokio::test]
+async fn refusals_made_below_the_routes_are_problem_documents_too() {
+    let (app, _db) = app_with(&[("TUATON_MAX_BODY_BYTES", "2048")]).await;
+    // A body announced as too large is refused by the limit layer before any
+    // route reads it.
+    let req = Request::post("/api/v1/enrolments")
+        .header("content-type", "application/json")
+        .header("content-length", "4096")
+        .body(Body::from("{".repeat(4096)))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert!(resp.headers().contains_key("x-request-id"));
+    let v: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(v["code"], "body_too_large");
+
+    // The data export is a POST: a link (GET) cannot start it.
+    let resp = get(&app, "/api/v1/me/export").await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert_eq!(resp.headers()["allow"], "POST");
+    let v: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(v["code"], "method_not_allowed");
+}

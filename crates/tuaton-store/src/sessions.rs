@@ -111,11 +111,12 @@ pub fn delete(id_hash: &str) -> Statement {
 
 /// Ends every session of an account ("log out everywhere"); returns how many.
 pub async fn delete_for_account(tx: &mut Tx, account_id: &AccountId) -> Result<u64, StoreError> {
-    let r = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-        .bind(account_id.as_str())
-        .execute(tx.conn())
-        .await?;
-    Ok(r.rows_affected())
+    end_all(account_id).execute(tx.conn()).await
+}
+
+/// Ends every session of an account, as a statement for a batch.
+pub fn end_all(account_id: &AccountId) -> Statement {
+    Statement::new("DELETE FROM sessions WHERE account_id = $1").bind(account_id.as_str())
 }
 
 /// Deletes sessions past their absolute end; returns how many.

@@ -20,7 +20,7 @@ use crate::{ApiError, AppState};
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))
-        .route("/me/export", get(export))
+        .route("/me/export", post(export))
         .route("/me/erase", post(erase))
         .route("/me/consents", get(list_consents).post(give_consent))
         .route("/me/consents/{id}/withdraw", post(withdraw_consent))
@@ -64,8 +64,10 @@ async fn me(
     })))
 }
 
-/// Everything Tuaton holds about the signed-in person, as JSON (PDPA access and portability).
-#[utoipa::path(get, path = "/api/v1/me/export", tag = "account", responses((status = 200, body = Object)))]
+/// Everything Tuaton holds about the signed-in person, as JSON (PDPA access
+/// and portability). A POST, so it needs the CSRF token like any request
+/// that writes (the export is audited) and no link on another site can start it.
+#[utoipa::path(post, path = "/api/v1/me/export", tag = "account", responses((status = 200, body = Object), (status = 403, body = crate::error::Problem)))]
 async fn export(State(state): State<AppState>, session: SessionAuth) -> Result<Response, ApiError> {
     let body = state.idm().export(&session, state.now()).await?;
     Ok((

@@ -16,15 +16,20 @@ pub(crate) use enrolment::ApiDocEnrolment;
 pub(crate) use passkeys::ApiDocPasskeys;
 pub(crate) use recovery::ApiDocRecovery;
 
-/// The API; ceremony routes (enrolment, passkeys, login, recovery) carry the per-address rate limit.
+/// The API; ceremony routes (enrolment, passkeys, login, recovery) carry the
+/// per-address ceremony limit, the signed-in routes their own.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
     let ceremonies = Router::new()
         .merge(enrolment::routes())
         .merge(passkeys::routes())
         .merge(recovery::routes())
         .route_layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             crate::ratelimit::per_address,
         ));
-    Router::new().merge(ceremonies).merge(accounts::routes())
+    let signed_in = accounts::routes().route_layer(axum::middleware::from_fn_with_state(
+        state,
+        crate::ratelimit::signed_in,
+    ));
+    Router::new().merge(ceremonies).merge(signed_in)
 }

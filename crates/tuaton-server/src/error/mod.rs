@@ -9,6 +9,8 @@
 
 pub(crate) mod page;
 mod refusals;
+#[cfg(test)]
+mod tests;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -180,10 +182,9 @@ where
                 ErrorCode::MalformedJson,
                 "The body is not well-formed JSON.",
             )),
-            // The serde message names the field and what was expected; it never echoes values.
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(
                 ErrorCode::InvalidField,
-                e.body_text(),
+                field_problem(&e.body_text()),
             )),
             Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -195,6 +196,36 @@ where
                 "The request body could not be read.",
             )),
         }
+    }
+}
+
+/// A sentence for a JSON field that did not fit, naming the field and never
+/// the value sent (serde's own message quotes it: `invalid type: string
+/// "…"`) nor Rust's type paths. axum's text is `…target type: PATH: MESSAGE`.
+pub(crate) fn field_problem(text: &str) -> String {
+    let detail = text.split_once("target type: ").map_or(text, |(_, d)| d);
+    let (path, message) = detail.split_once(": ").unwrap_or((".", detail));
+    let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned);
+    if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" in `{path}`")
+        };
+        return format!("The field `{name}` is missing{at}.");
+    }
+    if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" in `{path}`")
+        };
+        return format!("The field `{name}` is not accepted here{at}.");
+    }
+    if path == "." {
+        "The body does not have the expected shape.".to_owned()
+    } else {
+        format!("The field `{path}` has the wrong type or value.")
     }
 }
 

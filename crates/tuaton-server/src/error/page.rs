@@ -1,13 +1,19 @@
-//! Refusals for browsers: a request whose `Accept` prefers `text/html` to
-//! JSON gets the problem document as a small HTML page, with the same status,
-//! code and sentence. Programs (and `fetch`, which sends `*/*`) keep problem
-//! JSON. The page has no script and no inline style, so the strict CSP holds.
+//! Refusals as every client expects them. A refusal made below the routes
+//! (a body over the limit announced by `Content-Length`, a method a route
+//! does not answer) becomes a problem document like every other; and a
+//! request whose `Accept` prefers `text/html` to JSON gets the problem
+//! document as a small HTML page, with the same status, code and sentence.
+//! Programs (and `fetch`, which sends `*/*`) keep problem JSON. The page has
+//! no script and no inline style, so the strict CSP holds.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use tuaton_core::ErrorCode;
+
+use super::ApiError;
 
 /// The most a problem document is read to render it; ours are a few hundred bytes.
 const MAX_PROBLEM: usize = 16 * 1024;
@@ -58,7 +64,25 @@ fn render(title: &str, detail: &str, code: &str) -> String {
     )
 }
 
-/// Layer: renders problem documents as pages for requests that prefer HTML.
+/// The problem document for a refusal axum or a tower layer made itself.
+fn framework_refusal(status: StatusCode) -> Option<ApiError> {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Some(ApiError::new(
+            status,
+            ErrorCode::BodyTooLarge,
+            "The request body is too large.",
+        )),
+        StatusCode::METHOD_NOT_ALLOWED => Some(ApiError::new(
+            status,
+            ErrorCode::MethodNotAllowed,
+            "This endpoint does not answer this method.",
+        )),
+        _ => None,
+    }
+}
+
+/// Layer: turns the framework's own refusals into problem documents, and
+/// renders problem documents as pages for requests that prefer HTML.
 pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
     let html = req
         .headers()
@@ -66,12 +90,26 @@ pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(prefers_html);
     let mut resp = next.run(req).await;
+    let is_problem = |r: &Response| {
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/problem+json")
+    };
+    if !is_problem(&resp)
+        && let Some(refusal) = framework_refusal(resp.status())
+    {
+        // Keep the headers the layers set (request id, security headers).
+        let headers = std::mem::take(resp.headers_mut());
+        resp = refusal.into_response();
+        for (name, value) in &headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                resp.headers_mut().entry(name).or_insert(value.clone());
+            }
+        }
+    }
     resp.headers_mut()
         .append(header::VARY, HeaderValue::from_static("accept"));
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    let is_problem = is_problem(&resp);
     if !html || !is_problem {
         return resp;
     }

@@ -192,12 +192,22 @@ async fn a_cloned_authenticator_is_suspended(db: TestDb) {
     }
     let (id, rcr) = login_start(&mut c, "1999000000017").await;
     let a = serde_json::to_value(clone.do_authentication(origin(), rcr).unwrap()).unwrap();
+    let (s, _) = c.call("GET", "/api/v1/me", None, false).await;
+    assert_eq!(s, StatusCode::OK, "the owner is logged in");
     let (s, v) = finish(&mut c, &id, &a).await;
     assert_eq!(
         (s, v["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("credential_suspended")),
         "{v}"
     );
+    // Whoever holds the copy may already be logged in with it: every
+    // session of the account ended with the suspension.
+    let (s, v) = c.call("GET", "/api/v1/me", None, false).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_expired"))
+    );
+    assert_eq!(count(&db, "sessions").await, 0);
     // Suspended for everyone, including the owner, until recovery: a login by
     // citizen id no longer offers the credential at all.
     let (s, start) = c

@@ -115,7 +115,7 @@ async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
     )
     .await;
 
-    let (s, export) = c.call("GET", "/api/v1/me/export", None, false).await;
+    let (s, export) = c.call("POST", "/api/v1/me/export", None, true).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(export["account"]["citizen_id"], "1999000000017");
     assert_eq!(export["account"]["thai_given"], "สมชาย");
