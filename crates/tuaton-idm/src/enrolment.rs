@@ -78,9 +78,10 @@ pub struct Enrolled {
 }
 
 impl Idm {
-    /// Enrols a citizen whose card the registry confirms (IAL2.1). An
-    /// enrolled citizen id is refused before the registry is asked, and
-    /// again in the transaction against a race.
+    /// Enrols a citizen whose card the registry confirms (IAL2.1). Whether
+    /// the citizen id is enrolled already is looked at only after the
+    /// registry has confirmed the card's details, so a stranger with a
+    /// guessed id (or a wrong card) learns the same either way.
     pub async fn enrol(
         &self,
         evidence: &CitizenEvidence,
@@ -88,15 +89,6 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
         let contact = ContactEmail::parse_optional(contact)?;
-        if accounts::by_citizen_id(
-            self.store().conn().await?.conn(),
-            &evidence.citizen_id.compact(),
-        )
-        .await?
-        .is_some()
-        {
-            return Err(IdmError::AlreadyEnrolled);
-        }
         let decision = self.proof(evidence, None, &Actor::Anonymous, now).await?;
         self.record_proofing(evidence, contact, &decision, None, now)
             .await

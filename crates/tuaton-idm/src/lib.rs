@@ -121,6 +121,7 @@ pub struct Idm(Arc<Inner>);
 struct Inner {
     parts: IdmParts,
     id_token_keys: custody::PublishedKeys,
+    login_privacy: tokio::sync::OnceCell<ring::hmac::Key>,
 }
 
 impl Idm {
@@ -129,6 +130,7 @@ impl Idm {
         Self(Arc::new(Inner {
             parts,
             id_token_keys: custody::PublishedKeys::new(tuaton_store::keys::KeyPurpose::IdToken),
+            login_privacy: tokio::sync::OnceCell::new(),
         }))
     }
 

@@ -30,6 +30,9 @@ use crate::{Idm, IdmError};
 
 const KIND: CeremonyKind = CeremonyKind::PasskeyLogin;
 
+/// The server secret that derives stand-in credential ids.
+const PRIVACY_SECRET: &str = "login-privacy";
+
 /// A login begun: give `options` to `navigator.credentials.get`, and the id back at finish.
 #[derive(Debug)]
 pub struct LoginChallenge {
@@ -76,6 +79,29 @@ impl Refusal {
     }
 }
 
+/// Request options naming `credential` as the one allowed, in the form a
+/// known account's options take (no conditional mediation, no extensions);
+/// the API suite compares the two shapes.
+fn with_credential(
+    options: &RequestChallengeResponse,
+    credential: &ring::hmac::Tag,
+) -> Result<RequestChallengeResponse, IdmError> {
+    let mut v = serde_json::to_value(options).map_err(IdmError::internal)?;
+    v["publicKey"]["allowCredentials"] = json!([{
+        "type": "public-key",
+        "id": URL_SAFE_NO_PAD.encode(credential.as_ref()),
+    }]);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("mediation");
+    }
+    // A known account's options ask for no extensions; the username-less
+    // ones do (`uvm`), which would tell the two apart.
+    if let Some(o) = v["publicKey"].as_object_mut() {
+        o.remove("extensions");
+    }
+    serde_json::from_value(v).map_err(IdmError::internal)
+}
+
 /// The user handle is 128 random bits in hex; as a WebAuthn user id it is read as a UUID.
 pub(crate) fn user_uuid(h: &str) -> Uuid {
     let mut b = [0u8; 16];
@@ -106,8 +132,12 @@ struct Recognised<'a> {
 
 impl Idm {
     /// Starts a login. With a citizen id, the account's active passkeys are
-    /// offered; without one, or for an id with no account or no active
-    /// passkey, a username-less challenge that does not reveal who is enrolled.
+    /// offered. For an id with no account, or none with an active passkey,
+    /// the answer looks the same (the Username Enumeration consideration of
+    /// Web Authentication Level 3): a stand-in credential id derived from the
+    /// id with a server secret — the same on every ask and every instance —
+    /// and the same per-account limit, counted under a stand-in account.
+    /// Without a citizen id, a username-less challenge.
     pub async fn start_login(
         &self,
         citizen_id: Option<&CitizenId>,
@@ -119,16 +149,24 @@ impl Idm {
         if let Some(id) = citizen_id {
             let candidates =
                 creds::login_candidates(self.store().conn().await?.conn(), &id.compact()).await?;
-            if let Some((acc_id, active)) = candidates {
-                self.count_attempt(&acc_id)?;
-                let stored: Vec<StoredCredential> = active
-                    .into_iter()
-                    .map(StoredCredential::from_stored)
-                    .collect();
-                if !stored.is_empty() {
-                    started = Some(pk.start_login(&stored, now)?);
-                    account_id = Some(acc_id);
+            match candidates {
+                Some((acc_id, active)) => {
+                    self.count_attempt(&acc_id)?;
+                    let stored: Vec<StoredCredential> = active
+                        .into_iter()
+                        .map(StoredCredential::from_stored)
+                        .collect();
+                    if !stored.is_empty() {
+                        started = Some(pk.start_login(&stored, now)?);
+                        account_id = Some(acc_id);
+                    }
                 }
+                None => self.count_attempt(&self.stand_in_account(id, now).await?)?,
+            }
+            if started.is_none() {
+                let (options, state) = pk.start_discoverable_login(now)?;
+                let stand_in = self.stand_in(b"credential", id, now).await?;
+                started = Some((with_credential(&options, &stand_in)?, state));
             }
         }
         let (options, state) = match started {
@@ -188,6 +226,53 @@ impl Idm {
                     .await?)
             }
         }
+    }
+
+    /// HMAC-SHA256 of `purpose` and the citizen id under the login-privacy
+    /// secret, made and shared through the store on first use.
+    async fn stand_in(
+        &self,
+        purpose: &[u8],
+        id: &CitizenId,
+        now: OffsetDateTime,
+    ) -> Result<ring::hmac::Tag, IdmError> {
+        let key = self
+            .0
+            .login_privacy
+            .get_or_try_init(|| async {
+                let mut offered = zeroize::Zeroizing::new([0u8; 32]);
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), offered.as_mut())
+                    .map_err(|_| IdmError::internal("the system random source failed"))?;
+                let stored = tuaton_store::secrets::get_or_create(
+                    self.store(),
+                    PRIVACY_SECRET,
+                    &hex::encode(offered.as_ref()),
+                    now,
+                )
+                .await?;
+                let bytes = zeroize::Zeroizing::new(
+                    hex::decode(&stored).map_err(|_| crate::error::corrupt("a server secret"))?,
+                );
+                if bytes.len() != 32 {
+                    return Err(crate::error::corrupt("a server secret"));
+                }
+                Ok::<_, IdmError>(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
+            })
+            .await?;
+        let mut message = purpose.to_vec();
+        message.push(0);
+        message.extend_from_slice(id.compact().as_bytes());
+        Ok(ring::hmac::sign(key, &message))
+    }
+
+    /// The account an unknown citizen id's attempts are counted under.
+    async fn stand_in_account(
+        &self,
+        id: &CitizenId,
+        now: OffsetDateTime,
+    ) -> Result<AccountId, IdmError> {
+        let tag = self.stand_in(b"account", id, now).await?;
+        AccountId::parse(&hex::encode(&tag.as_ref()[..16])).map_err(IdmError::internal)
     }
 
     /// Reads the ceremony and the credential in one round trip; the ceremony

@@ -13,5 +13,6 @@ mod limits;
 mod notify;
 mod passkeys;
 mod pdpa;
+mod privacy;
 mod proofing;
 mod recovery;

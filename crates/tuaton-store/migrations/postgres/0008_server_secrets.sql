@@ -1,0 +1,1 @@
+../sqlite/0008_server_secrets.sql
