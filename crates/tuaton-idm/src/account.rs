@@ -191,6 +191,7 @@ impl Idm {
         );
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
+        self.store().flush_erasure().await?;
         Ok(())
     }
 

@@ -262,6 +262,9 @@ pub async fn erase(tx: &mut Tx, id: &AccountId, now: OffsetDateTime) -> Result<(
         "DELETE FROM account_roles WHERE account_id = $1",
         "DELETE FROM ceremonies WHERE account_id = $1",
         "DELETE FROM notifications WHERE account_id = $1",
+        // The registry's raw answers go; the decisions' level, method and
+        // digest stay as the record of what was done.
+        "UPDATE proofing_decisions SET registry_answer = 'null' WHERE account_id = $1",
     ] {
         sqlx::query(sql).bind(id).execute(tx.conn()).await?;
     }

@@ -269,7 +269,7 @@ impl Store {
                     closed: AtomicBool::new(false),
                     options: connect,
                     settings: format!(
-                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = {};",
+                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = {};",
                         options.busy_timeout.as_millis(),
                         options.sqlite_synchronous
                     ),
@@ -294,6 +294,20 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Makes an erasure final on disk. SQLite runs with `secure_delete`, so
+    /// deleted and overwritten content is zeroed in the database file; the
+    /// WAL still holds the pages as they were before, so it is checkpointed
+    /// into the file and truncated. On PostgreSQL dead rows wait for VACUUM
+    /// (docs/operators/cli.md), which the operator schedules.
+    pub async fn flush_erasure(&self) -> Result<(), StoreError> {
+        if self.engine == Engine::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(self.conn().await?.conn())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Opens (creating if needed) the SQLite file at `path`.

@@ -155,6 +155,28 @@ async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
     ] {
         assert!(!text.contains(needle), "`{needle}` remains after erasure");
     }
+    // Nor in the bytes on disk: SQLite's file and its WAL.
+    if let Some(path) = db
+        .url()
+        .strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+    {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        for needle in [
+            "1999000000017",
+            "สมชาย",
+            "ใจดี",
+            "Jaidee",
+            "somchai@example.test",
+        ] {
+            let n = needle.as_bytes();
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n),
+                "`{needle}` remains on disk after erasure"
+            );
+        }
+    }
     assert!(
         tuaton_store::audit::verify(&db.store)
             .await
