@@ -197,7 +197,7 @@ impl Settings {
         let f = Fields::read(file, &env)?;
         // The first bad setting stops start-up; reading in a fixed order makes
         // the same mistake always the one reported.
-        let listen = network::listen(&f)?;
+        let listen = network::listen(&f, dev)?;
         let public_url = network::public_url(&f)?;
         let data_dir = storage::data_dir(&f)?;
         let database_url = storage::database_url(&f, &data_dir)?;

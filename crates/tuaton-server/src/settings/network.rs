@@ -45,14 +45,26 @@ pub(super) const RATE_LIMIT_PER_ACCOUNT: Whole = Whole {
     accepted: "a whole number of requests a minute from 1 to 1000000",
 };
 
-/// `TUATON_LISTEN`, or `127.0.0.1:8080`.
-pub(super) fn listen(f: &Fields) -> Result<SocketAddr, SettingsError> {
+/// `TUATON_LISTEN`, or `127.0.0.1:8080`; with `--dev`, a loopback address only.
+pub(super) fn listen(f: &Fields, dev: bool) -> Result<SocketAddr, SettingsError> {
     let listen = f.get(
         "TUATON_LISTEN",
         "an IP address and port, such as 127.0.0.1:8080 or [::1]:8080",
         |v| v.trim().parse().map_err(|e: AddrParseError| e.to_string()),
     )?;
-    Ok(listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))))
+    let listen = listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    if dev && !listen.ip().is_loopback() {
+        // Development mode trusts fictional registries and keys-dev's public
+        // master key: reachable from another machine, anyone could enrol
+        // anyone and read every development key.
+        return Err(SettingsError::Invalid {
+            setting: "TUATON_LISTEN".into(),
+            value: listen.to_string(),
+            problem: "development mode (--dev) uses public development keys and fictional registries, so it listens on this machine only".into(),
+            expected: "a loopback address, such as 127.0.0.1:8080 or [::1]:8080, with --dev",
+        });
+    }
+    Ok(listen)
 }
 
 /// `TUATON_PUBLIC_URL`, or `http://localhost:8080`.
@@ -104,6 +116,24 @@ pub(super) fn trusted_proxies(f: &Fields) -> Result<TrustedProxies, SettingsErro
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use crate::settings::tests::{load, refused};
+
+    #[test]
+    fn development_mode_listens_on_loopback_only() {
+        let dev = |listen: &str| {
+            let env =
+                std::collections::HashMap::from([("TUATON_LISTEN".to_owned(), listen.to_owned())]);
+            crate::Settings::load_with(None, true, |k| env.get(k).cloned())
+        };
+        for bad in ["0.0.0.0:8080", "[::]:8080", "192.0.2.10:8080"] {
+            let e = dev(bad).unwrap_err().to_string();
+            assert!(e.contains("TUATON_LISTEN") && e.contains("loopback"), "{e}");
+        }
+        for good in ["127.0.0.1:8080", "[::1]:9000", "127.0.0.2:8080"] {
+            assert_eq!(dev(good).unwrap().listen.to_string(), good);
+        }
+        let production = load(&[("TUATON_LISTEN", "0.0.0.0:8080")], None).unwrap();
+        assert_eq!(production.listen.to_string(), "0.0.0.0:8080");
+    }
 
     #[test]
     fn trusted_proxies_default_to_none_and_bad_ones_name_the_setting() {
