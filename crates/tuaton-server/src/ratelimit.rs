@@ -142,10 +142,7 @@ pub(crate) async fn per_address(
     req: Request,
     next: Next,
 ) -> Response {
-    match state.rate_limits().check_address(addr) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
+    limited(state.rate_limits().check_address(addr), req, next).await
 }
 
 /// Route layer: the signed-in routes' per-address limit.
@@ -155,7 +152,12 @@ pub(crate) async fn signed_in(
     req: Request,
     next: Next,
 ) -> Response {
-    match state.rate_limits().check_signed_in(addr) {
+    limited(state.rate_limits().check_signed_in(addr), req, next).await
+}
+
+/// Passes the request on if its limit allowed it.
+async fn limited(counted: Result<(), ApiError>, req: Request, next: Next) -> Response {
+    match counted {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }

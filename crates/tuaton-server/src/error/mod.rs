@@ -206,21 +206,18 @@ pub(crate) fn field_problem(text: &str) -> String {
     let detail = text.split_once("target type: ").map_or(text, |(_, d)| d);
     let (path, message) = detail.split_once(": ").unwrap_or((".", detail));
     let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned);
-    if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" in `{path}`")
-        };
-        return format!("The field `{name}` is missing{at}.");
-    }
-    if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" in `{path}`")
-        };
-        return format!("The field `{name}` is not accepted here{at}.");
+    let at = if path == "." {
+        String::new()
+    } else {
+        format!(" in `{path}`")
+    };
+    for (serde, says) in [
+        ("missing field ", "is missing"),
+        ("unknown field ", "is not accepted here"),
+    ] {
+        if let Some(name) = message.strip_prefix(serde).and_then(quoted) {
+            return format!("The field `{name}` {says}{at}.");
+        }
     }
     if path == "." {
         "The body does not have the expected shape.".to_owned()
