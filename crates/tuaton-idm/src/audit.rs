@@ -85,3 +85,16 @@ pub(crate) async fn alone(
     audit::append_alone(store, now, ev).await?;
     Ok(())
 }
+
+/// Writes a refusal that changes nothing else, its reason the refusal's
+/// code, in a transaction of its own.
+pub(crate) async fn refused_alone(
+    store: &Store,
+    now: OffsetDateTime,
+    actor: &Actor,
+    action: &str,
+    target: impl Into<String>,
+    reason: tuaton_core::ErrorCode,
+) -> Result<(), IdmError> {
+    alone(store, now, &refusal(actor, action, target, reason.as_str())).await
+}

@@ -192,13 +192,16 @@ impl Idm {
             } else {
                 IdmError::NotADirector
             };
-            let ev = audit::refusal(
-                &session.actor(),
+            let actor = session.actor();
+            audit::refused_alone(
+                self.store(),
+                now,
+                &actor,
                 action::COMPANY_LINK,
                 jid.compact(),
-                err.code().as_str(),
-            );
-            audit::alone(self.store(), now, &ev).await?;
+                err.code(),
+            )
+            .await?;
             return Err(err);
         }
         let acts_alone = matches!(alone, AuthorityDecision::Authorised { .. });

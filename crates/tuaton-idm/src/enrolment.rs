@@ -225,11 +225,12 @@ impl Idm {
 
         // A grant to register a passkey, only for an account that has no usable one:
         // new, or (re-proofed by an officer) with every passkey suspended.
-        let has_active_passkey = self
-            .passkeys_of(&account_id)
-            .await?
-            .iter()
-            .any(|p| p.state == PasskeyState::Active);
+        let has_active_passkey = !new
+            && self
+                .passkeys_of(&account_id)
+                .await?
+                .iter()
+                .any(|p| p.state == PasskeyState::Active);
         let grant = if has_active_passkey {
             None
         } else {

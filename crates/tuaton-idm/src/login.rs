@@ -117,7 +117,6 @@ pub(crate) fn user_uuid(h: &str) -> Uuid {
 struct Presented<'a> {
     ceremony_id: &'a str,
     ceremony_account: Option<AccountId>,
-    login_state: LoginState,
     handle: Option<Uuid>,
     credential: Option<(PasskeyRecord, CredentialOwner)>,
 }
@@ -125,7 +124,6 @@ struct Presented<'a> {
 /// Step two: a credential of an active account that this ceremony may use.
 struct Recognised<'a> {
     ceremony_id: &'a str,
-    login_state: LoginState,
     account_id: AccountId,
     record: PasskeyRecord,
 }
@@ -163,15 +161,16 @@ impl Idm {
                 }
                 None => self.count_attempt(&self.stand_in_account(id, now).await?)?,
             }
-            if started.is_none() {
+        }
+        let (options, state) = match (started, citizen_id) {
+            (Some(s), _) => s,
+            // An id with no usable passkey: shaped like one that has.
+            (None, Some(id)) => {
                 let (options, state) = pk.start_discoverable_login(now)?;
                 let stand_in = self.stand_in(b"credential", id, now).await?;
-                started = Some((with_credential(&options, &stand_in)?, state));
+                (with_credential(&options, &stand_in)?, state)
             }
-        }
-        let (options, state) = match started {
-            Some(s) => s,
-            None => pk.start_discoverable_login(now)?,
+            (None, None) => pk.start_discoverable_login(now)?,
         };
         let begun = ceremonies::put_challenge(
             self.store(),
@@ -197,7 +196,7 @@ impl Idm {
         previous: Option<&SessionSecret>,
         now: OffsetDateTime,
     ) -> Result<LoggedIn, IdmError> {
-        let presented = self.present(ceremony_id, response, now).await?;
+        let (presented, login_state) = self.present(ceremony_id, response, now).await?;
         let recognised = match self.recognise(presented)? {
             Ok(r) => r,
             Err((target, refusal, err)) => {
@@ -205,9 +204,9 @@ impl Idm {
             }
         };
         let stored = StoredCredential::from_stored(recognised.record.credential.clone());
-        let verified =
-            self.passkeys()
-                .finish_login(recognised.login_state.clone(), response, &stored, now);
+        let verified = self
+            .passkeys()
+            .finish_login(login_state, response, &stored, now);
         match verified {
             Ok(outcome) => self.commit_login(recognised, outcome, previous, now).await,
             Err(PasskeyError::CounterRegression) => {
@@ -276,13 +275,14 @@ impl Idm {
     }
 
     /// Reads the ceremony and the credential in one round trip; the ceremony
-    /// must be live, but is not spent yet.
+    /// must be live, but is not spent yet. Its login state comes back beside
+    /// the step value, for the verification to consume.
     async fn present<'a>(
         &self,
         ceremony_id: &'a str,
         response: &PublicKeyCredential,
         now: OffsetDateTime,
-    ) -> Result<Presented<'a>, IdmError> {
+    ) -> Result<(Presented<'a>, LoginState), IdmError> {
         // A login by citizen id names its credential; a username-less one must also carry the user handle.
         let identified = self.passkeys().identify(response);
         let cred_id = URL_SAFE_NO_PAD.encode(response.get_credential_id());
@@ -310,13 +310,13 @@ impl Idm {
                     .await?);
             }
         };
-        Ok(Presented {
+        let presented = Presented {
             ceremony_id,
             ceremony_account: ceremony.account_id,
-            login_state,
             handle,
             credential: read.take(credential)?,
-        })
+        };
+        Ok((presented, login_state))
     }
 
     /// Matches the credential to the ceremony and checks it and its account
@@ -336,7 +336,6 @@ impl Idm {
         };
         let account_id = record.account_id.clone();
         self.count_attempt(&account_id)?;
-        let target = account_id.to_string();
         let handle_matches = p.handle.is_none_or(|h| user_uuid(&owner.user_handle) == h);
         let refusal = if !handle_matches
             || p.ceremony_account
@@ -355,10 +354,9 @@ impl Idm {
             None
         };
         Ok(match refusal {
-            Some((r, e)) => Err((target, r, e)),
+            Some((r, e)) => Err((account_id.to_string(), r, e)),
             None => Ok(Recognised {
                 ceremony_id: p.ceremony_id,
-                login_state: p.login_state,
                 account_id,
                 record,
             }),

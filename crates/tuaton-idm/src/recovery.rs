@@ -9,7 +9,7 @@
 
 use serde_json::json;
 use time::OffsetDateTime;
-use tuaton_core::{AccountId, Ial};
+use tuaton_core::{AccountId, ErrorCode, Ial};
 use tuaton_proofing::{CitizenEvidence, ProofingDecision};
 use tuaton_store::accounts::{self, AccountState};
 use tuaton_store::notifications::{self, Channel, NewNotification, NotificationKind};
@@ -58,34 +58,34 @@ impl Idm {
         )
         .await?
         .filter(|a| a.state != AccountState::Closed);
-        let refuse = |target: String, err: IdmError| async move {
-            let ev = audit::refusal(
+        let refused = |target: String, reason: ErrorCode| {
+            audit::refused_alone(
+                self.store(),
+                now,
                 &Actor::Anonymous,
                 action::RECOVERY,
                 target,
-                err.code().as_str(),
-            );
-            audit::alone(self.store(), now, &ev).await?;
-            Err::<Recovery, IdmError>(err)
+                reason,
+            )
         };
         let Some(account) = account else {
             // Audited by evidence digest only.
-            let ev = audit::refusal(
-                &Actor::Anonymous,
-                action::RECOVERY,
-                evidence.evidence_digest().to_string(),
-                tuaton_core::ErrorCode::NoOpenAccount.as_str(),
-            );
-            audit::alone(self.store(), now, &ev).await?;
+            let target = evidence.evidence_digest().to_string();
+            refused(target, ErrorCode::NoOpenAccount).await?;
             return Ok(Recovery::NoOpenAccount);
         };
-        if account.state != AccountState::Active {
-            return refuse(account.id.to_string(), IdmError::AccountSuspended).await;
-        }
         // Fail closed: a level the store cannot read is an error there, never a low one.
         let account_ial = account.ial;
-        if decision.ial < account_ial {
-            return refuse(account.id.to_string(), IdmError::OfficerRecoveryRequired).await;
+        let refusal = if account.state != AccountState::Active {
+            Some(IdmError::AccountSuspended)
+        } else if decision.ial < account_ial {
+            Some(IdmError::OfficerRecoveryRequired)
+        } else {
+            None
+        };
+        if let Some(err) = refusal {
+            refused(account.id.to_string(), err.code()).await?;
+            return Err(err);
         }
         let id = account.id.clone();
         let grant = self

@@ -141,13 +141,17 @@ impl Idm {
             {
                 Ok(v) => v,
                 Err(e) => {
-                    let ev = audit::refusal(
+                    let target = account_id.to_string();
+                    let reason = e.code();
+                    audit::refused_alone(
+                        self.store(),
+                        now,
                         &actor,
                         action::PASSKEY_REGISTER,
-                        account_id.to_string(),
-                        e.code().as_str(),
-                    );
-                    audit::alone(self.store(), now, &ev).await?;
+                        target,
+                        reason,
+                    )
+                    .await?;
                     return Err(e.into());
                 }
             };

@@ -136,18 +136,27 @@ impl FromRequestParts<AppState> for SessionAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let secret = presented_secret(state, &parts.headers).ok_or(IdmError::LoginRequired)?;
-        let session = state.idm().session(&secret, state.now()).await?;
-        if !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if let Err(e) = session.check_csrf(sent) {
-                metrics::counter!("tuaton_csrf_refused_total", "code" => e.code().as_str())
-                    .increment(1);
-                tracing::info!(code = e.code().as_str(), "CSRF check failed");
-                return Err(e.into());
-            }
-        }
-        Ok(SessionAuth(session))
+        resolve(parts, state, &secret).await
     }
+}
+
+/// The live session `secret` opens, with the CSRF check for a state-changing request.
+async fn resolve(
+    parts: &Parts,
+    state: &AppState,
+    secret: &SessionSecret,
+) -> Result<SessionAuth, ApiError> {
+    let session = state.idm().session(secret, state.now()).await?;
+    if !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if let Err(e) = session.check_csrf(sent) {
+            metrics::counter!("tuaton_csrf_refused_total", "code" => e.code().as_str())
+                .increment(1);
+            tracing::info!(code = e.code().as_str(), "CSRF check failed");
+            return Err(e.into());
+        }
+    }
+    Ok(SessionAuth(session))
 }
 
 /// `Option<SessionAuth>`: `None` without a session cookie (or with an ended
@@ -159,10 +168,10 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SessionAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Option<Self>, ApiError> {
-        if presented_secret(state, &parts.headers).is_none() {
+        let Some(secret) = presented_secret(state, &parts.headers) else {
             return Ok(None);
-        }
-        match <SessionAuth as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
+        };
+        match resolve(parts, state, &secret).await {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.code() == tuaton_core::ErrorCode::SessionExpired => Ok(None),
             Err(e) => Err(e),

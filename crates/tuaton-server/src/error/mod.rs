@@ -27,8 +27,10 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-/// Problem details (RFC 9457) with Tuaton's stable error code.
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+/// Problem details (RFC 9457) with Tuaton's stable error code. A response
+/// carrying one also keeps it as an extension, so a page can be rendered
+/// from it ([`page`]) without reading the JSON back.
 pub struct Problem {
     /// `about:blank` or a Tuaton error URI.
     #[serde(rename = "type")]
@@ -137,7 +139,8 @@ impl IntoResponse for ApiError {
             code: self.code,
             detail: self.message,
         };
-        let mut resp = (self.status, Json(body)).into_response();
+        let mut resp = (self.status, Json(body.clone())).into_response();
+        resp.extensions_mut().insert(body);
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/problem+json"),

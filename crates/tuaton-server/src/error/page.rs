@@ -13,10 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use tuaton_core::ErrorCode;
 
-use super::ApiError;
-
-/// The most a problem document is read to render it; ours are a few hundred bytes.
-const MAX_PROBLEM: usize = 16 * 1024;
+use super::{ApiError, Problem};
 
 /// Whether `accept` ranks `text/html` above every JSON type (RFC 9110 §12.5.1 weights).
 pub(crate) fn prefers_html(accept: &str) -> bool {
@@ -90,12 +87,7 @@ pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(prefers_html);
     let mut resp = next.run(req).await;
-    let is_problem = |r: &Response| {
-        r.headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == b"application/problem+json")
-    };
-    if !is_problem(&resp)
+    if resp.extensions().get::<Problem>().is_none()
         && let Some(refusal) = framework_refusal(resp.status())
     {
         // Keep the headers the layers set (request id, security headers).
@@ -109,17 +101,11 @@ pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
     }
     resp.headers_mut()
         .append(header::VARY, HeaderValue::from_static("accept"));
-    let is_problem = is_problem(&resp);
-    if !html || !is_problem {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_PROBLEM).await else {
-        return Response::from_parts(parts, Body::empty());
+    let page = match resp.extensions().get::<Problem>() {
+        Some(p) if html => render(&p.title, &p.detail, p.code.as_str()),
+        _ => return resp,
     };
-    let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let field = |k: &str| problem.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    let page = render(field("title"), field("detail"), field("code"));
+    let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
