@@ -3,60 +3,16 @@
 // built tuaton binary. Nothing here is Tuaton code except the calls it makes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-
-const base = process.env.TUATON_URL;
-if (!base) throw new Error('TUATON_URL is not set; run tests/run-e2e');
+import { base, launch, pageWithAuthenticator } from './browser.mjs';
 
 let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-});
+before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
-
-async function pageWithAuthenticator() {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  // Any same-origin document gives the page Tuaton's origin for WebAuthn.
-  await page.goto(`${base}/healthz`);
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
-      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
-    },
-  });
-  return { context, page, cdp, authenticatorId };
-}
 
 // Runs in the page: the same calls a web page or app makes.
 async function enrolRegisterAndLogIn(person) {
-  const b64 = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - s.length % 4) % 4)), (c) => c.charCodeAt(0));
-  const post = async (path, body, csrf) => {
-    const headers = { 'content-type': 'application/json' };
-    if (csrf) headers['x-csrf-token'] = csrf;
-    const r = await fetch(path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await r.text();
-    return { status: r.status, body: text ? JSON.parse(text) : null };
-  };
-  const out = {};
-  const enrolled = await post('/api/v1/enrolments', person);
-  out.enrolStatus = enrolled.status;
-  const start = await post('/api/v1/passkeys/registration/start', { enrolment_token: enrolled.body.enrolment_token });
-  const pk = start.body.public_key;
-  pk.challenge = b64(pk.challenge);
-  pk.user.id = b64(pk.user.id);
-  pk.excludeCredentials = (pk.excludeCredentials || []).map((c) => ({ ...c, id: b64(c.id) }));
-  out.residentKeyRequested = pk.authenticatorSelection?.residentKey;
-  const created = await navigator.credentials.create({ publicKey: pk });
-  const finish = await post('/api/v1/passkeys/registration/finish', { ceremony_id: start.body.ceremony_id, name: 'Chromium', credential: created.toJSON() });
-  out.registerStatus = finish.status;
-  out.registeredAal = finish.body.aal;
+  const { b64, post } = window.t;
+  const out = await window.t.enrolAndRegister(person);
 
   // Username-less: no citizen id, the authenticator finds the credential.
   const login = await post('/api/v1/login/start', {});
@@ -81,7 +37,7 @@ async function enrolRegisterAndLogIn(person) {
 }
 
 test('a citizen enrols, registers a discoverable passkey and logs in without a username', async () => {
-  const { context, page, cdp, authenticatorId } = await pageWithAuthenticator();
+  const { context, page, cdp, authenticatorId } = await pageWithAuthenticator(browser);
   const result = await page.evaluate(enrolRegisterAndLogIn, {
     citizen_id: '1999000000025', thai_given_name: 'สมหญิง', thai_family_name: 'รักไทย',
     birth_date: '1985-07-15', laser_code: 'ME1-0234567-01',
@@ -107,7 +63,7 @@ test('a citizen enrols, registers a discoverable passkey and logs in without a u
 });
 
 test('a page on another origin cannot use the passkey', async () => {
-  const { context, page } = await pageWithAuthenticator();
+  const { context, page } = await pageWithAuthenticator(browser);
   // 127.0.0.1 is not Tuaton's origin (localhost): the browser refuses the relying party id.
   const other = base.replace('localhost', '127.0.0.1');
   await page.goto(`${other}/healthz`);

@@ -105,6 +105,16 @@ codes! {
     OfficerRecoveryRequired = "officer_recovery_required",
     /// No recoverable account for these details.
     NoOpenAccount = "no_open_account",
+    /// No open recovery with this id and token.
+    UnknownRecovery = "unknown_recovery",
+    /// The recovery's cooling-off period has not ended.
+    RecoveryCoolingOff = "recovery_cooling_off",
+    /// The account already has as many open recoveries as it may.
+    TooManyRecoveries = "too_many_recoveries",
+    /// The account has no active passkey to confirm with.
+    NoActivePasskey = "no_active_passkey",
+    /// No face matcher is configured.
+    FaceMatchUnavailable = "face_match_unavailable",
     /// No such account.
     UnknownAccount = "unknown_account",
     /// No live consent with this id.

@@ -38,7 +38,10 @@ pub(crate) mod action {
     pub const ENROL: &str = "account.enrol";
     pub const OFFICER_PROOFING: &str = "proofing.officer_in_person";
     pub const PROOFING_REFUSED: &str = "proofing.refused";
-    pub const RECOVERY: &str = "account.recovery";
+    pub const RECOVERY_REQUEST: &str = "account.recovery.request";
+    pub const RECOVERY_CLAIM: &str = "account.recovery.claim";
+    pub const RECOVERY_COMPLETE: &str = "account.recovery.complete";
+    pub const RECOVERY_CANCEL: &str = "account.recovery.cancel";
     pub const PASSKEY_REGISTER: &str = "passkey.register";
     pub const PASSKEY_REMOVE: &str = "passkey.remove";
     pub const PASSKEY_SUSPEND_CLONED: &str = "passkey.suspend_cloned";

@@ -9,7 +9,6 @@ use tuaton_proofing::{
 };
 use tuaton_store::ceremonies::{self, Begun, CeremonyKind};
 use tuaton_store::companies::Role;
-use tuaton_store::passkeys::PasskeyState;
 use tuaton_store::{Tx, accounts, companies, proofing};
 
 use crate::audit::{self, Actor, action};
@@ -89,7 +88,9 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
         let contact = ContactEmail::parse_optional(contact)?;
-        let decision = self.proof(evidence, None, &Actor::Anonymous, now).await?;
+        let decision = self
+            .proof(evidence, None, None, &Actor::Anonymous, now)
+            .await?;
         self.record_proofing(evidence, contact, &decision, None, now)
             .await
     }
@@ -103,6 +104,7 @@ impl Idm {
         evidence: &CitizenEvidenceInput,
         attestation: OfficerAttestationInput,
         contact: Option<&str>,
+        keep_passkeys: bool,
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
         let roles =
@@ -119,9 +121,12 @@ impl Idm {
             note: attestation.note,
         };
         let actor = Actor::Officer(officer.account_id.clone());
-        let decision = self.proof(evidence, Some(attestation), &actor, now).await?;
+        let decision = self
+            .proof(evidence, Some(attestation), None, &actor, now)
+            .await?;
         let contact = ContactEmail::parse_optional(contact)?;
-        self.record_proofing(evidence, contact, &decision, Some(&officer.account_id), now)
+        let at_counter = Some((&officer.account_id, keep_passkeys));
+        self.record_proofing(evidence, contact, &decision, at_counter, now)
             .await
     }
 
@@ -131,6 +136,7 @@ impl Idm {
         &self,
         evidence: &CitizenEvidence,
         officer: Option<OfficerAttestation>,
+        face_match: Option<tuaton_proofing::FaceMatchResult>,
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<ProofingDecision, IdmError> {
@@ -146,7 +152,7 @@ impl Idm {
             },
             None => ProofingPath::Remote {
                 registry: check,
-                face_match: None,
+                face_match,
             },
         };
         match decide(evidence, path, &DecisionPolicy::default(), &clock) {
@@ -165,16 +171,19 @@ impl Idm {
     }
 
     /// Records a decision (and creates the account when new) with its audit
-    /// record, atomically; then grants a passkey registration if the account
-    /// has no usable passkey.
+    /// record, atomically; then grants a passkey registration: an
+    /// enrolment's grant for a new account, and for an existing one re-proofed
+    /// at the counter the grant of a recovery that is ready at once (which
+    /// removes the other passkeys when used, unless they are kept).
     async fn record_proofing(
         &self,
         evidence: &CitizenEvidence,
         contact: Option<ContactEmail>,
         decision: &ProofingDecision,
-        officer: Option<&AccountId>,
+        at_counter: Option<(&AccountId, bool)>,
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
+        let officer = at_counter.map(|(o, _)| o);
         let mut tx = self.store().begin().await?;
         let existing = accounts::by_citizen_id(tx.conn(), &evidence.citizen_id.compact()).await?;
         let (account_id, ial, new) = match existing {
@@ -223,23 +232,17 @@ impl Idm {
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
 
-        // A grant to register a passkey, only for an account that has no usable one:
-        // new, or (re-proofed by an officer) with every passkey suspended.
-        let has_active_passkey = !new
-            && self
-                .passkeys_of(&account_id)
-                .await?
-                .iter()
-                .any(|p| p.state == PasskeyState::Active);
-        let grant = if has_active_passkey {
-            None
-        } else {
-            Some(self.grant_registration(&account_id, now).await?)
+        let grant = match at_counter {
+            Some((officer, keep)) if !new => {
+                self.officer_recovery(&account_id, &decision_id, officer, keep, now)
+                    .await?
+            }
+            _ => self.grant_registration(&account_id, now).await?,
         };
         Ok(Enrolled {
             account_id,
             ial,
-            grant,
+            grant: Some(grant),
         })
     }
 

@@ -109,6 +109,27 @@ pub enum IdmError {
     /// The account's level needs an officer to recover it. Caller.
     #[error("recovery needs in-person proofing")]
     OfficerRecoveryRequired,
+    /// No open recovery with this id and token (unknown, cancelled,
+    /// completed or expired: one answer for all). Caller or attacker.
+    #[error("no open recovery with this id and token")]
+    UnknownRecovery,
+    /// The recovery's cooling-off period has not ended. Caller.
+    #[error("the recovery is waiting out its cooling-off period")]
+    RecoveryCoolingOff {
+        /// When it ends.
+        ready_at: time::OffsetDateTime,
+        /// How long that is from the request.
+        wait: time::Duration,
+    },
+    /// The account has no active passkey to cancel a recovery with. Caller.
+    #[error("the account has no active passkey")]
+    NoActivePasskey,
+    /// A face comparison was asked for, but no matcher is configured. Operator.
+    #[error("face comparison is not available")]
+    FaceMatchUnavailable,
+    /// The face matcher could not compare (unusable capture, or down).
+    #[error(transparent)]
+    FaceMatch(#[from] tuaton_proofing::FaceMatchError),
     /// No live consent with this id. Caller.
     #[error("no live consent with this id")]
     UnknownConsent,
@@ -187,6 +208,14 @@ impl IdmError {
             Self::RoleAlreadyHeld(_) => C::RoleAlreadyHeld,
             Self::OfficerRoleRequired => C::OfficerRoleRequired,
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,
+            Self::UnknownRecovery => C::UnknownRecovery,
+            Self::RecoveryCoolingOff { .. } => C::RecoveryCoolingOff,
+            Self::NoActivePasskey => C::NoActivePasskey,
+            Self::FaceMatchUnavailable => C::FaceMatchUnavailable,
+            Self::FaceMatch(tuaton_proofing::FaceMatchError::UnusableCapture) => C::InvalidEvidence,
+            Self::FaceMatch(tuaton_proofing::FaceMatchError::Unavailable) => {
+                C::FaceMatchUnavailable
+            }
             Self::UnknownConsent => C::UnknownConsent,
             Self::Proofing(e) => e.code(),
             Self::RegistryNotConfigured(_) => C::RegistryNotConfigured,

@@ -47,13 +47,15 @@ pub use companies::{AuthorityCheck, CompanyLinked, LinkedCompany};
 pub use enrolment::{ContactEmail, Enrolled, OfficerAttestationInput, parse_evidence};
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
-pub use recovery::{Recovery, RecoveryGrant};
+pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
 pub use tuaton_proofing::CitizenEvidenceInput;
+pub use tuaton_proofing::LiveCapture;
 pub use tuaton_store::ceremonies::CeremonyKind;
 pub use tuaton_store::consents::ConsentRecord;
 pub use tuaton_store::passkeys::PasskeyRecord;
+pub use tuaton_store::recoveries::RecoveryPath;
 pub use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 /// Counts attempts per account; the front door decides the quota.
@@ -82,16 +84,24 @@ pub struct Policy {
     pub authority_recheck: Duration,
     /// Removing a passkey or erasing the account needs a login this recent.
     pub fresh_login: Duration,
+    /// A remote recovery gives a grant only this long after it was asked
+    /// for: the owner's time to see the notice and cancel it.
+    pub recovery_cooling_off: Duration,
+    /// A ready recovery gives grants for this long, then expires.
+    pub recovery_window: Duration,
 }
 
 impl Default for Policy {
-    /// Twelve hours, fifteen minutes idle, a day, five minutes: see docs/operators/cli.md.
+    /// Twelve hours, fifteen minutes idle, a day, five minutes (docs/operators/cli.md);
+    /// 72 hours' cooling-off and a week to claim (docs/operators/recovery.md).
     fn default() -> Self {
         Self {
             session_lifetime: Duration::hours(12),
             session_idle: Duration::minutes(15),
             authority_recheck: Duration::DAY,
             fresh_login: Duration::minutes(5),
+            recovery_cooling_off: Duration::hours(72),
+            recovery_window: Duration::days(7),
         }
     }
 }
@@ -112,6 +122,18 @@ pub struct IdmParts {
     pub limiter: Arc<dyn AccountLimiter>,
     /// Session and freshness times.
     pub policy: Policy,
+    /// A face matcher with its reference faces; `None` (no product ships
+    /// with Tuaton): recovery by face match is then refused.
+    pub face: Option<FaceCheck>,
+}
+
+/// A certified face matcher and where its reference faces come from.
+#[derive(Clone)]
+pub struct FaceCheck {
+    /// Compares a live capture with the reference, with liveness detection.
+    pub matcher: Arc<dyn tuaton_proofing::FaceMatcher>,
+    /// The reference faces (the registry's photo).
+    pub references: Arc<dyn tuaton_proofing::FaceReferences>,
 }
 
 /// The service layer; cheap to clone, shared by every front door.

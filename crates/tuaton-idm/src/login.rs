@@ -28,7 +28,19 @@ use crate::audit::{self, Actor, action};
 use crate::sessions::{self, IssuedSession, SessionSecret};
 use crate::{Idm, IdmError};
 
-const KIND: CeremonyKind = CeremonyKind::PasskeyLogin;
+/// A ceremony that proves possession of one of an account's passkeys, and
+/// the audit action its refusals are recorded under: a login, or the
+/// cancelling of a recovery (`recovery.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Assertion {
+    pub(crate) kind: CeremonyKind,
+    pub(crate) action: &'static str,
+}
+
+const LOGIN: Assertion = Assertion {
+    kind: CeremonyKind::PasskeyLogin,
+    action: action::LOGIN,
+};
 
 /// The server secret that derives stand-in credential ids.
 const PRIVACY_SECRET: &str = "login-privacy";
@@ -114,7 +126,7 @@ pub(crate) fn user_uuid(h: &str) -> Uuid {
 
 /// Step one of a finish: the ceremony (checked, not yet spent) and the
 /// credential the response names, with its account.
-struct Presented<'a> {
+pub(crate) struct Presented<'a> {
     ceremony_id: &'a str,
     ceremony_account: Option<AccountId>,
     handle: Option<Uuid>,
@@ -122,10 +134,10 @@ struct Presented<'a> {
 }
 
 /// Step two: a credential of an active account that this ceremony may use.
-struct Recognised<'a> {
-    ceremony_id: &'a str,
-    account_id: AccountId,
-    record: PasskeyRecord,
+pub(crate) struct Recognised<'a> {
+    pub(crate) ceremony_id: &'a str,
+    pub(crate) account_id: AccountId,
+    pub(crate) record: PasskeyRecord,
 }
 
 impl Idm {
@@ -174,7 +186,7 @@ impl Idm {
         };
         let begun = ceremonies::put_challenge(
             self.store(),
-            KIND,
+            LOGIN.kind,
             account_id.as_ref(),
             &state.to_json()?,
             now,
@@ -196,11 +208,28 @@ impl Idm {
         previous: Option<&SessionSecret>,
         now: OffsetDateTime,
     ) -> Result<LoggedIn, IdmError> {
-        let (presented, login_state) = self.present(ceremony_id, response, now).await?;
+        let (recognised, outcome) = self.assert(LOGIN, ceremony_id, response, now).await?;
+        self.commit_login(recognised, outcome, previous, now).await
+    }
+
+    /// Checks an assertion made in a ceremony of `a`'s kind: reads,
+    /// recognises and verifies; a refusal spends the ceremony and is audited,
+    /// a cloned authenticator is suspended. The ceremony is left for the
+    /// caller's outcome transaction to spend.
+    pub(crate) async fn assert<'a>(
+        &self,
+        a: Assertion,
+        ceremony_id: &'a str,
+        response: &PublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<(Recognised<'a>, LoginOutcome), IdmError> {
+        let (presented, login_state) = self.present(a, ceremony_id, response, now).await?;
         let recognised = match self.recognise(presented)? {
             Ok(r) => r,
             Err((target, refusal, err)) => {
-                return Err(self.refuse(ceremony_id, target, refusal, err, now).await?);
+                return Err(self
+                    .refuse(a, ceremony_id, target, refusal, err, now)
+                    .await?);
             }
         };
         let stored = StoredCredential::from_stored(recognised.record.credential.clone());
@@ -208,14 +237,15 @@ impl Idm {
             .passkeys()
             .finish_login(login_state, response, &stored, now);
         match verified {
-            Ok(outcome) => self.commit_login(recognised, outcome, previous, now).await,
+            Ok(outcome) => Ok((recognised, outcome)),
             Err(PasskeyError::CounterRegression) => {
-                Err(self.suspend_cloned(recognised, now).await?)
+                Err(self.suspend_cloned(a, recognised, now).await?)
             }
             Err(e) => {
                 let target = recognised.account_id.to_string();
                 Err(self
                     .refuse(
+                        a,
                         ceremony_id,
                         target,
                         Refusal::VerificationFailed,
@@ -279,6 +309,7 @@ impl Idm {
     /// the step value, for the verification to consume.
     async fn present<'a>(
         &self,
+        a: Assertion,
         ceremony_id: &'a str,
         response: &PublicKeyCredential,
         now: OffsetDateTime,
@@ -293,7 +324,7 @@ impl Idm {
         let ceremony = read
             .take(ceremony)?
             .ok_or(TakeError::Unknown)
-            .and_then(|c| c.live(KIND, now))?;
+            .and_then(|c| c.live(a.kind, now))?;
         let login_state = LoginState::from_json(&ceremony.state)?;
         let handle = match (identified, &ceremony.account_id) {
             (Ok((h, _)), _) => Some(h),
@@ -301,6 +332,7 @@ impl Idm {
             (Err(e), None) => {
                 return Err(self
                     .refuse(
+                        a,
                         ceremony_id,
                         "unknown".into(),
                         Refusal::Unidentifiable,
@@ -372,7 +404,7 @@ impl Idm {
         previous: Option<&SessionSecret>,
         now: OffsetDateTime,
     ) -> Result<LoggedIn, IdmError> {
-        let (tx, place) = self.open_spending(r.ceremony_id).await?;
+        let (tx, place) = self.open_spending(LOGIN.kind, r.ceremony_id).await?;
         let mut closing = Batch::new();
         closing.push(creds::record_use(
             &r.record.cred_id,
@@ -414,10 +446,11 @@ impl Idm {
     /// spends the ceremony.
     async fn suspend_cloned(
         &self,
+        a: Assertion,
         r: Recognised<'_>,
         now: OffsetDateTime,
     ) -> Result<IdmError, IdmError> {
-        let (tx, place) = self.open_spending(r.ceremony_id).await?;
+        let (tx, place) = self.open_spending(a.kind, r.ceremony_id).await?;
         let mut closing = Batch::new();
         closing.push(creds::suspend(&r.record.cred_id));
         closing.push(tuaton_store::sessions::end_all(&r.account_id));
@@ -439,15 +472,16 @@ impl Idm {
     /// the refusal to answer with.
     async fn refuse(
         &self,
+        a: Assertion,
         ceremony_id: &str,
         target: String,
         refusal: Refusal,
         err: IdmError,
         now: OffsetDateTime,
     ) -> Result<IdmError, IdmError> {
-        let ev = audit::refusal(&Actor::Anonymous, action::LOGIN, target, refusal.reason());
+        let ev = audit::refusal(&Actor::Anonymous, a.action, target, refusal.reason());
         // Already spent or not, the refusal is recorded.
-        let (tx, _, place) = self.open_transaction(ceremony_id).await?;
+        let (tx, _, place) = self.open_transaction(a.kind, ceremony_id).await?;
         let mut closing = Batch::new();
         place.write(now, &ev, &mut closing)?;
         tx.commit_with(closing).await?;
@@ -458,8 +492,12 @@ impl Idm {
     /// a ceremony already spent (a concurrent finish of the same ceremony,
     /// or a replay) is refused and the transaction dropped, so nothing of
     /// this attempt is kept.
-    async fn open_spending(&self, ceremony_id: &str) -> Result<(Tx, Place), IdmError> {
-        let (tx, spent, place) = self.open_transaction(ceremony_id).await?;
+    pub(crate) async fn open_spending(
+        &self,
+        kind: CeremonyKind,
+        ceremony_id: &str,
+    ) -> Result<(Tx, Place), IdmError> {
+        let (tx, spent, place) = self.open_transaction(kind, ceremony_id).await?;
         if spent {
             Ok((tx, place))
         } else {
@@ -469,9 +507,13 @@ impl Idm {
 
     /// One round trip: begins the transaction, spends the ceremony (`true`
     /// if this call removed it) and takes the audit chain's next place.
-    async fn open_transaction(&self, ceremony_id: &str) -> Result<(Tx, bool, Place), IdmError> {
+    async fn open_transaction(
+        &self,
+        kind: CeremonyKind,
+        ceremony_id: &str,
+    ) -> Result<(Tx, bool, Place), IdmError> {
         let mut opening = Batch::new();
-        let spent = opening.add(ceremonies::spend(ceremony_id, KIND));
+        let spent = opening.add(ceremonies::spend(ceremony_id, kind));
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
         let spent = opened.take(spent)?;

@@ -19,6 +19,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredentia
 
 use crate::audit::{self, Actor, action};
 use crate::login::user_uuid;
+use crate::recovery::GrantState;
 use crate::sessions::ActiveSession;
 use crate::{FreshFor, Idm, IdmError};
 
@@ -155,10 +156,16 @@ impl Idm {
                     return Err(e.into());
                 }
             };
-        if let Some(grant) = &pending.grant {
+        let grant = match &pending.grant {
             // The grant is spent only now, so a failed attempt can be retried.
-            ceremonies::take(self.store(), grant, CeremonyKind::EnrolmentGrant, now).await?;
-        }
+            Some(grant) => {
+                let taken =
+                    ceremonies::take(self.store(), grant, CeremonyKind::EnrolmentGrant, now)
+                        .await?;
+                Some(GrantState::from_json(&taken.state)?)
+            }
+            None => None,
+        };
         let record = PasskeyRecord {
             cred_id: URL_SAFE_NO_PAD.encode(&facts.cred_id),
             account_id: account_id.clone(),
@@ -188,6 +195,10 @@ impl Idm {
                 "via": if pending.grant.is_some() { "enrolment_grant" } else { "session" },
             }));
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        if let Some(grant) = &grant {
+            self.complete_recovery(&mut tx, grant, &account_id, &record.cred_id, now)
+                .await?;
+        }
         tx.commit().await?;
         Ok(record)
     }

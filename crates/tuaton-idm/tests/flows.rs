@@ -9,12 +9,16 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tuaton_core::{Aal, ErrorCode, Ial};
 use tuaton_idm::{
-    CitizenEvidenceInput, Idm, IdmError, IdmParts, PasskeyName, Policy, Registrant, SessionSecret,
-    Unlimited, parse_evidence,
+    CitizenEvidenceInput, FaceCheck, Idm, IdmError, IdmParts, LiveCapture, PasskeyName, Policy,
+    Registrant, SessionSecret, Unlimited, parse_evidence,
 };
 use tuaton_keys::{MasterKey, SoftwareBackend};
 use tuaton_passkeys::{Aal3Policy, DEFAULT_CEREMONY_TTL, PasskeyConfig, Passkeys};
 use tuaton_proofing::DevRegistry;
+use tuaton_proofing::{
+    FaceDecision, FaceMatchError, FaceMatchResult, FaceMatcher, FaceReference, FaceReferences,
+    ReferenceSource,
+};
 use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
 use url::Url;
@@ -24,6 +28,10 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 const ORIGIN: &str = "http://localhost:8080";
 
 fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
+    idm_with(db, keys_dir, None)
+}
+
+fn idm_with(db: &TestDb, keys_dir: &std::path::Path, face: Option<FaceCheck>) -> Idm {
     let passkeys = Passkeys::new(PasskeyConfig {
         public_url: Url::parse(ORIGIN).unwrap(),
         extra_origins: Vec::new(),
@@ -41,7 +49,81 @@ fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
         keys: Arc::new(keys),
         limiter: Arc::new(Unlimited),
         policy: Policy::default(),
+        face,
     })
+}
+
+/// Stands in for a certified face matcher in these tests (none ships with
+/// Tuaton): answers the verdict the test scripted, for any capture.
+struct ScriptedMatcher {
+    decision: FaceDecision,
+    liveness_passed: bool,
+}
+
+#[async_trait::async_trait]
+impl FaceMatcher for ScriptedMatcher {
+    fn name(&self) -> &str {
+        "scripted-test-matcher"
+    }
+
+    async fn compare(
+        &self,
+        _live: &LiveCapture,
+        reference: &FaceReference,
+    ) -> Result<FaceMatchResult, FaceMatchError> {
+        Ok(FaceMatchResult {
+            matcher: self.name().into(),
+            score: 0.97,
+            liveness_passed: self.liveness_passed,
+            decision: self.decision,
+            reference: reference.source,
+        })
+    }
+}
+
+/// Stands in for the registry's photos: one photo, for Somchai only.
+struct OnePhoto;
+
+#[async_trait::async_trait]
+impl FaceReferences for OnePhoto {
+    async fn reference(
+        &self,
+        citizen: &tuaton_core::CitizenId,
+    ) -> Result<Option<FaceReference>, FaceMatchError> {
+        Ok(
+            (citizen.compact() == "1999000000017").then(|| FaceReference {
+                image: vec![0xff, 0xd8, 0xff],
+                source: ReferenceSource::Registry,
+            }),
+        )
+    }
+}
+
+fn idm_with_face(
+    db: &TestDb,
+    keys_dir: &std::path::Path,
+    decision: FaceDecision,
+    live: bool,
+) -> Idm {
+    idm_with(
+        db,
+        keys_dir,
+        Some(FaceCheck {
+            matcher: Arc::new(ScriptedMatcher {
+                decision,
+                liveness_passed: live,
+            }),
+            references: Arc::new(OnePhoto),
+        }),
+    )
+}
+
+fn capture() -> LiveCapture {
+    LiveCapture {
+        media: vec![1, 2, 3],
+        media_type: "image/jpeg".into(),
+        liveness_evidence: vec![4],
+    }
 }
 
 /// Somchai Jaidee, a fictional person in keys-dev/registry/people.json.
@@ -159,7 +241,10 @@ async fn a_corrupt_level_in_a_row_is_refused_never_read_as_a_low_one(db: TestDb)
         .unwrap();
     // Recovery compares the account's level with the one the registry
     // reaches again: an unreadable level must stop it, not lower the bar.
-    let e = idm.recover(&evidence, now).await.unwrap_err();
+    let e = idm
+        .request_recovery(&evidence, None, now)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, IdmError::Store(tuaton_store::StoreError::Corrupt(_))),
         "{e:?}"
@@ -203,7 +288,84 @@ async fn a_contact_address_the_mail_transport_would_refuse_is_refused_at_enrolme
     db.cleanup().await;
 }
 
+async fn a_live_face_match_makes_a_recovery_ready_at_once_and_reaches_ial2_2(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let evidence = parse_evidence(&somchai(), now).unwrap();
+    let plain = idm(&db, dir.path());
+    let enrolled = plain.enrol(&evidence, None, now).await.unwrap();
+    // Proofed in person since: above what the card's details alone reach.
+    let mut tx = db.store.begin().await.unwrap();
+    tuaton_store::accounts::set_ial(&mut tx, &enrolled.account_id, Ial::Ial2_2, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let e = plain
+        .request_recovery(&evidence, None, now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::OfficerRecoveryRequired);
+    let e = plain
+        .request_recovery(&evidence, Some(&capture()), now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        ErrorCode::FaceMatchUnavailable,
+        "no matcher configured"
+    );
+
+    // A match on a capture that fails liveness (a photo held up) is refused.
+    let spoofed = idm_with_face(&db, dir.path(), FaceDecision::Match, false);
+    let e = spoofed
+        .request_recovery(&evidence, Some(&capture()), now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DetailsMismatch, "{e:?}");
+    let no_match = idm_with_face(&db, dir.path(), FaceDecision::NoMatch, true);
+    let e = no_match
+        .request_recovery(&evidence, Some(&capture()), now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DetailsMismatch, "{e:?}");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM recoveries")
+        .fetch_one(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+
+    // A live match: IAL2.2 reached again, and no cooling-off period.
+    let live = idm_with_face(&db, dir.path(), FaceDecision::Match, true);
+    let taken = live
+        .request_recovery(&evidence, Some(&capture()), now)
+        .await
+        .unwrap();
+    assert_eq!(taken.ready_at, now);
+    let grant = live
+        .claim_recovery(&taken.recovery_id, &taken.token, false, now)
+        .await
+        .unwrap();
+    assert_eq!(grant.ial, Ial::Ial2_2);
+    let open = live
+        .open_recoveries(&enrolled.account_id, now)
+        .await
+        .unwrap();
+    assert_eq!(open[0].path, tuaton_idm::RecoveryPath::FaceMatch);
+    let recs = tuaton_store::audit::list(&db.store, 0, 100).await.unwrap();
+    let req = recs
+        .iter()
+        .find(|r| r.action == "account.recovery.request" && r.outcome == "success")
+        .unwrap();
+    assert!(
+        req.details.contains("scripted-test-matcher"),
+        "{}",
+        req.details
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    a_live_face_match_makes_a_recovery_ready_at_once_and_reaches_ial2_2,
     a_contact_address_the_mail_transport_would_refuse_is_refused_at_enrolment,
     a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out,
     a_corrupt_level_in_a_row_is_refused_never_read_as_a_low_one

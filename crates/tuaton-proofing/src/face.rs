@@ -127,3 +127,16 @@ pub trait FaceMatcher: Send + Sync {
         reference: &FaceReference,
     ) -> Result<FaceMatchResult, FaceMatchError>;
 }
+
+/// Where the trusted face of a citizen comes from: the population registry's
+/// photo (DOPA's, behind its face-verification service) or the card chip's,
+/// read by a reader the operator trusts. No implementation ships with
+/// Tuaton, for the reason the module documentation gives.
+#[async_trait]
+pub trait FaceReferences: Send + Sync {
+    /// The reference face for `citizen`; `None` if the source has none.
+    async fn reference(
+        &self,
+        citizen: &tuaton_core::CitizenId,
+    ) -> Result<Option<FaceReference>, FaceMatchError>;
+}

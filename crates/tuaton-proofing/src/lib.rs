@@ -47,7 +47,8 @@ pub use evidence::{
     FieldError, InvalidEvidence, LaserCode, ThaiName,
 };
 pub use face::{
-    FaceDecision, FaceMatchError, FaceMatchResult, FaceMatcher, FaceReference, LiveCapture,
+    FaceDecision, FaceMatchError, FaceMatchResult, FaceMatcher, FaceReference, FaceReferences,
+    LiveCapture, ReferenceSource,
 };
 pub use juristic::{
     AuthorityDecision, AuthorityRule, Company, CompanyStatus, DevJuristicRegistry,

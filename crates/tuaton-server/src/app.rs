@@ -55,6 +55,7 @@ impl AppState {
             keys: services.keys.clone(),
             limiter: rate_limits.clone(),
             policy: policy(&settings),
+            face: None,
         });
         Self(Arc::new(Inner {
             settings,
@@ -128,6 +129,8 @@ fn policy(settings: &Settings) -> tuaton_idm::Policy {
         session_idle: or(settings.session_idle, defaults.session_idle),
         authority_recheck: or(settings.authority_recheck, defaults.authority_recheck),
         fresh_login: defaults.fresh_login,
+        recovery_cooling_off: or(settings.recovery_cooling_off, defaults.recovery_cooling_off),
+        recovery_window: defaults.recovery_window,
     }
 }
 
@@ -145,6 +148,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::health::routes())
         .merge(crate::openapi::routes())
         .merge(crate::wellknown::routes())
+        .merge(crate::web::routes())
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found(

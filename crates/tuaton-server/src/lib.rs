@@ -26,6 +26,7 @@ pub mod services;
 pub mod session;
 pub mod settings;
 pub mod telemetry;
+mod web;
 mod wellknown;
 
 pub use app::{AppState, build_router, serve};

@@ -16,6 +16,7 @@ use crate::AppState;
         (name = "keys", description = "Public keys for relying parties"),
         (name = "enrolment", description = "Enrolment and identity proofing"),
         (name = "passkeys", description = "Passkey registration, login and sessions"),
+        (name = "recovery", description = "Account recovery after losing every passkey"),
         (name = "account", description = "The signed-in person's account and PDPA data rights"),
         (name = "consent", description = "PDPA consent records"),
         (name = "companies", description = "Acting for a company")

@@ -29,6 +29,8 @@ pub enum CeremonyKind {
     PasskeyLogin,
     /// The grant, after enrolment or recovery, to register a first passkey.
     EnrolmentGrant,
+    /// A WebAuthn challenge that cancels an account recovery.
+    RecoveryCancel,
 }
 
 impl CeremonyKind {
@@ -38,6 +40,7 @@ impl CeremonyKind {
             CeremonyKind::PasskeyRegistration => "passkey-registration",
             CeremonyKind::PasskeyLogin => "passkey-login",
             CeremonyKind::EnrolmentGrant => "enrolment",
+            CeremonyKind::RecoveryCancel => "recovery-cancel",
         }
     }
 
@@ -46,9 +49,9 @@ impl CeremonyKind {
     /// for an enrolment grant, enough to find and set up an authenticator.
     pub fn lifetime(self) -> time::Duration {
         match self {
-            CeremonyKind::PasskeyRegistration | CeremonyKind::PasskeyLogin => {
-                time::Duration::minutes(5)
-            }
+            CeremonyKind::PasskeyRegistration
+            | CeremonyKind::PasskeyLogin
+            | CeremonyKind::RecoveryCancel => time::Duration::minutes(5),
             CeremonyKind::EnrolmentGrant => time::Duration::minutes(15),
         }
     }
@@ -58,6 +61,7 @@ impl CeremonyKind {
             CeremonyKind::PasskeyRegistration,
             CeremonyKind::PasskeyLogin,
             CeremonyKind::EnrolmentGrant,
+            CeremonyKind::RecoveryCancel,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod notifications;
 pub mod passkeys;
 pub mod proofing;
+pub mod recoveries;
 pub mod secrets;
 pub mod sessions;
 #[cfg(any(test, feature = "testing"))]

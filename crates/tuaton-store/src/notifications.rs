@@ -38,15 +38,19 @@ const MAX_REASON_CHARS: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
-    /// Someone re-proofed the person's identity to add a passkey without logging in.
-    RecoveryStarted,
+    /// Someone asked to recover the account with the ID card's details; the
+    /// notice carries the link that cancels it.
+    RecoveryRequested,
+    /// A recovery was completed: a passkey was added without a login.
+    RecoveryCompleted,
 }
 
 impl NotificationKind {
     /// The stored form.
     pub fn as_str(self) -> &'static str {
         match self {
-            NotificationKind::RecoveryStarted => "recovery_started",
+            NotificationKind::RecoveryRequested => "recovery_requested",
+            NotificationKind::RecoveryCompleted => "recovery_completed",
         }
     }
 
@@ -54,7 +58,9 @@ impl NotificationKind {
     /// (written by a newer version sharing the database).
     pub fn from_stored(s: &str) -> Option<Self> {
         match s {
-            "recovery_started" => Some(NotificationKind::RecoveryStarted),
+            "recovery_requested" => Some(NotificationKind::RecoveryRequested),
+            // Written before recoveries waited: the grant had been given.
+            "recovery_completed" | "recovery_started" => Some(NotificationKind::RecoveryCompleted),
             _ => None,
         }
     }
@@ -96,6 +102,8 @@ pub struct NewNotification<'a> {
     pub channel: Channel,
     /// Where to (personal data).
     pub address: &'a str,
+    /// What it is about (a recovery's id), for the link it carries.
+    pub reference: Option<&'a str>,
 }
 
 /// A notice as stored.
@@ -127,10 +135,12 @@ pub struct NotificationRecord {
     /// When delivery was given up for good.
     #[serde(with = "time::serde::rfc3339::option")]
     pub failed_at: Option<OffsetDateTime>,
+    /// What it is about (a recovery's id), for the link it carries.
+    pub reference: Option<String>,
 }
 
 const COLUMNS: &str = "id, account_id, kind, channel, address, created_ms, sent_ms, \
-                       attempts, next_attempt_ms, last_error, failed_ms";
+                       attempts, next_attempt_ms, last_error, failed_ms, reference";
 
 type Row = (
     String,
@@ -144,6 +154,7 @@ type Row = (
     i64,
     Option<String>,
     Option<i64>,
+    Option<String>,
 );
 
 fn from_row(r: Row) -> Result<NotificationRecord, StoreError> {
@@ -159,6 +170,7 @@ fn from_row(r: Row) -> Result<NotificationRecord, StoreError> {
         next_attempt_at: from_ms(r.8),
         last_error: r.9,
         failed_at: r.10.map(from_ms),
+        reference: r.11,
     })
 }
 
@@ -171,7 +183,7 @@ pub async fn queue(
     let id = new_id();
     sqlx::query(
         "INSERT INTO notifications (id, account_id, kind, channel, address, created_ms, sent_ms, \
-         attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $6)",
+         attempts, next_attempt_ms, reference) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $6, $7)",
     )
     .bind(&id)
     .bind(n.account_id.as_str())
@@ -179,6 +191,7 @@ pub async fn queue(
     .bind(n.channel.as_str())
     .bind(n.address)
     .bind(to_ms(now))
+    .bind(n.reference)
     .execute(tx.conn())
     .await?;
     Ok(id)
@@ -329,6 +342,7 @@ pub async fn mark_sent(
     claimed: &ClaimedNotification,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    let mut conn = store.conn().await?;
     let done = sqlx::query(
         "UPDATE notifications SET sent_ms = $1, attempts = attempts + 1, last_error = NULL, \
          claim_token = NULL, claimed_until_ms = NULL \
@@ -337,9 +351,31 @@ pub async fn mark_sent(
     .bind(to_ms(now))
     .bind(&claimed.notice.id)
     .bind(&claimed.token)
-    .execute(store.conn().await?.conn())
+    .execute(conn.conn())
     .await?;
+    let forgotten = forget_if_erased(conn.conn(), &claimed.notice.id).await?;
+    drop(conn);
+    if forgotten {
+        store.flush_erasure().await?;
+    }
     Ok(done.rows_affected() == 1)
+}
+
+/// Deletes a delivered (or given-up) notice of an erased account: it was
+/// kept past the erasure only to be delivered. `true` if it was deleted (the
+/// caller then makes the erasure final on disk).
+async fn forget_if_erased<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM notifications WHERE id = $1 AND (sent_ms IS NOT NULL OR failed_ms IS NOT NULL) \
+         AND account_id IN (SELECT id FROM accounts WHERE state_reason = 'erased')",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Gives a claimed notice back unattempted (the batch was cut short), due
@@ -398,6 +434,7 @@ pub async fn mark_failed(
         tx.rollback().await?;
         return Ok(FailureOutcome::ClaimLost);
     };
+    let mut forgotten = false;
     let outcome = if attempts >= policy.max_attempts {
         sqlx::query("UPDATE notifications SET failed_ms = $1 WHERE id = $2")
             .bind(to_ms(now))
@@ -413,6 +450,7 @@ pub async fn mark_failed(
                 "last_error": reason,
             }));
         audit::append(&mut tx, now, &event).await?;
+        forgotten = forget_if_erased(tx.conn(), &claimed.notice.id).await?;
         FailureOutcome::GaveUp
     } else {
         let next = now + policy.delay_after(attempts);
@@ -424,6 +462,9 @@ pub async fn mark_failed(
         FailureOutcome::RetryAt(next)
     };
     tx.commit().await?;
+    if forgotten {
+        store.flush_erasure().await?;
+    }
     Ok(outcome)
 }
 
@@ -486,9 +527,10 @@ mod tests {
         for _ in 0..n {
             let new = NewNotification {
                 account_id,
-                kind: NotificationKind::RecoveryStarted,
+                kind: NotificationKind::RecoveryRequested,
                 channel: Channel::Email,
                 address: "somchai@example.test",
+                reference: None,
             };
             ids.push(queue(&mut tx, &new, at).await.unwrap());
         }

@@ -236,6 +236,24 @@ pub fn suspend(cred_id: &str) -> Statement {
     Statement::new("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1").bind(cred_id)
 }
 
+/// Removes every credential of an account but `kept`; returns the removed ids.
+pub async fn delete_all_but(
+    tx: &mut Tx,
+    account_id: &AccountId,
+    kept: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "DELETE FROM passkeys WHERE account_id = $1 AND cred_id <> $2 RETURNING cred_id",
+    )
+    .bind(account_id.as_str())
+    .bind(kept)
+    .fetch_all(tx.conn())
+    .await?;
+    let mut ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+    ids.sort();
+    Ok(ids)
+}
+
 /// Removes a credential of an account; false if there was none.
 pub async fn delete(
     tx: &mut Tx,

@@ -24,6 +24,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/me/erase", post(erase))
         .route("/me/consents", get(list_consents).post(give_consent))
         .route("/me/consents/{id}/withdraw", post(withdraw_consent))
+        .route("/me/recoveries/{id}/cancel", post(cancel_recovery))
         .route("/me/companies", get(list_companies).post(link_company))
         .route(
             "/me/companies/{juristic_id}/authority",
@@ -40,6 +41,7 @@ pub(super) fn routes() -> Router<AppState> {
         list_consents,
         give_consent,
         withdraw_consent,
+        cancel_recovery,
         list_companies,
         link_company,
         check_authority
@@ -55,12 +57,17 @@ async fn me(
     session: SessionAuth,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let p = state.idm().profile(&session).await?;
+    let recoveries = state
+        .idm()
+        .open_recoveries(&session.account_id, state.now())
+        .await?;
     Ok(Json(json!({
         "account": p.account,
         "session": { "aal": session.aal.number(), "amr": session.amr },
         "passkeys": p.passkeys,
         "companies": p.companies,
         "roles": p.roles,
+        "open_recoveries": recoveries,
     })))
 }
 
@@ -124,6 +131,22 @@ async fn withdraw_consent(
             .withdraw_consent(&session, &id, state.now())
             .await?,
     ))
+}
+
+/// Cancel a recovery of the signed-in account (listed in `/me` as `open_recoveries`).
+#[utoipa::path(post, path = "/api/v1/me/recoveries/{id}/cancel", tag = "recovery", responses(
+    (status = 204, description = "Cancelled"), (status = 404, body = crate::error::Problem)),
+    params(("id" = String, Path, description = "The recovery's id")))]
+async fn cancel_recovery(
+    State(state): State<AppState>,
+    session: SessionAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .idm()
+        .cancel_recovery(&session, &id, state.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Link a company the signed-in person directs.

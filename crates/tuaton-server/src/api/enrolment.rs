@@ -120,6 +120,11 @@ pub(crate) struct OfficerProofingRequest {
     /// What the officer checked.
     #[schema(value_type = Object)]
     attestation: OfficerAttestationInput,
+    /// For an existing account: keep its other passkeys when a passkey is
+    /// registered with the grant. Default `false`: a lost or stolen phone's
+    /// passkey stops working.
+    #[serde(default)]
+    keep_passkeys: bool,
 }
 
 /// In-person proofing by an officer (IAL2.2 to IAL3, per docs/assurance.md).
@@ -135,7 +140,14 @@ async fn officer_proofing(
     let contact = req.evidence.contact_email.as_deref();
     let enrolled = state
         .idm()
-        .officer_proofing(&session, &input, req.attestation, contact, state.now())
+        .officer_proofing(
+            &session,
+            &input,
+            req.attestation,
+            contact,
+            req.keep_passkeys,
+            state.now(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(enrolled.into())))
 }

@@ -81,7 +81,10 @@ pub(crate) struct CeremonyResponse {
 impl CeremonyResponse {
     /// The answer to a ceremony's start: its id, and the library's options
     /// split into the `publicKey` member and the mediation hint.
-    fn answer(ceremony_id: String, options: &impl Serialize) -> Result<Json<Self>, ApiError> {
+    pub(super) fn answer(
+        ceremony_id: String,
+        options: &impl Serialize,
+    ) -> Result<Json<Self>, ApiError> {
         let v = serde_json::to_value(options).map_err(ApiError::internal)?;
         let mediation = v
             .get("mediation")
@@ -200,10 +203,10 @@ async fn login_start(
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginFinishRequest {
     /// From the start response.
-    ceremony_id: String,
+    pub(super) ceremony_id: String,
     /// The `PublicKeyCredential` from `navigator.credentials.get`, JSON-encoded.
     #[schema(value_type = Object)]
-    credential: PublicKeyCredential,
+    pub(super) credential: PublicKeyCredential,
 }
 
 /// A session began. The cookie is set; apps keep the CSRF token for state-changing calls.

@@ -95,6 +95,36 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 "This account was proofed in person. Visit an officer with your ID card to recover it.".into(),
             ),
             E::UnknownConsent => (StatusCode::NOT_FOUND, "No live consent with this id.".into()),
+            E::UnknownRecovery => (
+                StatusCode::NOT_FOUND,
+                "No open recovery matches. It may have been cancelled by the account's owner, completed or expired, or the token is wrong.".into(),
+            ),
+            E::RecoveryCoolingOff { ready_at, wait } => {
+                let when = ready_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    code,
+                    format!("The owner of the account has until {when} to cancel this recovery. Come back then."),
+                )
+                .with_retry_after(u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1));
+            }
+            E::NoActivePasskey => (
+                StatusCode::CONFLICT,
+                "This account has no active passkey to confirm with. Contact the service, or visit an officer with your ID card.".into(),
+            ),
+            E::FaceMatchUnavailable | E::FaceMatch(tuaton_proofing::FaceMatchError::Unavailable) => {
+                return ApiError::unavailable(
+                    code,
+                    "Face comparison is not available here. Leave the capture out; the recovery then waits out its cooling-off period.",
+                    3600,
+                );
+            }
+            E::FaceMatch(tuaton_proofing::FaceMatchError::UnusableCapture) => (
+                StatusCode::BAD_REQUEST,
+                "The face capture cannot be used. Take it again in good light, facing the camera.".into(),
+            ),
             E::Proofing(d) => match d.code() {
                 ErrorCode::CardNotFound => (
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -24,6 +24,8 @@ pub struct Sender {
     pub service_name: String,
     /// The service's public address, named so the person knows whom to contact.
     pub service_url: String,
+    /// How long a remote recovery waits, in hours, as the notice says it.
+    pub recovery_cooling_off_hours: u64,
 }
 
 impl Sender {
@@ -44,6 +46,7 @@ impl Sender {
             from: Mailbox::new(Some(settings.rp_name.clone()), address),
             service_name: settings.rp_name.clone(),
             service_url: settings.issuer(),
+            recovery_cooling_off_hours: settings.recovery_cooling_off.as_secs() / 3_600,
         })
     }
 }
@@ -57,10 +60,18 @@ pub struct NoticeText {
     pub body: String,
 }
 
-/// The text of each kind of notice, in one place. `at` is when the event
-/// happened; it is shown in Thailand's time.
-pub fn notice_text(kind: NotificationKind, at: OffsetDateTime, sender: &Sender) -> NoticeText {
-    let at = at.to_offset(BANGKOK);
+/// What a notice is about, as its text needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct About<'a> {
+    /// When the event happened; shown in Thailand's time.
+    pub at: OffsetDateTime,
+    /// The recovery it concerns, for the link that cancels it.
+    pub recovery: Option<&'a str>,
+}
+
+/// The text of each kind of notice, in one place.
+pub fn notice_text(kind: NotificationKind, about: About<'_>, sender: &Sender) -> NoticeText {
+    let at = about.at.to_offset(BANGKOK);
     let clock = format!("{:02}:{:02}", at.hour(), at.minute());
     let th_date = format!(
         "{} {} {}",
@@ -71,44 +82,81 @@ pub fn notice_text(kind: NotificationKind, at: OffsetDateTime, sender: &Sender) 
     let en_date = format!("{} {} {}", at.day(), at.month(), at.year());
     let service = &sender.service_name;
     let url = &sender.service_url;
+    let hours = sender.recovery_cooling_off_hours;
+    let footer = format!(
+        "{service} ไม่เคยขอข้อมูลบัตรประจำตัวประชาชน รหัสหลังบัตร หรือรหัสใด ๆ ทางอีเมล\n\
+         อีเมลฉบับนี้ส่งโดยอัตโนมัติ กรุณาอย่าตอบกลับ\n"
+    );
+    let footer_en = format!(
+        "{service} never asks for your ID card details, the laser code on the back of the card \
+         or any code by e-mail.\n\
+         This message was sent automatically; please do not reply.\n"
+    );
     match kind {
-        // What a recovery does (api/recovery.rs): a re-proofing by the ID card,
-        // a grant to add one passkey, every session ended, existing passkeys kept.
-        NotificationKind::RecoveryStarted => NoticeText {
-            subject: format!(
-                "{service}: มีการเริ่มกู้คืนบัญชีของคุณ / Recovery of your account has started"
-            ),
+        // What a request does (tuaton_idm::recovery): the card's details
+        // checked, a wait, then a grant that removes the old passkeys.
+        NotificationKind::RecoveryRequested => {
+            let link = format!(
+                "{}/recovery/cancel?r={}",
+                url.trim_end_matches('/'),
+                about.recovery.unwrap_or_default()
+            );
+            NoticeText {
+                subject: format!(
+                    "{service}: มีผู้ขอกู้คืนบัญชีของคุณ / Someone asked to recover your account"
+                ),
+                body: format!(
+                    "เรียน ผู้ใช้บริการ {service}\n\
+                     \n\
+                     มีผู้ขอกู้คืนบัญชี {service} ของคุณเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย) \
+                     โดยใช้ข้อมูลจากบัตรประจำตัวประชาชนของคุณ\n\
+                     หากไม่มีการยกเลิก ผู้ขอจะเพิ่มพาสคีย์ใหม่ให้บัญชีนี้ได้เมื่อครบ {hours} ชั่วโมง \
+                     และพาสคีย์เดิมของคุณอาจใช้งานไม่ได้อีก\n\
+                     \n\
+                     หากไม่ใช่คุณ ให้ยกเลิกคำขอนี้ด้วยพาสคีย์ของคุณที่\n\
+                     {link}\n\
+                     หากคุณเป็นผู้ขอเอง ไม่ต้องดำเนินการใด ๆ\n\
+                     \n\
+                     {footer}\
+                     \n\
+                     ----------------------------------------\n\
+                     \n\
+                     Dear {service} user,\n\
+                     \n\
+                     Someone asked to recover your {service} account on {en_date} at {clock} \
+                     (Thailand time, UTC+7), using the details of your national ID card.\n\
+                     Unless the request is cancelled, they can add a new passkey to the account \
+                     after {hours} hours, and your existing passkeys may stop working.\n\
+                     \n\
+                     If this was not you, cancel the request with one of your passkeys at\n\
+                     {link}\n\
+                     If it was you, there is nothing to do.\n\
+                     \n\
+                     {footer_en}"
+                ),
+            }
+        }
+        NotificationKind::RecoveryCompleted => NoticeText {
+            subject: format!("{service}: บัญชีของคุณได้รับการกู้คืนแล้ว / Your account was recovered"),
             body: format!(
                 "เรียน ผู้ใช้บริการ {service}\n\
                  \n\
-                 มีการเริ่มกู้คืนบัญชี {service} ของคุณเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย)\n\
-                 ผู้ทำรายการได้ยืนยันตัวตนอีกครั้งด้วยข้อมูลจากบัตรประจำตัวประชาชนของคุณ และได้รับสิทธิ์เพิ่มพาสคีย์ใหม่ให้บัญชีนี้\n\
-                 เพื่อความปลอดภัย ระบบได้ออกจากระบบทุกเซสชันของบัญชีนี้แล้ว ส่วนพาสคีย์เดิมของคุณยังคงอยู่และใช้งานได้ตามเดิม\n\
+                 บัญชี {service} ของคุณได้รับการกู้คืนเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย): \
+                 มีการเพิ่มพาสคีย์ใหม่ และออกจากระบบทุกเซสชันของบัญชีนี้แล้ว\n\
+                 หากไม่ใช่คุณ โปรดติดต่อผู้ให้บริการ {service} ({url}) โดยเร็วที่สุด เพื่อระงับและตรวจสอบบัญชี\n\
                  \n\
-                 หากคุณเป็นผู้ทำรายการนี้เอง ไม่ต้องดำเนินการใด ๆ เพิ่มเติม\n\
-                 หากไม่ใช่คุณ โปรดติดต่อผู้ให้บริการ {service} ({url}) โดยเร็วที่สุด เพื่อระงับและตรวจสอบบัญชี \
-                 และเมื่อเข้าสู่ระบบได้แล้ว ให้ลบพาสคีย์ที่คุณไม่รู้จักออก\n\
-                 \n\
-                 {service} จะไม่ขอข้อมูลบัตรประจำตัวประชาชน รหัสหลังบัตร หรือรหัสใด ๆ ทางอีเมล\n\
-                 อีเมลฉบับนี้ส่งโดยอัตโนมัติ กรุณาอย่าตอบกลับ\n\
+                 {footer}\
                  \n\
                  ----------------------------------------\n\
                  \n\
                  Dear {service} user,\n\
                  \n\
-                 Recovery of your {service} account started on {en_date} at {clock} (Thailand time, UTC+7).\n\
-                 Whoever started it proved your identity again with the details of your national ID card \
-                 and was allowed to add a new passkey to the account.\n\
-                 For your safety, every session of the account was ended. \
-                 Your existing passkeys were kept and still work.\n\
+                 Your {service} account was recovered on {en_date} at {clock} (Thailand time, UTC+7): \
+                 a new passkey was added and every session of the account was ended.\n\
+                 If this was not you, contact {service} ({url}) as soon as possible so the account can be \
+                 suspended and reviewed.\n\
                  \n\
-                 If this was you, there is nothing more to do.\n\
-                 If it was not you, contact {service} ({url}) as soon as possible so the account can be \
-                 suspended and reviewed. Once you can log in, remove any passkey you do not recognise.\n\
-                 \n\
-                 {service} never asks for your ID card details, the laser code on the back of the card \
-                 or any code by e-mail.\n\
-                 This message was sent automatically; please do not reply.\n"
+                 {footer_en}"
             ),
         },
     }
@@ -156,7 +204,11 @@ pub fn compose(
         .trim()
         .parse()
         .map_err(|_| ComposeError::Address)?;
-    let text = notice_text(kind, notice.created_at, sender);
+    let about = About {
+        at: notice.created_at,
+        recovery: notice.reference.as_deref(),
+    };
+    let text = notice_text(kind, about, sender);
     let builder: MessageBuilder = Message::builder()
         .from(sender.from.clone())
         .to(Mailbox::new(None, to))
@@ -188,6 +240,7 @@ mod tests {
             ),
             service_name: "Tuaton".into(),
             service_url: "https://id.example.go.th".into(),
+            recovery_cooling_off_hours: 72,
         }
     }
 
@@ -196,7 +249,7 @@ mod tests {
         NotificationRecord {
             id: "0123456789abcdef0123456789abcdef".into(),
             account_id: tuaton_core::AccountId::parse("fedcba9876543210fedcba9876543210").unwrap(),
-            kind: "recovery_started".into(),
+            kind: "recovery_requested".into(),
             channel: "email".into(),
             address: "somchai@example.test".into(),
             created_at: at,
@@ -205,18 +258,20 @@ mod tests {
             next_attempt_at: at,
             last_error: None,
             failed_at: None,
+            reference: Some("00112233445566778899aabbccddeeff".into()),
         }
     }
 
     #[test]
     fn the_recovery_notice_names_the_time_in_bangkok_in_both_languages() {
         // 2025-11-22 08:26:40 UTC is 15:26 in Bangkok.
-        let text = notice_text(
-            NotificationKind::RecoveryStarted,
-            notice().created_at,
-            &sender(),
-        );
-        assert!(text.subject.contains("กู้คืนบัญชี") && text.subject.contains("Recovery"));
+        let n = notice();
+        let about = About {
+            at: n.created_at,
+            recovery: n.reference.as_deref(),
+        };
+        let text = notice_text(NotificationKind::RecoveryRequested, about, &sender());
+        assert!(text.subject.contains("กู้คืนบัญชี") && text.subject.contains("recover"));
         assert!(
             text.body.contains("22 พฤศจิกายน 2568 เวลา 15:26 น."),
             "{}",
@@ -230,19 +285,27 @@ mod tests {
             text.body.find("เรียน") < text.body.find("Dear"),
             "Thai first"
         );
-        assert!(text.body.contains("passkeys were kept") && text.body.contains("session"));
-        assert!(text.body.contains("https://id.example.go.th"));
+        assert!(text.body.contains("after 72 hours") && text.body.contains("ครบ 72 ชั่วโมง"));
+        // The one-click cancel link, in both languages' paragraphs.
+        let link = "https://id.example.go.th/recovery/cancel?r=00112233445566778899aabbccddeeff";
+        assert_eq!(text.body.matches(link).count(), 2, "{}", text.body);
+
+        let done = notice_text(NotificationKind::RecoveryCompleted, about, &sender());
+        assert!(done.subject.contains("recovered"));
+        assert!(
+            done.body.contains("every session") && done.body.contains("https://id.example.go.th")
+        );
     }
 
     #[test]
     fn the_message_has_a_stable_id_a_date_and_no_personal_data_beyond_the_address() {
         let n = notice();
         let now = n.created_at + time::Duration::minutes(3);
-        let m = compose(&n, NotificationKind::RecoveryStarted, &sender(), now).unwrap();
+        let m = compose(&n, NotificationKind::RecoveryRequested, &sender(), now).unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         assert!(
             raw.contains(
-                "Message-ID: <recovery_started.0123456789abcdef0123456789abcdef@id.example.go.th>"
+                "Message-ID: <recovery_requested.0123456789abcdef0123456789abcdef@id.example.go.th>"
             ),
             "{raw}"
         );
@@ -253,7 +316,7 @@ mod tests {
         assert!(raw.contains("To: somchai@example.test"));
         assert!(raw.contains("From: Tuaton <no-reply@id.example.go.th>"));
         assert!(raw.contains("Auto-Submitted: auto-generated"));
-        let again = compose(&n, NotificationKind::RecoveryStarted, &sender(), now).unwrap();
+        let again = compose(&n, NotificationKind::RecoveryRequested, &sender(), now).unwrap();
         assert_eq!(
             again.headers().get_raw("Message-ID"),
             m.headers().get_raw("Message-ID")
@@ -262,7 +325,7 @@ mod tests {
         let mut bad = notice();
         bad.address = "not an address".into();
         assert!(matches!(
-            compose(&bad, NotificationKind::RecoveryStarted, &sender(), now),
+            compose(&bad, NotificationKind::RecoveryRequested, &sender(), now),
             Err(ComposeError::Address)
         ));
     }

@@ -39,6 +39,7 @@ struct FileSettings {
     rate_limit_per_account: Option<u64>,
     withdrawn_consent_retention_days: Option<u64>,
     notification_retention_days: Option<u64>,
+    recovery_cooling_off_hours: Option<u64>,
     smtp_url: Option<String>,
     smtp_username: Option<String>,
     smtp_password_file: Option<PathBuf>,
@@ -193,6 +194,12 @@ impl<'a> Fields<'a> {
     /// A [`Whole`] counted in seconds.
     pub(super) fn seconds(&self, w: &Whole) -> Result<Duration, SettingsError> {
         self.whole(w).map(Duration::from_secs)
+    }
+
+    /// A [`Whole`] counted in hours.
+    pub(super) fn hours(&self, w: &Whole) -> Result<Duration, SettingsError> {
+        self.whole(w)
+            .map(|hours| Duration::from_secs(hours * 3_600))
     }
 
     /// A [`Whole`] counted in days.

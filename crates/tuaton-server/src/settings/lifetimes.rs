@@ -31,3 +31,10 @@ pub(super) const NOTIFICATION_RETENTION: Whole = Whole {
     most: 3650,
     accepted: "whole days from 1 to 3650",
 };
+pub(super) const RECOVERY_COOLING_OFF: Whole = Whole {
+    name: "TUATON_RECOVERY_COOLING_OFF_HOURS",
+    default: 72,
+    least: 1,
+    most: 720,
+    accepted: "whole hours from 1 to 720",
+};

@@ -154,6 +154,11 @@ pub struct Settings {
     /// `TUATON_NOTIFICATION_RETENTION_DAYS`: how long a queued or sent notice (which
     /// holds a contact address) is kept. Default 90.
     pub notification_retention: Duration,
+    /// `TUATON_RECOVERY_COOLING_OFF_HOURS`: how long a recovery asked for remotely
+    /// (with the ID card's details) waits before it gives a grant, while the owner is
+    /// told and can cancel it with a passkey. Default 72: a weekend and a working
+    /// day to read the notice. An officer's in-person proofing skips it.
+    pub recovery_cooling_off: Duration,
     /// `TUATON_SMTP_URL`: the mail relay notices go through: `smtp://HOST[:PORT]`
     /// (STARTTLS required, port 587 by default; plain only to a loopback address) or
     /// `smtps://HOST[:PORT]` (implicit TLS, 465). No credentials in the URL. Unset:
@@ -216,6 +221,7 @@ impl Settings {
         let trusted_proxies = network::trusted_proxies(&f)?;
         let withdrawn_consent_retention = f.days(&lifetimes::WITHDRAWN_CONSENT_RETENTION)?;
         let notification_retention = f.days(&lifetimes::NOTIFICATION_RETENTION)?;
+        let recovery_cooling_off = f.hours(&lifetimes::RECOVERY_COOLING_OFF)?;
         let mail = mail::Mail::read(&f)?;
         let key_backend = keys::key_backend(&f, dev)?;
         let rotation = keys::rotation(&f)?;
@@ -243,6 +249,7 @@ impl Settings {
             trusted_proxies,
             withdrawn_consent_retention,
             notification_retention,
+            recovery_cooling_off,
             smtp_url: mail.smtp_url,
             smtp_username: mail.smtp_username,
             smtp_password_file: mail.smtp_password_file,

@@ -212,8 +212,23 @@ pub async fn login(
     citizen_id: Option<&str>,
 ) -> (StatusCode, Value) {
     let body = citizen_id.map_or(json!({}), |c| json!({ "citizen_id": c }));
+    let (s, v) = assertion(client, authn, "/api/v1/login", Some(body)).await;
+    if s == StatusCode::OK {
+        client.csrf = v["csrf_token"].as_str().map(str::to_owned);
+    }
+    (s, v)
+}
+
+/// A WebAuthn assertion ceremony at `{base}/start` and `{base}/finish`
+/// (a login, or the cancelling of a recovery) made with `authn`.
+pub async fn assertion(
+    client: &mut Client,
+    authn: &mut SoftPasskey,
+    base: &str,
+    start_body: Option<Value>,
+) -> (StatusCode, Value) {
     let (s, start) = client
-        .call("POST", "/api/v1/login/start", Some(body), false)
+        .call("POST", &format!("{base}/start"), start_body, false)
         .await;
     assert_eq!(s, StatusCode::OK, "{start}");
     let rcr: RequestChallengeResponse =
@@ -221,16 +236,12 @@ pub async fn login(
     let cred = authn
         .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
         .unwrap();
-    let (s, v) = client
+    client
         .call(
             "POST",
-            "/api/v1/login/finish",
+            &format!("{base}/finish"),
             Some(json!({ "ceremony_id": start["ceremony_id"], "credential": cred })),
             false,
         )
-        .await;
-    if s == StatusCode::OK {
-        client.csrf = v["csrf_token"].as_str().map(str::to_owned);
-    }
-    (s, v)
+        .await
 }

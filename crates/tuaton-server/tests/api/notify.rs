@@ -188,12 +188,17 @@ async fn recovered(state: &AppState) -> Value {
     let (s, v) = new_phone
         .call("POST", "/api/v1/recovery", Some(somchai()), false)
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     v
 }
 
-async fn the_notice(db: &TestDb, grant: &Value) -> NotificationRecord {
-    let account = tuaton_core::AccountId::parse(grant["account_id"].as_str().unwrap()).unwrap();
+async fn the_notice(db: &TestDb, taken: &Value) -> NotificationRecord {
+    let (account,): (String,) = sqlx::query_as("SELECT account_id FROM recoveries WHERE id = $1")
+        .bind(taken["recovery_id"].as_str().unwrap())
+        .fetch_one(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    let account = tuaton_core::AccountId::parse(&account).unwrap();
     let mut notices = notifications::for_account(db.store.conn().await.unwrap().conn(), &account)
         .await
         .unwrap();
@@ -202,7 +207,7 @@ async fn the_notice(db: &TestDb, grant: &Value) -> NotificationRecord {
 }
 
 fn assert_no_personal_data(what: &str, text: &str, grant: &Value) {
-    let token = grant["enrolment_token"].as_str().unwrap();
+    let token = grant["recovery_token"].as_str().unwrap();
     for p in PERSONAL.iter().chain([&token]) {
         assert!(!text.contains(p), "{p} in the {what}:\n{text}");
     }
@@ -240,11 +245,16 @@ async fn a_recovery_notice_reaches_the_contact_through_a_real_smtp_server(db: Te
     assert_eq!(m["From"], "Tuaton <no-reply@id.example.test>");
     let subject = m["Subject"].as_str().unwrap();
     assert!(
-        subject.contains("กู้คืนบัญชี") && subject.contains("Recovery of your account"),
+        subject.contains("กู้คืนบัญชี") && subject.contains("Someone asked to recover your account"),
         "{subject}"
     );
     let body = m["body"].as_str().unwrap();
     assert!(body.contains("เรียน") && body.contains("Dear"), "{body}");
+    let link = format!(
+        "/recovery/cancel?r={}",
+        grant["recovery_id"].as_str().unwrap()
+    );
+    assert!(body.contains(&link), "the one-click cancel link: {body}");
     assert!(m["Message-ID"].as_str().unwrap().contains(&notice.id));
     assert!(!m["Date"].as_str().unwrap().is_empty());
     assert_eq!(m["Auto-Submitted"], "auto-generated");
@@ -359,7 +369,7 @@ async fn development_mode_without_a_relay_writes_the_message_to_the_outbox(db: T
         "From: Tuaton <no-reply@localhost>\r\n",
         "Subject: ",
         "Date: ",
-        &format!("Message-ID: <recovery_started.{}@localhost>", notice.id),
+        &format!("Message-ID: <recovery_requested.{}@localhost>", notice.id),
         "Content-Type: text/plain; charset=utf-8\r\n",
     ] {
         assert!(raw.contains(header), "{header:?} missing:\n{raw}");

@@ -65,31 +65,42 @@ async fn consent_is_given_and_withdrawn_as_easily(db: TestDb) {
     db.cleanup().await;
 }
 
+/// Every text column of every table, read from the schema itself, so a
+/// table or column added later is searched too.
+async fn text_columns(db: &TestDb) -> Vec<(String, String)> {
+    let mut conn = db.store.conn().await.unwrap();
+    let sql = if db.url().starts_with("sqlite:") {
+        "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+         AND upper(p.type) = 'TEXT' ORDER BY m.name, p.cid"
+    } else {
+        "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT) FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND data_type = 'text' \
+         AND table_name NOT LIKE '_sqlx%' ORDER BY table_name, ordinal_position"
+    };
+    sqlx::query_as(sql).fetch_all(conn.conn()).await.unwrap()
+}
+
 /// Every text value in every table, for a search for personal data.
 async fn all_text(db: &TestDb) -> String {
-    let mut out = String::new();
-    for (table, cols) in [
-        (
-            "accounts",
-            "COALESCE(citizen_id,'') || COALESCE(thai_given,'') || COALESCE(thai_family,'') || COALESCE(en_given,'') || COALESCE(en_family,'') || COALESCE(birth_date,'') || COALESCE(contact_email,'') || user_handle",
-        ),
-        (
-            "proofing_decisions",
-            "registry_answer || evidence_digest || method",
-        ),
-        ("consents", "agency || purpose || claims || notice_digest"),
-        ("audit_log", "actor || action || target || details"),
-        ("ceremonies", "state"),
-        ("sessions", "account_id"),
-        ("passkeys", "name || credential"),
-        ("company_links", "juristic_id || company_name"),
+    let columns = text_columns(db).await;
+    for (table, column) in [
+        ("accounts", "citizen_id"),
         ("notifications", "address"),
+        ("recoveries", "token_digest"),
     ] {
-        let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT {cols} FROM {table}"))
+        assert!(
+            columns.iter().any(|(t, c)| t == table && c == column),
+            "the schema read found no {table}.{column}: {columns:?}"
+        );
+    }
+    let mut out = String::new();
+    for (table, column) in columns {
+        let rows: Vec<(Option<String>,)> = sqlx::query_as(&format!("SELECT {column} FROM {table}"))
             .fetch_all(db.store.conn().await.unwrap().conn())
             .await
             .unwrap();
-        for (t,) in rows {
+        for t in rows.into_iter().filter_map(|(t,)| t) {
             out.push_str(&t);
             out.push('\n');
         }
@@ -99,8 +110,14 @@ async fn all_text(db: &TestDb) -> String {
 
 async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
     let clock = fixed_clock();
+    let data = tempfile::tempdir().unwrap();
+    let state = state_with(
+        &db,
+        clock.clone(),
+        &[("TUATON_DATA_DIR", data.path().to_str().unwrap())],
+    );
     let mut c = Client {
-        app: app_with_clock(&db, clock.clone()),
+        app: tuaton_server::build_router(state.clone()),
         cookie: None,
         csrf: None,
     };
@@ -137,8 +154,36 @@ async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
         (StatusCode::FORBIDDEN, Some("fresh_login_required"))
     );
     crate::common::login(&mut c, &mut authn, Some("1999000000017")).await;
+    // At erasure a recovery is pending (its notice not sent yet) and a
+    // login ceremony is open.
+    let (s, v) = c
+        .call("POST", "/api/v1/recovery", Some(somchai()), false)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, _) = c
+        .call(
+            "POST",
+            "/api/v1/login/start",
+            Some(json!({ "citizen_id": "1999000000017" })),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let (s, v) = c.call("POST", "/api/v1/me/erase", None, true).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(count(&db, "recoveries").await, 0);
+
+    // The recovery's notice is still delivered (the outbox stands for the
+    // relay), and then forgotten.
+    assert_eq!(count(&db, "notifications").await, 1);
+    tuaton_server::maintenance::run_once(&state).await;
+    let sent: Vec<_> = std::fs::read_dir(data.path().join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].contains("To: somchai@example.test"), "{}", sent[0]);
+    assert_eq!(count(&db, "notifications").await, 0);
 
     // No personal field remains anywhere; the chain still verifies; the person can no longer log in.
     let text = all_text(&db).await;
