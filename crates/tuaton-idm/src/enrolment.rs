@@ -9,7 +9,8 @@ use tuaton_proofing::{
 };
 use tuaton_store::ceremonies::{self, Begun, CeremonyKind};
 use tuaton_store::companies::Role;
-use tuaton_store::{Tx, accounts, companies, proofing};
+use tuaton_store::passkeys::{self as creds, PasskeyState};
+use tuaton_store::{Tx, accounts, companies, proofing, recoveries};
 
 use crate::audit::{self, Actor, action};
 use crate::sessions::ActiveSession;
@@ -76,6 +77,17 @@ pub struct Enrolled {
     pub grant: Option<Begun>,
 }
 
+/// What an officer re-proofing an existing account is asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CounterRecovery {
+    /// The person lost their passkeys (or had them stolen): hand over a
+    /// grant that completes a recovery. Given anyway when the account has no
+    /// active passkey.
+    pub recover: bool,
+    /// Keep the account's other passkeys when the new one is registered.
+    pub keep_passkeys: bool,
+}
+
 impl Idm {
     /// Enrols a citizen whose card the registry confirms (IAL2.1). Whether
     /// the citizen id is enrolled already is looked at only after the
@@ -104,7 +116,7 @@ impl Idm {
         evidence: &CitizenEvidenceInput,
         attestation: OfficerAttestationInput,
         contact: Option<&str>,
-        keep_passkeys: bool,
+        choice: CounterRecovery,
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
         let roles =
@@ -125,18 +137,20 @@ impl Idm {
             .proof(evidence, Some(attestation), None, &actor, now)
             .await?;
         let contact = ContactEmail::parse_optional(contact)?;
-        let at_counter = Some((&officer.account_id, keep_passkeys));
+        let at_counter = Some((&officer.account_id, choice));
         self.record_proofing(evidence, contact, &decision, at_counter, now)
             .await
     }
 
     /// Runs the registry check and the level decision; audits a refusal by
-    /// the evidence digest, never by personal data.
+    /// the evidence digest, never by personal data. With a live capture, the
+    /// face is compared only once the card's details have checked out, so a
+    /// stranger with a guessed id cannot make Tuaton fetch a reference face.
     pub(crate) async fn proof(
         &self,
         evidence: &CitizenEvidence,
         officer: Option<OfficerAttestation>,
-        face_match: Option<tuaton_proofing::FaceMatchResult>,
+        face: Option<&tuaton_proofing::LiveCapture>,
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<ProofingDecision, IdmError> {
@@ -145,28 +159,42 @@ impl Idm {
         };
         let clock = FixedClock::new(now);
         let check = check_card(registry.as_ref(), evidence, &clock).await;
-        let path = match officer {
-            Some(attestation) => ProofingPath::Officer {
+        let refused = |e: tuaton_proofing::DecisionError| async move {
+            let ev = audit::failure(
+                actor,
+                action::PROOFING_REFUSED,
+                evidence.evidence_digest().to_string(),
+            )
+            .with_details(json!({ "reason": e.code(), "connector": registry.name() }));
+            audit::alone(self.store(), now, &ev).await?;
+            Err::<ProofingDecision, IdmError>(e.into())
+        };
+        let path = match (officer, face) {
+            (Some(attestation), _) => ProofingPath::Officer {
                 registry: check,
                 attestation,
             },
-            None => ProofingPath::Remote {
+            (None, None) => ProofingPath::Remote {
                 registry: check,
-                face_match,
+                face_match: None,
             },
+            (None, Some(capture)) => {
+                let card_alone = ProofingPath::Remote {
+                    registry: check.clone(),
+                    face_match: None,
+                };
+                if let Err(e) = decide(evidence, card_alone, &DecisionPolicy::default(), &clock) {
+                    return refused(e).await;
+                }
+                ProofingPath::Remote {
+                    registry: check,
+                    face_match: Some(self.compare_face(evidence, capture).await?),
+                }
+            }
         };
         match decide(evidence, path, &DecisionPolicy::default(), &clock) {
             Ok(d) => Ok(d),
-            Err(e) => {
-                let ev = audit::failure(
-                    actor,
-                    action::PROOFING_REFUSED,
-                    evidence.evidence_digest().to_string(),
-                )
-                .with_details(json!({ "reason": e.code(), "connector": registry.name() }));
-                audit::alone(self.store(), now, &ev).await?;
-                Err(e.into())
-            }
+            Err(e) => refused(e).await,
         }
     }
 
@@ -180,7 +208,7 @@ impl Idm {
         evidence: &CitizenEvidence,
         contact: Option<ContactEmail>,
         decision: &ProofingDecision,
-        at_counter: Option<(&AccountId, bool)>,
+        at_counter: Option<(&AccountId, CounterRecovery)>,
         now: OffsetDateTime,
     ) -> Result<Enrolled, IdmError> {
         let officer = at_counter.map(|(o, _)| o);
@@ -212,6 +240,24 @@ impl Idm {
             }
         };
         let decision_id = insert_decision(&mut tx, &account_id, decision, officer).await?;
+        // Re-proofed at the counter: a recovery that is ready at once, when
+        // the person asks for one or has no active passkey left.
+        let recovery = match at_counter {
+            Some((_, choice)) if !new => {
+                let has_active = creds::for_account(tx.conn(), &account_id)
+                    .await?
+                    .iter()
+                    .any(|p| p.state == PasskeyState::Active);
+                if choice.recover || !has_active {
+                    let r = self.officer_recovery(&account_id, &decision_id, now)?;
+                    recoveries::insert(&mut tx, &r).await?;
+                    Some(r)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         let (actor, act) = match officer {
             Some(o) => (Actor::Officer(o.clone()), action::OFFICER_PROOFING),
             None => (Actor::Account(account_id.clone()), action::ENROL),
@@ -232,17 +278,18 @@ impl Idm {
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
 
-        let grant = match at_counter {
-            Some((officer, keep)) if !new => {
-                self.officer_recovery(&account_id, &decision_id, officer, keep, now)
-                    .await?
-            }
-            _ => self.grant_registration(&account_id, now).await?,
+        let grant = match (&recovery, at_counter) {
+            (Some(r), Some((officer, choice))) => Some(
+                self.officer_grant(r, choice.keep_passkeys, officer, now)
+                    .await?,
+            ),
+            _ if new => Some(self.grant_registration(&account_id, now).await?),
+            _ => None,
         };
         Ok(Enrolled {
             account_id,
             ial,
-            grant: Some(grant),
+            grant,
         })
     }
 

@@ -44,7 +44,9 @@ pub use account::{ConsentRequest, Profile};
 pub use admin::{AccountAdmin, AccountSummary};
 pub use audit::Actor;
 pub use companies::{AuthorityCheck, CompanyLinked, LinkedCompany};
-pub use enrolment::{ContactEmail, Enrolled, OfficerAttestationInput, parse_evidence};
+pub use enrolment::{
+    ContactEmail, CounterRecovery, Enrolled, OfficerAttestationInput, parse_evidence,
+};
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};

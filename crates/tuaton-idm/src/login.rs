@@ -94,7 +94,7 @@ impl Refusal {
 /// Request options naming `credential` as the one allowed, in the form a
 /// known account's options take (no conditional mediation, no extensions);
 /// the API suite compares the two shapes.
-fn with_credential(
+pub(crate) fn with_credential(
     options: &RequestChallengeResponse,
     credential: &ring::hmac::Tag,
 ) -> Result<RequestChallengeResponse, IdmError> {
@@ -265,6 +265,17 @@ impl Idm {
         id: &CitizenId,
         now: OffsetDateTime,
     ) -> Result<ring::hmac::Tag, IdmError> {
+        self.stand_in_for(purpose, id.compact().as_bytes(), now)
+            .await
+    }
+
+    /// HMAC-SHA256 of `purpose` and `subject` under the login-privacy secret.
+    pub(crate) async fn stand_in_for(
+        &self,
+        purpose: &[u8],
+        subject: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<ring::hmac::Tag, IdmError> {
         let key = self
             .0
             .login_privacy
@@ -290,7 +301,7 @@ impl Idm {
             .await?;
         let mut message = purpose.to_vec();
         message.push(0);
-        message.extend_from_slice(id.compact().as_bytes());
+        message.extend_from_slice(subject);
         Ok(ring::hmac::sign(key, &message))
     }
 

@@ -147,12 +147,8 @@ impl Idm {
         face: Option<&LiveCapture>,
         now: OffsetDateTime,
     ) -> Result<RecoveryRequested, IdmError> {
-        let face_match = match face {
-            Some(capture) => Some(self.compare_face(evidence, capture).await?),
-            None => None,
-        };
         let decision = self
-            .proof(evidence, None, face_match, &Actor::Anonymous, now)
+            .proof(evidence, None, face, &Actor::Anonymous, now)
             .await?;
         let at_once = decision.face_match.is_some();
         let made_up = |reason: ErrorCode, target: String| async move {
@@ -198,18 +194,19 @@ impl Idm {
             .await?;
             return Err(err);
         }
-        let open =
-            recoveries::open_for_account(self.store().conn().await?.conn(), &account.id, now)
-                .await?;
-        if open.len() >= MAX_OPEN_RECOVERIES {
-            return made_up(ErrorCode::TooManyRecoveries, account.id.to_string()).await;
-        }
         let path = if at_once {
             RecoveryPath::FaceMatch
         } else {
             RecoveryPath::Remote
         };
+        // Counted and recorded in one transaction, one request of an account at a time.
         let mut tx = self.store().begin().await?;
+        recoveries::lock_account(&mut tx, &account.id).await?;
+        let open = recoveries::open_for_account(tx.conn(), &account.id, now).await?;
+        if open.len() >= MAX_OPEN_RECOVERIES {
+            drop(tx);
+            return made_up(ErrorCode::TooManyRecoveries, account.id.to_string()).await;
+        }
         let decision_id = insert_decision(&mut tx, &account.id, &decision, None).await?;
         let (record, token) = self.new_recovery(&account.id, &decision_id, path, now)?;
         recoveries::insert(&mut tx, &record).await?;
@@ -296,6 +293,16 @@ impl Idm {
         if account.state != AccountState::Active {
             return refused(IdmError::AccountNotActive).await;
         }
+        // The level may have been raised since the request (at a counter):
+        // a request's proofing must still reach it.
+        let reached = tuaton_store::proofing::ial_of(
+            self.store().conn().await?.conn(),
+            &recovery.decision_id,
+        )
+        .await?;
+        if !reaches(reached, account.ial) {
+            return refused(IdmError::OfficerRecoveryRequired).await;
+        }
         let grant = self
             .recovery_grant(&recovery, keep_passkeys, &Actor::Anonymous, now)
             .await?;
@@ -324,10 +331,22 @@ impl Idm {
                 .filter(|p| p.state == PasskeyState::Active)
                 .map(|p| StoredCredential::from_stored(p.credential))
                 .collect();
-        if active.is_empty() {
-            return Err(IdmError::NoActivePasskey);
-        }
-        let (options, state) = self.passkeys().start_login(&active, now)?;
+        // An account without an active passkey is answered in the same shape
+        // (a stand-in credential that nothing can assert), so the answer does
+        // not say whose owner can no longer cancel.
+        let (options, state) = if active.is_empty() {
+            let (options, state) = self.passkeys().start_discoverable_login(now)?;
+            let stand_in = self
+                .stand_in_for(
+                    b"recovery-cancel",
+                    recovery.account_id.as_str().as_bytes(),
+                    now,
+                )
+                .await?;
+            (crate::login::with_credential(&options, &stand_in)?, state)
+        } else {
+            self.passkeys().start_login(&active, now)?
+        };
         let begun = ceremonies::put_challenge(
             self.store(),
             CANCEL.kind,
@@ -356,11 +375,21 @@ impl Idm {
         let (mut tx, place) = self.open_spending(CANCEL.kind, ceremony_id).await?;
         let actor = Actor::Account(recognised.account_id.clone());
         let recovery = recoveries::by_id(tx.conn(), recovery_id).await?;
-        if recovery.is_none_or(|r| r.account_id != recognised.account_id) {
-            // The ceremony was for another recovery's account: nothing is kept.
-            return Err(IdmError::UnknownRecovery);
-        }
-        if !recoveries::end(&mut tx, recovery_id, RecoveryState::Cancelled, now).await? {
+        // Another account's recovery, or one no longer pending: nothing is
+        // kept of this attempt but its audit record.
+        let cancelled = recovery.is_some_and(|r| r.account_id == recognised.account_id)
+            && recoveries::end(&mut tx, recovery_id, RecoveryState::Cancelled, now).await?;
+        if !cancelled {
+            drop(tx);
+            audit::refused_alone(
+                self.store(),
+                now,
+                &actor,
+                action::RECOVERY_CANCEL,
+                recognised.account_id.to_string(),
+                ErrorCode::UnknownRecovery,
+            )
+            .await?;
             return Err(IdmError::UnknownRecovery);
         }
         let mut closing = Batch::new();
@@ -429,22 +458,30 @@ impl Idm {
     }
 
     /// The recovery an officer's in-person proofing of an existing account
-    /// gives: ready at once, its grant handed over at the counter.
-    pub(crate) async fn officer_recovery(
+    /// starts, stored in the proofing's transaction: ready at once, and open
+    /// only as long as the grant handed over at the counter.
+    pub(crate) fn officer_recovery(
         &self,
         account: &AccountId,
         decision_id: &str,
-        officer: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<RecoveryRecord, IdmError> {
+        let (mut record, _unused_token) =
+            self.new_recovery(account, decision_id, RecoveryPath::Officer, now)?;
+        record.expires_at = now + CeremonyKind::EnrolmentGrant.lifetime();
+        Ok(record)
+    }
+
+    /// Stores the grant of a recovery an officer started, with its audit record.
+    pub(crate) async fn officer_grant(
+        &self,
+        recovery: &RecoveryRecord,
         keep_passkeys: bool,
+        officer: &AccountId,
         now: OffsetDateTime,
     ) -> Result<Begun, IdmError> {
-        let (record, _token) =
-            self.new_recovery(account, decision_id, RecoveryPath::Officer, now)?;
-        let mut tx = self.store().begin().await?;
-        recoveries::insert(&mut tx, &record).await?;
-        tx.commit().await?;
         self.recovery_grant(
-            &record,
+            recovery,
             keep_passkeys,
             &Actor::Officer(officer.clone()),
             now,
@@ -466,10 +503,24 @@ impl Idm {
         let Some(recovery_id) = &grant.recovery else {
             return Ok(());
         };
+        let recovery = recoveries::by_id(tx.conn(), recovery_id)
+            .await?
+            .ok_or(IdmError::UnknownRecovery)?;
+        let account_ial = accounts::by_id(tx.conn(), account)
+            .await?
+            .ok_or(IdmError::UnknownRecovery)?
+            .ial;
+        let reached = tuaton_store::proofing::ial_of(tx.conn(), &recovery.decision_id).await?;
+        if !reaches(reached, account_ial) {
+            return Err(IdmError::OfficerRecoveryRequired);
+        }
         if !recoveries::end(tx, recovery_id, RecoveryState::Completed, now).await? {
             // Cancelled by the owner since the grant was given.
             return Err(IdmError::UnknownRecovery);
         }
+        // Any other open request (an attacker's, filed beside the owner's)
+        // would otherwise take the account back later.
+        let cancelled = recoveries::cancel_others(tx, account, recovery_id, now).await?;
         let removed = if grant.keep_passkeys {
             Vec::new()
         } else {
@@ -495,8 +546,10 @@ impl Idm {
         )
         .with_details(json!({
             "recovery": recovery_id,
+            "path": recovery.path,
             "cred_id": kept,
             "passkeys_removed": removed,
+            "recoveries_cancelled": cancelled,
             "sessions_ended": sessions_ended,
             "notification": notified,
         }));
@@ -598,7 +651,7 @@ impl Idm {
     }
 
     /// Compares a live capture with the citizen's reference face.
-    async fn compare_face(
+    pub(crate) async fn compare_face(
         &self,
         evidence: &CitizenEvidence,
         capture: &LiveCapture,
@@ -613,6 +666,11 @@ impl Idm {
             .ok_or(IdmError::FaceMatchUnavailable)?;
         Ok(face.matcher.compare(capture, &reference).await?)
     }
+}
+
+/// Whether the level a recovery's proofing `reached` is at least the account's `ial`.
+fn reaches(reached: Option<Ial>, ial: Ial) -> bool {
+    reached.is_some_and(|r| r >= ial)
 }
 
 /// Queues a notice about a recovery on every channel on file (today the

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tuaton_core::{AccountId, ErrorCode};
 use tuaton_passkeys::{PasskeyUser, RegistrationState};
 use tuaton_store::accounts::{self, AccountState};
-use tuaton_store::ceremonies::{self, CeremonyKind};
+use tuaton_store::ceremonies::{self, CeremonyKind, TakeError};
 use tuaton_store::passkeys::{self as creds, PasskeyRecord, PasskeyState};
 use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredential};
 
@@ -156,13 +156,13 @@ impl Idm {
                     return Err(e.into());
                 }
             };
+        // The grant is read now and spent in the transaction that stores the
+        // passkey, so a failed attempt can be tried again with it.
         let grant = match &pending.grant {
-            // The grant is spent only now, so a failed attempt can be retried.
-            Some(grant) => {
-                let taken =
-                    ceremonies::take(self.store(), grant, CeremonyKind::EnrolmentGrant, now)
-                        .await?;
-                Some(GrantState::from_json(&taken.state)?)
+            Some(id) => {
+                let c =
+                    ceremonies::peek(self.store(), id, CeremonyKind::EnrolmentGrant, now).await?;
+                Some((id.as_str(), GrantState::from_json(&c.state)?))
             }
             None => None,
         };
@@ -182,6 +182,13 @@ impl Idm {
             last_used_at: None,
         };
         let mut tx = self.store().begin().await?;
+        if let Some((id, _)) = grant
+            && !ceremonies::spend(id, CeremonyKind::EnrolmentGrant)
+                .run(tx.conn())
+                .await?
+        {
+            return Err(TakeError::Unknown.into());
+        }
         creds::insert(&mut tx, &record).await.map_err(|e| match e {
             tuaton_store::StoreError::Conflict { .. } => {
                 IdmError::Passkey(tuaton_passkeys::PasskeyError::AlreadyRegistered)
@@ -192,12 +199,36 @@ impl Idm {
             .with_details(json!({
                 "cred_id": record.cred_id, "aaguid": record.aaguid, "aal": record.aal,
                 "attested": record.attested,
-                "via": if pending.grant.is_some() { "enrolment_grant" } else { "session" },
+                "via": match &grant {
+                    Some((_, g)) if g.recovery.is_some() => "recovery_grant",
+                    Some(_) => "enrolment_grant",
+                    None => "session",
+                },
             }));
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
-        if let Some(grant) = &grant {
-            self.complete_recovery(&mut tx, grant, &account_id, &record.cred_id, now)
-                .await?;
+        if let Some((_, grant)) = &grant {
+            let completed = self
+                .complete_recovery(&mut tx, grant, &account_id, &record.cred_id, now)
+                .await;
+            if let Err(e) = completed {
+                // Nothing of this attempt is kept but the refusal's record.
+                drop(tx);
+                if matches!(
+                    e,
+                    IdmError::UnknownRecovery | IdmError::OfficerRecoveryRequired
+                ) {
+                    audit::refused_alone(
+                        self.store(),
+                        now,
+                        &actor,
+                        action::RECOVERY_COMPLETE,
+                        account_id.to_string(),
+                        e.code(),
+                    )
+                    .await?;
+                }
+                return Err(e);
+            }
         }
         tx.commit().await?;
         Ok(record)

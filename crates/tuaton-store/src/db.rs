@@ -73,6 +73,14 @@ enum TxInner {
 }
 
 impl Tx {
+    /// The engine the transaction runs on.
+    pub fn engine(&self) -> Engine {
+        match &self.0 {
+            TxInner::Sqlite { .. } => Engine::Sqlite,
+            TxInner::Postgres(_) => Engine::Postgres,
+        }
+    }
+
     /// The connection to run queries on.
     pub fn conn(&mut self) -> &mut AnyConnection {
         match &mut self.0 {

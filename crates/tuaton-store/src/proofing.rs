@@ -97,3 +97,18 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
     .fetch_all(db)
     .await?)
 }
+
+/// The level a decision reached; `None` if there is no such decision.
+pub async fn ial_of<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    decision_id: &str,
+) -> Result<Option<Ial>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT ial FROM proofing_decisions WHERE id = $1")
+        .bind(decision_id)
+        .fetch_optional(db)
+        .await?;
+    row.map(|(ial,)| {
+        Ial::try_from(ial).map_err(|_| StoreError::Corrupt("a decision's level".into()))
+    })
+    .transpose()
+}

@@ -211,6 +211,40 @@ pub async fn end(
     Ok(r.rows_affected() == 1)
 }
 
+/// Holds the account's row until `tx` ends, so requests for one account are
+/// counted and recorded one after another (SQLite's write transaction
+/// already serialises every writer).
+pub async fn lock_account(tx: &mut Tx, account_id: &AccountId) -> Result<(), StoreError> {
+    if tx.engine() == crate::Engine::Postgres {
+        sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Cancels every pending recovery of the account but `kept`; returns their ids.
+pub async fn cancel_others(
+    tx: &mut Tx,
+    account_id: &AccountId,
+    kept: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "UPDATE recoveries SET state = 'cancelled', ended_ms = $1 \
+         WHERE account_id = $2 AND state = 'pending' AND id <> $3 RETURNING id",
+    )
+    .bind(to_ms(now))
+    .bind(account_id.as_str())
+    .bind(kept)
+    .fetch_all(tx.conn())
+    .await?;
+    let mut ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+    ids.sort();
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -168,4 +168,86 @@ engine_tests! {
         }
         assert_eq!(broken(store).await, BrokenLink::ContentChanged { seq: 2 });
     }
+
+    async fn verify_catches_a_re_hashed_row_by_the_next_link(store: &Store) {
+        // A forger who edits record 3 and gives it the right hash for its new
+        // content breaks the link from record 4.
+        append_n(store, 5).await;
+        drop_guards(store).await;
+        let mut rec = audit::list(store, 2, 1).await.unwrap().remove(0);
+        rec.outcome = "failure".into();
+        let forged = rec.recomputed_hash();
+        sqlx::query("UPDATE audit_log SET outcome = 'failure', hash = $1 WHERE seq = 3")
+            .bind(&forged)
+            .execute(store.conn().await.unwrap().conn())
+            .await
+            .unwrap();
+        assert_eq!(broken(store).await, BrokenLink::LinkBroken { seq: 4 });
+    }
+
+    async fn a_chain_re_hashed_from_an_edit_onwards_passes_alone_but_not_its_anchor(store: &Store) {
+        append_n(store, 5).await;
+        let anchor = audit::last_record(store).await.unwrap().unwrap();
+        assert_eq!(anchor.0, 5);
+        let early = audit::list(store, 1, 1).await.unwrap().remove(0);
+        let early = (early.seq, early.hash);
+        drop_guards(store).await;
+        rewrite_from(store, 3).await;
+        assert!(audit::verify(store).await.unwrap().is_intact(), "consistent by itself");
+        let r = audit::verify_against(store, &[early.clone(), anchor]).await.unwrap();
+        assert_eq!(r.broken, Some(BrokenLink::AnchorMismatch { seq: 5 }));
+        assert_eq!(r.last_anchored, Some(2), "the last position still as anchored");
+    }
+
+    async fn an_emptied_chain_with_a_reset_head_is_caught_by_its_anchor(store: &Store) {
+        append_n(store, 4).await;
+        let anchor = audit::last_record(store).await.unwrap().unwrap();
+        drop_guards(store).await;
+        let mut conn = store.conn().await.unwrap();
+        sqlx::query("DELETE FROM audit_log").execute(conn.conn()).await.unwrap();
+        sqlx::query("UPDATE audit_head SET seq = 0, hash = $1 WHERE id = 1")
+            .bind(audit::GENESIS_HASH)
+            .execute(conn.conn())
+            .await
+            .unwrap();
+        drop(conn);
+        assert!(audit::verify(store).await.unwrap().is_intact(), "an empty chain verifies by itself");
+        let r = audit::verify_against(store, &[anchor]).await.unwrap();
+        assert_eq!(r.broken, Some(BrokenLink::Truncated { anchored_seq: 4, last_seq: 0 }));
+        assert_eq!(r.last_anchored, None);
+    }
+}
+
+/// Rewrites every record from `from` on with new content and a consistent
+/// chain of hashes, and moves the head to match: what a database writer who
+/// knows the encoding can do.
+async fn rewrite_from(store: &Store, from: i64) {
+    let records = audit::list(store, 0, 1000).await.unwrap();
+    let mut prev = audit::GENESIS_HASH.to_owned();
+    let mut conn = store.conn().await.unwrap();
+    for mut rec in records {
+        if rec.seq >= from {
+            if rec.seq == from {
+                rec.details = "{\"i\":999}".into();
+            }
+            rec.prev_hash = prev.clone();
+            rec.hash = rec.recomputed_hash();
+            sqlx::query(
+                "UPDATE audit_log SET details = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+            )
+            .bind(&rec.details)
+            .bind(&rec.prev_hash)
+            .bind(&rec.hash)
+            .bind(rec.seq)
+            .execute(conn.conn())
+            .await
+            .unwrap();
+        }
+        prev = rec.hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(conn.conn())
+        .await
+        .unwrap();
 }

@@ -120,9 +120,13 @@ pub(crate) struct OfficerProofingRequest {
     /// What the officer checked.
     #[schema(value_type = Object)]
     attestation: OfficerAttestationInput,
-    /// For an existing account: keep its other passkeys when a passkey is
-    /// registered with the grant. Default `false`: a lost or stolen phone's
-    /// passkey stops working.
+    /// For an existing account: the person lost their passkeys (or had them
+    /// stolen); hand over a grant that completes a recovery at once. Given
+    /// anyway when the account has no active passkey.
+    #[serde(default)]
+    recover: bool,
+    /// With that grant: keep the account's other passkeys when the new one
+    /// is registered. Default `false`: a lost or stolen phone's passkey stops working.
     #[serde(default)]
     keep_passkeys: bool,
 }
@@ -145,7 +149,10 @@ async fn officer_proofing(
             &input,
             req.attestation,
             contact,
-            req.keep_passkeys,
+            tuaton_idm::CounterRecovery {
+                recover: req.recover,
+                keep_passkeys: req.keep_passkeys,
+            },
             state.now(),
         )
         .await?;

@@ -580,7 +580,7 @@ async fn an_officer_recovers_an_account_at_once_and_the_stolen_phone_stops_worki
     let stolen_phone = enrolled_and_logged_in(&mut owner, somchai()).await;
     let mut officer = officer(&db).await;
 
-    // At the counter, no waiting: the grant comes with the proofing.
+    // Re-proofed only to raise the level: no grant while a passkey works.
     let (s, v) = officer
         .call(
             "POST",
@@ -588,6 +588,15 @@ async fn an_officer_recovers_an_account_at_once_and_the_stolen_phone_stops_worki
             Some(at_the_counter(somchai())),
             true,
         )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(v["enrolment_token"].is_null(), "{v}");
+
+    // The phone was stolen: at the counter, no waiting, the grant comes with the proofing.
+    let mut stolen = at_the_counter(somchai());
+    stolen["recover"] = json!(true);
+    let (s, v) = officer
+        .call("POST", "/api/v1/officer/proofings", Some(stolen), true)
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let grant = v["enrolment_token"].as_str().unwrap().to_owned();
@@ -638,7 +647,125 @@ async fn a_face_match_needs_a_configured_matcher(db: TestDb) {
     db.cleanup().await;
 }
 
+async fn completing_one_recovery_cancels_the_others_and_a_raised_level_stops_them(db: TestDb) {
+    let clock = fixed_clock();
+    let mut owner = clocked(&db, &clock);
+    enrolled_and_logged_in(&mut owner, somchai()).await;
+    let mut attacker = clocked(&db, &clock);
+    let (_, first) = request(&mut attacker, somchai()).await;
+    let (_, second) = request(&mut attacker, somchai()).await;
+    clock.advance(Duration::hours(72));
+
+    // The first completes (the owner's own, say); the second, an attacker's
+    // filed beside it, must not take the account back later.
+    let (s, grant) = claim(&mut owner, &first, false).await;
+    assert_eq!(s, StatusCode::CREATED, "{grant}");
+    let mut key = SoftPasskey::new(true);
+    register(
+        &mut owner,
+        &mut key,
+        grant["enrolment_token"].as_str(),
+        "new phone",
+    )
+    .await;
+    let (s, v) = claim(&mut attacker, &second, false).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_recovery")),
+        "{v}"
+    );
+    let recs = audit_actions(&db).await;
+    let done = recs
+        .iter()
+        .find(|r| r.action == "account.recovery.complete")
+        .unwrap();
+    assert!(
+        done.details
+            .contains(second["recovery_id"].as_str().unwrap()),
+        "the cancelled one is named: {}",
+        done.details
+    );
+
+    // A new remote request; before it is claimed, an officer raises the
+    // account's level: the request's registry check no longer reaches it.
+    let (_, third) = request(&mut attacker, somchai()).await;
+    let mut officer = officer(&db).await;
+    let (s, v) = officer
+        .call(
+            "POST",
+            "/api/v1/officer/proofings",
+            Some(at_the_counter(somchai())),
+            true,
+        )
+        .await;
+    assert_eq!((s, &v["ial"]), (StatusCode::CREATED, &json!(2.2)), "{v}");
+    clock.advance(Duration::hours(72));
+    let (s, v) = claim(&mut attacker, &third, false).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("officer_recovery_required")),
+        "{v}"
+    );
+    db.cleanup().await;
+}
+
+async fn cancelling_is_offered_alike_whether_or_not_the_owner_has_a_passkey_left(db: TestDb) {
+    let mut owner = client(&db).await;
+    enrolled_and_logged_in(&mut owner, somchai()).await;
+    let mut attacker = client(&db).await;
+    let (_, with_key) = request(&mut attacker, somchai()).await;
+    let start = |taken: &Value| {
+        format!(
+            "/api/v1/recovery/{}/cancel/start",
+            taken["recovery_id"].as_str().unwrap()
+        )
+    };
+    let (s, a) = attacker.call("POST", &start(&with_key), None, false).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    // The only passkey is suspended (a cloned-authenticator signal).
+    let id = account_id(&db, SOMCHAI).await;
+    let creds = tuaton_store::passkeys::for_account(db.store.conn().await.unwrap().conn(), &id)
+        .await
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    tuaton_store::passkeys::suspend(&creds[0].cred_id)
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (s, b) = attacker.call("POST", &start(&with_key), None, false).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v["public_key"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&a), keys(&b));
+    assert_eq!(
+        a["public_key"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        b["public_key"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+    assert_ne!(
+        a["public_key"]["allowCredentials"], b["public_key"]["allowCredentials"],
+        "the stand-in is not the suspended credential"
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    completing_one_recovery_cancels_the_others_and_a_raised_level_stops_them,
+    cancelling_is_offered_alike_whether_or_not_the_owner_has_a_passkey_left,
     a_recovery_waits_out_the_cooling_off_period_then_replaces_the_lost_passkey,
     the_owner_cancels_with_a_passkey_and_the_photocopy_wins_nothing,
     a_cancel_after_the_grant_stops_the_registration_and_a_session_can_cancel_too,

@@ -33,8 +33,12 @@ const post = async (path, body) => {
     headers: { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
+  // A proxy's error page is not JSON: keep the status, drop the body.
+  let parsed = null;
+  if ((r.headers.get('content-type') || '').includes('json')) {
+    try { parsed = JSON.parse(await r.text()); } catch { parsed = null; }
+  }
+  return { status: r.status, body: parsed };
 };
 
 const say = (status, th, en) => {
