@@ -118,7 +118,9 @@ impl Force {
 
 /// Opens the key backend the settings name; the error is a sentence for the
 /// operator naming the settings, never a secret.
-fn open_backend(settings: &tuaton_server::Settings) -> Result<Arc<dyn KeyBackend>, String> {
+pub(crate) fn open_backend(
+    settings: &tuaton_server::Settings,
+) -> Result<Arc<dyn KeyBackend>, String> {
     custody::open_backend(&settings.key_backend, &settings.data_dir).map_err(|e| e.to_string())
 }
 

@@ -11,6 +11,7 @@ mod accounts_cmd;
 mod audit_cmd;
 mod dev_cmd;
 mod keys_cmd;
+mod migrate_cmd;
 mod serve_cmd;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: accounts_cmd::AccountsCommand,
     },
+    /// Bring the database schema up to date, as the schema's owner.
+    Migrate(migrate_cmd::MigrateArgs),
     /// Inspect the audit log.
     Audit {
         #[command(subcommand)]
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve_cmd::run(config, args).await,
             Command::Dev { command } => dev_cmd::run(command).await,
             Command::Keys { command } => keys_cmd::run(config, command).await,
+            Command::Migrate(args) => migrate_cmd::run(config, args).await,
             Command::Accounts { command } => accounts_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }

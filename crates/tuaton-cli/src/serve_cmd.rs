@@ -61,9 +61,11 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
         );
     }
     let upkeep = tuaton_server::maintenance::spawn(state.clone());
-    let app = tuaton_server::build_router(state);
+    let app = tuaton_server::build_router(state.clone());
     let result = tuaton_server::serve(listener, app, shutdown_signal(), grace).await;
     upkeep.abort();
+    // The last word of the chain this process saw, signed outside the database.
+    tuaton_server::maintenance::anchor_audit(&state, true).await;
     store.close().await;
     match result {
         Ok(()) => {

@@ -21,6 +21,7 @@
 
 mod account;
 mod admin;
+pub mod anchors;
 mod audit;
 mod companies;
 pub mod custody;

@@ -33,6 +33,7 @@ struct Inner {
     idm: tuaton_idm::Idm,
     rate_limits: Arc<crate::ratelimit::RateLimits>,
     metrics: PrometheusHandle,
+    anchoring: crate::maintenance::Anchoring,
 }
 
 impl AppState {
@@ -64,6 +65,7 @@ impl AppState {
             idm,
             rate_limits,
             metrics: crate::telemetry::metrics_handle(),
+            anchoring: crate::maintenance::Anchoring::default(),
         }))
     }
 
@@ -115,6 +117,11 @@ impl AppState {
     /// The Prometheus handle.
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.0.metrics
+    }
+
+    /// What this process last anchored of the audit chain.
+    pub(crate) fn anchoring(&self) -> &crate::maintenance::Anchoring {
+        &self.0.anchoring
     }
 }
 

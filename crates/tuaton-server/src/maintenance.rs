@@ -60,6 +60,7 @@ pub async fn run_once(state: &AppState) {
     if let Err(e) = tuaton_store::sessions::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired sessions could not be purged; will retry");
     }
+    anchor_audit(state, false).await;
     // Notices are a step of upkeep rather than a task of their own: one timer
     // and one handle to stop at shutdown, and minutes of delay suit them. The
     // step comes last so a slow relay only delays itself, and it is bounded (a
@@ -67,6 +68,48 @@ pub async fn run_once(state: &AppState) {
     match crate::notify::deliver_due(state).await {
         Ok(report) => tracing::debug!(?report, "notices delivered"),
         Err(e) => tracing::warn!(error = %e, "notices could not be delivered; will retry"),
+    }
+}
+
+/// What this process last anchored: the position and when.
+#[derive(Default)]
+pub struct Anchoring(tokio::sync::Mutex<Option<(i64, time::OffsetDateTime)>>);
+
+/// Signs the audit chain's head into the anchor file when it has moved and
+/// the interval has passed since this process last did, or at once when
+/// `force` (shutdown). A failure is logged and counted, and tried again next round.
+pub async fn anchor_audit(state: &AppState, force: bool) {
+    let now = state.now();
+    let mut last = state.anchoring().0.lock().await;
+    let interval = time::Duration::try_from(state.settings().audit_anchor_interval)
+        .unwrap_or(time::Duration::minutes(5));
+    if !force && last.is_some_and(|(_, at)| now - at < interval) {
+        return;
+    }
+    let file = tuaton_idm::anchors::AnchorFile::new(&state.settings().audit_anchor_file);
+    let outcome = tuaton_idm::anchors::anchor_now(
+        state.store(),
+        &state.services().keys,
+        &file,
+        last.map(|(seq, _)| seq),
+        now,
+    )
+    .await;
+    match outcome {
+        Ok(tuaton_idm::anchors::Anchored::Written(a)) => {
+            tracing::info!(seq = a.seq, key = %a.key_id, "audit chain anchored");
+            metrics::counter!("tuaton_audit_anchors_total", "outcome" => "written").increment(1);
+            *last = Some((a.seq, now));
+        }
+        Ok(tuaton_idm::anchors::Anchored::Unchanged(seq)) => {
+            if seq > 0 {
+                *last = Some((seq, now));
+            }
+        }
+        Err(e) => {
+            metrics::counter!("tuaton_audit_anchors_total", "outcome" => "failed").increment(1);
+            tracing::error!(error = %e, "the audit chain could not be anchored; will retry");
+        }
     }
 }
 

@@ -324,11 +324,112 @@ impl Store {
         Self::connect(&url, options).await
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         match self.engine {
-            Engine::Sqlite => SQLITE_MIGRATIONS.run(conn.conn()).await?,
-            Engine::Postgres => POSTGRES_MIGRATIONS.run(conn.conn()).await?,
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The newest migration this build knows (the schema version it needs).
+    pub fn schema_version(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// How many of this build's migrations the database has not applied.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<(i64,)> =
+            match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(self.conn().await?.conn())
+                .await
+            {
+                Ok(v) => v,
+                // No bookkeeping table yet: a new database, everything pending.
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .count())
+    }
+
+    /// Applies pending migrations. A database that has them all is only read,
+    /// so a service role without rights on the schema connects; one that
+    /// lacks some and cannot apply them gets [`StoreError::MigrationsPending`].
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let pending = self.pending_migrations().await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        match self.migrator().run(conn.conn()).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db)))
+                if db.code().as_deref() == Some("42501") =>
+            {
+                // insufficient_privilege: not the schema's owner.
+                Err(StoreError::MigrationsPending { pending })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Grants `role` what the service needs on PostgreSQL and nothing more:
+    /// reading and writing the ordinary tables, only appending to the audit
+    /// log, only moving its head, only reading the migrations' bookkeeping.
+    /// It owns nothing, so it can neither drop nor disable a trigger. Run by
+    /// the schema's owner (`tuaton migrate --grant-to ROLE`).
+    pub async fn grant_service_role(&self, role: &str) -> Result<(), StoreError> {
+        if self.engine != Engine::Postgres {
+            return Err(StoreError::NotFound {
+                what: "database roles (SQLite has none)",
+            });
+        }
+        let valid = !role.is_empty()
+            && role.len() <= 63
+            && role
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !role.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(StoreError::NotFound {
+                what: "a role name of lower-case letters, digits and underscores",
+            });
+        }
+        let mut conn = self.conn().await?;
+        let (schema,): (String,) = sqlx::query_as("SELECT CAST(current_schema() AS TEXT)")
+            .fetch_one(conn.conn())
+            .await?;
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::NotFound {
+                what: "a schema with a plain name",
+            });
+        }
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(conn.conn())
+        .await?;
+        let mut statements = vec![format!("GRANT USAGE ON SCHEMA {schema} TO {role}")];
+        for (table,) in tables {
+            let rights = match table.as_str() {
+                "audit_log" => "SELECT, INSERT",
+                "audit_head" => "SELECT, UPDATE",
+                "_sqlx_migrations" => "SELECT",
+                _ => "SELECT, INSERT, UPDATE, DELETE",
+            };
+            statements.push(format!("REVOKE ALL ON {table} FROM {role}"));
+            statements.push(format!("GRANT {rights} ON {table} TO {role}"));
+        }
+        for sql in statements {
+            sqlx::query(&sql).execute(conn.conn()).await?;
         }
         Ok(())
     }

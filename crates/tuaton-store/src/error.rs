@@ -17,6 +17,16 @@ pub enum StoreError {
     /// A migration failed; the schema is left as the engine's transaction left it. Operator or bug.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// Migrations are pending and this role may not apply them (a service
+    /// role without rights on the schema). Operator: run `tuaton migrate`
+    /// as the schema's owner.
+    #[error(
+        "{pending} database migration(s) are pending and this database role cannot apply them; run `tuaton migrate` as the schema's owner"
+    )]
+    MigrationsPending {
+        /// How many.
+        pending: usize,
+    },
     /// A uniqueness or foreign-key constraint refused the write. Usually the caller's input.
     #[error("the write conflicts with existing data ({constraint})")]
     Conflict {
@@ -47,6 +57,7 @@ impl StoreError {
             Self::NotFound { .. } => C::NotFound,
             Self::UnsupportedUrl { .. }
             | Self::Migration(_)
+            | Self::MigrationsPending { .. }
             | Self::Corrupt(_)
             | Self::Database(_) => C::InternalError,
         }

@@ -38,3 +38,10 @@ pub(super) const RECOVERY_COOLING_OFF: Whole = Whole {
     most: 720,
     accepted: "whole hours from 1 to 720",
 };
+pub(super) const AUDIT_ANCHOR_INTERVAL: Whole = Whole {
+    name: "TUATON_AUDIT_ANCHOR_INTERVAL_SECS",
+    default: 300,
+    least: 10,
+    most: 86_400,
+    accepted: "whole seconds from 10 to 86400",
+};

@@ -95,6 +95,13 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `TUATON_DATABASE_URL`: `postgres://…` or `sqlite://…`. Default: `tuaton.db` in the data dir.
     pub database_url: String,
+    /// `TUATON_AUDIT_ANCHOR_FILE`: where signed heads of the audit chain are appended,
+    /// outside the database. Default `audit-anchors.jsonl` in the data dir; in
+    /// production a file on append-only or write-once storage (docs/operators/audit.md).
+    pub audit_anchor_file: PathBuf,
+    /// `TUATON_AUDIT_ANCHOR_INTERVAL_SECS`: how often upkeep signs the chain's head
+    /// when it has moved (and once more at shutdown). Default 300.
+    pub audit_anchor_interval: Duration,
     /// `TUATON_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `TUATON_MAX_BODY_BYTES`: largest request body accepted. Default 1 MiB.
@@ -206,6 +213,8 @@ impl Settings {
         let public_url = network::public_url(&f)?;
         let data_dir = storage::data_dir(&f)?;
         let database_url = storage::database_url(&f, &data_dir)?;
+        let audit_anchor_file = storage::audit_anchor_file(&f, &data_dir)?;
+        let audit_anchor_interval = f.seconds(&lifetimes::AUDIT_ANCHOR_INTERVAL)?;
         let log_format = f.get("TUATON_LOG_FORMAT", "text or json", LogFormat::parse)?;
         let max_body_bytes = f.whole(&network::MAX_BODY_BYTES)?;
         let request_timeout = f.seconds(&network::REQUEST_TIMEOUT)?;
@@ -229,6 +238,8 @@ impl Settings {
             listen,
             public_url,
             data_dir,
+            audit_anchor_file,
+            audit_anchor_interval,
             database_url,
             log_format: log_format.unwrap_or(LogFormat::Text),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
