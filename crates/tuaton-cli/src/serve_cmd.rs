@@ -47,6 +47,7 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
         .unwrap_or_default();
     tracing::info!(listen = %addr, public_url = %settings.public_url, engine = ?store.engine(), "serving");
     let grace = settings.shutdown_grace;
+    let limits = settings.connection_limits();
     let state = match tuaton_server::AppState::from_settings(
         settings,
         store.clone(),
@@ -62,7 +63,7 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
     }
     let upkeep = tuaton_server::maintenance::spawn(state.clone());
     let app = tuaton_server::build_router(state.clone());
-    let result = tuaton_server::serve(listener, app, shutdown_signal(), grace).await;
+    let result = tuaton_server::serve(listener, app, shutdown_signal(), grace, limits).await;
     upkeep.abort();
     // The last word of the chain this process saw, signed outside the database.
     tuaton_server::maintenance::anchor_audit(&state, true).await;

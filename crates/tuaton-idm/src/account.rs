@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tuaton_core::ErrorCode;
+use tuaton_core::{AccountId, ErrorCode};
 use tuaton_store::accounts::{self, Account};
 use tuaton_store::companies::{self, CompanyLink, Role};
 use tuaton_store::consents::{self, ConsentRecord, NewConsent};
@@ -182,17 +182,72 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<(), IdmError> {
         session.require_fresh(self.policy(), FreshFor::Erase, now)?;
+        // The account's own signing keys go first: nothing may sign in the
+        // name of a person who is no longer known here.
+        let destroyed = self
+            .destroy_account_keys(&session.account_id, &session.actor(), now)
+            .await?;
         let mut tx = self.store().begin().await?;
         accounts::erase(&mut tx, &session.account_id, now).await?;
         let ev = audit::success(
             &session.actor(),
             action::ERASE,
             session.account_id.to_string(),
-        );
+        )
+        .with_details(json!({ "keys_destroyed": destroyed }));
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         self.store().flush_erasure().await?;
         Ok(())
+    }
+
+    /// Destroys every key that belongs to `account` (per-user signing keys):
+    /// marked destroyed (audited), then removed from the backend. Returns their ids.
+    async fn destroy_account_keys(
+        &self,
+        account: &AccountId,
+        actor: &crate::Actor,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, IdmError> {
+        let owned: Vec<_> = tuaton_store::keys::list(self.store().conn().await?.conn())
+            .await?
+            .into_iter()
+            .filter(|k| k.account_id.as_ref() == Some(account))
+            .filter(|k| k.state != tuaton_store::keys::KeyState::Destroyed)
+            .collect();
+        let mut ids = Vec::new();
+        for key in owned {
+            tuaton_store::keys::destroy(
+                self.store(),
+                &key.id,
+                now,
+                &actor.to_string(),
+                Some("the account was erased"),
+            )
+            .await
+            .map_err(|e| {
+                IdmError::internal(format!("a key of the account could not be destroyed: {e}"))
+            })?;
+            let reference: tuaton_keys::KeyRef = key
+                .key_ref
+                .parse()
+                .map_err(|_| crate::error::corrupt("a managed key's reference"))?;
+            let backend = self.keys().clone();
+            let removed = tokio::task::spawn_blocking(move || backend.destroy(&reference))
+                .await
+                .map_err(|_| IdmError::internal("destroying a key was interrupted"))?;
+            match removed {
+                Ok(()) | Err(tuaton_keys::KeyError::KeyNotFound { .. }) => {}
+                Err(source) => {
+                    return Err(IdmError::Custody(crate::custody::CustodyError::Key {
+                        id: key.id,
+                        source,
+                    }));
+                }
+            }
+            ids.push(key.id);
+        }
+        Ok(ids)
     }
 
     /// The signed-in account's consents.

@@ -160,12 +160,11 @@ impl Idm {
         let clock = FixedClock::new(now);
         let check = check_card(registry.as_ref(), evidence, &clock).await;
         let refused = |e: tuaton_proofing::DecisionError| async move {
-            let ev = audit::failure(
-                actor,
-                action::PROOFING_REFUSED,
-                evidence.evidence_digest().to_string(),
-            )
-            .with_details(json!({ "reason": e.code(), "connector": registry.name() }));
+            let target = self
+                .refusal_digest(&evidence.evidence_digest(), now)
+                .await?;
+            let ev = audit::failure(actor, action::PROOFING_REFUSED, target)
+                .with_details(json!({ "reason": e.code(), "connector": registry.name() }));
             audit::alone(self.store(), now, &ev).await?;
             Err::<ProofingDecision, IdmError>(e.into())
         };
@@ -239,7 +238,10 @@ impl Idm {
                 (acc.id, decision.ial, true)
             }
         };
-        let decision_id = insert_decision(&mut tx, &account_id, decision, officer).await?;
+        let digest = self
+            .account_digest(&mut tx, &account_id, &decision.evidence_digest)
+            .await?;
+        let decision_id = insert_decision(&mut tx, &account_id, decision, &digest, officer).await?;
         // Re-proofed at the counter: a recovery that is ready at once, when
         // the person asks for one or has no active passkey left.
         let recovery = match at_counter {
@@ -268,7 +270,7 @@ impl Idm {
             "ial": decision.ial.number(),
             "connector": decision.connector,
             "registry_status": decision.registry_answer.as_ref().map(|a| a.status.label()),
-            "evidence_digest": decision.evidence_digest.to_string(),
+            "evidence_digest": digest,
             "attestation": decision.officer.as_ref().map(|a| json!({
                 "method": a.method, "documents_seen": a.documents_seen, "biometric_checked": a.biometric_checked,
             })),
@@ -310,11 +312,13 @@ impl Idm {
     }
 }
 
-/// Stores a proofing decision in `tx`; returns its id.
+/// Stores a proofing decision in `tx`, its evidence kept as `digest` (keyed
+/// under the account's evidence key); returns its id.
 pub(crate) async fn insert_decision(
     tx: &mut Tx,
     account: &AccountId,
     decision: &ProofingDecision,
+    digest: &str,
     officer: Option<&AccountId>,
 ) -> Result<String, IdmError> {
     let answer = serde_json::to_value(&decision.registry_answer).map_err(IdmError::internal)?;
@@ -325,7 +329,7 @@ pub(crate) async fn insert_decision(
             method: &method_label(decision),
             connector: decision.connector.as_deref().unwrap_or("none"),
             registry_answer: &answer,
-            evidence_digest: &decision.evidence_digest.to_string(),
+            evidence_digest: digest,
             ial: decision.ial,
             officer_id: officer.map(AccountId::as_str),
             decided_at: decision.decided_at,

@@ -27,6 +27,7 @@ mod companies;
 pub mod custody;
 mod enrolment;
 mod error;
+mod keyed;
 mod login;
 mod recovery;
 mod registration;
@@ -147,6 +148,7 @@ struct Inner {
     parts: IdmParts,
     id_token_keys: custody::PublishedKeys,
     login_privacy: tokio::sync::OnceCell<ring::hmac::Key>,
+    evidence_refusals: tokio::sync::OnceCell<ring::hmac::Key>,
 }
 
 impl Idm {
@@ -156,6 +158,7 @@ impl Idm {
             parts,
             id_token_keys: custody::PublishedKeys::new(tuaton_store::keys::KeyPurpose::IdToken),
             login_privacy: tokio::sync::OnceCell::new(),
+            evidence_refusals: tokio::sync::OnceCell::new(),
         }))
     }
 

@@ -277,27 +277,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<ring::hmac::Tag, IdmError> {
         let key = self
-            .0
-            .login_privacy
-            .get_or_try_init(|| async {
-                let mut offered = zeroize::Zeroizing::new([0u8; 32]);
-                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), offered.as_mut())
-                    .map_err(|_| IdmError::internal("the system random source failed"))?;
-                let stored = tuaton_store::secrets::get_or_create(
-                    self.store(),
-                    PRIVACY_SECRET,
-                    &hex::encode(offered.as_ref()),
-                    now,
-                )
-                .await?;
-                let bytes = zeroize::Zeroizing::new(
-                    hex::decode(&stored).map_err(|_| crate::error::corrupt("a server secret"))?,
-                );
-                if bytes.len() != 32 {
-                    return Err(crate::error::corrupt("a server secret"));
-                }
-                Ok::<_, IdmError>(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
-            })
+            .server_key(&self.0.login_privacy, PRIVACY_SECRET, now)
             .await?;
         let mut message = purpose.to_vec();
         message.push(0);

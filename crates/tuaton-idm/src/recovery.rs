@@ -171,7 +171,9 @@ impl Idm {
         .filter(|a| a.state != AccountState::Closed);
         let Some(account) = account else {
             // Audited by evidence digest only.
-            let target = evidence.evidence_digest().to_string();
+            let target = self
+                .refusal_digest(&evidence.evidence_digest(), now)
+                .await?;
             return made_up(ErrorCode::NoOpenAccount, target).await;
         };
         // Fail closed: a level the store cannot read is an error there, never a low one.
@@ -207,7 +209,10 @@ impl Idm {
             drop(tx);
             return made_up(ErrorCode::TooManyRecoveries, account.id.to_string()).await;
         }
-        let decision_id = insert_decision(&mut tx, &account.id, &decision, None).await?;
+        let digest = self
+            .account_digest(&mut tx, &account.id, &decision.evidence_digest)
+            .await?;
+        let decision_id = insert_decision(&mut tx, &account.id, &decision, &digest, None).await?;
         let (record, token) = self.new_recovery(&account.id, &decision_id, path, now)?;
         recoveries::insert(&mut tx, &record).await?;
         let notified = queue_notice(
@@ -231,7 +236,7 @@ impl Idm {
             "method": method_label(&decision),
             "ial": decision.ial.number(),
             "connector": decision.connector,
-            "evidence_digest": decision.evidence_digest.to_string(),
+            "evidence_digest": digest,
             "face_match": decision.face_match.as_ref().map(|f| json!({
                 "matcher": f.matcher, "score": f.score, "liveness_passed": f.liveness_passed,
             })),

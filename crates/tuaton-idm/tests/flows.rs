@@ -224,6 +224,62 @@ async fn a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out(db: TestDb) {
     let ended = idm.session(&secret, now).await.unwrap_err();
     assert_eq!(ended.code(), ErrorCode::SessionExpired);
 
+    // Somchai has a signing key of his own (as signing makes one); erasing
+    // the account destroys it, in the store and in the backend.
+    let backend = idm.keys().clone();
+    let key_ref = backend
+        .generate(tuaton_core::KeySpec::EcP256, "user-signing somchai")
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    let own = tuaton_store::keys::insert_pending(
+        &mut tx,
+        &tuaton_store::keys::NewKey {
+            purpose: tuaton_store::keys::KeyPurpose::UserSigning,
+            account_id: Some(enrolled.account_id.clone()),
+            algorithm: tuaton_core::SignatureAlgorithm::Es256,
+            backend: backend.name().into(),
+            key_ref: key_ref.to_string(),
+            activate_after: now,
+            replaces: None,
+        },
+        now,
+        "system",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let challenge = idm
+        .start_login(Some(&evidence.citizen_id), now)
+        .await
+        .unwrap();
+    let assertion = authn
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
+        .unwrap();
+    let fresh = idm
+        .finish_login(&challenge.ceremony_id, &assertion, None, now)
+        .await
+        .unwrap();
+    let session = idm
+        .session(
+            &SessionSecret::presented(fresh.session.secret.expose()),
+            now,
+        )
+        .await
+        .unwrap();
+    idm.erase(&session, now).await.unwrap();
+    let after = tuaton_store::keys::by_id(db.store.conn().await.unwrap().conn(), &own.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.state, tuaton_store::keys::KeyState::Destroyed);
+    assert!(
+        matches!(
+            backend.public_key(&key_ref),
+            Err(tuaton_keys::KeyError::KeyNotFound { .. })
+        ),
+        "the key material is gone"
+    );
+
     let report = tuaton_store::audit::verify(&db.store).await.unwrap();
     assert!(report.is_intact());
     db.cleanup().await;

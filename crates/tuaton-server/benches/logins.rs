@@ -262,6 +262,7 @@ async fn engine(db: &TestDb, knobs: &Knobs, client_rt: &tokio::runtime::Runtime)
         Settings::load_with(None, true, |k| env.get(k).map(|v| (*v).to_owned())).unwrap();
     // Logging as `tuaton serve` sets it up, so spans and filters cost what they do there.
     tuaton_server::telemetry::init_logging(settings.log_format);
+    let limits = settings.connection_limits();
     let state = AppState::from_settings(settings, db.store.clone(), Arc::new(SystemClock)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -273,6 +274,7 @@ async fn engine(db: &TestDb, knobs: &Knobs, client_rt: &tokio::runtime::Runtime)
             let _ = stop_rx.await;
         },
         Duration::from_secs(5),
+        limits,
     ));
     let outcome = load(&base, knobs, client_rt).await;
     let _ = stop_tx.send(());

@@ -194,35 +194,93 @@ pub fn build_router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::error::page::negotiate))
 }
 
+/// How many connections are served at once, and how long a client may take
+/// to send a request's headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one closes.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after
+    /// it opened (or after its last response) is closed.
+    pub header_read_timeout: std::time::Duration,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
 /// connections and lets in-flight requests finish (bounded by `grace`).
+///
+/// The accept loop is Tuaton's own (on hyper's connection builder) because
+/// `axum::serve` sets neither a header-read timeout nor a connection cap:
+/// a slow client holding connections open with half a request would
+/// otherwise tie up the process.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: std::time::Duration,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stopping_tx.send(());
-    };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown);
-    let server = std::pin::pin!(server.into_future());
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = app
+            .clone()
+            .map_request(move |req: http::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            );
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
     // Once shutdown begins, in-flight requests get `grace` to finish.
     tokio::select! {
-        r = server => r,
-        () = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(grace).await;
-        } => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
-            Ok(())
         }
     }
+    Ok(())
 }

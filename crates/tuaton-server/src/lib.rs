@@ -29,6 +29,6 @@ pub mod telemetry;
 mod web;
 mod wellknown;
 
-pub use app::{AppState, build_router, serve};
+pub use app::{AppState, ConnectionLimits, build_router, serve};
 pub use error::ApiError;
 pub use settings::{Settings, SettingsError};

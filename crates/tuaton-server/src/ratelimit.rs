@@ -115,9 +115,25 @@ impl RateLimits {
 }
 
 /// The per-account limit, as the service layer counts it once it knows the account.
+///
+/// Each account's budget is kept per client (IPv4 address or IPv6 /64), so a
+/// stranger calling login start with the victim's citizen id spends only
+/// their own share: the owner, from their own address, still gets in. Past
+/// `max_tracked` pairs every further one shares one bucket, as the address
+/// limiters do. Outside a request (tools, tests) the account alone is the key.
 impl tuaton_idm::AccountLimiter for RateLimits {
     fn allow(&self, account: &tuaton_core::AccountId) -> bool {
-        self.per_account.check_key(&account.to_string()).is_ok()
+        let mut key = match CLIENT.try_with(|c| *c) {
+            Ok(client) => format!("{account}@{client}"),
+            Err(_) => account.to_string(),
+        };
+        if self.per_account.len() >= self.max_tracked {
+            self.per_account.retain_recent();
+            if self.per_account.len() >= self.max_tracked {
+                key = "overflow".to_owned();
+            }
+        }
+        self.per_account.check_key(&key).is_ok()
     }
 }
 
@@ -142,7 +158,7 @@ pub(crate) async fn per_address(
     req: Request,
     next: Next,
 ) -> Response {
-    limited(state.rate_limits().check_address(addr), req, next).await
+    limited(state.rate_limits().check_address(addr), addr, req, next).await
 }
 
 /// Route layer: the signed-in routes' per-address limit.
@@ -152,13 +168,25 @@ pub(crate) async fn signed_in(
     req: Request,
     next: Next,
 ) -> Response {
-    limited(state.rate_limits().check_signed_in(addr), req, next).await
+    limited(state.rate_limits().check_signed_in(addr), addr, req, next).await
 }
 
-/// Passes the request on if its limit allowed it.
-async fn limited(counted: Result<(), ApiError>, req: Request, next: Next) -> Response {
+tokio::task_local! {
+    /// The client (its limit key) of the request being served, for the
+    /// per-account limit the service layer counts deeper down.
+    static CLIENT: IpAddr;
+}
+
+/// Passes the request on if its limit allowed it, with its client known to
+/// the per-account limit.
+async fn limited(
+    counted: Result<(), ApiError>,
+    addr: IpAddr,
+    req: Request,
+    next: Next,
+) -> Response {
     match counted {
-        Ok(()) => next.run(req).await,
+        Ok(()) => CLIENT.scope(client_key(addr), next.run(req)).await,
         Err(e) => e.into_response(),
     }
 }

@@ -175,6 +175,29 @@ pub async fn insert(
         .ok_or(StoreError::NotFound { what: "account" })
 }
 
+/// The account's evidence key (hex), storing `offered` first if it has none;
+/// `None` for an erased account, whose key is gone for good.
+pub async fn evidence_key(
+    tx: &mut Tx,
+    id: &AccountId,
+    offered: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query(
+        "UPDATE accounts SET evidence_key = $1 WHERE id = $2 AND evidence_key IS NULL \
+         AND (state_reason IS NULL OR state_reason <> 'erased')",
+    )
+    .bind(offered)
+    .bind(id.as_str())
+    .execute(tx.conn())
+    .await?;
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT evidence_key FROM accounts WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(row.and_then(|(k,)| k))
+}
+
 /// The account with this opaque id.
 pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     db: E,
@@ -281,7 +304,7 @@ pub async fn erase(tx: &mut Tx, id: &AccountId, now: OffsetDateTime) -> Result<(
     // A fresh random user handle: the old one could link erased data to a passkey.
     let done = sqlx::query(
         "UPDATE accounts SET citizen_id = NULL, thai_given = NULL, thai_family = NULL, en_given = NULL, \
-         en_family = NULL, birth_date = NULL, contact_email = NULL, state = 'closed', state_reason = 'erased', \
+         en_family = NULL, birth_date = NULL, contact_email = NULL, evidence_key = NULL, state = 'closed', state_reason = 'erased', \
          user_handle = $1, updated_ms = $2 WHERE id = $3",
     )
     .bind(format!("erased-{}", new_id()))

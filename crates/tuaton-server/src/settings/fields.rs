@@ -40,6 +40,8 @@ struct FileSettings {
     withdrawn_consent_retention_days: Option<u64>,
     notification_retention_days: Option<u64>,
     recovery_cooling_off_hours: Option<u64>,
+    max_connections: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
     audit_anchor_file: Option<PathBuf>,
     audit_anchor_interval_secs: Option<u64>,
     smtp_url: Option<String>,

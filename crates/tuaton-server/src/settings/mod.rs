@@ -108,6 +108,14 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `TUATON_REQUEST_TIMEOUT_SECS`: a request running longer is cut off with 503. Default 30.
     pub request_timeout: Duration,
+    /// `TUATON_MAX_CONNECTIONS`: connections served at once; more wait in the listen
+    /// backlog. Default 4096, well under a default file-descriptor limit's reach of
+    /// the process after the database's and the key backend's.
+    pub max_connections: usize,
+    /// `TUATON_HEADER_READ_TIMEOUT_SECS`: a connection that has not sent a whole
+    /// request head this long after it opened, or after its last answer, is closed.
+    /// Default 10: a slow client cannot hold connections open with half a request.
+    pub header_read_timeout: Duration,
     /// `TUATON_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM. Default 30.
     pub shutdown_grace: Duration,
     /// `TUATON_SESSION_IDLE_SECS`: a session unused this long ends. Default 900
@@ -195,6 +203,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The connection cap and header-read timeout `serve` applies.
+    pub fn connection_limits(&self) -> crate::app::ConnectionLimits {
+        crate::app::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+        }
+    }
+
     /// Loads settings from `file` (if given) and the process environment.
     pub fn load(file: Option<&Path>, dev: bool) -> Result<Self, SettingsError> {
         Self::load_with(file, dev, |k| std::env::var(k).ok())
@@ -218,6 +234,9 @@ impl Settings {
         let log_format = f.get("TUATON_LOG_FORMAT", "text or json", LogFormat::parse)?;
         let max_body_bytes = f.whole(&network::MAX_BODY_BYTES)?;
         let request_timeout = f.seconds(&network::REQUEST_TIMEOUT)?;
+        let max_connections =
+            usize::try_from(f.whole(&network::MAX_CONNECTIONS)?).unwrap_or(usize::MAX);
+        let header_read_timeout = f.seconds(&network::HEADER_READ_TIMEOUT)?;
         let shutdown_grace = f.seconds(&network::SHUTDOWN_GRACE)?;
         let session_idle = f.seconds(&lifetimes::SESSION_IDLE)?;
         let session_absolute = f.seconds(&lifetimes::SESSION_ABSOLUTE)?;
@@ -244,6 +263,8 @@ impl Settings {
             log_format: log_format.unwrap_or(LogFormat::Text),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             request_timeout,
+            max_connections,
+            header_read_timeout,
             shutdown_grace,
             session_idle,
             session_absolute,

@@ -30,6 +30,20 @@ pub(super) const SHUTDOWN_GRACE: Whole = Whole {
     most: 3600,
     accepted: "whole seconds from 0 to 3600",
 };
+pub(super) const MAX_CONNECTIONS: Whole = Whole {
+    name: "TUATON_MAX_CONNECTIONS",
+    default: 4096,
+    least: 1,
+    most: 1_000_000,
+    accepted: "a whole number from 1 to 1000000",
+};
+pub(super) const HEADER_READ_TIMEOUT: Whole = Whole {
+    name: "TUATON_HEADER_READ_TIMEOUT_SECS",
+    default: 10,
+    least: 1,
+    most: 300,
+    accepted: "whole seconds from 1 to 300",
+};
 pub(super) const RATE_LIMIT_PER_ADDRESS: Whole = Whole {
     name: "TUATON_RATE_LIMIT_PER_ADDRESS",
     default: 60,

@@ -153,7 +153,59 @@ async fn clients_behind_a_trusted_proxy_are_limited_per_client_address(db: TestD
     db.cleanup().await;
 }
 
+/// A login start by citizen id from TCP peer `peer`.
+async fn login_start_for(app: &axum::Router, peer: &str, citizen: &str) -> StatusCode {
+    use tower::ServiceExt;
+    let body = json!({ "citizen_id": citizen }).to_string();
+    let mut req = http::Request::post("/api/v1/login/start")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo::<std::net::SocketAddr>(
+            peer.parse().unwrap(),
+        ));
+    app.clone().oneshot(req).await.unwrap().status()
+}
+
+async fn a_stranger_cannot_spend_the_owners_per_account_limit(db: TestDb) {
+    let app = app_with(
+        &db,
+        Arc::new(SystemClock),
+        &[("TUATON_RATE_LIMIT_PER_ACCOUNT", "8")],
+    );
+    let mut owner = Client {
+        app: app.clone(),
+        cookie: None,
+        csrf: None,
+    };
+    enrolled_and_logged_in(&mut owner, somchai()).await;
+    // A stranger (one address) starts logins with Somchai's citizen id, the
+    // one printed on every photocopy of his card, until refused.
+    let stranger = "203.0.113.50:41000";
+    let mut refused = false;
+    for _ in 0..10 {
+        refused |=
+            login_start_for(&app, stranger, "1999000000017").await == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(refused, "the stranger's own share is limited");
+    // Somchai, from his own address, is not locked out.
+    assert_eq!(
+        login_start_for(&app, "198.51.100.20:52000", "1999000000017").await,
+        StatusCode::OK
+    );
+    // An unknown citizen id is limited alike (a stand-in account's share).
+    let mut refused = false;
+    for _ in 0..10 {
+        refused |=
+            login_start_for(&app, stranger, "1999000000025").await == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(refused);
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    a_stranger_cannot_spend_the_owners_per_account_limit,
     ceremonies_are_rate_limited_per_address_and_per_account,
     clients_behind_a_trusted_proxy_are_limited_per_client_address
 );

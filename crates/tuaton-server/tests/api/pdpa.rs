@@ -169,9 +169,45 @@ async fn export_holds_everything_and_erase_leaves_no_personal_data(db: TestDb) {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    // The evidence is kept only as digests keyed under the account's key:
+    // the bare SHA-256 of Somchai's card details, which anyone holding a
+    // photocopy could compute, is stored nowhere.
+    let input = tuaton_idm::CitizenEvidenceInput {
+        citizen_id: "1-9990-00000-01-7".into(),
+        thai_given_name: "สมชาย".into(),
+        thai_family_name: "ใจดี".into(),
+        english_given_name: "Somchai".into(),
+        english_family_name: "Jaidee".into(),
+        birth_date: "1964-02-22".into(),
+        laser_code: "JT0-1234567-89".into(),
+    };
+    let bare = tuaton_idm::parse_evidence(&input, tuaton_core::Clock::now(&*clock))
+        .unwrap()
+        .evidence_digest()
+        .to_string();
+    let before = all_text(&db).await;
+    assert!(!before.contains(&bare), "a bare evidence digest is stored");
+    let kept: Vec<(String,)> = sqlx::query_as("SELECT evidence_digest FROM proofing_decisions")
+        .fetch_all(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    assert!(
+        kept.iter()
+            .all(|(d,)| d.len() == 64 && before.contains(d.as_str()))
+    );
+
     let (s, v) = c.call("POST", "/api/v1/me/erase", None, true).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(count(&db, "recoveries").await, 0);
+    let (keys,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM accounts WHERE evidence_key IS NOT NULL")
+            .fetch_one(db.store.conn().await.unwrap().conn())
+            .await
+            .unwrap();
+    assert_eq!(
+        keys, 0,
+        "the key that links the kept digests to the card is gone"
+    );
 
     // The recovery's notice is still delivered (the outbox stands for the
     // relay), and then forgotten.
