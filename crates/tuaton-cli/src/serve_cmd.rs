@@ -61,10 +61,34 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
             "no card-status registry configured (TUATON_CARD_REGISTRY_URL): proofing answers 503 until one is"
         );
     }
+    let metrics = match state.settings().metrics_listen {
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => {
+                tracing::info!(listen = %at, "serving /metrics on its own listener");
+                let router = tuaton_server::health::metrics_router(state.clone());
+                Some(tokio::spawn(tuaton_server::serve(
+                    l,
+                    router,
+                    std::future::pending(),
+                    grace,
+                    limits,
+                )))
+            }
+            Err(e) => {
+                return crate::fail(format!(
+                    "cannot listen on {at} (TUATON_METRICS_LISTEN): {e}"
+                ));
+            }
+        },
+        None => None,
+    };
     let upkeep = tuaton_server::maintenance::spawn(state.clone());
     let app = tuaton_server::build_router(state.clone());
     let result = tuaton_server::serve(listener, app, shutdown_signal(), grace, limits).await;
     upkeep.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     // The last word of the chain this process saw, signed outside the database.
     tuaton_server::maintenance::anchor_audit(&state, true).await;
     store.close().await;

@@ -164,6 +164,12 @@ pub enum CustodyError {
         #[source]
         source: KeyError,
     },
+    /// A production master key that is the development key published in
+    /// the repository. Operator's configuration.
+    #[error(
+        "the configured master key is the development key published in keys-dev/; it is accepted only with --dev (make a key of your own, docs/operators/keys.md)"
+    )]
+    PublishedDevelopmentKey,
     /// The backend refused to open. Operator's configuration or the HSM.
     #[error("cannot open the {backend} key backend: {source}")]
     Open {
@@ -198,9 +204,9 @@ impl CustodyError {
             CustodyError::Key { source, .. } | CustodyError::Open { source, .. } => source.code(),
             CustodyError::Interrupted => tuaton_core::ErrorCode::KeyBackendUnavailable,
             CustodyError::Store(s) => s.code(),
-            CustodyError::NotConfigured { .. } | CustodyError::DevelopmentKey { .. } => {
-                tuaton_core::ErrorCode::InternalError
-            }
+            CustodyError::NotConfigured { .. }
+            | CustodyError::DevelopmentKey { .. }
+            | CustodyError::PublishedDevelopmentKey => tuaton_core::ErrorCode::InternalError,
         }
     }
 
@@ -211,10 +217,18 @@ impl CustodyError {
                 source.is_retryable()
             }
             CustodyError::Store(_) | CustodyError::Interrupted => true,
-            CustodyError::NotConfigured { .. } | CustodyError::DevelopmentKey { .. } => false,
+            CustodyError::NotConfigured { .. }
+            | CustodyError::DevelopmentKey { .. }
+            | CustodyError::PublishedDevelopmentKey => false,
         }
     }
 }
+
+/// The fingerprint ([`MasterKey::fingerprint`]) of the development master
+/// key committed in the repository's `keys-dev/`: public, so refused as a
+/// production master key. A test keeps it in step with the file.
+pub const PUBLISHED_DEVELOPMENT_KEY: &str =
+    "282ded5001c7bf572c157d1ca9fb08d3e24ebf0ea425c397a972881c09270345";
 
 /// Opens the key backend `backend` describes, with software keys under `data_dir/keys`.
 pub fn open_backend(
@@ -239,13 +253,17 @@ pub fn open_backend(
                 .map_err(|source| CustodyError::DevelopmentKey { source })?;
             soft(master)
         }
-        KeyBackendSettings::Software { master_key } => soft(
-            match master_key {
+        KeyBackendSettings::Software { master_key } => {
+            let master = match master_key {
                 SecretSource::File(f) => MasterKey::from_file(f),
                 SecretSource::Env(v) => MasterKey::from_env(v),
             }
-            .map_err(secret_err)?,
-        ),
+            .map_err(secret_err)?;
+            if master.fingerprint() == PUBLISHED_DEVELOPMENT_KEY {
+                return Err(CustodyError::PublishedDevelopmentKey);
+            }
+            soft(master)
+        }
         KeyBackendSettings::Pkcs11 { module, token, pin } => {
             let pin = match pin {
                 SecretSource::File(f) => Pin::from_file(f),
@@ -637,6 +655,39 @@ pub async fn check_health(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn dev_key_file() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../keys-dev/master.key")
+    }
+
+    #[test]
+    fn the_published_development_key_is_refused_outside_dev_mode() {
+        let dev = MasterKey::from_file(&dev_key_file()).unwrap();
+        assert_eq!(
+            dev.fingerprint(),
+            PUBLISHED_DEVELOPMENT_KEY,
+            "keys-dev/master.key changed: update PUBLISHED_DEVELOPMENT_KEY"
+        );
+        let data = tempfile::tempdir().unwrap();
+        let production = KeyBackendSettings::Software {
+            master_key: SecretSource::File(dev_key_file()),
+        };
+        let refused = open_backend(&production, data.path()).err().unwrap();
+        assert!(matches!(refused, CustodyError::PublishedDevelopmentKey));
+        assert!(refused.to_string().contains("--dev"));
+        // The same key is what --dev is for.
+        let development = KeyBackendSettings::Development {
+            master_key_file: dev_key_file(),
+        };
+        assert!(open_backend(&development, data.path()).is_ok());
+        // Any other key opens.
+        let own = data.path().join("own.key");
+        MasterKey::create_file(&own).unwrap();
+        let production = KeyBackendSettings::Software {
+            master_key: SecretSource::File(own),
+        };
+        assert!(open_backend(&production, data.path()).is_ok());
+    }
 
     #[test]
     fn schedules_parse_and_refuse_with_a_reason() {

@@ -58,6 +58,15 @@ impl MasterKey {
         }
     }
 
+    /// A fingerprint of the key (SHA-256 under a domain prefix, hex): tells
+    /// two keys apart without revealing either.
+    pub fn fingerprint(&self) -> String {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"tuaton-master-key-fingerprint-v1\0");
+        ctx.update(self.key.as_ref());
+        hex::encode(ctx.finish().as_ref())
+    }
+
     /// Generates a fresh random master key.
     pub fn generate() -> Result<Self> {
         let mut key = Zeroizing::new([0u8; 32]);

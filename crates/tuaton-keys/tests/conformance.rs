@@ -206,6 +206,10 @@ fn child() -> ExitCode {
         ),
         ("pkcs11_wrong_pin_gives_wrong_pin", pkcs11_wrong_pin),
         (
+            "pkcs11_stops_logging_in_after_a_wrong_pin",
+            pkcs11_stops_logging_in_after_a_wrong_pin,
+        ),
+        (
             "pkcs11_missing_module_gives_module_not_found",
             pkcs11_missing_module,
         ),
@@ -800,16 +804,20 @@ fn soft_master_key_sources(_env: &Env) {
     ));
 }
 
-fn open_user_session(b: &Pkcs11Backend) -> cryptoki::session::Session {
-    let ctx = b.context();
-    let slot = ctx
-        .get_slots_with_token()
+/// The slot holding the token labelled `label`.
+fn slot_of(ctx: &Pkcs11, label: &str) -> cryptoki::slot::Slot {
+    ctx.get_slots_with_token()
         .unwrap()
         .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == b.token_label())
-        .unwrap();
+        .find(|s| ctx.get_token_info(*s).unwrap().label() == label)
+        .unwrap()
+}
+
+fn open_user_session(b: &Pkcs11Backend) -> cryptoki::session::Session {
     // The backend is logged in, so this session is too (login is per app).
-    ctx.open_ro_session(slot).unwrap()
+    b.context()
+        .open_ro_session(slot_of(b.context(), b.token_label()))
+        .unwrap()
 }
 
 fn pkcs11_not_extractable(env: &Env) {
@@ -886,6 +894,53 @@ fn pkcs11_wrong_pin(env: &Env) {
     );
     assert!(!KeyError::WrongPin.is_retryable());
     assert!(!KeyError::WrongPin.to_string().contains("not-the-pin"));
+    pkcs11(env);
+}
+
+fn pkcs11_stops_logging_in_after_a_wrong_pin(env: &Env) {
+    let b = pkcs11(env);
+    let key = b.generate(KeySpec::EcP256, "pin-change").unwrap();
+    b.sign(&key, SignatureAlgorithm::Es256, SignatureFormat::Raw, b"1")
+        .unwrap();
+    // The user PIN is changed behind the service's back, and the token
+    // forgets the login (as after an HSM restart).
+    let session = b
+        .context()
+        .open_rw_session(slot_of(b.context(), MAIN_TOKEN))
+        .unwrap();
+    let changed = cryptoki::types::AuthPin::new("changed-pin-91".into());
+    session
+        .set_pin(&cryptoki::types::AuthPin::new(PIN.into()), &changed)
+        .unwrap();
+    session.logout().unwrap();
+    drop(session);
+    let before = b.login_attempts();
+    for i in 0..5 {
+        let err = b
+            .sign(&key, SignatureAlgorithm::Es256, SignatureFormat::Raw, b"2")
+            .unwrap_err();
+        assert!(matches!(err, KeyError::WrongPin), "attempt {i}: {err:?}");
+    }
+    assert_eq!(
+        b.login_attempts(),
+        before + 1,
+        "one refused login, then no more attempts that would lock the token"
+    );
+    drop(b);
+    // Put the PIN back for the other cases.
+    let ctx = Pkcs11::new(&env.module).unwrap();
+    let _ = ctx.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    ));
+    let session = ctx.open_rw_session(slot_of(&ctx, MAIN_TOKEN)).unwrap();
+    let _ = session.logout();
+    session
+        .login(cryptoki::session::UserType::User, Some(&changed))
+        .unwrap();
+    session
+        .set_pin(&changed, &cryptoki::types::AuthPin::new(PIN.into()))
+        .unwrap();
+    session.logout().unwrap();
     pkcs11(env);
 }
 

@@ -152,7 +152,7 @@ fn policy(settings: &Settings) -> tuaton_idm::Policy {
 pub fn build_router(state: AppState) -> Router {
     let settings = state.settings().clone();
     let mut router = Router::new()
-        .merge(crate::health::routes())
+        .merge(crate::health::routes(settings.metrics_listen.is_none()))
         .merge(crate::openapi::routes())
         .merge(crate::wellknown::routes())
         .merge(crate::web::routes())

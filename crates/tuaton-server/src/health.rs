@@ -10,11 +10,25 @@ use axum::routing::get;
 
 use crate::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+/// Liveness and readiness; `/metrics` too unless it has a listener of its own.
+pub(crate) fn routes(metrics_here: bool) -> Router<AppState> {
+    let r = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    if metrics_here {
+        r.route("/metrics", get(metrics))
+    } else {
+        r
+    }
+}
+
+/// The router for `TUATON_METRICS_LISTEN`: `/metrics` alone, so the
+/// operational view (request counts per route, refusals, key and registry
+/// health) need not be reachable from wherever the service is.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 /// The process is up.

@@ -16,7 +16,7 @@ pub mod app;
 pub mod client_address;
 pub mod custody;
 pub mod error;
-mod health;
+pub mod health;
 pub mod maintenance;
 mod middleware;
 pub mod notify;

@@ -16,11 +16,20 @@ fn settings(env: &[(&str, &str)]) -> Settings {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    // Production mode with software keys (the development master key stands in).
+    // Production mode with software keys under a master key of the test's
+    // own (the published development key is refused outside --dev).
+    static FIXTURE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let fixture = FIXTURE.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("router-master.key");
+        if !path.exists() {
+            tuaton_keys::MasterKey::create_file(&path).unwrap();
+        }
+        path
+    });
     env.entry("TUATON_MASTER_KEY_FILE".into())
-        .or_insert(concat!(env!("CARGO_MANIFEST_DIR"), "/../../keys-dev/master.key").into());
+        .or_insert(fixture.display().to_string());
     env.entry("TUATON_DATA_DIR".into())
-        .or_insert(concat!(env!("CARGO_TARGET_TMPDIR"), "/router-data").into());
+        .or_insert(concat!(env!("CARGO_TARGET_TMPDIR"), "/router-fixture-data").into());
     Settings::load_with(None, false, |k| env.get(k).cloned()).unwrap()
 }
 

@@ -194,6 +194,13 @@ impl Pkcs11Backend {
         self.pool.context()
     }
 
+    /// `C_Login` calls made so far. After the token refuses the PIN once,
+    /// this stops growing: the backend answers `WrongPin` without trying
+    /// again, so a changed PIN cannot make the service lock the token.
+    pub fn login_attempts(&self) -> u64 {
+        self.pool.login_attempts()
+    }
+
     /// Number of idle pooled sessions.
     pub fn idle_sessions(&self) -> usize {
         self.pool.idle_count()

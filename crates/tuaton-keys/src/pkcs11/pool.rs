@@ -108,6 +108,13 @@ pub(crate) struct SessionPool {
     slot: Mutex<Option<Slot>>,
     idle: Mutex<Vec<Idle>>,
     generation: AtomicU64,
+    /// Set once the token refused our PIN (or locked it): no further
+    /// `C_Login` is tried with it, since each wrong attempt counts towards
+    /// the token locking the user PIN for good. Only reopening the backend
+    /// (with the right PIN) clears it.
+    pin_refused: std::sync::atomic::AtomicBool,
+    /// `C_Login` calls made (for tests and metrics).
+    logins: AtomicU64,
 }
 
 /// A session lent out by the pool, with the generation it belongs to.
@@ -156,6 +163,8 @@ impl SessionPool {
             slot: Mutex::new(Some(slot)),
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
+            pin_refused: std::sync::atomic::AtomicBool::new(false),
+            logins: AtomicU64::new(0),
         }
     }
 
@@ -224,13 +233,21 @@ impl SessionPool {
         let session = self.ctx.open_rw_session(slot)?;
         let state = session.get_session_info()?.session_state();
         if matches!(state, SessionState::RoPublic | SessionState::RwPublic) {
+            if self.pin_refused.load(Ordering::Acquire) {
+                return Err(OpError::Key(KeyError::WrongPin));
+            }
+            self.logins.fetch_add(1, Ordering::Relaxed);
             match session.login(UserType::User, Some(&self.pin.auth_pin())) {
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
                 Err(CkError::Pkcs11(
                     RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange,
                     _,
-                )) => return Err(OpError::Key(KeyError::WrongPin)),
+                )) => {
+                    self.pin_refused.store(true, Ordering::Release);
+                    return Err(OpError::Key(KeyError::WrongPin));
+                }
                 Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                    self.pin_refused.store(true, Ordering::Release);
                     return Err(OpError::Key(KeyError::PinLocked));
                 }
                 Err(e) => return Err(OpError::Ck(e)),
@@ -294,6 +311,11 @@ impl SessionPool {
 
     pub(crate) fn token_label(&self) -> &str {
         &self.token_label
+    }
+
+    /// `C_Login` calls made so far (for tests and metrics).
+    pub(crate) fn login_attempts(&self) -> u64 {
+        self.logins.load(Ordering::Relaxed)
     }
 
     /// Sessions currently idle (for tests and metrics).

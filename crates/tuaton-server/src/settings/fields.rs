@@ -41,6 +41,7 @@ struct FileSettings {
     notification_retention_days: Option<u64>,
     recovery_cooling_off_hours: Option<u64>,
     max_connections: Option<u64>,
+    metrics_listen: Option<String>,
     header_read_timeout_secs: Option<u64>,
     audit_anchor_file: Option<PathBuf>,
     audit_anchor_interval_secs: Option<u64>,

@@ -108,6 +108,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `TUATON_REQUEST_TIMEOUT_SECS`: a request running longer is cut off with 503. Default 30.
     pub request_timeout: Duration,
+    /// `TUATON_METRICS_LISTEN`: an address of its own for `/metrics` (e.g. a
+    /// management network's `10.0.0.5:9464`); then the main listener does not
+    /// serve it. Unset: `/metrics` is on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// `TUATON_MAX_CONNECTIONS`: connections served at once; more wait in the listen
     /// backlog. Default 4096, well under a default file-descriptor limit's reach of
     /// the process after the database's and the key backend's.
@@ -234,6 +238,7 @@ impl Settings {
         let log_format = f.get("TUATON_LOG_FORMAT", "text or json", LogFormat::parse)?;
         let max_body_bytes = f.whole(&network::MAX_BODY_BYTES)?;
         let request_timeout = f.seconds(&network::REQUEST_TIMEOUT)?;
+        let metrics_listen = network::metrics_listen(&f, dev)?;
         let max_connections =
             usize::try_from(f.whole(&network::MAX_CONNECTIONS)?).unwrap_or(usize::MAX);
         let header_read_timeout = f.seconds(&network::HEADER_READ_TIMEOUT)?;
@@ -263,6 +268,7 @@ impl Settings {
             log_format: log_format.unwrap_or(LogFormat::Text),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             request_timeout,
+            metrics_listen,
             max_connections,
             header_read_timeout,
             shutdown_grace,

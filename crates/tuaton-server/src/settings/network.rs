@@ -126,6 +126,21 @@ pub(super) fn trusted_proxies(f: &Fields) -> Result<TrustedProxies, SettingsErro
     Ok(proxies.unwrap_or_else(TrustedProxies::none))
 }
 
+/// `TUATON_METRICS_LISTEN`, if set; with `--dev`, a loopback address only.
+pub(super) fn metrics_listen(f: &Fields, dev: bool) -> Result<Option<SocketAddr>, SettingsError> {
+    f.get(
+        "TUATON_METRICS_LISTEN",
+        "an IP address and port, such as 127.0.0.1:9464 (loopback only with --dev)",
+        |v| {
+            let addr = v.trim().parse::<SocketAddr>().map_err(|e| e.to_string())?;
+            if dev && !addr.ip().is_loopback() {
+                return Err("development mode (--dev) listens on this machine only".into());
+            }
+            Ok(addr)
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

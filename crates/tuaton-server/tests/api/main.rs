@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod csrf;
 
 pub(crate) use tuaton_store::on_both_engines;
 
