@@ -12,6 +12,7 @@ mod audit_cmd;
 mod dev_cmd;
 mod keys_cmd;
 mod migrate_cmd;
+mod secret_env;
 mod serve_cmd;
 
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ pub(crate) const EXIT_USAGE: u8 = 64;
 pub(crate) const EXIT_FAILED: u8 = 1;
 
 fn main() -> ExitCode {
+    if let Some(failed) = secret_env::hand_over() {
+        return failed;
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
