@@ -76,3 +76,17 @@ test('a page on another origin cannot use the passkey', async () => {
   assert.equal(error, 'SecurityError');
   await context.close();
 });
+
+test('a development server publishes an id-token key from its first start', async () => {
+  const r = await fetch(`${base}/.well-known/jwks.json`);
+  assert.equal(r.status, 200);
+  const { keys } = await r.json();
+  assert.ok(keys.length >= 1, JSON.stringify(keys));
+  const k = keys[0];
+  assert.equal(k.kty, 'EC');
+  assert.equal(k.crv, 'P-256');
+  assert.equal(k.alg, 'ES256');
+  assert.equal(k.use, 'sig');
+  assert.ok(k.kid);
+  assert.equal(k.d, undefined, 'no private part');
+});

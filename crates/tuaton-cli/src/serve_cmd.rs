@@ -82,6 +82,20 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
+    if state.settings().dev {
+        // A development server publishes an id-token key from its first start.
+        let made = tuaton_idm::custody::ensure_active(
+            state.store(),
+            &state.services().keys,
+            tuaton_store::keys::KeyPurpose::IdToken,
+            tuaton_core::SignatureAlgorithm::Es256,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+        if let Err(e) = made {
+            return crate::fail(format!("cannot make the development id-token key: {e}"));
+        }
+    }
     let upkeep = tuaton_server::maintenance::spawn(state.clone());
     let app = tuaton_server::build_router(state.clone());
     let result = tuaton_server::serve(listener, app, shutdown_signal(), grace, limits).await;

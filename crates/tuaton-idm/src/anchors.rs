@@ -29,7 +29,7 @@ use tuaton_store::Store;
 use tuaton_store::audit::{self, ChainReport};
 use tuaton_store::keys::{self, KeyPurpose};
 
-use crate::custody::{self, Trigger};
+use crate::custody;
 
 /// Domain separation for what an anchor signs; versioned with [`Anchor::v`].
 const SIGNED_DOMAIN: &str = "tuaton-audit-anchor-v1";
@@ -241,39 +241,21 @@ pub async fn anchor_now(
     Ok(Anchored::Written(anchor))
 }
 
-/// The active `audit-anchor` key, made on first use.
+/// The active `audit-anchor` key, made (ES256) on first use.
 async fn signing_key(
     store: &Store,
     backend: &Arc<dyn KeyBackend>,
     now: OffsetDateTime,
 ) -> Result<keys::ManagedKey, AnchorError> {
-    let active =
-        keys::signing_key(store.conn().await?.conn(), KeyPurpose::AuditAnchor, now).await?;
-    if let Some(k) = active {
-        return Ok(k);
-    }
-    match custody::rotate_key(
+    custody::ensure_active(
         store,
-        backend.clone(),
+        backend,
         KeyPurpose::AuditAnchor,
         SignatureAlgorithm::Es256,
-        time::Duration::ZERO,
         now,
-        "system",
-        Trigger::Operator,
     )
     .await
-    {
-        // Made here, or by another process at the same moment: read it back.
-        Ok(_) | Err(custody::RotateError::Raced(_)) | Err(custody::RotateError::Refused(_)) => {
-            keys::signing_key(store.conn().await?.conn(), KeyPurpose::AuditAnchor, now)
-                .await?
-                .ok_or_else(|| {
-                    AnchorError::Key("no active audit-anchor key after making one".into())
-                })
-        }
-        Err(e) => Err(AnchorError::Key(format!("{e:?}"))),
-    }
+    .map_err(|e| AnchorError::Key(e.to_string()))
 }
 
 /// What checking the chain against its anchors found.

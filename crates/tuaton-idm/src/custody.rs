@@ -414,6 +414,41 @@ pub async fn rotate_key(
     Ok((key, plan))
 }
 
+/// The key that signs for `purpose` now, made (with `alg`, active at once)
+/// when there is none; another process making one at the same moment is
+/// no error, its key is used.
+pub async fn ensure_active(
+    store: &Store,
+    backend: &Arc<dyn KeyBackend>,
+    purpose: KeyPurpose,
+    alg: SignatureAlgorithm,
+    now: OffsetDateTime,
+) -> Result<ManagedKey, CustodyError> {
+    if let Some(k) = keys::signing_key(store.conn().await?.conn(), purpose, now).await? {
+        return Ok(k);
+    }
+    let made = rotate_key(
+        store,
+        backend.clone(),
+        purpose,
+        alg,
+        Duration::ZERO,
+        now,
+        "system",
+        Trigger::Operator,
+    )
+    .await;
+    if let Err(RotateError::Failed(reason)) = made {
+        return Err(CustodyError::Key {
+            id: purpose.as_str().to_owned(),
+            source: KeyError::Unavailable { reason },
+        });
+    }
+    keys::signing_key(store.conn().await?.conn(), purpose, now)
+        .await?
+        .ok_or(CustodyError::Interrupted)
+}
+
 /// One purpose rotated unattended: `PURPOSE:ALG:EVERY:PREPUBLISH`, such as
 /// `id-token:ES256:90d:2d` (durations in `d`, `h`, `m` or `s`).
 #[derive(Debug, Clone, PartialEq, Eq)]

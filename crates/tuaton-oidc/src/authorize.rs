@@ -1,0 +1,379 @@
+//! The authorization request (RFC 6749 §4.1.1, OpenID Connect Core 1.0
+//! §3.1.2.1), validated into a typed value or refused.
+//!
+//! Rules, in the order they are checked: the client and the redirect URI
+//! first — either unknown, missing or given twice, the refusal stays on the
+//! page ([`AuthorizeError::Direct`]); past that, every refusal goes back to
+//! the redirect URI. Every parameter at most once (RFC 6749 §3.1). Only
+//! `response_type=code` (no implicit or hybrid flow, RFC 9700 §2.1.2) and the
+//! `query` response mode. `openid` among the scopes, and only scopes the
+//! client was given. PKCE with `S256` always (RFC 9700 §2.1.1).
+
+use std::collections::BTreeMap;
+
+use url::Url;
+
+use crate::client::ClientConfig;
+use crate::error::{AuthorizeError, OAuthError};
+use crate::pkce::CodeChallenge;
+
+/// Longest `state` or `nonce` accepted.
+const MAX_OPAQUE: usize = 512;
+
+/// A `prompt` value (OpenID Connect Core 1.0 §3.1.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// No page may be shown.
+    None,
+    /// Log in again, whatever session exists.
+    Login,
+    /// Ask for consent again.
+    Consent,
+    /// Let the person choose an account (here: whom to act for).
+    SelectAccount,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client_id: String,
+    /// The registered redirect URI it named.
+    pub redirect_uri: Url,
+    /// The scopes, `openid` among them.
+    pub scopes: Vec<String>,
+    /// Echoed back.
+    pub state: Option<String>,
+    /// Put in the ID token.
+    pub nonce: Option<String>,
+    /// The PKCE challenge (`S256`).
+    pub code_challenge: CodeChallenge,
+    /// `prompt`, in the order given.
+    pub prompt: Vec<Prompt>,
+    /// The longest time since the person logged in that the client accepts.
+    pub max_age: Option<u64>,
+    /// `acr_values`, in the order of preference given.
+    pub acr_values: Vec<String>,
+    /// `login_hint`, as given.
+    pub login_hint: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// Validates `params` (the query as pairs, repeats kept) against the
+    /// client `find` returns for its id.
+    pub fn parse<'c>(
+        params: &[(String, String)],
+        find: impl FnOnce(&str) -> Option<&'c ClientConfig>,
+    ) -> Result<(Self, &'c ClientConfig), AuthorizeError> {
+        let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (k, v) in params {
+            by_name.entry(k.as_str()).or_default().push(v.as_str());
+        }
+        let direct = |description: &str| AuthorizeError::Direct {
+            error: OAuthError::InvalidRequest,
+            description: description.to_owned(),
+        };
+        let client_id = match by_name.get("client_id").map(Vec::as_slice) {
+            Some([one]) => *one,
+            Some(_) => return Err(direct("client_id is given more than once.")),
+            None => return Err(direct("client_id is missing.")),
+        };
+        let client = find(client_id).ok_or_else(|| direct("The client is not registered."))?;
+        let redirect_uri = match by_name.get("redirect_uri").map(Vec::as_slice) {
+            Some([one]) => client
+                .redirect_uri(one)
+                .ok_or_else(|| direct("The redirect_uri is not one registered for this client."))?
+                .clone(),
+            Some(_) => return Err(direct("redirect_uri is given more than once.")),
+            None => return Err(direct("redirect_uri is missing.")),
+        };
+        // From here on, refusals go back to the client.
+        let state = by_name
+            .get("state")
+            .and_then(|v| v.first())
+            .map(|s| (*s).to_owned());
+        let back = |error: OAuthError, description: &str| AuthorizeError::Redirect {
+            redirect_uri: Box::new(redirect_uri.clone()),
+            error,
+            description: description.to_owned(),
+            state: state.clone(),
+        };
+        if let Some((name, _)) = by_name.iter().find(|(_, v)| v.len() > 1) {
+            return Err(back(
+                OAuthError::InvalidRequest,
+                &format!("{name} is given more than once."),
+            ));
+        }
+        let one = |name: &str| by_name.get(name).and_then(|v| v.first()).copied();
+        if state.as_ref().is_some_and(|s| s.len() > MAX_OPAQUE) {
+            return Err(back(OAuthError::InvalidRequest, "state is too long."));
+        }
+        if one("request").is_some() {
+            return Err(back(
+                OAuthError::RequestNotSupported,
+                "Request objects are not accepted yet.",
+            ));
+        }
+        if one("request_uri").is_some() {
+            return Err(back(
+                OAuthError::RequestUriNotSupported,
+                "Pushed or referenced requests are not accepted yet.",
+            ));
+        }
+        match one("response_type") {
+            Some("code") => {}
+            Some(_) => {
+                return Err(back(
+                    OAuthError::UnsupportedResponseType,
+                    "Only response_type=code is supported.",
+                ));
+            }
+            None => {
+                return Err(back(
+                    OAuthError::InvalidRequest,
+                    "response_type is missing.",
+                ));
+            }
+        }
+        if one("response_mode").is_some_and(|m| m != "query") {
+            return Err(back(
+                OAuthError::InvalidRequest,
+                "Only response_mode=query is supported.",
+            ));
+        }
+        let scopes: Vec<String> = one("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(back(
+                OAuthError::InvalidScope,
+                "The scope must include openid.",
+            ));
+        }
+        if let Some(s) = scopes.iter().find(|s| !client.scopes.contains(s)) {
+            return Err(back(
+                OAuthError::InvalidScope,
+                &format!("The scope {s} is not allowed to this client."),
+            ));
+        }
+        match one("code_challenge_method") {
+            Some("S256") => {}
+            Some(_) => {
+                return Err(back(
+                    OAuthError::InvalidRequest,
+                    "Only code_challenge_method=S256 is accepted.",
+                ));
+            }
+            None => {
+                return Err(back(
+                    OAuthError::InvalidRequest,
+                    "PKCE is required: send code_challenge with code_challenge_method=S256.",
+                ));
+            }
+        }
+        let code_challenge = one("code_challenge")
+            .and_then(CodeChallenge::parse)
+            .ok_or_else(|| {
+                back(
+                    OAuthError::InvalidRequest,
+                    "code_challenge must be the base64url SHA-256 of the verifier (43 characters).",
+                )
+            })?;
+        let nonce = one("nonce").map(str::to_owned);
+        if nonce.as_ref().is_some_and(|n| n.len() > MAX_OPAQUE) {
+            return Err(back(OAuthError::InvalidRequest, "nonce is too long."));
+        }
+        let mut prompt = Vec::new();
+        for p in one("prompt")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|p| !p.is_empty())
+        {
+            prompt.push(match p {
+                "none" => Prompt::None,
+                "login" => Prompt::Login,
+                "consent" => Prompt::Consent,
+                "select_account" => Prompt::SelectAccount,
+                _ => {
+                    return Err(back(
+                        OAuthError::InvalidRequest,
+                        &format!("prompt={p} is not a prompt value."),
+                    ));
+                }
+            });
+        }
+        if prompt.contains(&Prompt::None) && prompt.len() > 1 {
+            return Err(back(
+                OAuthError::InvalidRequest,
+                "prompt=none cannot be combined with other values.",
+            ));
+        }
+        let max_age = match one("max_age") {
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                back(
+                    OAuthError::InvalidRequest,
+                    "max_age must be a whole number of seconds.",
+                )
+            })?),
+            None => None,
+        };
+        let acr_values = one("acr_values")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok((
+            Self {
+                client_id: client.client_id.clone(),
+                redirect_uri,
+                scopes,
+                state,
+                nonce,
+                code_challenge,
+                prompt,
+                max_age,
+                acr_values,
+                login_hint: one("login_hint").map(str::to_owned),
+            },
+            client,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::client::tests::agency;
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn good() -> Vec<(String, String)> {
+        [
+            ("response_type", "code"),
+            ("client_id", "revenue-efiling"),
+            ("redirect_uri", "https://efiling.rd.go.th/cb"),
+            ("scope", "openid profile"),
+            ("state", "s-123"),
+            ("nonce", "n-456"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    fn with(changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+        let mut p = good();
+        for (k, v) in changes {
+            p.retain(|(n, _)| n != k);
+            if let Some(v) = v {
+                p.push(((*k).to_owned(), (*v).to_owned()));
+            }
+        }
+        p
+    }
+
+    fn parse(p: &[(String, String)]) -> Result<AuthorizationRequest, AuthorizeError> {
+        let client = agency(&["https://efiling.rd.go.th/cb"]).validate().unwrap();
+        AuthorizationRequest::parse(p, |id| (id == client.client_id).then_some(&client))
+            .map(|(r, _)| r)
+    }
+
+    #[test]
+    fn a_well_formed_request_is_accepted() {
+        let r = parse(&good()).unwrap();
+        assert_eq!(r.scopes, ["openid", "profile"]);
+        assert_eq!(r.state.as_deref(), Some("s-123"));
+        assert_eq!(r.nonce.as_deref(), Some("n-456"));
+        assert!(r.prompt.is_empty());
+    }
+
+    #[test]
+    fn an_untrusted_client_or_redirect_never_gets_the_error_sent_to_it() {
+        for p in [
+            with(&[("client_id", Some("someone-else"))]),
+            with(&[("client_id", None)]),
+            with(&[("redirect_uri", Some("https://evil.example/cb"))]),
+            with(&[("redirect_uri", Some("https://efiling.rd.go.th/cb/../x"))]),
+            with(&[("redirect_uri", None)]),
+        ] {
+            let e = parse(&p).unwrap_err();
+            assert!(matches!(e, AuthorizeError::Direct { .. }), "{e:?}");
+            assert!(e.redirect("https://id.example.go.th").is_none());
+        }
+        let mut twice = good();
+        twice.push(("redirect_uri".into(), "https://evil.example/cb".into()));
+        assert!(matches!(
+            parse(&twice).unwrap_err(),
+            AuthorizeError::Direct { .. }
+        ));
+    }
+
+    #[test]
+    fn other_refusals_go_back_with_state_and_issuer() {
+        for (p, code) in [
+            (
+                with(&[("response_type", Some("token"))]),
+                OAuthError::UnsupportedResponseType,
+            ),
+            (
+                with(&[("response_type", Some("code id_token"))]),
+                OAuthError::UnsupportedResponseType,
+            ),
+            (
+                with(&[("scope", Some("profile"))]),
+                OAuthError::InvalidScope,
+            ),
+            (
+                with(&[("scope", Some("openid admin"))]),
+                OAuthError::InvalidScope,
+            ),
+            (
+                with(&[("code_challenge_method", Some("plain"))]),
+                OAuthError::InvalidRequest,
+            ),
+            (
+                with(&[("code_challenge_method", None)]),
+                OAuthError::InvalidRequest,
+            ),
+            (
+                with(&[("code_challenge", Some("short"))]),
+                OAuthError::InvalidRequest,
+            ),
+            (
+                with(&[("prompt", Some("none login"))]),
+                OAuthError::InvalidRequest,
+            ),
+            (with(&[("max_age", Some("-1"))]), OAuthError::InvalidRequest),
+            (
+                with(&[("response_mode", Some("fragment"))]),
+                OAuthError::InvalidRequest,
+            ),
+            (
+                with(&[("request", Some("eyJ..."))]),
+                OAuthError::RequestNotSupported,
+            ),
+        ] {
+            let e = parse(&p).unwrap_err();
+            assert_eq!(e.error(), code, "{p:?}");
+            let url = e.redirect("https://id.example.go.th").unwrap();
+            let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            assert!(url.as_str().starts_with("https://efiling.rd.go.th/cb?"));
+            assert!(q.contains(&("error".into(), code.as_str().into())));
+            assert!(q.contains(&("state".into(), "s-123".into())));
+            assert!(q.contains(&("iss".into(), "https://id.example.go.th".into())));
+        }
+        let mut twice = good();
+        twice.push(("scope".into(), "openid".into()));
+        assert_eq!(
+            parse(&twice).unwrap_err().error(),
+            OAuthError::InvalidRequest
+        );
+    }
+}

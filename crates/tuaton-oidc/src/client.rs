@@ -1,0 +1,231 @@
+//! Registered clients: the agencies' applications, with the redirect URIs
+//! they may be sent back to and how their subjects are formed.
+
+use serde::{Deserialize, Serialize};
+use tuaton_core::SignatureAlgorithm;
+use url::Url;
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// A signed JWT with the client's key (RFC 7523): the default.
+    PrivateKeyJwt,
+    /// HTTP Basic with a secret: a documented compatibility option.
+    ClientSecretBasic,
+    /// A public client (a native or browser app): PKCE alone.
+    None,
+}
+
+/// How the client sees a person's `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SubjectType {
+    /// One identifier per sector (OpenID Connect Core 1.0 §8.1): clients of
+    /// one sector share it, clients of different sectors cannot correlate.
+    Pairwise {
+        /// The sector, a host name (the redirect URIs' host by default).
+        sector: String,
+    },
+    /// The account id itself, the same for every client that has it.
+    Public,
+}
+
+/// A client as registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// The `client_id`.
+    pub client_id: String,
+    /// The agency and application, as the consent step names it.
+    pub name: String,
+    /// Where authorization responses may go; matched exactly (RFC 9700 §4.1.3).
+    pub redirect_uris: Vec<Url>,
+    /// How its subjects are formed.
+    pub subject: SubjectType,
+    /// How it authenticates at the token endpoint.
+    pub token_auth: TokenAuth,
+    /// Scopes it may ask for (`openid` always among them).
+    pub scopes: Vec<String>,
+    /// How its ID tokens are signed.
+    pub id_token_alg: SignatureAlgorithm,
+}
+
+/// Why a client registration is refused; the sentence names the value's field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The client id is empty, too long, or has characters outside `[A-Za-z0-9._-]`.
+    #[error("client_id must be 1 to 64 characters of letters, digits, '.', '_' or '-'")]
+    ClientId,
+    /// No redirect URI.
+    #[error("at least one redirect URI is needed")]
+    NoRedirectUri,
+    /// A redirect URI breaks a rule; the rule is given.
+    #[error("redirect URI {uri}: {rule}")]
+    RedirectUri {
+        /// The URI.
+        uri: String,
+        /// What is wrong.
+        rule: &'static str,
+    },
+    /// Pairwise subjects over redirect URIs of several hosts need the sector named.
+    #[error("the redirect URIs have several hosts; name the sector (OpenID Connect Core 1.0 §8.1)")]
+    SectorNeeded,
+    /// The scopes do not include `openid`.
+    #[error("the client's scopes must include openid")]
+    NoOpenidScope,
+}
+
+impl ClientConfig {
+    /// Checks the registration; with pairwise subjects and no sector named,
+    /// the sector is the redirect URIs' one host.
+    pub fn validate(mut self) -> Result<Self, ClientError> {
+        let id_ok = !self.client_id.is_empty()
+            && self.client_id.len() <= 64
+            && self
+                .client_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !id_ok {
+            return Err(ClientError::ClientId);
+        }
+        if self.redirect_uris.is_empty() {
+            return Err(ClientError::NoRedirectUri);
+        }
+        for uri in &self.redirect_uris {
+            check_redirect_uri(uri, self.token_auth == TokenAuth::None)?;
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err(ClientError::NoOpenidScope);
+        }
+        if let SubjectType::Pairwise { sector } = &mut self.subject
+            && sector.is_empty()
+        {
+            let mut hosts: Vec<&str> = self
+                .redirect_uris
+                .iter()
+                .filter_map(Url::host_str)
+                .collect();
+            hosts.sort_unstable();
+            hosts.dedup();
+            match hosts[..] {
+                [one] => *sector = one.to_owned(),
+                _ => return Err(ClientError::SectorNeeded),
+            }
+        }
+        Ok(self)
+    }
+
+    /// The registered redirect URI exactly equal to `given`, if any.
+    pub fn redirect_uri(&self, given: &str) -> Option<&Url> {
+        self.redirect_uris.iter().find(|u| u.as_str() == given)
+    }
+}
+
+/// RFC 6749 §3.1.2, RFC 8252 §7 and RFC 9700 §4.1: absolute, no fragment,
+/// `https`; plain `http` only to a loopback address; a private-use scheme
+/// (reverse domain name) only for a public (native) client.
+fn check_redirect_uri(uri: &Url, public: bool) -> Result<(), ClientError> {
+    let bad = |rule| ClientError::RedirectUri {
+        uri: uri.to_string(),
+        rule,
+    };
+    if uri.fragment().is_some() {
+        return Err(bad("must not have a fragment"));
+    }
+    match uri.scheme() {
+        "https" => {
+            if uri.host_str().is_none_or(str::is_empty) {
+                return Err(bad("needs a host"));
+            }
+        }
+        "http" => {
+            let loopback = match uri.host() {
+                Some(url::Host::Ipv4(a)) => a.is_loopback(),
+                Some(url::Host::Ipv6(a)) => a.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if !loopback {
+                return Err(bad("plain http only to a loopback address (RFC 8252 §7.3)"));
+            }
+        }
+        scheme if scheme.contains('.') => {
+            if !public {
+                return Err(bad(
+                    "a private-use scheme is for native (public) clients only",
+                ));
+            }
+        }
+        _ => {
+            return Err(bad(
+                "https, loopback http, or a reverse-domain private-use scheme",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    pub(crate) fn agency(redirects: &[&str]) -> ClientConfig {
+        ClientConfig {
+            client_id: "revenue-efiling".into(),
+            name: "กรมสรรพากร e-Filing".into(),
+            redirect_uris: redirects.iter().map(|u| Url::parse(u).unwrap()).collect(),
+            subject: SubjectType::Pairwise {
+                sector: String::new(),
+            },
+            token_auth: TokenAuth::PrivateKeyJwt,
+            scopes: vec!["openid".into(), "profile".into()],
+            id_token_alg: SignatureAlgorithm::Es256,
+        }
+    }
+
+    #[test]
+    fn redirect_uris_follow_the_rules() {
+        let ok = agency(&[
+            "https://efiling.rd.go.th/cb",
+            "https://efiling.rd.go.th/cb2",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(
+            ok.subject,
+            SubjectType::Pairwise {
+                sector: "efiling.rd.go.th".into()
+            }
+        );
+        assert!(ok.redirect_uri("https://efiling.rd.go.th/cb").is_some());
+        assert!(
+            ok.redirect_uri("https://efiling.rd.go.th/cb/").is_none(),
+            "exact match only"
+        );
+        assert!(ok.redirect_uri("https://efiling.rd.go.th/cb?x=1").is_none());
+        for (bad, says) in [
+            ("https://efiling.rd.go.th/cb#frag", "fragment"),
+            ("http://efiling.rd.go.th/cb", "loopback"),
+            ("th.go.rd.app:/cb", "native"),
+            ("javascript:alert(1)", "https"),
+        ] {
+            let e = agency(&[bad]).validate().unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        assert!(agency(&["http://127.0.0.1:5000/cb"]).validate().is_ok());
+        let mut native = agency(&["th.go.rd.app:/cb"]);
+        native.token_auth = TokenAuth::None;
+        native.subject = SubjectType::Pairwise {
+            sector: "rd.go.th".into(),
+        };
+        assert!(native.validate().is_ok());
+        assert_eq!(
+            agency(&["https://a.go.th/cb", "https://b.go.th/cb"]).validate(),
+            Err(ClientError::SectorNeeded)
+        );
+        let mut no_openid = agency(&["https://a.go.th/cb"]);
+        no_openid.scopes = vec!["profile".into()];
+        assert_eq!(no_openid.validate(), Err(ClientError::NoOpenidScope));
+    }
+}

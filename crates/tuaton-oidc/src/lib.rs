@@ -1,0 +1,34 @@
+//! Tuaton's OpenID Provider: the protocol logic.
+//!
+//! Scope: what an authorization server decides, as OpenID Connect Core 1.0,
+//! OAuth 2.0 (RFC 6749), PKCE (RFC 7636), RFC 9207 and the OAuth 2.0
+//! Security BCP (RFC 9700) say it must — registered clients and their
+//! redirect URIs ([`client`]), the authorization request validated into a
+//! typed value or an error that says whether it may be sent back to the
+//! client ([`authorize`]), PKCE ([`pkce`]), pairwise subject identifiers
+//! ([`subject`]), and ID tokens signed through the key backend ([`id_token`],
+//! [`jws`]). Every check takes the time as a parameter.
+//!
+//! Non-goals: HTTP (the server's routes parse and render), storage and
+//! sessions (the service layer keeps codes, consents and clients), and
+//! people (who is logged in and at what level is the service layer's).
+//!
+//! Hand-written here, as the protocol itself: the request rules and the
+//! compact JWS serialisation over the key backend (JOSE crates sign with
+//! keys they hold; Tuaton's keys never leave the backend). Tests verify the
+//! tokens with an independent JOSE library.
+
+pub mod authorize;
+pub mod client;
+pub mod error;
+pub mod id_token;
+pub mod jws;
+pub mod pkce;
+pub mod subject;
+
+pub use authorize::{AuthorizationRequest, Prompt};
+pub use client::{ClientConfig, ClientError, SubjectType, TokenAuth};
+pub use error::{AuthorizeError, OAuthError};
+pub use id_token::IdTokenClaims;
+pub use pkce::{CodeChallenge, CodeVerifier};
+pub use subject::PairwiseSalt;
