@@ -117,7 +117,9 @@ async fn verify(
     }
     store.close().await;
     let anchored: usize = reports.iter().map(|(_, r)| r.anchors_checked).sum();
-    let missing_anchors = require_anchors && anchored == 0;
+    // Only an anchor that matched a record counts as one.
+    let missing_anchors =
+        require_anchors && reports.iter().all(|(_, r)| r.chain.last_anchored.is_none());
     let intact = reports.iter().all(|(_, r)| r.is_intact()) && !missing_anchors;
     if json {
         let broken = reports.iter().find_map(|(_, r)| r.chain.broken.as_ref());
@@ -161,6 +163,9 @@ fn print_report(path: &Path, r: &anchors::AnchoredReport) {
         Some(seq) => format!("last anchored position {seq}"),
         None => "no anchored position reached".to_owned(),
     };
+    if r.anchors_checked == 0 && r.bad_anchors.is_empty() {
+        println!("no anchor in {} (is this the anchor file?)", path.display());
+    }
     for (line, why) in &r.bad_anchors {
         println!("anchor file {} line {line}: {why}", path.display());
     }

@@ -7,41 +7,37 @@
 //! exist, and Tuaton has no unsafe code. So at start, while still
 //! single-threaded, the binary re-executes itself in place (same process,
 //! same id): the variable removed, its value handed over through a pipe on
-//! standard input, and the matching `_FILE` setting pointing at
-//! `/dev/stdin`, which the key backend reads once when it opens.
+//! standard input, and `TUATON_SECRET_ON_STDIN` naming the variable it
+//! stands for. The settings then see the variable as given (so every rule
+//! about combining it with other settings still applies) and the key
+//! backend reads it, once, from there (`tuaton_keys::secret_env`).
 
 use std::process::ExitCode;
 
-/// The secret variables and the file settings that stand in for them.
-const HANDOVERS: [(&str, &str); 2] = [
-    ("TUATON_MASTER_KEY", "TUATON_MASTER_KEY_FILE"),
-    ("TUATON_PKCS11_PIN", "TUATON_PKCS11_PIN_FILE"),
-];
+/// The secret variables.
+const SECRET_VARS: [&str; 2] = ["TUATON_MASTER_KEY", "TUATON_PKCS11_PIN"];
 
-/// Re-executes the binary without the one secret variable that is set (and
-/// whose `_FILE` setting is not). Returns `None` when there is nothing to
-/// do — none set, or a combination the settings will refuse with their own
-/// sentence — and an exit code only when the re-execution failed.
+/// Re-executes the binary without the one secret variable that is set.
+/// Returns `None` when there is nothing to do — none set, or both (a
+/// combination the settings refuse with their own sentence) — and an exit
+/// code only when the re-execution failed.
 #[cfg(unix)]
 pub(crate) fn hand_over() -> Option<ExitCode> {
     use std::io::Write as _;
     use std::os::unix::process::CommandExt as _;
 
-    let set: Vec<&(&str, &str)> = HANDOVERS
-        .iter()
-        .filter(|(var, _)| std::env::var_os(var).is_some())
+    let set: Vec<&str> = SECRET_VARS
+        .into_iter()
+        .filter(|var| std::env::var_os(var).is_some())
         .collect();
-    let [(var, file_var)] = set[..] else {
+    let [var] = set[..] else {
         return None;
     };
-    if std::env::var_os(file_var).is_some() {
-        return None;
-    }
     // Not valid UTF-8: left for the settings to refuse, naming the variable.
     let value = zeroize::Zeroizing::new(std::env::var(var).ok()?);
     let fail = |what: &str, e: std::io::Error| {
         eprintln!(
-            "error: cannot take {var} out of the environment ({what}: {e}); give it as {file_var} instead"
+            "error: cannot take {var} out of the environment ({what}: {e}); give it as {var}_FILE instead"
         );
         Some(ExitCode::from(crate::EXIT_USAGE))
     };
@@ -57,10 +53,15 @@ pub(crate) fn hand_over() -> Option<ExitCode> {
         return fail("writing the pipe", e);
     }
     drop(writer);
-    let e = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    let e = command
+        .args(args)
         .env_remove(var)
-        .env(file_var, "/dev/stdin")
+        .env(tuaton_keys::secret_env::HANDED_OVER, var)
         .stdin(reader)
         .exec();
     fail("re-executing", e)

@@ -82,6 +82,16 @@ async fn the_service_role_cannot_rewrite_or_empty_the_audit_log() {
     let early = Store::connect(&service_url, &StoreOptions::default()).await;
     assert!(early.is_err(), "a service role must not create the schema");
 
+    // Roles that could undo the guards, or every role at once, are refused.
+    for bad in [
+        "public",
+        "current_user",
+        owner.as_str(),
+        "tuaton_no_such_role",
+    ] {
+        let o = tuaton(&["migrate", "--grant-to", bad], &owner_url);
+        assert_eq!(o.status.code(), Some(64), "--grant-to {bad} was accepted");
+    }
     let o = tuaton(&["migrate", "--grant-to", &service, "--json"], &owner_url);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -89,7 +89,24 @@ async fn a_master_key_given_in_the_environment_leaves_it() {
     );
     assert!(!environ.contains("TUATON_MASTER_KEY="), "{environ}");
     assert!(
-        environ.contains("TUATON_MASTER_KEY_FILE=/dev/stdin"),
+        environ.contains("TUATON_SECRET_ON_STDIN=TUATON_MASTER_KEY"),
         "{environ}"
     );
+}
+
+/// Handing a secret over keeps the settings' rules: a key in the
+/// environment beside a key file is still "set only one".
+#[test]
+fn a_handed_over_key_is_still_refused_beside_a_key_file() {
+    let s = Setup::new();
+    let o = s.run(
+        &["keys", "list"],
+        &[(
+            "TUATON_MASTER_KEY",
+            "0000000000000000000000000000000000000000000000000000000000000001",
+        )],
+    );
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("set only one"), "{}", text(&o));
+    assert!(!text(&o).contains("0000000000000000000000000000000000000000000000000000000000000001"));
 }

@@ -209,25 +209,28 @@ impl Idm {
         actor: &crate::Actor,
         now: OffsetDateTime,
     ) -> Result<Vec<String>, IdmError> {
+        // Keys already marked destroyed are removed from the backend again:
+        // an earlier attempt may have marked one and failed to remove it.
         let owned: Vec<_> = tuaton_store::keys::list(self.store().conn().await?.conn())
             .await?
             .into_iter()
             .filter(|k| k.account_id.as_ref() == Some(account))
-            .filter(|k| k.state != tuaton_store::keys::KeyState::Destroyed)
             .collect();
         let mut ids = Vec::new();
         for key in owned {
-            tuaton_store::keys::destroy(
-                self.store(),
-                &key.id,
-                now,
-                &actor.to_string(),
-                Some("the account was erased"),
-            )
-            .await
-            .map_err(|e| {
-                IdmError::internal(format!("a key of the account could not be destroyed: {e}"))
-            })?;
+            if key.state != tuaton_store::keys::KeyState::Destroyed {
+                tuaton_store::keys::destroy(
+                    self.store(),
+                    &key.id,
+                    now,
+                    &actor.to_string(),
+                    Some("the account was erased"),
+                )
+                .await
+                .map_err(|e| {
+                    IdmError::internal(format!("a key of the account could not be destroyed: {e}"))
+                })?;
+            }
             let reference: tuaton_keys::KeyRef = key
                 .key_ref
                 .parse()

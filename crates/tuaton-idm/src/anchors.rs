@@ -296,7 +296,15 @@ pub async fn verify(
     let mut confirmed = 0;
     let mut last_at = None;
     for (n, line) in lines {
-        let checked = line.and_then(|a| a.check_signature().map(|k| (a, k)));
+        let checked = line
+            .and_then(|a| {
+                if a.seq < 1 {
+                    Err("it names no record (position below 1)".to_owned())
+                } else {
+                    Ok(a)
+                }
+            })
+            .and_then(|a| a.check_signature().map(|k| (a, k)));
         let (anchor, key) = match checked {
             Ok(v) => v,
             Err(e) => {

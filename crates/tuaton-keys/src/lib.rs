@@ -37,6 +37,7 @@ mod key_ref;
 pub mod pkcs11;
 mod public_key;
 mod rcgen_adapter;
+pub mod secret_env;
 pub mod soft;
 
 pub use algorithm::{KeySpec, SignatureAlgorithm, SignatureFormat};

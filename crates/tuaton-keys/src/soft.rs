@@ -103,16 +103,10 @@ impl MasterKey {
 
     /// Reads the key from environment variable `var` (hex or base64).
     pub fn from_env(var: &str) -> Result<Self> {
-        let value =
-            Zeroizing::new(
-                std::env::var(var).map_err(|e| KeyError::MasterKeyUnavailable {
-                    source_name: format!("${var}"),
-                    reason: match e {
-                        std::env::VarError::NotPresent => "not set".to_owned(),
-                        std::env::VarError::NotUnicode(_) => "not valid UTF-8".to_owned(),
-                    },
-                })?,
-            );
+        let value = crate::secret_env::read(var).map_err(|e| KeyError::MasterKeyUnavailable {
+            source_name: format!("${var}"),
+            reason: e.reason().to_owned(),
+        })?;
         Self::from_text(&value, format!("${var}"))
     }
 

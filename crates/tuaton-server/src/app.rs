@@ -220,17 +220,18 @@ pub async fn serve(
     grace: std::time::Duration,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
 
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: TLS (and with it HTTP/2) ends at the reverse proxy in
+    // front, and HTTP/1's header-read timer covers every request head,
+    // while protocol detection and idle HTTP/2 connections would have none.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -262,7 +263,15 @@ pub async fn serve(
             });
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
         tokio::spawn(async move {
+            // A client that sends nothing at all is cut off like one that
+            // sends half a head.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(first_bytes, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return drop(permit),
+            }
             let conn = builder.serve_connection(
                 TokioIo::new(stream),
                 hyper_util::service::TowerToHyperService::new(service),

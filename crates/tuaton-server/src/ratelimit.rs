@@ -32,8 +32,44 @@ use crate::{ApiError, AppState};
 /// The most clients one address limiter tracks at once.
 pub const MAX_TRACKED: usize = 100_000;
 
-/// The key every client past [`MAX_TRACKED`] shares.
-const OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+/// Clients past [`MAX_TRACKED`] share this many buckets (by a hash of the
+/// client), so a flood that fills a limiter slows its own bucket and a few
+/// neighbours, not everyone.
+const OVERFLOW_BUCKETS: u64 = 1024;
+
+/// The shared bucket a client past the cap is counted in: an address in
+/// `::/118`, which no real client has.
+fn overflow_key(client: IpAddr) -> IpAddr {
+    let bucket = u128::from(fnv(client.to_string().as_bytes()) % OVERFLOW_BUCKETS);
+    IpAddr::V6(Ipv6Addr::from(bucket))
+}
+
+/// FNV-1a, enough to spread clients over buckets (not a security hash:
+/// a client choosing its bucket gains nothing).
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether the limiter is full; a full one is pruned first, at most once a
+/// second (pruning walks the whole table).
+fn full<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    max: usize,
+    last_prune: &std::sync::atomic::AtomicU64,
+) -> bool {
+    if limiter.len() < max {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if last_prune.swap(now, std::sync::atomic::Ordering::Relaxed) != now {
+        limiter.retain_recent();
+    }
+    limiter.len() >= max
+}
 
 /// The limiters.
 #[derive(Clone)]
@@ -42,6 +78,7 @@ pub struct RateLimits {
     signed_in: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     per_account: Arc<DefaultKeyedRateLimiter<String>>,
     max_tracked: usize,
+    last_prune: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What an address limit counts: an IPv4 address (an IPv4-mapped IPv6
@@ -61,15 +98,15 @@ fn count(
     limiter: &DefaultKeyedRateLimiter<IpAddr>,
     addr: IpAddr,
     max: usize,
+    last_prune: &std::sync::atomic::AtomicU64,
     scope: &'static str,
 ) -> Result<(), ApiError> {
-    let mut key = client_key(addr);
-    if limiter.len() >= max {
-        limiter.retain_recent();
-        if limiter.len() >= max {
-            key = OVERFLOW;
-        }
-    }
+    let client = client_key(addr);
+    let key = if full(limiter, max, last_prune) {
+        overflow_key(client)
+    } else {
+        client
+    };
     limiter.check_key(&key).map_err(|_| refused(scope))
 }
 
@@ -90,17 +127,30 @@ impl RateLimits {
             signed_in: Arc::new(RateLimiter::keyed(quota(per_address.saturating_mul(5)))),
             per_account: Arc::new(RateLimiter::keyed(quota(per_account))),
             max_tracked,
+            last_prune: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
     /// Counts one ceremony request from `addr`.
     pub fn check_address(&self, addr: IpAddr) -> Result<(), ApiError> {
-        count(&self.per_address, addr, self.max_tracked, "address")
+        count(
+            &self.per_address,
+            addr,
+            self.max_tracked,
+            &self.last_prune,
+            "address",
+        )
     }
 
     /// Counts one signed-in request from `addr`.
     pub fn check_signed_in(&self, addr: IpAddr) -> Result<(), ApiError> {
-        count(&self.signed_in, addr, self.max_tracked, "signed_in")
+        count(
+            &self.signed_in,
+            addr,
+            self.max_tracked,
+            &self.last_prune,
+            "signed_in",
+        )
     }
 
     /// Forgets keys whose limits have fully recovered, bounding memory.
@@ -119,19 +169,20 @@ impl RateLimits {
 /// Each account's budget is kept per client (IPv4 address or IPv6 /64), so a
 /// stranger calling login start with the victim's citizen id spends only
 /// their own share: the owner, from their own address, still gets in. Past
-/// `max_tracked` pairs every further one shares one bucket, as the address
-/// limiters do. Outside a request (tools, tests) the account alone is the key.
+/// `max_tracked` pairs every further one is counted in one of the shared
+/// buckets of its client, as the address limiters do. Outside a request (tools, tests) the account alone is the key.
 impl tuaton_idm::AccountLimiter for RateLimits {
     fn allow(&self, account: &tuaton_core::AccountId) -> bool {
-        let mut key = match CLIENT.try_with(|c| *c) {
-            Ok(client) => format!("{account}@{client}"),
-            Err(_) => account.to_string(),
+        let client = CLIENT.try_with(|c| *c).ok();
+        let mut key = match client {
+            Some(client) => format!("{account}@{client}"),
+            None => account.to_string(),
         };
-        if self.per_account.len() >= self.max_tracked {
-            self.per_account.retain_recent();
-            if self.per_account.len() >= self.max_tracked {
-                key = "overflow".to_owned();
-            }
+        if full(&self.per_account, self.max_tracked, &self.last_prune) {
+            key = match client {
+                Some(c) => format!("overflow@{}", overflow_key(c)),
+                None => "overflow".to_owned(),
+            };
         }
         self.per_account.check_key(&key).is_ok()
     }
@@ -223,19 +274,26 @@ mod tests {
     }
 
     #[test]
-    fn past_the_cap_new_clients_share_one_bucket() {
+    fn past_the_cap_clients_share_a_bounded_set_of_buckets() {
         let limits = RateLimits::tracking(1, 100, 3);
         for a in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
             assert!(limits.check_address(ip(a)).is_ok(), "{a}");
         }
         assert!(
             limits.check_address(ip("192.0.2.4")).is_ok(),
-            "the shared bucket's one request"
+            "its shared bucket's one request"
         );
         assert!(
-            limits.check_address(ip("192.0.2.5")).is_err(),
-            "shares the spent bucket"
+            limits.check_address(ip("192.0.2.4")).is_err(),
+            "a client past the cap is still limited"
         );
-        assert!(limits.per_address.len() <= 4, "memory stays bounded");
+        for i in 0..5000u32 {
+            let _ = limits.check_address(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert!(
+            limits.per_address.len() <= 3 + OVERFLOW_BUCKETS as usize,
+            "memory stays bounded: {}",
+            limits.per_address.len()
+        );
     }
 }

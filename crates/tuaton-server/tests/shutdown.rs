@@ -138,6 +138,19 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert!(read.is_ok(), "the half-sent request is still held open");
     // A client that sends its request in time is served.
     assert_eq!(status_of(addr).await, "HTTP/1.1 200 OK");
+    // One that connects and sends nothing, or stays after its answer
+    // without a next request, is cut off too.
+    for kind in ["silent", "idle after a response"] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if kind != "silent" {
+            conn.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "a {kind} connection is still held open");
+    }
     let _ = stop_tx.send(());
 }
 

@@ -393,15 +393,42 @@ impl Store {
             && role
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            && !role.starts_with(|c: char| c.is_ascii_digit());
+            && !role.starts_with(|c: char| c.is_ascii_digit())
+            && !role.starts_with("pg_")
+            && !matches!(
+                role,
+                "public" | "current_user" | "session_user" | "current_role" | "none"
+            );
         if !valid {
             return Err(StoreError::NotFound {
-                what: "a role name of lower-case letters, digits and underscores",
+                what: "a role name of lower-case letters, digits and underscores (not public, pg_* or a current_* keyword)",
             });
         }
-        let mut conn = self.conn().await?;
+        let mut tx = self.begin().await?;
+        // The role must exist and be neither a superuser nor the owner (or
+        // a member of the owner's role): such a role could drop the guards.
+        let found: Option<(bool, bool, bool)> = sqlx::query_as(
+            "SELECT r.rolsuper, r.rolname = current_user, pg_has_role(r.rolname, current_user, 'MEMBER') \
+             FROM pg_roles r WHERE r.rolname = $1",
+        )
+        .bind(role)
+        .fetch_optional(tx.conn())
+        .await?;
+        match found {
+            None => {
+                return Err(StoreError::NotFound {
+                    what: "database role",
+                });
+            }
+            Some((superuser, owner, member)) if superuser || owner || member => {
+                return Err(StoreError::NotFound {
+                    what: "a role other than a superuser, the schema's owner or a member of it",
+                });
+            }
+            Some(_) => {}
+        }
         let (schema,): (String,) = sqlx::query_as("SELECT CAST(current_schema() AS TEXT)")
-            .fetch_one(conn.conn())
+            .fetch_one(tx.conn())
             .await?;
         if !schema
             .chars()
@@ -415,9 +442,13 @@ impl Store {
             "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
              WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
         )
-        .fetch_all(conn.conn())
+        .fetch_all(tx.conn())
         .await?;
-        let mut statements = vec![format!("GRANT USAGE ON SCHEMA {schema} TO {role}")];
+        // Before PostgreSQL 15 every role may create in `public`.
+        let mut statements = vec![
+            format!("REVOKE CREATE ON SCHEMA \"{schema}\" FROM PUBLIC"),
+            format!("GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\""),
+        ];
         for (table,) in tables {
             let rights = match table.as_str() {
                 "audit_log" => "SELECT, INSERT",
@@ -425,13 +456,13 @@ impl Store {
                 "_sqlx_migrations" => "SELECT",
                 _ => "SELECT, INSERT, UPDATE, DELETE",
             };
-            statements.push(format!("REVOKE ALL ON {table} FROM {role}"));
-            statements.push(format!("GRANT {rights} ON {table} TO {role}"));
+            statements.push(format!("REVOKE ALL ON \"{table}\" FROM \"{role}\""));
+            statements.push(format!("GRANT {rights} ON \"{table}\" TO \"{role}\""));
         }
         for sql in statements {
-            sqlx::query(&sql).execute(conn.conn()).await?;
+            sqlx::query(&sql).execute(tx.conn()).await?;
         }
-        Ok(())
+        tx.commit().await
     }
 
     /// A connection for reads or autocommit writes. On SQLite it is the one

@@ -67,14 +67,11 @@ impl Pin {
 
     /// Reads the PIN from environment variable `var`.
     pub fn from_env(var: &str) -> Result<Self> {
-        std::env::var(var)
-            .map(Pin::new)
+        crate::secret_env::read(var)
+            .map(|v| Pin::new(v.as_str()))
             .map_err(|e| KeyError::PinUnavailable {
                 source_name: format!("${var}"),
-                reason: match e {
-                    std::env::VarError::NotPresent => "not set".to_owned(),
-                    std::env::VarError::NotUnicode(_) => "not valid UTF-8".to_owned(),
-                },
+                reason: e.reason().to_owned(),
             })
     }
 

@@ -115,6 +115,9 @@ pub(crate) struct SessionPool {
     pin_refused: std::sync::atomic::AtomicBool,
     /// `C_Login` calls made (for tests and metrics).
     logins: AtomicU64,
+    /// Held across the check of `pin_refused` and the login, so sessions
+    /// opening at once do not each spend an attempt with a wrong PIN.
+    login_lock: Mutex<()>,
 }
 
 /// A session lent out by the pool, with the generation it belongs to.
@@ -165,6 +168,7 @@ impl SessionPool {
             generation: AtomicU64::new(0),
             pin_refused: std::sync::atomic::AtomicBool::new(false),
             logins: AtomicU64::new(0),
+            login_lock: Mutex::new(()),
         }
     }
 
@@ -233,6 +237,10 @@ impl SessionPool {
         let session = self.ctx.open_rw_session(slot)?;
         let state = session.get_session_info()?.session_state();
         if matches!(state, SessionState::RoPublic | SessionState::RwPublic) {
+            let _one_at_a_time = self
+                .login_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if self.pin_refused.load(Ordering::Acquire) {
                 return Err(OpError::Key(KeyError::WrongPin));
             }

@@ -237,10 +237,10 @@ impl<'a> Fields<'a> {
         self.text(name).map(PathBuf::from)
     }
 
-    /// Whether the variable `name` holds something; for secrets, which only
-    /// the environment may carry and which are read later, never kept here.
-    pub(super) fn env_is_set(&self, name: &str) -> bool {
-        (self.env)(name).is_some_and(|v| !v.trim().is_empty())
+    /// Whether secret variable `name` is given: set, or handed over on
+    /// standard input at start (`tuaton_keys::secret_env`).
+    pub(super) fn secret_is_given(&self, name: &str) -> bool {
+        tuaton_keys::secret_env::is_given(name, self.env)
     }
 }
 

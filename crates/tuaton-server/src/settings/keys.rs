@@ -19,11 +19,11 @@ pub(super) fn key_backend(f: &Fields, dev: bool) -> Result<KeyBackendSettings, S
         .unwrap_or_else(|| PathBuf::from("keys-dev"));
     KeyBackendInputs {
         master_key_file: f.path("TUATON_MASTER_KEY_FILE"),
-        master_key_in_env: f.env_is_set(ENV_MASTER_KEY),
+        master_key_in_env: f.secret_is_given(ENV_MASTER_KEY),
         pkcs11_module: f.path("TUATON_PKCS11_MODULE"),
         pkcs11_token: f.text("TUATON_PKCS11_TOKEN"),
         pkcs11_pin_file: f.path("TUATON_PKCS11_PIN_FILE"),
-        pkcs11_pin_in_env: f.env_is_set(ENV_PKCS11_PIN),
+        pkcs11_pin_in_env: f.secret_is_given(ENV_PKCS11_PIN),
     }
     .choose(dev, &dev_keys_dir)
     .map_err(SettingsError::KeyBackend)
