@@ -161,6 +161,18 @@ async fn the_service_role_cannot_rewrite_or_empty_the_audit_log() {
     );
     assert!(err.to_string().contains("tuaton migrate"));
 
+    // An applied migration whose text differs from this build's stops it too.
+    run_sql(
+        &owner_url,
+        "UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 1",
+    )
+    .await
+    .unwrap();
+    let Err(err) = Store::connect(&service_url, &StoreOptions::default()).await else {
+        panic!("a changed migration stops the service role");
+    };
+    assert!(err.to_string().contains("different text"), "{err}");
+
     for sql in [
         format!("DROP DATABASE {db} WITH (FORCE)"),
         format!("DROP ROLE {service}"),

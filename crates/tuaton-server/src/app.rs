@@ -233,7 +233,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -264,7 +267,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A client that sends nothing at all is cut off like one that
             // sends half a head.
             let mut first = [0u8; 1];
@@ -291,5 +294,9 @@ pub async fn serve(
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
     }
+    // Nothing of a cut-off request runs on after `serve` returns (the
+    // caller anchors the audit chain and closes the store next).
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }

@@ -84,9 +84,18 @@ async fn in_flight_requests_finish_after_shutdown_begins() {
 
 #[tokio::test]
 async fn the_grace_period_bounds_a_request_that_never_ends() {
+    // The hanging handler holds a guard; it is dropped only when its task is
+    // aborted, so nothing of the request runs on after `serve` returns.
+    let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
     let app = Router::new().route(
         "/hang",
-        get(|| async { std::future::pending::<&'static str>().await }),
+        get(move || {
+            let alive = alive_tx.clone();
+            async move {
+                let _held = alive;
+                std::future::pending::<&'static str>().await
+            }
+        }),
     );
     let (addr, stop_tx, server) = start(app, Duration::from_millis(300)).await;
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -100,6 +109,12 @@ async fn the_grace_period_bounds_a_request_that_never_ends() {
         .expect("server stops after the grace period")
         .unwrap()
         .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), alive_rx.recv())
+            .await
+            .expect("the cut-off request's task was ended")
+            .is_none()
+    );
 }
 
 /// Sends a whole request on a new connection and reads the answer's status line.

@@ -338,8 +338,8 @@ impl Store {
 
     /// How many of this build's migrations the database has not applied.
     pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let applied: Vec<(i64,)> =
-            match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+        let applied: Vec<(i64, Vec<u8>)> =
+            match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
                 .fetch_all(self.conn().await?.conn())
                 .await
             {
@@ -348,12 +348,26 @@ impl Store {
                 Err(sqlx::Error::Database(_)) => Vec::new(),
                 Err(e) => return Err(e.into()),
             };
-        let applied: std::collections::HashSet<i64> = applied.into_iter().map(|(v,)| v).collect();
-        Ok(self
+        let applied: std::collections::HashMap<i64, Vec<u8>> = applied.into_iter().collect();
+        let mut pending = 0;
+        for m in self
             .migrator()
             .iter()
-            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
-            .count())
+            .filter(|m| m.migration_type.is_up_migration())
+        {
+            match applied.get(&m.version) {
+                None => pending += 1,
+                // Applied, but not the text this build has: refuse, as sqlx would.
+                Some(sum) if sum.as_slice() != m.checksum.as_ref() => {
+                    return Err(StoreError::Corrupt(format!(
+                        "migration {} was applied from a different text than this build's",
+                        m.version
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(pending)
     }
 
     /// Applies pending migrations. A database that has them all is only read,
