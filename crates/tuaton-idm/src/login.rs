@@ -140,6 +140,24 @@ pub(crate) struct Recognised<'a> {
     pub(crate) record: PasskeyRecord,
 }
 
+impl Recognised<'_> {
+    /// The write that records a verified use of the credential: its updated
+    /// state, counter and backup state.
+    pub(crate) fn record_use(
+        &self,
+        outcome: &LoginOutcome,
+        now: OffsetDateTime,
+    ) -> tuaton_store::batch::Statement {
+        creds::record_use(
+            &self.record.cred_id,
+            outcome.updated.as_str(),
+            i64::from(outcome.facts.counter),
+            outcome.facts.backup_state,
+            now,
+        )
+    }
+}
+
 impl Idm {
     /// Starts a login. With a citizen id, the account's active passkeys are
     /// offered. For an id with no account, or none with an active passkey,
@@ -397,13 +415,7 @@ impl Idm {
     ) -> Result<LoggedIn, IdmError> {
         let (tx, place) = self.open_spending(LOGIN.kind, r.ceremony_id).await?;
         let mut closing = Batch::new();
-        closing.push(creds::record_use(
-            &r.record.cred_id,
-            outcome.updated.as_str(),
-            i64::from(outcome.facts.counter),
-            outcome.facts.backup_state,
-            now,
-        ));
+        closing.push(r.record_use(&outcome, now));
         let session = sessions::issue(
             self.policy(),
             previous,

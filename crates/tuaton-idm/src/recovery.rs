@@ -398,13 +398,7 @@ impl Idm {
             return Err(IdmError::UnknownRecovery);
         }
         let mut closing = Batch::new();
-        closing.push(creds::record_use(
-            &recognised.record.cred_id,
-            outcome.updated.as_str(),
-            i64::from(outcome.facts.counter),
-            outcome.facts.backup_state,
-            now,
-        ));
+        closing.push(recognised.record_use(&outcome, now));
         let ev = audit::success(
             &actor,
             action::RECOVERY_CANCEL,
@@ -511,12 +505,11 @@ impl Idm {
         let recovery = recoveries::by_id(tx.conn(), recovery_id)
             .await?
             .ok_or(IdmError::UnknownRecovery)?;
-        let account_ial = accounts::by_id(tx.conn(), account)
+        let owner = accounts::by_id(tx.conn(), account)
             .await?
-            .ok_or(IdmError::UnknownRecovery)?
-            .ial;
+            .ok_or(IdmError::UnknownRecovery)?;
         let reached = tuaton_store::proofing::ial_of(tx.conn(), &recovery.decision_id).await?;
-        if !reaches(reached, account_ial) {
+        if !reaches(reached, owner.ial) {
             return Err(IdmError::OfficerRecoveryRequired);
         }
         if !recoveries::end(tx, recovery_id, RecoveryState::Completed, now).await? {
@@ -532,13 +525,10 @@ impl Idm {
             creds::delete_all_but(tx, account, kept).await?
         };
         let sessions_ended = sessions::delete_for_account(tx, account).await?;
-        let contact = accounts::by_id(tx.conn(), account)
-            .await?
-            .and_then(|a| a.contact_email);
         let notified = queue_notice(
             tx,
             account,
-            contact.as_deref(),
+            owner.contact_email.as_deref(),
             NotificationKind::RecoveryCompleted,
             recovery_id,
             now,

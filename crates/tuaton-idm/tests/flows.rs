@@ -139,6 +139,23 @@ fn somchai() -> CitizenEvidenceInput {
     }
 }
 
+/// A login by citizen id started, and the authenticator's answer to it.
+async fn login_started(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    now: OffsetDateTime,
+) -> (tuaton_idm::LoginChallenge, tuaton_idm::PublicKeyCredential) {
+    let challenge = idm
+        .start_login(Some(&evidence.citizen_id), now)
+        .await
+        .unwrap();
+    let assertion = authn
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
+        .unwrap();
+    (challenge, assertion)
+}
+
 /// The browser's half of a ceremony: the options as JSON, back as the library's type.
 fn options<T: serde::de::DeserializeOwned>(o: &impl serde::Serialize) -> T {
     serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
@@ -185,13 +202,7 @@ async fn a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out(db: TestDb) {
         "the grant is spent"
     );
 
-    let challenge = idm
-        .start_login(Some(&evidence.citizen_id), now)
-        .await
-        .unwrap();
-    let assertion = authn
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
-        .unwrap();
+    let (challenge, assertion) = login_started(&idm, &mut authn, &evidence, now).await;
     let done = idm
         .finish_login(&challenge.ceremony_id, &assertion, None, now)
         .await
@@ -248,13 +259,7 @@ async fn a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out(db: TestDb) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let challenge = idm
-        .start_login(Some(&evidence.citizen_id), now)
-        .await
-        .unwrap();
-    let assertion = authn
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
-        .unwrap();
+    let (challenge, assertion) = login_started(&idm, &mut authn, &evidence, now).await;
     let fresh = idm
         .finish_login(&challenge.ceremony_id, &assertion, None, now)
         .await

@@ -83,15 +83,28 @@ pub fn notice_text(kind: NotificationKind, about: About<'_>, sender: &Sender) ->
     let service = &sender.service_name;
     let url = &sender.service_url;
     let hours = sender.recovery_cooling_off_hours;
-    let footer = format!(
-        "{service} ไม่เคยขอข้อมูลบัตรประจำตัวประชาชน รหัสหลังบัตร หรือรหัสใด ๆ ทางอีเมล\n\
-         อีเมลฉบับนี้ส่งโดยอัตโนมัติ กรุณาอย่าตอบกลับ\n"
-    );
-    let footer_en = format!(
-        "{service} never asks for your ID card details, the laser code on the back of the card \
-         or any code by e-mail.\n\
-         This message was sent automatically; please do not reply.\n"
-    );
+    // Every notice is the same letter: Thai, then English, each with its
+    // greeting and the warning about what Tuaton never asks for.
+    let letter = |thai: String, english: String| {
+        format!(
+            "เรียน ผู้ใช้บริการ {service}\n\
+             \n\
+             {thai}\
+             \n\
+             {service} ไม่เคยขอข้อมูลบัตรประจำตัวประชาชน รหัสหลังบัตร หรือรหัสใด ๆ ทางอีเมล\n\
+             อีเมลฉบับนี้ส่งโดยอัตโนมัติ กรุณาอย่าตอบกลับ\n\
+             \n\
+             ----------------------------------------\n\
+             \n\
+             Dear {service} user,\n\
+             \n\
+             {english}\
+             \n\
+             {service} never asks for your ID card details, the laser code on the back of the card \
+             or any code by e-mail.\n\
+             This message was sent automatically; please do not reply.\n"
+        )
+    };
     match kind {
         // What a request does (tuaton_idm::recovery): the card's details
         // checked, a wait, then a grant that removes the old passkeys.
@@ -105,58 +118,44 @@ pub fn notice_text(kind: NotificationKind, about: About<'_>, sender: &Sender) ->
                 subject: format!(
                     "{service}: มีผู้ขอกู้คืนบัญชีของคุณ / Someone asked to recover your account"
                 ),
-                body: format!(
-                    "เรียน ผู้ใช้บริการ {service}\n\
-                     \n\
-                     มีผู้ขอกู้คืนบัญชี {service} ของคุณเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย) \
-                     โดยใช้ข้อมูลจากบัตรประจำตัวประชาชนของคุณ\n\
-                     หากไม่มีการยกเลิก ผู้ขอจะเพิ่มพาสคีย์ใหม่ให้บัญชีนี้ได้เมื่อครบ {hours} ชั่วโมง \
-                     และพาสคีย์เดิมของคุณอาจใช้งานไม่ได้อีก\n\
-                     \n\
-                     หากไม่ใช่คุณ ให้ยกเลิกคำขอนี้ด้วยพาสคีย์ของคุณที่\n\
-                     {link}\n\
-                     หากคุณเป็นผู้ขอเอง ไม่ต้องดำเนินการใด ๆ\n\
-                     \n\
-                     {footer}\
-                     \n\
-                     ----------------------------------------\n\
-                     \n\
-                     Dear {service} user,\n\
-                     \n\
-                     Someone asked to recover your {service} account on {en_date} at {clock} \
-                     (Thailand time, UTC+7), using the details of your national ID card.\n\
-                     Unless the request is cancelled, they can add a new passkey to the account \
-                     after {hours} hours, and your existing passkeys may stop working.\n\
-                     \n\
-                     If this was not you, cancel the request with one of your passkeys at\n\
-                     {link}\n\
-                     If it was you, there is nothing to do.\n\
-                     \n\
-                     {footer_en}"
+                body: letter(
+                    format!(
+                        "มีผู้ขอกู้คืนบัญชี {service} ของคุณเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย) \
+                         โดยใช้ข้อมูลจากบัตรประจำตัวประชาชนของคุณ\n\
+                         หากไม่มีการยกเลิก ผู้ขอจะเพิ่มพาสคีย์ใหม่ให้บัญชีนี้ได้เมื่อครบ {hours} ชั่วโมง \
+                         และพาสคีย์เดิมของคุณอาจใช้งานไม่ได้อีก\n\
+                         \n\
+                         หากไม่ใช่คุณ ให้ยกเลิกคำขอนี้ด้วยพาสคีย์ของคุณที่\n\
+                         {link}\n\
+                         หากคุณเป็นผู้ขอเอง ไม่ต้องดำเนินการใด ๆ\n"
+                    ),
+                    format!(
+                        "Someone asked to recover your {service} account on {en_date} at {clock} \
+                         (Thailand time, UTC+7), using the details of your national ID card.\n\
+                         Unless the request is cancelled, they can add a new passkey to the account \
+                         after {hours} hours, and your existing passkeys may stop working.\n\
+                         \n\
+                         If this was not you, cancel the request with one of your passkeys at\n\
+                         {link}\n\
+                         If it was you, there is nothing to do.\n"
+                    ),
                 ),
             }
         }
         NotificationKind::RecoveryCompleted => NoticeText {
             subject: format!("{service}: บัญชีของคุณได้รับการกู้คืนแล้ว / Your account was recovered"),
-            body: format!(
-                "เรียน ผู้ใช้บริการ {service}\n\
-                 \n\
-                 บัญชี {service} ของคุณได้รับการกู้คืนเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย): \
-                 มีการเพิ่มพาสคีย์ใหม่ และออกจากระบบทุกเซสชันของบัญชีนี้แล้ว\n\
-                 หากไม่ใช่คุณ โปรดติดต่อผู้ให้บริการ {service} ({url}) โดยเร็วที่สุด เพื่อระงับและตรวจสอบบัญชี\n\
-                 \n\
-                 {footer}\
-                 \n\
-                 ----------------------------------------\n\
-                 \n\
-                 Dear {service} user,\n\
-                 \n\
-                 Your {service} account was recovered on {en_date} at {clock} (Thailand time, UTC+7): \
-                 a new passkey was added and every session of the account was ended.\n\
-                 If this was not you, contact {service} ({url}) as soon as possible so the account can be \
-                 suspended and reviewed.\n\
-                 \n\
-                 {footer_en}"
+            body: letter(
+                format!(
+                    "บัญชี {service} ของคุณได้รับการกู้คืนเมื่อวันที่ {th_date} เวลา {clock} น. (เวลาประเทศไทย): \
+                     มีการเพิ่มพาสคีย์ใหม่ และออกจากระบบทุกเซสชันของบัญชีนี้แล้ว\n\
+                     หากไม่ใช่คุณ โปรดติดต่อผู้ให้บริการ {service} ({url}) โดยเร็วที่สุด เพื่อระงับและตรวจสอบบัญชี\n"
+                ),
+                format!(
+                    "Your {service} account was recovered on {en_date} at {clock} (Thailand time, UTC+7): \
+                     a new passkey was added and every session of the account was ended.\n\
+                     If this was not you, contact {service} ({url}) as soon as possible so the account can be \
+                     suspended and reviewed.\n"
+                ),
             ),
         },
     }
