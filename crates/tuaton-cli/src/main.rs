@@ -9,6 +9,7 @@
 
 mod accounts_cmd;
 mod audit_cmd;
+mod clients_cmd;
 mod dev_cmd;
 mod keys_cmd;
 mod migrate_cmd;
@@ -50,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: accounts_cmd::AccountsCommand,
     },
+    /// Register the agencies' applications with the OpenID Provider.
+    Clients {
+        #[command(subcommand)]
+        command: clients_cmd::ClientsCommand,
+    },
     /// Bring the database schema up to date, as the schema's owner.
     Migrate(migrate_cmd::MigrateArgs),
     /// Inspect the audit log.
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => keys_cmd::run(config, command).await,
             Command::Migrate(args) => migrate_cmd::run(config, args).await,
             Command::Accounts { command } => accounts_cmd::run(config, command).await,
+            Command::Clients { command } => clients_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })

@@ -117,6 +117,15 @@ codes! {
     FaceMatchUnavailable = "face_match_unavailable",
     /// No such account.
     UnknownAccount = "unknown_account",
+    /// No client is registered with this id.
+    UnknownClient = "unknown_client",
+    /// An agency's authorization request names an unknown client or a
+    /// redirect URI not registered for it, so it cannot be answered there.
+    InvalidAuthorizationRequest = "invalid_authorization_request",
+    /// No authorization request is waiting in this browser, or it expired.
+    NoPendingAuthorization = "no_pending_authorization",
+    /// A client with this id is registered already.
+    ClientExists = "client_exists",
     /// No live consent with this id.
     UnknownConsent = "unknown_consent",
     // Registries.

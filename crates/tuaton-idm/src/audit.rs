@@ -57,6 +57,12 @@ pub(crate) mod action {
     pub const SUSPEND: &str = "account.suspend";
     pub const REACTIVATE: &str = "account.reactivate";
     pub const GRANT_ROLE: &str = "account.grant_role";
+    pub const CLIENT_ADD: &str = "oidc.client.add";
+    pub const CLIENT_UPDATE: &str = "oidc.client.update";
+    pub const CLIENT_REMOVE: &str = "oidc.client.remove";
+    pub const OIDC_AUTHORIZE: &str = "oidc.authorize";
+    pub const OIDC_TOKEN: &str = "oidc.token";
+    pub const OIDC_CODE_REUSED: &str = "oidc.code_reused";
 }
 
 /// A success record.

@@ -192,6 +192,20 @@ pub enum CustodyError {
     /// runtime is stopping). A bug or shutdown.
     #[error("a key backend call did not finish")]
     Interrupted,
+    /// No key signs for the purpose now. Operator's setup.
+    #[error("no {} key is active; an operator runs `tuaton keys rotate {}` (docs/operators/keys.md)", .0.as_str(), .0.as_str())]
+    NoActiveKey(KeyPurpose),
+    /// The active key signs with another algorithm than the one asked for.
+    /// Operator's setup or the client's registration.
+    #[error("the active {} key signs with {}, but {} is asked for", purpose.as_str(), active.jose_name(), wanted.jose_name())]
+    AlgorithmUnavailable {
+        /// The purpose.
+        purpose: KeyPurpose,
+        /// What was asked for.
+        wanted: SignatureAlgorithm,
+        /// What the active key does.
+        active: SignatureAlgorithm,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] tuaton_store::StoreError),
@@ -203,6 +217,9 @@ impl CustodyError {
         match self {
             CustodyError::Key { source, .. } | CustodyError::Open { source, .. } => source.code(),
             CustodyError::Interrupted => tuaton_core::ErrorCode::KeyBackendUnavailable,
+            CustodyError::NoActiveKey(_) | CustodyError::AlgorithmUnavailable { .. } => {
+                tuaton_core::ErrorCode::KeysUnavailable
+            }
             CustodyError::Store(s) => s.code(),
             CustodyError::NotConfigured { .. }
             | CustodyError::DevelopmentKey { .. }
@@ -217,7 +234,9 @@ impl CustodyError {
                 source.is_retryable()
             }
             CustodyError::Store(_) | CustodyError::Interrupted => true,
-            CustodyError::NotConfigured { .. }
+            CustodyError::NoActiveKey(_)
+            | CustodyError::AlgorithmUnavailable { .. }
+            | CustodyError::NotConfigured { .. }
             | CustodyError::DevelopmentKey { .. }
             | CustodyError::PublishedDevelopmentKey => false,
         }

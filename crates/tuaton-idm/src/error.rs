@@ -21,6 +21,8 @@ pub enum FreshFor {
     RemovePasskey,
     /// Erasing the account.
     Erase,
+    /// Answering an agency's authorization request (a login made after it began).
+    Authorize,
 }
 
 /// Which registry a flow needed.
@@ -88,6 +90,12 @@ pub enum IdmError {
     /// No account matches. Operator's input.
     #[error("no account with this id or citizen id")]
     UnknownAccount,
+    /// No client is registered with this id.
+    #[error("no client is registered with this id")]
+    UnknownClient,
+    /// A client with this id is registered already.
+    #[error("a client with this id is registered already")]
+    ClientExists,
     /// An account already exists for the citizen id. Caller.
     #[error("an account already exists for this citizen id")]
     AlreadyEnrolled,
@@ -202,6 +210,8 @@ impl IdmError {
             Self::AccountSuspended => C::AccountSuspended,
             Self::WrongAccountState { .. } => C::WrongAccountState,
             Self::UnknownAccount => C::UnknownAccount,
+            Self::UnknownClient => C::UnknownClient,
+            Self::ClientExists => C::ClientExists,
             Self::AlreadyEnrolled => C::AlreadyEnrolled,
             Self::NotProofed => C::NotProofed,
             Self::IalTooLow { .. } => C::IalTooLow,

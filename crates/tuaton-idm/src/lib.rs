@@ -13,7 +13,8 @@
 //! [`LoginChallenge`] is stored as a ceremony and consumed by
 //! [`Idm::finish_login`], which reads the ceremony, checks the credential
 //! and verifies the assertion before it spends the ceremony in the
-//! transaction that writes the outcome.
+//! transaction that writes the outcome. The OpenID Provider's code flow is
+//! built the same way ([`oidc`]).
 //!
 //! Non-goals: HTTP (no axum, no cookies, no status codes), SQL (that is
 //! tuaton-store), protocol details of WebAuthn or the registries (those are
@@ -29,6 +30,7 @@ mod enrolment;
 mod error;
 mod keyed;
 mod login;
+pub mod oidc;
 mod recovery;
 mod registration;
 mod sessions;
@@ -51,6 +53,10 @@ pub use enrolment::{
 };
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
+pub use oidc::{
+    ClientAdmin, ClientSecret, Decision, OidcError, PendingAuthorization, RegisteredClient,
+    TokenResponse,
+};
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
@@ -149,6 +155,7 @@ struct Inner {
     id_token_keys: custody::PublishedKeys,
     login_privacy: tokio::sync::OnceCell<ring::hmac::Key>,
     evidence_refusals: tokio::sync::OnceCell<ring::hmac::Key>,
+    pairwise: tokio::sync::OnceCell<ring::hmac::Key>,
 }
 
 impl Idm {
@@ -159,6 +166,7 @@ impl Idm {
             id_token_keys: custody::PublishedKeys::new(tuaton_store::keys::KeyPurpose::IdToken),
             login_privacy: tokio::sync::OnceCell::new(),
             evidence_refusals: tokio::sync::OnceCell::new(),
+            pairwise: tokio::sync::OnceCell::new(),
         }))
     }
 

@@ -21,7 +21,8 @@ use crate::pkce::CodeChallenge;
 const MAX_OPAQUE: usize = 512;
 
 /// A `prompt` value (OpenID Connect Core 1.0 §3.1.2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Prompt {
     /// No page may be shown.
     None,
@@ -34,7 +35,7 @@ pub enum Prompt {
 }
 
 /// A validated authorization request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuthorizationRequest {
     /// The client.
     pub client_id: String,
@@ -257,7 +258,7 @@ mod tests {
             ("response_type", "code"),
             ("client_id", "revenue-efiling"),
             ("redirect_uri", "https://efiling.rd.go.th/cb"),
-            ("scope", "openid profile"),
+            ("scope", "openid"),
             ("state", "s-123"),
             ("nonce", "n-456"),
             ("code_challenge", CHALLENGE),
@@ -288,7 +289,7 @@ mod tests {
     #[test]
     fn a_well_formed_request_is_accepted() {
         let r = parse(&good()).unwrap();
-        assert_eq!(r.scopes, ["openid", "profile"]);
+        assert_eq!(r.scopes, ["openid"]);
         assert_eq!(r.state.as_deref(), Some("s-123"));
         assert_eq!(r.nonce.as_deref(), Some("n-456"));
         assert!(r.prompt.is_empty());

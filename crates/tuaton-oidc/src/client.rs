@@ -48,7 +48,27 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
     /// How its ID tokens are signed.
     pub id_token_alg: SignatureAlgorithm,
+    /// The public keys its `private_key_jwt` assertions are signed with
+    /// (an RFC 7517 JWK Set), for that method only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// How long its access and ID tokens last, in seconds.
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: u32,
 }
+
+/// Five minutes: a token a thief copies is soon worthless.
+fn default_token_lifetime() -> u32 {
+    300
+}
+
+/// The scopes a client can be given today: `openid` alone. Scopes that
+/// release claims (`profile`, the citizen id) come with the consent step,
+/// so nothing is released that the person has not agreed to.
+pub const SUPPORTED_SCOPES: &[&str] = &["openid"];
+
+/// The longest token lifetime a client can be given: an hour.
+pub const MAX_TOKEN_LIFETIME_SECS: u32 = 3600;
 
 /// Why a client registration is refused; the sentence names the value's field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +93,15 @@ pub enum ClientError {
     /// The scopes do not include `openid`.
     #[error("the client's scopes must include openid")]
     NoOpenidScope,
+    /// A scope Tuaton does not offer.
+    #[error("the scope {0} is not offered (offered: openid)")]
+    UnknownScope(String),
+    /// `private_key_jwt` without keys, or keys for another method.
+    #[error("{0}")]
+    Keys(&'static str),
+    /// A token lifetime of zero or over an hour.
+    #[error("the token lifetime must be 1 to 3600 seconds")]
+    TokenLifetime,
 }
 
 impl ClientConfig {
@@ -96,6 +125,32 @@ impl ClientConfig {
         }
         if !self.scopes.iter().any(|s| s == "openid") {
             return Err(ClientError::NoOpenidScope);
+        }
+        if let Some(s) = self
+            .scopes
+            .iter()
+            .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
+        {
+            return Err(ClientError::UnknownScope(s.clone()));
+        }
+        self.scopes.sort_unstable();
+        self.scopes.dedup();
+        match (self.token_auth, &self.jwks) {
+            (TokenAuth::PrivateKeyJwt, None) => {
+                return Err(ClientError::Keys(
+                    "private_key_jwt needs the client's public keys (a JWK Set)",
+                ));
+            }
+            (TokenAuth::PrivateKeyJwt, Some(set)) => crate::assertion::check_key_set(set)?,
+            (_, Some(_)) => {
+                return Err(ClientError::Keys(
+                    "public keys are for private_key_jwt clients only",
+                ));
+            }
+            (_, None) => {}
+        }
+        if self.token_lifetime_secs == 0 || self.token_lifetime_secs > MAX_TOKEN_LIFETIME_SECS {
+            return Err(ClientError::TokenLifetime);
         }
         if let SubjectType::Pairwise { sector } = &mut self.subject
             && sector.is_empty()
@@ -179,8 +234,14 @@ pub(crate) mod tests {
                 sector: String::new(),
             },
             token_auth: TokenAuth::PrivateKeyJwt,
-            scopes: vec!["openid".into(), "profile".into()],
+            scopes: vec!["openid".into()],
             id_token_alg: SignatureAlgorithm::Es256,
+            jwks: Some(serde_json::json!({ "keys": [{
+                "kty": "EC", "crv": "P-256", "kid": "agency-1",
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+            }]})),
+            token_lifetime_secs: 300,
         }
     }
 
@@ -216,6 +277,7 @@ pub(crate) mod tests {
         assert!(agency(&["http://127.0.0.1:5000/cb"]).validate().is_ok());
         let mut native = agency(&["th.go.rd.app:/cb"]);
         native.token_auth = TokenAuth::None;
+        native.jwks = None;
         native.subject = SubjectType::Pairwise {
             sector: "rd.go.th".into(),
         };
@@ -227,5 +289,23 @@ pub(crate) mod tests {
         let mut no_openid = agency(&["https://a.go.th/cb"]);
         no_openid.scopes = vec!["profile".into()];
         assert_eq!(no_openid.validate(), Err(ClientError::NoOpenidScope));
+        let mut unknown = agency(&["https://a.go.th/cb"]);
+        unknown.scopes = vec!["openid".into(), "admin".into()];
+        assert_eq!(
+            unknown.validate(),
+            Err(ClientError::UnknownScope("admin".into()))
+        );
+        let mut keyless = agency(&["https://a.go.th/cb"]);
+        keyless.jwks = None;
+        assert!(matches!(keyless.validate(), Err(ClientError::Keys(_))));
+        let mut secret_with_keys = agency(&["https://a.go.th/cb"]);
+        secret_with_keys.token_auth = TokenAuth::ClientSecretBasic;
+        assert!(matches!(
+            secret_with_keys.validate(),
+            Err(ClientError::Keys(_))
+        ));
+        let mut forever = agency(&["https://a.go.th/cb"]);
+        forever.token_lifetime_secs = 86_400;
+        assert_eq!(forever.validate(), Err(ClientError::TokenLifetime));
     }
 }

@@ -40,6 +40,8 @@ pub enum OAuthError {
     InvalidClient,
     /// The grant type is not supported.
     UnsupportedGrantType,
+    /// A bearer token is missing, malformed, expired or revoked (RFC 6750 §3.1).
+    InvalidToken,
 }
 
 impl OAuthError {
@@ -62,6 +64,7 @@ impl OAuthError {
             Self::InvalidGrant => "invalid_grant",
             Self::InvalidClient => "invalid_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidToken => "invalid_token",
         }
     }
 }
@@ -126,5 +129,57 @@ impl AuthorizeError {
             q.append_pair("iss", issuer);
         }
         Some(url)
+    }
+}
+
+/// Why a token request was refused (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{description}")]
+pub struct TokenError {
+    /// The code.
+    pub error: OAuthError,
+    /// A sentence for the client's developer; never a secret.
+    pub description: String,
+}
+
+impl TokenError {
+    /// A refusal with `error` and `description`.
+    pub fn new(error: OAuthError, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            description: description.into(),
+        }
+    }
+
+    /// `invalid_request`.
+    pub fn request(description: impl Into<String>) -> Self {
+        Self::new(OAuthError::InvalidRequest, description)
+    }
+
+    /// `invalid_client`.
+    pub fn client(description: impl Into<String>) -> Self {
+        Self::new(OAuthError::InvalidClient, description)
+    }
+
+    /// `invalid_grant`.
+    pub fn grant(description: impl Into<String>) -> Self {
+        Self::new(OAuthError::InvalidGrant, description)
+    }
+
+    /// The HTTP status: 401 for a client that failed to authenticate, 400 otherwise.
+    pub fn status(&self) -> u16 {
+        if self.error == OAuthError::InvalidClient {
+            401
+        } else {
+            400
+        }
+    }
+
+    /// The body (RFC 6749 §5.2).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": self.error.as_str(),
+            "error_description": self.description,
+        })
     }
 }

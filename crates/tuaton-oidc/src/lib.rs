@@ -6,8 +6,11 @@
 //! redirect URIs ([`client`]), the authorization request validated into a
 //! typed value or an error that says whether it may be sent back to the
 //! client ([`authorize`]), PKCE ([`pkce`]), pairwise subject identifiers
-//! ([`subject`]), and ID tokens signed through the key backend ([`id_token`],
-//! [`jws`]). Every check takes the time as a parameter.
+//! ([`subject`]), ID tokens and RFC 9068 access tokens signed through the
+//! key backend ([`id_token`], [`access_token`], [`jws`]), the token request
+//! ([`token`]) with `private_key_jwt` client assertions ([`assertion`]), and
+//! the discovery document ([`discovery`]). Every check takes the time as a
+//! parameter.
 //!
 //! Non-goals: HTTP (the server's routes parse and render), storage and
 //! sessions (the service layer keeps codes, consents and clients), and
@@ -15,20 +18,27 @@
 //!
 //! Hand-written here, as the protocol itself: the request rules and the
 //! compact JWS serialisation over the key backend (JOSE crates sign with
-//! keys they hold; Tuaton's keys never leave the backend). Tests verify the
-//! tokens with an independent JOSE library.
+//! keys they hold; Tuaton's keys never leave the backend). Verifying JWTs
+//! that come back — client assertions, access tokens — is the `jsonwebtoken`
+//! library's, with the claim rules checked here against the time given.
 
+pub mod access_token;
+pub mod assertion;
 pub mod authorize;
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod id_token;
 pub mod jws;
 pub mod pkce;
 pub mod subject;
+pub mod token;
 
+pub use access_token::AccessTokenClaims;
 pub use authorize::{AuthorizationRequest, Prompt};
 pub use client::{ClientConfig, ClientError, SubjectType, TokenAuth};
-pub use error::{AuthorizeError, OAuthError};
+pub use error::{AuthorizeError, OAuthError, TokenError};
 pub use id_token::IdTokenClaims;
 pub use pkce::{CodeChallenge, CodeVerifier};
 pub use subject::PairwiseSalt;
+pub use token::{ClientAuthentication, Grant, TokenRequest};

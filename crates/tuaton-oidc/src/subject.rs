@@ -21,6 +21,11 @@ impl PairwiseSalt {
         Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
     }
 
+    /// The salt from an HMAC-SHA256 key held elsewhere (the server's secrets).
+    pub fn with_key(key: hmac::Key) -> Self {
+        Self(key)
+    }
+
     /// The `sub` `client` sees for the account `local_id`.
     pub fn subject(&self, client: &ClientConfig, local_id: &str) -> String {
         match &client.subject {

@@ -146,9 +146,9 @@ fn policy(settings: &Settings) -> tuaton_idm::Policy {
 /// Each area is a module with its own `routes()` (and its own route layers,
 /// as the JSON API's ceremonies carry the per-address rate limit): health,
 /// the OpenAPI document, the well-known documents, the JSON API under
-/// `/api/v1`. The OpenID Provider (`oidc`), remote signing (`csc`), the PKI
-/// endpoints (`pki`) and the pages (`web`) join the same way, each calling
-/// the service layer; the layers below apply to all of them.
+/// `/api/v1`, the OpenID Provider (`oidc`) and the pages (`web`). Remote
+/// signing (`csc`) and the PKI endpoints (`pki`) join the same way, each
+/// calling the service layer; the layers below apply to all of them.
 pub fn build_router(state: AppState) -> Router {
     let settings = state.settings().clone();
     let mut router = Router::new()
@@ -156,6 +156,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::openapi::routes())
         .merge(crate::wellknown::routes())
         .merge(crate::web::routes())
+        .merge(crate::oidc::routes(state.clone()))
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found(

@@ -20,6 +20,7 @@ pub mod health;
 pub mod maintenance;
 mod middleware;
 pub mod notify;
+mod oidc;
 mod openapi;
 pub mod ratelimit;
 pub mod services;

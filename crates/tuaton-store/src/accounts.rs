@@ -285,6 +285,7 @@ pub async fn erase(tx: &mut Tx, id: &AccountId, now: OffsetDateTime) -> Result<(
         "DELETE FROM account_roles WHERE account_id = $1",
         "DELETE FROM ceremonies WHERE account_id = $1",
         "DELETE FROM recoveries WHERE account_id = $1",
+        "DELETE FROM oidc_grants WHERE account_id = $1",
         // A notice still waiting is delivered (a recovery's warning must
         // reach its owner even so); delivery forgets it once it is done.
         "DELETE FROM notifications WHERE account_id = $1 AND (sent_ms IS NOT NULL OR failed_ms IS NOT NULL)",

@@ -31,6 +31,10 @@ pub enum CeremonyKind {
     EnrolmentGrant,
     /// A WebAuthn challenge that cancels an account recovery.
     RecoveryCancel,
+    /// A client's authorization request, waiting for the person to log in.
+    OidcAuthorization,
+    /// An authorization code, stored under its digest until redeemed.
+    AuthorizationCode,
 }
 
 impl CeremonyKind {
@@ -41,18 +45,25 @@ impl CeremonyKind {
             CeremonyKind::PasskeyLogin => "passkey-login",
             CeremonyKind::EnrolmentGrant => "enrolment",
             CeremonyKind::RecoveryCancel => "recovery-cancel",
+            CeremonyKind::OidcAuthorization => "oidc-authorization",
+            CeremonyKind::AuthorizationCode => "authorization-code",
         }
     }
 
     /// How long a ceremony of this kind stays usable: five minutes for a
     /// WebAuthn challenge (the timeout the browser is given too), fifteen
-    /// for an enrolment grant, enough to find and set up an authenticator.
+    /// for an enrolment grant, enough to find and set up an authenticator;
+    /// ten for an authorization request to be logged in to; one for an
+    /// authorization code, which the client redeems at once (RFC 6749
+    /// §4.1.2 asks for a short lifetime).
     pub fn lifetime(self) -> time::Duration {
         match self {
             CeremonyKind::PasskeyRegistration
             | CeremonyKind::PasskeyLogin
             | CeremonyKind::RecoveryCancel => time::Duration::minutes(5),
             CeremonyKind::EnrolmentGrant => time::Duration::minutes(15),
+            CeremonyKind::OidcAuthorization => time::Duration::minutes(10),
+            CeremonyKind::AuthorizationCode => time::Duration::minutes(1),
         }
     }
 
@@ -62,6 +73,8 @@ impl CeremonyKind {
             CeremonyKind::PasskeyLogin,
             CeremonyKind::EnrolmentGrant,
             CeremonyKind::RecoveryCancel,
+            CeremonyKind::OidcAuthorization,
+            CeremonyKind::AuthorizationCode,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -117,15 +130,27 @@ fn insert(
 ) -> (String, Batch) {
     let id = new_id();
     let mut batch = Batch::new();
-    batch.push(Statement::new(
+    batch.push(insert_as(&id, kind, account_id, state, expires_at));
+    (id, batch)
+}
+
+/// The insert that stores a ceremony under `id` (a digest of a secret the
+/// client holds, say), for the caller's transaction.
+pub fn insert_as(
+    id: &str,
+    kind: CeremonyKind,
+    account_id: Option<&AccountId>,
+    state: &str,
+    expires_at: OffsetDateTime,
+) -> Statement {
+    Statement::new(
         "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(id.as_str())
+    .bind(id)
     .bind(kind.as_str())
     .bind(account_id.map(AccountId::as_str))
     .bind(state)
-    .bind(to_ms(expires_at)));
-    (id, batch)
+    .bind(to_ms(expires_at))
 }
 
 /// A ceremony just stored: the id to give the client, and when it stops working.

@@ -20,6 +20,7 @@ mod db;
 mod error;
 pub mod keys;
 pub mod notifications;
+pub mod oidc;
 pub mod passkeys;
 pub mod proofing;
 pub mod recoveries;

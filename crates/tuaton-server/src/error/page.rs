@@ -35,7 +35,8 @@ pub(crate) fn prefers_html(accept: &str) -> bool {
     html > json.max(any)
 }
 
-fn escape(s: &str) -> String {
+/// `s` with the characters HTML gives meaning to replaced by references.
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

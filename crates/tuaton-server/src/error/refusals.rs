@@ -54,6 +54,10 @@ impl From<tuaton_idm::IdmError> for ApiError {
             E::FreshLoginRequired(FreshFor::Erase) => {
                 (StatusCode::FORBIDDEN, "Log in again to erase your account.".into())
             }
+            E::FreshLoginRequired(FreshFor::Authorize) => (
+                StatusCode::FORBIDDEN,
+                "Log in with your passkey to continue to the agency.".into(),
+            ),
             E::CsrfTokenMissing => (
                 StatusCode::FORBIDDEN,
                 "This request needs the X-CSRF-Token header.".into(),
@@ -74,6 +78,11 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 (StatusCode::CONFLICT, e.to_string().into())
             }
             E::UnknownAccount => (StatusCode::NOT_FOUND, "No such account.".into()),
+            E::UnknownClient => (StatusCode::NOT_FOUND, "No such client.".into()),
+            E::ClientExists => (
+                StatusCode::CONFLICT,
+                "A client with this id is registered already.".into(),
+            ),
             E::AlreadyEnrolled => (
                 StatusCode::CONFLICT,
                 "An account already exists for this citizen id. Log in with your passkey, or recover the account if you lost it.".into(),

@@ -1,0 +1,283 @@
+//! `tuaton clients …`: registering the agencies' applications with the
+//! OpenID Provider, each change audited by the service layer.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use tuaton_core::SignatureAlgorithm;
+use tuaton_idm::{ClientAdmin, ClientSecret, IdmError, RegisteredClient};
+use tuaton_oidc::{ClientConfig, SubjectType, TokenAuth};
+use url::Url;
+
+#[derive(Subcommand)]
+pub(crate) enum ClientsCommand {
+    /// Register a client. A client_secret_basic client's secret is printed once.
+    Add {
+        /// The client_id: 1 to 64 letters, digits, '.', '_' or '-'.
+        #[arg(long = "id")]
+        client_id: String,
+        #[command(flatten)]
+        fields: Fields,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered clients.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        /// The client_id.
+        client_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client: only the options given change.
+    Update {
+        /// The client_id.
+        client_id: String,
+        #[command(flatten)]
+        fields: Fields,
+        /// Make a new secret (client_secret_basic); the old one stops working.
+        #[arg(long)]
+        new_secret: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client; every grant it holds is revoked.
+    Remove {
+        /// The client_id.
+        client_id: String,
+    },
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// A JWT signed with the client's key (the default; give --jwks).
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
+    /// HTTP Basic with a secret Tuaton makes (compatibility).
+    #[value(name = "client_secret_basic")]
+    ClientSecretBasic,
+    /// A public client (native or browser app): PKCE alone.
+    None,
+}
+
+/// The registration's fields; on `update`, each one given replaces the old.
+#[derive(Args)]
+pub(crate) struct Fields {
+    /// The agency and application, as the login page names it.
+    #[arg(long)]
+    name: Option<String>,
+    /// A redirect URI (repeat for several); matched exactly.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<Url>,
+    /// How it authenticates at the token endpoint.
+    #[arg(long, value_enum)]
+    auth: Option<AuthArg>,
+    /// Its public keys, a JWK Set file (for private_key_jwt).
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    /// The sector its pairwise subjects are formed in (a host name; the
+    /// redirect URIs' host by default).
+    #[arg(long, conflicts_with = "public_subject")]
+    sector: Option<String>,
+    /// Give it the account id as `sub` instead of a pairwise one.
+    #[arg(long)]
+    public_subject: bool,
+    /// Its ID token algorithm: ES256 (default), PS256 or RS256.
+    #[arg(long)]
+    alg: Option<String>,
+    /// Its access and ID tokens' lifetime in seconds (300 by default, at most 3600).
+    #[arg(long)]
+    token_lifetime: Option<u32>,
+}
+
+fn bad(message: impl Into<String>) -> IdmError {
+    IdmError::invalid(tuaton_core::ErrorCode::InvalidField, message)
+}
+
+impl Fields {
+    /// `base` with these fields applied.
+    fn apply(self, mut base: ClientConfig) -> Result<ClientConfig, IdmError> {
+        if let Some(n) = self.name {
+            base.name = n;
+        }
+        let new_redirects = !self.redirect_uris.is_empty();
+        if new_redirects {
+            base.redirect_uris = self.redirect_uris;
+        }
+        if let Some(a) = self.auth {
+            base.token_auth = match a {
+                AuthArg::PrivateKeyJwt => TokenAuth::PrivateKeyJwt,
+                AuthArg::ClientSecretBasic => TokenAuth::ClientSecretBasic,
+                AuthArg::None => TokenAuth::None,
+            };
+            if base.token_auth != TokenAuth::PrivateKeyJwt {
+                base.jwks = None;
+            }
+        }
+        if let Some(path) = self.jwks {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad(format!("cannot read --jwks {}: {e}", path.display())))?;
+            base.jwks = Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| bad(format!("--jwks {} is not JSON: {e}", path.display())))?,
+            );
+        }
+        if self.public_subject {
+            base.subject = SubjectType::Public;
+        } else if let Some(sector) = self.sector {
+            base.subject = SubjectType::Pairwise { sector };
+        } else if let SubjectType::Pairwise { sector } = &mut base.subject
+            && new_redirects
+        {
+            // A new set of redirect URIs: the sector follows their host
+            // unless one is named.
+            sector.clear();
+        }
+        if let Some(a) = self.alg {
+            base.id_token_alg = match a.to_ascii_uppercase().as_str() {
+                "ES256" => SignatureAlgorithm::Es256,
+                "PS256" => SignatureAlgorithm::Ps256,
+                "RS256" => SignatureAlgorithm::Rs256,
+                _ => return Err(bad("--alg must be ES256, PS256 or RS256")),
+            };
+        }
+        if let Some(t) = self.token_lifetime {
+            base.token_lifetime_secs = t;
+        }
+        Ok(base)
+    }
+}
+
+pub(crate) async fn run(config: Option<&Path>, cmd: ClientsCommand) -> ExitCode {
+    let (_, store) = match crate::open(config, false).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let admin = ClientAdmin::new(store.clone());
+    let result = execute(&admin, cmd).await;
+    store.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(IdmError::Store(s)) => crate::fail(format!("database: {s}")),
+        Err(e @ (IdmError::UnknownClient | IdmError::ClientExists)) => {
+            eprintln!("refused: {e}");
+            ExitCode::from(crate::EXIT_FAILED)
+        }
+        Err(e) => crate::fail(e),
+    }
+}
+
+fn print(
+    client: &RegisteredClient,
+    secret: Option<&ClientSecret>,
+    as_json: bool,
+) -> Result<(), IdmError> {
+    if as_json {
+        let mut v = serde_json::to_value(client).map_err(|e| IdmError::Internal(e.to_string()))?;
+        if let (Some(s), Some(o)) = (secret, v.as_object_mut()) {
+            o.insert("client_secret".into(), json!(s.expose()));
+        }
+        println!("{v}");
+        return Ok(());
+    }
+    let c = &client.config;
+    println!("client        {}", c.client_id);
+    println!("name          {}", c.name);
+    for u in &c.redirect_uris {
+        println!("redirect uri  {u}");
+    }
+    let auth = serde_json::to_value(c.token_auth)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    println!("auth          {auth}");
+    match &c.subject {
+        SubjectType::Pairwise { sector } => println!("subject       pairwise, sector {sector}"),
+        SubjectType::Public => println!("subject       public"),
+    }
+    println!("alg           {}", c.id_token_alg.jose_name());
+    println!("scopes        {}", c.scopes.join(" "));
+    println!("lifetime      {} s", c.token_lifetime_secs);
+    if let Some(s) = secret {
+        println!(
+            "client secret {} (shown once; keep it in the agency's secret store)",
+            s.expose()
+        );
+    }
+    Ok(())
+}
+
+async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmError> {
+    let now = time::OffsetDateTime::now_utc();
+    let operator = crate::operator();
+    match cmd {
+        ClientsCommand::Add {
+            client_id,
+            fields,
+            json,
+        } => {
+            let name = fields.name.clone().unwrap_or_else(|| client_id.clone());
+            let base = ClientConfig {
+                client_id,
+                name,
+                redirect_uris: Vec::new(),
+                subject: SubjectType::Pairwise {
+                    sector: String::new(),
+                },
+                token_auth: TokenAuth::PrivateKeyJwt,
+                scopes: vec!["openid".into()],
+                id_token_alg: SignatureAlgorithm::Es256,
+                jwks: None,
+                token_lifetime_secs: 300,
+            };
+            let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
+            print(&client, secret.as_ref(), json)?;
+        }
+        ClientsCommand::List { json } => {
+            let all = admin.list().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_value(&all).map_err(|e| IdmError::Internal(e.to_string()))?
+                );
+            } else if all.is_empty() {
+                println!("no clients registered");
+            } else {
+                for c in &all {
+                    println!("{}\t{}", c.config.client_id, c.config.name);
+                }
+            }
+        }
+        ClientsCommand::Show { client_id, json } => {
+            print(&admin.show(&client_id).await?, None, json)?;
+        }
+        ClientsCommand::Update {
+            client_id,
+            fields,
+            new_secret,
+            json,
+        } => {
+            let before = admin.show(&client_id).await?;
+            let (client, secret) = admin
+                .update(&operator, fields.apply(before.config)?, new_secret, now)
+                .await?;
+            print(&client, secret.as_ref(), json)?;
+        }
+        ClientsCommand::Remove { client_id } => {
+            admin.remove(&operator, &client_id, now).await?;
+            println!("removed {client_id}; its grants are revoked");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Registering the agencies' applications as OpenID Connect clients.
+//!
+//! Operators register clients with the `tuaton clients` command; each
+//! change is audited with the operator as actor. A `client_secret_basic`
+//! client gets a secret made here, 256 random bits, shown once and kept only
+//! as its SHA-256. Removing a client revokes every grant it holds, so its
+//! tokens stop working at once.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest::{SHA256, digest};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tuaton_core::ErrorCode;
+use tuaton_oidc::{ClientConfig, TokenAuth};
+use tuaton_store::audit as store_audit;
+use tuaton_store::oidc::{self as store, StoredClient};
+use tuaton_store::{Store, StoreError};
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Actor, action};
+use crate::{Idm, IdmError};
+
+/// A client's secret, as handed to the operator once.
+pub struct ClientSecret(Zeroizing<String>);
+
+impl ClientSecret {
+    /// The secret, to show once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn made() -> Result<(Self, String), IdmError> {
+        let mut b = Zeroizing::new([0u8; 32]);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), b.as_mut())
+            .map_err(|_| IdmError::internal("the system random source failed"))?;
+        let secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(b.as_ref()));
+        let d = secret_digest(&secret);
+        Ok((Self(secret), d))
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+/// The stored form of a client secret: SHA-256, hex.
+pub(crate) fn secret_digest(secret: &str) -> String {
+    hex::encode(digest(&SHA256, secret.as_bytes()))
+}
+
+/// A client as an operator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisteredClient {
+    /// The registration.
+    #[serde(flatten)]
+    pub config: ClientConfig,
+    /// Whether it has a secret (`client_secret_basic`).
+    pub has_secret: bool,
+    /// When registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A registration read back from the store; one that does not read is corrupt.
+pub(crate) fn read_client(stored: StoredClient) -> Result<RegisteredClient, IdmError> {
+    let config: ClientConfig = serde_json::from_str(&stored.config).map_err(|_| {
+        crate::error::corrupt(format!("client {}'s registration", stored.client_id))
+    })?;
+    Ok(RegisteredClient {
+        config,
+        has_secret: stored.secret_digest.is_some(),
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
+    })
+}
+
+/// Client registration; needs only the database, so the `tuaton` command
+/// can run it without opening the key backend.
+#[derive(Clone)]
+pub struct ClientAdmin {
+    store: Store,
+}
+
+impl Idm {
+    /// Client registration over this service's database.
+    pub fn client_admin(&self) -> ClientAdmin {
+        ClientAdmin::new(self.store().clone())
+    }
+}
+
+fn invalid(e: tuaton_oidc::ClientError) -> IdmError {
+    IdmError::invalid(ErrorCode::InvalidField, e.to_string())
+}
+
+fn stored_json(config: &ClientConfig) -> Result<String, IdmError> {
+    serde_json::to_string(config).map_err(IdmError::internal)
+}
+
+impl ClientAdmin {
+    /// Administration over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Every client, by id.
+    pub async fn list(&self) -> Result<Vec<RegisteredClient>, IdmError> {
+        store::clients(&self.store)
+            .await?
+            .into_iter()
+            .map(read_client)
+            .collect()
+    }
+
+    /// The client `client_id`.
+    pub async fn show(&self, client_id: &str) -> Result<RegisteredClient, IdmError> {
+        let found = store::client(client_id)
+            .run(self.store.conn().await?.conn())
+            .await?;
+        read_client(found.ok_or(IdmError::UnknownClient)?)
+    }
+
+    /// Registers `config` once it validates; a `client_secret_basic` client's
+    /// secret comes back, to be shown once.
+    pub async fn add(
+        &self,
+        operator: &Actor,
+        config: ClientConfig,
+        now: OffsetDateTime,
+    ) -> Result<(RegisteredClient, Option<ClientSecret>), IdmError> {
+        let config = config.validate().map_err(invalid)?;
+        let secret = match config.token_auth {
+            TokenAuth::ClientSecretBasic => Some(ClientSecret::made()?),
+            _ => None,
+        };
+        let mut tx = self.store.begin().await?;
+        let added = store::add_client(
+            &mut tx,
+            &config.client_id,
+            &stored_json(&config)?,
+            secret.as_ref().map(|(_, d)| d.as_str()),
+            now,
+        )
+        .await;
+        match added {
+            Err(StoreError::Conflict { .. }) => return Err(IdmError::ClientExists),
+            other => other?,
+        }
+        let ev = audit::success(operator, action::CLIENT_ADD, config.client_id.clone())
+            .with_details(
+                json!({ "token_auth": config.token_auth, "redirect_uris": config.redirect_uris }),
+            );
+        store_audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        let shown = self.show(&config.client_id).await?;
+        Ok((shown, secret.map(|(s, _)| s)))
+    }
+
+    /// Replaces a client's registration. A new secret is made when asked
+    /// for, or when the client moves to `client_secret_basic` without one;
+    /// a client that moves away from it loses its secret.
+    pub async fn update(
+        &self,
+        operator: &Actor,
+        config: ClientConfig,
+        new_secret: bool,
+        now: OffsetDateTime,
+    ) -> Result<(RegisteredClient, Option<ClientSecret>), IdmError> {
+        let config = config.validate().map_err(invalid)?;
+        let before = self.show(&config.client_id).await?;
+        let basic = config.token_auth == TokenAuth::ClientSecretBasic;
+        if new_secret && !basic {
+            return Err(IdmError::invalid(
+                ErrorCode::InvalidField,
+                "only a client_secret_basic client has a secret",
+            ));
+        }
+        let secret = if basic && (new_secret || !before.has_secret) {
+            Some(ClientSecret::made()?)
+        } else {
+            None
+        };
+        let digest_change = match (&secret, basic) {
+            (Some((_, d)), _) => Some(Some(d.as_str())),
+            (None, false) => Some(None),
+            (None, true) => None,
+        };
+        let mut tx = self.store.begin().await?;
+        let found = store::update_client(
+            &mut tx,
+            &config.client_id,
+            &stored_json(&config)?,
+            digest_change,
+            now,
+        )
+        .await?;
+        if !found {
+            return Err(IdmError::UnknownClient);
+        }
+        let ev = audit::success(operator, action::CLIENT_UPDATE, config.client_id.clone())
+            .with_details(
+                json!({ "token_auth": config.token_auth, "new_secret": secret.is_some() }),
+            );
+        store_audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        let shown = self.show(&config.client_id).await?;
+        Ok((shown, secret.map(|(s, _)| s)))
+    }
+
+    /// Removes a client and revokes its grants.
+    pub async fn remove(
+        &self,
+        operator: &Actor,
+        client_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), IdmError> {
+        let mut tx = self.store.begin().await?;
+        if !store::remove_client(&mut tx, client_id, now).await? {
+            return Err(IdmError::UnknownClient);
+        }
+        let ev = audit::success(operator, action::CLIENT_REMOVE, client_id.to_owned());
+        store_audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,652 @@
+//! The OpenID Provider's flows: an agency's authorization request, the
+//! passkey login that answers it, the code, and the tokens.
+//!
+//! The code flow is typed states handed from step to step:
+//! 1. [`Idm::begin_authorization`] validates the request against the
+//!    registered client and keeps it as a ceremony ([`PendingAuthorization`]);
+//! 2. the person logs in with a passkey (the login flow, `login.rs`), and
+//!    [`Idm::complete_authorization`] spends the request and stores a code
+//!    under its digest, bound to the client, the redirect URI, the PKCE
+//!    challenge and the login — in one transaction, with the audit record;
+//! 3. [`Idm::redeem`] authenticates the client, takes the code in the
+//!    transaction that records the grant, checks it, and signs the ID
+//!    token and the access token through the key backend before it commits:
+//!    a refused or failed redemption writes nothing. A code that comes back
+//!    after it was redeemed revokes the grant it gave (RFC 6749 §4.1.2);
+//! 4. [`Idm::userinfo`] accepts an access token while its grant stands.
+//!
+//! Every OIDC login asks for a passkey: the session cookie is
+//! `SameSite=Strict`, so an agency's redirect never arrives with it, and a
+//! login made after the request began is required to complete it. That
+//! satisfies `prompt=login` and any `max_age`; `prompt=none` is answered
+//! `login_required`.
+
+mod clients;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest::{SHA256, digest};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use tuaton_core::{Aal, AccountId};
+use tuaton_keys::KeyRef;
+use tuaton_oidc::access_token::{self, AccessTokenClaims, BearerError};
+use tuaton_oidc::jws::{SigningKey, sign_compact};
+use tuaton_oidc::token::CodeRedemption;
+use tuaton_oidc::{
+    AuthorizationRequest, AuthorizeError, ClientAuthentication, ClientConfig, Grant, IdTokenClaims,
+    OAuthError, PairwiseSalt, Prompt, TokenAuth, TokenError, TokenRequest,
+};
+use tuaton_store::accounts::{self, AccountState};
+use tuaton_store::audit as store_audit;
+use tuaton_store::batch::Batch;
+use tuaton_store::ceremonies::{self, CeremonyKind, TakeError};
+use tuaton_store::keys::{self, KeyPurpose};
+use tuaton_store::oidc as store;
+use url::Url;
+use zeroize::Zeroizing;
+
+pub use clients::{ClientAdmin, ClientSecret, RegisteredClient};
+
+use crate::audit::{self, Actor, action};
+use crate::sessions::ActiveSession;
+use crate::{Idm, IdmError};
+
+/// The server secret pairwise subjects are derived with.
+const PAIRWISE_SECRET: &str = "oidc-pairwise";
+
+/// Why an OpenID Provider step was refused, in the form its endpoint answers.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// At the authorization endpoint: shown, or sent back to the client.
+    #[error(transparent)]
+    Authorize(#[from] AuthorizeError),
+    /// At the token endpoint (RFC 6749 §5.2).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A bearer token refused (RFC 6750 §3.1).
+    #[error(transparent)]
+    Bearer(#[from] BearerError),
+    /// Anything else: the store, the key backend, a session.
+    #[error(transparent)]
+    Idm(#[from] IdmError),
+}
+
+impl From<tuaton_store::StoreError> for OidcError {
+    fn from(e: tuaton_store::StoreError) -> Self {
+        Self::Idm(e.into())
+    }
+}
+
+impl From<TakeError> for OidcError {
+    fn from(e: TakeError) -> Self {
+        Self::Idm(e.into())
+    }
+}
+
+/// A request waiting for the person to log in: what the page shows.
+#[derive(Debug, Clone)]
+pub struct PendingAuthorization {
+    /// Opaque, single-use; the browser keeps it in a cookie.
+    pub id: String,
+    /// The agency and application, as registered.
+    pub client_name: String,
+    /// The redirect URI the answer goes to (the page's `form-action` allows it).
+    pub redirect_uri: Url,
+    /// The scopes asked for.
+    pub scopes: Vec<String>,
+}
+
+/// What is kept between the request and the login.
+#[derive(Serialize, Deserialize)]
+struct Waiting {
+    request: AuthorizationRequest,
+    begun_ms: i64,
+}
+
+/// What a code is bound to.
+#[derive(Serialize, Deserialize)]
+struct CodeState {
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: tuaton_oidc::CodeChallenge,
+    nonce: Option<String>,
+    scopes: Vec<String>,
+    auth_time: i64,
+    aal: String,
+    amr: Vec<String>,
+}
+
+/// The person's answer on the authorization page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Log in to the client.
+    Allow,
+    /// Do not: the client hears `access_denied`.
+    Deny,
+}
+
+/// A successful token response (RFC 6749 §5.1, OpenID Connect Core 1.0 §3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// The RFC 9068 access token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u32,
+    /// The ID token.
+    pub id_token: String,
+    /// The scopes granted.
+    pub scope: String,
+}
+
+fn random_secret() -> Result<Zeroizing<String>, IdmError> {
+    let mut b = Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), b.as_mut())
+        .map_err(|_| IdmError::internal("the system random source failed"))?;
+    Ok(Zeroizing::new(URL_SAFE_NO_PAD.encode(b.as_ref())))
+}
+
+/// A code's ceremony id: its SHA-256, so the database never holds a code
+/// that could be redeemed.
+fn code_digest(code: &str) -> String {
+    hex::encode(digest(&SHA256, code.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Idm {
+    /// The client `client_id`, if registered.
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientConfig>, IdmError> {
+        let found = store::client(client_id)
+            .run(self.store().conn().await?.conn())
+            .await?;
+        Ok(match found {
+            Some(c) => Some(clients::read_client(c)?.config),
+            None => None,
+        })
+    }
+
+    /// Validates an authorization request (the query's pairs, repeats kept)
+    /// and keeps it for the login that follows.
+    pub async fn begin_authorization(
+        &self,
+        params: &[(String, String)],
+        now: OffsetDateTime,
+    ) -> Result<PendingAuthorization, OidcError> {
+        let claimed = params
+            .iter()
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.as_str());
+        let client = match claimed {
+            Some(id) => self.find_client(id).await?,
+            None => None,
+        };
+        let (request, client) = AuthorizationRequest::parse(params, |id| {
+            client.as_ref().filter(|c| c.client_id == id)
+        })?;
+        if request.prompt.contains(&Prompt::None) {
+            // Every login here asks for a passkey: no page, no login.
+            return Err(AuthorizeError::Redirect {
+                redirect_uri: Box::new(request.redirect_uri.clone()),
+                error: OAuthError::LoginRequired,
+                description: "Tuaton asks for a passkey at every login; prompt=none cannot be met."
+                    .into(),
+                state: request.state.clone(),
+            }
+            .into());
+        }
+        let pending = PendingAuthorization {
+            id: String::new(),
+            client_name: client.name.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scopes: request.scopes.clone(),
+        };
+        let waiting = Waiting {
+            request,
+            begun_ms: tuaton_store::to_ms(now),
+        };
+        let state = serde_json::to_string(&waiting).map_err(IdmError::internal)?;
+        let begun = ceremonies::put_challenge(
+            self.store(),
+            CeremonyKind::OidcAuthorization,
+            None,
+            &state,
+            now,
+        )
+        .await?;
+        Ok(PendingAuthorization {
+            id: begun.id,
+            ..pending
+        })
+    }
+
+    /// Answers a pending request with the person's decision. Allowing needs
+    /// `session`, a login made after the request began; declining needs
+    /// none. Returns where to send the browser: the client's redirect URI
+    /// with the code (or `access_denied`), `state` and `iss` (RFC 9207).
+    pub async fn complete_authorization(
+        &self,
+        issuer: &str,
+        pending_id: &str,
+        session: Option<&ActiveSession>,
+        decision: Decision,
+        now: OffsetDateTime,
+    ) -> Result<Url, OidcError> {
+        let waiting = ceremonies::peek(
+            self.store(),
+            pending_id,
+            CeremonyKind::OidcAuthorization,
+            now,
+        )
+        .await?;
+        let waiting: Waiting = serde_json::from_str(&waiting.state)
+            .map_err(|_| crate::error::corrupt("a pending authorization"))?;
+        let request = waiting.request;
+        let session = match (decision, session) {
+            (Decision::Deny, _) => None,
+            (Decision::Allow, None) => return Err(IdmError::LoginRequired.into()),
+            (Decision::Allow, Some(s))
+                if tuaton_store::to_ms(s.authenticated_at) < waiting.begun_ms =>
+            {
+                return Err(IdmError::FreshLoginRequired(crate::FreshFor::Authorize).into());
+            }
+            (Decision::Allow, Some(s)) => Some(s),
+        };
+        let (tx, place) = self
+            .open_spending(CeremonyKind::OidcAuthorization, pending_id)
+            .await?;
+        let mut closing = Batch::new();
+        let mut url = request.redirect_uri.clone();
+        let code = match session {
+            None => {
+                let ev = audit::refusal(
+                    &Actor::Anonymous,
+                    action::OIDC_AUTHORIZE,
+                    "unknown",
+                    "access_denied",
+                )
+                .with_details(json!({ "client_id": request.client_id }));
+                place.write(now, &ev, &mut closing)?;
+                None
+            }
+            Some(session) => {
+                let actor = session.actor();
+                let code = random_secret()?;
+                let bound = CodeState {
+                    client_id: request.client_id.clone(),
+                    redirect_uri: request.redirect_uri.to_string(),
+                    code_challenge: request.code_challenge.clone(),
+                    nonce: request.nonce.clone(),
+                    scopes: request.scopes.clone(),
+                    auth_time: session.authenticated_at.unix_timestamp(),
+                    aal: session.aal.number().to_owned(),
+                    amr: session.amr.clone(),
+                };
+                closing.push(ceremonies::insert_as(
+                    &code_digest(&code),
+                    CeremonyKind::AuthorizationCode,
+                    Some(&session.account_id),
+                    &serde_json::to_string(&bound).map_err(IdmError::internal)?,
+                    now + CeremonyKind::AuthorizationCode.lifetime(),
+                ));
+                let ev = audit::success(
+                    &actor,
+                    action::OIDC_AUTHORIZE,
+                    session.account_id.to_string(),
+                )
+                .with_details(json!({ "client_id": request.client_id, "scopes": request.scopes }));
+                place.write(now, &ev, &mut closing)?;
+                Some(code)
+            }
+        };
+        tx.commit_with(closing).await?;
+        {
+            let mut q = url.query_pairs_mut();
+            match &code {
+                Some(c) => {
+                    q.append_pair("code", c);
+                }
+                None => {
+                    q.append_pair("error", OAuthError::AccessDenied.as_str());
+                    q.append_pair("error_description", "The person declined to log in.");
+                }
+            }
+            if let Some(s) = &request.state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", issuer);
+        }
+        Ok(url)
+    }
+
+    /// Authenticates the client of a token request as it is registered.
+    async fn authenticate_client(
+        &self,
+        issuer: &str,
+        auth: &ClientAuthentication,
+        now: OffsetDateTime,
+    ) -> Result<ClientConfig, OidcError> {
+        let unknown = || TokenError::client("The client is unknown or failed to authenticate.");
+        let claimed = auth.claimed_id().ok_or_else(unknown)?;
+        let found = store::client(&claimed)
+            .run(self.store().conn().await?.conn())
+            .await?
+            .ok_or_else(unknown)?;
+        let digest = found.secret_digest.clone();
+        let client = clients::read_client(found)?.config;
+        match (auth, client.token_auth) {
+            (ClientAuthentication::Basic { secret, .. }, TokenAuth::ClientSecretBasic) => {
+                let given = clients::secret_digest(secret);
+                let ok = digest.is_some_and(|d| constant_time_eq(d.as_bytes(), given.as_bytes()));
+                if !ok {
+                    return Err(unknown().into());
+                }
+            }
+            (
+                ClientAuthentication::Assertion {
+                    assertion,
+                    client_id,
+                },
+                TokenAuth::PrivateKeyJwt,
+            ) => {
+                if client_id.as_ref().is_some_and(|c| *c != client.client_id) {
+                    return Err(unknown().into());
+                }
+                let token_endpoint = format!("{issuer}/token");
+                let id = tuaton_oidc::assertion::verify(
+                    assertion,
+                    &client,
+                    &[issuer, &token_endpoint],
+                    now,
+                )?;
+                let fresh = store::use_assertion_id(&client.client_id, &id.jti, id.expires_at, now)
+                    .run(self.store().conn().await?.conn())
+                    .await?;
+                if !fresh {
+                    return Err(TokenError::client(
+                        "The client assertion was used before (its jti is spent).",
+                    )
+                    .into());
+                }
+            }
+            (ClientAuthentication::Public { .. }, TokenAuth::None) => {}
+            (_, registered) => {
+                return Err(TokenError::client(format!(
+                    "This client authenticates with {}.",
+                    serde_json::to_value(registered)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ))
+                .into());
+            }
+        }
+        Ok(client)
+    }
+
+    /// Answers a token request.
+    pub async fn redeem(
+        &self,
+        issuer: &str,
+        request: TokenRequest,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, OidcError> {
+        let client = self.authenticate_client(issuer, &request.auth, now).await?;
+        match request.grant {
+            Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, now).await,
+        }
+    }
+
+    async fn redeem_code(
+        &self,
+        issuer: &str,
+        client: &ClientConfig,
+        r: CodeRedemption,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, OidcError> {
+        let invalid =
+            || TokenError::grant("The code is invalid, expired, or was issued to another client.");
+        let digest = code_digest(&r.code);
+        // Read, check and sign first; the code is spent in the transaction
+        // that records the grant, so a refused or failed redemption writes
+        // nothing and only one of two racing redemptions commits.
+        let stored = ceremonies::lookup(&digest)
+            .run(self.store().conn().await?.conn())
+            .await?;
+        let Some(stored) = stored else {
+            return Err(self.code_reused(client, &digest, now).await?.into());
+        };
+        let code = match stored.live(CeremonyKind::AuthorizationCode, now) {
+            Ok(c) => c,
+            Err(TakeError::Store(e)) => return Err(e.into()),
+            Err(_) => return Err(invalid().into()),
+        };
+        let bound: CodeState = serde_json::from_str(&code.state)
+            .map_err(|_| crate::error::corrupt("an authorization code"))?;
+        let account_id = code
+            .account_id
+            .ok_or_else(|| crate::error::corrupt("an authorization code without its account"))?;
+        if bound.client_id != client.client_id || bound.redirect_uri != r.redirect_uri {
+            return Err(invalid().into());
+        }
+        if !bound.code_challenge.is_met_by(&r.verifier) {
+            return Err(
+                TokenError::grant("The code_verifier does not match the code_challenge.").into(),
+            );
+        }
+        let account = accounts::by_id(self.store().conn().await?.conn(), &account_id).await?;
+        if account.is_none_or(|a| a.state != AccountState::Active) {
+            return Err(invalid().into());
+        }
+        let aal =
+            Aal::from_stored(&bound.aal).map_err(|_| crate::error::corrupt("a code's level"))?;
+        let grant_id = tuaton_store::new_id();
+        let lifetime = time::Duration::seconds(i64::from(client.token_lifetime_secs));
+        let sub = self.subject(client, &account_id, now).await?;
+        let scope = bound.scopes.join(" ");
+        let auth_time = OffsetDateTime::from_unix_timestamp(bound.auth_time)
+            .map_err(|_| crate::error::corrupt("a code's login time"))?;
+        let id_token = IdTokenClaims::new(
+            issuer,
+            sub.clone(),
+            &client.client_id,
+            now,
+            lifetime,
+            auth_time,
+            bound.nonce.clone(),
+            aal.acr().to_owned(),
+            bound.amr.clone(),
+        );
+        let access = AccessTokenClaims {
+            iss: issuer.to_owned(),
+            sub,
+            aud: issuer.to_owned(),
+            client_id: client.client_id.clone(),
+            exp: (now + lifetime).unix_timestamp(),
+            iat: now.unix_timestamp(),
+            jti: format!("{grant_id}.{}", tuaton_store::new_id()),
+            scope: scope.clone(),
+            auth_time: bound.auth_time,
+            acr: aal.acr().to_owned(),
+            amr: bound.amr.clone(),
+        };
+        let (id_token, access_token) = self
+            .sign_tokens(
+                client,
+                serde_json::to_value(&id_token).map_err(IdmError::internal)?,
+                serde_json::to_value(&access).map_err(IdmError::internal)?,
+                now,
+            )
+            .await?;
+        let mut opening = Batch::new();
+        let spent = opening.add(ceremonies::spend(&digest, CeremonyKind::AuthorizationCode));
+        let place = opening.add(store_audit::next_place());
+        let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !opened.take(spent)? {
+            // Redeemed a moment ago by a concurrent request.
+            return Err(invalid().into());
+        }
+        let place = opened.take(place)?;
+        let mut closing = Batch::new();
+        closing.push(store::insert_grant(
+            &store::NewGrant {
+                id: &grant_id,
+                code_digest: &digest,
+                client_id: &client.client_id,
+                account_id: &account_id,
+                scopes: &scope,
+                // Kept past the tokens' expiry at least as long as the code
+                // lived, so a late second redemption is still recognised.
+                expires_at: now + lifetime.max(CeremonyKind::AuthorizationCode.lifetime()),
+            },
+            now,
+        ));
+        let ev = audit::success(
+            &Actor::Account(account_id.clone()),
+            action::OIDC_TOKEN,
+            account_id.to_string(),
+        )
+        .with_details(json!({ "client_id": client.client_id, "grant": grant_id, "scope": scope }));
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: client.token_lifetime_secs,
+            id_token,
+            scope,
+        })
+    }
+
+    /// A code presented again after it was redeemed: the grant it gave is
+    /// revoked, with an audit record. Either way the client hears `invalid_grant`.
+    async fn code_reused(
+        &self,
+        client: &ClientConfig,
+        digest: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenError, IdmError> {
+        let refused =
+            TokenError::grant("The code is invalid, expired, or was issued to another client.");
+        let grant = store::grant_by_code(digest)
+            .run(self.store().conn().await?.conn())
+            .await?;
+        let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
+            return Ok(refused);
+        };
+        let mut opening = Batch::new();
+        let revoked = opening.add(store::revoke_grant(&grant.id, now));
+        let place = opening.add(store_audit::next_place());
+        let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !opened.take(revoked)? {
+            return Ok(refused);
+        }
+        let place = opened.take(place)?;
+        let ev = audit::failure(
+            &Actor::Anonymous,
+            action::OIDC_CODE_REUSED,
+            grant.account_id.to_string(),
+        )
+        .with_details(json!({
+            "client_id": grant.client_id, "presented_by": client.client_id, "grant": grant.id,
+            "reason": "code_reused", "grant_revoked": true,
+        }));
+        let mut closing = Batch::new();
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(refused)
+    }
+
+    /// `client`'s `sub` for `account`: pairwise under the server secret, or the account id.
+    async fn subject(
+        &self,
+        client: &ClientConfig,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<String, IdmError> {
+        let key = self
+            .server_key(&self.0.pairwise, PAIRWISE_SECRET, now)
+            .await?;
+        Ok(PairwiseSalt::with_key(key.clone()).subject(client, account.as_str()))
+    }
+
+    /// Signs the ID token and the access token with the active id-token key,
+    /// which must sign with the client's algorithm.
+    async fn sign_tokens(
+        &self,
+        client: &ClientConfig,
+        id_token: serde_json::Value,
+        access: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(String, String), IdmError> {
+        let key = keys::signing_key(self.store().conn().await?.conn(), KeyPurpose::IdToken, now)
+            .await?
+            .ok_or_else(|| {
+                IdmError::Custody(crate::custody::CustodyError::NoActiveKey(
+                    KeyPurpose::IdToken,
+                ))
+            })?;
+        if key.algorithm != client.id_token_alg {
+            return Err(IdmError::Custody(
+                crate::custody::CustodyError::AlgorithmUnavailable {
+                    purpose: KeyPurpose::IdToken,
+                    wanted: client.id_token_alg,
+                    active: key.algorithm,
+                },
+            ));
+        }
+        let key_ref: KeyRef =
+            key.key_ref
+                .parse()
+                .map_err(|source| crate::custody::CustodyError::Key {
+                    id: key.id.clone(),
+                    source,
+                })?;
+        let signing = SigningKey {
+            key_ref,
+            kid: key.id.clone(),
+            alg: key.algorithm,
+        };
+        let backend = self.keys().clone();
+        let signed = tokio::task::spawn_blocking(move || {
+            let id = sign_compact(backend.as_ref(), &signing, "JWT", &id_token)?;
+            let at = sign_compact(backend.as_ref(), &signing, access_token::TYP, &access)?;
+            Ok::<_, tuaton_keys::KeyError>((id, at))
+        })
+        .await
+        .map_err(|_| IdmError::Custody(crate::custody::CustodyError::Interrupted))?;
+        signed.map_err(|source| {
+            IdmError::Custody(crate::custody::CustodyError::Key { id: key.id, source })
+        })
+    }
+
+    /// The claims the access token `bearer` opens (OpenID Connect Core 1.0
+    /// §5.3): today the `sub`, as the `openid` scope gives. The token must
+    /// verify, and its grant stand, and its account be active.
+    pub async fn userinfo(
+        &self,
+        issuer: &str,
+        bearer: &str,
+        now: OffsetDateTime,
+    ) -> Result<serde_json::Value, OidcError> {
+        let jwks = self.id_token_jwks().await?;
+        let claims = access_token::verify(bearer, &jwks, issuer, now)?;
+        let mut reads = Batch::new();
+        let grant = reads.add(store::grant(claims.grant_id()));
+        let mut read = reads.run(self.store().conn().await?.conn()).await?;
+        let grant = read
+            .take(grant)?
+            .filter(|g| g.revoked_at.is_none() && g.client_id == claims.client_id)
+            .ok_or(BearerError("revoked"))?;
+        let account = accounts::by_id(self.store().conn().await?.conn(), &grant.account_id).await?;
+        if account.is_none_or(|a| a.state != AccountState::Active) {
+            return Err(BearerError("the account is not active").into());
+        }
+        Ok(json!({ "sub": claims.sub }))
+    }
+}

@@ -1,0 +1,35 @@
+//! The provider's metadata (OpenID Connect Discovery 1.0 §3, RFC 8414):
+//! every endpoint, and `*_supported` lists that say exactly what Tuaton does.
+
+use serde_json::{Value, json};
+
+/// The metadata document for `issuer` (no trailing slash), with the
+/// algorithms of the published id-token keys.
+pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
+    let at = |path: &str| format!("{issuer}{path}");
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": at("/authorize"),
+        "token_endpoint": at("/token"),
+        "userinfo_endpoint": at("/userinfo"),
+        "jwks_uri": at("/.well-known/jwks.json"),
+        "scopes_supported": crate::client::SUPPORTED_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["pairwise", "public"],
+        "id_token_signing_alg_values_supported": id_token_algs,
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "PS256", "RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": true,
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login"],
+        "ui_locales_supported": ["th", "en"],
+    })
+}

@@ -1,0 +1,403 @@
+//! The OpenID Provider's endpoints: discovery, authorization (with the
+//! passkey login page), token and userinfo. Each extracts, calls the
+//! service layer (`tuaton_idm::oidc`), and answers in the form the
+//! standard gives: redirects and pages at the authorization endpoint,
+//! RFC 6749 §5.2 JSON at the token endpoint, RFC 6750 challenges at
+//! userinfo.
+//!
+//! The authorization page is served with the strict CSP, except that its
+//! `form-action` also names the client's redirect URI: Chromium applies
+//! `form-action` to the redirect that follows a form post, so the hand-back
+//! to the agency would otherwise be blocked.
+
+use axum::Router;
+use axum::extract::{Query, RawForm, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cookie::{Cookie, SameSite};
+use tuaton_core::ErrorCode;
+use tuaton_idm::{Decision, OidcError, PendingAuthorization};
+use tuaton_oidc::{OAuthError, TokenRequest};
+
+use crate::error::page::escape;
+use crate::session::SessionAuth;
+use crate::{ApiError, AppState};
+
+const PAGE: &str = include_str!("web/assets/authorize.html");
+const SCRIPT: &str = include_str!("web/assets/authorize.js");
+
+/// How long a pending request's cookie lives: the request's own lifetime.
+const PENDING_SECS: i64 = 600;
+
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    let limited = Router::new()
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/authorize/continue", post(authorize_continue))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::ratelimit::per_address,
+        ));
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/assets/authorize.js", get(script))
+        .merge(limited)
+}
+
+/// The issuer: the public URL without a trailing slash.
+fn issuer(state: &AppState) -> String {
+    state
+        .settings()
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+async fn discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let jwks = state.idm().id_token_jwks().await?;
+    let mut algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["alg"].as_str())
+        .collect();
+    algs.sort_unstable();
+    algs.dedup();
+    let doc = tuaton_oidc::discovery::metadata(&issuer(&state), &algs);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        doc.to_string(),
+    )
+        .into_response())
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+fn pending_cookie_name(state: &AppState) -> &'static str {
+    if state.settings().is_https() {
+        "__Host-tuaton-authorize"
+    } else {
+        "tuaton-authorize"
+    }
+}
+
+/// The cookie that ties a pending request to this browser. `Path=/` (the
+/// `__Host-` prefix needs it), `SameSite=Strict`: only Tuaton's own page
+/// posts it back.
+fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    Cookie::build((pending_cookie_name(state), value.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.settings().is_https())
+        .max_age(time::Duration::seconds(max_age))
+        .build()
+        .to_string()
+}
+
+fn pending_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let name = pending_cookie_name(state);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| Cookie::parse(c.trim().to_owned()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// A failure on Tuaton's side, said without detail.
+fn internal() -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::InternalError,
+        "Something went wrong on Tuaton's side. Please try again.",
+    )
+    .into_response()
+}
+
+/// A redirect to `url` (303, so a form post becomes a GET).
+fn see_other(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "The redirect could not be formed.",
+        )
+        .into_response(),
+    }
+}
+
+/// An OIDC refusal at the authorization endpoint: to the client when its
+/// redirect URI can be trusted, on the page otherwise.
+fn authorize_refusal(state: &AppState, e: OidcError) -> Response {
+    match e {
+        OidcError::Authorize(a) => match a.redirect(&issuer(state)) {
+            Some(url) => see_other(url.as_str()),
+            None => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidAuthorizationRequest,
+                a.to_string(),
+            )
+            .into_response(),
+        },
+        OidcError::Idm(e) => ApiError::from(e).into_response(),
+        OidcError::Token(_) | OidcError::Bearer(_) => internal(),
+    }
+}
+
+fn pairs(raw: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw).into_owned().collect()
+}
+
+async fn authorize_get(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    begin(&state, &params).await
+}
+
+/// OpenID Connect Core 1.0 §3.1.2.1: the endpoint answers POST too, with
+/// the parameters form-encoded.
+async fn authorize_post(State(state): State<AppState>, RawForm(form): RawForm) -> Response {
+    begin(&state, &pairs(&form)).await
+}
+
+async fn begin(state: &AppState, params: &[(String, String)]) -> Response {
+    match state.idm().begin_authorization(params, state.now()).await {
+        Ok(p) => page(state, &p),
+        Err(e) => authorize_refusal(state, e),
+    }
+}
+
+/// The login page for a pending request.
+fn page(state: &AppState, p: &PendingAuthorization) -> Response {
+    let body = PAGE
+        .replace("{{client}}", &escape(&p.client_name))
+        .replace("{{scopes}}", &escape(&p.scopes.join(" ")));
+    let target = match p.redirect_uri.scheme() {
+        "http" | "https" => p.redirect_uri.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    };
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action 'self' {target}; frame-ancestors 'none'"
+    );
+    let Ok(csp) = HeaderValue::from_str(&csp) else {
+        return internal();
+    };
+    let mut resp = (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        body,
+    )
+        .into_response();
+    if let Ok(c) = HeaderValue::from_str(&pending_cookie(state, &p.id, PENDING_SECS)) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// The page's answer: `decision=allow` (after the passkey login, with the
+/// session's CSRF token) or `decision=deny`, which needs no session.
+async fn authorize_continue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Result<SessionAuth, ApiError>,
+    RawForm(form): RawForm,
+) -> Response {
+    let decision = match pairs(&form)
+        .iter()
+        .find(|(k, _)| k == "decision")
+        .map(|(_, v)| v.as_str())
+    {
+        Some("allow") => Decision::Allow,
+        Some("deny") => Decision::Deny,
+        _ => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidField,
+                "decision must be allow or deny.",
+            )
+            .into_response();
+        }
+    };
+    let Some(pending) = pending_id(&state, &headers) else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::NoPendingAuthorization,
+            "No agency is waiting for a login in this browser. Go back to the agency's site and start again.",
+        )
+        .into_response();
+    };
+    let session = match (decision, session) {
+        (Decision::Deny, _) => None,
+        (Decision::Allow, Ok(s)) => Some(s),
+        (Decision::Allow, Err(e)) => return e.into_response(),
+    };
+    let done = state
+        .idm()
+        .complete_authorization(
+            &issuer(&state),
+            &pending,
+            session.as_ref().map(|s| &s.0),
+            decision,
+            state.now(),
+        )
+        .await;
+    match done {
+        Ok(url) => {
+            let mut resp = see_other(url.as_str());
+            if let Ok(c) = HeaderValue::from_str(&pending_cookie(&state, "", 0)) {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            resp
+        }
+        Err(OidcError::Idm(tuaton_idm::IdmError::Ceremony(_))) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::NoPendingAuthorization,
+            "The agency's request has expired or was answered already. Go back to the agency's site and start again.",
+        )
+        .into_response(),
+        Err(e) => authorize_refusal(&state, e),
+    }
+}
+
+/// An RFC 6749 §5.2 error response; `invalid_client` for a client that
+/// tried HTTP Basic carries the challenge (§5.2: MUST).
+fn token_refusal(e: &tuaton_oidc::TokenError, basic: bool) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        e.body().to_string(),
+    )
+        .into_response();
+    if e.error == OAuthError::InvalidClient && basic {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tuaton\""),
+        );
+    }
+    resp
+}
+
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let basic = authorization.is_some();
+    if !is_form {
+        return token_refusal(
+            &tuaton_oidc::TokenError::request(
+                "The token request must be application/x-www-form-urlencoded.",
+            ),
+            basic,
+        );
+    }
+    let request = match TokenRequest::parse(&pairs(&form), authorization) {
+        Ok(r) => r,
+        Err(e) => return token_refusal(&e, basic),
+    };
+    match state
+        .idm()
+        .redeem(&issuer(&state), request, state.now())
+        .await
+    {
+        Ok(t) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            serde_json::to_string(&t).unwrap_or_default(),
+        )
+            .into_response(),
+        Err(OidcError::Token(e)) => {
+            tracing::info!(error = e.error.as_str(), "token request refused");
+            token_refusal(&e, basic)
+        }
+        Err(OidcError::Idm(e)) => ApiError::from(e).into_response(),
+        Err(OidcError::Authorize(_) | OidcError::Bearer(_)) => internal(),
+    }
+}
+
+/// The `WWW-Authenticate` challenge of RFC 6750 §3.
+fn bearer_refusal(description: &str) -> Response {
+    let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+    let value = HeaderValue::from_str(&challenge)
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, value)],
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+    )
+        .into_response()
+}
+
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token else {
+        // RFC 6750 §3.1: no credentials, no error code.
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"tuaton\"")],
+        )
+            .into_response();
+    };
+    match state
+        .idm()
+        .userinfo(&issuer(&state), token, state.now())
+        .await
+    {
+        Ok(claims) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            claims.to_string(),
+        )
+            .into_response(),
+        Err(OidcError::Bearer(e)) => bearer_refusal(e.0),
+        Err(OidcError::Idm(e)) => ApiError::from(e).into_response(),
+        Err(OidcError::Authorize(_) | OidcError::Token(_)) => internal(),
+    }
+}

@@ -1,0 +1,315 @@
+//! The OpenID Provider's records: registered clients, the grants redeemed
+//! codes gave, and the ids of client assertions already used.
+//!
+//! A client's registration is kept as the JSON the protocol crate reads and
+//! checks; this module only stores it. Authorization codes themselves are
+//! ceremonies (`ceremonies.rs`), stored under their digest.
+
+use sqlx::Row;
+use time::OffsetDateTime;
+use tuaton_core::AccountId;
+
+use crate::batch::{Query, Statement};
+use crate::{Store, StoreError, Tx, from_ms, to_ms};
+
+/// A client as stored.
+#[derive(Debug, Clone)]
+pub struct StoredClient {
+    /// The `client_id`.
+    pub client_id: String,
+    /// The registration, JSON.
+    pub config: String,
+    /// SHA-256 of its secret, hex, for a `client_secret_basic` client.
+    pub secret_digest: Option<String>,
+    /// When registered.
+    pub created_at: OffsetDateTime,
+    /// When last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+const CLIENT_COLUMNS: &str = "client_id, config, secret_digest, created_ms, updated_ms";
+
+fn client_from(row: &sqlx::any::AnyRow) -> Result<StoredClient, StoreError> {
+    Ok(StoredClient {
+        client_id: row.try_get("client_id")?,
+        config: row.try_get("config")?,
+        secret_digest: row.try_get("secret_digest")?,
+        created_at: from_ms(row.try_get("created_ms")?),
+        updated_at: from_ms(row.try_get("updated_ms")?),
+    })
+}
+
+/// Registers a client; an existing `client_id` is a [`StoreError::Conflict`].
+pub async fn add_client(
+    tx: &mut Tx,
+    client_id: &str,
+    config: &str,
+    secret_digest: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO oidc_clients (client_id, config, secret_digest, created_ms, updated_ms) \
+         VALUES ($1, $2, $3, $4, $4)",
+    )
+    .bind(client_id)
+    .bind(config)
+    .bind(secret_digest)
+    .bind(to_ms(now))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Replaces a client's registration (and its secret digest, when `Some`);
+/// `false` if there is no such client.
+pub async fn update_client(
+    tx: &mut Tx,
+    client_id: &str,
+    config: &str,
+    secret_digest: Option<Option<&str>>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = match secret_digest {
+        Some(digest) => sqlx::query(
+            "UPDATE oidc_clients SET config = $2, secret_digest = $3, updated_ms = $4 WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(config)
+        .bind(digest)
+        .bind(to_ms(now))
+        .execute(tx.conn())
+        .await?,
+        None => sqlx::query("UPDATE oidc_clients SET config = $2, updated_ms = $3 WHERE client_id = $1")
+            .bind(client_id)
+            .bind(config)
+            .bind(to_ms(now))
+            .execute(tx.conn())
+            .await?,
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes a client and revokes every grant it holds, in `tx`; `false` if
+/// there was no such client.
+pub async fn remove_client(
+    tx: &mut Tx,
+    client_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let removed = sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
+        .bind(client_id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    sqlx::query(
+        "UPDATE oidc_grants SET revoked_ms = $2 WHERE client_id = $1 AND revoked_ms IS NULL",
+    )
+    .bind(client_id)
+    .bind(to_ms(now))
+    .execute(tx.conn())
+    .await?;
+    Ok(removed == 1)
+}
+
+/// The client `client_id`, if registered.
+pub fn client(client_id: &str) -> Query<Option<StoredClient>> {
+    Query::new(
+        Statement::new(format!(
+            "SELECT {CLIENT_COLUMNS} FROM oidc_clients WHERE client_id = $1"
+        ))
+        .bind(client_id),
+        |out| out.rows.first().map(client_from).transpose(),
+    )
+}
+
+/// Every client, by id.
+pub async fn clients(store: &Store) -> Result<Vec<StoredClient>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY client_id"
+    ))
+    .fetch_all(store.conn().await?.conn())
+    .await?;
+    rows.iter().map(client_from).collect()
+}
+
+/// A grant as stored.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Opaque id, named in every token it issued.
+    pub id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The person.
+    pub account_id: AccountId,
+    /// The scopes granted, space-separated.
+    pub scopes: String,
+    /// When the code was redeemed.
+    pub created_at: OffsetDateTime,
+    /// When its last token expires.
+    pub expires_at: OffsetDateTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A new grant, to record in the redemption's transaction.
+#[derive(Debug, Clone)]
+pub struct NewGrant<'a> {
+    /// See [`Grant::id`].
+    pub id: &'a str,
+    /// The SHA-256 of the code, hex.
+    pub code_digest: &'a str,
+    /// See [`Grant::client_id`].
+    pub client_id: &'a str,
+    /// See [`Grant::account_id`].
+    pub account_id: &'a AccountId,
+    /// See [`Grant::scopes`].
+    pub scopes: &'a str,
+    /// See [`Grant::expires_at`].
+    pub expires_at: OffsetDateTime,
+}
+
+/// The insert that records `g`.
+pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
+    Statement::new(
+        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(g.id)
+    .bind(g.code_digest)
+    .bind(g.client_id)
+    .bind(g.account_id.as_str())
+    .bind(g.scopes)
+    .bind(to_ms(now))
+    .bind(to_ms(g.expires_at))
+}
+
+fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
+    Ok(Grant {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        account_id: crate::stored_account_id(&row.try_get::<String, _>("account_id")?)?,
+        scopes: row.try_get("scopes")?,
+        created_at: from_ms(row.try_get("created_ms")?),
+        expires_at: from_ms(row.try_get("expires_ms")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_ms")?.map(from_ms),
+    })
+}
+
+const GRANT_COLUMNS: &str = "id, client_id, account_id, scopes, created_ms, expires_ms, revoked_ms";
+
+/// The grant `id`.
+pub fn grant(id: &str) -> Query<Option<Grant>> {
+    Query::new(
+        Statement::new(format!(
+            "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE id = $1"
+        ))
+        .bind(id),
+        |out| out.rows.first().map(grant_from).transpose(),
+    )
+}
+
+/// The grant a code (by its digest) was redeemed for, if it was.
+pub fn grant_by_code(code_digest: &str) -> Query<Option<Grant>> {
+    Query::new(
+        Statement::new(format!(
+            "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE code_digest = $1"
+        ))
+        .bind(code_digest),
+        |out| out.rows.first().map(grant_from).transpose(),
+    )
+}
+
+/// Revokes grant `id`: `true` if this call revoked it.
+pub fn revoke_grant(id: &str, now: OffsetDateTime) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "UPDATE oidc_grants SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL",
+        )
+        .bind(id)
+        .bind(to_ms(now)),
+        |out| Ok(out.rows_affected == 1),
+    )
+}
+
+/// Records assertion `jti` of `client_id` as used until `expires_at`:
+/// `true` if it was not in use, `false` for a replay. An entry that has
+/// expired is taken over.
+pub fn use_assertion_id(
+    client_id: &str,
+    jti: &str,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "INSERT INTO oidc_assertion_ids (client_id, jti, expires_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_ms = excluded.expires_ms \
+             WHERE oidc_assertion_ids.expires_ms <= $4",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(to_ms(expires_at))
+        .bind(to_ms(now)),
+        |out| Ok(out.rows_affected == 1),
+    )
+}
+
+/// Deletes grants and assertion ids that expired before `now`; returns how many.
+pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let mut conn = store.conn().await?;
+    let mut n = 0;
+    for sql in [
+        "DELETE FROM oidc_grants WHERE expires_ms <= $1",
+        "DELETE FROM oidc_assertion_ids WHERE expires_ms <= $1",
+    ] {
+        n += sqlx::query(sql)
+            .bind(to_ms(now))
+            .execute(conn.conn())
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use time::Duration;
+
+    crate::engine_tests! {
+        async fn an_assertion_id_is_used_once_until_it_expires(store: &Store) {
+            let now = OffsetDateTime::now_utc();
+            let exp = now + Duration::minutes(1);
+            let mut conn = store.conn().await.unwrap();
+            assert!(use_assertion_id("app", "j1", exp, now).run(conn.conn()).await.unwrap());
+            assert!(!use_assertion_id("app", "j1", exp, now).run(conn.conn()).await.unwrap());
+            assert!(use_assertion_id("other", "j1", exp, now).run(conn.conn()).await.unwrap());
+            let later = exp + Duration::seconds(1);
+            assert!(use_assertion_id("app", "j1", later + Duration::minutes(1), later).run(conn.conn()).await.unwrap());
+        }
+
+        async fn clients_are_added_once_updated_and_removed(store: &Store) {
+            let now = OffsetDateTime::now_utc();
+            let mut tx = store.begin().await.unwrap();
+            add_client(&mut tx, "app", "{}", None, now).await.unwrap();
+            tx.commit().await.unwrap();
+            let mut tx = store.begin().await.unwrap();
+            assert!(matches!(
+                add_client(&mut tx, "app", "{}", None, now).await,
+                Err(StoreError::Conflict { .. })
+            ));
+            drop(tx);
+            let mut tx = store.begin().await.unwrap();
+            assert!(update_client(&mut tx, "app", "{\"a\":1}", Some(Some("d")), now).await.unwrap());
+            assert!(!update_client(&mut tx, "nobody", "{}", None, now).await.unwrap());
+            tx.commit().await.unwrap();
+            let got = client("app").run(store.conn().await.unwrap().conn()).await.unwrap().unwrap();
+            assert_eq!((got.config.as_str(), got.secret_digest.as_deref()), ("{\"a\":1}", Some("d")));
+            let mut tx = store.begin().await.unwrap();
+            assert!(remove_client(&mut tx, "app", now).await.unwrap());
+            tx.commit().await.unwrap();
+            assert!(clients(store).await.unwrap().is_empty());
+        }
+    }
+}

@@ -1,0 +1,218 @@
+// The OpenID Provider as an agency meets it: panva's openid-client (a
+// certified relying-party library) against the built tuaton binary, with a
+// person logging in through Chromium and its virtual authenticator. The
+// agency's redirect URI is a small HTTP server here on loopback; clients
+// are registered with the `tuaton clients` command, as an operator would.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as client from 'openid-client';
+import { base, launch, pageWithAuthenticator } from './browser.mjs';
+
+const bin = process.env.TUATON_BIN;
+if (!bin) throw new Error('TUATON_BIN is not set; run tests/run-e2e');
+const issuer = new URL(base);
+const insecure = { execute: [client.allowInsecureRequests] };
+
+let browser;
+let person;
+let agency;
+let callback;
+
+// `tuaton clients …` on the server's database, as an operator runs it.
+function clients(...args) {
+  return JSON.parse(execFileSync(bin, ['clients', ...args, '--json'], { encoding: 'utf8' }));
+}
+
+// The agency's redirect target: answers 200 and remembers nothing.
+function startAgency() {
+  return new Promise((resolve) => {
+    const server = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('agency'); });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+before(async () => {
+  browser = await launch();
+  agency = await startAgency();
+  callback = `http://127.0.0.1:${agency.address().port}/cb`;
+  person = await pageWithAuthenticator(browser);
+  const enrolled = await person.page.evaluate((p) => window.t.enrolAndRegister(p), {
+    citizen_id: '1999000000033', thai_given_name: 'วิชัย', thai_family_name: 'ศรีสุข',
+    birth_date: '1972-11-03', laser_code: 'AA2-7654321-12',
+  });
+  assert.equal(enrolled.registerStatus, 201, JSON.stringify(enrolled));
+});
+
+after(async () => {
+  await browser?.close();
+  agency?.close();
+});
+
+// Sends the person through the authorization request at `url` and returns
+// the URL the browser was sent back to.
+async function logInThrough(url, { screenshot } = {}) {
+  const { page } = person;
+  await page.goto(url.href);
+  await page.waitForSelector('#login');
+  if (screenshot && process.env.TUATON_SCREENSHOTS) {
+    await page.screenshot({ path: join(process.env.TUATON_SCREENSHOTS, screenshot), fullPage: true });
+  }
+  await Promise.all([
+    page.waitForURL((u) => u.href.startsWith(callback), { timeout: 15000 }),
+    page.click('#login'),
+  ]);
+  return new URL(page.url());
+}
+
+// A code flow with PKCE, state and nonce, checked by openid-client.
+async function codeFlow(config, { screenshot } = {}) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: callback, scope: 'openid', state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const back = await logInThrough(url, { screenshot });
+  const tokens = await client.authorizationCodeGrant(config, back, {
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
+  });
+  return { tokens, back, verifier };
+}
+
+async function discover(clientId, auth, metadata = {}) {
+  return client.discovery(issuer, clientId, { id_token_signed_response_alg: 'ES256', ...metadata }, auth, insecure);
+}
+
+test('discovery names every endpoint and says only what Tuaton does', async () => {
+  const config = await discover('nobody', client.None());
+  const m = config.serverMetadata();
+  assert.equal(m.issuer, base);
+  assert.deepEqual(m.response_types_supported, ['code']);
+  assert.deepEqual(m.code_challenge_methods_supported, ['S256']);
+  assert.equal(m.authorization_response_iss_parameter_supported, true);
+  assert.ok(m.id_token_signing_alg_values_supported.includes('ES256'));
+  for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri']) {
+    assert.ok(m[endpoint].startsWith(base), endpoint);
+  }
+});
+
+test('a public client logs a person in with code and PKCE; the hand-back passes Chromium\'s form-action', async () => {
+  clients('add', '--id', 'e2e-public', '--name', 'กรมทดสอบ · Test Department', '--redirect-uri', callback, '--auth', 'none');
+  const config = await discover('e2e-public', client.None());
+  const { tokens, back } = await codeFlow(config, { screenshot: 'oidc-authorize.png' });
+  assert.equal(back.searchParams.get('iss'), base, 'RFC 9207 iss in the response');
+  const claims = tokens.claims();
+  assert.equal(claims.iss, base);
+  assert.equal(claims.aud, 'e2e-public');
+  assert.equal(claims.acr, 'urn:tuaton:aal:2.2');
+  assert.ok(claims.amr.includes('user'));
+  assert.ok(Math.abs(claims.auth_time - Date.now() / 1000) < 60);
+  assert.equal(tokens.token_type.toLowerCase(), 'bearer');
+  const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  assert.equal(info.sub, claims.sub);
+});
+
+test('a code redeemed twice fails and revokes what the first redemption issued', async () => {
+  const config = await discover('e2e-public', client.None());
+  const { tokens, back, verifier } = await codeFlow(config);
+  const again = await fetch(new URL('/token', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code', code: back.searchParams.get('code'), redirect_uri: callback,
+      code_verifier: verifier, client_id: 'e2e-public',
+    }),
+  });
+  assert.equal(again.status, 400);
+  assert.equal((await again.json()).error, 'invalid_grant');
+  await assert.rejects(
+    client.fetchUserInfo(config, tokens.access_token, tokens.claims().sub),
+    (e) => e instanceof client.WWWAuthenticateChallengeError || e.status === 401 || /invalid_token/.test(String(e.cause?.error ?? e.code ?? e.message)),
+  );
+});
+
+test('a confidential client with client_secret_basic, and one in another sector sees another sub', async () => {
+  const made = clients('add', '--id', 'e2e-basic', '--redirect-uri', callback, '--auth', 'client_secret_basic');
+  assert.match(made.client_secret, /^[A-Za-z0-9_-]{43}$/);
+  const config = await discover('e2e-basic', client.ClientSecretBasic(made.client_secret));
+  const basic = (await codeFlow(config)).tokens.claims();
+  // The public client shares the sector (the redirect URIs' host): same sub.
+  const pub = (await codeFlow(await discover('e2e-public', client.None()))).tokens.claims();
+  assert.equal(basic.sub, pub.sub, 'one sector, one sub');
+  clients('add', '--id', 'e2e-other-sector', '--redirect-uri', callback, '--auth', 'none', '--sector', 'other.example.go.th');
+  const other = (await codeFlow(await discover('e2e-other-sector', client.None()))).tokens.claims();
+  assert.notEqual(other.sub, basic.sub, 'another sector, another sub');
+  const wrong = await fetch(new URL('/token', base), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from('e2e-basic:not-the-secret').toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code: 'x', redirect_uri: callback, code_verifier: client.randomPKCECodeVerifier() }),
+  });
+  assert.equal(wrong.status, 401);
+  assert.match(wrong.headers.get('www-authenticate'), /^Basic /, 'RFC 6749 §5.2: the challenge for a Basic client');
+  assert.equal((await wrong.json()).error, 'invalid_client');
+});
+
+test('a client with private_key_jwt; a replayed assertion is refused', async () => {
+  const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'agency-key-1', use: 'sig', alg: 'ES256' };
+  delete jwk.key_ops;
+  delete jwk.ext;
+  const dir = mkdtempSync(join(tmpdir(), 'tuaton-e2e-jwks-'));
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+  clients('add', '--id', 'e2e-jwt', '--redirect-uri', callback, '--auth', 'private_key_jwt', '--jwks', join(dir, 'jwks.json'));
+  const config = await discover('e2e-jwt', client.PrivateKeyJwt({ key: privateKey, kid: 'agency-key-1' }));
+  const { tokens } = await codeFlow(config);
+  assert.equal(tokens.claims().aud, 'e2e-jwt');
+
+  // One assertion, sent twice: the second is a replay.
+  let captured;
+  const capturing = await discover('e2e-jwt', client.PrivateKeyJwt({ key: privateKey, kid: 'agency-key-1' }), {});
+  capturing[client.customFetch] = async (url, options) => {
+    captured = new URLSearchParams(options.body.toString()).get('client_assertion');
+    return fetch(url, options);
+  };
+  await assert.rejects(client.authorizationCodeGrant(capturing, new URL(`${callback}?code=x&iss=${encodeURIComponent(base)}`),
+    { pkceCodeVerifier: client.randomPKCECodeVerifier() }), (e) => e.error === 'invalid_grant');
+  const replay = await fetch(new URL('/token', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code', code: 'x', redirect_uri: callback, code_verifier: client.randomPKCECodeVerifier(),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: captured,
+    }),
+  });
+  assert.equal(replay.status, 401);
+  assert.equal((await replay.json()).error, 'invalid_client');
+});
+
+test('declining sends access_denied back with state and iss; an unregistered redirect stays on Tuaton', async () => {
+  const config = await discover('e2e-public', client.None());
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: callback, scope: 'openid', state,
+    code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+  });
+  const { page } = person;
+  await page.goto(url.href);
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(callback)), page.click('#deny')]);
+  const back = new URL(page.url());
+  assert.equal(back.searchParams.get('error'), 'access_denied');
+  assert.equal(back.searchParams.get('state'), state);
+  assert.equal(back.searchParams.get('iss'), base);
+
+  const evil = new URL(url);
+  evil.searchParams.set('redirect_uri', `${callback}.evil.example/`);
+  const shown = await page.goto(evil.href);
+  assert.equal(shown.status(), 400);
+  assert.ok(page.url().startsWith(base), 'the browser stays on Tuaton');
+  assert.match(await page.textContent('body'), /redirect_uri/);
+});
