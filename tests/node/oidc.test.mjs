@@ -194,6 +194,28 @@ test('a client with private_key_jwt; a replayed assertion is refused', async () 
   assert.equal((await replay.json()).error, 'invalid_client');
 });
 
+test('a login on one agency\'s page is not spent on a request another agency started since', async () => {
+  const config = await discover('e2e-public', client.None());
+  const challenge = await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier());
+  const first = client.buildAuthorizationUrl(config, { redirect_uri: callback, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+  const { page, context } = person;
+  await page.goto(first.href);
+  await page.waitForSelector('#login');
+  // Another agency's request, begun in another tab of the same browser.
+  const other = await context.newPage();
+  const second = client.buildAuthorizationUrl(await discover('e2e-other-sector', client.None()),
+    { redirect_uri: callback, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' });
+  await other.goto(second.href);
+  await other.close();
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/authorize/continue')),
+    page.click('#login'),
+  ]);
+  assert.equal(answer.status(), 409);
+  await page.waitForURL((u) => u.pathname === '/authorize/continue');
+  assert.match(await page.textContent('body'), /Another agency/);
+});
+
 test('declining sends access_denied back with state and iss; an unregistered redirect stays on Tuaton', async () => {
   const config = await discover('e2e-public', client.None());
   const state = client.randomState();

@@ -9,12 +9,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tuaton_core::{Aal, ErrorCode, Ial};
 use tuaton_idm::{
-    CitizenEvidenceInput, FaceCheck, Idm, IdmError, IdmParts, LiveCapture, PasskeyName, Policy,
-    Registrant, SessionSecret, Unlimited, parse_evidence,
+    FaceCheck, Idm, IdmError, LiveCapture, PasskeyName, Registrant, SessionSecret, parse_evidence,
 };
-use tuaton_keys::{MasterKey, SoftwareBackend};
-use tuaton_passkeys::{Aal3Policy, DEFAULT_CEREMONY_TTL, PasskeyConfig, Passkeys};
-use tuaton_proofing::DevRegistry;
 use tuaton_proofing::{
     FaceDecision, FaceMatchError, FaceMatchResult, FaceMatcher, FaceReference, FaceReferences,
     ReferenceSource,
@@ -22,36 +18,11 @@ use tuaton_proofing::{
 use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
 use url::Url;
+
+mod common;
+use common::{ORIGIN, idm, idm_with, login_started, options, somchai};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-
-const ORIGIN: &str = "http://localhost:8080";
-
-fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
-    idm_with(db, keys_dir, None)
-}
-
-fn idm_with(db: &TestDb, keys_dir: &std::path::Path, face: Option<FaceCheck>) -> Idm {
-    let passkeys = Passkeys::new(PasskeyConfig {
-        public_url: Url::parse(ORIGIN).unwrap(),
-        extra_origins: Vec::new(),
-        rp_name: "Tuaton".into(),
-        ceremony_ttl: DEFAULT_CEREMONY_TTL,
-        aal3: Aal3Policy::empty(),
-    })
-    .unwrap();
-    let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
-    Idm::new(IdmParts {
-        store: db.store.clone(),
-        card_registry: Some(Arc::new(DevRegistry::embedded().unwrap())),
-        juristic_registry: None,
-        passkeys: Arc::new(passkeys),
-        keys: Arc::new(keys),
-        limiter: Arc::new(Unlimited),
-        policy: Policy::default(),
-        face,
-    })
-}
 
 /// Stands in for a certified face matcher in these tests (none ships with
 /// Tuaton): answers the verdict the test scripted, for any capture.
@@ -124,41 +95,6 @@ fn capture() -> LiveCapture {
         media_type: "image/jpeg".into(),
         liveness_evidence: vec![4],
     }
-}
-
-/// Somchai Jaidee, a fictional person in keys-dev/registry/people.json.
-fn somchai() -> CitizenEvidenceInput {
-    CitizenEvidenceInput {
-        citizen_id: "1-9990-00000-01-7".into(),
-        thai_given_name: "สมชาย".into(),
-        thai_family_name: "ใจดี".into(),
-        english_given_name: "Somchai".into(),
-        english_family_name: "Jaidee".into(),
-        birth_date: "1964-02-22".into(),
-        laser_code: "JT0-1234567-89".into(),
-    }
-}
-
-/// A login by citizen id started, and the authenticator's answer to it.
-async fn login_started(
-    idm: &Idm,
-    authn: &mut SoftPasskey,
-    evidence: &tuaton_proofing::CitizenEvidence,
-    now: OffsetDateTime,
-) -> (tuaton_idm::LoginChallenge, tuaton_idm::PublicKeyCredential) {
-    let challenge = idm
-        .start_login(Some(&evidence.citizen_id), now)
-        .await
-        .unwrap();
-    let assertion = authn
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
-        .unwrap();
-    (challenge, assertion)
-}
-
-/// The browser's half of a ceremony: the options as JSON, back as the library's type.
-fn options<T: serde::de::DeserializeOwned>(o: &impl serde::Serialize) -> T {
-    serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
 }
 
 async fn a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out(db: TestDb) {

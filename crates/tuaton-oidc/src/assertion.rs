@@ -5,7 +5,10 @@
 //! the public half (the client's JWK Set). Rules, each a MUST of RFC 7523
 //! §3 or a FAPI 2.0 Security Profile requirement:
 //! - `iss` and `sub` are the `client_id`;
-//! - `aud` names Tuaton: its issuer or its token endpoint;
+//! - `aud` is Tuaton's issuer, as a single string: the audience-injection
+//!   attack on `private_key_jwt` (OpenID Foundation advisory, 2025; the
+//!   revision of RFC 7523 that followed) works through assertions whose
+//!   audience is a token endpoint or a list, so only the issuer is accepted;
 //! - `exp` is present and not past, and at most [`MAX_LIFETIME`] ahead, so
 //!   a captured assertion is soon worthless;
 //! - `nbf` and `iat`, when present, are not in the future;
@@ -44,7 +47,8 @@ const MAX_JTI: usize = 256;
 pub struct AssertionId {
     /// The `jti`.
     pub jti: String,
-    /// Its `exp`: the cache may forget it after this.
+    /// Until when it would be accepted (`exp` plus the skew): the cache may
+    /// forget it after this, never before.
     pub expires_at: OffsetDateTime,
 }
 
@@ -112,12 +116,11 @@ pub fn check_key_set(set: &Value) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Verifies `assertion` as `client`'s authentication, addressed to one of
-/// `audiences` (the issuer and the token endpoint), at `now`.
+/// Verifies `assertion` as `client`'s authentication, addressed to `issuer`, at `now`.
 pub fn verify(
     assertion: &str,
     client: &ClientConfig,
-    audiences: &[&str],
+    issuer: &str,
     now: OffsetDateTime,
 ) -> Result<AssertionId, TokenError> {
     let bad = |why: &str| TokenError::client(format!("The client assertion is refused: {why}."));
@@ -153,16 +156,8 @@ pub fn verify(
     {
         return Err(bad("iss and sub must both be the client_id"));
     }
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => audiences.contains(&a.as_str()),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| audiences.contains(&a)),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(bad("aud must name Tuaton's issuer or token endpoint"));
+    if text("aud") != Some(issuer) {
+        return Err(bad("aud must be Tuaton's issuer, as a single string"));
     }
     let time_of = |name: &str| {
         claims
@@ -171,10 +166,12 @@ pub fn verify(
             .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
     };
     let exp = time_of("exp").ok_or_else(|| bad("exp is missing"))?;
-    if exp + SKEW <= now {
+    // Compared as a difference: no sum can overflow, whatever `exp` says.
+    let ahead = exp - now;
+    if ahead <= -SKEW {
         return Err(bad("it has expired"));
     }
-    if exp > now + MAX_LIFETIME + SKEW {
+    if ahead > MAX_LIFETIME + SKEW {
         return Err(bad("exp is more than five minutes ahead"));
     }
     for name in ["nbf", "iat"] {
@@ -187,7 +184,8 @@ pub fn verify(
         .ok_or_else(|| bad("jti is missing"))?;
     Ok(AssertionId {
         jti: jti.to_owned(),
-        expires_at: exp,
+        // Accepted until `exp` plus the skew, so remembered as long.
+        expires_at: now + ahead + SKEW,
     })
 }
 
@@ -230,7 +228,7 @@ mod tests {
 
     fn claims(now: OffsetDateTime) -> Value {
         json!({
-            "iss": "revenue-efiling", "sub": "revenue-efiling", "aud": TOKEN,
+            "iss": "revenue-efiling", "sub": "revenue-efiling", "aud": ISSUER,
             "jti": "a-1", "iat": now.unix_timestamp(), "exp": (now + Duration::minutes(1)).unix_timestamp(),
         })
     }
@@ -242,21 +240,14 @@ mod tests {
         let id = verify(
             &sign(&key, Algorithm::ES256, &claims(now)),
             &client,
-            &[ISSUER, TOKEN],
+            ISSUER,
             now,
         )
         .unwrap();
         assert_eq!(id.jti, "a-1");
-        let mut as_list = claims(now);
-        as_list["aud"] = json!(["https://elsewhere", ISSUER]);
         assert!(
-            verify(
-                &sign(&key, Algorithm::ES256, &as_list),
-                &client,
-                &[ISSUER, TOKEN],
-                now
-            )
-            .is_ok()
+            id.expires_at > now + Duration::seconds(89),
+            "remembered as long as it is accepted"
         );
     }
 
@@ -278,6 +269,10 @@ mod tests {
         let future = (now + Duration::minutes(3)).unix_timestamp();
         for (token, why) in [
             (with("aud", json!("https://evil.example/token")), "aud"),
+            (with("aud", json!(TOKEN)), "aud"),
+            (with("aud", json!([ISSUER])), "aud"),
+            (with("aud", json!(["https://evil.example", ISSUER])), "aud"),
+            (with("exp", json!(253_402_300_799_i64)), "five minutes"),
             (with("aud", Value::Null), "aud"),
             (with("iss", json!("someone-else")), "iss"),
             (with("sub", json!("someone-else")), "iss"),
@@ -289,14 +284,14 @@ mod tests {
             (with("jti", Value::Null), "jti"),
             ("not-a-jwt".into(), "JWT"),
         ] {
-            let e = verify(&token, &client, &[ISSUER, TOKEN], now).unwrap_err();
+            let e = verify(&token, &client, ISSUER, now).unwrap_err();
             assert_eq!(e.error, crate::OAuthError::InvalidClient);
             assert!(e.description.contains(why), "{why}: {e}");
         }
         let (other, other_key) = client_with_key();
         let forged = sign(&other_key, Algorithm::ES256, &claims(now));
-        assert!(verify(&forged, &client, &[ISSUER, TOKEN], now).is_err());
-        assert!(verify(&forged, &other, &[ISSUER, TOKEN], now).is_ok());
+        assert!(verify(&forged, &client, ISSUER, now).is_err());
+        assert!(verify(&forged, &other, ISSUER, now).is_ok());
     }
 
     #[test]
@@ -309,7 +304,7 @@ mod tests {
             b64(&json!({"alg": "none", "kid": "k1"})),
             b64(&claims(now))
         );
-        assert!(verify(&unsigned, &client, &[ISSUER, TOKEN], now).is_err());
+        assert!(verify(&unsigned, &client, ISSUER, now).is_err());
         // The public key's bytes used as an HMAC secret.
         let public = client.jwks.as_ref().unwrap().to_string();
         let mut header = Header::new(Algorithm::HS256);
@@ -320,7 +315,7 @@ mod tests {
             &EncodingKey::from_secret(public.as_bytes()),
         )
         .unwrap();
-        let e = verify(&hmac, &client, &[ISSUER, TOKEN], now).unwrap_err();
+        let e = verify(&hmac, &client, ISSUER, now).unwrap_err();
         assert!(e.description.contains("alg"), "{e}");
     }
 

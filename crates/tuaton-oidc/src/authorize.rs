@@ -67,7 +67,8 @@ impl AuthorizationRequest {
         find: impl FnOnce(&str) -> Option<&'c ClientConfig>,
     ) -> Result<(Self, &'c ClientConfig), AuthorizeError> {
         let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (k, v) in params {
+        // A parameter sent without a value is as if omitted (RFC 6749 §3.1, §3.2).
+        for (k, v) in params.iter().filter(|(_, v)| !v.is_empty()) {
             by_name.entry(k.as_str()).or_default().push(v.as_str());
         }
         let direct = |description: &str| AuthorizeError::Direct {
@@ -293,6 +294,16 @@ mod tests {
         assert_eq!(r.state.as_deref(), Some("s-123"));
         assert_eq!(r.nonce.as_deref(), Some("n-456"));
         assert!(r.prompt.is_empty());
+    }
+
+    #[test]
+    fn a_parameter_without_a_value_is_as_if_omitted() {
+        let r = parse(&with(&[("nonce", Some("")), ("response_mode", Some(""))])).unwrap();
+        assert_eq!(r.nonce, None);
+        let mut twice = good();
+        twice.push(("prompt".into(), String::new()));
+        twice.push(("prompt".into(), String::new()));
+        assert!(parse(&twice).is_ok(), "empty repeats are no repeats");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! the account id (length-prefixed), base64url: clients of one sector share
 //! it; clients of different sectors get unrelated values, and someone with
 //! the database of one client (or all of them) cannot link them without the
-//! secret, which never leaves Tuaton.
+//! secret. The secret is Tuaton's (the service layer keeps it with its other
+//! server secrets, in Tuaton's database; SECURITY.md says what a reader of
+//! that database can therefore do).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -99,7 +99,8 @@ impl TokenRequest {
         authorization: Option<&str>,
     ) -> Result<Self, TokenError> {
         let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (k, v) in params {
+        // A parameter sent without a value is as if omitted (RFC 6749 §3.1, §3.2).
+        for (k, v) in params.iter().filter(|(_, v)| !v.is_empty()) {
             by_name.entry(k.as_str()).or_default().push(v.as_str());
         }
         if let Some((name, _)) = by_name.iter().find(|(_, v)| v.len() > 1) {

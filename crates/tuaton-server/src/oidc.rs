@@ -187,7 +187,8 @@ async fn begin(state: &AppState, params: &[(String, String)]) -> Response {
 fn page(state: &AppState, p: &PendingAuthorization) -> Response {
     let body = PAGE
         .replace("{{client}}", &escape(&p.client_name))
-        .replace("{{scopes}}", &escape(&p.scopes.join(" ")));
+        .replace("{{scopes}}", &escape(&p.scopes.join(" ")))
+        .replace("{{request}}", &escape(&p.id));
     let target = match p.redirect_uri.scheme() {
         "http" | "https" => p.redirect_uri.origin().ascii_serialization(),
         scheme => format!("{scheme}:"),
@@ -225,11 +226,14 @@ async fn authorize_continue(
     session: Result<SessionAuth, ApiError>,
     RawForm(form): RawForm,
 ) -> Response {
-    let decision = match pairs(&form)
-        .iter()
-        .find(|(k, _)| k == "decision")
-        .map(|(_, v)| v.as_str())
-    {
+    let fields = pairs(&form);
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let decision = match field("decision") {
         Some("allow") => Decision::Allow,
         Some("deny") => Decision::Deny,
         _ => {
@@ -241,13 +245,28 @@ async fn authorize_continue(
             .into_response();
         }
     };
-    let Some(pending) = pending_id(&state, &headers) else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::NoPendingAuthorization,
-            "No agency is waiting for a login in this browser. Go back to the agency's site and start again.",
-        )
-        .into_response();
+    // The page names the request it showed; the browser's cookie must name
+    // the same one. A request begun since (another agency's, in another
+    // tab or a pop-up) has replaced the cookie and is not answered with a
+    // login made on this page.
+    let pending = match (pending_id(&state, &headers), field("request")) {
+        (Some(cookie), Some(shown)) if cookie == shown => cookie,
+        (Some(_), Some(_)) => {
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::NoPendingAuthorization,
+                "Another agency's login was started in this browser since this page opened. Go back to the agency's site and start again.",
+            )
+            .into_response();
+        }
+        _ => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::NoPendingAuthorization,
+                "No agency is waiting for a login in this browser. Go back to the agency's site and start again.",
+            )
+            .into_response();
+        }
     };
     let session = match (decision, session) {
         (Decision::Deny, _) => None,

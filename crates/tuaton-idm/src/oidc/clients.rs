@@ -95,6 +95,20 @@ impl Idm {
     }
 }
 
+/// What the audit log keeps of a registration: everything that decides
+/// where codes go and who may redeem them; the keys as their digest.
+fn registration_summary(c: &ClientConfig) -> serde_json::Value {
+    json!({
+        "redirect_uris": c.redirect_uris,
+        "token_auth": c.token_auth,
+        "subject": c.subject,
+        "scopes": c.scopes,
+        "id_token_alg": c.id_token_alg.jose_name(),
+        "token_lifetime_secs": c.token_lifetime_secs,
+        "jwks_sha256": c.jwks.as_ref().map(|k| secret_digest(&k.to_string())),
+    })
+}
+
 fn invalid(e: tuaton_oidc::ClientError) -> IdmError {
     IdmError::invalid(ErrorCode::InvalidField, e.to_string())
 }
@@ -153,9 +167,7 @@ impl ClientAdmin {
             other => other?,
         }
         let ev = audit::success(operator, action::CLIENT_ADD, config.client_id.clone())
-            .with_details(
-                json!({ "token_auth": config.token_auth, "redirect_uris": config.redirect_uris }),
-            );
+            .with_details(registration_summary(&config));
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         let shown = self.show(&config.client_id).await?;
@@ -204,9 +216,11 @@ impl ClientAdmin {
             return Err(IdmError::UnknownClient);
         }
         let ev = audit::success(operator, action::CLIENT_UPDATE, config.client_id.clone())
-            .with_details(
-                json!({ "token_auth": config.token_auth, "new_secret": secret.is_some() }),
-            );
+            .with_details(json!({
+                "before": registration_summary(&before.config),
+                "after": registration_summary(&config),
+                "new_secret": secret.is_some(),
+            }));
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         let shown = self.show(&config.client_id).await?;

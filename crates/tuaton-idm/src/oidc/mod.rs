@@ -247,6 +247,23 @@ impl Idm {
         let waiting: Waiting = serde_json::from_str(&waiting.state)
             .map_err(|_| crate::error::corrupt("a pending authorization"))?;
         let request = waiting.request;
+        // The registration may have changed since the request began: a
+        // removed client or redirect URI gets nothing more.
+        let still = self
+            .find_client(&request.client_id)
+            .await?
+            .is_some_and(|c| c.redirect_uri(request.redirect_uri.as_str()).is_some());
+        if !still {
+            return Err(
+                AuthorizeError::Direct {
+                    error: OAuthError::InvalidRequest,
+                    description:
+                        "The agency's registration changed; go back to its site and start again."
+                            .into(),
+                }
+                .into(),
+            );
+        }
         let session = match (decision, session) {
             (Decision::Deny, _) => None,
             (Decision::Allow, None) => return Err(IdmError::LoginRequired.into()),
@@ -357,13 +374,7 @@ impl Idm {
                 if client_id.as_ref().is_some_and(|c| *c != client.client_id) {
                     return Err(unknown().into());
                 }
-                let token_endpoint = format!("{issuer}/token");
-                let id = tuaton_oidc::assertion::verify(
-                    assertion,
-                    &client,
-                    &[issuer, &token_endpoint],
-                    now,
-                )?;
+                let id = tuaton_oidc::assertion::verify(assertion, &client, issuer, now)?;
                 let fresh = store::use_assertion_id(&client.client_id, &id.jti, id.expires_at, now)
                     .run(self.store().conn().await?.conn())
                     .await?;
@@ -431,7 +442,10 @@ impl Idm {
         let account_id = code
             .account_id
             .ok_or_else(|| crate::error::corrupt("an authorization code without its account"))?;
-        if bound.client_id != client.client_id || bound.redirect_uri != r.redirect_uri {
+        if bound.client_id != client.client_id
+            || bound.redirect_uri != r.redirect_uri
+            || client.redirect_uri(&bound.redirect_uri).is_none()
+        {
             return Err(invalid().into());
         }
         if !bound.code_challenge.is_met_by(&r.verifier) {

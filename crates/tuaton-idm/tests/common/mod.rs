@@ -1,0 +1,122 @@
+//! What the flow suites share: the service layer over a test database with
+//! software keys, the authenticator's half of a ceremony, and a person from
+//! the development registry.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tuaton_idm::{CitizenEvidenceInput, FaceCheck, Idm, IdmParts, Policy, Unlimited};
+use tuaton_keys::{MasterKey, SoftwareBackend};
+use tuaton_passkeys::{Aal3Policy, DEFAULT_CEREMONY_TTL, PasskeyConfig, Passkeys};
+use tuaton_proofing::DevRegistry;
+use tuaton_store::testing::TestDb;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+pub const ORIGIN: &str = "http://localhost:8080";
+
+pub fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
+    idm_with(db, keys_dir, None)
+}
+
+pub fn idm_with(db: &TestDb, keys_dir: &std::path::Path, face: Option<FaceCheck>) -> Idm {
+    let passkeys = Passkeys::new(PasskeyConfig {
+        public_url: Url::parse(ORIGIN).unwrap(),
+        extra_origins: Vec::new(),
+        rp_name: "Tuaton".into(),
+        ceremony_ttl: DEFAULT_CEREMONY_TTL,
+        aal3: Aal3Policy::empty(),
+    })
+    .unwrap();
+    let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
+    Idm::new(IdmParts {
+        store: db.store.clone(),
+        card_registry: Some(Arc::new(DevRegistry::embedded().unwrap())),
+        juristic_registry: None,
+        passkeys: Arc::new(passkeys),
+        keys: Arc::new(keys),
+        limiter: Arc::new(Unlimited),
+        policy: Policy::default(),
+        face,
+    })
+}
+
+/// Somchai Jaidee, a fictional person in keys-dev/registry/people.json.
+pub fn somchai() -> CitizenEvidenceInput {
+    CitizenEvidenceInput {
+        citizen_id: "1-9990-00000-01-7".into(),
+        thai_given_name: "สมชาย".into(),
+        thai_family_name: "ใจดี".into(),
+        english_given_name: "Somchai".into(),
+        english_family_name: "Jaidee".into(),
+        birth_date: "1964-02-22".into(),
+        laser_code: "JT0-1234567-89".into(),
+    }
+}
+
+/// A login by citizen id started, and the authenticator's answer to it.
+pub async fn login_started(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    now: OffsetDateTime,
+) -> (tuaton_idm::LoginChallenge, tuaton_idm::PublicKeyCredential) {
+    let challenge = idm
+        .start_login(Some(&evidence.citizen_id), now)
+        .await
+        .unwrap();
+    let assertion = authn
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&challenge.options))
+        .unwrap();
+    (challenge, assertion)
+}
+
+/// The browser's half of a ceremony: the options as JSON, back as the library's type.
+pub fn options<T: serde::de::DeserializeOwned>(o: &impl serde::Serialize) -> T {
+    serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
+}
+
+/// Somchai enrolled with one passkey on `authn`; returns his evidence and account.
+pub async fn enrol_with_passkey(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    now: OffsetDateTime,
+) -> (tuaton_proofing::CitizenEvidence, tuaton_core::AccountId) {
+    let evidence = tuaton_idm::parse_evidence(&somchai(), now).unwrap();
+    let enrolled = idm.enrol(&evidence, None, now).await.unwrap();
+    let grant = enrolled.grant.unwrap();
+    let reg = idm
+        .start_registration(tuaton_idm::Registrant::Grant(&grant.id), false, now)
+        .await
+        .unwrap();
+    let made = authn
+        .do_registration(Url::parse(ORIGIN).unwrap(), options(&reg.options))
+        .unwrap();
+    let name = tuaton_idm::PasskeyName::parse("phone").unwrap();
+    idm.finish_registration(&reg.ceremony_id, &name, &made, now)
+        .await
+        .unwrap();
+    (evidence, enrolled.account_id)
+}
+
+/// A passkey login by Somchai: the session it made.
+pub async fn logged_in(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    now: OffsetDateTime,
+) -> tuaton_idm::ActiveSession {
+    let (challenge, assertion) = login_started(idm, authn, evidence, now).await;
+    let done = idm
+        .finish_login(&challenge.ceremony_id, &assertion, None, now)
+        .await
+        .unwrap();
+    idm.session(
+        &tuaton_idm::SessionSecret::presented(done.session.secret.expose()),
+        now,
+    )
+    .await
+    .unwrap()
+}

@@ -1,0 +1,702 @@
+//! The OpenID Provider's code flow driven as its endpoints drive it: an
+//! authorization request, a passkey login, the code, the token request,
+//! userinfo — and every MUST the provider enforces answered with the
+//! standard code while writing nothing. On SQLite, and on PostgreSQL when
+//! the test run has one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+use tuaton_core::{AccountId, ErrorCode, SignatureAlgorithm};
+use tuaton_idm::{ActiveSession, Actor, Decision, Idm, OidcError};
+use tuaton_oidc::assertion::ASSERTION_TYPE;
+use tuaton_oidc::{AuthorizeError, ClientConfig, OAuthError, SubjectType, TokenAuth, TokenRequest};
+use tuaton_store::on_both_engines;
+use tuaton_store::testing::TestDb;
+use url::Url;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+use common::{enrol_with_passkey, idm, logged_in};
+
+const ISSUER: &str = "http://localhost:8080";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> ClientConfig {
+    ClientConfig {
+        client_id: id.into(),
+        name: format!("agency {id}"),
+        redirect_uris: vec![Url::parse(redirect).unwrap()],
+        subject: SubjectType::Pairwise {
+            sector: String::new(),
+        },
+        token_auth: auth,
+        scopes: vec!["openid".into()],
+        id_token_alg: SignatureAlgorithm::Es256,
+        jwks,
+        token_lifetime_secs: 300,
+    }
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn request(client_id: &str, redirect: &str) -> Vec<(String, String)> {
+    params(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
+        ("scope", "openid"),
+        ("state", "st-1"),
+        ("nonce", "n-1"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ])
+}
+
+/// Every row of the tables a refused step must leave alone.
+async fn written(db: &TestDb) -> Vec<i64> {
+    let mut conn = db.store.conn().await.unwrap();
+    let mut counts = Vec::new();
+    for table in [
+        "ceremonies",
+        "oidc_grants",
+        "oidc_assertion_ids",
+        "audit_log",
+    ] {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(conn.conn())
+            .await
+            .unwrap();
+        counts.push(n);
+    }
+    counts
+}
+
+struct World {
+    idm: Idm,
+    authn: SoftPasskey,
+    evidence: tuaton_proofing::CitizenEvidence,
+    account: AccountId,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(db: &TestDb, now: OffsetDateTime) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(db, dir.path());
+    let mut authn = SoftPasskey::new(true);
+    let (evidence, account) = enrol_with_passkey(&idm, &mut authn, now).await;
+    tuaton_idm::custody::ensure_active(
+        idm.store(),
+        idm.keys(),
+        tuaton_store::keys::KeyPurpose::IdToken,
+        SignatureAlgorithm::Es256,
+        now,
+    )
+    .await
+    .unwrap();
+    World {
+        idm,
+        authn,
+        evidence,
+        account,
+        _dir: dir,
+    }
+}
+
+/// A code for `client_id`, from a request begun at `now` and a login right after.
+async fn code_for(w: &mut World, client_id: &str, redirect: &str, now: OffsetDateTime) -> String {
+    let pending = w
+        .idm
+        .begin_authorization(&request(client_id, redirect), now)
+        .await
+        .unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let back = w
+        .idm
+        .complete_authorization(ISSUER, &pending.id, Some(&session), Decision::Allow, now)
+        .await
+        .unwrap();
+    let q: Vec<(String, String)> = back.query_pairs().into_owned().collect();
+    assert!(back.as_str().starts_with(redirect));
+    assert!(q.contains(&("state".into(), "st-1".into())));
+    assert!(q.contains(&("iss".into(), ISSUER.into())), "RFC 9207");
+    q.into_iter().find(|(k, _)| k == "code").unwrap().1
+}
+
+fn redemption(
+    code: &str,
+    redirect: &str,
+    verifier: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut p = params(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("code_verifier", verifier),
+    ]);
+    p.extend(params(extra));
+    p
+}
+
+async fn redeem(
+    w: &World,
+    form: &[(String, String)],
+    basic: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<tuaton_idm::TokenResponse, OidcError> {
+    let req = TokenRequest::parse(form, basic).map_err(OidcError::Token)?;
+    w.idm.redeem(ISSUER, req, now).await
+}
+
+fn token_error(r: Result<tuaton_idm::TokenResponse, OidcError>) -> OAuthError {
+    match r {
+        Err(OidcError::Token(e)) => e.error,
+        other => panic!("expected a token error, got {other:?}"),
+    }
+}
+
+/// The ID token's claims, verified with the published keys by an independent library.
+async fn verified(idm: &Idm, token: &str, audience: &str) -> Value {
+    let jwks = idm.id_token_jwks().await.unwrap();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value((*jwks).clone()).unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(set.find(header.kid.as_deref().unwrap()).unwrap())
+            .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&[audience]);
+    v.set_issuer(&[ISSUER]);
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .unwrap()
+        .claims
+}
+
+async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revokes_them(
+    db: TestDb,
+) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let admin = w.idm.client_admin();
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    admin
+        .add(&op, client("rd-app", a, TokenAuth::None, None), now)
+        .await
+        .unwrap();
+    admin
+        .add(
+            &op,
+            client(
+                "rd-other",
+                "https://efiling.rd.go.th/other",
+                TokenAuth::None,
+                None,
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    admin
+        .add(
+            &op,
+            client("sso-app", "https://www.sso.go.th/cb", TokenAuth::None, None),
+            now,
+        )
+        .await
+        .unwrap();
+    let dup = admin
+        .add(&op, client("rd-app", a, TokenAuth::None, None), now)
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), ErrorCode::ClientExists);
+
+    let code = code_for(&mut w, "rd-app", a, now).await;
+    let before = written(&db).await;
+    // Each of these is refused with invalid_grant and spends nothing.
+    for (form, why) in [
+        (
+            redemption(&code, a, VERIFIER, &[("client_id", "rd-other")]),
+            "another client",
+        ),
+        (
+            redemption(
+                &code,
+                &format!("{a}/x"),
+                VERIFIER,
+                &[("client_id", "rd-app")],
+            ),
+            "another redirect",
+        ),
+        (
+            redemption(
+                &code,
+                a,
+                "wrong-verifier-wrong-verifier-wrong-verifier",
+                &[("client_id", "rd-app")],
+            ),
+            "wrong verifier",
+        ),
+        (
+            redemption("not-a-code", a, VERIFIER, &[("client_id", "rd-app")]),
+            "unknown code",
+        ),
+    ] {
+        assert_eq!(
+            token_error(redeem(&w, &form, None, now).await),
+            OAuthError::InvalidGrant,
+            "{why}"
+        );
+    }
+    assert_eq!(
+        written(&db).await,
+        before,
+        "a refused redemption writes nothing"
+    );
+    let late = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now + Duration::minutes(2),
+    )
+    .await;
+    assert_eq!(
+        token_error(late),
+        OAuthError::InvalidGrant,
+        "the code lives a minute"
+    );
+
+    let tokens = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let claims = verified(&w.idm, &tokens.id_token, "rd-app").await;
+    assert_eq!(claims["nonce"], "n-1");
+    assert_eq!(claims["acr"], "urn:tuaton:aal:2.2");
+    assert_ne!(
+        claims["sub"],
+        w.account.as_str(),
+        "pairwise: the account id does not show"
+    );
+    let info = w
+        .idm
+        .userinfo(ISSUER, &tokens.access_token, now)
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], claims["sub"]);
+    let expired = w
+        .idm
+        .userinfo(ISSUER, &tokens.access_token, now + Duration::seconds(301))
+        .await;
+    assert!(
+        matches!(expired, Err(OidcError::Bearer(_))),
+        "an expired token is refused"
+    );
+    let forged = format!("{}x", tokens.access_token);
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &forged, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    assert!(
+        matches!(
+            w.idm.userinfo(ISSUER, &tokens.id_token, now).await,
+            Err(OidcError::Bearer(_))
+        ),
+        "an ID token is not an access token"
+    );
+
+    // The same code again: refused, and the grant it gave is revoked.
+    let again = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now,
+    )
+    .await;
+    assert_eq!(token_error(again), OAuthError::InvalidGrant);
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &tokens.access_token, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    let log = tuaton_store::audit::list(&db.store, 0, 1000).await.unwrap();
+    assert!(log.iter().any(|r| r.action == "oidc.code_reused"));
+
+    // Pairwise: one sector shares the sub, another never does.
+    let other = code_for(&mut w, "rd-other", "https://efiling.rd.go.th/other", now).await;
+    let t2 = redeem(
+        &w,
+        &redemption(
+            &other,
+            "https://efiling.rd.go.th/other",
+            VERIFIER,
+            &[("client_id", "rd-other")],
+        ),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        verified(&w.idm, &t2.id_token, "rd-other").await["sub"],
+        claims["sub"]
+    );
+    let sso = code_for(&mut w, "sso-app", "https://www.sso.go.th/cb", now).await;
+    let t3 = redeem(
+        &w,
+        &redemption(
+            &sso,
+            "https://www.sso.go.th/cb",
+            VERIFIER,
+            &[("client_id", "sso-app")],
+        ),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        verified(&w.idm, &t3.id_token, "sso-app").await["sub"],
+        claims["sub"]
+    );
+
+    // A redirect URI removed from the registration gets no more codes
+    // redeemed for it, even one issued before the change.
+    let in_flight = code_for(&mut w, "rd-other", "https://efiling.rd.go.th/other", now).await;
+    let mut moved = admin.show("rd-other").await.unwrap().config;
+    moved.redirect_uris = vec![Url::parse("https://efiling.rd.go.th/new").unwrap()];
+    moved.subject = SubjectType::Pairwise {
+        sector: "efiling.rd.go.th".into(),
+    };
+    admin.update(&op, moved, false, now).await.unwrap();
+    let refused = redeem(
+        &w,
+        &redemption(
+            &in_flight,
+            "https://efiling.rd.go.th/other",
+            VERIFIER,
+            &[("client_id", "rd-other")],
+        ),
+        None,
+        now,
+    )
+    .await;
+    assert_eq!(token_error(refused), OAuthError::InvalidGrant);
+
+    // Removing a client revokes what it holds.
+    admin.remove(&op, "sso-app", now).await.unwrap();
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &t3.access_token, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    db.cleanup().await;
+}
+
+async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    w.idm
+        .client_admin()
+        .add(&op, client("rd-app", a, TokenAuth::None, None), now)
+        .await
+        .unwrap();
+    let before = written(&db).await;
+    let with = |name: &str, value: Option<&str>| {
+        let mut p = request("rd-app", a);
+        p.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            p.push((name.to_owned(), v.to_owned()));
+        }
+        p
+    };
+    for (p, direct, code) in [
+        (
+            with(
+                "redirect_uri",
+                Some("https://efiling.rd.go.th/cb.evil.example"),
+            ),
+            true,
+            OAuthError::InvalidRequest,
+        ),
+        (
+            with("redirect_uri", Some("https://efiling.rd.go.th/cb/extra")),
+            true,
+            OAuthError::InvalidRequest,
+        ),
+        (
+            with("client_id", Some("nobody")),
+            true,
+            OAuthError::InvalidRequest,
+        ),
+        (
+            with("code_challenge_method", None),
+            false,
+            OAuthError::InvalidRequest,
+        ),
+        (
+            with("code_challenge_method", Some("plain")),
+            false,
+            OAuthError::InvalidRequest,
+        ),
+        (
+            with("response_type", Some("token")),
+            false,
+            OAuthError::UnsupportedResponseType,
+        ),
+        (
+            with("prompt", Some("none")),
+            false,
+            OAuthError::LoginRequired,
+        ),
+    ] {
+        match w.idm.begin_authorization(&p, now).await {
+            Err(OidcError::Authorize(e)) => {
+                assert_eq!(e.error(), code, "{p:?}");
+                assert_eq!(matches!(e, AuthorizeError::Direct { .. }), direct, "{p:?}");
+                if !direct {
+                    let url = e.redirect(ISSUER).unwrap();
+                    assert!(url.as_str().starts_with(a));
+                }
+            }
+            other => panic!("{p:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        written(&db).await,
+        before,
+        "a refused request writes nothing"
+    );
+
+    // A session older than the request cannot answer it; declining needs none.
+    let old: ActiveSession = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let pending = w
+        .idm
+        .begin_authorization(&request("rd-app", a), now + Duration::seconds(1))
+        .await
+        .unwrap();
+    let stale = w
+        .idm
+        .complete_authorization(
+            ISSUER,
+            &pending.id,
+            Some(&old),
+            Decision::Allow,
+            now + Duration::seconds(1),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(OidcError::Idm(ref e)) if e.code() == ErrorCode::FreshLoginRequired),
+        "{stale:?}"
+    );
+    let denied = w
+        .idm
+        .complete_authorization(ISSUER, &pending.id, None, Decision::Deny, now)
+        .await
+        .unwrap();
+    assert!(
+        denied
+            .query_pairs()
+            .any(|(k, v)| k == "error" && v == "access_denied")
+    );
+    let twice = w
+        .idm
+        .complete_authorization(ISSUER, &pending.id, None, Decision::Deny, now)
+        .await;
+    assert!(twice.is_err(), "a request is answered once");
+    db.cleanup().await;
+}
+
+/// A P-256 key pair; the JWK Set of its public half.
+fn agency_key() -> (EcdsaKeyPair, Vec<u8>, Value) {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let p = pair.public_key().as_ref().to_vec();
+    let jwks = json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65]) }] });
+    (pair, pkcs8.as_ref().to_vec(), jwks)
+}
+
+fn assertion(
+    pkcs8: &[u8],
+    alg: jsonwebtoken::Algorithm,
+    claims: &Value,
+    secret: Option<&[u8]>,
+) -> String {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some("k1".into());
+    let key = match secret {
+        Some(s) => jsonwebtoken::EncodingKey::from_secret(s),
+        None => jsonwebtoken::EncodingKey::from_ec_der(pkcs8),
+    };
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+async fn confidential_clients_authenticate_and_replays_are_refused(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let admin = w.idm.client_admin();
+    let a = "https://efiling.rd.go.th/cb";
+    let (_pair, pkcs8, jwks) = agency_key();
+    admin
+        .add(
+            &op,
+            client("rd-jwt", a, TokenAuth::PrivateKeyJwt, Some(jwks.clone())),
+            now,
+        )
+        .await
+        .unwrap();
+    let (_, secret) = admin
+        .add(
+            &op,
+            client("rd-basic", a, TokenAuth::ClientSecretBasic, None),
+            now,
+        )
+        .await
+        .unwrap();
+    let secret = secret.expect("a client_secret_basic client gets a secret");
+    let claims = |aud: &str, jti: &str, exp: OffsetDateTime| {
+        json!({
+            "iss": "rd-jwt", "sub": "rd-jwt", "aud": aud, "jti": jti,
+            "iat": now.unix_timestamp(), "exp": exp.unix_timestamp(),
+        })
+    };
+    let soon = now + Duration::minutes(1);
+    let jwt = |c: &Value| assertion(&pkcs8, jsonwebtoken::Algorithm::ES256, c, None);
+    let form = |code: &str, jwt: &str| {
+        redemption(
+            code,
+            a,
+            VERIFIER,
+            &[
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", jwt),
+            ],
+        )
+    };
+
+    let code = code_for(&mut w, "rd-jwt", a, now).await;
+    let before = written(&db).await;
+    let public_as_secret = jwks.to_string();
+    for (bad, why) in [
+        (
+            jwt(&claims("https://elsewhere.example/token", "j-aud", soon)),
+            "wrong audience",
+        ),
+        (
+            jwt(&claims(ISSUER, "j-exp", now - Duration::minutes(5))),
+            "expired",
+        ),
+        (
+            jwt(&claims(ISSUER, "j-far", now + Duration::hours(2))),
+            "lives too long",
+        ),
+        (
+            assertion(
+                &pkcs8,
+                jsonwebtoken::Algorithm::HS256,
+                &claims(ISSUER, "j-hs", soon),
+                Some(public_as_secret.as_bytes()),
+            ),
+            "HS256 with the public key",
+        ),
+        (
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#),
+                URL_SAFE_NO_PAD.encode(claims(ISSUER, "j-none", soon).to_string())
+            ),
+            "alg none",
+        ),
+    ] {
+        assert_eq!(
+            token_error(redeem(&w, &form(&code, &bad), None, now).await),
+            OAuthError::InvalidClient,
+            "{why}"
+        );
+    }
+    let token_endpoint = jwt(&claims(&format!("{ISSUER}/token"), "j-te", soon));
+    assert_eq!(
+        token_error(redeem(&w, &form(&code, &token_endpoint), None, now).await),
+        OAuthError::InvalidClient,
+        "the audience is the issuer alone"
+    );
+    assert_eq!(
+        written(&db).await,
+        before,
+        "a refused client writes nothing"
+    );
+    let good = jwt(&claims(ISSUER, "j-1", soon));
+    let tokens = redeem(&w, &form(&code, &good), None, now).await.unwrap();
+    assert_eq!(
+        verified(&w.idm, &tokens.id_token, "rd-jwt").await["aud"],
+        "rd-jwt"
+    );
+    let code2 = code_for(&mut w, "rd-jwt", a, now).await;
+    let replay = redeem(&w, &form(&code2, &good), None, now).await;
+    assert_eq!(
+        token_error(replay),
+        OAuthError::InvalidClient,
+        "a jti is used once"
+    );
+    let wrong_method = redeem(
+        &w,
+        &redemption(&code2, a, VERIFIER, &[("client_id", "rd-jwt")]),
+        None,
+        now,
+    )
+    .await;
+    assert_eq!(
+        token_error(wrong_method),
+        OAuthError::InvalidClient,
+        "a confidential client cannot act as public"
+    );
+
+    let code3 = code_for(&mut w, "rd-basic", a, now).await;
+    let basic = |s: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("rd-basic:{s}"))
+        )
+    };
+    let form3 = redemption(&code3, a, VERIFIER, &[]);
+    assert_eq!(
+        token_error(redeem(&w, &form3, Some(&basic("guess")), now).await),
+        OAuthError::InvalidClient
+    );
+    assert!(
+        redeem(&w, &form3, Some(&basic(secret.expose())), now)
+            .await
+            .is_ok()
+    );
+    db.cleanup().await;
+}
+
+on_both_engines!(
+    a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revokes_them,
+    authorization_requests_that_break_a_rule_are_refused_and_write_nothing,
+    confidential_clients_authenticate_and_replays_are_refused
+);
