@@ -216,6 +216,24 @@ test('a login on one agency\'s page is not spent on a request another agency sta
   assert.match(await page.textContent('body'), /Another agency/);
 });
 
+test('an id-token key rotation in the middle of the suite fails no client', async () => {
+  const config = await discover('e2e-public', client.None());
+  const before = (await codeFlow(config)).tokens;
+  const kidOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url')).kid;
+  // The operator's rotation: the next key is published at once and signs a second later.
+  execFileSync(bin, ['keys', 'rotate', '--purpose', 'id-token', '--prepublish', '1', '--dev'], { cwd: '../..', encoding: 'utf8' });
+  let after;
+  for (let i = 0; i < 15 && (!after || kidOf(after.id_token) === kidOf(before.id_token)); i += 1) {
+    await new Promise((r) => { setTimeout(r, 1000); });
+    // The same configuration: openid-client keeps its cached key set and
+    // fetches it again when it meets the new kid.
+    after = (await codeFlow(config)).tokens;
+  }
+  assert.notEqual(kidOf(after.id_token), kidOf(before.id_token), 'the new key signs');
+  const info = await client.fetchUserInfo(config, before.access_token, before.claims().sub);
+  assert.equal(info.sub, before.claims().sub, 'a token signed by the retiring key still works');
+});
+
 test('declining sends access_denied back with state and iss; an unregistered redirect stays on Tuaton', async () => {
   const config = await discover('e2e-public', client.None());
   const state = client.randomState();

@@ -11,10 +11,6 @@ use std::time::Duration;
 
 use crate::AppState;
 
-/// How often upkeep runs. Key windows are hours or days; thirty seconds keeps
-/// every instance within a minute of a change made through another.
-pub const INTERVAL: Duration = Duration::from_secs(30);
-
 /// Runs one round of upkeep; errors are logged, never fatal.
 pub async fn run_once(state: &AppState) {
     let now = state.now();
@@ -119,7 +115,7 @@ pub async fn anchor_audit(state: &AppState, force: bool) {
 /// Starts upkeep in the background until the process ends.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(INTERVAL);
+        let mut ticker = tokio::time::interval(state.settings().upkeep_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;

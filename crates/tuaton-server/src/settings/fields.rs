@@ -45,6 +45,7 @@ struct FileSettings {
     header_read_timeout_secs: Option<u64>,
     audit_anchor_file: Option<PathBuf>,
     audit_anchor_interval_secs: Option<u64>,
+    upkeep_interval_secs: Option<u64>,
     smtp_url: Option<String>,
     smtp_username: Option<String>,
     smtp_password_file: Option<PathBuf>,

@@ -38,6 +38,13 @@ pub(super) const RECOVERY_COOLING_OFF: Whole = Whole {
     most: 720,
     accepted: "whole hours from 1 to 720",
 };
+pub(super) const UPKEEP_INTERVAL: Whole = Whole {
+    name: "TUATON_UPKEEP_INTERVAL_SECS",
+    default: 30,
+    least: 1,
+    most: 3600,
+    accepted: "whole seconds from 1 to 3600",
+};
 pub(super) const AUDIT_ANCHOR_INTERVAL: Whole = Whole {
     name: "TUATON_AUDIT_ANCHOR_INTERVAL_SECS",
     default: 300,

@@ -99,6 +99,9 @@ pub struct Settings {
     /// outside the database. Default `audit-anchors.jsonl` in the data dir; in
     /// production a file on append-only or write-once storage (docs/operators/audit.md).
     pub audit_anchor_file: PathBuf,
+    /// `TUATON_UPKEEP_INTERVAL_SECS`: how often upkeep runs (key transitions,
+    /// notices, purges, the audit anchor when it is due). Default 30.
+    pub upkeep_interval: Duration,
     /// `TUATON_AUDIT_ANCHOR_INTERVAL_SECS`: how often upkeep signs the chain's head
     /// when it has moved (and once more at shutdown). Default 300.
     pub audit_anchor_interval: Duration,
@@ -235,6 +238,7 @@ impl Settings {
         let database_url = storage::database_url(&f, &data_dir)?;
         let audit_anchor_file = storage::audit_anchor_file(&f, &data_dir)?;
         let audit_anchor_interval = f.seconds(&lifetimes::AUDIT_ANCHOR_INTERVAL)?;
+        let upkeep_interval = f.seconds(&lifetimes::UPKEEP_INTERVAL)?;
         let log_format = f.get("TUATON_LOG_FORMAT", "text or json", LogFormat::parse)?;
         let max_body_bytes = f.whole(&network::MAX_BODY_BYTES)?;
         let request_timeout = f.seconds(&network::REQUEST_TIMEOUT)?;
@@ -264,6 +268,7 @@ impl Settings {
             data_dir,
             audit_anchor_file,
             audit_anchor_interval,
+            upkeep_interval,
             database_url,
             log_format: log_format.unwrap_or(LogFormat::Text),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
