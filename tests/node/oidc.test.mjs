@@ -161,6 +161,26 @@ test('a confidential client with client_secret_basic, and one in another sector 
   assert.equal((await wrong.json()).error, 'invalid_client');
 });
 
+test('refresh tokens rotate, a reused one revokes the family; introspection and revocation', async () => {
+  const made = clients('add', '--id', 'e2e-refresh', '--redirect-uri', callback, '--auth', 'client_secret_basic');
+  const config = await discover('e2e-refresh', client.ClientSecretBasic(made.client_secret));
+  const { tokens } = await codeFlow(config);
+  const next = await client.refreshTokenGrant(config, tokens.refresh_token);
+  assert.notEqual(next.refresh_token, tokens.refresh_token, 'rotated');
+  const seen = await client.tokenIntrospection(config, next.access_token);
+  assert.equal(seen.active, true);
+  assert.equal(seen.client_id, 'e2e-refresh');
+  // The first refresh token again, as a thief would: the family is revoked.
+  await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token), (e) => e.error === 'invalid_grant');
+  await assert.rejects(client.refreshTokenGrant(config, next.refresh_token), (e) => e.error === 'invalid_grant');
+  assert.equal((await client.tokenIntrospection(config, next.access_token)).active, false);
+
+  const again = (await codeFlow(config)).tokens;
+  await client.tokenRevocation(config, again.refresh_token);
+  assert.equal((await client.tokenIntrospection(config, again.access_token)).active, false, 'revoking the refresh token ends its access tokens');
+  await client.tokenRevocation(config, 'never-issued');
+});
+
 test('a client with private_key_jwt; a replayed assertion is refused', async () => {
   const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'agency-key-1', use: 'sig', alg: 'ES256' };

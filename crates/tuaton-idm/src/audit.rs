@@ -62,7 +62,9 @@ pub(crate) mod action {
     pub const CLIENT_REMOVE: &str = "oidc.client.remove";
     pub const OIDC_AUTHORIZE: &str = "oidc.authorize";
     pub const OIDC_TOKEN: &str = "oidc.token";
-    pub const OIDC_CODE_REUSED: &str = "oidc.code_reused";
+    pub const OIDC_REFRESH: &str = "oidc.refresh";
+    pub const OIDC_REVOKE: &str = "oidc.revoke";
+    pub const OIDC_GRANT_REVOKED: &str = "oidc.grant_revoked";
 }
 
 /// A success record.

@@ -113,6 +113,19 @@ async fn world(db: &TestDb, now: OffsetDateTime) -> World {
     }
 }
 
+/// The world with the public client `rd-app` registered at `efiling.rd.go.th/cb`.
+async fn with_public_client(db: &TestDb, now: OffsetDateTime) -> (World, Actor, &'static str) {
+    let w = world(db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    w.idm
+        .client_admin()
+        .add(&op, client("rd-app", a, TokenAuth::None, None), now)
+        .await
+        .unwrap();
+    (w, op, a)
+}
+
 /// A code for `client_id`, from a request begun at `now` and a login right after.
 async fn code_for(w: &mut World, client_id: &str, redirect: &str, now: OffsetDateTime) -> String {
     let pending = w
@@ -333,7 +346,10 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
         Err(OidcError::Bearer(_))
     ));
     let log = tuaton_store::audit::list(&db.store, 0, 1000).await.unwrap();
-    assert!(log.iter().any(|r| r.action == "oidc.code_reused"));
+    assert!(
+        log.iter()
+            .any(|r| r.action == "oidc.grant_revoked" && r.details.contains("code_reused"))
+    );
 
     // Pairwise: one sector shares the sub, another never does.
     let other = code_for(&mut w, "rd-other", "https://efiling.rd.go.th/other", now).await;
@@ -413,14 +429,7 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
 
 async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(db: TestDb) {
     let now = OffsetDateTime::now_utc();
-    let mut w = world(&db, now).await;
-    let op = Actor::Operator("test".into());
-    let a = "https://efiling.rd.go.th/cb";
-    w.idm
-        .client_admin()
-        .add(&op, client("rd-app", a, TokenAuth::None, None), now)
-        .await
-        .unwrap();
+    let (mut w, _op, a) = with_public_client(&db, now).await;
     let before = written(&db).await;
     let with = |name: &str, value: Option<&str>| {
         let mut p = request("rd-app", a);
@@ -695,7 +704,168 @@ async fn confidential_clients_authenticate_and_replays_are_refused(db: TestDb) {
     db.cleanup().await;
 }
 
+fn query(token: &str, client_id: &str) -> tuaton_oidc::token::TokenQuery {
+    tuaton_oidc::token::TokenQuery::parse(
+        &params(&[("token", token), ("client_id", client_id)]),
+        None,
+    )
+    .unwrap()
+}
+
+async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_ends_it(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let (mut w, op, a) = with_public_client(&db, now).await;
+    w.idm
+        .client_admin()
+        .add(
+            &op,
+            client("sso-app", "https://www.sso.go.th/cb", TokenAuth::None, None),
+            now,
+        )
+        .await
+        .unwrap();
+    let refresh = |t: &str, id: &str| {
+        params(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t),
+            ("client_id", id),
+        ])
+    };
+
+    let code = code_for(&mut w, "rd-app", a, now).await;
+    let first = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let before = written(&db).await;
+    assert_eq!(
+        token_error(redeem(&w, &refresh(&first.refresh_token, "sso-app"), None, now).await),
+        OAuthError::InvalidGrant,
+        "another client's refresh token"
+    );
+    assert_eq!(written(&db).await, before, "refused, nothing written");
+    let later = now + Duration::minutes(10);
+    let second = redeem(&w, &refresh(&first.refresh_token, "rd-app"), None, later)
+        .await
+        .unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token, "rotated");
+    let sub = verified(&w.idm, &first.id_token, "rd-app").await["sub"].clone();
+    assert_eq!(
+        w.idm
+            .userinfo(ISSUER, &second.access_token, later)
+            .await
+            .unwrap()["sub"],
+        sub
+    );
+    let third = redeem(&w, &refresh(&second.refresh_token, "rd-app"), None, later)
+        .await
+        .unwrap();
+
+    // The spent first token again: the whole family is revoked.
+    let reused = redeem(&w, &refresh(&first.refresh_token, "rd-app"), None, later).await;
+    assert_eq!(token_error(reused), OAuthError::InvalidGrant);
+    assert_eq!(
+        token_error(redeem(&w, &refresh(&third.refresh_token, "rd-app"), None, later).await),
+        OAuthError::InvalidGrant
+    );
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &third.access_token, later).await,
+        Err(OidcError::Bearer(_))
+    ));
+    let past_login = now + Duration::hours(13);
+    let code = code_for(&mut w, "rd-app", a, now).await;
+    let fresh = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        token_error(
+            redeem(
+                &w,
+                &refresh(&fresh.refresh_token, "rd-app"),
+                None,
+                past_login
+            )
+            .await
+        ),
+        OAuthError::InvalidGrant,
+        "a family lives no longer than a session of the same login"
+    );
+
+    // Introspection and revocation (RFC 7662, RFC 7009).
+    let active = w
+        .idm
+        .introspect(ISSUER, query(&fresh.access_token, "rd-app"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (active["active"].clone(), active["client_id"].clone()),
+        (json!(true), json!("rd-app"))
+    );
+    let as_refresh = w
+        .idm
+        .introspect(ISSUER, query(&fresh.refresh_token, "rd-app"), now)
+        .await
+        .unwrap();
+    assert_eq!(as_refresh["token_type"], "refresh_token");
+    let foreign = w
+        .idm
+        .introspect(ISSUER, query(&fresh.access_token, "sso-app"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        foreign,
+        json!({ "active": false }),
+        "another client learns nothing"
+    );
+    w.idm
+        .revoke(ISSUER, query(&fresh.access_token, "sso-app"), now)
+        .await
+        .unwrap();
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &fresh.access_token, now)
+            .await
+            .is_ok(),
+        "another client cannot revoke it"
+    );
+    w.idm
+        .revoke(ISSUER, query("not-a-token", "rd-app"), now)
+        .await
+        .unwrap();
+    w.idm
+        .revoke(ISSUER, query(&fresh.refresh_token, "rd-app"), now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &fresh.access_token, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    let gone = w
+        .idm
+        .introspect(ISSUER, query(&fresh.access_token, "rd-app"), now)
+        .await
+        .unwrap();
+    assert_eq!(gone, json!({ "active": false }));
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_ends_it,
     a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revokes_them,
     authorization_requests_that_break_a_rule_are_refused_and_write_nothing,
     confidential_clients_authenticate_and_replays_are_refused

@@ -81,6 +81,8 @@ pub struct CodeRedemption {
 pub enum Grant {
     /// `authorization_code`.
     AuthorizationCode(CodeRedemption),
+    /// `refresh_token` (RFC 6749 §6): the token, spent and replaced.
+    RefreshToken(Zeroizing<String>),
 }
 
 /// A token request, read.
@@ -98,30 +100,9 @@ impl TokenRequest {
         params: &[(String, String)],
         authorization: Option<&str>,
     ) -> Result<Self, TokenError> {
-        let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        // A parameter sent without a value is as if omitted (RFC 6749 §3.1, §3.2).
-        for (k, v) in params.iter().filter(|(_, v)| !v.is_empty()) {
-            by_name.entry(k.as_str()).or_default().push(v.as_str());
-        }
-        if let Some((name, _)) = by_name.iter().find(|(_, v)| v.len() > 1) {
-            return Err(TokenError::request(format!(
-                "{name} is given more than once."
-            )));
-        }
-        let one = |name: &str| {
-            by_name
-                .get(name)
-                .and_then(|v| v.first())
-                .copied()
-                .filter(|v| !v.is_empty())
-        };
-        let auth = client_authentication(
-            authorization,
-            one("client_id"),
-            one("client_secret"),
-            one("client_assertion_type"),
-            one("client_assertion"),
-        )?;
+        let form = single(params)?;
+        let one = |name: &str| form.get(name).copied();
+        let auth = authentication(&form, authorization)?;
         let grant = match one("grant_type") {
             Some("authorization_code") => {
                 let code = one("code").ok_or_else(|| TokenError::request("code is missing."))?;
@@ -139,6 +120,17 @@ impl TokenRequest {
                     verifier,
                 })
             }
+            Some("refresh_token") => {
+                let token = one("refresh_token")
+                    .ok_or_else(|| TokenError::request("refresh_token is missing."))?;
+                if one("scope").is_some() {
+                    return Err(TokenError::new(
+                        OAuthError::InvalidScope,
+                        "A refresh keeps the scopes granted; send no scope.",
+                    ));
+                }
+                Grant::RefreshToken(Zeroizing::new(token.to_owned()))
+            }
             Some(other) => {
                 return Err(TokenError::new(
                     OAuthError::UnsupportedGrantType,
@@ -149,6 +141,62 @@ impl TokenRequest {
         };
         Ok(Self { auth, grant })
     }
+}
+
+/// A request about a token the client holds: revocation (RFC 7009 §2.1)
+/// or introspection (RFC 7662 §2.1).
+#[derive(Debug)]
+pub struct TokenQuery {
+    /// How the client authenticated.
+    pub auth: ClientAuthentication,
+    /// The token.
+    pub token: Zeroizing<String>,
+}
+
+impl TokenQuery {
+    /// Reads the form `params` and the `Authorization` header. A
+    /// `token_type_hint` is allowed and needs no heeding: Tuaton tells its
+    /// tokens apart by their form.
+    pub fn parse(
+        params: &[(String, String)],
+        authorization: Option<&str>,
+    ) -> Result<Self, TokenError> {
+        let form = single(params)?;
+        let auth = authentication(&form, authorization)?;
+        let one = |name: &str| form.get(name).copied();
+        let token = one("token").ok_or_else(|| TokenError::request("token is missing."))?;
+        Ok(Self {
+            auth,
+            token: Zeroizing::new(token.to_owned()),
+        })
+    }
+}
+
+/// The form's parameters, each at most once (RFC 6749 §3.2); one sent
+/// without a value is as if omitted.
+fn single(params: &[(String, String)]) -> Result<BTreeMap<&str, &str>, TokenError> {
+    let mut form = BTreeMap::new();
+    for (k, v) in params.iter().filter(|(_, v)| !v.is_empty()) {
+        if form.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(TokenError::request(format!("{k} is given more than once.")));
+        }
+    }
+    Ok(form)
+}
+
+/// The client authentication a form and its `Authorization` header carry.
+fn authentication(
+    form: &BTreeMap<&str, &str>,
+    authorization: Option<&str>,
+) -> Result<ClientAuthentication, TokenError> {
+    let one = |name: &str| form.get(name).copied();
+    client_authentication(
+        authorization,
+        one("client_id"),
+        one("client_secret"),
+        one("client_assertion_type"),
+        one("client_assertion"),
+    )
 }
 
 /// The one authentication method a request uses.

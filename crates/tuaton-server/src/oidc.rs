@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
 use tuaton_core::ErrorCode;
 use tuaton_idm::{Decision, OidcError, PendingAuthorization};
+use tuaton_oidc::token::TokenQuery;
 use tuaton_oidc::{OAuthError, TokenRequest};
 
 use crate::error::page::escape;
@@ -31,11 +32,13 @@ const SCRIPT: &str = include_str!("web/assets/authorize.js");
 const PENDING_SECS: i64 = 600;
 
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
-    let limited = Router::new()
+    // The pages a browser reaches carry the per-address limit of the other
+    // ceremonies. The back-channel endpoints do not: each request is
+    // authenticated by a client (whose back end sends every request of an
+    // agency from a few addresses) or carries a bearer token.
+    let browser = Router::new()
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/authorize/continue", post(authorize_continue))
-        .route("/token", post(token))
-        .route("/userinfo", get(userinfo).post(userinfo))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::ratelimit::per_address,
@@ -43,7 +46,11 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/assets/authorize.js", get(script))
-        .merge(limited)
+        .route("/token", post(token))
+        .route("/revoke", post(revoke))
+        .route("/introspect", post(introspect))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .merge(browser)
 }
 
 /// The issuer: the public URL without a trailing slash.
@@ -323,11 +330,15 @@ fn token_refusal(e: &tuaton_oidc::TokenError, basic: bool) -> Response {
     resp
 }
 
-async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawForm(form): RawForm,
-) -> Response {
+/// A back-channel request's form pairs and its `Authorization` header.
+type Form<'h> = (Vec<(String, String)>, Option<&'h str>);
+
+/// How a back-channel request is read from its form and `Authorization` header.
+type Parser<T> = fn(&[(String, String)], Option<&str>) -> Result<T, tuaton_oidc::TokenError>;
+
+/// A back-channel request's form and `Authorization` header, or the
+/// refusal of one that is not a form.
+fn back_channel<'h>(headers: &'h HeaderMap, form: &[u8]) -> Result<Form<'h>, Box<Response>> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -339,38 +350,107 @@ async fn token(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let basic = authorization.is_some();
     if !is_form {
-        return token_refusal(
+        return Err(Box::new(token_refusal(
             &tuaton_oidc::TokenError::request(
-                "The token request must be application/x-www-form-urlencoded.",
+                "The request must be application/x-www-form-urlencoded.",
             ),
-            basic,
-        );
+            authorization.is_some(),
+        )));
     }
-    let request = match TokenRequest::parse(&pairs(&form), authorization) {
-        Ok(r) => r,
-        Err(e) => return token_refusal(&e, basic),
+    Ok((pairs(form), authorization))
+}
+
+/// A back-channel request read with `parse`, and whether it used HTTP
+/// Basic; or the refusal to answer with.
+fn read<T>(headers: &HeaderMap, form: &[u8], parse: Parser<T>) -> Result<(T, bool), Box<Response>> {
+    let (params, authorization) = back_channel(headers, form)?;
+    let basic = authorization.is_some();
+    parse(&params, authorization)
+        .map(|t| (t, basic))
+        .map_err(|e| Box::new(token_refusal(&e, basic)))
+}
+
+/// An OIDC error at a back-channel endpoint, in the form RFC 6749 §5.2 gives.
+fn back_channel_refusal(e: OidcError, basic: bool) -> Response {
+    match e {
+        OidcError::Token(e) => {
+            tracing::info!(error = e.error.as_str(), "back-channel request refused");
+            token_refusal(&e, basic)
+        }
+        OidcError::Idm(e) => ApiError::from(e).into_response(),
+        OidcError::Authorize(_) | OidcError::Bearer(_) => internal(),
+    }
+}
+
+fn no_store_json(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response {
+    let (request, basic) = match read(&headers, &form, TokenRequest::parse) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     match state
         .idm()
         .redeem(&issuer(&state), request, state.now())
         .await
     {
-        Ok(t) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            serde_json::to_string(&t).unwrap_or_default(),
-        )
-            .into_response(),
-        Err(OidcError::Token(e)) => {
-            tracing::info!(error = e.error.as_str(), "token request refused");
-            token_refusal(&e, basic)
-        }
-        Err(OidcError::Idm(e)) => ApiError::from(e).into_response(),
-        Err(OidcError::Authorize(_) | OidcError::Bearer(_)) => internal(),
+        Ok(t) => no_store_json(serde_json::to_string(&t).unwrap_or_default()),
+        Err(e) => back_channel_refusal(e, basic),
+    }
+}
+
+/// Which question a token query asks.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// Revocation (RFC 7009 §2): 200 with no body for any token, known or not.
+    Revoke,
+    /// Introspection (RFC 7662 §2).
+    Introspect,
+}
+
+async fn revoke(state: State<AppState>, headers: HeaderMap, form: RawForm) -> Response {
+    token_query(state, headers, form, Ask::Revoke).await
+}
+
+async fn introspect(state: State<AppState>, headers: HeaderMap, form: RawForm) -> Response {
+    token_query(state, headers, form, Ask::Introspect).await
+}
+
+async fn token_query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+    ask: Ask,
+) -> Response {
+    let (query, basic) = match read(&headers, &form, TokenQuery::parse) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let (idm, iss, now) = (state.idm(), issuer(&state), state.now());
+    let answered = match ask {
+        Ask::Revoke => idm.revoke(&iss, query, now).await.map(|()| String::new()),
+        Ask::Introspect => idm
+            .introspect(&iss, query, now)
+            .await
+            .map(|v| v.to_string()),
+    };
+    match answered {
+        Ok(body) => no_store_json(body),
+        Err(e) => back_channel_refusal(e, basic),
     }
 }
 

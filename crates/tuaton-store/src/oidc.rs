@@ -143,6 +143,12 @@ pub struct Grant {
     pub account_id: AccountId,
     /// The scopes granted, space-separated.
     pub scopes: String,
+    /// When the person logged in.
+    pub auth_at: OffsetDateTime,
+    /// The authenticator level reached, as stored (`2.2`).
+    pub aal: String,
+    /// How they logged in (RFC 8176), JSON.
+    pub amr: String,
     /// When the code was redeemed.
     pub created_at: OffsetDateTime,
     /// When its last token expires.
@@ -164,6 +170,12 @@ pub struct NewGrant<'a> {
     pub account_id: &'a AccountId,
     /// See [`Grant::scopes`].
     pub scopes: &'a str,
+    /// See [`Grant::auth_at`].
+    pub auth_at: OffsetDateTime,
+    /// See [`Grant::aal`].
+    pub aal: &'a str,
+    /// See [`Grant::amr`].
+    pub amr: &'a str,
     /// See [`Grant::expires_at`].
     pub expires_at: OffsetDateTime,
 }
@@ -171,14 +183,17 @@ pub struct NewGrant<'a> {
 /// The insert that records `g`.
 pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     Statement::new(
-        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, created_ms, expires_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(g.id)
     .bind(g.code_digest)
     .bind(g.client_id)
     .bind(g.account_id.as_str())
     .bind(g.scopes)
+    .bind(to_ms(g.auth_at))
+    .bind(g.aal)
+    .bind(g.amr)
     .bind(to_ms(now))
     .bind(to_ms(g.expires_at))
 }
@@ -189,13 +204,17 @@ fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
         client_id: row.try_get("client_id")?,
         account_id: crate::stored_account_id(&row.try_get::<String, _>("account_id")?)?,
         scopes: row.try_get("scopes")?,
+        auth_at: from_ms(row.try_get("auth_ms")?),
+        aal: row.try_get("aal")?,
+        amr: row.try_get("amr")?,
         created_at: from_ms(row.try_get("created_ms")?),
         expires_at: from_ms(row.try_get("expires_ms")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_ms")?.map(from_ms),
     })
 }
 
-const GRANT_COLUMNS: &str = "id, client_id, account_id, scopes, created_ms, expires_ms, revoked_ms";
+const GRANT_COLUMNS: &str =
+    "id, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, revoked_ms";
 
 /// The grant `id`.
 pub fn grant(id: &str) -> Query<Option<Grant>> {
@@ -226,6 +245,73 @@ pub fn revoke_grant(id: &str, now: OffsetDateTime) -> Query<bool> {
             "UPDATE oidc_grants SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL",
         )
         .bind(id)
+        .bind(to_ms(now)),
+        |out| Ok(out.rows_affected == 1),
+    )
+}
+
+/// The insert that stores a refresh token of grant `grant_id` by its digest.
+pub fn insert_refresh_token(
+    digest: &str,
+    grant_id: &str,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Statement {
+    Statement::new(
+        "INSERT INTO oidc_refresh_tokens (digest, grant_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(digest)
+    .bind(grant_id)
+    .bind(to_ms(now))
+    .bind(to_ms(expires_at))
+}
+
+/// A refresh token as stored, with its grant.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    /// The grant (family) it belongs to.
+    pub grant: Grant,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// When it was used (and replaced), if it was.
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// The refresh token with this digest, and its grant.
+pub fn refresh_token(digest: &str) -> Query<Option<RefreshToken>> {
+    Query::new(
+        Statement::new(format!(
+            "SELECT {}, r.expires_ms AS r_expires_ms, r.used_ms AS r_used_ms \
+             FROM oidc_refresh_tokens r JOIN oidc_grants g ON g.id = r.grant_id WHERE r.digest = $1",
+            GRANT_COLUMNS
+                .split(", ")
+                .map(|c| format!("g.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(digest),
+        |out| {
+            out.rows
+                .first()
+                .map(|row| {
+                    Ok(RefreshToken {
+                        grant: grant_from(row)?,
+                        expires_at: from_ms(row.try_get("r_expires_ms")?),
+                        used_at: row.try_get::<Option<i64>, _>("r_used_ms")?.map(from_ms),
+                    })
+                })
+                .transpose()
+        },
+    )
+}
+
+/// Marks a refresh token used: `true` if this call did (it was unused).
+pub fn use_refresh_token(digest: &str, now: OffsetDateTime) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "UPDATE oidc_refresh_tokens SET used_ms = $2 WHERE digest = $1 AND used_ms IS NULL",
+        )
+        .bind(digest)
         .bind(to_ms(now)),
         |out| Ok(out.rows_affected == 1),
     )

@@ -34,6 +34,7 @@ use tuaton_keys::KeyRef;
 use tuaton_oidc::access_token::{self, AccessTokenClaims, BearerError};
 use tuaton_oidc::jws::{SigningKey, sign_compact};
 use tuaton_oidc::token::CodeRedemption;
+use tuaton_oidc::token::TokenQuery;
 use tuaton_oidc::{
     AuthorizationRequest, AuthorizeError, ClientAuthentication, ClientConfig, Grant, IdTokenClaims,
     OAuthError, PairwiseSalt, Prompt, TokenAuth, TokenError, TokenRequest,
@@ -127,6 +128,43 @@ pub enum Decision {
     Deny,
 }
 
+/// Who logged in, and how: what every token of a grant says.
+struct Login {
+    account_id: AccountId,
+    scope: String,
+    auth_time: OffsetDateTime,
+    aal: Aal,
+    amr: Vec<String>,
+}
+
+/// Tokens signed, not yet recorded.
+struct Issued {
+    id_token: String,
+    access_token: String,
+    refresh_token: Zeroizing<String>,
+    /// When the grant's last refresh token stops working.
+    family_ends: OffsetDateTime,
+}
+
+impl Issued {
+    fn response(self, client: &ClientConfig, login: &Login) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access_token,
+            token_type: "Bearer",
+            expires_in: client.token_lifetime_secs,
+            id_token: self.id_token,
+            refresh_token: self.refresh_token.to_string(),
+            scope: login.scope.clone(),
+        }
+    }
+}
+
+/// Which kind of token a revocation or introspection names.
+enum TokenKind {
+    Refresh { live: bool },
+    Access(Box<AccessTokenClaims>),
+}
+
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core 1.0 §3.1.3.3).
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
@@ -138,6 +176,8 @@ pub struct TokenResponse {
     pub expires_in: u32,
     /// The ID token.
     pub id_token: String,
+    /// The next refresh token of the grant: it works once.
+    pub refresh_token: String,
     /// The scopes granted.
     pub scope: String,
 }
@@ -410,6 +450,7 @@ impl Idm {
         let client = self.authenticate_client(issuer, &request.auth, now).await?;
         match request.grant {
             Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, now).await,
+            Grant::RefreshToken(t) => self.refresh(issuer, &client, &t, now).await,
         }
     }
 
@@ -459,43 +500,18 @@ impl Idm {
         }
         let aal =
             Aal::from_stored(&bound.aal).map_err(|_| crate::error::corrupt("a code's level"))?;
-        let grant_id = tuaton_store::new_id();
-        let lifetime = time::Duration::seconds(i64::from(client.token_lifetime_secs));
-        let sub = self.subject(client, &account_id, now).await?;
-        let scope = bound.scopes.join(" ");
         let auth_time = OffsetDateTime::from_unix_timestamp(bound.auth_time)
             .map_err(|_| crate::error::corrupt("a code's login time"))?;
-        let id_token = IdTokenClaims::new(
-            issuer,
-            sub.clone(),
-            &client.client_id,
-            now,
-            lifetime,
+        let login = Login {
+            account_id: account_id.clone(),
+            scope: bound.scopes.join(" "),
             auth_time,
-            bound.nonce.clone(),
-            aal.acr().to_owned(),
-            bound.amr.clone(),
-        );
-        let access = AccessTokenClaims {
-            iss: issuer.to_owned(),
-            sub,
-            aud: issuer.to_owned(),
-            client_id: client.client_id.clone(),
-            exp: (now + lifetime).unix_timestamp(),
-            iat: now.unix_timestamp(),
-            jti: format!("{grant_id}.{}", tuaton_store::new_id()),
-            scope: scope.clone(),
-            auth_time: bound.auth_time,
-            acr: aal.acr().to_owned(),
+            aal,
             amr: bound.amr.clone(),
         };
-        let (id_token, access_token) = self
-            .sign_tokens(
-                client,
-                serde_json::to_value(&id_token).map_err(IdmError::internal)?,
-                serde_json::to_value(&access).map_err(IdmError::internal)?,
-                now,
-            )
+        let grant_id = tuaton_store::new_id();
+        let issued = self
+            .issue(issuer, client, &grant_id, &login, bound.nonce.clone(), now)
             .await?;
         let mut opening = Batch::new();
         let spent = opening.add(ceremonies::spend(&digest, CeremonyKind::AuthorizationCode));
@@ -507,17 +523,30 @@ impl Idm {
         }
         let place = opened.take(place)?;
         let mut closing = Batch::new();
+        let amr = serde_json::to_string(&login.amr).map_err(IdmError::internal)?;
         closing.push(store::insert_grant(
             &store::NewGrant {
                 id: &grant_id,
                 code_digest: &digest,
                 client_id: &client.client_id,
                 account_id: &account_id,
-                scopes: &scope,
-                // Kept past the tokens' expiry at least as long as the code
-                // lived, so a late second redemption is still recognised.
-                expires_at: now + lifetime.max(CeremonyKind::AuthorizationCode.lifetime()),
+                scopes: &login.scope,
+                auth_at: auth_time,
+                aal: aal.number(),
+                amr: &amr,
+                // Kept as long as its refresh tokens work, and at least as
+                // long as the code lived, so a late second redemption is
+                // still recognised.
+                expires_at: issued
+                    .family_ends
+                    .max(now + CeremonyKind::AuthorizationCode.lifetime()),
             },
+            now,
+        ));
+        closing.push(store::insert_refresh_token(
+            &code_digest(&issued.refresh_token),
+            &grant_id,
+            issued.family_ends,
             now,
         ));
         let ev = audit::success(
@@ -525,15 +554,277 @@ impl Idm {
             action::OIDC_TOKEN,
             account_id.to_string(),
         )
-        .with_details(json!({ "client_id": client.client_id, "grant": grant_id, "scope": scope }));
+        .with_details(
+            json!({ "client_id": client.client_id, "grant": grant_id, "scope": login.scope }),
+        );
         place.write(now, &ev, &mut closing)?;
         tx.commit_with(closing).await?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer",
-            expires_in: client.token_lifetime_secs,
+        Ok(issued.response(client, &login))
+    }
+
+    /// The tokens of one issue: an ID token, an access token and the next
+    /// refresh token of grant `grant_id`, signed before anything is written.
+    async fn issue(
+        &self,
+        issuer: &str,
+        client: &ClientConfig,
+        grant_id: &str,
+        login: &Login,
+        nonce: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Issued, IdmError> {
+        let lifetime = time::Duration::seconds(i64::from(client.token_lifetime_secs));
+        let sub = self.subject(client, &login.account_id, now).await?;
+        let id_token = IdTokenClaims::new(
+            issuer,
+            sub.clone(),
+            &client.client_id,
+            now,
+            lifetime,
+            login.auth_time,
+            nonce,
+            login.aal.acr().to_owned(),
+            login.amr.clone(),
+        );
+        let access = AccessTokenClaims {
+            iss: issuer.to_owned(),
+            sub,
+            aud: issuer.to_owned(),
+            client_id: client.client_id.clone(),
+            exp: (now + lifetime).unix_timestamp(),
+            iat: now.unix_timestamp(),
+            jti: format!("{grant_id}.{}", tuaton_store::new_id()),
+            scope: login.scope.clone(),
+            auth_time: login.auth_time.unix_timestamp(),
+            acr: login.aal.acr().to_owned(),
+            amr: login.amr.clone(),
+        };
+        let (id_token, access_token) = self
+            .sign_tokens(
+                client,
+                serde_json::to_value(&id_token).map_err(IdmError::internal)?,
+                serde_json::to_value(&access).map_err(IdmError::internal)?,
+                now,
+            )
+            .await?;
+        Ok(Issued {
             id_token,
-            scope,
+            access_token,
+            refresh_token: random_secret()?,
+            // A grant lives no longer than a session made by the same login.
+            family_ends: login.auth_time + self.policy().session_lifetime,
+        })
+    }
+
+    /// Answers `refresh_token`: spends the token and issues the next of its
+    /// family. A spent token presented again revokes the family (RFC 9700
+    /// §4.14.2): whoever holds the newer one, the thief or the client, loses it.
+    async fn refresh(
+        &self,
+        issuer: &str,
+        client: &ClientConfig,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, OidcError> {
+        let invalid = || TokenError::grant("The refresh token is invalid, expired or revoked.");
+        let digest = code_digest(token);
+        let found = store::refresh_token(&digest)
+            .run(self.store().conn().await?.conn())
+            .await?;
+        let Some(rt) = found.filter(|rt| rt.grant.client_id == client.client_id) else {
+            return Err(invalid().into());
+        };
+        if rt.grant.revoked_at.is_some() || rt.expires_at <= now {
+            return Err(invalid().into());
+        }
+        if rt.used_at.is_some() {
+            return Err(self
+                .revoke_family(&rt.grant, client, "refresh_token_reused", now)
+                .await?
+                .into());
+        }
+        let account =
+            accounts::by_id(self.store().conn().await?.conn(), &rt.grant.account_id).await?;
+        if account.is_none_or(|a| a.state != AccountState::Active) {
+            return Err(invalid().into());
+        }
+        let login = Login {
+            account_id: rt.grant.account_id.clone(),
+            scope: rt.grant.scopes.clone(),
+            auth_time: rt.grant.auth_at,
+            aal: Aal::from_stored(&rt.grant.aal)
+                .map_err(|_| crate::error::corrupt("a grant's level"))?,
+            amr: serde_json::from_str(&rt.grant.amr)
+                .map_err(|_| crate::error::corrupt("a grant's amr"))?,
+        };
+        let issued = self
+            .issue(issuer, client, &rt.grant.id, &login, None, now)
+            .await?;
+        let mut opening = Batch::new();
+        let used = opening.add(store::use_refresh_token(&digest, now));
+        let place = opening.add(store_audit::next_place());
+        let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !opened.take(used)? {
+            // Used by a concurrent request a moment ago: a reuse all the same.
+            drop(tx);
+            return Err(self
+                .revoke_family(&rt.grant, client, "refresh_token_reused", now)
+                .await?
+                .into());
+        }
+        let place = opened.take(place)?;
+        let mut closing = Batch::new();
+        closing.push(store::insert_refresh_token(
+            &code_digest(&issued.refresh_token),
+            &rt.grant.id,
+            rt.expires_at,
+            now,
+        ));
+        let ev = audit::success(
+            &Actor::Account(login.account_id.clone()),
+            action::OIDC_REFRESH,
+            login.account_id.to_string(),
+        )
+        .with_details(json!({ "client_id": client.client_id, "grant": rt.grant.id }));
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(Issued {
+            family_ends: rt.expires_at,
+            ..issued
+        }
+        .response(client, &login))
+    }
+
+    /// Revokes `grant` (every token it issued), with an audit record naming
+    /// `reason`; answers `invalid_grant` for the request that caused it.
+    async fn revoke_family(
+        &self,
+        grant: &store::Grant,
+        presented_by: &ClientConfig,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenError, IdmError> {
+        let ev = audit::failure(
+            &Actor::Anonymous,
+            action::OIDC_GRANT_REVOKED,
+            grant.account_id.to_string(),
+        )
+        .with_details(json!({
+            "client_id": grant.client_id, "presented_by": presented_by.client_id, "grant": grant.id,
+            "reason": reason,
+        }));
+        self.revoke_audited(grant, &ev, now).await?;
+        Ok(TokenError::grant(
+            "The token is invalid, expired, or was issued to another client.",
+        ))
+    }
+
+    /// Revokes `grant` with the audit record `ev`, in one transaction; a
+    /// grant revoked already is left as it is, and nothing is written.
+    async fn revoke_audited(
+        &self,
+        grant: &store::Grant,
+        ev: &tuaton_store::audit::AuditEvent,
+        now: OffsetDateTime,
+    ) -> Result<(), IdmError> {
+        let mut opening = Batch::new();
+        let revoked = opening.add(store::revoke_grant(&grant.id, now));
+        let place = opening.add(store_audit::next_place());
+        let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !opened.take(revoked)? {
+            return Ok(());
+        }
+        let place = opened.take(place)?;
+        let mut closing = Batch::new();
+        place.write(now, ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(())
+    }
+
+    /// The grant a token of `client` names: a refresh token by its digest,
+    /// an access token by its verified `jti`. Tokens of other clients name none.
+    async fn grant_of(
+        &self,
+        issuer: &str,
+        client: &ClientConfig,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(store::Grant, TokenKind)>, IdmError> {
+        let refresh = store::refresh_token(&code_digest(token))
+            .run(self.store().conn().await?.conn())
+            .await?;
+        let found = match refresh {
+            Some(rt) => {
+                let live = rt.used_at.is_none() && rt.expires_at > now;
+                Some((rt.grant, TokenKind::Refresh { live }))
+            }
+            None => {
+                let jwks = self.id_token_jwks().await?;
+                match access_token::verify(token, &jwks, issuer, now) {
+                    Ok(claims) => store::grant(claims.grant_id())
+                        .run(self.store().conn().await?.conn())
+                        .await?
+                        .map(|g| (g, TokenKind::Access(Box::new(claims)))),
+                    Err(_) => None,
+                }
+            }
+        };
+        Ok(found.filter(|(g, _)| g.client_id == client.client_id))
+    }
+
+    /// Token revocation (RFC 7009): a token of the client revokes its grant
+    /// and with it every token the grant issued. An unknown token, or one
+    /// of another client, is answered the same (§2.2) and changes nothing.
+    pub async fn revoke(
+        &self,
+        issuer: &str,
+        query: TokenQuery,
+        now: OffsetDateTime,
+    ) -> Result<(), OidcError> {
+        let client = self.authenticate_client(issuer, &query.auth, now).await?;
+        if let Some((grant, _)) = self.grant_of(issuer, &client, &query.token, now).await?
+            && grant.revoked_at.is_none()
+        {
+            let ev = audit::success(
+                &Actor::Anonymous,
+                action::OIDC_REVOKE,
+                grant.account_id.to_string(),
+            )
+            .with_details(json!({ "client_id": client.client_id, "grant": grant.id }));
+            self.revoke_audited(&grant, &ev, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Token introspection (RFC 7662): whether a token of the client is
+    /// active, with its claims. A token of another client is inactive to it.
+    pub async fn introspect(
+        &self,
+        issuer: &str,
+        query: TokenQuery,
+        now: OffsetDateTime,
+    ) -> Result<serde_json::Value, OidcError> {
+        let client = self.authenticate_client(issuer, &query.auth, now).await?;
+        let inactive = json!({ "active": false });
+        let Some((grant, kind)) = self.grant_of(issuer, &client, &query.token, now).await? else {
+            return Ok(inactive);
+        };
+        let account = accounts::by_id(self.store().conn().await?.conn(), &grant.account_id).await?;
+        if grant.revoked_at.is_some() || account.is_none_or(|a| a.state != AccountState::Active) {
+            return Ok(inactive);
+        }
+        Ok(match kind {
+            TokenKind::Refresh { live: false } => inactive,
+            TokenKind::Refresh { live: true } => json!({
+                "active": true, "token_type": "refresh_token", "client_id": client.client_id,
+                "scope": grant.scopes, "sub": self.subject(&client, &grant.account_id, now).await?,
+                "exp": grant.expires_at.unix_timestamp(), "iss": issuer,
+            }),
+            TokenKind::Access(c) => json!({
+                "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scope,
+                "sub": c.sub, "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
+                "acr": c.acr, "amr": c.amr, "auth_time": c.auth_time,
+            }),
         })
     }
 
@@ -550,30 +841,10 @@ impl Idm {
         let grant = store::grant_by_code(digest)
             .run(self.store().conn().await?.conn())
             .await?;
-        let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
-            return Ok(refused);
-        };
-        let mut opening = Batch::new();
-        let revoked = opening.add(store::revoke_grant(&grant.id, now));
-        let place = opening.add(store_audit::next_place());
-        let (tx, mut opened) = self.store().begin_with(opening).await?;
-        if !opened.take(revoked)? {
-            return Ok(refused);
+        match grant.filter(|g| g.revoked_at.is_none()) {
+            Some(g) => self.revoke_family(&g, client, "code_reused", now).await,
+            None => Ok(refused),
         }
-        let place = opened.take(place)?;
-        let ev = audit::failure(
-            &Actor::Anonymous,
-            action::OIDC_CODE_REUSED,
-            grant.account_id.to_string(),
-        )
-        .with_details(json!({
-            "client_id": grant.client_id, "presented_by": client.client_id, "grant": grant.id,
-            "reason": "code_reused", "grant_revoked": true,
-        }));
-        let mut closing = Batch::new();
-        place.write(now, &ev, &mut closing)?;
-        tx.commit_with(closing).await?;
-        Ok(refused)
     }
 
     /// `client`'s `sub` for `account`: pairwise under the server secret, or the account id.

@@ -22,6 +22,9 @@ CREATE TABLE oidc_grants (
     client_id    TEXT    NOT NULL,
     account_id   TEXT    NOT NULL REFERENCES accounts (id),
     scopes       TEXT    NOT NULL,
+    auth_ms      BIGINT  NOT NULL,
+    aal          TEXT    NOT NULL,
+    amr          TEXT    NOT NULL,
     created_ms   BIGINT  NOT NULL,
     expires_ms   BIGINT  NOT NULL,
     revoked_ms   BIGINT
@@ -38,3 +41,15 @@ CREATE TABLE oidc_assertion_ids (
     PRIMARY KEY (client_id, jti)
 );
 CREATE INDEX oidc_assertion_ids_expiry ON oidc_assertion_ids (expires_ms);
+
+-- Refresh tokens, by their SHA-256. Each use spends the token and issues
+-- the next one of its grant (its family); a spent token presented again
+-- revokes the whole grant (RFC 9700 §4.14.2).
+CREATE TABLE oidc_refresh_tokens (
+    digest      TEXT    PRIMARY KEY,
+    grant_id    TEXT    NOT NULL REFERENCES oidc_grants (id) ON DELETE CASCADE,
+    created_ms  BIGINT  NOT NULL,
+    expires_ms  BIGINT  NOT NULL,
+    used_ms     BIGINT
+);
+CREATE INDEX oidc_refresh_tokens_grant ON oidc_refresh_tokens (grant_id);
