@@ -69,15 +69,17 @@ async function logInThrough(url, { screenshot } = {}) {
   return new URL(page.url());
 }
 
-// A code flow with PKCE, state and nonce, checked by openid-client.
-async function codeFlow(config, { screenshot } = {}) {
+// A code flow with PKCE, state and nonce, checked by openid-client; with
+// `par`, the request is pushed first (RFC 9126).
+async function codeFlow(config, { screenshot, par } = {}) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(config, {
+  const params = {
     redirect_uri: callback, scope: 'openid', state, nonce,
     code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-  });
+  };
+  const url = par ? await client.buildAuthorizationUrlWithPAR(config, params) : client.buildAuthorizationUrl(config, params);
   const back = await logInThrough(url, { screenshot });
   const tokens = await client.authorizationCodeGrant(config, back, {
     pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
@@ -138,7 +140,8 @@ test('a code redeemed twice fails and revokes what the first redemption issued',
 });
 
 test('a confidential client with client_secret_basic, and one in another sector sees another sub', async () => {
-  const made = clients('add', '--id', 'e2e-basic', '--redirect-uri', callback, '--auth', 'client_secret_basic');
+  // The compatibility path: a shared secret, requests through the browser.
+  const made = clients('add', '--id', 'e2e-basic', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-par');
   assert.match(made.client_secret, /^[A-Za-z0-9_-]{43}$/);
   const config = await discover('e2e-basic', client.ClientSecretBasic(made.client_secret));
   const basic = (await codeFlow(config)).tokens.claims();
@@ -162,7 +165,7 @@ test('a confidential client with client_secret_basic, and one in another sector 
 });
 
 test('refresh tokens rotate, a reused one revokes the family; introspection and revocation', async () => {
-  const made = clients('add', '--id', 'e2e-refresh', '--redirect-uri', callback, '--auth', 'client_secret_basic');
+  const made = clients('add', '--id', 'e2e-refresh', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-par');
   const config = await discover('e2e-refresh', client.ClientSecretBasic(made.client_secret));
   const { tokens } = await codeFlow(config);
   const next = await client.refreshTokenGrant(config, tokens.refresh_token);
@@ -181,7 +184,7 @@ test('refresh tokens rotate, a reused one revokes the family; introspection and 
   await client.tokenRevocation(config, 'never-issued');
 });
 
-test('a client with private_key_jwt; a replayed assertion is refused', async () => {
+test('a client with private_key_jwt pushes its requests (PAR); a replayed assertion is refused', async () => {
   const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'agency-key-1', use: 'sig', alg: 'ES256' };
   delete jwk.key_ops;
@@ -190,8 +193,18 @@ test('a client with private_key_jwt; a replayed assertion is refused', async () 
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
   clients('add', '--id', 'e2e-jwt', '--redirect-uri', callback, '--auth', 'private_key_jwt', '--jwks', join(dir, 'jwks.json'));
   const config = await discover('e2e-jwt', client.PrivateKeyJwt({ key: privateKey, kid: 'agency-key-1' }));
-  const { tokens } = await codeFlow(config);
+  const { tokens } = await codeFlow(config, { par: true });
   assert.equal(tokens.claims().aud, 'e2e-jwt');
+  // The same client sending its request through the browser is refused.
+  const plain = client.buildAuthorizationUrl(config, {
+    redirect_uri: callback, scope: 'openid', state: 'plain-1',
+    code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+  });
+  const refused = await fetch(plain, { redirect: 'manual' });
+  assert.equal(refused.status, 303);
+  const back = new URL(refused.headers.get('location'));
+  assert.equal(back.searchParams.get('error'), 'invalid_request');
+  assert.equal(back.searchParams.get('state'), 'plain-1');
 
   // One assertion, sent twice: the second is a replay.
   let captured;
@@ -252,6 +265,44 @@ test('an id-token key rotation in the middle of the suite fails no client', asyn
   assert.notEqual(kidOf(after.id_token), kidOf(before.id_token), 'the new key signs');
   const info = await client.fetchUserInfo(config, before.access_token, before.claims().sub);
   assert.equal(info.sub, before.claims().sub, 'a token signed by the retiring key still works');
+});
+
+test('RP-initiated logout: confirmed on Tuaton, back to the registered URI, the grant and the session ended', async () => {
+  const bye = callback.replace(/\/cb$/, '/bye');
+  clients('update', 'e2e-public', '--post-logout-redirect-uri', bye);
+  const config = await discover('e2e-public', client.None());
+  const { tokens } = await codeFlow(config);
+  assert.ok(tokens.claims().sid, 'the ID token names its session');
+  const { page } = person;
+  const unregistered = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token, post_logout_redirect_uri: `${bye}/other` });
+  assert.equal((await page.goto(unregistered.href)).status(), 400, 'an unregistered URI is refused on the page');
+  const url = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token, post_logout_redirect_uri: bye, state: 'bye-1' });
+  await page.goto(url.href);
+  if (process.env.TUATON_SCREENSHOTS) {
+    await page.screenshot({ path: join(process.env.TUATON_SCREENSHOTS, 'oidc-logout.png'), fullPage: true });
+  }
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(bye)), page.click('button[type=submit]')]);
+  assert.equal(new URL(page.url()).searchParams.get('state'), 'bye-1');
+  await assert.rejects(client.fetchUserInfo(config, tokens.access_token, tokens.claims().sub));
+  await page.goto(`${base}/healthz`);
+  assert.equal(await page.evaluate(async () => (await fetch('/api/v1/me')).status), 401, 'Tuaton\'s session ended');
+});
+
+test('acr_values: an identity level the account lacks comes back as unmet_authentication_requirements', async () => {
+  const config = await discover('e2e-public', client.None());
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: callback, scope: 'openid', state, acr_values: 'urn:tuaton:ial:2.3 urn:tuaton:aal:2.2',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const back = await logInThrough(url);
+  await assert.rejects(
+    client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }),
+    (e) => e.error === 'unmet_authentication_requirements',
+  );
+  const met = await codeFlow(config);
+  assert.equal(met.tokens.claims().acr, 'urn:tuaton:aal:2.2', 'the level reached, never the one asked for');
 });
 
 test('declining sends access_denied back with state and iss; an unregistered redirect stays on Tuaton', async () => {

@@ -80,6 +80,10 @@ pub(crate) struct Fields {
     /// A redirect URI (repeat for several); matched exactly.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<Url>,
+    /// Where the browser may go after logging out (repeat for several);
+    /// matched exactly.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<Url>,
     /// How it authenticates at the token endpoint.
     #[arg(long, value_enum)]
     auth: Option<AuthArg>,
@@ -99,6 +103,14 @@ pub(crate) struct Fields {
     /// Its access and ID tokens' lifetime in seconds (300 by default, at most 3600).
     #[arg(long)]
     token_lifetime: Option<u32>,
+    /// Require its authorization requests to be pushed (RFC 9126); the
+    /// default for confidential clients.
+    #[arg(long, conflicts_with = "no_par")]
+    par: bool,
+    /// Accept its authorization requests through the browser (for agency
+    /// software that cannot push them).
+    #[arg(long)]
+    no_par: bool,
 }
 
 fn bad(message: impl Into<String>) -> IdmError {
@@ -111,6 +123,9 @@ impl Fields {
         if let Some(n) = self.name {
             base.name = n;
         }
+        if !self.post_logout_redirect_uris.is_empty() {
+            base.post_logout_redirect_uris = self.post_logout_redirect_uris;
+        }
         let new_redirects = !self.redirect_uris.is_empty();
         if new_redirects {
             base.redirect_uris = self.redirect_uris;
@@ -121,6 +136,8 @@ impl Fields {
                 AuthArg::ClientSecretBasic => TokenAuth::ClientSecretBasic,
                 AuthArg::None => TokenAuth::None,
             };
+            // A change of method brings the method's default.
+            base.require_par = base.token_auth != TokenAuth::None;
             if base.token_auth != TokenAuth::PrivateKeyJwt {
                 base.jwks = None;
             }
@@ -154,6 +171,12 @@ impl Fields {
         }
         if let Some(t) = self.token_lifetime {
             base.token_lifetime_secs = t;
+        }
+        if self.par {
+            base.require_par = true;
+        }
+        if self.no_par {
+            base.require_par = false;
         }
         Ok(base)
     }
@@ -197,6 +220,9 @@ fn print(
     for u in &c.redirect_uris {
         println!("redirect uri  {u}");
     }
+    for u in &c.post_logout_redirect_uris {
+        println!("after logout  {u}");
+    }
     let auth = serde_json::to_value(c.token_auth)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -209,6 +235,14 @@ fn print(
     println!("alg           {}", c.id_token_alg.jose_name());
     println!("scopes        {}", c.scopes.join(" "));
     println!("lifetime      {} s", c.token_lifetime_secs);
+    println!(
+        "pushed (PAR)  {}",
+        if c.require_par {
+            "required"
+        } else {
+            "optional"
+        }
+    );
     if let Some(s) = secret {
         println!(
             "client secret {} (shown once; keep it in the agency's secret store)",
@@ -240,6 +274,8 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 id_token_alg: SignatureAlgorithm::Es256,
                 jwks: None,
                 token_lifetime_secs: 300,
+                require_par: true,
+                post_logout_redirect_uris: Vec::new(),
             };
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;

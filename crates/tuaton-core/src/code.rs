@@ -97,6 +97,8 @@ codes! {
     NotProofed = "not_proofed",
     /// The account's identity level is too low for the action.
     IalTooLow = "ial_too_low",
+    /// The login's authenticator level is below what is asked for.
+    AalTooLow = "aal_too_low",
     /// The account already holds the role.
     RoleAlreadyHeld = "role_already_held",
     /// Only officers may do this.

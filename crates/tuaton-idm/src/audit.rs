@@ -64,6 +64,7 @@ pub(crate) mod action {
     pub const OIDC_TOKEN: &str = "oidc.token";
     pub const OIDC_REFRESH: &str = "oidc.refresh";
     pub const OIDC_REVOKE: &str = "oidc.revoke";
+    pub const OIDC_LOGOUT: &str = "oidc.logout";
     pub const OIDC_GRANT_REVOKED: &str = "oidc.grant_revoked";
 }
 

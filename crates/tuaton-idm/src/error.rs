@@ -108,6 +108,13 @@ pub enum IdmError {
         /// The level needed.
         needs: tuaton_core::Ial,
     },
+    /// The login's authenticator level is below what the agency asks for:
+    /// a login with a stronger passkey meets it.
+    #[error("authenticator level {needs} or higher is needed")]
+    AalTooLow {
+        /// The level needed.
+        needs: tuaton_core::Aal,
+    },
     /// The account already holds the role. Operator.
     #[error("the account already holds the {0} role")]
     RoleAlreadyHeld(tuaton_store::companies::Role),
@@ -215,6 +222,7 @@ impl IdmError {
             Self::AlreadyEnrolled => C::AlreadyEnrolled,
             Self::NotProofed => C::NotProofed,
             Self::IalTooLow { .. } => C::IalTooLow,
+            Self::AalTooLow { .. } => C::AalTooLow,
             Self::RoleAlreadyHeld(_) => C::RoleAlreadyHeld,
             Self::OfficerRoleRequired => C::OfficerRoleRequired,
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,

@@ -54,8 +54,8 @@ pub use enrolment::{
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
 pub use oidc::{
-    ClientAdmin, ClientSecret, Decision, OidcError, PendingAuthorization, RegisteredClient,
-    TokenResponse,
+    ClientAdmin, ClientSecret, Decision, LogoutPlan, OidcError, PendingAuthorization,
+    RegisteredClient, TokenResponse,
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};

@@ -40,6 +40,8 @@ fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> Cli
         id_token_alg: SignatureAlgorithm::Es256,
         jwks,
         token_lifetime_secs: 300,
+        require_par: false,
+        post_logout_redirect_uris: Vec::new(),
     }
 }
 
@@ -533,6 +535,61 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
         .complete_authorization(ISSUER, &pending.id, None, Decision::Deny, now)
         .await;
     assert!(twice.is_err(), "a request is answered once");
+
+    // acr_values: the least levels asked for, each of its kind.
+    let asking = |acr: &str| {
+        let mut p = request("rd-app", a);
+        p.push(("acr_values".into(), acr.into()));
+        p
+    };
+    let strong = w
+        .idm
+        .begin_authorization(&asking("urn:tuaton:aal:3"), now)
+        .await
+        .unwrap();
+    let login = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let weak = w
+        .idm
+        .complete_authorization(ISSUER, &strong.id, Some(&login), Decision::Allow, now)
+        .await;
+    assert!(
+        matches!(weak, Err(OidcError::Idm(ref e)) if e.code() == ErrorCode::AalTooLow),
+        "a passkey below AAL3 is told to step up: {weak:?}"
+    );
+    assert!(
+        w.idm
+            .complete_authorization(ISSUER, &strong.id, None, Decision::Deny, now)
+            .await
+            .is_ok(),
+        "and the request still waits for it"
+    );
+    let proofed = w
+        .idm
+        .begin_authorization(&asking("urn:tuaton:ial:2.3"), now)
+        .await
+        .unwrap();
+    match w
+        .idm
+        .complete_authorization(ISSUER, &proofed.id, Some(&login), Decision::Allow, now)
+        .await
+    {
+        Err(OidcError::Authorize(e)) => {
+            assert_eq!(e.error(), OAuthError::UnmetAuthenticationRequirements);
+            assert!(e.redirect(ISSUER).is_some(), "the agency hears it");
+        }
+        other => panic!("{other:?}"),
+    }
+    let met = w
+        .idm
+        .begin_authorization(&asking("urn:tuaton:ial:2.1 urn:tuaton:aal:2.2"), now)
+        .await
+        .unwrap();
+    assert!(
+        w.idm
+            .complete_authorization(ISSUER, &met.id, Some(&login), Decision::Allow, now)
+            .await
+            .is_ok()
+    );
     db.cleanup().await;
 }
 
@@ -864,7 +921,187 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
     db.cleanup().await;
 }
 
+async fn a_confidential_client_pushes_its_requests_and_each_works_once(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let mut pushing = client("rd-basic", a, TokenAuth::ClientSecretBasic, None);
+    pushing.require_par = true;
+    let (_, secret) = w.idm.client_admin().add(&op, pushing, now).await.unwrap();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("rd-basic:{}", secret.unwrap().expose()))
+    );
+    // Through the browser: refused, back to the client.
+    match w
+        .idm
+        .begin_authorization(&request("rd-basic", a), now)
+        .await
+    {
+        Err(OidcError::Authorize(e)) => {
+            assert_eq!(e.error(), OAuthError::InvalidRequest);
+            assert!(e.redirect(ISSUER).is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut form = request("rd-basic", a);
+    form.retain(|(k, _)| k != "client_id");
+    let pushed = tuaton_oidc::PushedRequest::parse(&form, Some(&basic)).unwrap();
+    let (uri, expires_in) = w.idm.push_authorization(ISSUER, pushed, now).await.unwrap();
+    assert!(uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    assert_eq!(expires_in, 60);
+    let wrong =
+        tuaton_oidc::PushedRequest::parse(&form, Some("Basic cmQtYmFzaWM6Z3Vlc3M=")).unwrap();
+    assert!(matches!(
+        w.idm.push_authorization(ISSUER, wrong, now).await,
+        Err(OidcError::Token(ref e)) if e.error == OAuthError::InvalidClient
+    ));
+    let mut nested = form.clone();
+    nested.push(("request_uri".into(), uri.clone()));
+    let nested = tuaton_oidc::PushedRequest::parse(&nested, Some(&basic)).unwrap();
+    assert!(matches!(
+        w.idm.push_authorization(ISSUER, nested, now).await,
+        Err(OidcError::Token(ref e)) if e.error == OAuthError::InvalidRequest
+    ));
+    // The browser brings the reference; what else the query says is ignored.
+    let by_ref = params(&[
+        ("client_id", "rd-basic"),
+        ("request_uri", &uri),
+        ("redirect_uri", "https://evil.example/cb"),
+    ]);
+    let pending = w.idm.begin_authorization(&by_ref, now).await.unwrap();
+    assert_eq!(pending.redirect_uri.as_str(), a);
+    assert!(
+        matches!(
+            w.idm.begin_authorization(&by_ref, now).await,
+            Err(OidcError::Authorize(AuthorizeError::Direct { .. }))
+        ),
+        "a pushed request works once"
+    );
+    let other = params(&[("client_id", "someone-else"), ("request_uri", &uri)]);
+    assert!(matches!(
+        w.idm.begin_authorization(&other, now).await,
+        Err(OidcError::Authorize(AuthorizeError::Direct { .. }))
+    ));
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let back = w
+        .idm
+        .complete_authorization(ISSUER, &pending.id, Some(&session), Decision::Allow, now)
+        .await
+        .unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        redeem(&w, &redemption(&code, a, VERIFIER, &[]), Some(&basic), now)
+            .await
+            .is_ok()
+    );
+    db.cleanup().await;
+}
+
+async fn rp_initiated_logout_revokes_the_session_with_the_client(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let bye = "https://efiling.rd.go.th/bye";
+    let mut registered = client("rd-app", a, TokenAuth::None, None);
+    registered.post_logout_redirect_uris = vec![Url::parse(bye).unwrap()];
+    w.idm
+        .client_admin()
+        .add(&op, registered, now)
+        .await
+        .unwrap();
+    let code = code_for(&mut w, "rd-app", a, now).await;
+    let tokens = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let logout = |extra: &[(&str, &str)]| {
+        let mut p = params(&[("id_token_hint", tokens.id_token.as_str())]);
+        p.extend(params(extra));
+        p
+    };
+    let before = written(&db).await;
+    for (p, why) in [
+        (
+            logout(&[("post_logout_redirect_uri", "https://efiling.rd.go.th/bye/x")]),
+            "unregistered",
+        ),
+        (logout(&[("client_id", "someone-else")]), "another client"),
+        (
+            params(&[("id_token_hint", &format!("{}x", tokens.id_token))]),
+            "forged hint",
+        ),
+    ] {
+        assert!(
+            matches!(
+                w.idm.plan_logout(ISSUER, &p).await,
+                Err(OidcError::Logout(_))
+            ),
+            "{why}"
+        );
+        assert!(
+            w.idm.end_session(ISSUER, &p, None, now).await.is_err(),
+            "{why}"
+        );
+    }
+    assert_eq!(
+        written(&db).await,
+        before,
+        "a refused logout writes nothing"
+    );
+    let p = logout(&[("post_logout_redirect_uri", bye), ("state", "s-9")]);
+    let plan = w.idm.plan_logout(ISSUER, &p).await.unwrap();
+    assert_eq!(
+        plan.destination.as_ref().unwrap().as_str(),
+        "https://efiling.rd.go.th/bye?state=s-9"
+    );
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &tokens.access_token, now)
+            .await
+            .is_ok(),
+        "planning changes nothing"
+    );
+    let back = w
+        .idm
+        .end_session(ISSUER, &p, None, now + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        back, plan.destination,
+        "an expired ID token is still a hint"
+    );
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &tokens.access_token, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    let refresh = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &tokens.refresh_token),
+        ("client_id", "rd-app"),
+    ]);
+    assert_eq!(
+        token_error(redeem(&w, &refresh, None, now).await),
+        OAuthError::InvalidGrant
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    rp_initiated_logout_revokes_the_session_with_the_client,
+    a_confidential_client_pushes_its_requests_and_each_works_once,
     refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_ends_it,
     a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revokes_them,
     authorization_requests_that_break_a_rule_are_refused_and_write_nothing,

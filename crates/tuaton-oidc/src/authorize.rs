@@ -17,6 +17,9 @@ use crate::client::ClientConfig;
 use crate::error::{AuthorizeError, OAuthError};
 use crate::pkce::CodeChallenge;
 
+/// The prefix of a pushed request's `request_uri` (RFC 9126 §2.2).
+pub const PUSHED_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
 /// Longest `state` or `nonce` accepted.
 const MAX_OPAQUE: usize = 512;
 
@@ -60,6 +63,25 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
+    /// The least identity and authenticator levels `acr_values` asks for:
+    /// the highest of each kind named (`urn:tuaton:ial:…`, `urn:tuaton:aal:…`,
+    /// docs/assurance.md). Values Tuaton does not define are ignored, as
+    /// OpenID Connect Core 1.0 §3.1.2.1 makes `acr_values` a request, not a
+    /// demand.
+    pub fn required_levels(&self) -> (Option<tuaton_core::Ial>, Option<tuaton_core::Aal>) {
+        let ial = self
+            .acr_values
+            .iter()
+            .filter_map(|a| tuaton_core::Ial::from_acr(a))
+            .max();
+        let aal = self
+            .acr_values
+            .iter()
+            .filter_map(|a| tuaton_core::Aal::from_acr(a))
+            .max();
+        (ial, aal)
+    }
+
     /// Validates `params` (the query as pairs, repeats kept) against the
     /// client `find` returns for its id.
     pub fn parse<'c>(
@@ -117,9 +139,12 @@ impl AuthorizationRequest {
             ));
         }
         if one("request_uri").is_some() {
+            // A pushed request is read through `PUSHED_PREFIX`, before this
+            // parse; here one is a reference Tuaton did not issue, or one
+            // pushed inside a pushed request (RFC 9126 §2.1).
             return Err(back(
-                OAuthError::RequestUriNotSupported,
-                "Pushed or referenced requests are not accepted yet.",
+                OAuthError::InvalidRequest,
+                "request_uri names a request Tuaton did not issue, or was pushed itself.",
             ));
         }
         match one("response_type") {
@@ -294,6 +319,23 @@ mod tests {
         assert_eq!(r.state.as_deref(), Some("s-123"));
         assert_eq!(r.nonce.as_deref(), Some("n-456"));
         assert!(r.prompt.is_empty());
+    }
+
+    #[test]
+    fn acr_values_name_the_least_levels_of_each_kind() {
+        let r = parse(&with(&[(
+            "acr_values",
+            Some("urn:tuaton:aal:2.2 urn:tuaton:ial:2.1 urn:other:gold urn:tuaton:ial:2.3"),
+        )]))
+        .unwrap();
+        assert_eq!(
+            r.required_levels(),
+            (
+                Some(tuaton_core::Ial::Ial2_3),
+                Some(tuaton_core::Aal::Aal2_2)
+            )
+        );
+        assert_eq!(parse(&good()).unwrap().required_levels(), (None, None));
     }
 
     #[test]

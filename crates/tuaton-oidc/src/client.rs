@@ -55,6 +55,15 @@ pub struct ClientConfig {
     /// How long its access and ID tokens last, in seconds.
     #[serde(default = "default_token_lifetime")]
     pub token_lifetime_secs: u32,
+    /// Its authorization requests must be pushed (RFC 9126 §5,
+    /// `require_pushed_authorization_requests`): on by default for
+    /// confidential clients, so their requests never travel through the
+    /// browser where they could be read or changed.
+    #[serde(default)]
+    pub require_par: bool,
+    /// Where the browser may go after an RP-initiated logout; matched exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<Url>,
 }
 
 /// Five minutes: a token a thief copies is soon worthless.
@@ -120,7 +129,11 @@ impl ClientConfig {
         if self.redirect_uris.is_empty() {
             return Err(ClientError::NoRedirectUri);
         }
-        for uri in &self.redirect_uris {
+        for uri in self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+        {
             check_redirect_uri(uri, self.token_auth == TokenAuth::None)?;
         }
         if !self.scopes.iter().any(|s| s == "openid") {
@@ -242,6 +255,8 @@ pub(crate) mod tests {
                 "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
             }]})),
             token_lifetime_secs: 300,
+            require_par: true,
+            post_logout_redirect_uris: Vec::new(),
         }
     }
 

@@ -7,12 +7,22 @@ use serde_json::{Value, json};
 /// algorithms of the published id-token keys.
 pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
     let at = |path: &str| format!("{issuer}{path}");
+    let acr_values: Vec<&str> = tuaton_core::Ial::ALL
+        .iter()
+        .map(|l| l.acr())
+        .chain(tuaton_core::Aal::ALL.iter().map(|l| l.acr()))
+        .collect();
     json!({
         "issuer": issuer,
         "authorization_endpoint": at("/authorize"),
         "token_endpoint": at("/token"),
         "userinfo_endpoint": at("/userinfo"),
         "jwks_uri": at("/.well-known/jwks.json"),
+        "pushed_authorization_request_endpoint": at("/par"),
+        "end_session_endpoint": at("/logout"),
+        "frontchannel_logout_supported": false,
+        "backchannel_logout_supported": false,
+        "require_pushed_authorization_requests": false,
         "revocation_endpoint": at("/revoke"),
         "introspection_endpoint": at("/introspect"),
         "scopes_supported": crate::client::SUPPORTED_SCOPES,
@@ -27,10 +37,11 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "revocation_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "none"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid"],
+        "acr_values_supported": acr_values,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
+        "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login"],

@@ -25,6 +25,9 @@ pub struct IdTokenClaims {
     pub acr: String,
     /// How the person authenticated (RFC 8176).
     pub amr: Vec<String>,
+    /// The session with this client (its grant): what logout names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl IdTokenClaims {
@@ -51,6 +54,7 @@ impl IdTokenClaims {
             nonce,
             acr,
             amr,
+            sid: None,
         }
     }
 }

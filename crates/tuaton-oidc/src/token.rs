@@ -172,6 +172,38 @@ impl TokenQuery {
     }
 }
 
+/// A pushed authorization request (RFC 9126 §2.1): the client's
+/// authentication and the authorization request's own parameters.
+#[derive(Debug)]
+pub struct PushedRequest {
+    /// How the client authenticated.
+    pub auth: ClientAuthentication,
+    /// The authorization request, without the authentication's parameters.
+    pub params: Vec<(String, String)>,
+}
+
+impl PushedRequest {
+    /// Reads the form `params` and the `Authorization` header.
+    pub fn parse(
+        params: &[(String, String)],
+        authorization: Option<&str>,
+    ) -> Result<Self, TokenError> {
+        let form = single(params)?;
+        let auth = authentication(&form, authorization)?;
+        let params = form
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    **k,
+                    "client_assertion" | "client_assertion_type" | "client_secret"
+                )
+            })
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Ok(Self { auth, params })
+    }
+}
+
 /// The form's parameters, each at most once (RFC 6749 §3.2); one sent
 /// without a value is as if omitted.
 fn single(params: &[(String, String)]) -> Result<BTreeMap<&str, &str>, TokenError> {
@@ -322,6 +354,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.auth.claimed_id().as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn a_pushed_request_keeps_its_parameters_and_not_the_credentials() {
+        let p = PushedRequest::parse(
+            &form(&[
+                ("response_type", "code"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", "x.eyJzdWIiOiJhcHAifQ.y"),
+                ("scope", "openid"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.auth.claimed_id().as_deref(), Some("app"));
+        let names: Vec<&str> = p.params.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["response_type", "scope"]);
+        assert!(
+            PushedRequest::parse(
+                &form(&[("scope", "a"), ("scope", "b"), ("client_id", "app")]),
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
 use tuaton_core::ErrorCode;
 use tuaton_idm::{Decision, OidcError, PendingAuthorization};
-use tuaton_oidc::token::TokenQuery;
+use tuaton_oidc::token::{PushedRequest, TokenQuery};
 use tuaton_oidc::{OAuthError, TokenRequest};
 
 use crate::error::page::escape;
@@ -27,6 +27,7 @@ use crate::{ApiError, AppState};
 
 const PAGE: &str = include_str!("web/assets/authorize.html");
 const SCRIPT: &str = include_str!("web/assets/authorize.js");
+const LOGOUT_PAGE: &str = include_str!("web/assets/logout.html");
 
 /// How long a pending request's cookie lives: the request's own lifetime.
 const PENDING_SECS: i64 = 600;
@@ -46,10 +47,12 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/assets/authorize.js", get(script))
+        .route("/par", post(par))
         .route("/token", post(token))
         .route("/revoke", post(revoke))
         .route("/introspect", post(introspect))
         .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/logout", get(logout_get).post(logout_post))
         .merge(browser)
 }
 
@@ -162,7 +165,7 @@ fn authorize_refusal(state: &AppState, e: OidcError) -> Response {
             .into_response(),
         },
         OidcError::Idm(e) => ApiError::from(e).into_response(),
-        OidcError::Token(_) | OidcError::Bearer(_) => internal(),
+        OidcError::Token(_) | OidcError::Bearer(_) | OidcError::Logout(_) => internal(),
     }
 }
 
@@ -195,16 +198,15 @@ fn page(state: &AppState, p: &PendingAuthorization) -> Response {
     let body = PAGE
         .replace("{{client}}", &escape(&p.client_name))
         .replace("{{scopes}}", &escape(&p.scopes.join(" ")))
-        .replace("{{request}}", &escape(&p.id));
-    let target = match p.redirect_uri.scheme() {
-        "http" | "https" => p.redirect_uri.origin().ascii_serialization(),
-        scheme => format!("{scheme}:"),
-    };
-    let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         object-src 'none'; base-uri 'none'; form-action 'self' {target}; frame-ancestors 'none'"
-    );
-    let Ok(csp) = HeaderValue::from_str(&csp) else {
+        .replace("{{request}}", &escape(&p.id))
+        .replace("{{levels}}", &match p.required_aal {
+            Some(aal) => format!(
+                "<p class=\"notice\">หน่วยงานนี้ต้องการพาสคีย์ระดับ AAL{0} · This agency asks for a passkey at AAL{0}.</p>\n",
+                escape(aal.number())
+            ),
+            None => String::new(),
+        });
+    let Some(csp) = page_policy(Some(&p.redirect_uri)) else {
         return internal();
     };
     let mut resp = (
@@ -379,7 +381,7 @@ fn back_channel_refusal(e: OidcError, basic: bool) -> Response {
             token_refusal(&e, basic)
         }
         OidcError::Idm(e) => ApiError::from(e).into_response(),
-        OidcError::Authorize(_) | OidcError::Bearer(_) => internal(),
+        OidcError::Authorize(_) | OidcError::Bearer(_) | OidcError::Logout(_) => internal(),
     }
 }
 
@@ -409,6 +411,33 @@ async fn token(
         .await
     {
         Ok(t) => no_store_json(serde_json::to_string(&t).unwrap_or_default()),
+        Err(e) => back_channel_refusal(e, basic),
+    }
+}
+
+/// A pushed authorization request (RFC 9126 §2): 201 with the `request_uri`.
+async fn par(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response {
+    let (pushed, basic) = match read(&headers, &form, PushedRequest::parse) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match state
+        .idm()
+        .push_authorization(&issuer(&state), pushed, state.now())
+        .await
+    {
+        Ok((request_uri, expires_in)) => {
+            let mut resp = no_store_json(
+                serde_json::json!({ "request_uri": request_uri, "expires_in": expires_in })
+                    .to_string(),
+            );
+            *resp.status_mut() = StatusCode::CREATED;
+            resp
+        }
         Err(e) => back_channel_refusal(e, basic),
     }
 }
@@ -497,6 +526,138 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
             .into_response(),
         Err(OidcError::Bearer(e)) => bearer_refusal(e.0),
         Err(OidcError::Idm(e)) => ApiError::from(e).into_response(),
-        Err(OidcError::Authorize(_) | OidcError::Token(_)) => internal(),
+        Err(OidcError::Authorize(_) | OidcError::Token(_) | OidcError::Logout(_)) => internal(),
     }
+}
+
+/// A logout request refused: said on the page, never redirected.
+fn logout_refusal(e: OidcError) -> Response {
+    match e {
+        OidcError::Logout(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidAuthorizationRequest,
+            e.0,
+        )
+        .into_response(),
+        OidcError::Idm(e) => ApiError::from(e).into_response(),
+        OidcError::Authorize(_) | OidcError::Token(_) | OidcError::Bearer(_) => internal(),
+    }
+}
+
+/// The strict CSP with `form-action` also naming `destination`'s origin:
+/// Chromium applies `form-action` to the redirect after a form post.
+fn page_policy(destination: Option<&url::Url>) -> Option<HeaderValue> {
+    let target = match destination {
+        None => String::new(),
+        Some(u) if matches!(u.scheme(), "http" | "https") => {
+            format!(" {}", u.origin().ascii_serialization())
+        }
+        Some(u) => format!(" {}:", u.scheme()),
+    };
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action 'self'{target}; frame-ancestors 'none'"
+    ))
+    .ok()
+}
+
+/// RP-initiated logout, GET: checks the request and asks the person to
+/// confirm (a link from anywhere must not log anyone out by itself).
+async fn logout_get(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    confirm_logout(&state, &params).await
+}
+
+/// RP-initiated logout, POST: a client's form post asks for confirmation as
+/// GET does; the confirmation page's own post (`confirm=yes`) logs out.
+async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response {
+    let mut params = pairs(&form);
+    let confirmed = params.iter().any(|(k, v)| k == "confirm" && v == "yes");
+    params.retain(|(k, _)| k != "confirm" && k != crate::session::CSRF_FIELD);
+    if !confirmed {
+        return confirm_logout(&state, &params).await;
+    }
+    // The session cookie is `SameSite=Strict`: only a post from Tuaton's
+    // own page carries it, so no other site can end the session.
+    let session = match crate::session::presented_secret(&state, &headers) {
+        Some(secret) => state.idm().session(&secret, state.now()).await.ok(),
+        None => None,
+    };
+    let ended = state
+        .idm()
+        .end_session(&issuer(&state), &params, session.as_ref(), state.now())
+        .await;
+    let mut resp = match ended {
+        Ok(Some(url)) => see_other(url.as_str()),
+        Ok(None) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            LOGGED_OUT_PAGE,
+        )
+            .into_response(),
+        Err(e) => return logout_refusal(e),
+    };
+    if let Ok(c) = HeaderValue::from_str(&crate::session::cleared_cookie(&state)) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// Shown after a logout that names no place to go back to.
+const LOGGED_OUT_PAGE: &str = "<!doctype html>\n<html lang=\"th\">\n<head>\n<meta charset=\"utf-8\">\n\
+<title>ออกจากระบบแล้ว · Logged out · Tuaton</title>\n<link rel=\"stylesheet\" href=\"/assets/tuaton.css\">\n\
+</head>\n<body>\n<main>\n<h1>ออกจากระบบแล้ว <span lang=\"en\">You are logged out</span></h1>\n</main>\n</body>\n</html>\n";
+
+/// The confirmation page: the request's parameters as hidden fields, the
+/// client named, `form-action` allowing the way back.
+async fn confirm_logout(state: &AppState, params: &[(String, String)]) -> Response {
+    let plan = match state.idm().plan_logout(&issuer(state), params).await {
+        Ok(p) => p,
+        Err(e) => return logout_refusal(e),
+    };
+    let fields: String = params
+        .iter()
+        .filter(|(k, v)| {
+            !v.is_empty()
+                && matches!(
+                    k.as_str(),
+                    "id_token_hint" | "client_id" | "post_logout_redirect_uri" | "state"
+                )
+        })
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect();
+    let (th, en) = match &plan.client_name {
+        Some(n) => (format!("{} ", escape(n)), escape(n)),
+        None => (String::new(), "A site".to_owned()),
+    };
+    let body = LOGOUT_PAGE
+        .replace("{{client_th}}", &th)
+        .replace("{{client_en}}", &en)
+        .replace("{{fields}}", &fields);
+    let Some(csp) = page_policy(plan.destination.as_ref()) else {
+        return internal();
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -33,6 +33,8 @@ pub enum CeremonyKind {
     RecoveryCancel,
     /// A client's authorization request, waiting for the person to log in.
     OidcAuthorization,
+    /// A pushed authorization request (RFC 9126), waiting for the browser.
+    PushedAuthorization,
     /// An authorization code, stored under its digest until redeemed.
     AuthorizationCode,
 }
@@ -46,6 +48,7 @@ impl CeremonyKind {
             CeremonyKind::EnrolmentGrant => "enrolment",
             CeremonyKind::RecoveryCancel => "recovery-cancel",
             CeremonyKind::OidcAuthorization => "oidc-authorization",
+            CeremonyKind::PushedAuthorization => "oidc-pushed",
             CeremonyKind::AuthorizationCode => "authorization-code",
         }
     }
@@ -55,7 +58,8 @@ impl CeremonyKind {
     /// for an enrolment grant, enough to find and set up an authenticator;
     /// ten for an authorization request to be logged in to; one for an
     /// authorization code, which the client redeems at once (RFC 6749
-    /// §4.1.2 asks for a short lifetime).
+    /// §4.1.2 asks for a short lifetime), and for a pushed request, which
+    /// the browser brings at once.
     pub fn lifetime(self) -> time::Duration {
         match self {
             CeremonyKind::PasskeyRegistration
@@ -63,7 +67,9 @@ impl CeremonyKind {
             | CeremonyKind::RecoveryCancel => time::Duration::minutes(5),
             CeremonyKind::EnrolmentGrant => time::Duration::minutes(15),
             CeremonyKind::OidcAuthorization => time::Duration::minutes(10),
-            CeremonyKind::AuthorizationCode => time::Duration::minutes(1),
+            CeremonyKind::AuthorizationCode | CeremonyKind::PushedAuthorization => {
+                time::Duration::minutes(1)
+            }
         }
     }
 
@@ -74,6 +80,7 @@ impl CeremonyKind {
             CeremonyKind::EnrolmentGrant,
             CeremonyKind::RecoveryCancel,
             CeremonyKind::OidcAuthorization,
+            CeremonyKind::PushedAuthorization,
             CeremonyKind::AuthorizationCode,
         ]
         .into_iter()

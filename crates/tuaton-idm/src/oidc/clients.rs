@@ -100,11 +100,13 @@ impl Idm {
 fn registration_summary(c: &ClientConfig) -> serde_json::Value {
     json!({
         "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "token_auth": c.token_auth,
         "subject": c.subject,
         "scopes": c.scopes,
         "id_token_alg": c.id_token_alg.jose_name(),
         "token_lifetime_secs": c.token_lifetime_secs,
+        "require_par": c.require_par,
         "jwks_sha256": c.jwks.as_ref().map(|k| secret_digest(&k.to_string())),
     })
 }

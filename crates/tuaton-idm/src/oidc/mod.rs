@@ -32,9 +32,11 @@ use time::OffsetDateTime;
 use tuaton_core::{Aal, AccountId};
 use tuaton_keys::KeyRef;
 use tuaton_oidc::access_token::{self, AccessTokenClaims, BearerError};
+use tuaton_oidc::authorize::PUSHED_PREFIX;
 use tuaton_oidc::jws::{SigningKey, sign_compact};
+use tuaton_oidc::logout::{LogoutError, LogoutRequest};
 use tuaton_oidc::token::CodeRedemption;
-use tuaton_oidc::token::TokenQuery;
+use tuaton_oidc::token::{PushedRequest, TokenQuery};
 use tuaton_oidc::{
     AuthorizationRequest, AuthorizeError, ClientAuthentication, ClientConfig, Grant, IdTokenClaims,
     OAuthError, PairwiseSalt, Prompt, TokenAuth, TokenError, TokenRequest,
@@ -69,6 +71,9 @@ pub enum OidcError {
     /// A bearer token refused (RFC 6750 §3.1).
     #[error(transparent)]
     Bearer(#[from] BearerError),
+    /// At the end-session endpoint: shown on the page.
+    #[error(transparent)]
+    Logout(#[from] LogoutError),
     /// Anything else: the store, the key backend, a session.
     #[error(transparent)]
     Idm(#[from] IdmError),
@@ -97,6 +102,19 @@ pub struct PendingAuthorization {
     pub redirect_uri: Url,
     /// The scopes asked for.
     pub scopes: Vec<String>,
+    /// The least authenticator level asked for, if any (`acr_values`).
+    pub required_aal: Option<Aal>,
+}
+
+/// A checked logout request: whom it is for and where it goes.
+#[derive(Debug, Clone)]
+pub struct LogoutPlan {
+    /// The client's name, for the confirmation page.
+    pub client_name: Option<String>,
+    client_id: Option<String>,
+    sid: Option<String>,
+    /// The registered post-logout URI, with `state`.
+    pub destination: Option<Url>,
 }
 
 /// What is kept between the request and the login.
@@ -218,17 +236,37 @@ impl Idm {
         params: &[(String, String)],
         now: OffsetDateTime,
     ) -> Result<PendingAuthorization, OidcError> {
-        let claimed = params
-            .iter()
-            .find(|(k, _)| k == "client_id")
-            .map(|(_, v)| v.as_str());
-        let client = match claimed {
+        let one = |name: &str| {
+            params
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        };
+        let client = match one("client_id") {
             Some(id) => self.find_client(id).await?,
             None => None,
         };
-        let (request, client) = AuthorizationRequest::parse(params, |id| {
-            client.as_ref().filter(|c| c.client_id == id)
-        })?;
+        let pushed = one("request_uri").and_then(|u| u.strip_prefix(PUSHED_PREFIX));
+        let (request, client) = match pushed {
+            // Only the pushed request counts; what else the query says is
+            // ignored (RFC 9126 §4).
+            Some(id) => self.pushed(id, client, now).await?,
+            None => {
+                let (request, client) = AuthorizationRequest::parse(params, |id| {
+                    client.as_ref().filter(|c| c.client_id == id)
+                })?;
+                if client.require_par {
+                    return Err(AuthorizeError::Redirect {
+                        redirect_uri: Box::new(request.redirect_uri.clone()),
+                        error: OAuthError::InvalidRequest,
+                        description: "This client's authorization requests must be pushed to the pushed_authorization_request_endpoint (RFC 9126).".into(),
+                        state: request.state.clone(),
+                    }
+                    .into());
+                }
+                (request, client.clone())
+            }
+        };
         if request.prompt.contains(&Prompt::None) {
             // Every login here asks for a passkey: no page, no login.
             return Err(AuthorizeError::Redirect {
@@ -245,6 +283,7 @@ impl Idm {
             client_name: client.name.clone(),
             redirect_uri: request.redirect_uri.clone(),
             scopes: request.scopes.clone(),
+            required_aal: request.required_levels().1,
         };
         let waiting = Waiting {
             request,
@@ -263,6 +302,114 @@ impl Idm {
             id: begun.id,
             ..pending
         })
+    }
+
+    /// Whether the login `session` and its account reach the levels the
+    /// request's `acr_values` ask for. A login that falls short leaves the
+    /// request waiting, so the person can log in again with a stronger
+    /// passkey; the client hears `unmet_authentication_requirements` only
+    /// when the account itself is proofed too low (OpenID Connect Core 1.0
+    /// errata set 2, §3.1.2.6).
+    async fn check_levels(
+        &self,
+        request: &AuthorizationRequest,
+        session: &ActiveSession,
+    ) -> Result<(), OidcError> {
+        let (ial, aal) = request.required_levels();
+        if let Some(needed) = aal
+            && session.aal < needed
+        {
+            return Err(IdmError::AalTooLow { needs: needed }.into());
+        }
+        if let Some(needed) = ial {
+            let account =
+                accounts::by_id(self.store().conn().await?.conn(), &session.account_id).await?;
+            if account.is_none_or(|a| a.ial < needed) {
+                return Err(AuthorizeError::Redirect {
+                    redirect_uri: Box::new(request.redirect_uri.clone()),
+                    error: OAuthError::UnmetAuthenticationRequirements,
+                    description: format!(
+                        "The agency asks for identity level {}; this account is proofed lower (an officer can raise it in person).",
+                        needed.number()
+                    ),
+                    state: request.state.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The pushed request `id` names, taken (it works once) for `client`.
+    async fn pushed(
+        &self,
+        id: &str,
+        client: Option<ClientConfig>,
+        now: OffsetDateTime,
+    ) -> Result<(AuthorizationRequest, ClientConfig), OidcError> {
+        let direct = |description: &str| {
+            OidcError::Authorize(AuthorizeError::Direct {
+                error: OAuthError::InvalidRequest,
+                description: description.to_owned(),
+            })
+        };
+        let client = client.ok_or_else(|| direct("client_id is missing or not registered."))?;
+        let taken = match ceremonies::take(self.store(), id, CeremonyKind::PushedAuthorization, now)
+            .await
+        {
+            Ok(t) => t,
+            Err(TakeError::Store(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(direct(
+                    "The pushed request is unknown, used or expired; the agency pushes it again.",
+                ));
+            }
+        };
+        let request: AuthorizationRequest = serde_json::from_str(&taken.state)
+            .map_err(|_| crate::error::corrupt("a pushed authorization request"))?;
+        if request.client_id != client.client_id {
+            return Err(direct("The pushed request belongs to another client."));
+        }
+        if client.redirect_uri(request.redirect_uri.as_str()).is_none() {
+            return Err(direct(
+                "The agency's registration changed; go back to its site and start again.",
+            ));
+        }
+        Ok((request, client))
+    }
+
+    /// A pushed authorization request (RFC 9126 §2): the client
+    /// authenticates, the request is validated as the authorization
+    /// endpoint would, and kept for a minute under the `request_uri`
+    /// returned, with its lifetime in seconds.
+    pub async fn push_authorization(
+        &self,
+        issuer: &str,
+        pushed: PushedRequest,
+        now: OffsetDateTime,
+    ) -> Result<(String, i64), OidcError> {
+        let client = self.authenticate_client(issuer, &pushed.auth, now).await?;
+        let mut params = pushed.params;
+        match params.iter().find(|(k, _)| k == "client_id") {
+            Some((_, v)) if *v != client.client_id => {
+                return Err(TokenError::request(
+                    "client_id differs from the client that authenticated.",
+                )
+                .into());
+            }
+            Some(_) => {}
+            None => params.push(("client_id".into(), client.client_id.clone())),
+        }
+        let (request, _) =
+            AuthorizationRequest::parse(&params, |id| (id == client.client_id).then_some(&client))
+                .map_err(|e| TokenError::new(e.error(), e.to_string()))?;
+        let state = serde_json::to_string(&request).map_err(IdmError::internal)?;
+        let kind = CeremonyKind::PushedAuthorization;
+        let begun = ceremonies::put_challenge(self.store(), kind, None, &state, now).await?;
+        Ok((
+            format!("{PUSHED_PREFIX}{}", begun.id),
+            kind.lifetime().whole_seconds(),
+        ))
     }
 
     /// Answers a pending request with the person's decision. Allowing needs
@@ -314,6 +461,9 @@ impl Idm {
             }
             (Decision::Allow, Some(s)) => Some(s),
         };
+        if let Some(s) = session {
+            self.check_levels(&request, s).await?;
+        }
         let (tx, place) = self
             .open_spending(CeremonyKind::OidcAuthorization, pending_id)
             .await?;
@@ -379,6 +529,69 @@ impl Idm {
             q.append_pair("iss", issuer);
         }
         Ok(url)
+    }
+
+    /// Checks an RP-initiated logout request (OpenID Connect RP-Initiated
+    /// Logout 1.0) before the person confirms it; writes nothing.
+    pub async fn plan_logout(
+        &self,
+        issuer: &str,
+        params: &[(String, String)],
+    ) -> Result<LogoutPlan, OidcError> {
+        let request = LogoutRequest::parse(params)?;
+        let hint = match &request.id_token_hint {
+            Some(t) => {
+                let jwks = self.id_token_jwks().await?;
+                Some(tuaton_oidc::logout::verify_hint(t, &jwks, issuer)?)
+            }
+            None => None,
+        };
+        let client = match request.client_of(hint.as_ref())? {
+            Some(id) => Some(
+                self.find_client(id)
+                    .await?
+                    .ok_or(LogoutError("The client is not registered."))?,
+            ),
+            None => None,
+        };
+        let destination = request.destination(client.as_ref())?;
+        Ok(LogoutPlan {
+            client_name: client.as_ref().map(|c| c.name.clone()),
+            client_id: client.map(|c| c.client_id),
+            sid: hint.and_then(|h| h.sid),
+            destination,
+        })
+    }
+
+    /// Carries out a confirmed logout: the client's session with the person
+    /// (the grant its ID token names) is revoked, with its tokens, and
+    /// Tuaton's own session `session` ends. Returns where the browser goes.
+    pub async fn end_session(
+        &self,
+        issuer: &str,
+        params: &[(String, String)],
+        session: Option<&ActiveSession>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Url>, OidcError> {
+        let plan = self.plan_logout(issuer, params).await?;
+        if let (Some(sid), Some(client_id)) = (&plan.sid, &plan.client_id) {
+            let grant = store::grant(sid)
+                .run(self.store().conn().await?.conn())
+                .await?;
+            if let Some(g) = grant.filter(|g| g.client_id == *client_id && g.revoked_at.is_none()) {
+                let ev = audit::success(
+                    &Actor::Account(g.account_id.clone()),
+                    action::OIDC_LOGOUT,
+                    g.account_id.to_string(),
+                )
+                .with_details(json!({ "client_id": client_id, "grant": g.id }));
+                self.revoke_audited(&g, &ev, now).await?;
+            }
+        }
+        if let Some(s) = session {
+            self.logout(s).await?;
+        }
+        Ok(plan.destination)
     }
 
     /// Authenticates the client of a token request as it is registered.
@@ -575,7 +788,7 @@ impl Idm {
     ) -> Result<Issued, IdmError> {
         let lifetime = time::Duration::seconds(i64::from(client.token_lifetime_secs));
         let sub = self.subject(client, &login.account_id, now).await?;
-        let id_token = IdTokenClaims::new(
+        let mut id_token = IdTokenClaims::new(
             issuer,
             sub.clone(),
             &client.client_id,
@@ -586,6 +799,7 @@ impl Idm {
             login.aal.acr().to_owned(),
             login.amr.clone(),
         );
+        id_token.sid = Some(grant_id.to_owned());
         let access = AccessTokenClaims {
             iss: issuer.to_owned(),
             sub,

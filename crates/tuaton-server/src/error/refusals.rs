@@ -95,6 +95,14 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "Acting for a company needs identity verified at IAL2.1 or higher.".into(),
             ),
+            E::AalTooLow { needs } => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "The agency asks for a passkey at authenticator level {} (a hardware security key). Go back and log in with one.",
+                    needs.number()
+                )
+                .into(),
+            ),
             E::OfficerRoleRequired => (
                 StatusCode::FORBIDDEN,
                 "Only officers can record in-person proofing.".into(),
