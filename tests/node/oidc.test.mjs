@@ -173,6 +173,7 @@ test('refresh tokens rotate, a reused one revokes the family; introspection and 
   const seen = await client.tokenIntrospection(config, next.access_token);
   assert.equal(seen.active, true);
   assert.equal(seen.client_id, 'e2e-refresh');
+  assert.match(seen.ial, /^urn:tuaton:ial:/);
   // The first refresh token again, as a thief would: the family is revoked.
   await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token), (e) => e.error === 'invalid_grant');
   await assert.rejects(client.refreshTokenGrant(config, next.refresh_token), (e) => e.error === 'invalid_grant');
@@ -277,6 +278,14 @@ test('RP-initiated logout: confirmed on Tuaton, back to the registered URI, the 
   const unregistered = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token, post_logout_redirect_uri: `${bye}/other` });
   assert.equal((await page.goto(unregistered.href)).status(), 400, 'an unregistered URI is refused on the page');
   const url = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token, post_logout_redirect_uri: bye, state: 'bye-1' });
+  // A form on another site cannot skip the confirmation (it cannot send the page's cookie).
+  const forged = await fetch(new URL('/logout', base), {
+    method: 'POST', redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ id_token_hint: tokens.id_token, confirm: 'guessed' }),
+  });
+  assert.equal(forged.status, 403);
+  assert.ok((await client.fetchUserInfo(config, tokens.access_token, tokens.claims().sub)).sub, 'nothing was revoked');
   await page.goto(url.href);
   if (process.env.TUATON_SCREENSHOTS) {
     await page.screenshot({ path: join(process.env.TUATON_SCREENSHOTS, 'oidc-logout.png'), fullPage: true });

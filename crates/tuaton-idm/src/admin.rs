@@ -112,7 +112,7 @@ impl AccountAdmin {
         }
         let mut tx = self.store().begin().await?;
         accounts::set_state(&mut tx, &a.id, AccountState::Suspended, Some(reason), now).await?;
-        let ended = sessions::delete_for_account(&mut tx, &a.id).await?;
+        let ended = sessions::delete_for_account(&mut tx, &a.id, now).await?;
         let ev = audit::success(operator, action::SUSPEND, a.id.to_string())
             .with_details(json!({ "reason": reason, "sessions_ended": ended }));
         store_audit::append(&mut tx, now, &ev).await?;

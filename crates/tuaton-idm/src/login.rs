@@ -457,6 +457,7 @@ impl Idm {
         let mut closing = Batch::new();
         closing.push(creds::suspend(&r.record.cred_id));
         closing.push(tuaton_store::sessions::end_all(&r.account_id));
+        closing.push(tuaton_store::oidc::revoke_for_account(&r.account_id, now));
         let ev = audit::failure(
             &Actor::Account(r.account_id.clone()),
             action::PASSKEY_SUSPEND_CLONED,

@@ -524,7 +524,7 @@ impl Idm {
         } else {
             creds::delete_all_but(tx, account, kept).await?
         };
-        let sessions_ended = sessions::delete_for_account(tx, account).await?;
+        let sessions_ended = sessions::delete_for_account(tx, account, now).await?;
         let notified = queue_notice(
             tx,
             account,

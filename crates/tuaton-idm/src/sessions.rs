@@ -184,7 +184,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<u64, IdmError> {
         let mut tx = self.store().begin().await?;
-        let ended = sessions::delete_for_account(&mut tx, &session.account_id).await?;
+        let ended = sessions::delete_for_account(&mut tx, &session.account_id, now).await?;
         let ev = audit::success(
             &session.actor(),
             action::LOGOUT_EVERYWHERE,

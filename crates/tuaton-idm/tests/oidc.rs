@@ -334,6 +334,22 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
         "an ID token is not an access token"
     );
 
+    // Another client presenting the spent code is refused and ends nothing.
+    let foreign = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-other")]),
+        None,
+        now,
+    )
+    .await;
+    assert_eq!(token_error(foreign), OAuthError::InvalidGrant);
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &tokens.access_token, now)
+            .await
+            .is_ok()
+    );
+
     // The same code again: refused, and the grant it gave is revoked.
     let again = redeem(
         &w,
@@ -857,32 +873,12 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
         "a family lives no longer than a session of the same login"
     );
 
-    // Introspection and revocation (RFC 7662, RFC 7009).
-    let active = w
-        .idm
-        .introspect(ISSUER, query(&fresh.access_token, "rd-app"), now)
-        .await
-        .unwrap();
-    assert_eq!(
-        (active["active"].clone(), active["client_id"].clone()),
-        (json!(true), json!("rd-app"))
-    );
-    let as_refresh = w
-        .idm
-        .introspect(ISSUER, query(&fresh.refresh_token, "rd-app"), now)
-        .await
-        .unwrap();
-    assert_eq!(as_refresh["token_type"], "refresh_token");
-    let foreign = w
-        .idm
-        .introspect(ISSUER, query(&fresh.access_token, "sso-app"), now)
-        .await
-        .unwrap();
-    assert_eq!(
-        foreign,
-        json!({ "active": false }),
-        "another client learns nothing"
-    );
+    // Revocation (RFC 7009): a public client may revoke its own tokens;
+    // introspection (RFC 7662) needs a confidential client.
+    assert!(matches!(
+        w.idm.introspect(ISSUER, query(&fresh.access_token, "rd-app"), now).await,
+        Err(OidcError::Token(ref e)) if e.error == OAuthError::InvalidClient
+    ));
     w.idm
         .revoke(ISSUER, query(&fresh.access_token, "sso-app"), now)
         .await
@@ -906,12 +902,6 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
         w.idm.userinfo(ISSUER, &fresh.access_token, now).await,
         Err(OidcError::Bearer(_))
     ));
-    let gone = w
-        .idm
-        .introspect(ISSUER, query(&fresh.access_token, "rd-app"), now)
-        .await
-        .unwrap();
-    assert_eq!(gone, json!({ "active": false }));
     assert!(
         tuaton_store::audit::verify(&db.store)
             .await
@@ -1099,7 +1089,125 @@ async fn rp_initiated_logout_revokes_the_session_with_the_client(db: TestDb) {
     db.cleanup().await;
 }
 
+async fn introspection_shows_a_client_its_own_tokens_and_account_events_end_every_grant(
+    db: TestDb,
+) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let admin = w.idm.client_admin();
+    let (_, s1) = admin
+        .add(
+            &op,
+            client("rd-basic", a, TokenAuth::ClientSecretBasic, None),
+            now,
+        )
+        .await
+        .unwrap();
+    let (_, s2) = admin
+        .add(
+            &op,
+            client(
+                "sso-basic",
+                "https://www.sso.go.th/cb",
+                TokenAuth::ClientSecretBasic,
+                None,
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    let basic = |id: &str, s: &tuaton_idm::ClientSecret| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", s.expose()))
+        )
+    };
+    let (b1, b2) = (
+        basic("rd-basic", s1.as_ref().unwrap()),
+        basic("sso-basic", s2.as_ref().unwrap()),
+    );
+    let ask = |token: &str, auth: &str| {
+        tuaton_oidc::TokenQuery::parse(&params(&[("token", token)]), Some(auth)).unwrap()
+    };
+    let code = code_for(&mut w, "rd-basic", a, now).await;
+    let t = redeem(&w, &redemption(&code, a, VERIFIER, &[]), Some(&b1), now)
+        .await
+        .unwrap();
+    let seen = w
+        .idm
+        .introspect(ISSUER, ask(&t.access_token, &b1), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (seen["active"].clone(), seen["client_id"].clone()),
+        (json!(true), json!("rd-basic"))
+    );
+    assert_eq!(
+        seen["ial"], "urn:tuaton:ial:2.1",
+        "the identity level rides with the token"
+    );
+    assert_eq!(
+        w.idm
+            .introspect(ISSUER, ask(&t.refresh_token, &b1), now)
+            .await
+            .unwrap()["token_type"],
+        "refresh_token"
+    );
+    assert_eq!(
+        w.idm
+            .introspect(ISSUER, ask(&t.access_token, &b2), now)
+            .await
+            .unwrap(),
+        json!({ "active": false }),
+        "another client learns nothing"
+    );
+    // A spent refresh token tried at introspection ends its family too.
+    let refresh = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &t.refresh_token),
+    ]);
+    let next = redeem(&w, &refresh, Some(&b1), now).await.unwrap();
+    assert_eq!(
+        w.idm
+            .introspect(ISSUER, ask(&t.refresh_token, &b1), now)
+            .await
+            .unwrap(),
+        json!({ "active": false })
+    );
+    assert_eq!(
+        w.idm
+            .introspect(ISSUER, ask(&next.access_token, &b1), now)
+            .await
+            .unwrap(),
+        json!({ "active": false })
+    );
+
+    // Logging out everywhere ends what the account's agencies hold.
+    let code = code_for(&mut w, "rd-basic", a, now).await;
+    let held = redeem(&w, &redemption(&code, a, VERIFIER, &[]), Some(&b1), now)
+        .await
+        .unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    w.idm.logout_everywhere(&session, now).await.unwrap();
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, &held.access_token, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    let refresh = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &held.refresh_token),
+    ]);
+    assert_eq!(
+        token_error(redeem(&w, &refresh, Some(&b1), now).await),
+        OAuthError::InvalidGrant
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    introspection_shows_a_client_its_own_tokens_and_account_events_end_every_grant,
     rp_initiated_logout_revokes_the_session_with_the_client,
     a_confidential_client_pushes_its_requests_and_each_works_once,
     refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_ends_it,

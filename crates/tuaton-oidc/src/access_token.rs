@@ -40,6 +40,9 @@ pub struct AccessTokenClaims {
     pub acr: String,
     /// How they authenticated (RFC 8176).
     pub amr: Vec<String>,
+    /// The account's identity level (`urn:tuaton:ial:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ial: Option<String>,
 }
 
 impl AccessTokenClaims {

@@ -25,6 +25,11 @@ pub struct IdTokenClaims {
     pub acr: String,
     /// How the person authenticated (RFC 8176).
     pub amr: Vec<String>,
+    /// The identity level the account is proofed at (`urn:tuaton:ial:…`,
+    /// docs/assurance.md): `acr` carries the authenticator level, and an
+    /// agency that asked for an identity level checks it here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ial: Option<String>,
     /// The session with this client (its grant): what logout names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
@@ -54,6 +59,7 @@ impl IdTokenClaims {
             nonce,
             acr,
             amr,
+            ial: None,
             sid: None,
         }
     }

@@ -34,26 +34,32 @@ const PENDING_SECS: i64 = 600;
 
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
     // The pages a browser reaches carry the per-address limit of the other
-    // ceremonies. The back-channel endpoints do not: each request is
-    // authenticated by a client (whose back end sends every request of an
-    // agency from a few addresses) or carries a bearer token.
+    // ceremonies. The back-channel endpoints have a budget of their own, many
+    // times larger: an agency's back end sends all its users' requests from
+    // a few addresses.
     let browser = Router::new()
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/authorize/continue", post(authorize_continue))
         .route_layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             crate::ratelimit::per_address,
         ));
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/assets/authorize.js", get(script))
+    let back_channel = Router::new()
         .route("/par", post(par))
         .route("/token", post(token))
         .route("/revoke", post(revoke))
         .route("/introspect", post(introspect))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/logout", get(logout_get).post(logout_post))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::ratelimit::back_channel,
+        ));
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/assets/authorize.js", get(script))
         .merge(browser)
+        .merge(back_channel)
 }
 
 /// The issuer: the public URL without a trailing slash.
@@ -102,11 +108,11 @@ fn pending_cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-/// The cookie that ties a pending request to this browser. `Path=/` (the
-/// `__Host-` prefix needs it), `SameSite=Strict`: only Tuaton's own page
-/// posts it back.
-fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> String {
-    Cookie::build((pending_cookie_name(state), value.to_owned()))
+/// A short-lived cookie that ties a page's answer to this browser (a
+/// pending request, a logout's confirmation). `Path=/` (the `__Host-`
+/// prefix needs it), `SameSite=Strict`: only Tuaton's own page posts it back.
+fn short_cookie(state: &AppState, name: &'static str, value: &str, max_age: i64) -> String {
+    Cookie::build((name, value.to_owned()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -116,8 +122,16 @@ fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> String {
         .to_string()
 }
 
+fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    short_cookie(state, pending_cookie_name(state), value, max_age)
+}
+
 fn pending_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    let name = pending_cookie_name(state);
+    named_cookie(headers, pending_cookie_name(state))
+}
+
+/// The value of the cookie `name` a request carries.
+fn named_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -571,17 +585,40 @@ async fn logout_get(
 }
 
 /// RP-initiated logout, POST: a client's form post asks for confirmation as
-/// GET does; the confirmation page's own post (`confirm=yes`) logs out.
+/// GET does; the confirmation page's own post logs out. That post names the
+/// confirmation (a random value) that the page also set in a
+/// `SameSite=Strict` cookie: a form on another site cannot send the cookie,
+/// so it cannot skip the question (RP-Initiated Logout 1.0 §2).
 async fn logout_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawForm(form): RawForm,
 ) -> Response {
     let mut params = pairs(&form);
-    let confirmed = params.iter().any(|(k, v)| k == "confirm" && v == "yes");
+    let sent = params
+        .iter()
+        .find(|(k, _)| k == "confirm")
+        .map(|(_, v)| v.clone());
     params.retain(|(k, _)| k != "confirm" && k != crate::session::CSRF_FIELD);
-    if !confirmed {
+    let Some(sent) = sent else {
         return confirm_logout(&state, &params).await;
+    };
+    let expected = named_cookie(&headers, confirm_cookie_name(&state));
+    let confirmed = expected.is_some_and(|c| {
+        !c.is_empty()
+            && c.len() == sent.len()
+            && c.bytes()
+                .zip(sent.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if !confirmed {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::CsrfTokenInvalid,
+            "This logout was not confirmed on Tuaton's page. Go back to the agency and log out again.",
+        )
+        .into_response();
     }
     // The session cookie is `SameSite=Strict`: only a post from Tuaton's
     // own page carries it, so no other site can end the session.
@@ -602,10 +639,23 @@ async fn logout_post(
             .into_response(),
         Err(e) => return logout_refusal(e),
     };
-    if let Ok(c) = HeaderValue::from_str(&crate::session::cleared_cookie(&state)) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
+    for c in [
+        crate::session::cleared_cookie(&state),
+        short_cookie(&state, confirm_cookie_name(&state), "", 0),
+    ] {
+        if let Ok(c) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
     }
     resp
+}
+
+fn confirm_cookie_name(state: &AppState) -> &'static str {
+    if state.settings().is_https() {
+        "__Host-tuaton-logout"
+    } else {
+        "tuaton-logout"
+    }
 }
 
 /// Shown after a logout that names no place to go back to.
@@ -641,14 +691,20 @@ async fn confirm_logout(state: &AppState, params: &[(String, String)]) -> Respon
         Some(n) => (format!("{} ", escape(n)), escape(n)),
         None => (String::new(), "A site".to_owned()),
     };
+    let mut confirm = [0u8; 16];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut confirm).is_err() {
+        return internal();
+    }
+    let confirm = hex::encode(confirm);
     let body = LOGOUT_PAGE
         .replace("{{client_th}}", &th)
         .replace("{{client_en}}", &en)
-        .replace("{{fields}}", &fields);
+        .replace("{{fields}}", &fields)
+        .replace("{{confirm}}", &confirm);
     let Some(csp) = page_policy(plan.destination.as_ref()) else {
         return internal();
     };
-    (
+    let mut resp = (
         [
             (
                 header::CONTENT_TYPE,
@@ -659,5 +715,10 @@ async fn confirm_logout(state: &AppState, params: &[(String, String)]) -> Respon
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    let cookie = short_cookie(state, confirm_cookie_name(state), &confirm, PENDING_SECS);
+    if let Ok(c) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
 }

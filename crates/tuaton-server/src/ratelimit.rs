@@ -76,6 +76,7 @@ fn full<K: std::hash::Hash + Eq + Clone>(
 pub struct RateLimits {
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     signed_in: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    back_channel: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     per_account: Arc<DefaultKeyedRateLimiter<String>>,
     max_tracked: usize,
     last_prune: Arc<std::sync::atomic::AtomicU64>,
@@ -125,6 +126,11 @@ impl RateLimits {
         Self {
             per_address: Arc::new(RateLimiter::keyed(quota(per_address))),
             signed_in: Arc::new(RateLimiter::keyed(quota(per_address.saturating_mul(5)))),
+            // An agency's back end sends every one of its users' token
+            // requests from a few addresses.
+            back_channel: Arc::new(RateLimiter::keyed(quota(
+                per_address.saturating_mul(BACK_CHANNEL_SHARE),
+            ))),
             per_account: Arc::new(RateLimiter::keyed(quota(per_account))),
             max_tracked,
             last_prune: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -153,13 +159,27 @@ impl RateLimits {
         )
     }
 
+    /// Counts one OpenID Provider back-channel request (token, PAR,
+    /// revocation, introspection, userinfo, logout) from `addr`.
+    pub fn check_back_channel(&self, addr: IpAddr) -> Result<(), ApiError> {
+        count(
+            &self.back_channel,
+            addr,
+            self.max_tracked,
+            &self.last_prune,
+            "back_channel",
+        )
+    }
+
     /// Forgets keys whose limits have fully recovered, bounding memory.
     pub fn shrink(&self) {
         self.per_address.retain_recent();
         self.signed_in.retain_recent();
+        self.back_channel.retain_recent();
         self.per_account.retain_recent();
         self.per_address.shrink_to_fit();
         self.signed_in.shrink_to_fit();
+        self.back_channel.shrink_to_fit();
         self.per_account.shrink_to_fit();
     }
 }
@@ -221,6 +241,27 @@ pub(crate) async fn signed_in(
 ) -> Response {
     limited(state.rate_limits().check_signed_in(addr), addr, req, next).await
 }
+
+/// Route layer: the OpenID Provider's back-channel limit per address, a
+/// larger budget than a person's ([`BACK_CHANNEL_SHARE`] times).
+pub(crate) async fn back_channel(
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    req: Request,
+    next: Next,
+) -> Response {
+    limited(
+        state.rate_limits().check_back_channel(addr),
+        addr,
+        req,
+        next,
+    )
+    .await
+}
+
+/// How many times the per-address budget an address gets at the OpenID
+/// Provider's back-channel endpoints.
+pub const BACK_CHANNEL_SHARE: u32 = 20;
 
 tokio::task_local! {
     /// The client (its limit key) of the request being served, for the

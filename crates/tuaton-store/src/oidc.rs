@@ -238,7 +238,8 @@ pub fn grant_by_code(code_digest: &str) -> Query<Option<Grant>> {
     )
 }
 
-/// Revokes grant `id`: `true` if this call revoked it.
+/// Revokes grant `id`: `true` if this call revoked it. Its refresh tokens
+/// are refused from then on (their use checks the grant).
 pub fn revoke_grant(id: &str, now: OffsetDateTime) -> Query<bool> {
     Query::new(
         Statement::new(
@@ -305,16 +306,29 @@ pub fn refresh_token(digest: &str) -> Query<Option<RefreshToken>> {
     )
 }
 
-/// Marks a refresh token used: `true` if this call did (it was unused).
+/// Marks a refresh token used: `true` if this call did (it was unused and
+/// its grant not revoked).
 pub fn use_refresh_token(digest: &str, now: OffsetDateTime) -> Query<bool> {
     Query::new(
+        // Only while its grant stands: a refresh racing a revocation loses.
         Statement::new(
-            "UPDATE oidc_refresh_tokens SET used_ms = $2 WHERE digest = $1 AND used_ms IS NULL",
+            "UPDATE oidc_refresh_tokens SET used_ms = $2 WHERE digest = $1 AND used_ms IS NULL \
+             AND grant_id IN (SELECT id FROM oidc_grants WHERE revoked_ms IS NULL)",
         )
         .bind(digest)
         .bind(to_ms(now)),
         |out| Ok(out.rows_affected == 1),
     )
+}
+
+/// Revokes every grant of `account_id`: its agencies' tokens stop working
+/// (at recovery, a cloned authenticator, logout everywhere, suspension).
+pub fn revoke_for_account(account_id: &AccountId, now: OffsetDateTime) -> Statement {
+    Statement::new(
+        "UPDATE oidc_grants SET revoked_ms = $2 WHERE account_id = $1 AND revoked_ms IS NULL",
+    )
+    .bind(account_id.as_str())
+    .bind(to_ms(now))
 }
 
 /// Records assertion `jti` of `client_id` as used until `expires_at`:

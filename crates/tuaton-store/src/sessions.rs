@@ -110,8 +110,17 @@ pub fn delete(id_hash: &str) -> Statement {
 }
 
 /// Ends every session of an account ("log out everywhere"); returns how many.
-pub async fn delete_for_account(tx: &mut Tx, account_id: &AccountId) -> Result<u64, StoreError> {
-    end_all(account_id).execute(tx.conn()).await
+pub async fn delete_for_account(
+    tx: &mut Tx,
+    account_id: &AccountId,
+    now: time::OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let ended = end_all(account_id).execute(tx.conn()).await?;
+    // What the account is logged in to at agencies ends with it.
+    crate::oidc::revoke_for_account(account_id, now)
+        .execute(tx.conn())
+        .await?;
+    Ok(ended)
 }
 
 /// Ends every session of an account, as a statement for a batch.

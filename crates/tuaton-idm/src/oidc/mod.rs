@@ -149,6 +149,8 @@ pub enum Decision {
 /// Who logged in, and how: what every token of a grant says.
 struct Login {
     account_id: AccountId,
+    /// The account's identity level when the tokens are issued.
+    ial: tuaton_core::Ial,
     scope: String,
     auth_time: OffsetDateTime,
     aal: Aal,
@@ -179,7 +181,7 @@ impl Issued {
 
 /// Which kind of token a revocation or introspection names.
 enum TokenKind {
-    Refresh { live: bool },
+    Refresh { used: bool, expired: bool },
     Access(Box<AccessTokenClaims>),
 }
 
@@ -708,15 +710,16 @@ impl Idm {
             );
         }
         let account = accounts::by_id(self.store().conn().await?.conn(), &account_id).await?;
-        if account.is_none_or(|a| a.state != AccountState::Active) {
+        let Some(account) = account.filter(|a| a.state == AccountState::Active) else {
             return Err(invalid().into());
-        }
+        };
         let aal =
             Aal::from_stored(&bound.aal).map_err(|_| crate::error::corrupt("a code's level"))?;
         let auth_time = OffsetDateTime::from_unix_timestamp(bound.auth_time)
             .map_err(|_| crate::error::corrupt("a code's login time"))?;
         let login = Login {
             account_id: account_id.clone(),
+            ial: account.ial,
             scope: bound.scopes.join(" "),
             auth_time,
             aal,
@@ -800,6 +803,7 @@ impl Idm {
             login.amr.clone(),
         );
         id_token.sid = Some(grant_id.to_owned());
+        id_token.ial = Some(login.ial.acr().to_owned());
         let access = AccessTokenClaims {
             iss: issuer.to_owned(),
             sub,
@@ -812,6 +816,7 @@ impl Idm {
             auth_time: login.auth_time.unix_timestamp(),
             acr: login.aal.acr().to_owned(),
             amr: login.amr.clone(),
+            ial: Some(login.ial.acr().to_owned()),
         };
         let (id_token, access_token) = self
             .sign_tokens(
@@ -859,11 +864,12 @@ impl Idm {
         }
         let account =
             accounts::by_id(self.store().conn().await?.conn(), &rt.grant.account_id).await?;
-        if account.is_none_or(|a| a.state != AccountState::Active) {
+        let Some(account) = account.filter(|a| a.state == AccountState::Active) else {
             return Err(invalid().into());
-        }
+        };
         let login = Login {
             account_id: rt.grant.account_id.clone(),
+            ial: account.ial,
             scope: rt.grant.scopes.clone(),
             auth_time: rt.grant.auth_at,
             aal: Aal::from_stored(&rt.grant.aal)
@@ -969,8 +975,11 @@ impl Idm {
             .await?;
         let found = match refresh {
             Some(rt) => {
-                let live = rt.used_at.is_none() && rt.expires_at > now;
-                Some((rt.grant, TokenKind::Refresh { live }))
+                let kind = TokenKind::Refresh {
+                    used: rt.used_at.is_some(),
+                    expired: rt.expires_at <= now,
+                };
+                Some((rt.grant, kind))
             }
             None => {
                 let jwks = self.id_token_jwks().await?;
@@ -1019,6 +1028,13 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<serde_json::Value, OidcError> {
         let client = self.authenticate_client(issuer, &query.auth, now).await?;
+        if client.token_auth == TokenAuth::None {
+            // RFC 7662 §2.1: the endpoint must not let anyone scan tokens.
+            return Err(TokenError::client(
+                "Introspection needs a confidential client's authentication.",
+            )
+            .into());
+        }
         let inactive = json!({ "active": false });
         let Some((grant, kind)) = self.grant_of(issuer, &client, &query.token, now).await? else {
             return Ok(inactive);
@@ -1028,8 +1044,15 @@ impl Idm {
             return Ok(inactive);
         }
         Ok(match kind {
-            TokenKind::Refresh { live: false } => inactive,
-            TokenKind::Refresh { live: true } => json!({
+            TokenKind::Refresh { used: true, .. } => {
+                // A spent refresh token is being tried: as at the token
+                // endpoint, its family ends.
+                self.revoke_family(&grant, &client, "refresh_token_reused", now)
+                    .await?;
+                inactive
+            }
+            TokenKind::Refresh { expired: true, .. } => inactive,
+            TokenKind::Refresh { .. } => json!({
                 "active": true, "token_type": "refresh_token", "client_id": client.client_id,
                 "scope": grant.scopes, "sub": self.subject(&client, &grant.account_id, now).await?,
                 "exp": grant.expires_at.unix_timestamp(), "iss": issuer,
@@ -1037,7 +1060,7 @@ impl Idm {
             TokenKind::Access(c) => json!({
                 "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scope,
                 "sub": c.sub, "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
-                "acr": c.acr, "amr": c.amr, "auth_time": c.auth_time,
+                "acr": c.acr, "amr": c.amr, "auth_time": c.auth_time, "ial": c.ial,
             }),
         })
     }
@@ -1055,7 +1078,9 @@ impl Idm {
         let grant = store::grant_by_code(digest)
             .run(self.store().conn().await?.conn())
             .await?;
-        match grant.filter(|g| g.revoked_at.is_none()) {
+        // Only the client the code was issued to ends its grant this way: a
+        // client holding another's leaked code must not end that session.
+        match grant.filter(|g| g.revoked_at.is_none() && g.client_id == client.client_id) {
             Some(g) => self.revoke_family(&g, client, "code_reused", now).await,
             None => Ok(refused),
         }
