@@ -21,7 +21,7 @@ use tuaton_store::testing::TestDb;
 use url::Url;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use common::{enrol_with_passkey, idm, logged_in};
+use common::{code_after_login, enrol_with_passkey, idm, logged_in};
 
 const ISSUER: &str = "http://localhost:8080";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -97,15 +97,7 @@ async fn world(db: &TestDb, now: OffsetDateTime) -> World {
     let idm = idm(db, dir.path());
     let mut authn = SoftPasskey::new(true);
     let (evidence, account) = enrol_with_passkey(&idm, &mut authn, now).await;
-    tuaton_idm::custody::ensure_active(
-        idm.store(),
-        idm.keys(),
-        tuaton_store::keys::KeyPurpose::IdToken,
-        SignatureAlgorithm::Es256,
-        now,
-    )
-    .await
-    .unwrap();
+    common::id_token_key(&idm, now).await;
     World {
         idm,
         authn,
@@ -975,18 +967,7 @@ async fn a_confidential_client_pushes_its_requests_and_each_works_once(db: TestD
         w.idm.begin_authorization(&other, now).await,
         Err(OidcError::Authorize(AuthorizeError::Direct { .. }))
     ));
-    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
-    let back = w
-        .idm
-        .complete_authorization(ISSUER, &pending.id, Some(&session), Decision::Allow, now)
-        .await
-        .unwrap();
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = code_after_login(&w.idm, &mut w.authn, &w.evidence, ISSUER, &pending.id, now).await;
     assert!(
         redeem(&w, &redemption(&code, a, VERIFIER, &[]), Some(&basic), now)
             .await

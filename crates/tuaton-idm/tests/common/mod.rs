@@ -120,3 +120,44 @@ pub async fn logged_in(
     .await
     .unwrap()
 }
+
+/// Logs Somchai in for the pending authorization `pending_id` and returns
+/// the code the client is sent back with.
+pub async fn code_after_login(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    issuer: &str,
+    pending_id: &str,
+    now: OffsetDateTime,
+) -> String {
+    let session = logged_in(idm, authn, evidence, now).await;
+    let back = idm
+        .complete_authorization(
+            issuer,
+            pending_id,
+            Some(&session),
+            tuaton_idm::Decision::Allow,
+            now,
+        )
+        .await
+        .unwrap();
+    back.query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// Makes sure an ES256 id-token key signs (as `tuaton serve --dev` does at start).
+pub async fn id_token_key(idm: &Idm, now: OffsetDateTime) {
+    tuaton_idm::custody::ensure_active(
+        idm.store(),
+        idm.keys(),
+        tuaton_store::keys::KeyPurpose::IdToken,
+        tuaton_core::SignatureAlgorithm::Es256,
+        now,
+    )
+    .await
+    .unwrap();
+}
