@@ -185,6 +185,19 @@ test('refresh tokens rotate, a reused one revokes the family; introspection and 
   await client.tokenRevocation(config, 'never-issued');
 });
 
+test('an agency back end with client_credentials gets a token for itself', async () => {
+  const made = clients('add', '--id', 'e2e-batch', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--client-credentials');
+  const config = await discover('e2e-batch', client.ClientSecretBasic(made.client_secret));
+  const tokens = await client.clientCredentialsGrant(config);
+  assert.equal(tokens.id_token, undefined);
+  assert.equal(tokens.refresh_token, undefined);
+  const seen = await client.tokenIntrospection(config, tokens.access_token);
+  assert.equal(seen.active, true);
+  assert.equal(seen.sub, 'e2e-batch');
+  const basic = await discover('e2e-basic', client.ClientSecretBasic('unused'));
+  await assert.rejects(client.clientCredentialsGrant(basic), (e) => e.status === 401 || e.error === 'unauthorized_client');
+});
+
 test('a client with private_key_jwt pushes its requests (PAR); a replayed assertion is refused', async () => {
   const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'agency-key-1', use: 'sig', alg: 'ES256' };

@@ -111,6 +111,10 @@ pub(crate) struct Fields {
     /// software that cannot push them).
     #[arg(long)]
     no_par: bool,
+    /// Let it ask for tokens for itself (client_credentials), for an
+    /// agency's back end calling Tuaton for no person.
+    #[arg(long)]
+    client_credentials: bool,
 }
 
 fn bad(message: impl Into<String>) -> IdmError {
@@ -177,6 +181,9 @@ impl Fields {
         }
         if self.no_par {
             base.require_par = false;
+        }
+        if self.client_credentials {
+            base.client_credentials = true;
         }
         Ok(base)
     }
@@ -276,6 +283,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 token_lifetime_secs: 300,
                 require_par: true,
                 post_logout_redirect_uris: Vec::new(),
+                client_credentials: false,
             };
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;

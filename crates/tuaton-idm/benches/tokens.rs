@@ -99,6 +99,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
         token_lifetime_secs: 300,
         require_par: false,
         post_logout_redirect_uris: Vec::new(),
+        client_credentials: false,
     };
     idm.client_admin()
         .add(&Actor::Operator("bench".into()), client, now)

@@ -20,6 +20,8 @@ pub enum Actor {
     Officer(AccountId),
     /// An operator at the `tuaton` command, by their login name.
     Operator(String),
+    /// An agency's application acting for itself (OAuth `client_credentials`).
+    Client(String),
 }
 
 impl fmt::Display for Actor {
@@ -29,6 +31,7 @@ impl fmt::Display for Actor {
             Actor::Account(id) => write!(f, "account:{id}"),
             Actor::Officer(id) => write!(f, "officer:{id}"),
             Actor::Operator(name) => write!(f, "operator:{name}"),
+            Actor::Client(id) => write!(f, "client:{id}"),
         }
     }
 }
@@ -65,6 +68,7 @@ pub(crate) mod action {
     pub const OIDC_REFRESH: &str = "oidc.refresh";
     pub const OIDC_REVOKE: &str = "oidc.revoke";
     pub const OIDC_LOGOUT: &str = "oidc.logout";
+    pub const OIDC_CLIENT_CREDENTIALS: &str = "oidc.client_credentials";
     pub const OIDC_GRANT_REVOKED: &str = "oidc.grant_revoked";
 }
 

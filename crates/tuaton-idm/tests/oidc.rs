@@ -42,6 +42,7 @@ fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> Cli
         token_lifetime_secs: 300,
         require_par: false,
         post_logout_redirect_uris: Vec::new(),
+        client_credentials: false,
     }
 }
 
@@ -1187,7 +1188,109 @@ async fn introspection_shows_a_client_its_own_tokens_and_account_events_end_ever
     db.cleanup().await;
 }
 
+async fn an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let admin = w.idm.client_admin();
+    let mut machine = client(
+        "rd-batch",
+        "https://efiling.rd.go.th/cb",
+        TokenAuth::ClientSecretBasic,
+        None,
+    );
+    machine.client_credentials = true;
+    let (_, secret) = admin.add(&op, machine, now).await.unwrap();
+    let (_, other) = admin
+        .add(
+            &op,
+            client(
+                "rd-web",
+                "https://efiling.rd.go.th/cb",
+                TokenAuth::ClientSecretBasic,
+                None,
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    let mut public = client(
+        "rd-app",
+        "https://efiling.rd.go.th/cb",
+        TokenAuth::None,
+        None,
+    );
+    public.client_credentials = true;
+    assert!(
+        admin.add(&op, public, now).await.is_err(),
+        "a public client cannot act for itself"
+    );
+    let basic = |id: &str, s: &tuaton_idm::ClientSecret| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", s.expose()))
+        )
+    };
+    let (b, b_other) = (
+        basic("rd-batch", secret.as_ref().unwrap()),
+        basic("rd-web", other.as_ref().unwrap()),
+    );
+    let cc = params(&[("grant_type", "client_credentials")]);
+    let t = redeem(&w, &cc, Some(&b), now).await.unwrap();
+    assert!(
+        t.id_token.is_empty() && t.refresh_token.is_empty(),
+        "no person, no ID or refresh token"
+    );
+    assert_eq!(
+        token_error(redeem(&w, &cc, Some(&b_other), now).await),
+        OAuthError::UnauthorizedClient,
+        "only a client registered for it"
+    );
+    let scoped = params(&[("grant_type", "client_credentials"), ("scope", "openid")]);
+    assert_eq!(
+        token_error(redeem(&w, &scoped, Some(&b), now).await),
+        OAuthError::InvalidScope
+    );
+    assert!(
+        matches!(
+            w.idm.userinfo(ISSUER, &t.access_token, now).await,
+            Err(OidcError::Bearer(_))
+        ),
+        "a client's own token names no person"
+    );
+    let ask = |token: &str| {
+        tuaton_oidc::TokenQuery::parse(&params(&[("token", token)]), Some(&b)).unwrap()
+    };
+    let seen = w
+        .idm
+        .introspect(ISSUER, ask(&t.access_token), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (seen["active"].clone(), seen["sub"].clone()),
+        (json!(true), json!("rd-batch"))
+    );
+    w.idm
+        .revoke(ISSUER, ask(&t.access_token), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.idm
+            .introspect(ISSUER, ask(&t.access_token), now)
+            .await
+            .unwrap(),
+        json!({ "active": false })
+    );
+    let log = tuaton_store::audit::list(&db.store, 0, 1000).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.action == "oidc.client_credentials" && r.actor == "client:rd-batch")
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it,
     introspection_shows_a_client_its_own_tokens_and_account_events_end_every_grant,
     rp_initiated_logout_revokes_the_session_with_the_client,
     a_confidential_client_pushes_its_requests_and_each_works_once,

@@ -34,11 +34,14 @@ pub struct AccessTokenClaims {
     pub jti: String,
     /// The scopes granted, space-separated.
     pub scope: String,
-    /// When the person authenticated.
-    pub auth_time: i64,
-    /// The assurance reached.
-    pub acr: String,
-    /// How they authenticated (RFC 8176).
+    /// When the person authenticated; none for a client acting for itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The assurance reached; none for a client acting for itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// How they authenticated (RFC 8176); empty for a client acting for itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
     /// The account's identity level (`urn:tuaton:ial:…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

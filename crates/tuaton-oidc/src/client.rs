@@ -61,6 +61,11 @@ pub struct ClientConfig {
     /// browser where they could be read or changed.
     #[serde(default)]
     pub require_par: bool,
+    /// It may ask for tokens for itself (`client_credentials`, RFC 6749
+    /// §4.4): an agency's back end calling Tuaton for no person. Confidential
+    /// clients only.
+    #[serde(default)]
+    pub client_credentials: bool,
     /// Where the browser may go after an RP-initiated logout; matched exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<Url>,
@@ -108,6 +113,9 @@ pub enum ClientError {
     /// `private_key_jwt` without keys, or keys for another method.
     #[error("{0}")]
     Keys(&'static str),
+    /// `client_credentials` for a client that cannot authenticate.
+    #[error("client_credentials is for confidential clients only")]
+    PublicClientCredentials,
     /// A token lifetime of zero or over an hour.
     #[error("the token lifetime must be 1 to 3600 seconds")]
     TokenLifetime,
@@ -161,6 +169,9 @@ impl ClientConfig {
                 ));
             }
             (_, None) => {}
+        }
+        if self.client_credentials && self.token_auth == TokenAuth::None {
+            return Err(ClientError::PublicClientCredentials);
         }
         if self.token_lifetime_secs == 0 || self.token_lifetime_secs > MAX_TOKEN_LIFETIME_SECS {
             return Err(ClientError::TokenLifetime);
@@ -257,6 +268,7 @@ pub(crate) mod tests {
             token_lifetime_secs: 300,
             require_par: true,
             post_logout_redirect_uris: Vec::new(),
+            client_credentials: false,
         }
     }
 

@@ -28,7 +28,7 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "scopes_supported": crate::client::SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": id_token_algs,
         "userinfo_signing_alg_values_supported": [],

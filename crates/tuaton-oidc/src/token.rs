@@ -83,6 +83,11 @@ pub enum Grant {
     AuthorizationCode(CodeRedemption),
     /// `refresh_token` (RFC 6749 §6): the token, spent and replaced.
     RefreshToken(Zeroizing<String>),
+    /// `client_credentials` (RFC 6749 §4.4): the client for itself.
+    ClientCredentials {
+        /// The scope asked for, if any.
+        scope: Option<String>,
+    },
 }
 
 /// A token request, read.
@@ -120,6 +125,9 @@ impl TokenRequest {
                     verifier,
                 })
             }
+            Some("client_credentials") => Grant::ClientCredentials {
+                scope: one("scope").map(str::to_owned),
+            },
             Some("refresh_token") => {
                 let token = one("refresh_token")
                     .ok_or_else(|| TokenError::request("refresh_token is missing."))?;

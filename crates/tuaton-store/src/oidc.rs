@@ -139,8 +139,8 @@ pub struct Grant {
     pub id: String,
     /// The client it was issued to.
     pub client_id: String,
-    /// The person.
-    pub account_id: AccountId,
+    /// The person; `None` for a client acting for itself (`client_credentials`).
+    pub account_id: Option<AccountId>,
     /// The scopes granted, space-separated.
     pub scopes: String,
     /// When the person logged in.
@@ -167,7 +167,7 @@ pub struct NewGrant<'a> {
     /// See [`Grant::client_id`].
     pub client_id: &'a str,
     /// See [`Grant::account_id`].
-    pub account_id: &'a AccountId,
+    pub account_id: Option<&'a AccountId>,
     /// See [`Grant::scopes`].
     pub scopes: &'a str,
     /// See [`Grant::auth_at`].
@@ -189,7 +189,7 @@ pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     .bind(g.id)
     .bind(g.code_digest)
     .bind(g.client_id)
-    .bind(g.account_id.as_str())
+    .bind(g.account_id.map(AccountId::as_str))
     .bind(g.scopes)
     .bind(to_ms(g.auth_at))
     .bind(g.aal)
@@ -202,7 +202,11 @@ fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
     Ok(Grant {
         id: row.try_get("id")?,
         client_id: row.try_get("client_id")?,
-        account_id: crate::stored_account_id(&row.try_get::<String, _>("account_id")?)?,
+        account_id: row
+            .try_get::<Option<String>, _>("account_id")?
+            .as_deref()
+            .map(crate::stored_account_id)
+            .transpose()?,
         scopes: row.try_get("scopes")?,
         auth_at: from_ms(row.try_get("auth_ms")?),
         aal: row.try_get("aal")?,

@@ -107,6 +107,7 @@ fn registration_summary(c: &ClientConfig) -> serde_json::Value {
         "id_token_alg": c.id_token_alg.jose_name(),
         "token_lifetime_secs": c.token_lifetime_secs,
         "require_par": c.require_par,
+        "client_credentials": c.client_credentials,
         "jwks_sha256": c.jwks.as_ref().map(|k| secret_digest(&k.to_string())),
     })
 }

@@ -194,9 +194,12 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u32,
-    /// The ID token.
+    /// The ID token; not sent (empty) for `client_credentials`, which names no person.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub id_token: String,
-    /// The next refresh token of the grant: it works once.
+    /// The next refresh token of the grant: it works once. Not sent (empty)
+    /// for `client_credentials`: the client asks again instead.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub refresh_token: String,
     /// The scopes granted.
     pub scope: String,
@@ -207,6 +210,23 @@ fn random_secret() -> Result<Zeroizing<String>, IdmError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), b.as_mut())
         .map_err(|_| IdmError::internal("the system random source failed"))?;
     Ok(Zeroizing::new(URL_SAFE_NO_PAD.encode(b.as_ref())))
+}
+
+/// Who a grant's audit records name as actor: the person, or the client
+/// acting for itself.
+fn grant_actor(g: &store::Grant) -> Actor {
+    match &g.account_id {
+        Some(a) => Actor::Account(a.clone()),
+        None => Actor::Client(g.client_id.clone()),
+    }
+}
+
+/// What a grant's audit records name as target: the account, or the client.
+fn grant_target(g: &store::Grant) -> String {
+    match &g.account_id {
+        Some(a) => a.to_string(),
+        None => format!("client:{}", g.client_id),
+    }
 }
 
 /// A code's ceremony id: its SHA-256, so the database never holds a code
@@ -220,6 +240,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Idm {
+    /// Whether the grant's account is active (a client's own grant has none
+    /// and stands on its own).
+    async fn account_active(&self, account: Option<&AccountId>) -> Result<bool, IdmError> {
+        let Some(id) = account else {
+            return Ok(true);
+        };
+        let found = accounts::by_id(self.store().conn().await?.conn(), id).await?;
+        Ok(found.is_some_and(|a| a.state == AccountState::Active))
+    }
+
     /// The client `client_id`, if registered.
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientConfig>, IdmError> {
         let found = store::client(client_id)
@@ -581,12 +611,8 @@ impl Idm {
                 .run(self.store().conn().await?.conn())
                 .await?;
             if let Some(g) = grant.filter(|g| g.client_id == *client_id && g.revoked_at.is_none()) {
-                let ev = audit::success(
-                    &Actor::Account(g.account_id.clone()),
-                    action::OIDC_LOGOUT,
-                    g.account_id.to_string(),
-                )
-                .with_details(json!({ "client_id": client_id, "grant": g.id }));
+                let ev = audit::success(&grant_actor(&g), action::OIDC_LOGOUT, grant_target(&g))
+                    .with_details(json!({ "client_id": client_id, "grant": g.id }));
                 self.revoke_audited(&g, &ev, now).await?;
             }
         }
@@ -666,6 +692,10 @@ impl Idm {
         match request.grant {
             Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, now).await,
             Grant::RefreshToken(t) => self.refresh(issuer, &client, &t, now).await,
+            Grant::ClientCredentials { scope } => {
+                self.client_grant(issuer, &client, scope.as_deref(), now)
+                    .await
+            }
         }
     }
 
@@ -745,7 +775,7 @@ impl Idm {
                 id: &grant_id,
                 code_digest: &digest,
                 client_id: &client.client_id,
-                account_id: &account_id,
+                account_id: Some(&account_id),
                 scopes: &login.scope,
                 auth_at: auth_time,
                 aal: aal.number(),
@@ -813,25 +843,124 @@ impl Idm {
             iat: now.unix_timestamp(),
             jti: format!("{grant_id}.{}", tuaton_store::new_id()),
             scope: login.scope.clone(),
-            auth_time: login.auth_time.unix_timestamp(),
-            acr: login.aal.acr().to_owned(),
+            auth_time: Some(login.auth_time.unix_timestamp()),
+            acr: Some(login.aal.acr().to_owned()),
             amr: login.amr.clone(),
             ial: Some(login.ial.acr().to_owned()),
         };
-        let (id_token, access_token) = self
+        let mut signed = self
             .sign_tokens(
                 client,
-                serde_json::to_value(&id_token).map_err(IdmError::internal)?,
-                serde_json::to_value(&access).map_err(IdmError::internal)?,
+                vec![
+                    (
+                        "JWT",
+                        serde_json::to_value(&id_token).map_err(IdmError::internal)?,
+                    ),
+                    (
+                        access_token::TYP,
+                        serde_json::to_value(&access).map_err(IdmError::internal)?,
+                    ),
+                ],
                 now,
             )
-            .await?;
+            .await?
+            .into_iter();
+        let (Some(id_token), Some(access_token)) = (signed.next(), signed.next()) else {
+            return Err(IdmError::internal(
+                "the key backend signed fewer tokens than asked",
+            ));
+        };
         Ok(Issued {
             id_token,
             access_token,
             refresh_token: random_secret()?,
             // A grant lives no longer than a session made by the same login.
             family_ends: login.auth_time + self.policy().session_lifetime,
+        })
+    }
+
+    /// Answers `client_credentials` (RFC 6749 §4.4): an agency's back end,
+    /// authenticated, gets an access token naming itself (`sub` is its
+    /// `client_id`) for calls that act for no person. No ID token and no
+    /// refresh token; the grant it is recorded under can be revoked.
+    async fn client_grant(
+        &self,
+        issuer: &str,
+        client: &ClientConfig,
+        scope: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, OidcError> {
+        if !client.client_credentials || client.token_auth == TokenAuth::None {
+            return Err(TokenError::new(
+                OAuthError::UnauthorizedClient,
+                "This client is not registered for client_credentials.",
+            )
+            .into());
+        }
+        if scope.is_some_and(|s| !s.trim().is_empty()) {
+            return Err(TokenError::new(
+                OAuthError::InvalidScope,
+                "No scope is offered to a client acting for itself yet; send none.",
+            )
+            .into());
+        }
+        let grant_id = tuaton_store::new_id();
+        let lifetime = time::Duration::seconds(i64::from(client.token_lifetime_secs));
+        let access = AccessTokenClaims {
+            iss: issuer.to_owned(),
+            sub: client.client_id.clone(),
+            aud: issuer.to_owned(),
+            client_id: client.client_id.clone(),
+            exp: (now + lifetime).unix_timestamp(),
+            iat: now.unix_timestamp(),
+            jti: format!("{grant_id}.{}", tuaton_store::new_id()),
+            scope: String::new(),
+            auth_time: None,
+            acr: None,
+            amr: Vec::new(),
+            ial: None,
+        };
+        let claims = serde_json::to_value(&access).map_err(IdmError::internal)?;
+        let access_token = self
+            .sign_tokens(client, vec![(access_token::TYP, claims)], now)
+            .await?
+            .pop()
+            .ok_or_else(|| IdmError::internal("the key backend signed no token"))?;
+        let mut opening = Batch::new();
+        let place = opening.add(store_audit::next_place());
+        let (tx, mut opened) = self.store().begin_with(opening).await?;
+        let place = opened.take(place)?;
+        let mut closing = Batch::new();
+        closing.push(store::insert_grant(
+            &store::NewGrant {
+                id: &grant_id,
+                // No code: the column's uniqueness is kept with the grant's own id.
+                code_digest: &format!("client_credentials:{grant_id}"),
+                client_id: &client.client_id,
+                account_id: None,
+                scopes: "",
+                auth_at: now,
+                aal: "",
+                amr: "[]",
+                expires_at: now + lifetime,
+            },
+            now,
+        ));
+        let ev = audit::success(
+            &Actor::Client(client.client_id.clone()),
+            action::OIDC_CLIENT_CREDENTIALS,
+            format!("client:{}", client.client_id),
+        )
+        .with_details(json!({ "grant": grant_id }));
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: client.token_lifetime_secs,
+            id_token: String::new(),
+            refresh_token: String::new(),
+            scope: String::new(),
         })
     }
 
@@ -862,13 +991,15 @@ impl Idm {
                 .await?
                 .into());
         }
-        let account =
-            accounts::by_id(self.store().conn().await?.conn(), &rt.grant.account_id).await?;
+        let Some(account_id) = rt.grant.account_id.clone() else {
+            return Err(invalid().into());
+        };
+        let account = accounts::by_id(self.store().conn().await?.conn(), &account_id).await?;
         let Some(account) = account.filter(|a| a.state == AccountState::Active) else {
             return Err(invalid().into());
         };
         let login = Login {
-            account_id: rt.grant.account_id.clone(),
+            account_id,
             ial: account.ial,
             scope: rt.grant.scopes.clone(),
             auth_time: rt.grant.auth_at,
@@ -927,7 +1058,7 @@ impl Idm {
         let ev = audit::failure(
             &Actor::Anonymous,
             action::OIDC_GRANT_REVOKED,
-            grant.account_id.to_string(),
+            grant_target(grant),
         )
         .with_details(json!({
             "client_id": grant.client_id, "presented_by": presented_by.client_id, "grant": grant.id,
@@ -1008,12 +1139,8 @@ impl Idm {
         if let Some((grant, _)) = self.grant_of(issuer, &client, &query.token, now).await?
             && grant.revoked_at.is_none()
         {
-            let ev = audit::success(
-                &Actor::Anonymous,
-                action::OIDC_REVOKE,
-                grant.account_id.to_string(),
-            )
-            .with_details(json!({ "client_id": client.client_id, "grant": grant.id }));
+            let ev = audit::success(&Actor::Anonymous, action::OIDC_REVOKE, grant_target(&grant))
+                .with_details(json!({ "client_id": client.client_id, "grant": grant.id }));
             self.revoke_audited(&grant, &ev, now).await?;
         }
         Ok(())
@@ -1039,8 +1166,7 @@ impl Idm {
         let Some((grant, kind)) = self.grant_of(issuer, &client, &query.token, now).await? else {
             return Ok(inactive);
         };
-        let account = accounts::by_id(self.store().conn().await?.conn(), &grant.account_id).await?;
-        if grant.revoked_at.is_some() || account.is_none_or(|a| a.state != AccountState::Active) {
+        if grant.revoked_at.is_some() || !self.account_active(grant.account_id.as_ref()).await? {
             return Ok(inactive);
         }
         Ok(match kind {
@@ -1054,7 +1180,11 @@ impl Idm {
             TokenKind::Refresh { expired: true, .. } => inactive,
             TokenKind::Refresh { .. } => json!({
                 "active": true, "token_type": "refresh_token", "client_id": client.client_id,
-                "scope": grant.scopes, "sub": self.subject(&client, &grant.account_id, now).await?,
+                "scope": grant.scopes,
+                "sub": match &grant.account_id {
+                    Some(a) => self.subject(&client, a, now).await?,
+                    None => client.client_id.clone(),
+                },
                 "exp": grant.expires_at.unix_timestamp(), "iss": issuer,
             }),
             TokenKind::Access(c) => json!({
@@ -1104,10 +1234,9 @@ impl Idm {
     async fn sign_tokens(
         &self,
         client: &ClientConfig,
-        id_token: serde_json::Value,
-        access: serde_json::Value,
+        tokens: Vec<(&'static str, serde_json::Value)>,
         now: OffsetDateTime,
-    ) -> Result<(String, String), IdmError> {
+    ) -> Result<Vec<String>, IdmError> {
         let key = keys::signing_key(self.store().conn().await?.conn(), KeyPurpose::IdToken, now)
             .await?
             .ok_or_else(|| {
@@ -1138,9 +1267,10 @@ impl Idm {
         };
         let backend = self.keys().clone();
         let signed = tokio::task::spawn_blocking(move || {
-            let id = sign_compact(backend.as_ref(), &signing, "JWT", &id_token)?;
-            let at = sign_compact(backend.as_ref(), &signing, access_token::TYP, &access)?;
-            Ok::<_, tuaton_keys::KeyError>((id, at))
+            tokens
+                .iter()
+                .map(|(typ, claims)| sign_compact(backend.as_ref(), &signing, typ, claims))
+                .collect::<Result<Vec<_>, tuaton_keys::KeyError>>()
         })
         .await
         .map_err(|_| IdmError::Custody(crate::custody::CustodyError::Interrupted))?;
@@ -1167,8 +1297,10 @@ impl Idm {
             .take(grant)?
             .filter(|g| g.revoked_at.is_none() && g.client_id == claims.client_id)
             .ok_or(BearerError("revoked"))?;
-        let account = accounts::by_id(self.store().conn().await?.conn(), &grant.account_id).await?;
-        if account.is_none_or(|a| a.state != AccountState::Active) {
+        let Some(account_id) = &grant.account_id else {
+            return Err(BearerError("a client's own token names no person").into());
+        };
+        if !self.account_active(Some(account_id)).await? {
             return Err(BearerError("the account is not active").into());
         }
         Ok(json!({ "sub": claims.sub }))

@@ -12,15 +12,16 @@ CREATE TABLE oidc_clients (
     updated_ms     BIGINT  NOT NULL
 );
 
--- What a redeemed authorization code gave a client. Every token names its
--- grant, so revoking the grant stops them all; the code's digest stays
--- until the grant expires, so a second redemption is recognised and
+-- What a redeemed authorization code gave a client (or, without an account,
+-- what a client_credentials request gave an agency's back end). Every token
+-- names its grant, so revoking the grant stops them all; the code's digest
+-- stays until the grant expires, so a second redemption is recognised and
 -- revokes the grant (RFC 6749 §4.1.2).
 CREATE TABLE oidc_grants (
     id           TEXT    PRIMARY KEY,
     code_digest  TEXT    NOT NULL UNIQUE,
     client_id    TEXT    NOT NULL,
-    account_id   TEXT    NOT NULL REFERENCES accounts (id),
+    account_id   TEXT    REFERENCES accounts (id),
     scopes       TEXT    NOT NULL,
     auth_ms      BIGINT  NOT NULL,
     aal          TEXT    NOT NULL,
