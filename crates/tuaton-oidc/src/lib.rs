@@ -7,10 +7,11 @@
 //! typed value or an error that says whether it may be sent back to the
 //! client ([`authorize`]), PKCE ([`pkce`]), pairwise subject identifiers
 //! ([`subject`]), ID tokens and RFC 9068 access tokens signed through the
-//! key backend ([`id_token`], [`access_token`], [`jws`]), the token request
-//! ([`token`]) with `private_key_jwt` client assertions ([`assertion`]), and
-//! the discovery document ([`discovery`]). Every check takes the time as a
-//! parameter.
+//! key backend ([`id_token`], [`access_token`], [`jws`]), the token request,
+//! pushed authorization requests (RFC 9126) and token queries for revocation
+//! and introspection ([`token`]) with `private_key_jwt` client assertions
+//! ([`assertion`]), RP-initiated logout ([`logout`]), and the discovery
+//! document ([`discovery`]). Every check takes the time as a parameter.
 //!
 //! Non-goals: HTTP (the server's routes parse and render), storage and
 //! sessions (the service layer keeps codes, consents and clients), and

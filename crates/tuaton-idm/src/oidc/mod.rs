@@ -3,17 +3,30 @@
 //!
 //! The code flow is typed states handed from step to step:
 //! 1. [`Idm::begin_authorization`] validates the request against the
-//!    registered client and keeps it as a ceremony ([`PendingAuthorization`]);
+//!    registered client (or takes the one the client pushed before,
+//!    [`Idm::push_authorization`], RFC 9126) and keeps it as a ceremony
+//!    ([`PendingAuthorization`]);
 //! 2. the person logs in with a passkey (the login flow, `login.rs`), and
-//!    [`Idm::complete_authorization`] spends the request and stores a code
-//!    under its digest, bound to the client, the redirect URI, the PKCE
-//!    challenge and the login — in one transaction, with the audit record;
-//! 3. [`Idm::redeem`] authenticates the client, takes the code in the
-//!    transaction that records the grant, checks it, and signs the ID
-//!    token and the access token through the key backend before it commits:
-//!    a refused or failed redemption writes nothing. A code that comes back
-//!    after it was redeemed revokes the grant it gave (RFC 6749 §4.1.2);
-//! 4. [`Idm::userinfo`] accepts an access token while its grant stands.
+//!    [`Idm::complete_authorization`] checks the levels `acr_values` asked
+//!    for, spends the request and stores a code under its digest, bound to
+//!    the client, the redirect URI, the PKCE challenge and the login — in one
+//!    transaction, with the audit record;
+//! 3. [`Idm::redeem`] authenticates the client, reads and checks the code,
+//!    signs the ID token and the access token through the key backend, and
+//!    only then spends the code in the transaction that records the grant
+//!    and its first refresh token: a refused or failed redemption writes
+//!    nothing. A code that comes back after it was redeemed revokes the
+//!    grant it gave (RFC 6749 §4.1.2). The same entry answers refreshes
+//!    (each token spent and replaced; a spent one revokes the family) and
+//!    `client_credentials`;
+//! 4. [`Idm::userinfo`], [`Idm::introspect`] (RFC 7662) and [`Idm::revoke`]
+//!    (RFC 7009) answer while the grant stands; [`Idm::plan_logout`] and
+//!    [`Idm::end_session`] carry out RP-initiated logout.
+//!
+//! A grant is the unit that ends: revocation, logout, a reused code or
+//! refresh token, and the account events that end sessions (recovery, a
+//! cloned authenticator, logging out everywhere, suspension) revoke it, and
+//! with it every token it issued.
 //!
 //! Every OIDC login asks for a passkey: the session cookie is
 //! `SameSite=Strict`, so an agency's redirect never arrives with it, and a
