@@ -413,7 +413,7 @@ fn no_store_json(body: String) -> Response {
 async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(form): RawForm,
+    form: axum::body::Bytes,
 ) -> Response {
     let (request, basic) = match read(&headers, &form, TokenRequest::parse) {
         Ok(v) => v,
@@ -433,7 +433,7 @@ async fn token(
 async fn par(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(form): RawForm,
+    form: axum::body::Bytes,
 ) -> Response {
     let (pushed, basic) = match read(&headers, &form, PushedRequest::parse) {
         Ok(v) => v,
@@ -465,18 +465,22 @@ enum Ask {
     Introspect,
 }
 
-async fn revoke(state: State<AppState>, headers: HeaderMap, form: RawForm) -> Response {
+async fn revoke(state: State<AppState>, headers: HeaderMap, form: axum::body::Bytes) -> Response {
     token_query(state, headers, form, Ask::Revoke).await
 }
 
-async fn introspect(state: State<AppState>, headers: HeaderMap, form: RawForm) -> Response {
+async fn introspect(
+    state: State<AppState>,
+    headers: HeaderMap,
+    form: axum::body::Bytes,
+) -> Response {
     token_query(state, headers, form, Ask::Introspect).await
 }
 
 async fn token_query(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(form): RawForm,
+    form: axum::body::Bytes,
     ask: Ask,
 ) -> Response {
     let (query, basic) = match read(&headers, &form, TokenQuery::parse) {

@@ -265,3 +265,113 @@ async fn refusals_made_below_the_routes_are_problem_documents_too() {
     let v: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
     assert_eq!(v["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn the_openid_provider_answers_in_the_forms_its_standards_give() {
+    let (app, _db) = app_with(&[]).await;
+    let send = |req: Request<Body>| {
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap() }
+    };
+    let form = |path: &str, body: &str, auth: Option<&str>| {
+        let mut r = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.body(Body::from(body.to_owned())).unwrap()
+    };
+
+    let meta = get(&app, "/.well-known/openid-configuration").await;
+    assert_eq!(meta.status(), StatusCode::OK);
+    let meta: serde_json::Value = serde_json::from_str(&body_text(meta).await).unwrap();
+    assert_eq!(
+        meta["token_endpoint"],
+        format!("{}/token", meta["issuer"].as_str().unwrap())
+    );
+    assert_eq!(
+        meta["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+
+    // RFC 6749 §5.2: JSON errors, never cached; a Basic client that fails
+    // gets 401 with the challenge.
+    let json = send(
+        Request::post("/token")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(json.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json.headers()["cache-control"], "no-store");
+    let v: serde_json::Value = serde_json::from_str(&body_text(json).await).unwrap();
+    assert_eq!(v["error"], "invalid_request");
+    let basic = send(form(
+        "/token",
+        "grant_type=client_credentials",
+        Some("Basic bm9ib2R5Omd1ZXNz"),
+    ))
+    .await;
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        basic.headers()["www-authenticate"],
+        "Basic realm=\"tuaton\""
+    );
+    let v: serde_json::Value = serde_json::from_str(&body_text(basic).await).unwrap();
+    assert_eq!(v["error"], "invalid_client");
+
+    // RFC 6750 §3: no token, a challenge without an error; a bad one, invalid_token.
+    let none = get(&app, "/userinfo").await;
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        "Bearer realm=\"tuaton\""
+    );
+    let bad = send(
+        Request::get("/userinfo")
+            .header("authorization", "Bearer not.a.token")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        bad.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer error=\"invalid_token\"")
+    );
+
+    // An unknown client's request stays on Tuaton's page: no redirect.
+    let direct = send(
+        Request::get("/authorize?client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code")
+            .header("accept", "text/html")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(direct.status(), StatusCode::BAD_REQUEST);
+    assert!(direct.headers().get("location").is_none());
+    assert!(
+        body_text(direct)
+            .await
+            .contains("invalid_authorization_request")
+    );
+
+    // Logout asks first, with a confirmation cookie; a post without it is refused.
+    let ask = get(&app, "/logout").await;
+    assert_eq!(ask.status(), StatusCode::OK);
+    assert!(
+        ask.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("SameSite=Strict")
+    );
+    let forged = send(form(
+        "/logout",
+        "confirm=0123456789abcdef0123456789abcdef",
+        None,
+    ))
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}
