@@ -220,7 +220,18 @@ fn page(state: &AppState, p: &PendingAuthorization) -> Response {
             ),
             None => String::new(),
         });
-    let Some(csp) = page_policy(Some(&p.redirect_uri)) else {
+    page_with_cookie(
+        body,
+        Some(&p.redirect_uri),
+        &pending_cookie(state, &p.id, PENDING_SECS),
+    )
+}
+
+/// A page that posts a form to Tuaton (never cached), under the strict CSP
+/// whose `form-action` also allows `destination`, setting `cookie` (the one
+/// the form's answer must come back with).
+fn page_with_cookie(body: String, destination: Option<&url::Url>, cookie: &str) -> Response {
+    let Some(csp) = page_policy(destination) else {
         return internal();
     };
     let mut resp = (
@@ -235,7 +246,7 @@ fn page(state: &AppState, p: &PendingAuthorization) -> Response {
         body,
     )
         .into_response();
-    if let Ok(c) = HeaderValue::from_str(&pending_cookie(state, &p.id, PENDING_SECS)) {
+    if let Ok(c) = HeaderValue::from_str(cookie) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
@@ -705,24 +716,6 @@ async fn confirm_logout(state: &AppState, params: &[(String, String)]) -> Respon
         .replace("{{client_en}}", &en)
         .replace("{{fields}}", &fields)
         .replace("{{confirm}}", &confirm);
-    let Some(csp) = page_policy(plan.destination.as_ref()) else {
-        return internal();
-    };
-    let mut resp = (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (header::CONTENT_SECURITY_POLICY, csp),
-        ],
-        body,
-    )
-        .into_response();
     let cookie = short_cookie(state, confirm_cookie_name(state), &confirm, PENDING_SECS);
-    if let Ok(c) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
+    page_with_cookie(body, plan.destination.as_ref(), &cookie)
 }

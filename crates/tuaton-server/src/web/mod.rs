@@ -16,11 +16,13 @@ use crate::AppState;
 const CANCEL_PAGE: &str = include_str!("assets/recovery-cancel.html");
 const CANCEL_SCRIPT: &str = include_str!("assets/recovery-cancel.js");
 const STYLE: &str = include_str!("assets/tuaton.css");
+const PASSKEY_SCRIPT: &str = include_str!("assets/passkey.js");
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/recovery/cancel", get(cancel_page))
         .route("/assets/recovery-cancel.js", get(cancel_script))
+        .route("/assets/passkey.js", get(passkey_script))
         .route("/assets/tuaton.css", get(style))
 }
 
@@ -38,6 +40,13 @@ async fn cancel_script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         CANCEL_SCRIPT,
+    )
+}
+
+async fn passkey_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        PASSKEY_SCRIPT,
     )
 }
 
