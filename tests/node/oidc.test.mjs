@@ -70,8 +70,9 @@ async function logInThrough(url, { screenshot } = {}) {
 }
 
 // A code flow with PKCE, state and nonce, checked by openid-client; with
-// `par`, the request is pushed first (RFC 9126).
-async function codeFlow(config, { screenshot, par } = {}) {
+// `par`, the request is pushed first (RFC 9126); with `DPoP` (a handle of
+// openid-client's), every request to Tuaton carries a proof (RFC 9449).
+async function codeFlow(config, { screenshot, par, DPoP } = {}) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
@@ -79,16 +80,41 @@ async function codeFlow(config, { screenshot, par } = {}) {
     redirect_uri: callback, scope: 'openid', state, nonce,
     code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
   };
-  const url = par ? await client.buildAuthorizationUrlWithPAR(config, params) : client.buildAuthorizationUrl(config, params);
+  const url = par ? await client.buildAuthorizationUrlWithPAR(config, params, { DPoP }) : client.buildAuthorizationUrl(config, params);
   const back = await logInThrough(url, { screenshot });
   const tokens = await client.authorizationCodeGrant(config, back, {
     pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
-  });
+  }, undefined, { DPoP });
   return { tokens, back, verifier };
 }
 
 async function discover(clientId, auth, metadata = {}) {
   return client.discovery(issuer, clientId, { id_token_signed_response_alg: 'ES256', ...metadata }, auth, insecure);
+}
+
+// The RFC 7638 thumbprint of a P-256 public key, computed here from its JWK.
+async function thumbprint(publicKey) {
+  const { crv, kty, x, y } = await crypto.subtle.exportKey('jwk', publicKey);
+  const canonical = JSON.stringify({ crv, kty, x, y });
+  return Buffer.from(await crypto.subtle.digest('SHA-256', Buffer.from(canonical))).toString('base64url');
+}
+
+// A DPoP proof made by hand (RFC 9449 §4.2) with `keyPair`, for requests
+// openid-client would never send: `claims` override what a good proof says.
+async function handProof(keyPair, htm, path, claims = {}) {
+  const { crv, kty, x, y } = await crypto.subtle.exportKey('jwk', keyPair.publicKey);
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const payload = { jti: crypto.randomUUID(), htm, htu: new URL(path, base).href, iat: Math.floor(Date.now() / 1000), ...claims };
+  const input = `${b64({ typ: 'dpop+jwt', alg: 'ES256', jwk: { crv, kty, x, y } })}.${b64(payload)}`;
+  const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keyPair.privateKey, Buffer.from(input));
+  return `${input}.${Buffer.from(sig).toString('base64url')}`;
+}
+
+// POSTs `form` to the token endpoint with `proof` in the DPoP header.
+async function tokenRequest(form, proof) {
+  const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (proof) headers.dpop = proof;
+  return fetch(new URL('/token', base), { method: 'POST', headers, body: new URLSearchParams(form) });
 }
 
 test('discovery names every endpoint and says only what Tuaton does', async () => {
@@ -97,6 +123,7 @@ test('discovery names every endpoint and says only what Tuaton does', async () =
   assert.equal(m.issuer, base);
   assert.deepEqual(m.response_types_supported, ['code']);
   assert.deepEqual(m.code_challenge_methods_supported, ['S256']);
+  assert.deepEqual(m.dpop_signing_alg_values_supported, ['ES256', 'PS256', 'RS256']);
   assert.equal(m.authorization_response_iss_parameter_supported, true);
   assert.ok(m.id_token_signing_alg_values_supported.includes('ES256'));
   for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri']) {
@@ -105,7 +132,8 @@ test('discovery names every endpoint and says only what Tuaton does', async () =
 });
 
 test('a public client logs a person in with code and PKCE; the hand-back passes Chromium\'s form-action', async () => {
-  clients('add', '--id', 'e2e-public', '--name', 'กรมทดสอบ · Test Department', '--redirect-uri', callback, '--auth', 'none');
+  // Bearer tokens (--no-dpop): the compatibility path for software that cannot make DPoP proofs.
+  clients('add', '--id', 'e2e-public', '--name', 'กรมทดสอบ · Test Department', '--redirect-uri', callback, '--auth', 'none', '--no-dpop');
   const config = await discover('e2e-public', client.None());
   const { tokens, back } = await codeFlow(config, { screenshot: 'oidc-authorize.png' });
   assert.equal(back.searchParams.get('iss'), base, 'RFC 9207 iss in the response');
@@ -141,14 +169,14 @@ test('a code redeemed twice fails and revokes what the first redemption issued',
 
 test('a confidential client with client_secret_basic, and one in another sector sees another sub', async () => {
   // The compatibility path: a shared secret, requests through the browser.
-  const made = clients('add', '--id', 'e2e-basic', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-par');
+  const made = clients('add', '--id', 'e2e-basic', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-par', '--no-dpop');
   assert.match(made.client_secret, /^[A-Za-z0-9_-]{43}$/);
   const config = await discover('e2e-basic', client.ClientSecretBasic(made.client_secret));
   const basic = (await codeFlow(config)).tokens.claims();
   // The public client shares the sector (the redirect URIs' host): same sub.
   const pub = (await codeFlow(await discover('e2e-public', client.None()))).tokens.claims();
   assert.equal(basic.sub, pub.sub, 'one sector, one sub');
-  clients('add', '--id', 'e2e-other-sector', '--redirect-uri', callback, '--auth', 'none', '--sector', 'other.example.go.th');
+  clients('add', '--id', 'e2e-other-sector', '--redirect-uri', callback, '--auth', 'none', '--sector', 'other.example.go.th', '--no-dpop');
   const other = (await codeFlow(await discover('e2e-other-sector', client.None()))).tokens.claims();
   assert.notEqual(other.sub, basic.sub, 'another sector, another sub');
   const wrong = await fetch(new URL('/token', base), {
@@ -165,7 +193,7 @@ test('a confidential client with client_secret_basic, and one in another sector 
 });
 
 test('refresh tokens rotate, a reused one revokes the family; introspection and revocation', async () => {
-  const made = clients('add', '--id', 'e2e-refresh', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-par');
+  const made = clients('add', '--id', 'e2e-refresh', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-par', '--no-dpop');
   const config = await discover('e2e-refresh', client.ClientSecretBasic(made.client_secret));
   const { tokens } = await codeFlow(config);
   const next = await client.refreshTokenGrant(config, tokens.refresh_token);
@@ -186,7 +214,7 @@ test('refresh tokens rotate, a reused one revokes the family; introspection and 
 });
 
 test('an agency back end with client_credentials gets a token for itself', async () => {
-  const made = clients('add', '--id', 'e2e-batch', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--client-credentials');
+  const made = clients('add', '--id', 'e2e-batch', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--client-credentials', '--no-dpop');
   const config = await discover('e2e-batch', client.ClientSecretBasic(made.client_secret));
   const tokens = await client.clientCredentialsGrant(config);
   assert.equal(tokens.id_token, undefined);
@@ -198,7 +226,7 @@ test('an agency back end with client_credentials gets a token for itself', async
   await assert.rejects(client.clientCredentialsGrant(basic), (e) => e.status === 401 || e.error === 'unauthorized_client');
 });
 
-test('a client with private_key_jwt pushes its requests (PAR); a replayed assertion is refused', async () => {
+test('a client on the secure defaults: private_key_jwt, PAR and DPoP; a replayed assertion is refused', async () => {
   const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
   const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'agency-key-1', use: 'sig', alg: 'ES256' };
   delete jwk.key_ops;
@@ -207,8 +235,18 @@ test('a client with private_key_jwt pushes its requests (PAR); a replayed assert
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
   clients('add', '--id', 'e2e-jwt', '--redirect-uri', callback, '--auth', 'private_key_jwt', '--jwks', join(dir, 'jwks.json'));
   const config = await discover('e2e-jwt', client.PrivateKeyJwt({ key: privateKey, kid: 'agency-key-1' }));
-  const { tokens } = await codeFlow(config, { par: true });
+  const keyPair = await client.randomDPoPKeyPair('ES256');
+  const DPoP = client.getDPoPHandle(config, keyPair);
+  const { tokens } = await codeFlow(config, { par: true, DPoP });
   assert.equal(tokens.claims().aud, 'e2e-jwt');
+  assert.equal(tokens.token_type.toLowerCase(), 'dpop');
+  // Introspection tells a resource which key the token is bound to (RFC 9449 §6.2).
+  const seen = await client.tokenIntrospection(config, tokens.access_token);
+  assert.equal(seen.token_type, 'DPoP');
+  assert.equal(seen.cnf.jkt, await thumbprint(keyPair.publicKey));
+  const next = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  assert.equal(next.token_type.toLowerCase(), 'dpop');
+  assert.ok((await client.fetchUserInfo(config, next.access_token, tokens.claims().sub, { DPoP })).sub);
   // The same client sending its request through the browser is refused.
   const plain = client.buildAuthorizationUrl(config, {
     redirect_uri: callback, scope: 'openid', state: 'plain-1',
@@ -228,7 +266,8 @@ test('a client with private_key_jwt pushes its requests (PAR); a replayed assert
     return fetch(url, options);
   };
   await assert.rejects(client.authorizationCodeGrant(capturing, new URL(`${callback}?code=x&iss=${encodeURIComponent(base)}`),
-    { pkceCodeVerifier: client.randomPKCECodeVerifier() }), (e) => e.error === 'invalid_grant');
+    { pkceCodeVerifier: client.randomPKCECodeVerifier() }, undefined, { DPoP: client.getDPoPHandle(capturing, keyPair) }),
+  (e) => e.error === 'invalid_grant');
   const replay = await fetch(new URL('/token', base), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -239,6 +278,61 @@ test('a client with private_key_jwt pushes its requests (PAR); a replayed assert
   });
   assert.equal(replay.status, 401);
   assert.equal((await replay.json()).error, 'invalid_client');
+});
+
+test('DPoP: a public client\'s code and tokens are bound to its key; proofs for another key, method or URL are refused', async () => {
+  clients('add', '--id', 'e2e-dpop', '--redirect-uri', callback, '--auth', 'none');
+  const config = await discover('e2e-dpop', client.None());
+  const keyPair = await client.randomDPoPKeyPair('ES256');
+  const DPoP = client.getDPoPHandle(config, keyPair);
+  // The pushed request carries a proof, which binds the code to the key (RFC 9449 §10.1).
+  const { tokens } = await codeFlow(config, { par: true, DPoP });
+  assert.equal(tokens.token_type.toLowerCase(), 'dpop');
+  const sub = tokens.claims().sub;
+  assert.equal((await client.fetchUserInfo(config, tokens.access_token, sub, { DPoP })).sub, sub);
+  // A copied access token is worthless: as a bearer token, or with another key's proof.
+  await assert.rejects(client.fetchUserInfo(config, tokens.access_token, sub), (e) => e.status === 401 || e instanceof client.WWWAuthenticateChallengeError);
+  const thief = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+  await assert.rejects(client.fetchUserInfo(config, tokens.access_token, sub, { DPoP: thief }),
+    (e) => e instanceof client.WWWAuthenticateChallengeError && e.cause.some((c) => c.scheme === 'dpop' && c.parameters.error === 'invalid_dpop_proof'));
+  // So is a copied refresh token: another key, or none, is refused, and the family stands.
+  await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: thief }), (e) => e.error === 'invalid_dpop_proof');
+  await assert.rejects(client.refreshTokenGrant(config, tokens.refresh_token), (e) => e.error === 'invalid_dpop_proof');
+  const next = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP });
+  assert.equal(next.token_type.toLowerCase(), 'dpop');
+
+  // Proofs made by hand, with the nonce the server gives out.
+  const form = { grant_type: 'refresh_token', refresh_token: next.refresh_token, client_id: 'e2e-dpop' };
+  const noNonce = await tokenRequest(form, await handProof(keyPair, 'POST', '/token'));
+  assert.equal(noNonce.status, 400);
+  assert.equal((await noNonce.json()).error, 'use_dpop_nonce');
+  const nonce = noNonce.headers.get('dpop-nonce');
+  assert.ok(nonce, 'the nonce comes in the DPoP-Nonce header (RFC 9449 §8)');
+  for (const [proof, why] of [
+    [await handProof(keyPair, 'GET', '/token', { nonce }), 'another method'],
+    [await handProof(keyPair, 'POST', '/userinfo', { nonce }), 'another URL'],
+    [await handProof(keyPair, 'POST', '/token', { nonce, iat: Math.floor(Date.now() / 1000) - 600 }), 'an old proof'],
+    ['not.a.proof', 'not a JWT'],
+  ]) {
+    const refused = await tokenRequest(form, proof);
+    assert.equal(refused.status, 400, why);
+    assert.equal((await refused.json()).error, 'invalid_dpop_proof', why);
+  }
+  const good = await handProof(keyPair, 'POST', '/token', { nonce });
+  const answered = await tokenRequest(form, good);
+  assert.equal(answered.status, 200);
+  const last = await answered.json();
+  assert.equal(last.token_type, 'DPoP');
+  const replayed = await tokenRequest({ ...form, refresh_token: last.refresh_token }, good);
+  assert.equal(replayed.status, 400);
+  assert.match((await replayed.json()).error_description, /used before/, 'a proof works once');
+  // At userinfo, a proof that does not hash the token it came with (ath) is refused.
+  const userinfo = await fetch(new URL('/userinfo', base), {
+    headers: { authorization: `DPoP ${last.access_token}`, dpop: await handProof(keyPair, 'GET', '/userinfo', { nonce }) },
+  });
+  assert.equal(userinfo.status, 401);
+  assert.match(userinfo.headers.get('www-authenticate'), /^DPoP error="invalid_dpop_proof"/);
+  assert.match(userinfo.headers.get('www-authenticate'), /algs="ES256 PS256 RS256"/);
 });
 
 test('a login on one agency\'s page is not spent on a request another agency started since', async () => {

@@ -115,6 +115,13 @@ pub(crate) struct Fields {
     /// agency's back end calling Tuaton for no person.
     #[arg(long)]
     client_credentials: bool,
+    /// Require DPoP-bound tokens (RFC 9449): the default.
+    #[arg(long, conflicts_with = "no_dpop")]
+    dpop: bool,
+    /// Issue bearer tokens when the client sends no DPoP proof (for agency
+    /// software that cannot make one).
+    #[arg(long)]
+    no_dpop: bool,
 }
 
 fn bad(message: impl Into<String>) -> IdmError {
@@ -185,6 +192,12 @@ impl Fields {
         if self.client_credentials {
             base.client_credentials = true;
         }
+        if self.dpop {
+            base.dpop_bound_access_tokens = true;
+        }
+        if self.no_dpop {
+            base.dpop_bound_access_tokens = false;
+        }
         Ok(base)
     }
 }
@@ -250,6 +263,14 @@ fn print(
             "optional"
         }
     );
+    println!(
+        "DPoP          {}",
+        if c.dpop_bound_access_tokens {
+            "required"
+        } else {
+            "optional (bearer tokens without a proof)"
+        }
+    );
     if let Some(s) = secret {
         println!(
             "client secret {} (shown once; keep it in the agency's secret store)",
@@ -284,6 +305,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 require_par: true,
                 post_logout_redirect_uris: Vec::new(),
                 client_credentials: false,
+                dpop_bound_access_tokens: true,
             };
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;

@@ -72,7 +72,7 @@ async fn family(
         ("client_id", "bench"),
     ]);
     let tokens = idm
-        .redeem(ISSUER, TokenRequest::parse(&form, None).unwrap(), now)
+        .redeem(ISSUER, TokenRequest::parse(&form, None).unwrap(), None, now)
         .await
         .unwrap();
     tokens.refresh_token
@@ -99,6 +99,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
         token_lifetime_secs: 300,
         require_par: false,
         post_logout_redirect_uris: Vec::new(),
+        dpop_bound_access_tokens: false,
         client_credentials: false,
     };
     idm.client_admin()
@@ -127,6 +128,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
                     .redeem(
                         ISSUER,
                         TokenRequest::parse(&form, None).unwrap(),
+                        None,
                         OffsetDateTime::now_utc(),
                     )
                     .await

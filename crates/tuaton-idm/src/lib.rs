@@ -156,6 +156,7 @@ struct Inner {
     login_privacy: tokio::sync::OnceCell<ring::hmac::Key>,
     evidence_refusals: tokio::sync::OnceCell<ring::hmac::Key>,
     pairwise: tokio::sync::OnceCell<ring::hmac::Key>,
+    dpop_nonces: tokio::sync::OnceCell<ring::hmac::Key>,
 }
 
 impl Idm {
@@ -167,6 +168,7 @@ impl Idm {
             login_privacy: tokio::sync::OnceCell::new(),
             evidence_refusals: tokio::sync::OnceCell::new(),
             pairwise: tokio::sync::OnceCell::new(),
+            dpop_nonces: tokio::sync::OnceCell::new(),
         }))
     }
 

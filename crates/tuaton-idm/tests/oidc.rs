@@ -15,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 use tuaton_core::{AccountId, ErrorCode, SignatureAlgorithm};
 use tuaton_idm::{ActiveSession, Actor, Decision, Idm, OidcError};
 use tuaton_oidc::assertion::ASSERTION_TYPE;
+use tuaton_oidc::dpop::{DpopError, Presented, Scheme};
 use tuaton_oidc::{AuthorizeError, ClientConfig, OAuthError, SubjectType, TokenAuth, TokenRequest};
 use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
@@ -42,6 +43,7 @@ fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> Cli
         token_lifetime_secs: 300,
         require_par: false,
         post_logout_redirect_uris: Vec::new(),
+        dpop_bound_access_tokens: false,
         client_credentials: false,
     }
 }
@@ -164,7 +166,7 @@ async fn redeem(
     now: OffsetDateTime,
 ) -> Result<tuaton_idm::TokenResponse, OidcError> {
     let req = TokenRequest::parse(form, basic).map_err(OidcError::Token)?;
-    w.idm.redeem(ISSUER, req, now).await
+    w.idm.redeem(ISSUER, req, None, now).await
 }
 
 fn token_error(r: Result<tuaton_idm::TokenResponse, OidcError>) -> OAuthError {
@@ -302,13 +304,19 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
     );
     let info = w
         .idm
-        .userinfo(ISSUER, &tokens.access_token, now)
+        .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
         .await
         .unwrap();
     assert_eq!(info["sub"], claims["sub"]);
     let expired = w
         .idm
-        .userinfo(ISSUER, &tokens.access_token, now + Duration::seconds(301))
+        .userinfo(
+            ISSUER,
+            &tokens.access_token,
+            Scheme::Bearer,
+            None,
+            now + Duration::seconds(301),
+        )
         .await;
     assert!(
         matches!(expired, Err(OidcError::Bearer(_))),
@@ -316,12 +324,16 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
     );
     let forged = format!("{}x", tokens.access_token);
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &forged, now).await,
+        w.idm
+            .userinfo(ISSUER, &forged, Scheme::Bearer, None, now)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     assert!(
         matches!(
-            w.idm.userinfo(ISSUER, &tokens.id_token, now).await,
+            w.idm
+                .userinfo(ISSUER, &tokens.id_token, Scheme::Bearer, None, now)
+                .await,
             Err(OidcError::Bearer(_))
         ),
         "an ID token is not an access token"
@@ -338,7 +350,7 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
     assert_eq!(token_error(foreign), OAuthError::InvalidGrant);
     assert!(
         w.idm
-            .userinfo(ISSUER, &tokens.access_token, now)
+            .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
             .await
             .is_ok()
     );
@@ -353,7 +365,9 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
     .await;
     assert_eq!(token_error(again), OAuthError::InvalidGrant);
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &tokens.access_token, now).await,
+        w.idm
+            .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     let log = tuaton_store::audit::list(&db.store, 0, 1000).await.unwrap();
@@ -426,7 +440,9 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
     // Removing a client revokes what it holds.
     admin.remove(&op, "sso-app", now).await.unwrap();
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &t3.access_token, now).await,
+        w.idm
+            .userinfo(ISSUER, &t3.access_token, Scheme::Bearer, None, now)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     assert!(
@@ -822,7 +838,7 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
     let sub = verified(&w.idm, &first.id_token, "rd-app").await["sub"].clone();
     assert_eq!(
         w.idm
-            .userinfo(ISSUER, &second.access_token, later)
+            .userinfo(ISSUER, &second.access_token, Scheme::Bearer, None, later)
             .await
             .unwrap()["sub"],
         sub
@@ -839,7 +855,9 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
         OAuthError::InvalidGrant
     );
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &third.access_token, later).await,
+        w.idm
+            .userinfo(ISSUER, &third.access_token, Scheme::Bearer, None, later)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     let past_login = now + Duration::hours(13);
@@ -878,7 +896,7 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
         .unwrap();
     assert!(
         w.idm
-            .userinfo(ISSUER, &fresh.access_token, now)
+            .userinfo(ISSUER, &fresh.access_token, Scheme::Bearer, None, now)
             .await
             .is_ok(),
         "another client cannot revoke it"
@@ -892,7 +910,9 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
         .await
         .unwrap();
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &fresh.access_token, now).await,
+        w.idm
+            .userinfo(ISSUER, &fresh.access_token, Scheme::Bearer, None, now)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     assert!(
@@ -932,20 +952,24 @@ async fn a_confidential_client_pushes_its_requests_and_each_works_once(db: TestD
     let mut form = request("rd-basic", a);
     form.retain(|(k, _)| k != "client_id");
     let pushed = tuaton_oidc::PushedRequest::parse(&form, Some(&basic)).unwrap();
-    let (uri, expires_in) = w.idm.push_authorization(ISSUER, pushed, now).await.unwrap();
+    let (uri, expires_in) = w
+        .idm
+        .push_authorization(ISSUER, pushed, None, now)
+        .await
+        .unwrap();
     assert!(uri.starts_with("urn:ietf:params:oauth:request_uri:"));
     assert_eq!(expires_in, 60);
     let wrong =
         tuaton_oidc::PushedRequest::parse(&form, Some("Basic cmQtYmFzaWM6Z3Vlc3M=")).unwrap();
     assert!(matches!(
-        w.idm.push_authorization(ISSUER, wrong, now).await,
+        w.idm.push_authorization(ISSUER, wrong, None, now).await,
         Err(OidcError::Token(ref e)) if e.error == OAuthError::InvalidClient
     ));
     let mut nested = form.clone();
     nested.push(("request_uri".into(), uri.clone()));
     let nested = tuaton_oidc::PushedRequest::parse(&nested, Some(&basic)).unwrap();
     assert!(matches!(
-        w.idm.push_authorization(ISSUER, nested, now).await,
+        w.idm.push_authorization(ISSUER, nested, None, now).await,
         Err(OidcError::Token(ref e)) if e.error == OAuthError::InvalidRequest
     ));
     // The browser brings the reference; what else the query says is ignored.
@@ -1041,7 +1065,7 @@ async fn rp_initiated_logout_revokes_the_session_with_the_client(db: TestDb) {
     );
     assert!(
         w.idm
-            .userinfo(ISSUER, &tokens.access_token, now)
+            .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
             .await
             .is_ok(),
         "planning changes nothing"
@@ -1056,7 +1080,9 @@ async fn rp_initiated_logout_revokes_the_session_with_the_client(db: TestDb) {
         "an expired ID token is still a hint"
     );
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &tokens.access_token, now).await,
+        w.idm
+            .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     let refresh = params(&[
@@ -1174,7 +1200,9 @@ async fn introspection_shows_a_client_its_own_tokens_and_account_events_end_ever
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     w.idm.logout_everywhere(&session, now).await.unwrap();
     assert!(matches!(
-        w.idm.userinfo(ISSUER, &held.access_token, now).await,
+        w.idm
+            .userinfo(ISSUER, &held.access_token, Scheme::Bearer, None, now)
+            .await,
         Err(OidcError::Bearer(_))
     ));
     let refresh = params(&[
@@ -1253,7 +1281,9 @@ async fn an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it(d
     );
     assert!(
         matches!(
-            w.idm.userinfo(ISSUER, &t.access_token, now).await,
+            w.idm
+                .userinfo(ISSUER, &t.access_token, Scheme::Bearer, None, now)
+                .await,
             Err(OidcError::Bearer(_))
         ),
         "a client's own token names no person"
@@ -1289,7 +1319,327 @@ async fn an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it(d
     db.cleanup().await;
 }
 
+/// A client's DPoP key: the signing half as PKCS#8, the public half as a JWK.
+struct DpopKey {
+    pkcs8: Vec<u8>,
+    jwk: Value,
+}
+
+fn dpop_key() -> DpopKey {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref();
+    DpopKey {
+        pkcs8: pkcs8.as_ref().to_vec(),
+        jwk: json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }),
+    }
+}
+
+impl DpopKey {
+    fn jkt(&self) -> String {
+        tuaton_oidc::dpop::thumbprint(&self.jwk).unwrap()
+    }
+
+    /// A proof for `method` `path` made at `at`, with `nonce` and, at a
+    /// resource, the hash of `token`; `tamper` changes the claims first.
+    fn proof_with(
+        &self,
+        method: &'static str,
+        path: &str,
+        at: OffsetDateTime,
+        nonce: &str,
+        token: Option<&str>,
+        tamper: impl FnOnce(&mut Value),
+    ) -> Presented {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(serde_json::from_value(self.jwk.clone()).unwrap());
+        let mut claims = json!({
+            "jti": tuaton_store::new_id(), "htm": method, "htu": format!("{ISSUER}{path}"),
+            "iat": at.unix_timestamp(), "nonce": nonce,
+        });
+        if let Some(t) = token {
+            claims["ath"] = json!(tuaton_oidc::dpop::token_hash(t));
+        }
+        tamper(&mut claims);
+        let proof = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8),
+        )
+        .unwrap();
+        Presented {
+            proof,
+            method,
+            uri: Url::parse(&format!("{ISSUER}{path}")).unwrap(),
+        }
+    }
+
+    fn proof(
+        &self,
+        method: &'static str,
+        path: &str,
+        at: OffsetDateTime,
+        nonce: &str,
+        token: Option<&str>,
+    ) -> Presented {
+        self.proof_with(method, path, at, nonce, token, |_| {})
+    }
+}
+
+async fn redeem_with(
+    w: &World,
+    form: &[(String, String)],
+    dpop: Option<&Presented>,
+    now: OffsetDateTime,
+) -> Result<tuaton_idm::TokenResponse, OidcError> {
+    let req = TokenRequest::parse(form, None).map_err(OidcError::Token)?;
+    w.idm.redeem(ISSUER, req, dpop, now).await
+}
+
+fn dpop_error(r: Result<impl std::fmt::Debug, OidcError>) -> DpopError {
+    match r {
+        Err(OidcError::Dpop(e)) => e,
+        other => panic!("expected a DPoP refusal, got {other:?}"),
+    }
+}
+
+async fn dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every_other_proof(
+    db: TestDb,
+) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let mut registered = client("rd-app", a, TokenAuth::None, None);
+    registered.dpop_bound_access_tokens = true;
+    w.idm
+        .client_admin()
+        .add(&op, registered, now)
+        .await
+        .unwrap();
+    let (key, other) = (dpop_key(), dpop_key());
+    let nonce = w.idm.dpop_nonce(now).await.unwrap();
+
+    // A proof beside the pushed request binds the code to its key (RFC 9449
+    // §10.1); a dpop_jkt naming another key beside it is refused.
+    let mut form = request("rd-app", a);
+    form.push(("dpop_jkt".into(), other.jkt()));
+    let pushed = tuaton_oidc::PushedRequest::parse(&form, None).unwrap();
+    let before = written(&db).await;
+    let e = dpop_error(
+        w.idm
+            .push_authorization(
+                ISSUER,
+                pushed,
+                Some(&key.proof("POST", "/par", now, &nonce, None)),
+                now,
+            )
+            .await,
+    );
+    assert!(e.to_string().contains("dpop_jkt"), "{e}");
+    assert_eq!(written(&db).await, before, "refused, nothing written");
+    let pushed = tuaton_oidc::PushedRequest::parse(&request("rd-app", a), None).unwrap();
+    let (uri, _) = w
+        .idm
+        .push_authorization(
+            ISSUER,
+            pushed,
+            Some(&key.proof("POST", "/par", now, &nonce, None)),
+            now,
+        )
+        .await
+        .unwrap();
+    let by_ref = params(&[("client_id", "rd-app"), ("request_uri", &uri)]);
+    let pending = w.idm.begin_authorization(&by_ref, now).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let back = w
+        .idm
+        .complete_authorization(ISSUER, &pending.id, Some(&session), Decision::Allow, now)
+        .await
+        .unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let form = redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]);
+
+    // Every wrong proof is refused with its RFC 9449 code, and the code is
+    // not spent: nothing is written.
+    let before = written(&db).await;
+    assert_eq!(
+        dpop_error(redeem_with(&w, &form, None, now).await),
+        DpopError::Missing,
+        "the client's tokens are DPoP-bound"
+    );
+    let no_nonce = key.proof_with("POST", "/token", now, "", None, |c| {
+        c.as_object_mut().unwrap().remove("nonce");
+    });
+    assert_eq!(
+        dpop_error(redeem_with(&w, &form, Some(&no_nonce), now).await),
+        DpopError::NonceNeeded
+    );
+    for (proof, why) in [
+        (other.proof("POST", "/token", now, &nonce, None), "dpop_jkt"),
+        (
+            key.proof_with("POST", "/token", now, &nonce, None, |c| {
+                c["htm"] = json!("GET")
+            }),
+            "htm",
+        ),
+        (
+            key.proof_with("POST", "/token", now, &nonce, None, |c| {
+                c["htu"] = json!(format!("{ISSUER}/userinfo"));
+            }),
+            "htu",
+        ),
+        (
+            key.proof("POST", "/token", now - Duration::minutes(3), &nonce, None),
+            "iat",
+        ),
+    ] {
+        let e = dpop_error(redeem_with(&w, &form, Some(&proof), now).await);
+        assert_eq!(e.error(), OAuthError::InvalidDpopProof, "{why}");
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    }
+    assert_eq!(written(&db).await, before, "refused, nothing written");
+
+    let proof = key.proof("POST", "/token", now, &nonce, None);
+    let tokens = redeem_with(&w, &form, Some(&proof), now).await.unwrap();
+    assert_eq!(tokens.token_type, "DPoP");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(tokens.access_token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["jkt"], key.jkt(), "RFC 9449 §6.1");
+
+    // The same proof again: a replay, refused before the refresh token is spent.
+    let refresh = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &tokens.refresh_token),
+        ("client_id", "rd-app"),
+    ]);
+    let before = written(&db).await;
+    let e = dpop_error(redeem_with(&w, &refresh, Some(&proof), now).await);
+    assert!(e.to_string().contains("used before"), "{e}");
+    // A public client's refresh token is bound to its key: another key's
+    // proof is refused and ends nothing, so a thief cannot end the session.
+    let e = dpop_error(
+        redeem_with(
+            &w,
+            &refresh,
+            Some(&other.proof("POST", "/token", now, &nonce, None)),
+            now,
+        )
+        .await,
+    );
+    assert!(e.to_string().contains("bound"), "{e}");
+    assert_eq!(written(&db).await, before, "refused, nothing written");
+
+    // At userinfo: only with the DPoP scheme and a proof of this key over
+    // this request and this token.
+    let at = &tokens.access_token;
+    assert!(matches!(
+        w.idm.userinfo(ISSUER, at, Scheme::Bearer, None, now).await,
+        Err(OidcError::Bearer(_))
+    ));
+    for (proof, why) in [
+        (
+            other.proof("GET", "/userinfo", now, &nonce, Some(at)),
+            "another key",
+        ),
+        (key.proof("GET", "/userinfo", now, &nonce, None), "ath"),
+        (
+            key.proof("GET", "/userinfo", now, &nonce, Some("another token")),
+            "ath",
+        ),
+        (
+            key.proof_with("GET", "/userinfo", now, &nonce, Some(at), |c| {
+                c["htm"] = json!("POST");
+            }),
+            "htm",
+        ),
+        (
+            key.proof_with("GET", "/userinfo", now, &nonce, Some(at), |c| {
+                c["htu"] = json!(format!("{ISSUER}/token"));
+            }),
+            "htu",
+        ),
+    ] {
+        let e = dpop_error(
+            w.idm
+                .userinfo(ISSUER, at, Scheme::Dpop, Some(&proof), now)
+                .await,
+        );
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    }
+    let good = key.proof("GET", "/userinfo", now, &nonce, Some(at));
+    let info = w
+        .idm
+        .userinfo(ISSUER, at, Scheme::Dpop, Some(&good), now)
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], claims["sub"]);
+    let e = dpop_error(
+        w.idm
+            .userinfo(ISSUER, at, Scheme::Dpop, Some(&good), now)
+            .await,
+    );
+    assert!(e.to_string().contains("used before"), "{e}");
+
+    // The key's own proof refreshes, and the new access token is bound to it.
+    let later = now + Duration::minutes(10);
+    let nonce_later = w.idm.dpop_nonce(later).await.unwrap();
+    assert_eq!(
+        dpop_error(
+            redeem_with(
+                &w,
+                &refresh,
+                Some(&key.proof("POST", "/token", later, &nonce, None)),
+                later
+            )
+            .await
+        ),
+        DpopError::NonceNeeded,
+        "a nonce of ten minutes ago is too old"
+    );
+    let next = redeem_with(
+        &w,
+        &refresh,
+        Some(&key.proof("POST", "/token", later, &nonce_later, None)),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.token_type, "DPoP");
+    let good = key.proof(
+        "GET",
+        "/userinfo",
+        later,
+        &nonce_later,
+        Some(&next.access_token),
+    );
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &next.access_token, Scheme::Dpop, Some(&good), later)
+            .await
+            .is_ok()
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every_other_proof,
     an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it,
     introspection_shows_a_client_its_own_tokens_and_account_events_end_every_grant,
     rp_initiated_logout_revokes_the_session_with_the_client,

@@ -46,6 +46,10 @@ pub struct AccessTokenClaims {
     /// The account's identity level (`urn:tuaton:ial:…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ial: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.1), for a DPoP token:
+    /// it is accepted only beside a proof made with that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 impl AccessTokenClaims {

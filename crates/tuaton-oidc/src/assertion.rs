@@ -53,7 +53,7 @@ pub struct AssertionId {
 }
 
 /// The algorithms a key may sign with.
-fn algorithms(jwk: &Jwk) -> Result<Vec<Algorithm>, &'static str> {
+pub(crate) fn algorithms(jwk: &Jwk) -> Result<Vec<Algorithm>, &'static str> {
     let allowed = match &jwk.algorithm {
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
             vec![Algorithm::ES256]

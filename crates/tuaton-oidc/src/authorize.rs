@@ -60,6 +60,11 @@ pub struct AuthorizationRequest {
     pub acr_values: Vec<String>,
     /// `login_hint`, as given.
     pub login_hint: Option<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10): the token request
+    /// must carry a proof made with it. Given as `dpop_jkt`, or set from the
+    /// proof that came with a pushed request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -247,6 +252,19 @@ impl AuthorizationRequest {
             })?),
             None => None,
         };
+        let dpop_jkt = one("dpop_jkt").map(str::to_owned);
+        // A SHA-256 thumbprint is 43 base64url characters (RFC 7638).
+        let thumbprint_like = |j: &str| {
+            j.len() == 43
+                && j.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if dpop_jkt.as_deref().is_some_and(|j| !thumbprint_like(j)) {
+            return Err(back(
+                OAuthError::InvalidRequest,
+                "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url.",
+            ));
+        }
         let acr_values = one("acr_values")
             .unwrap_or_default()
             .split(' ')
@@ -265,6 +283,7 @@ impl AuthorizationRequest {
                 max_age,
                 acr_values,
                 login_hint: one("login_hint").map(str::to_owned),
+                dpop_jkt,
             },
             client,
         ))

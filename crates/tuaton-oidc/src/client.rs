@@ -69,6 +69,12 @@ pub struct ClientConfig {
     /// Where the browser may go after an RP-initiated logout; matched exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<Url>,
+    /// Its tokens must be DPoP-bound (RFC 9449 §5.2,
+    /// `dpop_bound_access_tokens`): every token request carries a proof, so
+    /// a copied access or refresh token is worthless without the client's
+    /// key. On by default for new registrations.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Five minutes: a token a thief copies is soon worthless.
@@ -269,6 +275,7 @@ pub(crate) mod tests {
             require_par: true,
             post_logout_redirect_uris: Vec::new(),
             client_credentials: false,
+            dpop_bound_access_tokens: false,
         }
     }
 

@@ -37,6 +37,7 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "revocation_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "none"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "ial"],
         "acr_values_supported": acr_values,
         "claims_parameter_supported": false,

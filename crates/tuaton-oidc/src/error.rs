@@ -42,6 +42,10 @@ pub enum OAuthError {
     UnsupportedGrantType,
     /// A bearer token is missing, malformed, expired or revoked (RFC 6750 §3.1).
     InvalidToken,
+    /// A DPoP proof is missing, malformed or names another request (RFC 9449 §5, §7.1).
+    InvalidDpopProof,
+    /// A DPoP proof lacks the server's current nonce (RFC 9449 §8).
+    UseDpopNonce,
 }
 
 impl OAuthError {
@@ -65,6 +69,8 @@ impl OAuthError {
             Self::InvalidClient => "invalid_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

@@ -10,8 +10,9 @@
 //! key backend ([`id_token`], [`access_token`], [`jws`]), the token request,
 //! pushed authorization requests (RFC 9126) and token queries for revocation
 //! and introspection ([`token`]) with `private_key_jwt` client assertions
-//! ([`assertion`]), RP-initiated logout ([`logout`]), and the discovery
-//! document ([`discovery`]). Every check takes the time as a parameter.
+//! ([`assertion`]), DPoP proofs and nonces (RFC 9449, [`dpop`]),
+//! RP-initiated logout ([`logout`]), and the discovery document
+//! ([`discovery`]). Every check takes the time as a parameter.
 //!
 //! Non-goals: HTTP (the server's routes parse and render), storage and
 //! sessions (the service layer keeps codes, consents and clients), and
@@ -28,6 +29,7 @@ pub mod assertion;
 pub mod authorize;
 pub mod client;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod id_token;
 pub mod jws;

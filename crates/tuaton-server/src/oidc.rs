@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
 use tuaton_core::ErrorCode;
 use tuaton_idm::{Decision, OidcError, PendingAuthorization};
+use tuaton_oidc::dpop::{DpopError, Presented, Scheme};
 use tuaton_oidc::token::{PushedRequest, TokenQuery};
 use tuaton_oidc::{OAuthError, TokenRequest};
 
@@ -179,7 +180,9 @@ fn authorize_refusal(state: &AppState, e: OidcError) -> Response {
             .into_response(),
         },
         OidcError::Idm(e) => ApiError::from(e).into_response(),
-        OidcError::Token(_) | OidcError::Bearer(_) | OidcError::Logout(_) => internal(),
+        OidcError::Token(_) | OidcError::Bearer(_) | OidcError::Dpop(_) | OidcError::Logout(_) => {
+            internal()
+        }
     }
 }
 
@@ -405,8 +408,60 @@ fn back_channel_refusal(e: OidcError, basic: bool) -> Response {
             tracing::info!(error = e.error.as_str(), "back-channel request refused");
             token_refusal(&e, basic)
         }
+        OidcError::Dpop(e) => {
+            tracing::info!(error = e.error().as_str(), "DPoP proof refused");
+            token_refusal(
+                &tuaton_oidc::TokenError::new(e.error(), e.to_string()),
+                basic,
+            )
+        }
         OidcError::Idm(e) => ApiError::from(e).into_response(),
         OidcError::Authorize(_) | OidcError::Bearer(_) | OidcError::Logout(_) => internal(),
+    }
+}
+
+/// The DPoP proof a request carries (RFC 9449 §4.1), with the request it
+/// must name: the endpoint at Tuaton's public URL. More than one `DPoP`
+/// header is refused (§4.3).
+fn dpop_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &'static str,
+    path: &str,
+) -> Result<Option<Presented>, DpopError> {
+    let mut all = headers.get_all("dpop").iter();
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(DpopError::invalid("a request carries one DPoP header"));
+    }
+    let proof = first
+        .to_str()
+        .map_err(|_| DpopError::invalid("it is not a JWT"))?;
+    let uri = url::Url::parse(&format!("{}{path}", issuer(state)))
+        .map_err(|_| DpopError::invalid("the endpoint's URI cannot be formed"))?;
+    Ok(Some(Presented {
+        proof: proof.to_owned(),
+        method,
+        uri,
+    }))
+}
+
+/// `resp` with the DPoP nonce to use next (RFC 9449 §8.2), for a request
+/// that carried a proof or was refused for want of a nonce.
+async fn with_nonce(state: &AppState, mut resp: Response, carried_proof: bool) -> Response {
+    if !carried_proof {
+        return resp;
+    }
+    match state.idm().dpop_nonce(state.now()).await {
+        Ok(n) => {
+            if let Ok(v) = HeaderValue::from_str(&n) {
+                resp.headers_mut().insert("dpop-nonce", v);
+            }
+            resp
+        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -430,14 +485,19 @@ async fn token(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    match state
+    let dpop = match dpop_proof(&state, &headers, "POST", "/token") {
+        Ok(d) => d,
+        Err(e) => return back_channel_refusal(e.into(), basic),
+    };
+    let resp = match state
         .idm()
-        .redeem(&issuer(&state), request, state.now())
+        .redeem(&issuer(&state), request, dpop.as_ref(), state.now())
         .await
     {
         Ok(t) => no_store_json(serde_json::to_string(&t).unwrap_or_default()),
         Err(e) => back_channel_refusal(e, basic),
-    }
+    };
+    with_nonce(&state, resp, dpop.is_some()).await
 }
 
 /// A pushed authorization request (RFC 9126 §2): 201 with the `request_uri`.
@@ -450,9 +510,13 @@ async fn par(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    match state
+    let dpop = match dpop_proof(&state, &headers, "POST", "/par") {
+        Ok(d) => d,
+        Err(e) => return back_channel_refusal(e.into(), basic),
+    };
+    let resp = match state
         .idm()
-        .push_authorization(&issuer(&state), pushed, state.now())
+        .push_authorization(&issuer(&state), pushed, dpop.as_ref(), state.now())
         .await
     {
         Ok((request_uri, expires_in)) => {
@@ -464,7 +528,8 @@ async fn par(
             resp
         }
         Err(e) => back_channel_refusal(e, basic),
-    }
+    };
+    with_nonce(&state, resp, dpop.is_some()).await
 }
 
 /// Which question a token query asks.
@@ -512,9 +577,25 @@ async fn token_query(
     }
 }
 
-/// The `WWW-Authenticate` challenge of RFC 6750 §3.
-fn bearer_refusal(description: &str) -> Response {
-    let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+/// The DPoP challenge's list of proof algorithms (RFC 9449 §7.1).
+fn dpop_algs() -> String {
+    format!("algs=\"{}\"", tuaton_oidc::dpop::ALGORITHMS.join(" "))
+}
+
+/// A 401 with the `WWW-Authenticate` challenge of RFC 6750 §3 (`Bearer`)
+/// or RFC 9449 §7.1 (`DPoP`), in the scheme the token came with.
+fn resource_refusal(scheme: Scheme, error: OAuthError, description: &str) -> Response {
+    let challenge = match scheme {
+        Scheme::Bearer => format!(
+            "Bearer error=\"{}\", error_description=\"{description}\"",
+            error.as_str()
+        ),
+        Scheme::Dpop => format!(
+            "DPoP error=\"{}\", error_description=\"{description}\", {}",
+            error.as_str(),
+            dpop_algs()
+        ),
+    };
     let value = HeaderValue::from_str(&challenge)
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""));
     (
@@ -525,24 +606,50 @@ fn bearer_refusal(description: &str) -> Response {
         .into_response()
 }
 
-async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let token = headers
+async fn userinfo(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let Some(token) = token else {
-        // RFC 6750 §3.1: no credentials, no error code.
-        return (
+        .and_then(|(scheme, t)| {
+            let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                Scheme::Bearer
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Scheme::Dpop
+            } else {
+                return None;
+            };
+            Some((scheme, t.trim()))
+        });
+    let Some((scheme, token)) = presented else {
+        // RFC 6750 §3.1: no credentials, no error code; RFC 9449 §7.1: the
+        // DPoP scheme offered beside it.
+        let mut resp = (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer realm=\"tuaton\"")],
         )
             .into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs())) {
+            resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
+        return resp;
     };
-    match state
+    let verb = if method == axum::http::Method::POST {
+        "POST"
+    } else {
+        "GET"
+    };
+    let dpop = match dpop_proof(&state, &headers, verb, "/userinfo") {
+        Ok(d) => d,
+        Err(e) => return resource_refusal(Scheme::Dpop, e.error(), &e.to_string()),
+    };
+    let resp = match state
         .idm()
-        .userinfo(&issuer(&state), token, state.now())
+        .userinfo(&issuer(&state), token, scheme, dpop.as_ref(), state.now())
         .await
     {
         Ok(claims) => (
@@ -553,10 +660,12 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
             claims.to_string(),
         )
             .into_response(),
-        Err(OidcError::Bearer(e)) => bearer_refusal(e.0),
+        Err(OidcError::Bearer(e)) => resource_refusal(scheme, e.error(), e.0),
+        Err(OidcError::Dpop(e)) => resource_refusal(Scheme::Dpop, e.error(), &e.to_string()),
         Err(OidcError::Idm(e)) => ApiError::from(e).into_response(),
         Err(OidcError::Authorize(_) | OidcError::Token(_) | OidcError::Logout(_)) => internal(),
-    }
+    };
+    with_nonce(&state, resp, dpop.is_some()).await
 }
 
 /// A logout request refused: said on the page, never redirected.
@@ -569,7 +678,10 @@ fn logout_refusal(e: OidcError) -> Response {
         )
         .into_response(),
         OidcError::Idm(e) => ApiError::from(e).into_response(),
-        OidcError::Authorize(_) | OidcError::Token(_) | OidcError::Bearer(_) => internal(),
+        OidcError::Authorize(_)
+        | OidcError::Token(_)
+        | OidcError::Bearer(_)
+        | OidcError::Dpop(_) => internal(),
     }
 }
 

@@ -155,6 +155,9 @@ pub struct Grant {
     pub expires_at: OffsetDateTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
+    /// The DPoP key (RFC 7638 thumbprint) a public client's refresh tokens
+    /// are bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A new grant, to record in the redemption's transaction.
@@ -178,13 +181,15 @@ pub struct NewGrant<'a> {
     pub amr: &'a str,
     /// See [`Grant::expires_at`].
     pub expires_at: OffsetDateTime,
+    /// See [`Grant::dpop_jkt`].
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// The insert that records `g`.
 pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     Statement::new(
-        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, dpop_jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(g.id)
     .bind(g.code_digest)
@@ -196,6 +201,7 @@ pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     .bind(g.amr)
     .bind(to_ms(now))
     .bind(to_ms(g.expires_at))
+    .bind(g.dpop_jkt)
 }
 
 fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
@@ -214,11 +220,11 @@ fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
         created_at: from_ms(row.try_get("created_ms")?),
         expires_at: from_ms(row.try_get("expires_ms")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_ms")?.map(from_ms),
+        dpop_jkt: row.try_get("dpop_jkt")?,
     })
 }
 
-const GRANT_COLUMNS: &str =
-    "id, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, revoked_ms";
+const GRANT_COLUMNS: &str = "id, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, revoked_ms, dpop_jkt";
 
 /// The grant `id`.
 pub fn grant(id: &str) -> Query<Option<Grant>> {

@@ -108,6 +108,7 @@ fn registration_summary(c: &ClientConfig) -> serde_json::Value {
         "token_lifetime_secs": c.token_lifetime_secs,
         "require_par": c.require_par,
         "client_credentials": c.client_credentials,
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "jwks_sha256": c.jwks.as_ref().map(|k| secret_digest(&k.to_string())),
     })
 }

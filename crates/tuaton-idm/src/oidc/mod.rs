@@ -46,6 +46,7 @@ use tuaton_core::{Aal, AccountId};
 use tuaton_keys::KeyRef;
 use tuaton_oidc::access_token::{self, AccessTokenClaims, BearerError};
 use tuaton_oidc::authorize::PUSHED_PREFIX;
+use tuaton_oidc::dpop::{self, Confirmation, DpopError, Nonces, Presented, Scheme};
 use tuaton_oidc::jws::{SigningKey, sign_compact};
 use tuaton_oidc::logout::{LogoutError, LogoutRequest};
 use tuaton_oidc::token::CodeRedemption;
@@ -72,6 +73,9 @@ use crate::{Idm, IdmError};
 /// The server secret pairwise subjects are derived with.
 const PAIRWISE_SECRET: &str = "oidc-pairwise";
 
+/// The server secret DPoP nonces are made with.
+const DPOP_SECRET: &str = "oidc-dpop-nonces";
+
 /// Why an OpenID Provider step was refused, in the form its endpoint answers.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -84,6 +88,9 @@ pub enum OidcError {
     /// A bearer token refused (RFC 6750 §3.1).
     #[error(transparent)]
     Bearer(#[from] BearerError),
+    /// A DPoP proof refused, or a nonce needed (RFC 9449 §5, §7.1, §8).
+    #[error(transparent)]
+    Dpop(#[from] DpopError),
     /// At the end-session endpoint: shown on the page.
     #[error(transparent)]
     Logout(#[from] LogoutError),
@@ -148,6 +155,9 @@ struct CodeState {
     auth_time: i64,
     aal: String,
     amr: Vec<String>,
+    /// The DPoP key the token request must prove (RFC 9449 §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 /// The person's answer on the authorization page.
@@ -170,6 +180,16 @@ struct Login {
     amr: Vec<String>,
 }
 
+/// What one issue of a grant's tokens says beyond the login.
+struct IssueTo<'a> {
+    /// The grant, named in `sid` and in the access token's `jti`.
+    grant_id: &'a str,
+    /// The authorization request's `nonce`, for the ID token of a code.
+    nonce: Option<String>,
+    /// The DPoP key the access token is bound to.
+    jkt: Option<&'a str>,
+}
+
 /// Tokens signed, not yet recorded.
 struct Issued {
     id_token: String,
@@ -177,13 +197,20 @@ struct Issued {
     refresh_token: Zeroizing<String>,
     /// When the grant's last refresh token stops working.
     family_ends: OffsetDateTime,
+    /// Whether the access token is DPoP-bound.
+    bound: bool,
+}
+
+/// The `token_type` of an access token bound to a DPoP key or to none.
+fn token_type(bound: bool) -> &'static str {
+    if bound { "DPoP" } else { "Bearer" }
 }
 
 impl Issued {
     fn response(self, client: &ClientConfig, login: &Login) -> TokenResponse {
         TokenResponse {
             access_token: self.access_token,
-            token_type: "Bearer",
+            token_type: token_type(self.bound),
             expires_in: client.token_lifetime_secs,
             id_token: self.id_token,
             refresh_token: self.refresh_token.to_string(),
@@ -203,7 +230,7 @@ enum TokenKind {
 pub struct TokenResponse {
     /// The RFC 9068 access token.
     pub access_token: String,
-    /// `Bearer`.
+    /// `DPoP` for a token bound to the proof's key (RFC 9449 §5), `Bearer` otherwise.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u32,
@@ -246,6 +273,39 @@ fn grant_target(g: &store::Grant) -> String {
 /// that could be redeemed.
 fn code_digest(code: &str) -> String {
     hex::encode(digest(&SHA256, code.as_bytes()))
+}
+
+/// The statement that records a DPoP proof's `jti` in the replay cache the
+/// client assertions share, under its key: `false` for a replay.
+fn spend_proof(proof: &dpop::Proof, now: OffsetDateTime) -> tuaton_store::batch::Query<bool> {
+    store::use_assertion_id(
+        &format!("dpop:{}", proof.jkt),
+        &proof.jti,
+        proof.remember_until,
+        now,
+    )
+}
+
+fn proof_replayed() -> DpopError {
+    DpopError::invalid("it was used before (its jti is spent)")
+}
+
+/// Spends `proof` (if any) in a transaction's opening batch; a replay
+/// refuses the whole transaction.
+fn spend_in(
+    opening: &mut Batch,
+    proof: Option<&dpop::Proof>,
+    now: OffsetDateTime,
+) -> Option<tuaton_store::batch::Pending<bool>> {
+    proof.map(|p| opening.add(spend_proof(p, now)))
+}
+
+/// Whether the proof spent in a transaction was fresh (or there was none).
+fn spent_fresh(
+    opened: &mut tuaton_store::batch::Done,
+    pending: Option<tuaton_store::batch::Pending<bool>>,
+) -> Result<bool, tuaton_store::StoreError> {
+    pending.map_or(Ok(true), |p| opened.take(p))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -427,14 +487,34 @@ impl Idm {
     /// authenticates, the request is validated as the authorization
     /// endpoint would, and kept for a minute under the `request_uri`
     /// returned, with its lifetime in seconds.
+    ///
+    /// A DPoP proof beside the request binds the code to its key (RFC 9449
+    /// §10.1), as `dpop_jkt` would; given both, they must name one key.
     pub async fn push_authorization(
         &self,
         issuer: &str,
         pushed: PushedRequest,
+        dpop: Option<&Presented>,
         now: OffsetDateTime,
     ) -> Result<(String, i64), OidcError> {
+        let proof = self.dpop_proof(dpop, None, now).await?;
         let client = self.authenticate_client(issuer, &pushed.auth, now).await?;
         let mut params = pushed.params;
+        if let Some(p) = &proof {
+            match params
+                .iter()
+                .find(|(k, v)| k == "dpop_jkt" && !v.is_empty())
+            {
+                Some((_, v)) if *v != p.jkt => {
+                    return Err(DpopError::invalid(
+                        "dpop_jkt names another key than the proof's (RFC 9449 §10.1)",
+                    )
+                    .into());
+                }
+                Some(_) => {}
+                None => params.push(("dpop_jkt".into(), p.jkt.clone())),
+            }
+        }
         match params.iter().find(|(k, _)| k == "client_id") {
             Some((_, v)) if *v != client.client_id => {
                 return Err(TokenError::request(
@@ -449,6 +529,9 @@ impl Idm {
             AuthorizationRequest::parse(&params, |id| (id == client.client_id).then_some(&client))
                 .map_err(|e| TokenError::new(e.error(), e.to_string()))?;
         let state = serde_json::to_string(&request).map_err(IdmError::internal)?;
+        if let Some(p) = &proof {
+            self.spend_dpop(p, now).await?;
+        }
         let kind = CeremonyKind::PushedAuthorization;
         let begun = ceremonies::put_challenge(self.store(), kind, None, &state, now).await?;
         Ok((
@@ -538,6 +621,7 @@ impl Idm {
                     auth_time: session.authenticated_at.unix_timestamp(),
                     aal: session.aal.number().to_owned(),
                     amr: session.amr.clone(),
+                    dpop_jkt: request.dpop_jkt.clone(),
                 };
                 closing.push(ceremonies::insert_as(
                     &code_digest(&code),
@@ -694,19 +778,74 @@ impl Idm {
         Ok(client)
     }
 
-    /// Answers a token request.
+    /// The server's DPoP nonces (RFC 9449 §8).
+    async fn nonces(&self, now: OffsetDateTime) -> Result<Nonces, IdmError> {
+        let key = self
+            .server_key(&self.0.dpop_nonces, DPOP_SECRET, now)
+            .await?;
+        Ok(Nonces::new(key.clone()))
+    }
+
+    /// The DPoP nonce to give out at `now`, in a `DPoP-Nonce` header.
+    pub async fn dpop_nonce(&self, now: OffsetDateTime) -> Result<String, IdmError> {
+        Ok(self.nonces(now).await?.current(now))
+    }
+
+    /// The proof `presented`, verified against its request (and the access
+    /// token beside it, at a resource); not yet spent.
+    async fn dpop_proof(
+        &self,
+        presented: Option<&Presented>,
+        access_token: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Option<dpop::Proof>, OidcError> {
+        let Some(p) = presented else {
+            return Ok(None);
+        };
+        let nonces = self.nonces(now).await?;
+        Ok(Some(dpop::verify(
+            &p.proof,
+            &p.expected(access_token),
+            &nonces,
+            now,
+        )?))
+    }
+
+    /// Spends a proof's `jti` on its own: a proof works once (RFC 9449
+    /// §11.1). The token endpoint spends it in the transaction that issues
+    /// the tokens instead ([`spend_proof`]), so a refused request writes nothing.
+    async fn spend_dpop(&self, proof: &dpop::Proof, now: OffsetDateTime) -> Result<(), OidcError> {
+        let fresh = spend_proof(proof, now)
+            .run(self.store().conn().await?.conn())
+            .await?;
+        if fresh {
+            Ok(())
+        } else {
+            Err(proof_replayed().into())
+        }
+    }
+
+    /// Answers a token request, with the DPoP proof it carried. The proof
+    /// is checked before the client authenticates, so a request answered
+    /// `use_dpop_nonce` spends neither its assertion nor anything else.
     pub async fn redeem(
         &self,
         issuer: &str,
         request: TokenRequest,
+        dpop: Option<&Presented>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
+        let proof = self.dpop_proof(dpop, None, now).await?;
         let client = self.authenticate_client(issuer, &request.auth, now).await?;
+        if client.dpop_bound_access_tokens && proof.is_none() {
+            return Err(DpopError::Missing.into());
+        }
+        let proof = proof.as_ref();
         match request.grant {
-            Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, now).await,
-            Grant::RefreshToken(t) => self.refresh(issuer, &client, &t, now).await,
+            Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, proof, now).await,
+            Grant::RefreshToken(t) => self.refresh(issuer, &client, &t, proof, now).await,
             Grant::ClientCredentials { scope } => {
-                self.client_grant(issuer, &client, scope.as_deref(), now)
+                self.client_grant(issuer, &client, scope.as_deref(), proof, now)
                     .await
             }
         }
@@ -717,8 +856,10 @@ impl Idm {
         issuer: &str,
         client: &ClientConfig,
         r: CodeRedemption,
+        proof: Option<&dpop::Proof>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
+        let jkt = proof.map(|p| p.jkt.as_str());
         let invalid =
             || TokenError::grant("The code is invalid, expired, or was issued to another client.");
         let digest = code_digest(&r.code);
@@ -752,6 +893,12 @@ impl Idm {
                 TokenError::grant("The code_verifier does not match the code_challenge.").into(),
             );
         }
+        if bound.dpop_jkt.is_some() && bound.dpop_jkt.as_deref() != jkt {
+            return Err(DpopError::invalid(
+                "the code is bound to a DPoP key (dpop_jkt) this request does not prove",
+            )
+            .into());
+        }
         let account = accounts::by_id(self.store().conn().await?.conn(), &account_id).await?;
         let Some(account) = account.filter(|a| a.state == AccountState::Active) else {
             return Err(invalid().into());
@@ -770,12 +917,26 @@ impl Idm {
         };
         let grant_id = tuaton_store::new_id();
         let issued = self
-            .issue(issuer, client, &grant_id, &login, bound.nonce.clone(), now)
+            .issue(
+                issuer,
+                client,
+                &login,
+                IssueTo {
+                    grant_id: &grant_id,
+                    nonce: bound.nonce.clone(),
+                    jkt,
+                },
+                now,
+            )
             .await?;
         let mut opening = Batch::new();
         let spent = opening.add(ceremonies::spend(&digest, CeremonyKind::AuthorizationCode));
+        let fresh = spend_in(&mut opening, proof, now);
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !spent_fresh(&mut opened, fresh)? {
+            return Err(proof_replayed().into());
+        }
         if !opened.take(spent)? {
             // Redeemed a moment ago by a concurrent request.
             return Err(invalid().into());
@@ -799,6 +960,9 @@ impl Idm {
                 expires_at: issued
                     .family_ends
                     .max(now + CeremonyKind::AuthorizationCode.lifetime()),
+                // A public client's refresh tokens are bound to its key
+                // (RFC 9449 §5); a confidential client's, to its authentication.
+                dpop_jkt: jkt.filter(|_| client.token_auth == TokenAuth::None),
             },
             now,
         ));
@@ -822,16 +986,20 @@ impl Idm {
     }
 
     /// The tokens of one issue: an ID token, an access token and the next
-    /// refresh token of grant `grant_id`, signed before anything is written.
+    /// refresh token of the grant `to` names, signed before anything is written.
     async fn issue(
         &self,
         issuer: &str,
         client: &ClientConfig,
-        grant_id: &str,
         login: &Login,
-        nonce: Option<String>,
+        to: IssueTo<'_>,
         now: OffsetDateTime,
     ) -> Result<Issued, IdmError> {
+        let IssueTo {
+            grant_id,
+            nonce,
+            jkt,
+        } = to;
         let lifetime = time::Duration::seconds(i64::from(client.token_lifetime_secs));
         let sub = self.subject(client, &login.account_id, now).await?;
         let mut id_token = IdTokenClaims::new(
@@ -860,6 +1028,9 @@ impl Idm {
             acr: Some(login.aal.acr().to_owned()),
             amr: login.amr.clone(),
             ial: Some(login.ial.acr().to_owned()),
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let mut signed = self
             .sign_tokens(
@@ -889,6 +1060,7 @@ impl Idm {
             refresh_token: random_secret()?,
             // A grant lives no longer than a session made by the same login.
             family_ends: login.auth_time + self.policy().session_lifetime,
+            bound: jkt.is_some(),
         })
     }
 
@@ -901,8 +1073,10 @@ impl Idm {
         issuer: &str,
         client: &ClientConfig,
         scope: Option<&str>,
+        proof: Option<&dpop::Proof>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
+        let jkt = proof.map(|p| p.jkt.as_str());
         if !client.client_credentials || client.token_auth == TokenAuth::None {
             return Err(TokenError::new(
                 OAuthError::UnauthorizedClient,
@@ -932,6 +1106,9 @@ impl Idm {
             acr: None,
             amr: Vec::new(),
             ial: None,
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let claims = serde_json::to_value(&access).map_err(IdmError::internal)?;
         let access_token = self
@@ -940,8 +1117,12 @@ impl Idm {
             .pop()
             .ok_or_else(|| IdmError::internal("the key backend signed no token"))?;
         let mut opening = Batch::new();
+        let fresh = spend_in(&mut opening, proof, now);
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !spent_fresh(&mut opened, fresh)? {
+            return Err(proof_replayed().into());
+        }
         let place = opened.take(place)?;
         let mut closing = Batch::new();
         closing.push(store::insert_grant(
@@ -956,6 +1137,7 @@ impl Idm {
                 aal: "",
                 amr: "[]",
                 expires_at: now + lifetime,
+                dpop_jkt: None,
             },
             now,
         ));
@@ -969,7 +1151,7 @@ impl Idm {
         tx.commit_with(closing).await?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(jkt.is_some()),
             expires_in: client.token_lifetime_secs,
             id_token: String::new(),
             refresh_token: String::new(),
@@ -985,8 +1167,10 @@ impl Idm {
         issuer: &str,
         client: &ClientConfig,
         token: &str,
+        proof: Option<&dpop::Proof>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
+        let jkt = proof.map(|p| p.jkt.as_str());
         let invalid = || TokenError::grant("The refresh token is invalid, expired or revoked.");
         let digest = code_digest(token);
         let found = store::refresh_token(&digest)
@@ -997,6 +1181,14 @@ impl Idm {
         };
         if rt.grant.revoked_at.is_some() || rt.expires_at <= now {
             return Err(invalid().into());
+        }
+        // Checked before reuse: a copied token without the key is refused
+        // and ends nothing, so its thief cannot end the client's session.
+        if rt.grant.dpop_jkt.is_some() && rt.grant.dpop_jkt.as_deref() != jkt {
+            return Err(DpopError::invalid(
+                "the refresh token is bound to a DPoP key this request does not prove",
+            )
+            .into());
         }
         if rt.used_at.is_some() {
             return Err(self
@@ -1022,12 +1214,26 @@ impl Idm {
                 .map_err(|_| crate::error::corrupt("a grant's amr"))?,
         };
         let issued = self
-            .issue(issuer, client, &rt.grant.id, &login, None, now)
+            .issue(
+                issuer,
+                client,
+                &login,
+                IssueTo {
+                    grant_id: &rt.grant.id,
+                    nonce: None,
+                    jkt,
+                },
+                now,
+            )
             .await?;
         let mut opening = Batch::new();
         let used = opening.add(store::use_refresh_token(&digest, now));
+        let fresh = spend_in(&mut opening, proof, now);
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
+        if !spent_fresh(&mut opened, fresh)? {
+            return Err(proof_replayed().into());
+        }
         if !opened.take(used)? {
             // Used by a concurrent request a moment ago: a reuse all the same.
             drop(tx);
@@ -1191,20 +1397,34 @@ impl Idm {
                 inactive
             }
             TokenKind::Refresh { expired: true, .. } => inactive,
-            TokenKind::Refresh { .. } => json!({
-                "active": true, "token_type": "refresh_token", "client_id": client.client_id,
-                "scope": grant.scopes,
-                "sub": match &grant.account_id {
-                    Some(a) => self.subject(&client, a, now).await?,
-                    None => client.client_id.clone(),
-                },
-                "exp": grant.expires_at.unix_timestamp(), "iss": issuer,
-            }),
-            TokenKind::Access(c) => json!({
-                "active": true, "token_type": "Bearer", "client_id": c.client_id, "scope": c.scope,
-                "sub": c.sub, "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
-                "acr": c.acr, "amr": c.amr, "auth_time": c.auth_time, "ial": c.ial,
-            }),
+            TokenKind::Refresh { .. } => {
+                let mut answer = json!({
+                    "active": true, "token_type": "refresh_token", "client_id": client.client_id,
+                    "scope": grant.scopes,
+                    "sub": match &grant.account_id {
+                        Some(a) => self.subject(&client, a, now).await?,
+                        None => client.client_id.clone(),
+                    },
+                    "exp": grant.expires_at.unix_timestamp(), "iss": issuer,
+                });
+                if let Some(jkt) = &grant.dpop_jkt {
+                    answer["cnf"] = json!({ "jkt": jkt });
+                }
+                answer
+            }
+            TokenKind::Access(c) => {
+                let mut answer = json!({
+                    "active": true, "token_type": token_type(c.cnf.is_some()),
+                    "client_id": c.client_id, "scope": c.scope,
+                    "sub": c.sub, "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
+                    "acr": c.acr, "amr": c.amr, "auth_time": c.auth_time, "ial": c.ial,
+                });
+                if let Some(cnf) = &c.cnf {
+                    // RFC 9449 §6.2: the resource checks the proof against it.
+                    answer["cnf"] = json!({ "jkt": cnf.jkt });
+                }
+                answer
+            }
         })
     }
 
@@ -1294,11 +1514,16 @@ impl Idm {
 
     /// The claims the access token `bearer` opens (OpenID Connect Core 1.0
     /// §5.3): today the `sub`, as the `openid` scope gives. The token must
-    /// verify, and its grant stand, and its account be active.
+    /// verify, and its grant stand, and its account be active. A DPoP-bound
+    /// token is accepted only with the `DPoP` scheme and a proof made with
+    /// its key over this request and this token (RFC 9449 §7); a token bound
+    /// to no key only as a bearer token.
     pub async fn userinfo(
         &self,
         issuer: &str,
         bearer: &str,
+        scheme: Scheme,
+        dpop: Option<&Presented>,
         now: OffsetDateTime,
     ) -> Result<serde_json::Value, OidcError> {
         let jwks = self.id_token_jwks().await?;
@@ -1315,6 +1540,33 @@ impl Idm {
         };
         if !self.account_active(Some(account_id)).await? {
             return Err(BearerError("the account is not active").into());
+        }
+        match (&claims.cnf, scheme) {
+            (Some(cnf), Scheme::Dpop) => {
+                let proof = self
+                    .dpop_proof(dpop, Some(bearer), now)
+                    .await?
+                    .ok_or(DpopError::Missing)?;
+                if proof.jkt != cnf.jkt {
+                    return Err(DpopError::invalid(
+                        "it is made with another key than the one the token is bound to",
+                    )
+                    .into());
+                }
+                self.spend_dpop(&proof, now).await?;
+            }
+            (Some(_), Scheme::Bearer) => {
+                return Err(BearerError(
+                    "the token is DPoP-bound: send it with the DPoP scheme and a proof",
+                )
+                .into());
+            }
+            (None, Scheme::Dpop) => {
+                return Err(
+                    BearerError("the token is bound to no key: send it as a Bearer token").into(),
+                );
+            }
+            (None, Scheme::Bearer) => {}
         }
         Ok(json!({ "sub": claims.sub }))
     }
