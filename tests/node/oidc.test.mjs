@@ -335,6 +335,70 @@ test('DPoP: a public client\'s code and tokens are bound to its key; proofs for 
   assert.match(userinfo.headers.get('www-authenticate'), /algs="ES256 PS256 RS256"/);
 });
 
+test('consent: asked with the agency, purpose and each claim, remembered, withdrawn and asked again', async () => {
+  clients('add', '--id', 'e2e-consent', '--name', 'กรมสรรพากร · Revenue Department', '--redirect-uri', callback,
+    '--auth', 'none', '--no-dpop', '--scope', 'profile', '--purpose', 'tax-filing', '--purpose-text', 'ยื่นแบบภาษีเงินได้ · Filing your income tax');
+  const config = await discover('e2e-consent', client.None());
+  const { page } = person;
+  const flow = async (extra = {}) => {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: callback, scope: 'openid profile', state, ...extra,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    await page.goto(url.href);
+    await page.waitForSelector('#login');
+    await page.click('#login');
+    // Either back to the agency at once, or Tuaton's consent page first.
+    await page.waitForURL((u) => u.href.startsWith(callback) || u.pathname === '/authorize/continue');
+    let asked = null;
+    if (!page.url().startsWith(callback)) {
+      await page.waitForSelector('#share');
+      asked = {
+        client: await page.textContent('#client'),
+        purpose: await page.textContent('#purpose'),
+        claims: await page.$$eval('#claims li', (lis) => lis.map((li) => li.dataset.claim)),
+        csrf: await page.inputValue('input[name=csrf_token]'),
+      };
+      if (process.env.TUATON_SCREENSHOTS) {
+        await page.screenshot({ path: join(process.env.TUATON_SCREENSHOTS, 'oidc-consent.png'), fullPage: true });
+      }
+      await Promise.all([page.waitForURL((u) => u.href.startsWith(callback)), page.click('#share')]);
+    }
+    const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: state });
+    return { asked, tokens };
+  };
+  const first = await flow();
+  assert.ok(first.asked, 'the first login asks');
+  assert.equal(first.asked.client, 'กรมสรรพากร · Revenue Department');
+  assert.match(first.asked.purpose, /income tax/);
+  assert.deepEqual(first.asked.claims, ['name', 'birthdate']);
+  const info = await client.fetchUserInfo(config, first.tokens.access_token, first.tokens.claims().sub);
+  assert.equal(info.name, 'วิชัย ศรีสุข');
+  assert.equal(info['given_name#th'], 'วิชัย');
+  assert.equal(info.birthdate, '1972-11-03');
+  assert.equal(info.citizen_id, undefined, 'not asked for, not released');
+
+  const second = await flow();
+  assert.equal(second.asked, null, 'remembered');
+  const forced = await flow({ prompt: 'consent' });
+  assert.ok(forced.asked, 'prompt=consent asks again');
+
+  // Withdrawn from the account (the PDPA API): the agency's tokens stop and the next login asks.
+  await page.goto(`${base}/healthz`);
+  const withdrawn = await page.evaluate(async (csrf) => {
+    const list = await (await fetch('/api/v1/me/consents')).json();
+    const live = list.filter((c) => c.agency === 'e2e-consent' && !c.withdrawn_at);
+    const r = await fetch(`/api/v1/me/consents/${live[0].id}/withdraw`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
+    return { live: live.length, status: r.status };
+  }, forced.asked.csrf);
+  assert.deepEqual(withdrawn, { live: 1, status: 200 });
+  await assert.rejects(client.fetchUserInfo(config, forced.tokens.access_token, forced.tokens.claims().sub));
+  const after = await flow();
+  assert.ok(after.asked, 'asked again after the withdrawal');
+});
+
 test('a login on one agency\'s page is not spent on a request another agency started since', async () => {
   const config = await discover('e2e-public', client.None());
   const challenge = await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier());

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tuaton_core::SignatureAlgorithm;
 use tuaton_idm::{ClientAdmin, ClientSecret, IdmError, RegisteredClient};
-use tuaton_oidc::{ClientConfig, SubjectType, TokenAuth};
+use tuaton_oidc::{ClientConfig, Purpose, SubjectType, TokenAuth};
 use url::Url;
 
 #[derive(Subcommand)]
@@ -122,6 +122,18 @@ pub(crate) struct Fields {
     /// software that cannot make one).
     #[arg(long)]
     no_dpop: bool,
+    /// A scope it may ask for beyond openid (repeat): profile (names and
+    /// birth date), citizen_id (only for agencies a law or contract allows
+    /// it). Given on update, the list replaces the old one.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// What the agency uses the data for: a short id consent records name
+    /// (`tax-filing`); needed with --scope.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// The purpose as the consent page says it, in Thai and English.
+    #[arg(long)]
+    purpose_text: Option<String>,
 }
 
 fn bad(message: impl Into<String>) -> IdmError {
@@ -192,6 +204,18 @@ impl Fields {
         if self.client_credentials {
             base.client_credentials = true;
         }
+        if !self.scopes.is_empty() {
+            base.scopes = std::iter::once("openid".to_owned())
+                .chain(self.scopes)
+                .collect();
+        }
+        match (self.purpose, self.purpose_text, base.purpose.take()) {
+            (Some(id), Some(text), _) => base.purpose = Some(Purpose { id, text }),
+            (Some(id), None, Some(old)) => base.purpose = Some(Purpose { id, ..old }),
+            (None, Some(text), Some(old)) => base.purpose = Some(Purpose { text, ..old }),
+            (None, None, old) => base.purpose = old,
+            _ => return Err(bad("give --purpose and --purpose-text together")),
+        }
         if self.dpop {
             base.dpop_bound_access_tokens = true;
         }
@@ -254,6 +278,9 @@ fn print(
     }
     println!("alg           {}", c.id_token_alg.jose_name());
     println!("scopes        {}", c.scopes.join(" "));
+    if let Some(p) = &c.purpose {
+        println!("purpose       {} ({})", p.text, p.id);
+    }
     println!("lifetime      {} s", c.token_lifetime_secs);
     println!(
         "pushed (PAR)  {}",
@@ -306,6 +333,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 post_logout_redirect_uris: Vec::new(),
                 client_credentials: false,
                 dpop_bound_access_tokens: true,
+                purpose: None,
             };
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;

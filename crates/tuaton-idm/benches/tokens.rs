@@ -100,6 +100,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
         require_par: false,
         post_logout_redirect_uris: Vec::new(),
         dpop_bound_access_tokens: false,
+        purpose: None,
         client_credentials: false,
     };
     idm.client_admin()

@@ -12,9 +12,10 @@ use tuaton_store::consents::{self, ConsentRecord, NewConsent};
 use tuaton_store::passkeys::{self as creds, PasskeyRecord};
 use tuaton_store::{audit as store_audit, proofing};
 
-use crate::audit::{self, action};
+use crate::audit::{self, Actor, action};
 use crate::sessions::ActiveSession;
 use crate::{FreshFor, Idm, IdmError};
+use tuaton_store::audit::AuditEvent;
 
 /// The account as its holder sees it.
 #[derive(Debug, Serialize)]
@@ -63,6 +64,14 @@ fn token_ok(s: &str, max: usize) -> bool {
         && s.len() <= max
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+}
+
+/// The audit record of a consent given: what it covers, never the notice itself.
+pub(crate) fn consent_given(actor: &Actor, rec: &ConsentRecord) -> AuditEvent {
+    audit::success(actor, action::CONSENT_GIVE, rec.id.clone()).with_details(json!({
+        "agency": rec.agency, "purpose": rec.purpose, "purpose_version": rec.purpose_version,
+        "claims": rec.claims, "notice_digest": rec.notice_digest, "lawful_basis": rec.lawful_basis,
+    }))
 }
 
 impl ConsentRequest {
@@ -268,12 +277,7 @@ impl Idm {
         let new = request.validate()?;
         let mut tx = self.store().begin().await?;
         let rec = consents::give(&mut tx, &session.account_id, &new, now).await?;
-        let ev = audit::success(&session.actor(), action::CONSENT_GIVE, rec.id.clone())
-            .with_details(json!({
-                "agency": rec.agency, "purpose": rec.purpose, "purpose_version": rec.purpose_version,
-                "claims": rec.claims, "notice_digest": rec.notice_digest, "lawful_basis": rec.lawful_basis,
-            }));
-        store_audit::append(&mut tx, now, &ev).await?;
+        store_audit::append(&mut tx, now, &consent_given(&session.actor(), &rec)).await?;
         tx.commit().await?;
         Ok(rec)
     }
@@ -290,11 +294,17 @@ impl Idm {
         if !consents::withdraw(&mut tx, account, consent_id, now).await? {
             return Err(IdmError::UnknownConsent);
         }
-        let ev = audit::success(&session.actor(), action::CONSENT_WITHDRAW, consent_id);
-        store_audit::append(&mut tx, now, &ev).await?;
         let rec = consents::by_id(tx.conn(), account, consent_id)
             .await?
             .ok_or_else(|| IdmError::internal("a consent vanished in its own transaction"))?;
+        // The agency's grants for the account end with it: no token it
+        // holds releases anything more, and its next login asks again.
+        let ended = tuaton_store::oidc::revoke_for_account_client(account, &rec.agency, now)
+            .run(tx.conn())
+            .await?;
+        let ev = audit::success(&session.actor(), action::CONSENT_WITHDRAW, consent_id)
+            .with_details(json!({ "agency": rec.agency, "grants_revoked": ended }));
+        store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         Ok(rec)
     }

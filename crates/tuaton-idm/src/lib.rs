@@ -54,7 +54,7 @@ pub use enrolment::{
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
 pub use oidc::{
-    ClientAdmin, ClientSecret, Decision, LogoutPlan, OidcError, PendingAuthorization,
+    ClientAdmin, ClientSecret, ConsentAsk, Decision, LogoutPlan, OidcError, PendingAuthorization,
     RegisteredClient, TokenResponse,
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};

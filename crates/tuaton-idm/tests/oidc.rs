@@ -44,6 +44,7 @@ fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> Cli
         require_par: false,
         post_logout_redirect_uris: Vec::new(),
         dpop_bound_access_tokens: false,
+        purpose: None,
         client_credentials: false,
     }
 }
@@ -1638,7 +1639,177 @@ async fn dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every
     db.cleanup().await;
 }
 
+/// A code for the pending request `pending_id` answered with `decision` by `session`.
+async fn answered(
+    w: &World,
+    pending_id: &str,
+    session: &ActiveSession,
+    decision: Decision,
+    now: OffsetDateTime,
+) -> Result<String, OidcError> {
+    let back = w
+        .idm
+        .complete_authorization(ISSUER, pending_id, Some(session), decision, now)
+        .await?;
+    Ok(back
+        .query_pairs()
+        .find(|(k, _)| k == "code" || k == "error")
+        .map(|(_, v)| v.into_owned())
+        .unwrap())
+}
+
+async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let mut registered = client("rd-app", a, TokenAuth::None, None);
+    registered.scopes = vec!["openid".into(), "profile".into()];
+    let admin = w.idm.client_admin();
+    assert!(
+        admin.add(&op, registered.clone(), now).await.is_err(),
+        "claims need a purpose to show"
+    );
+    registered.purpose = Some(tuaton_oidc::Purpose {
+        id: "tax-filing".into(),
+        text: "ยื่นแบบภาษีเงินได้ · Filing your income tax".into(),
+    });
+    admin.add(&op, registered.clone(), now).await.unwrap();
+    let mut ask = request("rd-app", a);
+    ask.retain(|(k, _)| k != "scope");
+    ask.push(("scope".into(), "openid profile".into()));
+
+    // The citizen id is only for clients registered for it.
+    let mut more = request("rd-app", a);
+    more.retain(|(k, _)| k != "scope");
+    more.push(("scope".into(), "openid citizen_id".into()));
+    match w.idm.begin_authorization(&more, now).await {
+        Err(OidcError::Authorize(e)) => assert_eq!(e.error(), OAuthError::InvalidScope),
+        other => panic!("{other:?}"),
+    }
+
+    // Asked: the page names the agency, the purpose and each claim; the
+    // request waits and nothing is written until the person answers.
+    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    assert_eq!(
+        pending.claims,
+        vec![tuaton_oidc::Claim::Name, tuaton_oidc::Claim::Birthdate]
+    );
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let before = written(&db).await;
+    match answered(&w, &pending.id, &session, Decision::Allow, now).await {
+        Err(OidcError::ConsentNeeded(asked)) => {
+            assert_eq!(asked.client_name, "agency rd-app");
+            assert!(asked.purpose.contains("income tax"));
+            assert_eq!(asked.claims, pending.claims);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(written(&db).await, before, "asked, nothing written");
+    let code = answered(&w, &pending.id, &session, Decision::Share, now)
+        .await
+        .unwrap();
+    let consents = w.idm.consents(&session).await.unwrap();
+    assert_eq!(consents.len(), 1);
+    let given = &consents[0];
+    assert_eq!(
+        (given.agency.as_str(), given.purpose.as_str()),
+        ("rd-app", "tax-filing")
+    );
+    assert_eq!(given.claims, vec!["name", "birthdate"]);
+    assert_eq!(given.lawful_basis, "consent");
+    assert_eq!(given.notice_digest.len(), 64);
+    let tokens = redeem(
+        &w,
+        &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let info = w
+        .idm
+        .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
+        .await
+        .unwrap();
+    assert_eq!(info["name"], "สมชาย ใจดี");
+    assert_eq!(info["name#en"], "Somchai Jaidee");
+    assert_eq!(info["birthdate"], "1964-02-22");
+    assert!(
+        info.get("citizen_id").is_none(),
+        "not asked for, not released"
+    );
+
+    // Remembered: the next login is not asked again; prompt=consent is.
+    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    assert!(
+        answered(&w, &pending.id, &session, Decision::Allow, now)
+            .await
+            .is_ok()
+    );
+    let mut again = ask.clone();
+    again.push(("prompt".into(), "consent".into()));
+    let pending = w.idm.begin_authorization(&again, now).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    assert!(matches!(
+        answered(&w, &pending.id, &session, Decision::Allow, now).await,
+        Err(OidcError::ConsentNeeded(_))
+    ));
+    // Declining on the consent page: access_denied, no consent recorded.
+    assert_eq!(
+        answered(&w, &pending.id, &session, Decision::Deny, now)
+            .await
+            .unwrap(),
+        "access_denied"
+    );
+    assert_eq!(w.idm.consents(&session).await.unwrap().len(), 1);
+
+    // Withdrawn: the agency's tokens stop, and the next login asks again.
+    w.idm
+        .withdraw_consent(&session, &given.id, now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.idm
+            .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
+            .await,
+        Err(OidcError::Bearer(_))
+    ));
+    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    assert!(matches!(
+        answered(&w, &pending.id, &session, Decision::Allow, now).await,
+        Err(OidcError::ConsentNeeded(_))
+    ));
+    answered(&w, &pending.id, &session, Decision::Share, now)
+        .await
+        .unwrap();
+
+    // A changed purpose text is asked for again.
+    registered.purpose = Some(tuaton_oidc::Purpose {
+        id: "tax-filing".into(),
+        text: "ยื่นแบบและขอคืนภาษี · Filing and refunds".into(),
+    });
+    admin.update(&op, registered, false, now).await.unwrap();
+    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    assert!(matches!(
+        answered(&w, &pending.id, &session, Decision::Allow, now).await,
+        Err(OidcError::ConsentNeeded(_))
+    ));
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact(),
+        "the consent and the authorization each have their record in the chain"
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    consent_is_asked_remembered_withdrawn_and_asked_again,
     dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every_other_proof,
     an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it,
     introspection_shows_a_client_its_own_tokens_and_account_events_end_every_grant,

@@ -75,6 +75,29 @@ pub struct ClientConfig {
     /// key. On by default for new registrations.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// What the agency uses the person's data for, which the consent page
+    /// names; needed when its scopes release claims beyond `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Purpose>,
+}
+
+/// A client's purpose: the key its consents are recorded under, and the
+/// sentence the person reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purpose {
+    /// A short identifier (`tax-filing`): consent records name it.
+    pub id: String,
+    /// The sentence shown, in Thai and English (`ยื่นแบบภาษี · Filing your taxes`).
+    pub text: String,
+}
+
+impl Purpose {
+    /// The version consent records keep: the first 16 hex digits of the
+    /// text's SHA-256, so a changed text is asked for again.
+    pub fn version(&self) -> String {
+        let d = ring::digest::digest(&ring::digest::SHA256, self.text.as_bytes());
+        d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Five minutes: a token a thief copies is soon worthless.
@@ -82,10 +105,10 @@ fn default_token_lifetime() -> u32 {
     300
 }
 
-/// The scopes a client can be given today: `openid` alone. Scopes that
-/// release claims (`profile`, the citizen id) come with the consent step,
-/// so nothing is released that the person has not agreed to.
-pub const SUPPORTED_SCOPES: &[&str] = &["openid"];
+/// The scopes a client can be given: `openid` (the `sub` alone), and the
+/// scopes that release claims (`profile`, `citizen_id`, see
+/// [`crate::claims`]), each released only with the person's consent.
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "citizen_id"];
 
 /// The longest token lifetime a client can be given: an hour.
 pub const MAX_TOKEN_LIFETIME_SECS: u32 = 3600;
@@ -114,8 +137,13 @@ pub enum ClientError {
     #[error("the client's scopes must include openid")]
     NoOpenidScope,
     /// A scope Tuaton does not offer.
-    #[error("the scope {0} is not offered (offered: openid)")]
+    #[error("the scope {0} is not offered (offered: openid, profile, citizen_id)")]
     UnknownScope(String),
+    /// Scopes that release claims without a purpose to show.
+    #[error(
+        "scopes beyond openid release personal data: give the purpose (an id of letters, digits, '-', '_', '.', and a sentence of at most 300 characters)"
+    )]
+    PurposeNeeded,
     /// `private_key_jwt` without keys, or keys for another method.
     #[error("{0}")]
     Keys(&'static str),
@@ -162,6 +190,19 @@ impl ClientConfig {
         }
         self.scopes.sort_unstable();
         self.scopes.dedup();
+        let purpose_ok = self.purpose.as_ref().is_some_and(|p| {
+            !p.id.is_empty()
+                && p.id.len() <= 64
+                && p.id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                && !p.text.trim().is_empty()
+                && p.text.chars().count() <= 300
+        });
+        let releases = !crate::claims::requested(&self.scopes).is_empty();
+        if (releases || self.purpose.is_some()) && !purpose_ok {
+            return Err(ClientError::PurposeNeeded);
+        }
         match (self.token_auth, &self.jwks) {
             (TokenAuth::PrivateKeyJwt, None) => {
                 return Err(ClientError::Keys(
@@ -276,6 +317,7 @@ pub(crate) mod tests {
             post_logout_redirect_uris: Vec::new(),
             client_credentials: false,
             dpop_bound_access_tokens: false,
+            purpose: None,
         }
     }
 

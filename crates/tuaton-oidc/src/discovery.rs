@@ -12,6 +12,22 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         .map(|l| l.acr())
         .chain(tuaton_core::Aal::ALL.iter().map(|l| l.acr()))
         .collect();
+    let claims: Vec<&str> = [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "sid",
+        "ial",
+    ]
+    .into_iter()
+    .chain(crate::claims::RELEASED.iter().copied())
+    .collect();
     json!({
         "issuer": issuer,
         "authorization_endpoint": at("/authorize"),
@@ -38,14 +54,14 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS,
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "ial"],
+        "claims_supported": claims,
         "acr_values_supported": acr_values,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
         "authorization_response_iss_parameter_supported": true,
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["th", "en"],
     })
 }

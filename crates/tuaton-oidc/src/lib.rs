@@ -3,7 +3,8 @@
 //! Scope: what an authorization server decides, as OpenID Connect Core 1.0,
 //! OAuth 2.0 (RFC 6749), PKCE (RFC 7636), RFC 9207 and the OAuth 2.0
 //! Security BCP (RFC 9700) say it must — registered clients and their
-//! redirect URIs ([`client`]), the authorization request validated into a
+//! redirect URIs ([`client`]), the claims beyond `sub` and the consent
+//! notice that releases them ([`claims`]), the authorization request validated into a
 //! typed value or an error that says whether it may be sent back to the
 //! client ([`authorize`]), PKCE ([`pkce`]), pairwise subject identifiers
 //! ([`subject`]), ID tokens and RFC 9068 access tokens signed through the
@@ -27,6 +28,7 @@
 pub mod access_token;
 pub mod assertion;
 pub mod authorize;
+pub mod claims;
 pub mod client;
 pub mod discovery;
 pub mod dpop;
@@ -40,7 +42,8 @@ pub mod token;
 
 pub use access_token::AccessTokenClaims;
 pub use authorize::{AuthorizationRequest, Prompt};
-pub use client::{ClientConfig, ClientError, SubjectType, TokenAuth};
+pub use claims::Claim;
+pub use client::{ClientConfig, ClientError, Purpose, SubjectType, TokenAuth};
 pub use error::{AuthorizeError, OAuthError, TokenError};
 pub use id_token::IdTokenClaims;
 pub use pkce::{CodeChallenge, CodeVerifier};

@@ -29,6 +29,7 @@ use crate::{ApiError, AppState};
 const PAGE: &str = include_str!("web/assets/authorize.html");
 const SCRIPT: &str = include_str!("web/assets/authorize.js");
 const LOGOUT_PAGE: &str = include_str!("web/assets/logout.html");
+const CONSENT_PAGE: &str = include_str!("web/assets/consent.html");
 
 /// How long a pending request's cookie lives: the request's own lifetime.
 const PENDING_SECS: i64 = 600;
@@ -180,9 +181,11 @@ fn authorize_refusal(state: &AppState, e: OidcError) -> Response {
             .into_response(),
         },
         OidcError::Idm(e) => ApiError::from(e).into_response(),
-        OidcError::Token(_) | OidcError::Bearer(_) | OidcError::Dpop(_) | OidcError::Logout(_) => {
-            internal()
-        }
+        OidcError::Token(_)
+        | OidcError::Bearer(_)
+        | OidcError::Dpop(_)
+        | OidcError::Logout(_)
+        | OidcError::ConsentNeeded(_) => internal(),
     }
 }
 
@@ -214,7 +217,7 @@ async fn begin(state: &AppState, params: &[(String, String)]) -> Response {
 fn page(state: &AppState, p: &PendingAuthorization) -> Response {
     let body = PAGE
         .replace("{{client}}", &escape(&p.client_name))
-        .replace("{{scopes}}", &escape(&p.scopes.join(" ")))
+        .replace("{{receives}}", &receives(&p.claims))
         .replace("{{request}}", &escape(&p.id))
         .replace("{{levels}}", &match p.required_aal {
             Some(aal) => format!(
@@ -227,6 +230,54 @@ fn page(state: &AppState, p: &PendingAuthorization) -> Response {
         body,
         Some(&p.redirect_uri),
         &pending_cookie(state, &p.id, PENDING_SECS),
+    )
+}
+
+/// The login page's line saying what the agency receives.
+fn receives(claims: &[tuaton_oidc::Claim]) -> String {
+    if claims.is_empty() {
+        return "ตัวระบุของคุณสำหรับหน่วยงานนี้เท่านั้น · an identifier for you at this agency only.".into();
+    }
+    let named: Vec<String> = claims
+        .iter()
+        .map(|c| format!("{} · {}", c.label_th(), c.label_en()))
+        .collect();
+    format!(
+        "{}; คุณจะถูกถามความยินยอมหลังเข้าสู่ระบบ · you are asked to agree after you log in.",
+        escape(&named.join("; "))
+    )
+}
+
+/// The consent page: the agency, its purpose and each claim, with the
+/// session's CSRF token (the one the login page posted) for its form.
+fn consent_page(
+    state: &AppState,
+    ask: &tuaton_idm::ConsentAsk,
+    request: &str,
+    csrf: &str,
+) -> Response {
+    let claims: String = ask
+        .claims
+        .iter()
+        .map(|c| {
+            format!(
+                "<li data-claim=\"{}\">{} · <span lang=\"en\">{}</span></li>\n",
+                c.as_str(),
+                escape(c.label_th()),
+                escape(c.label_en())
+            )
+        })
+        .collect();
+    let body = CONSENT_PAGE
+        .replace("{{client}}", &escape(&ask.client_name))
+        .replace("{{purpose}}", &escape(&ask.purpose))
+        .replace("{{claims}}", &claims)
+        .replace("{{request}}", &escape(request))
+        .replace("{{csrf}}", &escape(csrf));
+    page_with_cookie(
+        body,
+        Some(&ask.redirect_uri),
+        &pending_cookie(state, request, PENDING_SECS),
     )
 }
 
@@ -272,12 +323,13 @@ async fn authorize_continue(
     };
     let decision = match field("decision") {
         Some("allow") => Decision::Allow,
+        Some("share") => Decision::Share,
         Some("deny") => Decision::Deny,
         _ => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidField,
-                "decision must be allow or deny.",
+                "decision must be allow, share or deny.",
             )
             .into_response();
         }
@@ -307,8 +359,8 @@ async fn authorize_continue(
     };
     let session = match (decision, session) {
         (Decision::Deny, _) => None,
-        (Decision::Allow, Ok(s)) => Some(s),
-        (Decision::Allow, Err(e)) => return e.into_response(),
+        (Decision::Allow | Decision::Share, Ok(s)) => Some(s),
+        (Decision::Allow | Decision::Share, Err(e)) => return e.into_response(),
     };
     let done = state
         .idm()
@@ -327,6 +379,9 @@ async fn authorize_continue(
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
             resp
+        }
+        Err(OidcError::ConsentNeeded(ask)) => {
+            consent_page(&state, &ask, &pending, field("csrf_token").unwrap_or_default())
         }
         Err(OidcError::Idm(tuaton_idm::IdmError::Ceremony(_))) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -416,7 +471,10 @@ fn back_channel_refusal(e: OidcError, basic: bool) -> Response {
             )
         }
         OidcError::Idm(e) => ApiError::from(e).into_response(),
-        OidcError::Authorize(_) | OidcError::Bearer(_) | OidcError::Logout(_) => internal(),
+        OidcError::Authorize(_)
+        | OidcError::Bearer(_)
+        | OidcError::Logout(_)
+        | OidcError::ConsentNeeded(_) => internal(),
     }
 }
 
@@ -663,7 +721,12 @@ async fn userinfo(
         Err(OidcError::Bearer(e)) => resource_refusal(scheme, e.error(), e.0),
         Err(OidcError::Dpop(e)) => resource_refusal(Scheme::Dpop, e.error(), &e.to_string()),
         Err(OidcError::Idm(e)) => ApiError::from(e).into_response(),
-        Err(OidcError::Authorize(_) | OidcError::Token(_) | OidcError::Logout(_)) => internal(),
+        Err(
+            OidcError::Authorize(_)
+            | OidcError::Token(_)
+            | OidcError::Logout(_)
+            | OidcError::ConsentNeeded(_),
+        ) => internal(),
     };
     with_nonce(&state, resp, dpop.is_some()).await
 }
@@ -681,7 +744,8 @@ fn logout_refusal(e: OidcError) -> Response {
         OidcError::Authorize(_)
         | OidcError::Token(_)
         | OidcError::Bearer(_)
-        | OidcError::Dpop(_) => internal(),
+        | OidcError::Dpop(_)
+        | OidcError::ConsentNeeded(_) => internal(),
     }
 }
 

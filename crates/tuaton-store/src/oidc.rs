@@ -341,6 +341,24 @@ pub fn revoke_for_account(account_id: &AccountId, now: OffsetDateTime) -> Statem
     .bind(to_ms(now))
 }
 
+/// Revokes every live grant `client_id` holds for `account_id` (a consent
+/// withdrawn); answers how many.
+pub fn revoke_for_account_client(
+    account_id: &AccountId,
+    client_id: &str,
+    now: OffsetDateTime,
+) -> Query<u64> {
+    Query::new(
+        Statement::new(
+            "UPDATE oidc_grants SET revoked_ms = $3 WHERE account_id = $1 AND client_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(account_id.as_str())
+        .bind(client_id)
+        .bind(to_ms(now)),
+        |out| Ok(out.rows_affected),
+    )
+}
+
 /// Records assertion `jti` of `client_id` as used until `expires_at`:
 /// `true` if it was not in use, `false` for a replay. An entry that has
 /// expired is taken over.

@@ -109,6 +109,7 @@ fn registration_summary(c: &ClientConfig) -> serde_json::Value {
         "require_par": c.require_par,
         "client_credentials": c.client_credentials,
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
+        "purpose": c.purpose,
         "jwks_sha256": c.jwks.as_ref().map(|k| secret_digest(&k.to_string())),
     })
 }

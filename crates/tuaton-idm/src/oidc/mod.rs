@@ -35,6 +35,7 @@
 //! `login_required`.
 
 mod clients;
+mod consent;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -59,12 +60,14 @@ use tuaton_store::accounts::{self, AccountState};
 use tuaton_store::audit as store_audit;
 use tuaton_store::batch::Batch;
 use tuaton_store::ceremonies::{self, CeremonyKind, TakeError};
+use tuaton_store::consents;
 use tuaton_store::keys::{self, KeyPurpose};
 use tuaton_store::oidc as store;
 use url::Url;
 use zeroize::Zeroizing;
 
 pub use clients::{ClientAdmin, ClientSecret, RegisteredClient};
+pub use consent::ConsentAsk;
 
 use crate::audit::{self, Actor, action};
 use crate::sessions::ActiveSession;
@@ -94,6 +97,10 @@ pub enum OidcError {
     /// At the end-session endpoint: shown on the page.
     #[error(transparent)]
     Logout(#[from] LogoutError),
+    /// The person has not agreed to share what the request asks for: the
+    /// consent page shows this, and the request keeps waiting.
+    #[error("the person's consent is needed")]
+    ConsentNeeded(Box<ConsentAsk>),
     /// Anything else: the store, the key backend, a session.
     #[error(transparent)]
     Idm(#[from] IdmError),
@@ -122,6 +129,8 @@ pub struct PendingAuthorization {
     pub redirect_uri: Url,
     /// The scopes asked for.
     pub scopes: Vec<String>,
+    /// The claims beyond `sub` the scopes ask for (a consent step follows the login).
+    pub claims: Vec<tuaton_oidc::Claim>,
     /// The least authenticator level asked for, if any (`acr_values`).
     pub required_aal: Option<Aal>,
 }
@@ -163,8 +172,11 @@ struct CodeState {
 /// The person's answer on the authorization page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Log in to the client.
+    /// Log in to the client (sharing what a live consent covers).
     Allow,
+    /// Log in and share the claims the consent page named: the consent is
+    /// recorded with the code.
+    Share,
     /// Do not: the client hears `access_denied`.
     Deny,
 }
@@ -388,6 +400,7 @@ impl Idm {
             client_name: client.name.clone(),
             redirect_uri: request.redirect_uri.clone(),
             scopes: request.scopes.clone(),
+            claims: tuaton_oidc::claims::requested(&request.scopes),
             required_aal: request.required_levels().1,
         };
         let waiting = Waiting {
@@ -542,8 +555,13 @@ impl Idm {
 
     /// Answers a pending request with the person's decision. Allowing needs
     /// `session`, a login made after the request began; declining needs
-    /// none. Returns where to send the browser: the client's redirect URI
-    /// with the code (or `access_denied`), `state` and `iss` (RFC 9207).
+    /// none. A request whose scopes release claims beyond `sub` needs the
+    /// person's consent for this client and purpose: a live one that covers
+    /// the claims (and `prompt=consent` absent), or [`Decision::Share`]
+    /// after the consent page, recorded with the code; otherwise the answer
+    /// is [`OidcError::ConsentNeeded`] and the request keeps waiting.
+    /// Returns where to send the browser: the client's redirect URI with
+    /// the code (or `access_denied`), `state` and `iss` (RFC 9207).
     pub async fn complete_authorization(
         &self,
         issuer: &str,
@@ -564,11 +582,11 @@ impl Idm {
         let request = waiting.request;
         // The registration may have changed since the request began: a
         // removed client or redirect URI gets nothing more.
-        let still = self
+        let client = self
             .find_client(&request.client_id)
             .await?
-            .is_some_and(|c| c.redirect_uri(request.redirect_uri.as_str()).is_some());
-        if !still {
+            .filter(|c| c.redirect_uri(request.redirect_uri.as_str()).is_some());
+        let Some(client) = client else {
             return Err(
                 AuthorizeError::Direct {
                     error: OAuthError::InvalidRequest,
@@ -578,27 +596,29 @@ impl Idm {
                 }
                 .into(),
             );
-        }
+        };
         let session = match (decision, session) {
             (Decision::Deny, _) => None,
-            (Decision::Allow, None) => return Err(IdmError::LoginRequired.into()),
-            (Decision::Allow, Some(s))
+            (Decision::Allow | Decision::Share, None) => return Err(IdmError::LoginRequired.into()),
+            (Decision::Allow | Decision::Share, Some(s))
                 if tuaton_store::to_ms(s.authenticated_at) < waiting.begun_ms =>
             {
                 return Err(IdmError::FreshLoginRequired(crate::FreshFor::Authorize).into());
             }
-            (Decision::Allow, Some(s)) => Some(s),
+            (Decision::Allow | Decision::Share, Some(s)) => Some(s),
         };
+        let mut agreed = None;
         if let Some(s) = session {
             self.check_levels(&request, s).await?;
+            agreed = self.consent_for(&client, &request, s, decision).await?;
         }
-        let (tx, place) = self
+        let (mut tx, mut place) = self
             .open_spending(CeremonyKind::OidcAuthorization, pending_id)
             .await?;
-        let mut closing = Batch::new();
         let mut url = request.redirect_uri.clone();
         let code = match session {
             None => {
+                let mut closing = Batch::new();
                 let ev = audit::refusal(
                     &Actor::Anonymous,
                     action::OIDC_AUTHORIZE,
@@ -607,10 +627,27 @@ impl Idm {
                 )
                 .with_details(json!({ "client_id": request.client_id }));
                 place.write(now, &ev, &mut closing)?;
+                tx.commit_with(closing).await?;
                 None
             }
             Some(session) => {
                 let actor = session.actor();
+                let mut consent_id = None;
+                if let Some(new) = &agreed {
+                    // The consent and its own audit record first; the
+                    // authorization's record takes the next place.
+                    let rec = consents::give(&mut tx, &session.account_id, new, now).await?;
+                    let mut first = Batch::new();
+                    place.write(
+                        now,
+                        &crate::account::consent_given(&actor, &rec),
+                        &mut first,
+                    )?;
+                    first.run(tx.conn()).await?;
+                    place = store_audit::next_place().run(tx.conn()).await?;
+                    consent_id = Some(rec.id);
+                }
+                let mut closing = Batch::new();
                 let code = random_secret()?;
                 let bound = CodeState {
                     client_id: request.client_id.clone(),
@@ -635,12 +672,14 @@ impl Idm {
                     action::OIDC_AUTHORIZE,
                     session.account_id.to_string(),
                 )
-                .with_details(json!({ "client_id": request.client_id, "scopes": request.scopes }));
+                .with_details(json!({
+                    "client_id": request.client_id, "scopes": request.scopes, "consent": consent_id,
+                }));
                 place.write(now, &ev, &mut closing)?;
+                tx.commit_with(closing).await?;
                 Some(code)
             }
         };
-        tx.commit_with(closing).await?;
         {
             let mut q = url.query_pairs_mut();
             match &code {
@@ -1513,7 +1552,9 @@ impl Idm {
     }
 
     /// The claims the access token `bearer` opens (OpenID Connect Core 1.0
-    /// §5.3): today the `sub`, as the `openid` scope gives. The token must
+    /// §5.3): the `sub`, and the claims its grant's scopes release (the
+    /// person agreed to them before the code was issued), read from the
+    /// account now. The token must
     /// verify, and its grant stand, and its account be active. A DPoP-bound
     /// token is accepted only with the `DPoP` scheme and a proof made with
     /// its key over this request and this token (RFC 9449 §7); a token bound
@@ -1538,9 +1579,10 @@ impl Idm {
         let Some(account_id) = &grant.account_id else {
             return Err(BearerError("a client's own token names no person").into());
         };
-        if !self.account_active(Some(account_id)).await? {
-            return Err(BearerError("the account is not active").into());
-        }
+        let account = accounts::by_id(self.store().conn().await?.conn(), account_id)
+            .await?
+            .filter(|a| a.state == AccountState::Active)
+            .ok_or(BearerError("the account is not active"))?;
         match (&claims.cnf, scheme) {
             (Some(cnf), Scheme::Dpop) => {
                 let proof = self
@@ -1568,6 +1610,18 @@ impl Idm {
             }
             (None, Scheme::Bearer) => {}
         }
-        Ok(json!({ "sub": claims.sub }))
+        let scopes: Vec<String> = grant.scopes.split(' ').map(str::to_owned).collect();
+        let person = tuaton_oidc::claims::Person {
+            thai_given: account.thai_given.as_deref(),
+            thai_family: account.thai_family.as_deref(),
+            en_given: account.en_given.as_deref(),
+            en_family: account.en_family.as_deref(),
+            birth_date: account.birth_date.as_deref(),
+            citizen_id: account.citizen_id.as_deref(),
+        };
+        let mut answer =
+            tuaton_oidc::claims::release(&tuaton_oidc::claims::requested(&scopes), &person);
+        answer.insert("sub".into(), json!(claims.sub));
+        Ok(serde_json::Value::Object(answer))
     }
 }
