@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { base, launch, pageWithAuthenticator } from './browser.mjs';
 
 const bin = process.env.TUATON_BIN;
@@ -28,10 +29,23 @@ function clients(...args) {
   return JSON.parse(execFileSync(bin, ['clients', ...args, '--json'], { encoding: 'utf8' }));
 }
 
-// The agency's redirect target: answers 200 and remembers nothing.
+// Logout tokens Tuaton posted to the agency's back-channel URI (…/bcl).
+const logoutTokens = [];
+
+// The agency's redirect target: answers 200; keeps only the logout tokens posted to it.
 function startAgency() {
   return new Promise((resolve) => {
-    const server = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('agency'); });
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => { body += chunk; });
+      req.on('end', () => {
+        if (req.method === 'POST' && req.url === '/bcl') {
+          logoutTokens.push(new URLSearchParams(body).get('logout_token'));
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('agency');
+      });
+    });
     server.listen(0, '127.0.0.1', () => resolve(server));
   });
 }
@@ -466,6 +480,39 @@ test('RP-initiated logout: confirmed on Tuaton, back to the registered URI, the 
   await assert.rejects(client.fetchUserInfo(config, tokens.access_token, tokens.claims().sub));
   await page.goto(`${base}/healthz`);
   assert.equal(await page.evaluate(async () => (await fetch('/api/v1/me')).status), 401, 'Tuaton\'s session ended');
+});
+
+test('back-channel logout: logging out at one agency sends the others of the session a logout token, which jose verifies', async () => {
+  const bcl = callback.replace(/\/cb$/, '/bcl');
+  clients('add', '--id', 'e2e-bcl', '--redirect-uri', callback, '--auth', 'none', '--no-dpop', '--backchannel-logout-uri', bcl);
+  const bclConfig = await discover('e2e-bcl', client.None());
+  const held = (await codeFlow(bclConfig)).tokens;
+  // A login to another agency in the same browser: the session carries on.
+  const publicConfig = await discover('e2e-public', client.None());
+  const other = (await codeFlow(publicConfig)).tokens;
+  const { page } = person;
+  const bye = callback.replace(/\/cb$/, '/bye');
+  const url = client.buildEndSessionUrl(publicConfig, { id_token_hint: other.id_token, post_logout_redirect_uri: bye });
+  await page.goto(url.href);
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(bye)), page.click('button[type=submit]')]);
+  // Upkeep posts the token within a few seconds.
+  const before = logoutTokens.length;
+  for (let i = 0; i < 50 && logoutTokens.length === before; i += 1) {
+    await new Promise((r) => { setTimeout(r, 200); });
+  }
+  assert.equal(logoutTokens.length, before + 1, 'one logout token, to the other agency');
+  const token = logoutTokens.at(-1);
+  // Verified as Back-Channel Logout 1.0 §2.6 asks, with panva's jose and Tuaton's published keys.
+  const jwks = createRemoteJWKSet(new URL(bclConfig.serverMetadata().jwks_uri));
+  const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: base, audience: 'e2e-bcl', typ: 'logout+jwt', maxTokenAge: '2 minutes' });
+  assert.equal(protectedHeader.typ, 'logout+jwt');
+  assert.deepEqual(payload.events, { 'http://schemas.openid.net/event/backchannel-logout': {} });
+  assert.equal(payload.sid, held.claims().sid);
+  assert.equal(payload.sub, held.claims().sub);
+  assert.equal(payload.nonce, undefined, 'a logout token never carries a nonce');
+  assert.ok(payload.jti);
+  // The session with that agency is over at Tuaton too.
+  await assert.rejects(client.refreshTokenGrant(bclConfig, held.refresh_token), (e) => e.error === 'invalid_grant');
 });
 
 test('acr_values: an identity level the account lacks comes back as unmet_authentication_requirements', async () => {

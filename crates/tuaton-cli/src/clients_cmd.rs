@@ -134,6 +134,10 @@ pub(crate) struct Fields {
     /// The purpose as the consent page says it, in Thai and English.
     #[arg(long)]
     purpose_text: Option<String>,
+    /// Where Tuaton posts a logout token when the person's session with it
+    /// ends (OpenID Connect Back-Channel Logout 1.0).
+    #[arg(long)]
+    backchannel_logout_uri: Option<Url>,
 }
 
 fn bad(message: impl Into<String>) -> IdmError {
@@ -216,6 +220,9 @@ impl Fields {
             (None, None, old) => base.purpose = old,
             _ => return Err(bad("give --purpose and --purpose-text together")),
         }
+        if let Some(u) = self.backchannel_logout_uri {
+            base.backchannel_logout_uri = Some(u);
+        }
         if self.dpop {
             base.dpop_bound_access_tokens = true;
         }
@@ -266,6 +273,9 @@ fn print(
     }
     for u in &c.post_logout_redirect_uris {
         println!("after logout  {u}");
+    }
+    if let Some(u) = &c.backchannel_logout_uri {
+        println!("logout tokens {u}");
     }
     let auth = serde_json::to_value(c.token_auth)
         .ok()
@@ -334,6 +344,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 client_credentials: false,
                 dpop_bound_access_tokens: true,
                 purpose: None,
+                backchannel_logout_uri: None,
             };
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;

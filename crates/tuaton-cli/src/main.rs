@@ -54,7 +54,7 @@ enum Command {
     /// Register the agencies' applications with the OpenID Provider.
     Clients {
         #[command(subcommand)]
-        command: clients_cmd::ClientsCommand,
+        command: Box<clients_cmd::ClientsCommand>,
     },
     /// Bring the database schema up to date, as the schema's owner.
     Migrate(migrate_cmd::MigrateArgs),
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => keys_cmd::run(config, command).await,
             Command::Migrate(args) => migrate_cmd::run(config, args).await,
             Command::Accounts { command } => accounts_cmd::run(config, command).await,
-            Command::Clients { command } => clients_cmd::run(config, command).await,
+            Command::Clients { command } => clients_cmd::run(config, *command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })

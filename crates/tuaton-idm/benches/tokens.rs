@@ -101,6 +101,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
         post_logout_redirect_uris: Vec::new(),
         dpop_bound_access_tokens: false,
         purpose: None,
+        backchannel_logout_uri: None,
         client_credentials: false,
     };
     idm.client_admin()

@@ -82,6 +82,11 @@ impl ActiveSession {
         }
     }
 
+    /// The digest the session is stored under (grants made by its logins name it).
+    pub(crate) fn id_digest(&self) -> &str {
+        &self.id_digest
+    }
+
     /// The account, as the audit log names it.
     pub fn actor(&self) -> Actor {
         Actor::Account(self.account_id.clone())
@@ -111,8 +116,11 @@ fn random_token() -> Result<Zeroizing<String>, IdmError> {
 }
 
 /// Mints a session for `account_id`, ending `previous` (the session the
-/// request came with, if any). The writes join `batch`, which the caller
-/// runs in the login's transaction.
+/// request came with, if any). The grants `previous` gave agencies carry
+/// over to the new session when it was the same account's; another
+/// account's end with it (a shared computer: the one before did not log
+/// out), each owing its client a logout token. The writes join `batch`,
+/// which the caller runs in the login's transaction.
 pub(crate) fn issue(
     policy: &Policy,
     previous: Option<&SessionSecret>,
@@ -122,10 +130,17 @@ pub(crate) fn issue(
     now: OffsetDateTime,
     batch: &mut Batch,
 ) -> Result<IssuedSession, IdmError> {
-    if let Some(old) = previous {
-        batch.push(sessions::delete(&old.digest()));
-    }
     let secret = SessionSecret(random_token()?);
+    if let Some(old) = previous {
+        let old = old.digest();
+        batch.push(sessions::delete(&old));
+        batch.push(tuaton_store::oidc::move_to_session(
+            &old,
+            &secret.digest(),
+            account_id,
+        ));
+        batch.push(tuaton_store::oidc::revoke_for_session(&old, now));
+    }
     let csrf_token = random_token()?;
     let amr_json = serde_json::to_string(amr).map_err(IdmError::internal)?;
     batch.push(sessions::insert(
@@ -170,10 +185,42 @@ impl Idm {
     }
 
     /// Ends one session.
-    pub async fn logout(&self, session: &ActiveSession) -> Result<(), IdmError> {
-        sessions::delete(&session.id_digest)
-            .execute(self.store().conn().await?.conn())
-            .await?;
+    ///
+    /// What its logins gave agencies ends with it: their grants are revoked
+    /// and each client is owed a back-channel logout token.
+    pub async fn logout(
+        &self,
+        session: &ActiveSession,
+        now: OffsetDateTime,
+    ) -> Result<(), IdmError> {
+        self.end_sessions(&session.account_id, &[session.id_digest.as_str()], now)
+            .await
+    }
+
+    /// Ends the sessions stored under `digests` and revokes the grants their
+    /// logins made, in one transaction, with an audit record when a grant ended.
+    pub(crate) async fn end_sessions(
+        &self,
+        account: &AccountId,
+        digests: &[&str],
+        now: OffsetDateTime,
+    ) -> Result<(), IdmError> {
+        let mut tx = self.store().begin().await?;
+        let mut ended = 0;
+        for d in digests {
+            sessions::delete(d).execute(tx.conn()).await?;
+            ended += tuaton_store::oidc::revoke_for_session(d, now)
+                .execute(tx.conn())
+                .await?;
+        }
+        if ended > 0 {
+            let actor = Actor::Account(account.clone());
+            let ev = audit::success(&actor, action::OIDC_LOGOUT, account.to_string()).with_details(
+                serde_json::json!({ "grants_ended": ended, "reason": "session_ended" }),
+            );
+            tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -45,6 +45,7 @@ fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> Cli
         post_logout_redirect_uris: Vec::new(),
         dpop_bound_access_tokens: false,
         purpose: None,
+        backchannel_logout_uri: None,
         client_credentials: false,
     }
 }
@@ -1808,7 +1809,172 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
     db.cleanup().await;
 }
 
+/// A login, replacing the browser's session `previous` if given.
+async fn login_replacing(
+    w: &mut World,
+    previous: Option<&tuaton_idm::SessionSecret>,
+    now: OffsetDateTime,
+) -> (tuaton_idm::SessionSecret, ActiveSession) {
+    let (challenge, assertion) =
+        common::login_started(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let done = w
+        .idm
+        .finish_login(&challenge.ceremony_id, &assertion, previous, now)
+        .await
+        .unwrap();
+    let secret = tuaton_idm::SessionSecret::presented(done.session.secret.expose());
+    let active = w.idm.session(&secret, now).await.unwrap();
+    (secret, active)
+}
+
+/// A public client's code redeemed.
+async fn redeem_public(
+    w: &World,
+    code: &str,
+    redirect: &str,
+    client_id: &str,
+    now: OffsetDateTime,
+) -> tuaton_idm::TokenResponse {
+    let form = redemption(code, redirect, VERIFIER, &[("client_id", client_id)]);
+    redeem(w, &form, None, now).await.unwrap()
+}
+
+async fn an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivered(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let mut w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let mut with_uri = client("rd-app", a, TokenAuth::None, None);
+    with_uri.backchannel_logout_uri = Some(Url::parse("https://efiling.rd.go.th/logout").unwrap());
+    let admin = w.idm.client_admin();
+    admin.add(&op, with_uri, now).await.unwrap();
+    let b = "https://www.sso.go.th/cb";
+    admin
+        .add(&op, client("sso-app", b, TokenAuth::None, None), now)
+        .await
+        .unwrap();
+    let code = code_for(&mut w, "rd-app", a, now).await;
+    let rd = redeem_public(&w, &code, a, "rd-app", now).await;
+    let code = code_for(&mut w, "sso-app", b, now).await;
+    redeem_public(&w, &code, b, "sso-app", now).await;
+    assert!(
+        w.idm.logouts_due(ISSUER, now, 10).await.unwrap().is_empty(),
+        "nothing owed while the sessions last"
+    );
+
+    // Logging out everywhere ends both grants; only the client with a
+    // back-channel URI is sent a token, signed and shaped as §2.4 says.
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    w.idm.logout_everywhere(&session, now).await.unwrap();
+    let due = w.idm.logouts_due(ISSUER, now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let d = &due[0];
+    assert_eq!(d.client_id, "rd-app");
+    assert_eq!(d.uri.as_str(), "https://efiling.rd.go.th/logout");
+    let header = jsonwebtoken::decode_header(&d.token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let id_claims = verified(&w.idm, &rd.id_token, "rd-app").await;
+    let jwks = w.idm.id_token_jwks().await.unwrap();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value((*jwks).clone()).unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(set.find(header.kid.as_deref().unwrap()).unwrap())
+            .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["rd-app"]);
+    v.set_issuer(&[ISSUER]);
+    let logout: Value = jsonwebtoken::decode(&d.token, &key, &v).unwrap().claims;
+    assert_eq!(logout["sid"], id_claims["sid"]);
+    assert_eq!(logout["sub"], id_claims["sub"]);
+    assert!(logout["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(logout.get("nonce").is_none());
+    assert!(
+        w.idm.logouts_due(ISSUER, now, 10).await.unwrap().is_empty(),
+        "claimed: another process does not send it too"
+    );
+
+    // A failed post is tried again later, with a growing delay, and given up at last.
+    let mut d = d.clone();
+    let mut at = now;
+    for attempt in 1..tuaton_idm::MAX_LOGOUT_ATTEMPTS {
+        match w.idm.logout_attempted(&d, false, at).await.unwrap() {
+            tuaton_idm::LogoutOutcome::RetryAt(next) => {
+                assert!(next > at);
+                assert!(
+                    w.idm
+                        .logouts_due(ISSUER, next - Duration::seconds(1), 10)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                at = next;
+            }
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+        let again = w.idm.logouts_due(ISSUER, at, 10).await.unwrap();
+        assert_eq!(again.len(), 1, "due again after attempt {attempt}");
+        d = again[0].clone();
+        assert_eq!(d.attempts, attempt);
+    }
+    assert_eq!(
+        w.idm.logout_attempted(&d, false, at).await.unwrap(),
+        tuaton_idm::LogoutOutcome::GaveUp
+    );
+    assert!(
+        w.idm
+            .logouts_due(ISSUER, at + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A new login in the same browser replaces the session and keeps the
+    // agency sessions of the one it replaces; ending it owes the token, and
+    // a delivery settles it.
+    let (first_secret, first) = login_replacing(&mut w, None, now).await;
+    let pending = w
+        .idm
+        .begin_authorization(&request("rd-app", a), now)
+        .await
+        .unwrap();
+    let code = answered(&w, &pending.id, &first, Decision::Allow, now)
+        .await
+        .unwrap();
+    let kept = redeem_public(&w, &code, a, "rd-app", now).await;
+    let (_, second) = login_replacing(&mut w, Some(&first_secret), now).await;
+    assert!(w.idm.session(&first_secret, now).await.is_err(), "replaced");
+    assert!(w.idm.logouts_due(ISSUER, now, 10).await.unwrap().is_empty());
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &kept.access_token, Scheme::Bearer, None, now)
+            .await
+            .is_ok(),
+        "the agency session carries over"
+    );
+    w.idm.logout(&second, now).await.unwrap();
+    let due = w.idm.logouts_due(ISSUER, now, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "logging out of the new session ends it");
+    assert_eq!(
+        w.idm.logout_attempted(&due[0], true, now).await.unwrap(),
+        tuaton_idm::LogoutOutcome::Delivered
+    );
+    assert!(
+        w.idm
+            .logouts_due(ISSUER, now + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivered,
     consent_is_asked_remembered_withdrawn_and_asked_again,
     dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every_other_proof,
     an_agency_back_end_gets_tokens_for_itself_only_when_registered_for_it,

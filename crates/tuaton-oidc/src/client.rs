@@ -79,6 +79,10 @@ pub struct ClientConfig {
     /// names; needed when its scopes release claims beyond `sub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Purpose>,
+    /// Where Tuaton posts a logout token when the person's session with
+    /// the client ends (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<Url>,
 }
 
 /// A client's purpose: the key its consents are recorded under, and the
@@ -177,6 +181,11 @@ impl ClientConfig {
             .chain(&self.post_logout_redirect_uris)
         {
             check_redirect_uri(uri, self.token_auth == TokenAuth::None)?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            // Tuaton's server posts to it: https, or http to loopback; never
+            // an app's private-use scheme (Back-Channel Logout 1.0 §2.2).
+            check_redirect_uri(uri, false)?;
         }
         if !self.scopes.iter().any(|s| s == "openid") {
             return Err(ClientError::NoOpenidScope);
@@ -318,6 +327,7 @@ pub(crate) mod tests {
             client_credentials: false,
             dpop_bound_access_tokens: false,
             purpose: None,
+            backchannel_logout_uri: None,
         }
     }
 

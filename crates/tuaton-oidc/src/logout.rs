@@ -1,4 +1,6 @@
-//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–§3).
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2–§3),
+//! and the logout token of back-channel logout (OpenID Connect
+//! Back-Channel Logout 1.0 §2.4).
 //!
 //! A client sends the browser to the end-session endpoint with the ID token
 //! it holds (`id_token_hint`), where to come back to
@@ -19,6 +21,34 @@ use crate::client::ClientConfig;
 
 /// Longest `state` accepted.
 const MAX_STATE: usize = 512;
+
+/// The `typ` header of a logout token (Back-Channel Logout 1.0 §2.4).
+pub const LOGOUT_TOKEN_TYP: &str = "logout+jwt";
+
+/// The event a logout token carries (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// How long a logout token is accepted: two minutes (§2.4 asks for a short lifetime).
+pub const LOGOUT_TOKEN_LIFETIME: time::Duration = time::Duration::minutes(2);
+
+/// The claims of a logout token: the client's `sub` and the session
+/// (`sid`, the grant an ID token named), the event, and never a `nonce`
+/// (§2.4, so it cannot pass as an ID token).
+pub fn logout_token_claims(
+    issuer: &str,
+    client_id: &str,
+    sub: &str,
+    sid: &str,
+    jti: &str,
+    now: time::OffsetDateTime,
+) -> Value {
+    serde_json::json!({
+        "iss": issuer, "aud": client_id, "sub": sub, "sid": sid, "jti": jti,
+        "iat": now.unix_timestamp(),
+        "exp": (now + LOGOUT_TOKEN_LIFETIME).unix_timestamp(),
+        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+    })
+}
 
 /// A logout request, read but not yet matched to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

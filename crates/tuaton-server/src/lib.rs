@@ -3,7 +3,8 @@
 //! Scope: settings, the axum router with its middleware (request ids, limits,
 //! security headers, metrics, tracing, refusals as problem JSON or pages),
 //! the session cookie and CSRF check at the edge, rate limits, health and
-//! readiness, the OpenAPI document, notices, upkeep and graceful shutdown.
+//! readiness, the OpenAPI document, notices, back-channel logout delivery,
+//! upkeep and graceful shutdown.
 //! Each area's routes live in their own module and only extract, call the
 //! service layer (`tuaton_idm`), and map the result.
 //!
@@ -13,6 +14,7 @@
 
 mod api;
 pub mod app;
+mod backchannel;
 pub mod client_address;
 pub mod custody;
 pub mod error;

@@ -3,7 +3,8 @@
 //! that have come due (pre-publication over, retiring keys past their last
 //! expiry), removal of expired ceremonies and sessions, and the retention
 //! periods: withdrawn consents and notices older than configured are deleted;
-//! last, delivery of the notices that are due (`crate::notify`). Every step is a
+//! last, delivery of the notices that are due (`crate::notify`) and of the
+//! back-channel logout tokens owed to agencies (`crate::backchannel`). Every step is a
 //! conditional update (notices: a claim with a lease), so any number of
 //! processes on one PostgreSQL apply each change once.
 
@@ -68,6 +69,9 @@ pub async fn run_once(state: &AppState) {
         Ok(report) => tracing::debug!(?report, "notices delivered"),
         Err(e) => tracing::warn!(error = %e, "notices could not be delivered; will retry"),
     }
+    // Logout tokens owed to agencies, bounded the same way (a batch, a
+    // timeout per post).
+    crate::backchannel::deliver_due(state).await;
 }
 
 /// What this process last anchored: the position and when.

@@ -65,7 +65,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
 }
 
 /// The issuer: the public URL without a trailing slash.
-fn issuer(state: &AppState) -> String {
+pub(crate) fn issuer(state: &AppState) -> String {
     state
         .settings()
         .public_url

@@ -158,6 +158,12 @@ pub struct Grant {
     /// The DPoP key (RFC 7638 thumbprint) a public client's refresh tokens
     /// are bound to.
     pub dpop_jkt: Option<String>,
+    /// The Tuaton session the login came from (its id's digest).
+    pub session_digest: Option<String>,
+    /// When the next attempt at its back-channel logout is due, if one is owed.
+    pub logout_due_at: Option<OffsetDateTime>,
+    /// How many attempts at it failed.
+    pub logout_attempts: i64,
 }
 
 /// A new grant, to record in the redemption's transaction.
@@ -183,13 +189,15 @@ pub struct NewGrant<'a> {
     pub expires_at: OffsetDateTime,
     /// See [`Grant::dpop_jkt`].
     pub dpop_jkt: Option<&'a str>,
+    /// See [`Grant::session_digest`].
+    pub session_digest: Option<&'a str>,
 }
 
 /// The insert that records `g`.
 pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     Statement::new(
-        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, dpop_jkt) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, dpop_jkt, session_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(g.id)
     .bind(g.code_digest)
@@ -202,6 +210,7 @@ pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     .bind(to_ms(now))
     .bind(to_ms(g.expires_at))
     .bind(g.dpop_jkt)
+    .bind(g.session_digest)
 }
 
 fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
@@ -221,10 +230,14 @@ fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
         expires_at: from_ms(row.try_get("expires_ms")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_ms")?.map(from_ms),
         dpop_jkt: row.try_get("dpop_jkt")?,
+        session_digest: row.try_get("session_digest")?,
+        logout_due_at: row.try_get::<Option<i64>, _>("logout_due_ms")?.map(from_ms),
+        logout_attempts: row.try_get("logout_attempts")?,
     })
 }
 
-const GRANT_COLUMNS: &str = "id, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, revoked_ms, dpop_jkt";
+const GRANT_COLUMNS: &str = "id, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, revoked_ms, dpop_jkt, \
+     session_digest, logout_due_ms, logout_attempts";
 
 /// The grant `id`.
 pub fn grant(id: &str) -> Query<Option<Grant>> {
@@ -333,12 +346,74 @@ pub fn use_refresh_token(digest: &str, now: OffsetDateTime) -> Query<bool> {
 
 /// Revokes every grant of `account_id`: its agencies' tokens stop working
 /// (at recovery, a cloned authenticator, logout everywhere, suspension).
+///
+/// Each grant ended this way owes its client a back-channel logout token.
 pub fn revoke_for_account(account_id: &AccountId, now: OffsetDateTime) -> Statement {
     Statement::new(
-        "UPDATE oidc_grants SET revoked_ms = $2 WHERE account_id = $1 AND revoked_ms IS NULL",
+        "UPDATE oidc_grants SET revoked_ms = $2, logout_due_ms = $2 \
+         WHERE account_id = $1 AND revoked_ms IS NULL",
     )
     .bind(account_id.as_str())
     .bind(to_ms(now))
+}
+
+/// Revokes every live grant made by a login of the Tuaton session
+/// `session_digest` (it ended), each owing a back-channel logout token.
+pub fn revoke_for_session(session_digest: &str, now: OffsetDateTime) -> Statement {
+    Statement::new(
+        "UPDATE oidc_grants SET revoked_ms = $2, logout_due_ms = $2 \
+         WHERE session_digest = $1 AND revoked_ms IS NULL",
+    )
+    .bind(session_digest)
+    .bind(to_ms(now))
+}
+
+/// Moves `account_id`'s grants from the session `old` to `new`: a new login
+/// in the same browser replaces the session, and what the person is logged
+/// in to at agencies carries over to it.
+pub fn move_to_session(old: &str, new: &str, account_id: &AccountId) -> Statement {
+    Statement::new(
+        "UPDATE oidc_grants SET session_digest = $2 WHERE session_digest = $1 AND account_id = $3",
+    )
+    .bind(old)
+    .bind(new)
+    .bind(account_id.as_str())
+}
+
+/// Up to `limit` grants whose back-channel logout is due at `now`, oldest first.
+pub fn logouts_due(now: OffsetDateTime, limit: i64) -> Query<Vec<Grant>> {
+    Query::new(
+        Statement::new(format!(
+            "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE logout_due_ms <= $1 \
+             ORDER BY logout_due_ms LIMIT $2"
+        ))
+        .bind(to_ms(now))
+        .bind(limit),
+        |out| out.rows.iter().map(grant_from).collect(),
+    )
+}
+
+/// Claims grant `id`'s due logout until `lease_until`, if it is still due
+/// as `seen` (another sender has not claimed it since): `true` if claimed.
+pub fn claim_logout(id: &str, seen: OffsetDateTime, lease_until: OffsetDateTime) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "UPDATE oidc_grants SET logout_due_ms = $3 WHERE id = $1 AND logout_due_ms = $2",
+        )
+        .bind(id)
+        .bind(to_ms(seen))
+        .bind(to_ms(lease_until)),
+        |out| Ok(out.rows_affected == 1),
+    )
+}
+
+/// Records the outcome of an attempt at grant `id`'s logout: `next` is when
+/// to try again, `None` when nothing more is owed (sent, or given up).
+pub fn logout_attempted(id: &str, attempts: i64, next: Option<OffsetDateTime>) -> Statement {
+    Statement::new("UPDATE oidc_grants SET logout_due_ms = $2, logout_attempts = $3 WHERE id = $1")
+        .bind(id)
+        .bind(next.map(to_ms))
+        .bind(attempts)
 }
 
 /// Revokes every live grant `client_id` holds for `account_id` (a consent
@@ -350,7 +425,8 @@ pub fn revoke_for_account_client(
 ) -> Query<u64> {
     Query::new(
         Statement::new(
-            "UPDATE oidc_grants SET revoked_ms = $3 WHERE account_id = $1 AND client_id = $2 AND revoked_ms IS NULL",
+            "UPDATE oidc_grants SET revoked_ms = $3, logout_due_ms = $3 \
+             WHERE account_id = $1 AND client_id = $2 AND revoked_ms IS NULL",
         )
         .bind(account_id.as_str())
         .bind(client_id)
@@ -387,7 +463,7 @@ pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, St
     let mut conn = store.conn().await?;
     let mut n = 0;
     for sql in [
-        "DELETE FROM oidc_grants WHERE expires_ms <= $1",
+        "DELETE FROM oidc_grants WHERE expires_ms <= $1 AND logout_due_ms IS NULL",
         "DELETE FROM oidc_assertion_ids WHERE expires_ms <= $1",
     ] {
         n += sqlx::query(sql)

@@ -34,6 +34,7 @@
 //! satisfies `prompt=login` and any `max_age`; `prompt=none` is answered
 //! `login_required`.
 
+mod backchannel;
 mod clients;
 mod consent;
 
@@ -66,6 +67,7 @@ use tuaton_store::oidc as store;
 use url::Url;
 use zeroize::Zeroizing;
 
+pub use backchannel::{LogoutDelivery, LogoutOutcome, MAX_ATTEMPTS as MAX_LOGOUT_ATTEMPTS};
 pub use clients::{ClientAdmin, ClientSecret, RegisteredClient};
 pub use consent::ConsentAsk;
 
@@ -167,6 +169,9 @@ struct CodeState {
     /// The DPoP key the token request must prove (RFC 9449 §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_jkt: Option<String>,
+    /// The Tuaton session the login was made in: its end ends the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_digest: Option<String>,
 }
 
 /// The person's answer on the authorization page.
@@ -659,6 +664,7 @@ impl Idm {
                     aal: session.aal.number().to_owned(),
                     amr: session.amr.clone(),
                     dpop_jkt: request.dpop_jkt.clone(),
+                    session_digest: Some(session.id_digest().to_owned()),
                 };
                 closing.push(ceremonies::insert_as(
                     &code_digest(&code),
@@ -742,6 +748,10 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<Option<Url>, OidcError> {
         let plan = self.plan_logout(issuer, params).await?;
+        // The sessions that end: the one whose login gave the client its
+        // grant, and the browser's own. Every other client of theirs is
+        // owed a back-channel logout token; the client that asked is not.
+        let mut ending: Vec<(AccountId, String)> = Vec::new();
         if let (Some(sid), Some(client_id)) = (&plan.sid, &plan.client_id) {
             let grant = store::grant(sid)
                 .run(self.store().conn().await?.conn())
@@ -750,10 +760,16 @@ impl Idm {
                 let ev = audit::success(&grant_actor(&g), action::OIDC_LOGOUT, grant_target(&g))
                     .with_details(json!({ "client_id": client_id, "grant": g.id }));
                 self.revoke_audited(&g, &ev, now).await?;
+                if let (Some(a), Some(d)) = (g.account_id.clone(), g.session_digest.clone()) {
+                    ending.push((a, d));
+                }
             }
         }
         if let Some(s) = session {
-            self.logout(s).await?;
+            ending.push((s.account_id.clone(), s.id_digest().to_owned()));
+        }
+        for (account, digest) in &ending {
+            self.end_sessions(account, &[digest.as_str()], now).await?;
         }
         Ok(plan.destination)
     }
@@ -1002,6 +1018,7 @@ impl Idm {
                 // A public client's refresh tokens are bound to its key
                 // (RFC 9449 §5); a confidential client's, to its authentication.
                 dpop_jkt: jkt.filter(|_| client.token_auth == TokenAuth::None),
+                session_digest: bound.session_digest.as_deref(),
             },
             now,
         ));
@@ -1177,6 +1194,7 @@ impl Idm {
                 amr: "[]",
                 expires_at: now + lifetime,
                 dpop_jkt: None,
+                session_digest: None,
             },
             now,
         ));

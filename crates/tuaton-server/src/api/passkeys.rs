@@ -254,7 +254,7 @@ async fn login_finish(
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "passkeys", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, session: SessionAuth) -> Result<Response, ApiError> {
-    state.idm().logout(&session).await?;
+    state.idm().logout(&session, state.now()).await?;
     let cleared = session::cleared_cookie(&state);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
 }

@@ -1,1 +1,0 @@
-../sqlite/0014_dpop.sql

@@ -1,0 +1,1 @@
+../sqlite/0014_oidc_sessions.sql
