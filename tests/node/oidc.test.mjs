@@ -413,6 +413,57 @@ test('consent: asked with the agency, purpose and each claim, remembered, withdr
   assert.ok(after.asked, 'asked again after the withdrawal');
 });
 
+test('business login: a director chooses the company, and the ID token names it beside the person', async () => {
+  clients('add', '--id', 'e2e-biz', '--name', 'กรมพัฒนาธุรกิจการค้า · Department of Business Development', '--redirect-uri', callback,
+    '--auth', 'none', '--no-dpop', '--scope', 'business', '--purpose', 'company-filing', '--purpose-text', 'ยื่นงบการเงิน · Filing the company\'s accounts');
+  const config = await discover('e2e-biz', client.None());
+  // Another person, in a browser of their own: Thanaphon directs two fictional companies.
+  const director = await pageWithAuthenticator(browser);
+  const { page } = director;
+  const enrolled = await page.evaluate((p) => window.t.enrolAndRegister(p), {
+    citizen_id: '1999000000050', thai_given_name: 'ธนพล', thai_family_name: 'มั่นคง',
+    birth_date: '1978-05-09', laser_code: 'ME4-2222222-34',
+  });
+  assert.equal(enrolled.registerStatus, 201, JSON.stringify(enrolled));
+  const start = async () => {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: callback, scope: 'openid business', state,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    await page.goto(url.href);
+    await page.click('#login');
+    await page.waitForSelector('#share');
+    assert.deepEqual(await page.$$eval('#claims li', (lis) => lis.map((li) => li.dataset.claim)), ['company']);
+    await page.click('#share');
+    await page.waitForSelector('#companies', { state: 'attached' });
+    return { verifier, state };
+  };
+  // No company linked yet: the page says so; the person links one from the account API.
+  await start();
+  assert.ok(await page.$('#no-company'));
+  const csrf = await page.inputValue('input[name=csrf_token]');
+  const linked = await page.evaluate(async (token) => (await fetch('/api/v1/me/companies', {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': token },
+    body: JSON.stringify({ juristic_id: '0105599000019' }),
+  })).status, csrf);
+  assert.equal(linked, 201);
+  // The next login lists it; choosing it sends the browser back to the agency.
+  const { verifier, state } = await start();
+  if (process.env.TUATON_SCREENSHOTS) {
+    await page.screenshot({ path: join(process.env.TUATON_SCREENSHOTS, 'oidc-company.png'), fullPage: true });
+  }
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(callback)), page.click('button[name=company][value="0105599000019"]')]);
+  const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: state });
+  const claims = tokens.claims();
+  assert.deepEqual(claims.company, { juristic_id: '0105599000019', name: 'บริษัท ตัวตนพัฒนา จำกัด' });
+  assert.notEqual(claims.sub, '0105599000019', 'the person stays the sub');
+  const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  assert.deepEqual(info.company, claims.company);
+  await director.context.close();
+});
+
 test('a login on one agency\'s page is not spent on a request another agency started since', async () => {
   const config = await discover('e2e-public', client.None());
   const challenge = await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier());
@@ -494,9 +545,9 @@ test('back-channel logout: logging out at one agency sends the others of the ses
   const bye = callback.replace(/\/cb$/, '/bye');
   const url = client.buildEndSessionUrl(publicConfig, { id_token_hint: other.id_token, post_logout_redirect_uri: bye });
   await page.goto(url.href);
+  const before = logoutTokens.length;
   await Promise.all([page.waitForURL((u) => u.href.startsWith(bye)), page.click('button[type=submit]')]);
   // Upkeep posts the token within a few seconds.
-  const before = logoutTokens.length;
   for (let i = 0; i < 50 && logoutTokens.length === before; i += 1) {
     await new Promise((r) => { setTimeout(r, 200); });
   }

@@ -54,8 +54,9 @@ pub use enrolment::{
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
 pub use oidc::{
-    ClientAdmin, ClientSecret, ConsentAsk, Decision, LogoutDelivery, LogoutOutcome, LogoutPlan,
-    MAX_LOGOUT_ATTEMPTS, OidcError, PendingAuthorization, RegisteredClient, TokenResponse,
+    Answer, ClientAdmin, ClientSecret, CompanyAsk, ConsentAsk, Decision, LogoutDelivery,
+    LogoutOutcome, LogoutPlan, MAX_LOGOUT_ATTEMPTS, OidcError, PendingAuthorization,
+    RegisteredClient, TokenResponse,
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};

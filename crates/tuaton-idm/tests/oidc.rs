@@ -1615,15 +1615,28 @@ async fn dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every
         DpopError::NonceNeeded,
         "a nonce of ten minutes ago is too old"
     );
-    let next = redeem_with(
-        &w,
-        &refresh,
-        Some(&key.proof("POST", "/token", later, &nonce_later, None)),
-        later,
-    )
-    .await
-    .unwrap();
+    let captured = key.proof("POST", "/token", later, &nonce_later, None);
+    let next = redeem_with(&w, &refresh, Some(&captured), later)
+        .await
+        .unwrap();
     assert_eq!(next.token_type, "DPoP");
+    // The same request captured and sent again (its proof spent): a replay,
+    // refused, and the family the owner holds stands. So does a used code
+    // sent again without the key it is bound to.
+    let e = dpop_error(redeem_with(&w, &refresh, Some(&captured), later).await);
+    assert!(e.to_string().contains("used before"), "{e}");
+    assert_eq!(
+        token_error(
+            redeem_with(
+                &w,
+                &form,
+                Some(&other.proof("POST", "/token", later, &nonce_later, None)),
+                later
+            )
+            .await
+        ),
+        OAuthError::InvalidGrant
+    );
     let good = key.proof(
         "GET",
         "/userinfo",
@@ -1645,7 +1658,7 @@ async fn answered(
     w: &World,
     pending_id: &str,
     session: &ActiveSession,
-    decision: Decision,
+    decision: impl Into<tuaton_idm::Answer>,
     now: OffsetDateTime,
 ) -> Result<String, OidcError> {
     let back = w
@@ -1697,6 +1710,25 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
         vec![tuaton_oidc::Claim::Name, tuaton_oidc::Claim::Birthdate]
     );
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    // A consent recorded through the account API, with a notice of the
+    // caller's choosing, is not one given on Tuaton's page: it covers nothing.
+    let purpose = registered.purpose.clone().unwrap();
+    w.idm
+        .give_consent(
+            &session,
+            tuaton_idm::ConsentRequest {
+                agency: "rd-app".into(),
+                purpose: purpose.id.clone(),
+                purpose_version: purpose.version(),
+                claims: vec!["name".into(), "birthdate".into()],
+                notice_text: "anything at all".into(),
+                locale: "th".into(),
+                lawful_basis: "consent".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
     let before = written(&db).await;
     match answered(&w, &pending.id, &session, Decision::Allow, now).await {
         Err(OidcError::ConsentNeeded(asked)) => {
@@ -1711,8 +1743,12 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
         .await
         .unwrap();
     let consents = w.idm.consents(&session).await.unwrap();
-    assert_eq!(consents.len(), 1);
-    let given = &consents[0];
+    let live: Vec<_> = consents
+        .iter()
+        .filter(|c| c.withdrawn_at.is_none())
+        .collect();
+    assert_eq!(live.len(), 1, "the page's consent supersedes the other");
+    let given = live[0];
     assert_eq!(
         (given.agency.as_str(), given.purpose.as_str()),
         ("rd-app", "tax-filing")
@@ -1764,7 +1800,7 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
             .unwrap(),
         "access_denied"
     );
-    assert_eq!(w.idm.consents(&session).await.unwrap().len(), 1);
+    assert_eq!(w.idm.consents(&session).await.unwrap().len(), 2);
 
     // Withdrawn: the agency's tokens stop, and the next login asks again.
     w.idm
@@ -1786,6 +1822,27 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
     answered(&w, &pending.id, &session, Decision::Share, now)
         .await
         .unwrap();
+
+    // A code outlives neither its login's session nor the consent.
+    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let code = answered(&w, &pending.id, &session, Decision::Allow, now)
+        .await
+        .unwrap();
+    w.idm.logout(&session, now).await.unwrap();
+    assert_eq!(
+        token_error(
+            redeem(
+                &w,
+                &redemption(&code, a, VERIFIER, &[("client_id", "rd-app")]),
+                None,
+                now
+            )
+            .await
+        ),
+        OAuthError::InvalidGrant,
+        "logged out in the minute since"
+    );
 
     // A changed purpose text is asked for again.
     registered.purpose = Some(tuaton_oidc::Purpose {
@@ -1856,11 +1913,35 @@ async fn an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivere
     let code = code_for(&mut w, "rd-app", a, now).await;
     let rd = redeem_public(&w, &code, a, "rd-app", now).await;
     let code = code_for(&mut w, "sso-app", b, now).await;
-    redeem_public(&w, &code, b, "sso-app", now).await;
+    let sso = redeem_public(&w, &code, b, "sso-app", now).await;
     assert!(
         w.idm.logouts_due(ISSUER, now, 10).await.unwrap().is_empty(),
         "nothing owed while the sessions last"
     );
+    // An ID token alone (no browser session with it) logs out only its own
+    // client: whoever holds an old one cannot end the person's other sessions.
+    w.idm
+        .end_session(
+            ISSUER,
+            &params(&[("id_token_hint", &sso.id_token)]),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &sso.access_token, Scheme::Bearer, None, now)
+            .await
+            .is_err()
+    );
+    assert!(
+        w.idm
+            .userinfo(ISSUER, &rd.access_token, Scheme::Bearer, None, now)
+            .await
+            .is_ok()
+    );
+    assert!(w.idm.logouts_due(ISSUER, now, 10).await.unwrap().is_empty());
 
     // Logging out everywhere ends both grants; only the client with a
     // back-channel URI is sent a token, signed and shaped as §2.4 says.
@@ -1973,7 +2054,144 @@ async fn an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivere
     db.cleanup().await;
 }
 
+async fn a_director_logs_in_for_a_company_the_registry_confirms(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = std::sync::Arc::new(common::Companies::default());
+    let idm = common::idm_with_companies(&db, dir.path(), registry.clone());
+    let mut authn = SoftPasskey::new(true);
+    let (evidence, account) = enrol_with_passkey(&idm, &mut authn, now).await;
+    common::id_token_key(&idm, now).await;
+    let mut w = World {
+        idm,
+        authn,
+        evidence,
+        account,
+        _dir: dir,
+    };
+    let op = Actor::Operator("test".into());
+    let a = "https://biz.dbd.go.th/cb";
+    let mut registered = client("dbd-app", a, TokenAuth::None, None);
+    registered.scopes = vec!["openid".into(), "business".into()];
+    registered.purpose = Some(tuaton_oidc::Purpose {
+        id: "company-filing".into(),
+        text: "ยื่นงบการเงิน · Filing the company's accounts".into(),
+    });
+    w.idm
+        .client_admin()
+        .add(&op, registered, now)
+        .await
+        .unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    let jid = tuaton_core::JuristicId::parse("0105599000019").unwrap();
+    w.idm.link_company(&session, &jid, now).await.unwrap();
+    let mut ask = request("dbd-app", a);
+    ask.retain(|(k, _)| k != "scope");
+    ask.push(("scope".into(), "openid business".into()));
+    let answer = |decision, company: Option<&str>| tuaton_idm::Answer {
+        decision,
+        company: company.map(str::to_owned),
+    };
+
+    // Consent names the company claim; then the person chooses the company.
+    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    assert_eq!(pending.claims, vec![tuaton_oidc::Claim::Company]);
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
+    assert!(matches!(
+        answered(&w, &pending.id, &session, Decision::Allow, now).await,
+        Err(OidcError::ConsentNeeded(ref c)) if c.claims == vec![tuaton_oidc::Claim::Company]
+    ));
+    match answered(&w, &pending.id, &session, Decision::Share, now).await {
+        Err(OidcError::CompanyNeeded(c)) => assert_eq!(
+            c.companies,
+            vec![("0105599000019".to_owned(), "บริษัท ตัวตนพัฒนา จำกัด".to_owned())]
+        ),
+        other => panic!("{other:?}"),
+    }
+    let before = written(&db).await;
+    assert!(
+        matches!(
+            answered(
+                &w,
+                &pending.id,
+                &session,
+                answer(Decision::Share, Some("0105599000027")),
+                now
+            )
+            .await,
+            Err(OidcError::Idm(tuaton_idm::IdmError::NotADirector))
+        ),
+        "a company the account is not linked to"
+    );
+    assert!(matches!(
+        answered(
+            &w,
+            &pending.id,
+            &session,
+            answer(Decision::Share, Some("not-an-id")),
+            now
+        )
+        .await,
+        Err(OidcError::Idm(tuaton_idm::IdmError::Invalid { .. }))
+    ));
+    assert_eq!(written(&db).await, before, "refused, nothing written");
+    let code = answered(
+        &w,
+        &pending.id,
+        &session,
+        answer(Decision::Share, Some("0105599000019")),
+        now,
+    )
+    .await
+    .unwrap();
+    let tokens = redeem_public(&w, &code, a, "dbd-app", now).await;
+    let claims = verified(&w.idm, &tokens.id_token, "dbd-app").await;
+    assert_eq!(
+        claims["company"],
+        json!({ "juristic_id": "0105599000019", "name": "บริษัท ตัวตนพัฒนา จำกัด" })
+    );
+    assert_ne!(claims["sub"], "0105599000019", "the person stays the sub");
+    let info = w
+        .idm
+        .userinfo(ISSUER, &tokens.access_token, Scheme::Bearer, None, now)
+        .await
+        .unwrap();
+    assert_eq!(info["company"], claims["company"]);
+    assert_eq!(info["sub"], claims["sub"]);
+    let refresh = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &tokens.refresh_token),
+        ("client_id", "dbd-app"),
+    ]);
+    let next = redeem(&w, &refresh, None, now).await.unwrap();
+    assert_eq!(
+        verified(&w.idm, &next.id_token, "dbd-app").await["company"],
+        claims["company"]
+    );
+
+    // Past the recheck interval the registry is asked again; it no longer
+    // lists the person, so the link is removed and the login refused.
+    let later = now + tuaton_idm::Policy::default().authority_recheck + Duration::minutes(1);
+    registry.forget_all();
+    let pending = w.idm.begin_authorization(&ask, later).await.unwrap();
+    let session = logged_in(&w.idm, &mut w.authn, &w.evidence, later).await;
+    assert!(matches!(
+        answered(
+            &w,
+            &pending.id,
+            &session,
+            answer(Decision::Allow, Some("0105599000019")),
+            later
+        )
+        .await,
+        Err(OidcError::Idm(tuaton_idm::IdmError::NotADirector))
+    ));
+    assert!(w.idm.companies(&session, later).await.unwrap().is_empty());
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    a_director_logs_in_for_a_company_the_registry_confirms,
     an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivered,
     consent_is_asked_remembered_withdrawn_and_asked_again,
     dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every_other_proof,

@@ -8,7 +8,11 @@
 //!   English when on file (`given_name#en`, `family_name#en`, `name#en`;
 //!   §5.2's language tags), and `birthdate` (`YYYY-MM-DD`);
 //! - `citizen_id` — the 13-digit citizen id (Tuaton's own claim), given only
-//!   to clients an operator registered for it.
+//!   to clients an operator registered for it;
+//! - `business` — the company the person acts for (Tuaton's own `company`
+//!   claim: its juristic id and registered name), chosen at the login from
+//!   the companies the registry lists them as a director of. The person
+//!   stays the `sub`; the company is never merged into it.
 //!
 //! The claims are released at userinfo (§5.4: the code flow's scope claims
 //! come from the UserInfo endpoint), read from the account when asked, so
@@ -27,6 +31,17 @@ pub enum Claim {
     Birthdate,
     /// The citizen id.
     CitizenId,
+    /// The company acted for.
+    Company,
+}
+
+/// The company a person logged in to act for, as the `company` claim gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompanyClaim {
+    /// The thirteen-digit juristic id.
+    pub juristic_id: String,
+    /// The registered name (Thai).
+    pub name: String,
 }
 
 impl Claim {
@@ -36,6 +51,7 @@ impl Claim {
             Self::Name => "name",
             Self::Birthdate => "birthdate",
             Self::CitizenId => "citizen_id",
+            Self::Company => "company",
         }
     }
 
@@ -46,6 +62,7 @@ impl Claim {
             "name" => Some(Self::Name),
             "birthdate" => Some(Self::Birthdate),
             "citizen_id" => Some(Self::CitizenId),
+            "company" => Some(Self::Company),
             _ => None,
         }
     }
@@ -56,6 +73,7 @@ impl Claim {
             Self::Name => "ชื่อและนามสกุล (ภาษาไทยและภาษาอังกฤษ)",
             Self::Birthdate => "วันเดือนปีเกิด",
             Self::CitizenId => "เลขประจำตัวประชาชน",
+            Self::Company => "นิติบุคคลที่คุณทำการแทน (เลขทะเบียนและชื่อ)",
         }
     }
 
@@ -65,6 +83,7 @@ impl Claim {
             Self::Name => "Your name (in Thai and English)",
             Self::Birthdate => "Your date of birth",
             Self::CitizenId => "Your citizen id number",
+            Self::Company => "The company you act for (its juristic id and name)",
         }
     }
 }
@@ -76,6 +95,7 @@ pub fn requested(scopes: &[String]) -> Vec<Claim> {
         match s.as_str() {
             "profile" => claims.extend([Claim::Name, Claim::Birthdate]),
             "citizen_id" => claims.push(Claim::CitizenId),
+            "business" => claims.push(Claim::Company),
             _ => {}
         }
     }
@@ -97,6 +117,7 @@ pub const RELEASED: &[&str] = &[
     "family_name#en",
     "birthdate",
     "citizen_id",
+    "company",
 ];
 
 /// What the account holds about the person, for [`release`].
@@ -114,6 +135,8 @@ pub struct Person<'a> {
     pub birth_date: Option<&'a str>,
     /// The 13-digit citizen id.
     pub citizen_id: Option<&'a str>,
+    /// The company chosen at the login.
+    pub company: Option<&'a CompanyClaim>,
 }
 
 /// The claims `claims` release about `person`; what the account lacks is left out.
@@ -145,7 +168,11 @@ pub fn release(claims: &[Claim], person: &Person<'_>) -> Map<String, Value> {
             }
             Claim::Birthdate => put("birthdate", person.birth_date),
             Claim::CitizenId => put("citizen_id", person.citizen_id),
+            Claim::Company => {}
         }
+    }
+    if let Some(c) = person.company.filter(|_| claims.contains(&Claim::Company)) {
+        out.insert("company".into(), json!(c));
     }
     out
 }
@@ -191,6 +218,7 @@ mod tests {
             en_family: None,
             birth_date: Some("1980-01-31"),
             citizen_id: Some("1101700203451"),
+            company: None,
         };
         let names = release(&[Claim::Name], &person);
         assert_eq!(names["name"], "สมชาย ใจดี");

@@ -110,9 +110,9 @@ fn default_token_lifetime() -> u32 {
 }
 
 /// The scopes a client can be given: `openid` (the `sub` alone), and the
-/// scopes that release claims (`profile`, `citizen_id`, see
+/// scopes that release claims (`profile`, `citizen_id`, `business`, see
 /// [`crate::claims`]), each released only with the person's consent.
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "citizen_id"];
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "citizen_id", "business"];
 
 /// The longest token lifetime a client can be given: an hour.
 pub const MAX_TOKEN_LIFETIME_SECS: u32 = 3600;
@@ -141,7 +141,7 @@ pub enum ClientError {
     #[error("the client's scopes must include openid")]
     NoOpenidScope,
     /// A scope Tuaton does not offer.
-    #[error("the scope {0} is not offered (offered: openid, profile, citizen_id)")]
+    #[error("the scope {0} is not offered (offered: openid, profile, citizen_id, business)")]
     UnknownScope(String),
     /// Scopes that release claims without a purpose to show.
     #[error(

@@ -33,6 +33,10 @@ pub struct IdTokenClaims {
     /// The session with this client (its grant): what logout names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The company the person acts for in this session (the `business`
+    /// scope), beside the person's own `sub`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company: Option<crate::claims::CompanyClaim>,
 }
 
 impl IdTokenClaims {
@@ -61,6 +65,7 @@ impl IdTokenClaims {
             amr,
             ial: None,
             sid: None,
+            company: None,
         }
     }
 }

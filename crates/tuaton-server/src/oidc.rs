@@ -22,7 +22,7 @@ use tuaton_oidc::dpop::{DpopError, Presented, Scheme};
 use tuaton_oidc::token::{PushedRequest, TokenQuery};
 use tuaton_oidc::{OAuthError, TokenRequest};
 
-use crate::error::page::escape;
+use crate::error::page::{escape, fill};
 use crate::session::SessionAuth;
 use crate::{ApiError, AppState};
 
@@ -30,6 +30,7 @@ const PAGE: &str = include_str!("web/assets/authorize.html");
 const SCRIPT: &str = include_str!("web/assets/authorize.js");
 const LOGOUT_PAGE: &str = include_str!("web/assets/logout.html");
 const CONSENT_PAGE: &str = include_str!("web/assets/consent.html");
+const COMPANY_PAGE: &str = include_str!("web/assets/company.html");
 
 /// How long a pending request's cookie lives: the request's own lifetime.
 const PENDING_SECS: i64 = 600;
@@ -185,7 +186,8 @@ fn authorize_refusal(state: &AppState, e: OidcError) -> Response {
         | OidcError::Bearer(_)
         | OidcError::Dpop(_)
         | OidcError::Logout(_)
-        | OidcError::ConsentNeeded(_) => internal(),
+        | OidcError::ConsentNeeded(_)
+        | OidcError::CompanyNeeded(_) => internal(),
     }
 }
 
@@ -215,17 +217,22 @@ async fn begin(state: &AppState, params: &[(String, String)]) -> Response {
 
 /// The login page for a pending request.
 fn page(state: &AppState, p: &PendingAuthorization) -> Response {
-    let body = PAGE
-        .replace("{{client}}", &escape(&p.client_name))
-        .replace("{{receives}}", &receives(&p.claims))
-        .replace("{{request}}", &escape(&p.id))
-        .replace("{{levels}}", &match p.required_aal {
-            Some(aal) => format!(
-                "<p class=\"notice\">หน่วยงานนี้ต้องการพาสคีย์ระดับ AAL{0} · This agency asks for a passkey at AAL{0}.</p>\n",
-                escape(aal.number())
-            ),
-            None => String::new(),
-        });
+    let levels = match p.required_aal {
+        Some(aal) => format!(
+            "<p class=\"notice\">หน่วยงานนี้ต้องการพาสคีย์ระดับ AAL{0} · This agency asks for a passkey at AAL{0}.</p>\n",
+            escape(aal.number())
+        ),
+        None => String::new(),
+    };
+    let body = fill(
+        PAGE,
+        &[
+            ("client", &escape(&p.client_name)),
+            ("receives", &receives(&p.claims)),
+            ("request", &escape(&p.id)),
+            ("levels", &levels),
+        ],
+    );
     page_with_cookie(
         body,
         Some(&p.redirect_uri),
@@ -268,12 +275,67 @@ fn consent_page(
             )
         })
         .collect();
-    let body = CONSENT_PAGE
-        .replace("{{client}}", &escape(&ask.client_name))
-        .replace("{{purpose}}", &escape(&ask.purpose))
-        .replace("{{claims}}", &claims)
-        .replace("{{request}}", &escape(request))
-        .replace("{{csrf}}", &escape(csrf));
+    let body = fill(
+        CONSENT_PAGE,
+        &[
+            ("client", &escape(&ask.client_name)),
+            ("purpose", &escape(&ask.purpose)),
+            ("claims", &claims),
+            ("request", &escape(request)),
+            ("csrf", &escape(csrf)),
+        ],
+    );
+    page_with_cookie(
+        body,
+        Some(&ask.redirect_uri),
+        &pending_cookie(state, request, PENDING_SECS),
+    )
+}
+
+/// The company page: the companies the person may act for, each a button
+/// that answers with it, carrying the decision made so far (a consent
+/// given on the page before is recorded with the code).
+fn company_page(
+    state: &AppState,
+    ask: &tuaton_idm::CompanyAsk,
+    request: &str,
+    decision: &str,
+    csrf: &str,
+) -> Response {
+    let companies: String = ask
+        .companies
+        .iter()
+        .map(|(jid, name)| {
+            format!(
+                "<li><button type=\"submit\" name=\"company\" value=\"{0}\">{1} · {0}</button></li>\n",
+                escape(jid),
+                escape(name)
+            )
+        })
+        .collect();
+    let none = if ask.companies.is_empty() {
+        "<p id=\"no-company\" class=\"notice\">ยังไม่มีนิติบุคคลที่ยืนยันกับทะเบียนแล้วในบัญชีของคุณ เพิ่มได้ในหน้าบัญชี · No company confirmed with the registry is linked to your account yet; link one from your account page.</p>\n"
+    } else {
+        ""
+    };
+    let body = fill(
+        COMPANY_PAGE,
+        &[
+            ("client", &escape(&ask.client_name)),
+            ("companies", &companies),
+            ("none", none),
+            ("request", &escape(request)),
+            (
+                "decision",
+                if decision == "share" {
+                    "share"
+                } else {
+                    "allow"
+                },
+            ),
+            ("csrf", &escape(csrf)),
+        ],
+    );
     page_with_cookie(
         body,
         Some(&ask.redirect_uri),
@@ -321,7 +383,14 @@ async fn authorize_continue(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let decision = match field("decision") {
+    // The company buttons send `decision` twice (the hidden one, and
+    // `deny` only from its own button): the last one given wins.
+    let decision = match fields
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "decision")
+        .map(|(_, v)| v.as_str())
+    {
         Some("allow") => Decision::Allow,
         Some("share") => Decision::Share,
         Some("deny") => Decision::Deny,
@@ -368,7 +437,10 @@ async fn authorize_continue(
             &issuer(&state),
             &pending,
             session.as_ref().map(|s| &s.0),
-            decision,
+            tuaton_idm::Answer {
+                decision,
+                company: field("company").map(str::to_owned),
+            },
             state.now(),
         )
         .await;
@@ -383,6 +455,17 @@ async fn authorize_continue(
         Err(OidcError::ConsentNeeded(ask)) => {
             consent_page(&state, &ask, &pending, field("csrf_token").unwrap_or_default())
         }
+        Err(OidcError::CompanyNeeded(ask)) => company_page(
+            &state,
+            &ask,
+            &pending,
+            if decision == Decision::Share {
+                "share"
+            } else {
+                "allow"
+            },
+            field("csrf_token").unwrap_or_default(),
+        ),
         Err(OidcError::Idm(tuaton_idm::IdmError::Ceremony(_))) => ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::NoPendingAuthorization,
@@ -474,7 +557,8 @@ fn back_channel_refusal(e: OidcError, basic: bool) -> Response {
         OidcError::Authorize(_)
         | OidcError::Bearer(_)
         | OidcError::Logout(_)
-        | OidcError::ConsentNeeded(_) => internal(),
+        | OidcError::ConsentNeeded(_)
+        | OidcError::CompanyNeeded(_) => internal(),
     }
 }
 
@@ -725,7 +809,8 @@ async fn userinfo(
             OidcError::Authorize(_)
             | OidcError::Token(_)
             | OidcError::Logout(_)
-            | OidcError::ConsentNeeded(_),
+            | OidcError::ConsentNeeded(_)
+            | OidcError::CompanyNeeded(_),
         ) => internal(),
     };
     with_nonce(&state, resp, dpop.is_some()).await
@@ -745,7 +830,8 @@ fn logout_refusal(e: OidcError) -> Response {
         | OidcError::Token(_)
         | OidcError::Bearer(_)
         | OidcError::Dpop(_)
-        | OidcError::ConsentNeeded(_) => internal(),
+        | OidcError::ConsentNeeded(_)
+        | OidcError::CompanyNeeded(_) => internal(),
     }
 }
 
@@ -887,11 +973,15 @@ async fn confirm_logout(state: &AppState, params: &[(String, String)]) -> Respon
         return internal();
     }
     let confirm = hex::encode(confirm);
-    let body = LOGOUT_PAGE
-        .replace("{{client_th}}", &th)
-        .replace("{{client_en}}", &en)
-        .replace("{{fields}}", &fields)
-        .replace("{{confirm}}", &confirm);
+    let body = fill(
+        LOGOUT_PAGE,
+        &[
+            ("client_th", &th),
+            ("client_en", &en),
+            ("fields", &fields),
+            ("confirm", &confirm),
+        ],
+    );
     let cookie = short_cookie(state, confirm_cookie_name(state), &confirm, PENDING_SECS);
     page_with_cookie(body, plan.destination.as_ref(), &cookie)
 }

@@ -160,6 +160,8 @@ pub struct Grant {
     pub dpop_jkt: Option<String>,
     /// The Tuaton session the login came from (its id's digest).
     pub session_digest: Option<String>,
+    /// The company acted for, as JSON (`{juristic_id, name}`).
+    pub company: Option<String>,
     /// When the next attempt at its back-channel logout is due, if one is owed.
     pub logout_due_at: Option<OffsetDateTime>,
     /// How many attempts at it failed.
@@ -191,13 +193,15 @@ pub struct NewGrant<'a> {
     pub dpop_jkt: Option<&'a str>,
     /// See [`Grant::session_digest`].
     pub session_digest: Option<&'a str>,
+    /// See [`Grant::company`].
+    pub company: Option<&'a str>,
 }
 
 /// The insert that records `g`.
 pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     Statement::new(
-        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, dpop_jkt, session_digest) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "INSERT INTO oidc_grants (id, code_digest, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, dpop_jkt, session_digest, company) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(g.id)
     .bind(g.code_digest)
@@ -211,6 +215,7 @@ pub fn insert_grant(g: &NewGrant<'_>, now: OffsetDateTime) -> Statement {
     .bind(to_ms(g.expires_at))
     .bind(g.dpop_jkt)
     .bind(g.session_digest)
+    .bind(g.company)
 }
 
 fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
@@ -231,13 +236,14 @@ fn grant_from(row: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
         revoked_at: row.try_get::<Option<i64>, _>("revoked_ms")?.map(from_ms),
         dpop_jkt: row.try_get("dpop_jkt")?,
         session_digest: row.try_get("session_digest")?,
+        company: row.try_get("company")?,
         logout_due_at: row.try_get::<Option<i64>, _>("logout_due_ms")?.map(from_ms),
         logout_attempts: row.try_get("logout_attempts")?,
     })
 }
 
 const GRANT_COLUMNS: &str = "id, client_id, account_id, scopes, auth_ms, aal, amr, created_ms, expires_ms, revoked_ms, dpop_jkt, \
-     session_digest, logout_due_ms, logout_attempts";
+     session_digest, company, logout_due_ms, logout_attempts";
 
 /// The grant `id`.
 pub fn grant(id: &str) -> Query<Option<Grant>> {
@@ -407,13 +413,27 @@ pub fn claim_logout(id: &str, seen: OffsetDateTime, lease_until: OffsetDateTime)
     )
 }
 
-/// Records the outcome of an attempt at grant `id`'s logout: `next` is when
-/// to try again, `None` when nothing more is owed (sent, or given up).
-pub fn logout_attempted(id: &str, attempts: i64, next: Option<OffsetDateTime>) -> Statement {
-    Statement::new("UPDATE oidc_grants SET logout_due_ms = $2, logout_attempts = $3 WHERE id = $1")
+/// Records the outcome of an attempt at grant `id`'s logout, made under
+/// the lease `held` (nothing changes if another sender has taken it since):
+/// `next` is when to try again, `None` when nothing more is owed (sent, or
+/// given up). `true` if recorded.
+pub fn logout_attempted(
+    id: &str,
+    held: OffsetDateTime,
+    attempts: i64,
+    next: Option<OffsetDateTime>,
+) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "UPDATE oidc_grants SET logout_due_ms = $3, logout_attempts = $4 \
+             WHERE id = $1 AND logout_due_ms = $2",
+        )
         .bind(id)
+        .bind(to_ms(held))
         .bind(next.map(to_ms))
-        .bind(attempts)
+        .bind(attempts),
+        |out| Ok(out.rows_affected == 1),
+    )
 }
 
 /// Revokes every live grant `client_id` holds for `account_id` (a consent
@@ -432,6 +452,20 @@ pub fn revoke_for_account_client(
         .bind(client_id)
         .bind(to_ms(now)),
         |out| Ok(out.rows_affected),
+    )
+}
+
+/// Whether `jti` of `client_id` is in the replay cache at `now` (spent, and
+/// not yet forgotten); reads only.
+pub fn assertion_id_spent(client_id: &str, jti: &str, now: OffsetDateTime) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "SELECT 1 AS spent FROM oidc_assertion_ids WHERE client_id = $1 AND jti = $2 AND expires_ms > $3",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(to_ms(now)),
+        |out| Ok(!out.rows.is_empty()),
     )
 }
 

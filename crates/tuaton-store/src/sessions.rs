@@ -109,6 +109,17 @@ pub fn delete(id_hash: &str) -> Statement {
     Statement::new("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash)
 }
 
+/// Whether the session stored under `id_hash` is live at `now` (a read:
+/// a code redeemed after its login's session ended is refused).
+pub fn live(id_hash: &str, now: OffsetDateTime) -> crate::batch::Query<bool> {
+    crate::batch::Query::new(
+        Statement::new("SELECT 1 AS live FROM sessions WHERE id_hash = $1 AND expires_ms > $2")
+            .bind(id_hash)
+            .bind(crate::to_ms(now)),
+        |out| Ok(!out.rows.is_empty()),
+    )
+}
+
 /// Ends every session of an account ("log out everywhere"); returns how many.
 pub async fn delete_for_account(
     tx: &mut Tx,

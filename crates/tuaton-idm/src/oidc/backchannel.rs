@@ -21,8 +21,9 @@ use url::Url;
 
 use crate::{Idm, IdmError};
 
-/// How long a claimed logout is held by the process sending it.
-pub const LEASE: Duration = Duration::minutes(2);
+/// How long a claimed logout is held by the process sending it: longer
+/// than a round of upkeep takes to post a batch.
+pub const LEASE: Duration = Duration::minutes(5);
 
 /// After this many failed attempts a logout is given up (and logged).
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -40,6 +41,8 @@ pub struct LogoutDelivery {
     pub token: String,
     /// Failed attempts before this one.
     pub attempts: i64,
+    /// The lease this sender holds it under.
+    lease_until: OffsetDateTime,
 }
 
 /// What became of an attempt.
@@ -51,6 +54,9 @@ pub enum LogoutOutcome {
     RetryAt(OffsetDateTime),
     /// Failed for the last time.
     GaveUp,
+    /// The lease ran out before the outcome came, and another sender holds
+    /// the logout now: nothing was recorded.
+    LeaseLost,
 }
 
 /// The delay before attempt `n + 1` after `n` failures: 30 s, 2 min, 10 min, 1 h.
@@ -81,7 +87,8 @@ impl Idm {
             let Some(seen) = g.logout_due_at else {
                 continue;
             };
-            let claimed = store::claim_logout(&g.id, seen, now + LEASE)
+            let lease_until = now + LEASE;
+            let claimed = store::claim_logout(&g.id, seen, lease_until)
                 .run(self.store().conn().await?.conn())
                 .await?;
             if !claimed {
@@ -93,8 +100,8 @@ impl Idm {
                 Some((c, uri, g.account_id.clone()?))
             });
             let Some((client, uri, account)) = target else {
-                store::logout_attempted(&g.id, g.logout_attempts, None)
-                    .execute(self.store().conn().await?.conn())
+                store::logout_attempted(&g.id, lease_until, g.logout_attempts, None)
+                    .run(self.store().conn().await?.conn())
                     .await?;
                 continue;
             };
@@ -110,18 +117,21 @@ impl Idm {
             let signed = self
                 .sign_tokens(&client, vec![(LOGOUT_TOKEN_TYP, claims)], now)
                 .await;
+            let delivery = LogoutDelivery {
+                grant_id: g.id,
+                client_id: client.client_id,
+                uri,
+                token: String::new(),
+                attempts: g.logout_attempts,
+                lease_until,
+            };
             match signed.map(|mut t| t.pop()) {
-                Ok(Some(token)) => out.push(LogoutDelivery {
-                    grant_id: g.id,
-                    client_id: client.client_id,
-                    uri,
-                    token,
-                    attempts: g.logout_attempts,
-                }),
-                // No key can sign for the client now: the lease lapses and
-                // the logout is due again.
+                Ok(Some(token)) => out.push(LogoutDelivery { token, ..delivery }),
+                // No key can sign for the client now (none active, or not
+                // its algorithm): an attempt that failed, like a post.
                 Ok(None) | Err(_) => {
-                    tracing::warn!(grant = %g.id, client = %g.client_id, "a logout token could not be signed; it is due again after the lease");
+                    tracing::warn!(grant = %delivery.grant_id, client = %delivery.client_id, "a logout token could not be signed");
+                    self.logout_attempted(&delivery, false, now).await?;
                 }
             }
         }
@@ -144,9 +154,13 @@ impl Idm {
             let at = now + backoff(d.attempts + 1);
             (d.attempts + 1, Some(at), LogoutOutcome::RetryAt(at))
         };
-        store::logout_attempted(&d.grant_id, attempts, next)
-            .execute(self.store().conn().await?.conn())
+        let recorded = store::logout_attempted(&d.grant_id, d.lease_until, attempts, next)
+            .run(self.store().conn().await?.conn())
             .await?;
-        Ok(outcome)
+        Ok(if recorded {
+            outcome
+        } else {
+            LogoutOutcome::LeaseLost
+        })
     }
 }

@@ -35,32 +35,72 @@ pub struct ConsentAsk {
     pub redirect_uri: url::Url,
 }
 
-/// Whether `rec` is a live consent to `client`'s current `purpose` that
-/// covers every one of `claims`.
+/// The SHA-256 (hex) of the notice the consent page shows for `claims`.
+fn notice_digest(client: &ClientConfig, purpose: &Purpose, claims: &[Claim]) -> String {
+    let notice = claims::notice(&client.name, &purpose.text, claims);
+    hex::encode(digest(&SHA256, notice.as_bytes()))
+}
+
+/// Whether `rec` is a live consent given on Tuaton's consent page to
+/// `client`'s current `purpose` and notice, covering every one of `claims`.
+/// A record made another way (the account API takes any notice) does not
+/// count: what the person agreed to must be what this page says.
 fn covers(rec: &ConsentRecord, client: &ClientConfig, purpose: &Purpose, claims: &[Claim]) -> bool {
     let given: Vec<Claim> = rec.claims.iter().filter_map(|c| Claim::parse(c)).collect();
     rec.withdrawn_at.is_none()
         && rec.agency == client.client_id
         && rec.purpose == purpose.id
         && rec.purpose_version == purpose.version()
+        && rec.lawful_basis == LAWFUL_BASIS
+        && given.len() == rec.claims.len()
+        && rec.notice_digest == notice_digest(client, purpose, &given)
         && claims.iter().all(|c| given.contains(c))
 }
 
 /// The consent to record when the person shares `claims` with `client`.
 fn record(client: &ClientConfig, purpose: &Purpose, claims: &[Claim]) -> NewConsent {
-    let notice = claims::notice(&client.name, &purpose.text, claims);
     NewConsent {
         agency: client.client_id.clone(),
         purpose: purpose.id.clone(),
         purpose_version: purpose.version(),
         claims: claims.iter().map(|c| c.as_str().to_owned()).collect(),
-        notice_digest: hex::encode(digest(&SHA256, notice.as_bytes())),
+        notice_digest: notice_digest(client, purpose, claims),
         locale: "th".into(),
         lawful_basis: LAWFUL_BASIS.into(),
     }
 }
 
 impl Idm {
+    /// The claims of `scopes` that `client` may still be given about
+    /// `account`: those its registration still offers, and that a live
+    /// consent for its current purpose covers. Checked at redemption and
+    /// at every userinfo call, so a consent withdrawn or a scope taken
+    /// away stops the release at once.
+    pub(super) async fn releasable(
+        &self,
+        client: &ClientConfig,
+        account: &tuaton_core::AccountId,
+        scopes: &[String],
+    ) -> Result<Vec<Claim>, IdmError> {
+        let offered: Vec<String> = scopes
+            .iter()
+            .filter(|s| client.scopes.contains(s))
+            .cloned()
+            .collect();
+        let claims = claims::requested(&offered);
+        let Some(purpose) = client.purpose.as_ref().filter(|_| !claims.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let live = consents::for_account(self.store().conn().await?.conn(), account).await?;
+        Ok(claims
+            .into_iter()
+            .filter(|c| {
+                live.iter()
+                    .any(|r| covers(r, client, purpose, std::slice::from_ref(c)))
+            })
+            .collect())
+    }
+
     /// The consent a login answering `request` with `decision` records, if
     /// any; [`OidcError::ConsentNeeded`] when the person must be asked.
     pub(super) async fn consent_for(

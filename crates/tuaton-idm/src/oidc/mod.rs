@@ -35,6 +35,7 @@
 //! `login_required`.
 
 mod backchannel;
+mod business;
 mod clients;
 mod consent;
 
@@ -68,6 +69,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 pub use backchannel::{LogoutDelivery, LogoutOutcome, MAX_ATTEMPTS as MAX_LOGOUT_ATTEMPTS};
+pub use business::CompanyAsk;
 pub use clients::{ClientAdmin, ClientSecret, RegisteredClient};
 pub use consent::ConsentAsk;
 
@@ -103,6 +105,10 @@ pub enum OidcError {
     /// consent page shows this, and the request keeps waiting.
     #[error("the person's consent is needed")]
     ConsentNeeded(Box<ConsentAsk>),
+    /// The request asks for a company to act for and none was chosen: the
+    /// company page shows these, and the request keeps waiting.
+    #[error("the person has to choose the company they act for")]
+    CompanyNeeded(Box<CompanyAsk>),
     /// Anything else: the store, the key backend, a session.
     #[error(transparent)]
     Idm(#[from] IdmError),
@@ -172,6 +178,9 @@ struct CodeState {
     /// The Tuaton session the login was made in: its end ends the grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session_digest: Option<String>,
+    /// The company chosen (business login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    company: Option<tuaton_oidc::claims::CompanyClaim>,
 }
 
 /// The person's answer on the authorization page.
@@ -186,6 +195,24 @@ pub enum Decision {
     Deny,
 }
 
+/// The person's answer, with the company chosen (business login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Allow, share or deny.
+    pub decision: Decision,
+    /// The juristic id of the company chosen, as the page sent it.
+    pub company: Option<String>,
+}
+
+impl From<Decision> for Answer {
+    fn from(decision: Decision) -> Self {
+        Self {
+            decision,
+            company: None,
+        }
+    }
+}
+
 /// Who logged in, and how: what every token of a grant says.
 struct Login {
     account_id: AccountId,
@@ -195,6 +222,8 @@ struct Login {
     auth_time: OffsetDateTime,
     aal: Aal,
     amr: Vec<String>,
+    /// The company acted for (business login).
+    company: Option<tuaton_oidc::claims::CompanyClaim>,
 }
 
 /// What one issue of a grant's tokens says beyond the login.
@@ -292,15 +321,15 @@ fn code_digest(code: &str) -> String {
     hex::encode(digest(&SHA256, code.as_bytes()))
 }
 
+/// The name a DPoP key's proofs are kept under in the replay cache.
+fn proof_owner(proof: &dpop::Proof) -> String {
+    format!("dpop:{}", proof.jkt)
+}
+
 /// The statement that records a DPoP proof's `jti` in the replay cache the
 /// client assertions share, under its key: `false` for a replay.
 fn spend_proof(proof: &dpop::Proof, now: OffsetDateTime) -> tuaton_store::batch::Query<bool> {
-    store::use_assertion_id(
-        &format!("dpop:{}", proof.jkt),
-        &proof.jti,
-        proof.remember_until,
-        now,
-    )
+    store::use_assertion_id(&proof_owner(proof), &proof.jti, proof.remember_until, now)
 }
 
 fn proof_replayed() -> DpopError {
@@ -323,6 +352,15 @@ fn spent_fresh(
     pending: Option<tuaton_store::batch::Pending<bool>>,
 ) -> Result<bool, tuaton_store::StoreError> {
     pending.map_or(Ok(true), |p| opened.take(p))
+}
+
+/// The company a grant acts for, read back.
+fn grant_company(g: &store::Grant) -> Result<Option<tuaton_oidc::claims::CompanyClaim>, IdmError> {
+    g.company
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|_| crate::error::corrupt("a grant's company"))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -572,9 +610,10 @@ impl Idm {
         issuer: &str,
         pending_id: &str,
         session: Option<&ActiveSession>,
-        decision: Decision,
+        answer: impl Into<Answer>,
         now: OffsetDateTime,
     ) -> Result<Url, OidcError> {
+        let Answer { decision, company } = answer.into();
         let waiting = ceremonies::peek(
             self.store(),
             pending_id,
@@ -613,9 +652,13 @@ impl Idm {
             (Decision::Allow | Decision::Share, Some(s)) => Some(s),
         };
         let mut agreed = None;
+        let mut acting_for = None;
         if let Some(s) = session {
             self.check_levels(&request, s).await?;
             agreed = self.consent_for(&client, &request, s, decision).await?;
+            acting_for = self
+                .company_for(&client, &request, s, company.as_deref(), now)
+                .await?;
         }
         let (mut tx, mut place) = self
             .open_spending(CeremonyKind::OidcAuthorization, pending_id)
@@ -665,6 +708,7 @@ impl Idm {
                     amr: session.amr.clone(),
                     dpop_jkt: request.dpop_jkt.clone(),
                     session_digest: Some(session.id_digest().to_owned()),
+                    company: acting_for.clone(),
                 };
                 closing.push(ceremonies::insert_as(
                     &code_digest(&code),
@@ -680,6 +724,7 @@ impl Idm {
                 )
                 .with_details(json!({
                     "client_id": request.client_id, "scopes": request.scopes, "consent": consent_id,
+                    "company": acting_for.as_ref().map(|c| &c.juristic_id),
                 }));
                 place.write(now, &ev, &mut closing)?;
                 tx.commit_with(closing).await?;
@@ -748,10 +793,6 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<Option<Url>, OidcError> {
         let plan = self.plan_logout(issuer, params).await?;
-        // The sessions that end: the one whose login gave the client its
-        // grant, and the browser's own. Every other client of theirs is
-        // owed a back-channel logout token; the client that asked is not.
-        let mut ending: Vec<(AccountId, String)> = Vec::new();
         if let (Some(sid), Some(client_id)) = (&plan.sid, &plan.client_id) {
             let grant = store::grant(sid)
                 .run(self.store().conn().await?.conn())
@@ -760,16 +801,15 @@ impl Idm {
                 let ev = audit::success(&grant_actor(&g), action::OIDC_LOGOUT, grant_target(&g))
                     .with_details(json!({ "client_id": client_id, "grant": g.id }));
                 self.revoke_audited(&g, &ev, now).await?;
-                if let (Some(a), Some(d)) = (g.account_id.clone(), g.session_digest.clone()) {
-                    ending.push((a, d));
-                }
             }
         }
+        // Only the session this browser holds ends, with what its logins
+        // gave other agencies (each owed a back-channel logout token): an ID
+        // token alone, which its client or a thief may hold long after,
+        // ends nothing but that client's own grant.
         if let Some(s) = session {
-            ending.push((s.account_id.clone(), s.id_digest().to_owned()));
-        }
-        for (account, digest) in &ending {
-            self.end_sessions(account, &[digest.as_str()], now).await?;
+            self.end_sessions(&s.account_id, &[s.id_digest()], now)
+                .await?;
         }
         Ok(plan.destination)
     }
@@ -880,6 +920,21 @@ impl Idm {
         }
     }
 
+    /// Whether `proof` was spent already: a captured request sent again,
+    /// which must be refused without ending anything.
+    async fn proof_spent(
+        &self,
+        proof: Option<&dpop::Proof>,
+        now: OffsetDateTime,
+    ) -> Result<bool, IdmError> {
+        let Some(p) = proof else {
+            return Ok(false);
+        };
+        Ok(store::assertion_id_spent(&proof_owner(p), &p.jti, now)
+            .run(self.store().conn().await?.conn())
+            .await?)
+    }
+
     /// Answers a token request, with the DPoP proof it carried. The proof
     /// is checked before the client authenticates, so a request answered
     /// `use_dpop_nonce` spends neither its assertion nor anything else.
@@ -925,7 +980,10 @@ impl Idm {
             .run(self.store().conn().await?.conn())
             .await?;
         let Some(stored) = stored else {
-            return Err(self.code_reused(client, &digest, now).await?.into());
+            if self.proof_spent(proof, now).await? {
+                return Err(proof_replayed().into());
+            }
+            return Err(self.code_reused(client, &digest, jkt, now).await?.into());
         };
         let code = match stored.live(CeremonyKind::AuthorizationCode, now) {
             Ok(c) => c,
@@ -958,6 +1016,28 @@ impl Idm {
         let Some(account) = account.filter(|a| a.state == AccountState::Active) else {
             return Err(invalid().into());
         };
+        // A code outlives neither its login's session (a logout in the
+        // minute since ends it) nor the consent it was issued under.
+        if let Some(d) = &bound.session_digest {
+            let live = tuaton_store::sessions::live(d, now)
+                .run(self.store().conn().await?.conn())
+                .await?;
+            if !live {
+                return Err(TokenError::grant("The login this code came from has ended.").into());
+            }
+        }
+        let wanted = tuaton_oidc::claims::requested(&bound.scopes);
+        if self
+            .releasable(client, &account_id, &bound.scopes)
+            .await?
+            .len()
+            != wanted.len()
+        {
+            return Err(TokenError::grant(
+                "The person's consent no longer covers what the code was issued for.",
+            )
+            .into());
+        }
         let aal =
             Aal::from_stored(&bound.aal).map_err(|_| crate::error::corrupt("a code's level"))?;
         let auth_time = OffsetDateTime::from_unix_timestamp(bound.auth_time)
@@ -969,6 +1049,7 @@ impl Idm {
             auth_time,
             aal,
             amr: bound.amr.clone(),
+            company: bound.company.clone(),
         };
         let grant_id = tuaton_store::new_id();
         let issued = self
@@ -999,6 +1080,12 @@ impl Idm {
         let place = opened.take(place)?;
         let mut closing = Batch::new();
         let amr = serde_json::to_string(&login.amr).map_err(IdmError::internal)?;
+        let company_json = login
+            .company
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(IdmError::internal)?;
         closing.push(store::insert_grant(
             &store::NewGrant {
                 id: &grant_id,
@@ -1019,6 +1106,7 @@ impl Idm {
                 // (RFC 9449 §5); a confidential client's, to its authentication.
                 dpop_jkt: jkt.filter(|_| client.token_auth == TokenAuth::None),
                 session_digest: bound.session_digest.as_deref(),
+                company: company_json.as_deref(),
             },
             now,
         ));
@@ -1071,6 +1159,7 @@ impl Idm {
         );
         id_token.sid = Some(grant_id.to_owned());
         id_token.ial = Some(login.ial.acr().to_owned());
+        id_token.company = login.company.clone();
         let access = AccessTokenClaims {
             iss: issuer.to_owned(),
             sub,
@@ -1195,6 +1284,7 @@ impl Idm {
                 expires_at: now + lifetime,
                 dpop_jkt: None,
                 session_digest: None,
+                company: None,
             },
             now,
         ));
@@ -1248,6 +1338,11 @@ impl Idm {
             .into());
         }
         if rt.used_at.is_some() {
+            // A captured refresh request sent again (its proof spent) is a
+            // replay, not the family's reuse: refused, and nothing ends.
+            if self.proof_spent(proof, now).await? {
+                return Err(proof_replayed().into());
+            }
             return Err(self
                 .revoke_family(&rt.grant, client, "refresh_token_reused", now)
                 .await?
@@ -1269,6 +1364,7 @@ impl Idm {
                 .map_err(|_| crate::error::corrupt("a grant's level"))?,
             amr: serde_json::from_str(&rt.grant.amr)
                 .map_err(|_| crate::error::corrupt("a grant's amr"))?,
+            company: grant_company(&rt.grant)?,
         };
         let issued = self
             .issue(
@@ -1491,6 +1587,7 @@ impl Idm {
         &self,
         client: &ClientConfig,
         digest: &str,
+        jkt: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<TokenError, IdmError> {
         let refused =
@@ -1499,8 +1596,15 @@ impl Idm {
             .run(self.store().conn().await?.conn())
             .await?;
         // Only the client the code was issued to ends its grant this way: a
-        // client holding another's leaked code must not end that session.
-        match grant.filter(|g| g.revoked_at.is_none() && g.client_id == client.client_id) {
+        // client holding another's leaked code must not end that session;
+        // and a grant bound to a DPoP key only with that key's proof, so a
+        // used code left in a shared computer's history ends nothing.
+        let ends = |g: &store::Grant| {
+            g.revoked_at.is_none()
+                && g.client_id == client.client_id
+                && (g.dpop_jkt.is_none() || g.dpop_jkt.as_deref() == jkt)
+        };
+        match grant.filter(ends) {
             Some(g) => self.revoke_family(&g, client, "code_reused", now).await,
             None => Ok(refused),
         }
@@ -1587,20 +1691,8 @@ impl Idm {
     ) -> Result<serde_json::Value, OidcError> {
         let jwks = self.id_token_jwks().await?;
         let claims = access_token::verify(bearer, &jwks, issuer, now)?;
-        let mut reads = Batch::new();
-        let grant = reads.add(store::grant(claims.grant_id()));
-        let mut read = reads.run(self.store().conn().await?.conn()).await?;
-        let grant = read
-            .take(grant)?
-            .filter(|g| g.revoked_at.is_none() && g.client_id == claims.client_id)
-            .ok_or(BearerError("revoked"))?;
-        let Some(account_id) = &grant.account_id else {
-            return Err(BearerError("a client's own token names no person").into());
-        };
-        let account = accounts::by_id(self.store().conn().await?.conn(), account_id)
-            .await?
-            .filter(|a| a.state == AccountState::Active)
-            .ok_or(BearerError("the account is not active"))?;
+        // The key first: a holder of a copied bound token learns nothing
+        // about the grant or the account without the proof.
         match (&claims.cnf, scheme) {
             (Some(cnf), Scheme::Dpop) => {
                 let proof = self
@@ -1628,7 +1720,22 @@ impl Idm {
             }
             (None, Scheme::Bearer) => {}
         }
+        let inactive = BearerError("the token is revoked or its account is not active");
+        let grant = store::grant(claims.grant_id())
+            .run(self.store().conn().await?.conn())
+            .await?
+            .filter(|g| g.revoked_at.is_none() && g.client_id == claims.client_id)
+            .ok_or_else(|| inactive.clone())?;
+        let Some(account_id) = &grant.account_id else {
+            return Err(BearerError("a client's own token names no person").into());
+        };
+        let account = accounts::by_id(self.store().conn().await?.conn(), account_id)
+            .await?
+            .filter(|a| a.state == AccountState::Active)
+            .ok_or_else(|| inactive.clone())?;
+        let client = self.find_client(&grant.client_id).await?.ok_or(inactive)?;
         let scopes: Vec<String> = grant.scopes.split(' ').map(str::to_owned).collect();
+        let company = grant_company(&grant)?;
         let person = tuaton_oidc::claims::Person {
             thai_given: account.thai_given.as_deref(),
             thai_family: account.thai_family.as_deref(),
@@ -1636,9 +1743,10 @@ impl Idm {
             en_family: account.en_family.as_deref(),
             birth_date: account.birth_date.as_deref(),
             citizen_id: account.citizen_id.as_deref(),
+            company: company.as_ref(),
         };
-        let mut answer =
-            tuaton_oidc::claims::release(&tuaton_oidc::claims::requested(&scopes), &person);
+        let released = self.releasable(&client, account_id, &scopes).await?;
+        let mut answer = tuaton_oidc::claims::release(&released, &person);
         answer.insert("sub".into(), json!(claims.sub));
         Ok(serde_json::Value::Object(answer))
     }

@@ -22,6 +22,60 @@ pub fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
 }
 
 pub fn idm_with(db: &TestDb, keys_dir: &std::path::Path, face: Option<FaceCheck>) -> Idm {
+    idm_built(db, keys_dir, face, Arc::new(Companies::default()))
+}
+
+/// The service layer with `companies` as its juristic registry.
+pub fn idm_with_companies(
+    db: &TestDb,
+    keys_dir: &std::path::Path,
+    companies: Arc<Companies>,
+) -> Idm {
+    idm_built(db, keys_dir, None, companies)
+}
+
+/// The development juristic registry (Somchai directs บริษัท ตัวตนพัฒนา
+/// จำกัด, 0105599000019), which a test can make forget every company, as
+/// when the registry no longer lists a director.
+#[derive(Default)]
+pub struct Companies {
+    forgotten: std::sync::atomic::AtomicBool,
+}
+
+impl Companies {
+    /// From now on, every lookup answers "not found".
+    pub fn forget_all(&self) {
+        self.forgotten
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl tuaton_proofing::JuristicRegistry for Companies {
+    fn name(&self) -> &str {
+        "test-companies"
+    }
+
+    async fn lookup(
+        &self,
+        id: &tuaton_core::JuristicId,
+    ) -> Result<tuaton_proofing::Company, tuaton_proofing::RegistryError> {
+        if self.forgotten.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tuaton_proofing::RegistryError::NotFound);
+        }
+        tuaton_proofing::DevJuristicRegistry::embedded()
+            .unwrap()
+            .lookup(id)
+            .await
+    }
+}
+
+fn idm_built(
+    db: &TestDb,
+    keys_dir: &std::path::Path,
+    face: Option<FaceCheck>,
+    companies: Arc<Companies>,
+) -> Idm {
     let passkeys = Passkeys::new(PasskeyConfig {
         public_url: Url::parse(ORIGIN).unwrap(),
         extra_origins: Vec::new(),
@@ -34,7 +88,7 @@ pub fn idm_with(db: &TestDb, keys_dir: &std::path::Path, face: Option<FaceCheck>
     Idm::new(IdmParts {
         store: db.store.clone(),
         card_registry: Some(Arc::new(DevRegistry::embedded().unwrap())),
-        juristic_registry: None,
+        juristic_registry: Some(companies),
         passkeys: Arc::new(passkeys),
         keys: Arc::new(keys),
         limiter: Arc::new(Unlimited),

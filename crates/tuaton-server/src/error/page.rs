@@ -51,6 +51,39 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
+/// `template` with each `{{name}}` replaced by its value in `values`, in
+/// one pass: a value is never read for placeholders, so text an agency
+/// registered (its name, its purpose) cannot pull another value, such as
+/// the session's CSRF token, into the page. A placeholder without a value
+/// is left as it is.
+pub(crate) fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let value = after.find("}}").and_then(|close| {
+            let name = &after[..close];
+            values
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The page for a problem document's title, sentence and code.
 fn render(title: &str, detail: &str, code: &str) -> String {
     let (title, detail, code) = (escape(title), escape(detail), escape(code));
@@ -117,6 +150,18 @@ pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_value_is_never_read_for_placeholders() {
+        let page = super::fill(
+            "<h1>{{client}}</h1><input value=\"{{csrf}}\">{{unknown}}",
+            &[("client", "{{csrf}} Agency"), ("csrf", "secret-token")],
+        );
+        assert_eq!(
+            page,
+            "<h1>{{csrf}} Agency</h1><input value=\"secret-token\">{{unknown}}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -1,5 +1,5 @@
--- What a grant is bound to beyond its client, and the back-channel logout
--- owed when it ends.
+-- What a grant is bound to beyond its client, whom it acts for, and the
+-- back-channel logout owed when it ends.
 --
 -- DPoP (RFC 9449): a public client's grant is bound to the key of the proof
 -- its code was redeemed with; every refresh must come with a proof made
@@ -7,6 +7,11 @@
 -- worthless. A confidential client's refresh tokens are bound by its
 -- authentication instead, and dpop_jkt stays empty.
 ALTER TABLE oidc_grants ADD COLUMN dpop_jkt TEXT;
+
+-- The company the person acts for in the grant (the business scope), as
+-- JSON {juristic_id, name}: chosen at the login, after the registry
+-- confirmed the link.
+ALTER TABLE oidc_grants ADD COLUMN company TEXT;
 
 -- The Tuaton session (the digest sessions.id_hash holds) whose login the
 -- code came from: logging out of that session ends the grant too.
