@@ -138,6 +138,8 @@ test('discovery names every endpoint and says only what Tuaton does', async () =
   assert.deepEqual(m.response_types_supported, ['code']);
   assert.deepEqual(m.code_challenge_methods_supported, ['S256']);
   assert.deepEqual(m.dpop_signing_alg_values_supported, ['ES256', 'PS256', 'RS256']);
+  assert.equal(m.request_parameter_supported, true);
+  assert.equal(m.backchannel_logout_supported, true);
   assert.equal(m.authorization_response_iss_parameter_supported, true);
   assert.ok(m.id_token_signing_alg_values_supported.includes('ES256'));
   for (const endpoint of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri']) {
@@ -462,6 +464,51 @@ test('business login: a director chooses the company, and the ID token names it 
   const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
   assert.deepEqual(info.company, claims.company);
   await director.context.close();
+});
+
+test('signed request objects (JAR): through the browser and inside a pushed request; the query beside one is ignored', async () => {
+  const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'jar-key-1', use: 'sig', alg: 'ES256' };
+  delete jwk.key_ops;
+  delete jwk.ext;
+  const dir = mkdtempSync(join(tmpdir(), 'tuaton-e2e-jar-'));
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+  clients('add', '--id', 'e2e-jar', '--redirect-uri', callback, '--auth', 'private_key_jwt', '--jwks', join(dir, 'jwks.json'), '--no-par', '--no-dpop');
+  const signingKey = { key: privateKey, kid: 'jar-key-1' };
+  const config = await discover('e2e-jar', client.PrivateKeyJwt(signingKey));
+  const request = async () => {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = await client.buildAuthorizationUrlWithJAR(config, {
+      redirect_uri: callback, scope: 'openid', state, nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    }, signingKey);
+    return { url, verifier, state, nonce };
+  };
+  // Through the browser, with a query changed on the way: only the signed object counts.
+  const front = await request();
+  assert.ok(front.url.searchParams.get('request'));
+  front.url.searchParams.set('state', 'changed-in-the-browser');
+  const back = await logInThrough(front.url);
+  assert.equal(back.searchParams.get('state'), front.state, 'the signed state comes back');
+  const tokens = await client.authorizationCodeGrant(config, back,
+    { pkceCodeVerifier: front.verifier, expectedState: front.state, expectedNonce: front.nonce, idTokenExpected: true });
+  assert.equal(tokens.claims().aud, 'e2e-jar');
+  // Inside a pushed request (RFC 9126 §3).
+  const pushed = await request();
+  const parUrl = await client.buildAuthorizationUrlWithPAR(config, { request: pushed.url.searchParams.get('request') });
+  const backPushed = await logInThrough(parUrl);
+  const viaPar = await client.authorizationCodeGrant(config, backPushed,
+    { pkceCodeVerifier: pushed.verifier, expectedState: pushed.state, expectedNonce: pushed.nonce, idTokenExpected: true });
+  assert.equal(viaPar.claims().sub, tokens.claims().sub);
+  // An object signed with no key is refused on Tuaton's page, never sent back.
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const unsigned = new URL('/authorize', base);
+  unsigned.searchParams.set('client_id', 'e2e-jar');
+  unsigned.searchParams.set('request', `${b64({ alg: 'none' })}.${b64({ iss: 'e2e-jar', aud: base, redirect_uri: callback })}.`);
+  const refused = await fetch(unsigned, { redirect: 'manual' });
+  assert.equal(refused.status, 400);
 });
 
 test('a login on one agency\'s page is not spent on a request another agency started since', async () => {

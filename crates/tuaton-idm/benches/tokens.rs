@@ -62,7 +62,10 @@ async fn family(
         ("code_challenge", CHALLENGE),
         ("code_challenge_method", "S256"),
     ]);
-    let pending = idm.begin_authorization(&request, now).await.unwrap();
+    let pending = idm
+        .begin_authorization(ISSUER, &request, now)
+        .await
+        .unwrap();
     let code = common::code_after_login(idm, authn, evidence, ISSUER, &pending.id, now).await;
     let form = pairs(&[
         ("grant_type", "authorization_code"),

@@ -129,7 +129,7 @@ async fn with_public_client(db: &TestDb, now: OffsetDateTime) -> (World, Actor, 
 async fn code_for(w: &mut World, client_id: &str, redirect: &str, now: OffsetDateTime) -> String {
     let pending = w
         .idm
-        .begin_authorization(&request(client_id, redirect), now)
+        .begin_authorization(ISSUER, &request(client_id, redirect), now)
         .await
         .unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
@@ -508,7 +508,7 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
             OAuthError::LoginRequired,
         ),
     ] {
-        match w.idm.begin_authorization(&p, now).await {
+        match w.idm.begin_authorization(ISSUER, &p, now).await {
             Err(OidcError::Authorize(e)) => {
                 assert_eq!(e.error(), code, "{p:?}");
                 assert_eq!(matches!(e, AuthorizeError::Direct { .. }), direct, "{p:?}");
@@ -530,7 +530,7 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
     let old: ActiveSession = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     let pending = w
         .idm
-        .begin_authorization(&request("rd-app", a), now + Duration::seconds(1))
+        .begin_authorization(ISSUER, &request("rd-app", a), now + Duration::seconds(1))
         .await
         .unwrap();
     let stale = w
@@ -571,7 +571,7 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
     };
     let strong = w
         .idm
-        .begin_authorization(&asking("urn:tuaton:aal:3"), now)
+        .begin_authorization(ISSUER, &asking("urn:tuaton:aal:3"), now)
         .await
         .unwrap();
     let login = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
@@ -592,7 +592,7 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
     );
     let proofed = w
         .idm
-        .begin_authorization(&asking("urn:tuaton:ial:2.3"), now)
+        .begin_authorization(ISSUER, &asking("urn:tuaton:ial:2.3"), now)
         .await
         .unwrap();
     match w
@@ -608,7 +608,11 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
     }
     let met = w
         .idm
-        .begin_authorization(&asking("urn:tuaton:ial:2.1 urn:tuaton:aal:2.2"), now)
+        .begin_authorization(
+            ISSUER,
+            &asking("urn:tuaton:ial:2.1 urn:tuaton:aal:2.2"),
+            now,
+        )
         .await
         .unwrap();
     assert!(
@@ -942,7 +946,7 @@ async fn a_confidential_client_pushes_its_requests_and_each_works_once(db: TestD
     // Through the browser: refused, back to the client.
     match w
         .idm
-        .begin_authorization(&request("rd-basic", a), now)
+        .begin_authorization(ISSUER, &request("rd-basic", a), now)
         .await
     {
         Err(OidcError::Authorize(e)) => {
@@ -980,18 +984,22 @@ async fn a_confidential_client_pushes_its_requests_and_each_works_once(db: TestD
         ("request_uri", &uri),
         ("redirect_uri", "https://evil.example/cb"),
     ]);
-    let pending = w.idm.begin_authorization(&by_ref, now).await.unwrap();
+    let pending = w
+        .idm
+        .begin_authorization(ISSUER, &by_ref, now)
+        .await
+        .unwrap();
     assert_eq!(pending.redirect_uri.as_str(), a);
     assert!(
         matches!(
-            w.idm.begin_authorization(&by_ref, now).await,
+            w.idm.begin_authorization(ISSUER, &by_ref, now).await,
             Err(OidcError::Authorize(AuthorizeError::Direct { .. }))
         ),
         "a pushed request works once"
     );
     let other = params(&[("client_id", "someone-else"), ("request_uri", &uri)]);
     assert!(matches!(
-        w.idm.begin_authorization(&other, now).await,
+        w.idm.begin_authorization(ISSUER, &other, now).await,
         Err(OidcError::Authorize(AuthorizeError::Direct { .. }))
     ));
     let code = code_after_login(&w.idm, &mut w.authn, &w.evidence, ISSUER, &pending.id, now).await;
@@ -1459,7 +1467,11 @@ async fn dpop_binds_the_code_and_the_tokens_to_the_clients_key_and_refuses_every
         .await
         .unwrap();
     let by_ref = params(&[("client_id", "rd-app"), ("request_uri", &uri)]);
-    let pending = w.idm.begin_authorization(&by_ref, now).await.unwrap();
+    let pending = w
+        .idm
+        .begin_authorization(ISSUER, &by_ref, now)
+        .await
+        .unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     let back = w
         .idm
@@ -1697,14 +1709,14 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
     let mut more = request("rd-app", a);
     more.retain(|(k, _)| k != "scope");
     more.push(("scope".into(), "openid citizen_id".into()));
-    match w.idm.begin_authorization(&more, now).await {
+    match w.idm.begin_authorization(ISSUER, &more, now).await {
         Err(OidcError::Authorize(e)) => assert_eq!(e.error(), OAuthError::InvalidScope),
         other => panic!("{other:?}"),
     }
 
     // Asked: the page names the agency, the purpose and each claim; the
     // request waits and nothing is written until the person answers.
-    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let pending = w.idm.begin_authorization(ISSUER, &ask, now).await.unwrap();
     assert_eq!(
         pending.claims,
         vec![tuaton_oidc::Claim::Name, tuaton_oidc::Claim::Birthdate]
@@ -1778,7 +1790,7 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
     );
 
     // Remembered: the next login is not asked again; prompt=consent is.
-    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let pending = w.idm.begin_authorization(ISSUER, &ask, now).await.unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     assert!(
         answered(&w, &pending.id, &session, Decision::Allow, now)
@@ -1787,7 +1799,11 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
     );
     let mut again = ask.clone();
     again.push(("prompt".into(), "consent".into()));
-    let pending = w.idm.begin_authorization(&again, now).await.unwrap();
+    let pending = w
+        .idm
+        .begin_authorization(ISSUER, &again, now)
+        .await
+        .unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     assert!(matches!(
         answered(&w, &pending.id, &session, Decision::Allow, now).await,
@@ -1813,7 +1829,7 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
             .await,
         Err(OidcError::Bearer(_))
     ));
-    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let pending = w.idm.begin_authorization(ISSUER, &ask, now).await.unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     assert!(matches!(
         answered(&w, &pending.id, &session, Decision::Allow, now).await,
@@ -1824,7 +1840,7 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
         .unwrap();
 
     // A code outlives neither its login's session nor the consent.
-    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let pending = w.idm.begin_authorization(ISSUER, &ask, now).await.unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     let code = answered(&w, &pending.id, &session, Decision::Allow, now)
         .await
@@ -1850,7 +1866,7 @@ async fn consent_is_asked_remembered_withdrawn_and_asked_again(db: TestDb) {
         text: "ยื่นแบบและขอคืนภาษี · Filing and refunds".into(),
     });
     admin.update(&op, registered, false, now).await.unwrap();
-    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let pending = w.idm.begin_authorization(ISSUER, &ask, now).await.unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     assert!(matches!(
         answered(&w, &pending.id, &session, Decision::Allow, now).await,
@@ -2014,7 +2030,7 @@ async fn an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivere
     let (first_secret, first) = login_replacing(&mut w, None, now).await;
     let pending = w
         .idm
-        .begin_authorization(&request("rd-app", a), now)
+        .begin_authorization(ISSUER, &request("rd-app", a), now)
         .await
         .unwrap();
     let code = answered(&w, &pending.id, &first, Decision::Allow, now)
@@ -2094,7 +2110,7 @@ async fn a_director_logs_in_for_a_company_the_registry_confirms(db: TestDb) {
     };
 
     // Consent names the company claim; then the person chooses the company.
-    let pending = w.idm.begin_authorization(&ask, now).await.unwrap();
+    let pending = w.idm.begin_authorization(ISSUER, &ask, now).await.unwrap();
     assert_eq!(pending.claims, vec![tuaton_oidc::Claim::Company]);
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;
     assert!(matches!(
@@ -2173,7 +2189,11 @@ async fn a_director_logs_in_for_a_company_the_registry_confirms(db: TestDb) {
     // lists the person, so the link is removed and the login refused.
     let later = now + tuaton_idm::Policy::default().authority_recheck + Duration::minutes(1);
     registry.forget_all();
-    let pending = w.idm.begin_authorization(&ask, later).await.unwrap();
+    let pending = w
+        .idm
+        .begin_authorization(ISSUER, &ask, later)
+        .await
+        .unwrap();
     let session = logged_in(&w.idm, &mut w.authn, &w.evidence, later).await;
     assert!(matches!(
         answered(
@@ -2190,7 +2210,104 @@ async fn a_director_logs_in_for_a_company_the_registry_confirms(db: TestDb) {
     db.cleanup().await;
 }
 
+async fn a_signed_request_object_is_the_request_and_the_query_beside_it_is_ignored(db: TestDb) {
+    let now = OffsetDateTime::now_utc();
+    let w = world(&db, now).await;
+    let op = Actor::Operator("test".into());
+    let a = "https://efiling.rd.go.th/cb";
+    let (_pair, pkcs8, jwks) = agency_key();
+    let mut jar = client("rd-jar", a, TokenAuth::PrivateKeyJwt, Some(jwks));
+    jar.redirect_uris
+        .push(Url::parse("https://efiling.rd.go.th/other").unwrap());
+    w.idm.client_admin().add(&op, jar, now).await.unwrap();
+    let object = |extra: Value| {
+        let mut c = json!({
+            "iss": "rd-jar", "aud": ISSUER, "exp": (now + Duration::minutes(5)).unix_timestamp(),
+            "response_type": "code", "client_id": "rd-jar", "redirect_uri": a, "scope": "openid",
+            "state": "signed-state", "code_challenge": CHALLENGE, "code_challenge_method": "S256",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        header.typ = Some("oauth-authz-req+jwt".into());
+        jsonwebtoken::encode(&header, &c, &jsonwebtoken::EncodingKey::from_ec_der(&pkcs8)).unwrap()
+    };
+    // At the authorization endpoint: only the object counts.
+    let query = params(&[
+        ("client_id", "rd-jar"),
+        ("request", &object(json!({}))),
+        ("redirect_uri", "https://efiling.rd.go.th/other"),
+        ("scope", "openid profile"),
+    ]);
+    let pending = w
+        .idm
+        .begin_authorization(ISSUER, &query, now)
+        .await
+        .unwrap();
+    assert_eq!(pending.redirect_uri.as_str(), a);
+    assert_eq!(pending.scopes, vec!["openid"]);
+    // Refused on the page: another client's audience, an unsigned object.
+    for bad in [
+        object(json!({ "aud": "https://evil.example" })),
+        object(json!({ "exp": (now - Duration::minutes(5)).unix_timestamp() })),
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"iss":"rd-jar"}"#)
+        ),
+    ] {
+        let query = params(&[("client_id", "rd-jar"), ("request", &bad)]);
+        match w.idm.begin_authorization(ISSUER, &query, now).await {
+            Err(OidcError::Authorize(e)) => {
+                assert_eq!(e.error(), OAuthError::InvalidRequestObject);
+                assert!(
+                    e.redirect(ISSUER).is_none(),
+                    "an unverified object names no trusted URI"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Inside a pushed request, authenticated with the client's assertion.
+    let claims = json!({
+        "iss": "rd-jar", "sub": "rd-jar", "aud": ISSUER, "jti": "par-1",
+        "iat": now.unix_timestamp(), "exp": (now + Duration::minutes(1)).unix_timestamp(),
+    });
+    let form = params(&[
+        ("client_assertion_type", ASSERTION_TYPE),
+        (
+            "client_assertion",
+            &assertion(&pkcs8, jsonwebtoken::Algorithm::ES256, &claims, None),
+        ),
+        (
+            "request",
+            &object(json!({ "redirect_uri": "https://efiling.rd.go.th/other" })),
+        ),
+        ("redirect_uri", a),
+    ]);
+    let pushed = tuaton_oidc::PushedRequest::parse(&form, None).unwrap();
+    let (uri, _) = w
+        .idm
+        .push_authorization(ISSUER, pushed, None, now)
+        .await
+        .unwrap();
+    let by_ref = params(&[("client_id", "rd-jar"), ("request_uri", &uri)]);
+    let pending = w
+        .idm
+        .begin_authorization(ISSUER, &by_ref, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.redirect_uri.as_str(),
+        "https://efiling.rd.go.th/other"
+    );
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    a_signed_request_object_is_the_request_and_the_query_beside_it_is_ignored,
     a_director_logs_in_for_a_company_the_registry_confirms,
     an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivered,
     consent_is_asked_remembered_withdrawn_and_asked_again,

@@ -116,6 +116,41 @@ pub fn check_key_set(set: &Value) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// The header and claims of `jwt`, signed by one of `client`'s registered
+/// keys with an algorithm that key makes; why it is refused otherwise.
+/// The claims are the caller's to check.
+pub(crate) fn signed_by_client(
+    jwt: &str,
+    client: &ClientConfig,
+) -> Result<(jsonwebtoken::Header, Value), &'static str> {
+    let set: JwkSet = client
+        .jwks
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or("the client has no keys registered")?;
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| "it is not a JWT")?;
+    let jwk = match &header.kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    }
+    .ok_or("no registered key matches its kid")?;
+    let allowed = algorithms(jwk).map_err(|_| "the registered key cannot be used")?;
+    if !allowed.contains(&header.alg) {
+        return Err("its alg is not one the client's key signs with");
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| "the registered key cannot be used")?;
+    let mut validation = Validation::new(header.alg);
+    validation.algorithms = allowed;
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .map_err(|_| "its signature does not verify with the client's key")?
+        .claims;
+    Ok((header, claims))
+}
+
 /// Verifies `assertion` as `client`'s authentication, addressed to `issuer`, at `now`.
 pub fn verify(
     assertion: &str,
@@ -124,32 +159,8 @@ pub fn verify(
     now: OffsetDateTime,
 ) -> Result<AssertionId, TokenError> {
     let bad = |why: &str| TokenError::client(format!("The client assertion is refused: {why}."));
-    let set: JwkSet = client
-        .jwks
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .ok_or_else(|| bad("the client has no keys registered"))?;
-    let header = jsonwebtoken::decode_header(assertion).map_err(|_| bad("it is not a JWT"))?;
-    let jwk = match &header.kid {
-        Some(kid) => set.find(kid),
-        None if set.keys.len() == 1 => set.keys.first(),
-        None => None,
-    }
-    .ok_or_else(|| bad("no registered key matches its kid"))?;
-    let allowed = algorithms(jwk).map_err(|_| bad("the registered key cannot be used"))?;
-    if !allowed.contains(&header.alg) {
-        return Err(bad("its alg is not one the client's key signs with"));
-    }
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| bad("the registered key cannot be used"))?;
-    let mut validation = Validation::new(header.alg);
-    validation.algorithms = allowed;
     // The claims are checked below, against `now`.
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
-        .map_err(|_| bad("its signature does not verify with the client's key"))?
-        .claims;
+    let (_, claims) = signed_by_client(assertion, client).map_err(bad)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     if text("iss") != Some(client.client_id.as_str())
         || text("sub") != Some(client.client_id.as_str())

@@ -138,9 +138,11 @@ impl AuthorizationRequest {
             return Err(back(OAuthError::InvalidRequest, "state is too long."));
         }
         if one("request").is_some() {
+            // A request object is unpacked before this parse; one here was
+            // nested inside a request object or a pushed one.
             return Err(back(
-                OAuthError::RequestNotSupported,
-                "Request objects are not accepted yet.",
+                OAuthError::InvalidRequestObject,
+                "A request object cannot carry another, nor come inside a pushed request that names one.",
             ));
         }
         if one("request_uri").is_some() {
@@ -430,7 +432,7 @@ mod tests {
             ),
             (
                 with(&[("request", Some("eyJ..."))]),
-                OAuthError::RequestNotSupported,
+                OAuthError::InvalidRequestObject,
             ),
         ] {
             let e = parse(&p).unwrap_err();

@@ -32,6 +32,8 @@ pub enum OAuthError {
     RequestNotSupported,
     /// A `request_uri` was sent and is not supported.
     RequestUriNotSupported,
+    /// The request object does not verify or breaks a rule (OpenID Connect Core 1.0 §3.1.2.6).
+    InvalidRequestObject,
     /// The assurance asked for cannot be reached (OpenID Connect Core errata).
     UnmetAuthenticationRequirements,
     /// The code, verifier or refresh token is wrong, used or expired.
@@ -64,6 +66,7 @@ impl OAuthError {
             Self::InteractionRequired => "interaction_required",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidRequestObject => "invalid_request_object",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::InvalidGrant => "invalid_grant",
             Self::InvalidClient => "invalid_client",

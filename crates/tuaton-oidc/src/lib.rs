@@ -11,7 +11,8 @@
 //! key backend ([`id_token`], [`access_token`], [`jws`]), the token request,
 //! pushed authorization requests (RFC 9126) and token queries for revocation
 //! and introspection ([`token`]) with `private_key_jwt` client assertions
-//! ([`assertion`]), DPoP proofs and nonces (RFC 9449, [`dpop`]),
+//! ([`assertion`]), signed request objects (JAR, RFC 9101,
+//! [`request_object`]), DPoP proofs and nonces (RFC 9449, [`dpop`]),
 //! RP-initiated logout ([`logout`]), and the discovery document
 //! ([`discovery`]). Every check takes the time as a parameter.
 //!
@@ -37,6 +38,7 @@ pub mod id_token;
 pub mod jws;
 pub mod logout;
 pub mod pkce;
+pub mod request_object;
 pub mod subject;
 pub mod token;
 

@@ -209,7 +209,11 @@ async fn authorize_post(State(state): State<AppState>, RawForm(form): RawForm) -
 }
 
 async fn begin(state: &AppState, params: &[(String, String)]) -> Response {
-    match state.idm().begin_authorization(params, state.now()).await {
+    match state
+        .idm()
+        .begin_authorization(&issuer(state), params, state.now())
+        .await
+    {
         Ok(p) => page(state, &p),
         Err(e) => authorize_refusal(state, e),
     }

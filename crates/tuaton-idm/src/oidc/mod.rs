@@ -52,6 +52,7 @@ use tuaton_oidc::authorize::PUSHED_PREFIX;
 use tuaton_oidc::dpop::{self, Confirmation, DpopError, Nonces, Presented, Scheme};
 use tuaton_oidc::jws::{SigningKey, sign_compact};
 use tuaton_oidc::logout::{LogoutError, LogoutRequest};
+use tuaton_oidc::request_object;
 use tuaton_oidc::token::CodeRedemption;
 use tuaton_oidc::token::{PushedRequest, TokenQuery};
 use tuaton_oidc::{
@@ -391,8 +392,12 @@ impl Idm {
 
     /// Validates an authorization request (the query's pairs, repeats kept)
     /// and keeps it for the login that follows.
+    ///
+    /// A signed request object (`request`, RFC 9101) replaces every other
+    /// parameter of the query once it verifies with the client's keys.
     pub async fn begin_authorization(
         &self,
+        issuer: &str,
         params: &[(String, String)],
         now: OffsetDateTime,
     ) -> Result<PendingAuthorization, OidcError> {
@@ -412,6 +417,24 @@ impl Idm {
             // ignored (RFC 9126 §4).
             Some(id) => self.pushed(id, client, now).await?,
             None => {
+                let unpacked = match one("request") {
+                    Some(jwt) => {
+                        let known = client.as_ref().ok_or_else(|| AuthorizeError::Direct {
+                            error: OAuthError::InvalidRequest,
+                            description: "client_id is missing or not registered.".into(),
+                        })?;
+                        Some(
+                            request_object::unpack(jwt, known, issuer, now).map_err(|e| {
+                                AuthorizeError::Direct {
+                                    error: OAuthError::InvalidRequestObject,
+                                    description: e.to_string(),
+                                }
+                            })?,
+                        )
+                    }
+                    None => None,
+                };
+                let params = unpacked.as_deref().unwrap_or(params);
                 let (request, client) = AuthorizationRequest::parse(params, |id| {
                     client.as_ref().filter(|c| c.client_id == id)
                 })?;
@@ -556,6 +579,16 @@ impl Idm {
         let proof = self.dpop_proof(dpop, None, now).await?;
         let client = self.authenticate_client(issuer, &pushed.auth, now).await?;
         let mut params = pushed.params;
+        // A signed request object inside the pushed request is the request
+        // (RFC 9126 §3); the form's other parameters are not read.
+        let object = params
+            .iter()
+            .find(|(k, v)| k == "request" && !v.is_empty())
+            .map(|(_, v)| v.clone());
+        if let Some(jwt) = object {
+            params = request_object::unpack(&jwt, &client, issuer, now)
+                .map_err(|e| TokenError::new(OAuthError::InvalidRequestObject, e.to_string()))?;
+        }
         if let Some(p) = &proof {
             match params
                 .iter()
