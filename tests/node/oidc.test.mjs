@@ -626,6 +626,17 @@ test('acr_values: an identity level the account lacks comes back as unmet_authen
     client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }),
     (e) => e.error === 'unmet_authentication_requirements',
   );
+  // The same level as an essential acr in the claims parameter (OpenID Connect Core §5.5.1.1).
+  const essential = client.randomPKCECodeVerifier();
+  const claimsUrl = client.buildAuthorizationUrl(config, {
+    redirect_uri: callback, scope: 'openid', state,
+    claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:tuaton:ial:2.3'] } } }),
+    code_challenge: await client.calculatePKCECodeChallenge(essential), code_challenge_method: 'S256',
+  });
+  await assert.rejects(
+    client.authorizationCodeGrant(config, await logInThrough(claimsUrl), { pkceCodeVerifier: essential, expectedState: state }),
+    (e) => e.error === 'unmet_authentication_requirements',
+  );
   const met = await codeFlow(config);
   assert.equal(met.tokens.claims().acr, 'urn:tuaton:aal:2.2', 'the level reached, never the one asked for');
 });

@@ -56,7 +56,8 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<Prompt>,
     /// The longest time since the person logged in that the client accepts.
     pub max_age: Option<u64>,
-    /// `acr_values`, in the order of preference given.
+    /// `acr_values`, in the order of preference given, with the `acr`
+    /// values the `claims` parameter asks for (§5.5.1.1).
     pub acr_values: Vec<String>,
     /// `login_hint`, as given.
     pub login_hint: Option<String>,
@@ -65,6 +66,59 @@ pub struct AuthorizationRequest {
     /// proof that came with a pushed request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+}
+
+/// The `acr` a `claims` parameter asks for (OpenID Connect Core 1.0
+/// §5.5.1.1), for the ID token or userinfo: its values, and whether any is
+/// essential.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ClaimedAcr {
+    values: Vec<String>,
+    essential: bool,
+}
+
+/// Reads the `claims` parameter's `acr` requests. Other claims it names are
+/// not read: what is released follows the scopes and the consent. A
+/// parameter that is not a JSON object of members is refused.
+fn claimed_acr(claims: &str) -> Result<ClaimedAcr, &'static str> {
+    let parsed: serde_json::Value =
+        serde_json::from_str(claims).map_err(|_| "claims must be a JSON object (§5.5).")?;
+    let top = parsed
+        .as_object()
+        .ok_or("claims must be a JSON object (§5.5).")?;
+    let mut out = ClaimedAcr::default();
+    for member in ["id_token", "userinfo"] {
+        let Some(requests) = top.get(member) else {
+            continue;
+        };
+        let requests = requests
+            .as_object()
+            .ok_or("claims.id_token and claims.userinfo must be JSON objects.")?;
+        let Some(acr) = requests.get("acr").filter(|a| !a.is_null()) else {
+            continue;
+        };
+        let acr = acr
+            .as_object()
+            .ok_or("claims …acr must be null or an object (§5.5.1).")?;
+        out.essential |= acr.get("essential").and_then(serde_json::Value::as_bool) == Some(true);
+        if let Some(v) = acr.get("value") {
+            out.values.push(
+                v.as_str()
+                    .ok_or("acr's value must be a string.")?
+                    .to_owned(),
+            );
+        }
+        if let Some(vs) = acr.get("values") {
+            for v in vs.as_array().ok_or("acr's values must be an array.")? {
+                out.values.push(
+                    v.as_str()
+                        .ok_or("acr's values must be strings.")?
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl AuthorizationRequest {
@@ -267,12 +321,31 @@ impl AuthorizationRequest {
                 "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url.",
             ));
         }
-        let acr_values = one("acr_values")
+        let mut acr_values: Vec<String> = one("acr_values")
             .unwrap_or_default()
             .split(' ')
             .filter(|a| !a.is_empty())
             .map(str::to_owned)
             .collect();
+        if let Some(claims) = one("claims") {
+            let asked = claimed_acr(claims).map_err(|why| back(OAuthError::InvalidRequest, why))?;
+            if asked.essential
+                && !asked.values.iter().any(|v| {
+                    tuaton_core::Ial::from_acr(v).is_some()
+                        || tuaton_core::Aal::from_acr(v).is_some()
+                })
+            {
+                return Err(back(
+                    OAuthError::UnmetAuthenticationRequirements,
+                    "The claims parameter asks for an essential acr Tuaton does not define (see acr_values_supported).",
+                ));
+            }
+            for v in asked.values {
+                if !acr_values.contains(&v) {
+                    acr_values.push(v);
+                }
+            }
+        }
         Ok((
             Self {
                 client_id: client.client_id.clone(),
@@ -340,6 +413,44 @@ mod tests {
         assert_eq!(r.state.as_deref(), Some("s-123"));
         assert_eq!(r.nonce.as_deref(), Some("n-456"));
         assert!(r.prompt.is_empty());
+    }
+
+    #[test]
+    fn an_essential_acr_in_the_claims_parameter_is_a_level_asked_for() {
+        let with_claims = |c: &str| {
+            let mut p = good();
+            p.push(("claims".into(), c.into()));
+            parse(&p)
+        };
+        let r =
+            with_claims(r#"{"id_token":{"acr":{"essential":true,"values":["urn:tuaton:aal:3"]}}}"#)
+                .unwrap();
+        assert_eq!(r.required_levels().1, Some(tuaton_core::Aal::Aal3));
+        let r = with_claims(
+            r#"{"userinfo":{"acr":{"value":"urn:tuaton:ial:2.2"}},"id_token":{"given_name":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.required_levels().0, Some(tuaton_core::Ial::Ial2_2));
+        let e =
+            with_claims(r#"{"id_token":{"acr":{"essential":true,"value":"urn:example:loa:9"}}}"#)
+                .unwrap_err();
+        assert_eq!(e.error(), OAuthError::UnmetAuthenticationRequirements);
+        assert!(
+            with_claims(r#"{"id_token":{"acr":{"value":"urn:example:loa:9"}}}"#).is_ok(),
+            "a voluntary acr Tuaton does not define is ignored"
+        );
+        for bad in [
+            "[]",
+            "not json",
+            r#"{"id_token":{"acr":{"values":"x"}}}"#,
+            r#"{"id_token":3}"#,
+        ] {
+            assert_eq!(
+                with_claims(bad).unwrap_err().error(),
+                OAuthError::InvalidRequest,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS,
         "claims_supported": claims,
         "acr_values_supported": acr_values,
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_object_signing_alg_values_supported": ["ES256", "PS256", "RS256"],
         "request_uri_parameter_supported": true,
