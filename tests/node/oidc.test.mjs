@@ -533,6 +533,19 @@ test('a login on one agency\'s page is not spent on a request another agency sta
   assert.match(await page.textContent('body'), /Another agency/);
 });
 
+test('a client registered for PS256 is signed for by the PS256 line of id-token keys, beside the ES256 default', async () => {
+  // The operator brings the PS256 line in (no relying party has cached it yet: no pre-publication needed).
+  execFileSync(bin, ['keys', 'rotate', '--purpose', 'id-token', '--alg', 'PS256', '--prepublish', '0', '--dev'], { cwd: '../..', encoding: 'utf8' });
+  clients('add', '--id', 'e2e-ps256', '--redirect-uri', callback, '--auth', 'none', '--no-dpop', '--alg', 'PS256');
+  const config = await discover('e2e-ps256', client.None(), { id_token_signed_response_alg: 'PS256' });
+  assert.ok(config.serverMetadata().id_token_signing_alg_values_supported.includes('PS256'));
+  const algOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url')).alg;
+  const { tokens } = await codeFlow(config);
+  assert.equal(algOf(tokens.id_token), 'PS256', 'openid-client verified it with the published RSA key');
+  const es = (await codeFlow(await discover('e2e-public', client.None()))).tokens;
+  assert.equal(algOf(es.id_token), 'ES256', 'the default line is untouched');
+});
+
 test('an id-token key rotation in the middle of the suite fails no client', async () => {
   const config = await discover('e2e-public', client.None());
   const before = (await codeFlow(config)).tokens;

@@ -317,6 +317,24 @@ fn print(
     Ok(())
 }
 
+/// Tells the operator, on stderr, when no id-token key signs with the
+/// client's algorithm yet.
+async fn warn_without_key(
+    admin: &ClientAdmin,
+    client: &RegisteredClient,
+    now: time::OffsetDateTime,
+) -> Result<(), IdmError> {
+    let alg = client.config.id_token_alg;
+    if !admin.id_token_key_signs(alg, now).await? {
+        eprintln!(
+            "note: no id-token key signs with {0} yet; the client gets no tokens until one does: \
+             tuaton keys rotate --purpose id-token --alg {0}",
+            alg.jose_name()
+        );
+    }
+    Ok(())
+}
+
 async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmError> {
     let now = time::OffsetDateTime::now_utc();
     let operator = crate::operator();
@@ -348,6 +366,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
             };
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;
+            warn_without_key(admin, &client, now).await?;
         }
         ClientsCommand::List { json } => {
             let all = admin.list().await?;
@@ -378,6 +397,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 .update(&operator, fields.apply(before.config)?, new_secret, now)
                 .await?;
             print(&client, secret.as_ref(), json)?;
+            warn_without_key(admin, &client, now).await?;
         }
         ClientsCommand::Remove { client_id } => {
             admin.remove(&operator, &client_id, now).await?;

@@ -375,7 +375,7 @@ pub async fn rotate_key(
         .await
         .map_err(|e| Failed(format!("cannot read managed keys: {e}")))?;
     if let Trigger::Schedule { every } = trigger {
-        let due = keys::next_scheduled_rotation(purpose, &all, every, prepublish);
+        let due = keys::next_scheduled_rotation(purpose, alg, &all, every, prepublish);
         if due.is_none_or(|at| at > now) {
             return Err(NotDue);
         }
@@ -433,7 +433,7 @@ pub async fn rotate_key(
     Ok((key, plan))
 }
 
-/// The key that signs for `purpose` now, made (with `alg`, active at once)
+/// The key of `purpose`'s `alg` line that signs now, made (active at once)
 /// when there is none; another process making one at the same moment is
 /// no error, its key is used.
 pub async fn ensure_active(
@@ -443,7 +443,7 @@ pub async fn ensure_active(
     alg: SignatureAlgorithm,
     now: OffsetDateTime,
 ) -> Result<ManagedKey, CustodyError> {
-    if let Some(k) = keys::signing_key(store.conn().await?.conn(), purpose, now).await? {
+    if let Some(k) = keys::signing_key_for(store.conn().await?.conn(), purpose, alg, now).await? {
         return Ok(k);
     }
     let made = rotate_key(
@@ -463,7 +463,7 @@ pub async fn ensure_active(
             source: KeyError::Unavailable { reason },
         });
     }
-    keys::signing_key(store.conn().await?.conn(), purpose, now)
+    keys::signing_key_for(store.conn().await?.conn(), purpose, alg, now)
         .await?
         .ok_or(CustodyError::Interrupted)
 }

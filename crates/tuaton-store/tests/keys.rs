@@ -24,17 +24,28 @@ async fn rotate(
     now: OffsetDateTime,
     prepublish: Duration,
 ) -> ManagedKey {
-    let all = keys::list(store.conn().await.unwrap().conn())
-        .await
-        .unwrap();
-    let plan = RotationPlan::new(
+    rotate_line(
+        store,
         purpose,
         tuaton_core::SignatureAlgorithm::Es256,
-        &all,
         now,
         prepublish,
     )
-    .unwrap();
+    .await
+}
+
+/// Rotates `purpose`'s line of `alg` keys: plans, records and applies what is due.
+async fn rotate_line(
+    store: &Store,
+    purpose: KeyPurpose,
+    alg: tuaton_core::SignatureAlgorithm,
+    now: OffsetDateTime,
+    prepublish: Duration,
+) -> ManagedKey {
+    let all = keys::list(store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    let plan = RotationPlan::new(purpose, alg, &all, now, prepublish).unwrap();
     let mut tx = store.begin().await.unwrap();
     let key = keys::insert_pending(
         &mut tx,
@@ -97,14 +108,14 @@ engine_tests! {
 
     async fn a_schedule_prepublishes_so_the_next_key_takes_over_on_time(store: &Store) {
         let (every, prepublish) = (Duration::days(90), Duration::days(2));
-        let due = |all: &[ManagedKey]| keys::next_scheduled_rotation(KeyPurpose::IdToken, all, every, prepublish);
+        let due = |all: &[ManagedKey]| keys::next_scheduled_rotation(KeyPurpose::IdToken, tuaton_core::SignatureAlgorithm::Es256, all, every, prepublish);
         assert_eq!(due(&[]), Some(OffsetDateTime::UNIX_EPOCH), "no key at all: make one now");
         let now = t0();
         let first = rotate(store, KeyPurpose::IdToken, now, prepublish).await;
         let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
         assert_eq!(due(&all), Some(now + Duration::days(88)));
         // Another purpose's keys do not count.
-        assert_eq!(keys::next_scheduled_rotation(KeyPurpose::Tsa, &all, every, prepublish), Some(OffsetDateTime::UNIX_EPOCH));
+        assert_eq!(keys::next_scheduled_rotation(KeyPurpose::Tsa, tuaton_core::SignatureAlgorithm::Es256, &all, every, prepublish), Some(OffsetDateTime::UNIX_EPOCH));
         let next = rotate(store, KeyPurpose::IdToken, now + Duration::days(88), prepublish).await;
         assert_eq!(next.activate_after, now + every, "the new key signs exactly `every` after the first");
         assert_eq!(due(&keys::list(store.conn().await.unwrap().conn()).await.unwrap()), None, "pending: nothing more to do");
@@ -176,6 +187,31 @@ engine_tests! {
         }
         let pending = keys::list(store.conn().await.unwrap().conn()).await.unwrap().into_iter().filter(|k| k.state == KeyState::Pending).count();
         assert_eq!(pending, 1);
+    }
+
+    async fn a_purpose_keeps_a_line_per_algorithm_and_rotating_one_leaves_the_others(store: &Store) {
+        use tuaton_core::SignatureAlgorithm::{Es256, Ps256};
+        let now = t0();
+        let es = rotate_line(store, KeyPurpose::IdToken, Es256, now, Duration::ZERO).await;
+        let ps = rotate_line(store, KeyPurpose::IdToken, Ps256, now, Duration::ZERO).await;
+        assert_eq!((es.state, ps.state), (KeyState::Active, KeyState::Active), "each line's first key signs at once");
+        let signer = |alg| async move {
+            keys::signing_key_for(store.conn().await.unwrap().conn(), KeyPurpose::IdToken, alg, now)
+                .await
+                .unwrap()
+                .map(|k| k.id)
+        };
+        assert_eq!(signer(Es256).await, Some(es.id.clone()));
+        assert_eq!(signer(Ps256).await, Some(ps.id.clone()));
+        // Rotating the PS256 line retires its key only.
+        let next = rotate_line(store, KeyPurpose::IdToken, Ps256, now, Duration::ZERO).await;
+        assert_eq!(state(store, &ps.id).await, KeyState::Retiring);
+        assert_eq!(state(store, &es.id).await, KeyState::Active);
+        assert_eq!(signer(Ps256).await, Some(next.id));
+        assert_eq!(keys::publishable(store.conn().await.unwrap().conn(), KeyPurpose::IdToken).await.unwrap().len(), 3);
+        let all = keys::list(store.conn().await.unwrap().conn()).await.unwrap();
+        assert!(keys::next_scheduled_rotation(KeyPurpose::IdToken, tuaton_core::SignatureAlgorithm::Rs256, &all, Duration::days(90), Duration::ZERO)
+            == Some(OffsetDateTime::UNIX_EPOCH), "an RS256 line has no key yet");
     }
 
     async fn states_only_move_forward(store: &Store) {

@@ -146,6 +146,24 @@ impl ClientAdmin {
         read_client(found.ok_or(IdmError::UnknownClient)?)
     }
 
+    /// Whether an id-token key of `alg`'s line signs now: a client
+    /// registered for an algorithm with no key gets no tokens until an
+    /// operator rotates that line in (`tuaton keys rotate --purpose id-token --alg …`).
+    pub async fn id_token_key_signs(
+        &self,
+        alg: tuaton_core::SignatureAlgorithm,
+        now: OffsetDateTime,
+    ) -> Result<bool, IdmError> {
+        Ok(tuaton_store::keys::signing_key_for(
+            self.store.conn().await?.conn(),
+            tuaton_store::keys::KeyPurpose::IdToken,
+            alg,
+            now,
+        )
+        .await?
+        .is_some())
+    }
+
     /// Registers `config` once it validates; a `client_secret_basic` client's
     /// secret comes back, to be shown once.
     pub async fn add(

@@ -1656,30 +1656,35 @@ impl Idm {
         Ok(PairwiseSalt::with_key(key.clone()).subject(client, account.as_str()))
     }
 
-    /// Signs the ID token and the access token with the active id-token key,
-    /// which must sign with the client's algorithm.
+    /// Signs the tokens with the active id-token key of the client's algorithm.
     async fn sign_tokens(
         &self,
         client: &ClientConfig,
         tokens: Vec<(&'static str, serde_json::Value)>,
         now: OffsetDateTime,
     ) -> Result<Vec<String>, IdmError> {
-        let key = keys::signing_key(self.store().conn().await?.conn(), KeyPurpose::IdToken, now)
-            .await?
-            .ok_or_else(|| {
-                IdmError::Custody(crate::custody::CustodyError::NoActiveKey(
-                    KeyPurpose::IdToken,
-                ))
-            })?;
-        if key.algorithm != client.id_token_alg {
-            return Err(IdmError::Custody(
-                crate::custody::CustodyError::AlgorithmUnavailable {
+        // The key of the client's algorithm line: ES256 by default, RS256
+        // or PS256 for a client registered for it.
+        let key = keys::signing_key_for(
+            self.store().conn().await?.conn(),
+            KeyPurpose::IdToken,
+            client.id_token_alg,
+            now,
+        )
+        .await?;
+        let Some(key) = key else {
+            let any =
+                keys::signing_key(self.store().conn().await?.conn(), KeyPurpose::IdToken, now)
+                    .await?;
+            return Err(IdmError::Custody(match any {
+                Some(k) => crate::custody::CustodyError::AlgorithmUnavailable {
                     purpose: KeyPurpose::IdToken,
                     wanted: client.id_token_alg,
-                    active: key.algorithm,
+                    active: k.algorithm,
                 },
-            ));
-        }
+                None => crate::custody::CustodyError::NoActiveKey(KeyPurpose::IdToken),
+            }));
+        };
         let key_ref: KeyRef =
             key.key_ref
                 .parse()

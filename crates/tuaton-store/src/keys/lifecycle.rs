@@ -73,6 +73,25 @@ impl KeyPurpose {
         self == KeyPurpose::UserSigning
     }
 
+    /// Whether the purpose keeps a line of keys per algorithm: ID tokens
+    /// only, where each relying party names the algorithm it verifies
+    /// (ES256 by default, RS256 or PS256 for software that needs them).
+    /// Every other purpose has one line, and a rotation to another
+    /// algorithm replaces its key.
+    pub fn has_algorithm_lines(self) -> bool {
+        self == KeyPurpose::IdToken
+    }
+
+    /// The algorithm line `algorithm` is kept in: itself for a purpose
+    /// with lines, the one line (`""`) otherwise.
+    pub fn line(self, algorithm: SignatureAlgorithm) -> &'static str {
+        if self.has_algorithm_lines() {
+            algorithm.jose_name()
+        } else {
+            ""
+        }
+    }
+
     pub(super) fn parse_stored(s: &str) -> Result<Self, StoreError> {
         s.parse()
             .map_err(|_| StoreError::Corrupt(format!("unknown key purpose `{s}`")))
@@ -310,10 +329,12 @@ pub struct RotationPlan {
 }
 
 impl RotationPlan {
-    /// Plans rotating `purpose` given the current keys. The new key is
-    /// pre-published for `prepublish`; with no active key there is nothing to
-    /// protect (and nothing signing), so it activates at once. Refused while
-    /// another rotation of the purpose is pending, and for per-account keys.
+    /// Plans rotating `purpose`'s line of `algorithm` keys (its one line,
+    /// for a purpose without lines per algorithm) given the current keys. The new key is pre-published for `prepublish`; with no active
+    /// key in the line there is nothing to protect (and nothing signing), so
+    /// it activates at once. Refused while another rotation of the line is
+    /// pending, and for per-account keys. Lines of other algorithms are not
+    /// touched.
     pub fn new(
         purpose: KeyPurpose,
         algorithm: SignatureAlgorithm,
@@ -324,9 +345,11 @@ impl RotationPlan {
         if purpose.is_per_account() {
             return Err(KeysError::AccountMismatch { purpose });
         }
-        let mine = keys
-            .iter()
-            .filter(|k| k.purpose == purpose && k.account_id.is_none());
+        let mine = keys.iter().filter(|k| {
+            k.purpose == purpose
+                && k.account_id.is_none()
+                && purpose.line(k.algorithm) == purpose.line(algorithm)
+        });
         if let Some(p) = mine.clone().find(|k| k.state == KeyState::Pending) {
             return Err(KeysError::AlreadyPending {
                 purpose,
@@ -376,20 +399,23 @@ impl RotationPlan {
     }
 }
 
-/// When a purpose rotated every `every`, with `prepublish` of
-/// pre-publication, must generate its next key so that the key takes over
-/// `every` after the current one started signing. `None` while a rotation is
-/// pending; `UNIX_EPOCH` (due at once) when the purpose has no signing key at
-/// all, so an unattended service makes its first key itself.
+/// When a purpose's line of `algorithm` keys rotated every `every`, with
+/// `prepublish` of pre-publication, must generate its next key so that the
+/// key takes over `every` after the current one started signing. `None`
+/// while a rotation is pending; `UNIX_EPOCH` (due at once) when the line has
+/// no signing key at all, so an unattended service makes its first key itself.
 pub fn next_scheduled_rotation(
     purpose: KeyPurpose,
+    algorithm: SignatureAlgorithm,
     keys: &[ManagedKey],
     every: Duration,
     prepublish: Duration,
 ) -> Option<OffsetDateTime> {
-    let mut mine = keys
-        .iter()
-        .filter(|k| k.purpose == purpose && k.account_id.is_none());
+    let mut mine = keys.iter().filter(|k| {
+        k.purpose == purpose
+            && k.account_id.is_none()
+            && purpose.line(k.algorithm) == purpose.line(algorithm)
+    });
     if mine.clone().any(|k| k.state == KeyState::Pending) {
         return None;
     }

@@ -165,6 +165,27 @@ pub async fn signing_key<'e, E: Executor<'e, Database = Any>>(
     .next())
 }
 
+/// The key of `purpose`'s `algorithm` line that signs now, if any: a
+/// purpose may keep a line per algorithm (an agency's ID tokens in RS256
+/// beside the ES256 default).
+pub async fn signing_key_for<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    purpose: KeyPurpose,
+    algorithm: SignatureAlgorithm,
+    now: OffsetDateTime,
+) -> Result<Option<ManagedKey>, StoreError> {
+    Ok(query_keys(
+        db,
+        "purpose = $1 AND account_id IS NULL AND state = 'active' AND algorithm = $2 \
+         AND activate_after_ms <= $3",
+        &[purpose.as_str(), algorithm.jose_name()],
+        Some(to_ms(now)),
+    )
+    .await?
+    .into_iter()
+    .next())
+}
+
 /// The account's own signing key now, if any.
 pub async fn user_signing_key<'e, E: Executor<'e, Database = Any>>(
     db: E,
@@ -267,12 +288,16 @@ pub async fn insert_pending(
     }
     // Checked first because a failed INSERT aborts a PostgreSQL transaction;
     // the unique index still refuses the loser of a race (as a conflict).
+    // Service keys have a line per algorithm; per-user keys one line.
+    let line = new.purpose.line(new.algorithm);
     let pending = query_keys(
         tx.conn(),
-        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'pending'",
+        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'pending' \
+         AND ($3 = '' OR algorithm = $3 OR account_id IS NOT NULL)",
         &[
             new.purpose.as_str(),
             new.account_id.as_ref().map_or("", AccountId::as_str),
+            line,
         ],
         None,
     )
@@ -286,10 +311,12 @@ pub async fn insert_pending(
     }
     let active = query_keys(
         tx.conn(),
-        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active'",
+        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active' \
+         AND ($3 = '' OR algorithm = $3 OR account_id IS NOT NULL)",
         &[
             new.purpose.as_str(),
             new.account_id.as_ref().map_or("", AccountId::as_str),
+            line,
         ],
         None,
     )
@@ -492,10 +519,12 @@ async fn activate(
     }
     let current = query_keys(
         tx.conn(),
-        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active'",
+        "purpose = $1 AND COALESCE(account_id, '') = $2 AND state = 'active' \
+         AND ($3 = '' OR algorithm = $3 OR account_id IS NOT NULL)",
         &[
             key.purpose.as_str(),
             key.account_id.as_ref().map_or("", AccountId::as_str),
+            key.purpose.line(key.algorithm),
         ],
         None,
     )
