@@ -31,6 +31,8 @@ function clients(...args) {
 
 // Logout tokens Tuaton posted to the agency's back-channel URI (…/bcl).
 const logoutTokens = [];
+// The key set the agency publishes at …/jwks.json, for a client registered with its jwks_uri.
+let agencyKeys = { keys: [] };
 
 // The agency's redirect target: answers 200; keeps only the logout tokens posted to it.
 function startAgency() {
@@ -41,6 +43,11 @@ function startAgency() {
       req.on('end', () => {
         if (req.method === 'POST' && req.url === '/bcl') {
           logoutTokens.push(new URLSearchParams(body).get('logout_token'));
+        }
+        if (req.method === 'GET' && req.url === '/jwks.json') {
+          res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+          res.end(JSON.stringify(agencyKeys));
+          return;
         }
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('agency');
@@ -509,6 +516,34 @@ test('signed request objects (JAR): through the browser and inside a pushed requ
   unsigned.searchParams.set('request', `${b64({ alg: 'none' })}.${b64({ iss: 'e2e-jar', aud: base, redirect_uri: callback })}.`);
   const refused = await fetch(unsigned, { redirect: 'manual' });
   assert.equal(refused.status, 400);
+});
+
+test('a client publishing its keys at a jwks_uri authenticates, and rotates its key without calling the operator', async () => {
+  const newKey = async (kid) => {
+    const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+    const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid, use: 'sig', alg: 'ES256' };
+    delete jwk.key_ops;
+    delete jwk.ext;
+    return { privateKey, jwk, kid };
+  };
+  const first = await newKey('published-1');
+  agencyKeys = { keys: [first.jwk] };
+  const jwksUri = callback.replace(/\/cb$/, '/jwks.json');
+  clients('add', '--id', 'e2e-jwks-uri', '--redirect-uri', callback, '--auth', 'private_key_jwt', '--jwks-uri', jwksUri, '--no-par', '--no-dpop');
+  const before = (await codeFlow(await discover('e2e-jwks-uri', client.PrivateKeyJwt({ key: first.privateKey, kid: first.kid })))).tokens;
+  assert.equal(before.claims().aud, 'e2e-jwks-uri');
+  // The agency rotates: a new key, the old one withdrawn. Tuaton fetches the set again when
+  // an assertion does not verify with the one it holds (at most every few seconds).
+  const second = await newKey('published-2');
+  agencyKeys = { keys: [second.jwk] };
+  await new Promise((r) => { setTimeout(r, 5500); });
+  const after = (await codeFlow(await discover('e2e-jwks-uri', client.PrivateKeyJwt({ key: second.privateKey, kid: second.kid })))).tokens;
+  assert.equal(after.claims().sub, before.claims().sub);
+  // The withdrawn key no longer authenticates.
+  await assert.rejects(
+    client.refreshTokenGrant(await discover('e2e-jwks-uri', client.PrivateKeyJwt({ key: first.privateKey, kid: first.kid })), after.refresh_token),
+    (e) => e.status === 401 || e.error === 'invalid_client',
+  );
 });
 
 test('a login on one agency\'s page is not spent on a request another agency started since', async () => {

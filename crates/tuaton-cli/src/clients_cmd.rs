@@ -88,8 +88,12 @@ pub(crate) struct Fields {
     #[arg(long, value_enum)]
     auth: Option<AuthArg>,
     /// Its public keys, a JWK Set file (for private_key_jwt).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jwks_uri")]
     jwks: Option<PathBuf>,
+    /// Where it publishes its public keys instead (for private_key_jwt), so
+    /// it rotates them on its own; https to a public address.
+    #[arg(long)]
+    jwks_uri: Option<Url>,
     /// The sector its pairwise subjects are formed in (a host name; the
     /// redirect URIs' host by default).
     #[arg(long, conflicts_with = "public_subject")]
@@ -167,9 +171,15 @@ impl Fields {
             base.require_par = base.token_auth != TokenAuth::None;
             if base.token_auth != TokenAuth::PrivateKeyJwt {
                 base.jwks = None;
+                base.jwks_uri = None;
             }
         }
+        if let Some(uri) = self.jwks_uri {
+            base.jwks_uri = Some(uri);
+            base.jwks = None;
+        }
         if let Some(path) = self.jwks {
+            base.jwks_uri = None;
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| bad(format!("cannot read --jwks {}: {e}", path.display())))?;
             base.jwks = Some(
@@ -282,6 +292,9 @@ fn print(
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     println!("auth          {auth}");
+    if let Some(u) = &c.jwks_uri {
+        println!("keys at       {u}");
+    }
     match &c.subject {
         SubjectType::Pairwise { sector } => println!("subject       pairwise, sector {sector}"),
         SubjectType::Public => println!("subject       public"),
@@ -356,6 +369,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
                 scopes: vec!["openid".into()],
                 id_token_alg: SignatureAlgorithm::Es256,
                 jwks: None,
+                jwks_uri: None,
                 token_lifetime_secs: 300,
                 require_par: true,
                 post_logout_redirect_uris: Vec::new(),

@@ -99,6 +99,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
         scopes: vec!["openid".into()],
         id_token_alg: SignatureAlgorithm::Es256,
         jwks: None,
+        jwks_uri: None,
         token_lifetime_secs: 300,
         require_par: false,
         post_logout_redirect_uris: Vec::new(),

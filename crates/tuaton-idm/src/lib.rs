@@ -54,9 +54,9 @@ pub use enrolment::{
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
 pub use oidc::{
-    Answer, ClientAdmin, ClientSecret, CompanyAsk, ConsentAsk, Decision, LogoutDelivery,
-    LogoutOutcome, LogoutPlan, MAX_LOGOUT_ATTEMPTS, OidcError, PendingAuthorization,
-    RegisteredClient, TokenResponse,
+    Answer, ClientAdmin, ClientSecret, CompanyAsk, ConsentAsk, Decision, JwksFetcher,
+    LogoutDelivery, LogoutOutcome, LogoutPlan, MAX_LOGOUT_ATTEMPTS, OidcError,
+    PendingAuthorization, RegisteredClient, TokenResponse,
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
@@ -136,6 +136,9 @@ pub struct IdmParts {
     /// A face matcher with its reference faces; `None` (no product ships
     /// with Tuaton): recovery by face match is then refused.
     pub face: Option<FaceCheck>,
+    /// Fetches clients' key sets from their `jwks_uri`; `None`: a client
+    /// registered with one cannot authenticate.
+    pub jwks_fetcher: Option<Arc<dyn oidc::JwksFetcher>>,
 }
 
 /// A certified face matcher and where its reference faces come from.
@@ -158,6 +161,7 @@ struct Inner {
     evidence_refusals: tokio::sync::OnceCell<ring::hmac::Key>,
     pairwise: tokio::sync::OnceCell<ring::hmac::Key>,
     dpop_nonces: tokio::sync::OnceCell<ring::hmac::Key>,
+    client_keys: oidc::ClientKeyCache,
 }
 
 impl Idm {
@@ -170,6 +174,7 @@ impl Idm {
             evidence_refusals: tokio::sync::OnceCell::new(),
             pairwise: tokio::sync::OnceCell::new(),
             dpop_nonces: tokio::sync::OnceCell::new(),
+            client_keys: oidc::ClientKeyCache::default(),
         }))
     }
 

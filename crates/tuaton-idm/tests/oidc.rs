@@ -40,6 +40,7 @@ fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> Cli
         scopes: vec!["openid".into()],
         id_token_alg: SignatureAlgorithm::Es256,
         jwks,
+        jwks_uri: None,
         token_lifetime_secs: 300,
         require_par: false,
         post_logout_redirect_uris: Vec::new(),

@@ -52,6 +52,10 @@ pub struct ClientConfig {
     /// (an RFC 7517 JWK Set), for that method only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes that JWK Set instead (`jwks_uri`), so it
+    /// can rotate its keys on its own; Tuaton fetches and caches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<Url>,
     /// How long its access and ID tokens last, in seconds.
     #[serde(default = "default_token_lifetime")]
     pub token_lifetime_secs: u32,
@@ -212,19 +216,29 @@ impl ClientConfig {
         if (releases || self.purpose.is_some()) && !purpose_ok {
             return Err(ClientError::PurposeNeeded);
         }
-        match (self.token_auth, &self.jwks) {
-            (TokenAuth::PrivateKeyJwt, None) => {
+        match (self.token_auth, &self.jwks, &self.jwks_uri) {
+            (_, Some(_), Some(_)) => {
                 return Err(ClientError::Keys(
-                    "private_key_jwt needs the client's public keys (a JWK Set)",
+                    "give the client's keys inline or as jwks_uri, not both",
                 ));
             }
-            (TokenAuth::PrivateKeyJwt, Some(set)) => crate::assertion::check_key_set(set)?,
-            (_, Some(_)) => {
+            (TokenAuth::PrivateKeyJwt, None, None) => {
+                return Err(ClientError::Keys(
+                    "private_key_jwt needs the client's public keys (a JWK Set, or its jwks_uri)",
+                ));
+            }
+            (TokenAuth::PrivateKeyJwt, Some(set), None) => crate::assertion::check_key_set(set)?,
+            (TokenAuth::PrivateKeyJwt, None, Some(uri)) => {
+                // Fetched by Tuaton's server: https, or http to loopback in
+                // development; never an app's private-use scheme.
+                check_redirect_uri(uri, false)?;
+            }
+            (_, Some(_), _) | (_, _, Some(_)) => {
                 return Err(ClientError::Keys(
                     "public keys are for private_key_jwt clients only",
                 ));
             }
-            (_, None) => {}
+            (_, None, None) => {}
         }
         if self.client_credentials && self.token_auth == TokenAuth::None {
             return Err(ClientError::PublicClientCredentials);
@@ -321,6 +335,7 @@ pub(crate) mod tests {
                 "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
                 "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
             }]})),
+            jwks_uri: None,
             token_lifetime_secs: 300,
             require_par: true,
             post_logout_redirect_uris: Vec::new(),
@@ -329,6 +344,32 @@ pub(crate) mod tests {
             purpose: None,
             backchannel_logout_uri: None,
         }
+    }
+
+    #[test]
+    fn keys_come_inline_or_from_a_jwks_uri_the_server_may_fetch() {
+        let mut both = agency(&["https://efiling.rd.go.th/cb"]);
+        both.jwks_uri = Some(Url::parse("https://efiling.rd.go.th/jwks.json").unwrap());
+        assert!(matches!(both.clone().validate(), Err(ClientError::Keys(_))));
+        both.jwks = None;
+        assert!(both.clone().validate().is_ok());
+        for bad in [
+            "http://efiling.rd.go.th/jwks.json",
+            "th.go.rd.app:/jwks",
+            "https://x/jwks#f",
+        ] {
+            let mut c = both.clone();
+            c.jwks_uri = Some(Url::parse(bad).unwrap());
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        let mut public = agency(&["https://efiling.rd.go.th/cb"]);
+        public.token_auth = TokenAuth::None;
+        public.jwks = None;
+        public.jwks_uri = Some(Url::parse("https://efiling.rd.go.th/jwks.json").unwrap());
+        assert!(
+            public.validate().is_err(),
+            "keys are for private_key_jwt clients"
+        );
     }
 
     #[test]

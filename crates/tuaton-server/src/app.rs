@@ -57,6 +57,9 @@ impl AppState {
             limiter: rate_limits.clone(),
             policy: policy(&settings),
             face: None,
+            jwks_fetcher: Some(Arc::new(crate::outbound::GuardedJwksFetcher {
+                dev: settings.dev,
+            })),
         });
         Self(Arc::new(Inner {
             settings,

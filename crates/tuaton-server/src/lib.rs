@@ -24,6 +24,7 @@ mod middleware;
 pub mod notify;
 mod oidc;
 mod openapi;
+mod outbound;
 pub mod ratelimit;
 pub mod services;
 pub mod session;

@@ -111,6 +111,7 @@ fn registration_summary(c: &ClientConfig) -> serde_json::Value {
         "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "purpose": c.purpose,
         "backchannel_logout_uri": c.backchannel_logout_uri,
+        "jwks_uri": c.jwks_uri,
         "jwks_sha256": c.jwks.as_ref().map(|k| secret_digest(&k.to_string())),
     })
 }

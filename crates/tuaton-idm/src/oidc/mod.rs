@@ -36,6 +36,7 @@
 
 mod backchannel;
 mod business;
+mod client_keys;
 mod clients;
 mod consent;
 
@@ -71,6 +72,8 @@ use zeroize::Zeroizing;
 
 pub use backchannel::{LogoutDelivery, LogoutOutcome, MAX_ATTEMPTS as MAX_LOGOUT_ATTEMPTS};
 pub use business::CompanyAsk;
+pub(crate) use client_keys::ClientKeyCache;
+pub use client_keys::JwksFetcher;
 pub use clients::{ClientAdmin, ClientSecret, RegisteredClient};
 pub use consent::ConsentAsk;
 
@@ -417,23 +420,22 @@ impl Idm {
             // ignored (RFC 9126 §4).
             Some(id) => self.pushed(id, client, now).await?,
             None => {
-                let unpacked = match one("request") {
-                    Some(jwt) => {
-                        let known = client.as_ref().ok_or_else(|| AuthorizeError::Direct {
-                            error: OAuthError::InvalidRequest,
-                            description: "client_id is missing or not registered.".into(),
-                        })?;
-                        Some(
-                            request_object::unpack(jwt, known, issuer, now).map_err(|e| {
-                                AuthorizeError::Direct {
+                let unpacked =
+                    match one("request") {
+                        Some(jwt) => {
+                            let known = client.as_ref().ok_or_else(|| AuthorizeError::Direct {
+                                error: OAuthError::InvalidRequest,
+                                description: "client_id is missing or not registered.".into(),
+                            })?;
+                            Some(self.unpack_request(jwt, known, issuer, now).await.map_err(
+                                |e| AuthorizeError::Direct {
                                     error: OAuthError::InvalidRequestObject,
-                                    description: e.to_string(),
-                                }
-                            })?,
-                        )
-                    }
-                    None => None,
-                };
+                                    description: e,
+                                },
+                            )?)
+                        }
+                        None => None,
+                    };
                 let params = unpacked.as_deref().unwrap_or(params);
                 let (request, client) = AuthorizationRequest::parse(params, |id| {
                     client.as_ref().filter(|c| c.client_id == id)
@@ -524,6 +526,32 @@ impl Idm {
         Ok(())
     }
 
+    /// The parameters of `client`'s request object `jwt`, verified with its
+    /// keys (fetched again once if they do not verify and come from a
+    /// `jwks_uri`); the refusal's sentence otherwise.
+    async fn unpack_request(
+        &self,
+        jwt: &str,
+        client: &ClientConfig,
+        issuer: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, String)>, String> {
+        let keyed = self
+            .with_keys(client, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        match request_object::unpack(jwt, &keyed, issuer, now) {
+            Err(_) if client.jwks_uri.is_some() => {
+                let again = self
+                    .with_keys(client, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                request_object::unpack(jwt, &again, issuer, now).map_err(|e| e.to_string())
+            }
+            unpacked => unpacked.map_err(|e| e.to_string()),
+        }
+    }
+
     /// The pushed request `id` names, taken (it works once) for `client`.
     async fn pushed(
         &self,
@@ -586,8 +614,10 @@ impl Idm {
             .find(|(k, v)| k == "request" && !v.is_empty())
             .map(|(_, v)| v.clone());
         if let Some(jwt) = object {
-            params = request_object::unpack(&jwt, &client, issuer, now)
-                .map_err(|e| TokenError::new(OAuthError::InvalidRequestObject, e.to_string()))?;
+            params = self
+                .unpack_request(&jwt, &client, issuer, now)
+                .await
+                .map_err(|e| TokenError::new(OAuthError::InvalidRequestObject, e))?;
         }
         if let Some(p) = &proof {
             match params
@@ -880,7 +910,17 @@ impl Idm {
                 if client_id.as_ref().is_some_and(|c| *c != client.client_id) {
                     return Err(unknown().into());
                 }
-                let id = tuaton_oidc::assertion::verify(assertion, &client, issuer, now)?;
+                let keyed = self.with_keys(&client, false).await?;
+                let id = match tuaton_oidc::assertion::verify(assertion, &keyed, issuer, now) {
+                    // Perhaps the client rotated its key: its jwks_uri again.
+                    Err(_) if client.jwks_uri.is_some() => tuaton_oidc::assertion::verify(
+                        assertion,
+                        &self.with_keys(&client, true).await?,
+                        issuer,
+                        now,
+                    )?,
+                    verified => verified?,
+                };
                 let fresh = store::use_assertion_id(&client.client_id, &id.jti, id.expires_at, now)
                     .run(self.store().conn().await?.conn())
                     .await?;

@@ -94,6 +94,7 @@ fn idm_built(
         limiter: Arc::new(Unlimited),
         policy: Policy::default(),
         face,
+        jwks_fetcher: None,
     })
 }
 
