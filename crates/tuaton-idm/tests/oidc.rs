@@ -71,6 +71,17 @@ fn request(client_id: &str, redirect: &str) -> Vec<(String, String)> {
     ])
 }
 
+/// The audit chain verifies from its first record to its head.
+async fn chain_is_intact(db: &TestDb) {
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact(),
+        "the audit chain is intact"
+    );
+}
+
 /// Every row of the tables a refused step must leave alone.
 async fn written(db: &TestDb) -> Vec<i64> {
     let mut conn = db.store.conn().await.unwrap();
@@ -448,12 +459,7 @@ async fn a_public_client_gets_tokens_once_per_code_and_a_second_redemption_revok
             .await,
         Err(OidcError::Bearer(_))
     ));
-    assert!(
-        tuaton_store::audit::verify(&db.store)
-            .await
-            .unwrap()
-            .is_intact()
-    );
+    chain_is_intact(&db).await;
     db.cleanup().await;
 }
 
@@ -922,12 +928,7 @@ async fn refresh_tokens_rotate_a_reused_one_revokes_the_family_and_revocation_en
             .await,
         Err(OidcError::Bearer(_))
     ));
-    assert!(
-        tuaton_store::audit::verify(&db.store)
-            .await
-            .unwrap()
-            .is_intact()
-    );
+    chain_is_intact(&db).await;
     db.cleanup().await;
 }
 
@@ -2062,12 +2063,7 @@ async fn an_ended_session_owes_its_clients_logout_tokens_until_they_are_delivere
             .unwrap()
             .is_empty()
     );
-    assert!(
-        tuaton_store::audit::verify(&db.store)
-            .await
-            .unwrap()
-            .is_intact()
-    );
+    chain_is_intact(&db).await;
     db.cleanup().await;
 }
 

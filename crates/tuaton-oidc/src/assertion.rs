@@ -151,6 +151,40 @@ pub(crate) fn signed_by_client(
     Ok((header, claims))
 }
 
+/// Checks a signed JWT's time claims at `now`, with [`SKEW`]: `exp` is
+/// present, not past, and at most `max` (said as `max_words`) ahead; each of
+/// `not_before` that is present is not in the future. Returns how far ahead
+/// `exp` is, or the rule broken.
+pub(crate) fn check_window(
+    claims: &Value,
+    now: OffsetDateTime,
+    max: Duration,
+    max_words: &str,
+    not_before: &[&str],
+) -> Result<Duration, String> {
+    let time_of = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_i64)
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+    };
+    let exp = time_of("exp").ok_or("exp is missing")?;
+    // Compared as a difference: no sum can overflow, whatever `exp` says.
+    let ahead = exp - now;
+    if ahead <= -SKEW {
+        return Err("it has expired".into());
+    }
+    if ahead > max + SKEW {
+        return Err(format!("exp is more than {max_words} ahead"));
+    }
+    for name in not_before {
+        if claims.get(*name).is_some() && time_of(name).is_none_or(|t| t > now + SKEW) {
+            return Err(format!("{name} is in the future or not a time"));
+        }
+    }
+    Ok(ahead)
+}
+
 /// Verifies `assertion` as `client`'s authentication, addressed to `issuer`, at `now`.
 pub fn verify(
     assertion: &str,
@@ -170,26 +204,8 @@ pub fn verify(
     if text("aud") != Some(issuer) {
         return Err(bad("aud must be Tuaton's issuer, as a single string"));
     }
-    let time_of = |name: &str| {
-        claims
-            .get(name)
-            .and_then(Value::as_i64)
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-    };
-    let exp = time_of("exp").ok_or_else(|| bad("exp is missing"))?;
-    // Compared as a difference: no sum can overflow, whatever `exp` says.
-    let ahead = exp - now;
-    if ahead <= -SKEW {
-        return Err(bad("it has expired"));
-    }
-    if ahead > MAX_LIFETIME + SKEW {
-        return Err(bad("exp is more than five minutes ahead"));
-    }
-    for name in ["nbf", "iat"] {
-        if claims.get(name).is_some() && time_of(name).is_none_or(|t| t > now + SKEW) {
-            return Err(bad(&format!("{name} is in the future or not a time")));
-        }
-    }
+    let ahead = check_window(&claims, now, MAX_LIFETIME, "five minutes", &["nbf", "iat"])
+        .map_err(|why| bad(&why))?;
     let jti = text("jti")
         .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
         .ok_or_else(|| bad("jti is missing"))?;
@@ -204,32 +220,14 @@ pub fn verify(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::client::tests::agency;
+    use crate::client::tests::client_with_key;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header};
-    use ring::rand::SystemRandom;
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use serde_json::json;
 
     const ISSUER: &str = "https://id.example.go.th";
     const TOKEN: &str = "https://id.example.go.th/token";
-
-    /// A client with a fresh P-256 key; the signing half comes back as PKCS#8.
-    fn client_with_key() -> (ClientConfig, Vec<u8>) {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        let point = pair.public_key().as_ref();
-        let mut client = agency(&["https://efiling.rd.go.th/cb"]);
-        client.jwks = Some(json!({ "keys": [{
-            "kty": "EC", "crv": "P-256", "kid": "k1",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        }]}));
-        (client.validate().unwrap(), pkcs8.as_ref().to_vec())
-    }
 
     fn sign(pkcs8: &[u8], alg: Algorithm, claims: &Value) -> String {
         let mut header = Header::new(alg);

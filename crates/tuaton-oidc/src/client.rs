@@ -346,6 +346,27 @@ pub(crate) mod tests {
         }
     }
 
+    /// A client with a fresh P-256 key, registered as `k1`; the signing
+    /// half comes back as PKCS#8.
+    pub(crate) fn client_with_key() -> (ClientConfig, Vec<u8>) {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use ring::rand::SystemRandom;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        let mut client = agency(&["https://efiling.rd.go.th/cb"]);
+        client.jwks = Some(serde_json::json!({ "keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "k1",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }]}));
+        (client.validate().unwrap(), pkcs8.as_ref().to_vec())
+    }
+
     #[test]
     fn keys_come_inline_or_from_a_jwks_uri_the_server_may_fetch() {
         let mut both = agency(&["https://efiling.rd.go.th/cb"]);

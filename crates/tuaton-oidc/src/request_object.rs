@@ -28,9 +28,6 @@ pub const TYP: &str = "oauth-authz-req+jwt";
 /// The furthest ahead a request object's `exp` may be.
 pub const MAX_LIFETIME: Duration = Duration::hours(1);
 
-/// The clock skew allowed.
-const SKEW: Duration = Duration::seconds(30);
-
 /// The claims of the JWT itself, which are not authorization parameters.
 const JWT_CLAIMS: &[&str] = &["iss", "aud", "exp", "nbf", "iat", "jti"];
 
@@ -77,23 +74,14 @@ pub fn unpack(
     {
         return Err(bad("its client_id is not the one the request names"));
     }
-    let time_of = |name: &str| {
-        members
-            .get(name)
-            .and_then(Value::as_i64)
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-    };
-    let exp = time_of("exp").ok_or_else(|| bad("exp is missing"))?;
-    let ahead = exp - now;
-    if ahead <= -SKEW {
-        return Err(bad("it has expired"));
-    }
-    if ahead > MAX_LIFETIME + SKEW {
-        return Err(bad("exp is more than an hour ahead"));
-    }
-    if members.get("nbf").is_some() && time_of("nbf").is_none_or(|t| t > now + SKEW) {
-        return Err(bad("nbf is in the future or not a time"));
-    }
+    crate::assertion::check_window(
+        &Value::Object(members.clone()),
+        now,
+        MAX_LIFETIME,
+        "an hour",
+        &["nbf"],
+    )
+    .map_err(RequestObjectError)?;
     if members.contains_key("request") || members.contains_key("request_uri") {
         return Err(bad("it must not hold request or request_uri"));
     }
@@ -118,30 +106,13 @@ pub fn unpack(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::client::tests::agency;
+    use crate::client::tests::client_with_key;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    use ring::rand::SystemRandom;
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use serde_json::json;
 
     const ISSUER: &str = "https://id.example.go.th";
-
-    fn client_with_key() -> (ClientConfig, Vec<u8>) {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        let point = pair.public_key().as_ref();
-        let mut client = agency(&["https://efiling.rd.go.th/cb"]);
-        client.jwks = Some(json!({ "keys": [{
-            "kty": "EC", "crv": "P-256", "kid": "k1",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        }]}));
-        (client.validate().unwrap(), pkcs8.as_ref().to_vec())
-    }
 
     fn sign(pkcs8: &[u8], claims: &Value) -> String {
         let mut header = Header::new(Algorithm::ES256);

@@ -358,6 +358,19 @@ fn spent_fresh(
     pending.map_or(Ok(true), |p| opened.take(p))
 }
 
+/// Makes the parameter `name` of a pushed request `value`: added when
+/// absent, refused (`Err`) when it says something else.
+fn pin(params: &mut Vec<(String, String)>, name: &str, value: &str) -> Result<(), ()> {
+    match params.iter().find(|(k, v)| k == name && !v.is_empty()) {
+        Some((_, v)) if v != value => Err(()),
+        Some(_) => Ok(()),
+        None => {
+            params.push((name.to_owned(), value.to_owned()));
+            Ok(())
+        }
+    }
+}
+
 /// The company a grant acts for, read back.
 fn grant_company(g: &store::Grant) -> Result<Option<tuaton_oidc::claims::CompanyClaim>, IdmError> {
     g.company
@@ -620,30 +633,13 @@ impl Idm {
                 .map_err(|e| TokenError::new(OAuthError::InvalidRequestObject, e))?;
         }
         if let Some(p) = &proof {
-            match params
-                .iter()
-                .find(|(k, v)| k == "dpop_jkt" && !v.is_empty())
-            {
-                Some((_, v)) if *v != p.jkt => {
-                    return Err(DpopError::invalid(
-                        "dpop_jkt names another key than the proof's (RFC 9449 §10.1)",
-                    )
-                    .into());
-                }
-                Some(_) => {}
-                None => params.push(("dpop_jkt".into(), p.jkt.clone())),
-            }
+            pin(&mut params, "dpop_jkt", &p.jkt).map_err(|()| {
+                DpopError::invalid("dpop_jkt names another key than the proof's (RFC 9449 §10.1)")
+            })?;
         }
-        match params.iter().find(|(k, _)| k == "client_id") {
-            Some((_, v)) if *v != client.client_id => {
-                return Err(TokenError::request(
-                    "client_id differs from the client that authenticated.",
-                )
-                .into());
-            }
-            Some(_) => {}
-            None => params.push(("client_id".into(), client.client_id.clone())),
-        }
+        pin(&mut params, "client_id", &client.client_id).map_err(|()| {
+            TokenError::request("client_id differs from the client that authenticated.")
+        })?;
         let (request, _) =
             AuthorizationRequest::parse(&params, |id| (id == client.client_id).then_some(&client))
                 .map_err(|e| TokenError::new(e.error(), e.to_string()))?;
