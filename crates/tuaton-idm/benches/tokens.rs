@@ -1,5 +1,5 @@
-//! Token refreshes per second through the OpenID Provider's service layer,
-//! on SQLite and PostgreSQL.
+//! Token refreshes and code redemptions per second through the OpenID
+//! Provider's service layer, on SQLite and PostgreSQL.
 //!
 //! A refresh is the token endpoint's steady work: the refresh token read
 //! with its grant, the account checked, a pairwise `sub` derived, an ID
@@ -8,6 +8,15 @@
 //! and appends an audit record. It is what a code redemption does too, less
 //! the code's lookup. Each client task holds one family (one login) and
 //! refreshes it in a chain, as an agency's back end would.
+//!
+//! A code redemption is measured on the secure defaults: a confidential
+//! client authenticating with `private_key_jwt` and a DPoP proof with the
+//! server's nonce, so the assertion's and the proof's `jti`s are spent too,
+//! the code is read and spent, and the grant and its first refresh token
+//! are written with the audit record. The codes (each from a request begun
+//! and answered with one login), the assertions and the proofs are made
+//! before the window, and only `redeem` is timed; `TUATON_BENCH_CODES`
+//! (default 150) per client task.
 //!
 //! Everything is bounded: a fixed measuring window and a cap on each
 //! engine's run. Knobs (environment): `TUATON_BENCH_CLIENTS` (default 8),
@@ -19,6 +28,13 @@
 mod common;
 
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::json;
+use tuaton_idm::Decision;
+use tuaton_oidc::dpop::Presented;
 
 use time::OffsetDateTime;
 use tuaton_core::SignatureAlgorithm;
@@ -151,18 +167,207 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
+    let (p50, p99) = percentiles(&all);
+    println!(
+        "\n== {engine}\nrefreshes: {} in {:.1} s = {:.0}/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms",
+        all.len(),
+        elapsed.as_secs_f64(),
+        all.len() as f64 / elapsed.as_secs_f64(),
+    );
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+}
+
+/// p50 and p99 of `all` (sorted), in milliseconds.
+fn percentiles(all: &[Duration]) -> (f64, f64) {
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
             .copied()
             .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
     };
+    (pct(0.50), pct(0.99))
+}
+
+/// What one timed redemption sends: the form with its client assertion,
+/// and the DPoP proof.
+struct Redemption {
+    form: Vec<(String, String)>,
+    proof: Presented,
+}
+
+/// `n` codes for the client `redeemer`, each with a fresh assertion and proof
+/// signed with `pkcs8` (the client's key, which also makes the DPoP proofs).
+async fn redemptions(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    pkcs8: &[u8],
+    jwk: &serde_json::Value,
+    n: usize,
+) -> Vec<Redemption> {
+    let request = pairs(&[
+        ("response_type", "code"),
+        ("client_id", "redeemer"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]);
+    let mut pending = Vec::with_capacity(n);
+    for _ in 0..n {
+        let begun = idm
+            .begin_authorization(ISSUER, &request, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        pending.push(begun.id);
+    }
+    // One login after every request began answers them all.
+    let session = common::logged_in(idm, authn, evidence, OffsetDateTime::now_utc()).await;
+    let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8);
+    let mut out = Vec::with_capacity(n);
+    for id in pending {
+        let now = OffsetDateTime::now_utc();
+        let back = idm
+            .complete_authorization(ISSUER, &id, Some(&session), Decision::Allow, now)
+            .await
+            .unwrap();
+        let code = back
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let assertion = jsonwebtoken::encode(
+            &header,
+            &json!({
+                "iss": "redeemer", "sub": "redeemer", "aud": ISSUER, "jti": tuaton_store::new_id(),
+                "iat": now.unix_timestamp(), "exp": (now + time::Duration::minutes(4)).unix_timestamp(),
+            }),
+            &key,
+        )
+        .unwrap();
+        let mut proof_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        proof_header.typ = Some("dpop+jwt".into());
+        proof_header.jwk = Some(serde_json::from_value(jwk.clone()).unwrap());
+        let proof = jsonwebtoken::encode(
+            &proof_header,
+            &json!({
+                "jti": tuaton_store::new_id(), "htm": "POST", "htu": format!("{ISSUER}/token"),
+                "iat": now.unix_timestamp(), "nonce": idm.dpop_nonce(now).await.unwrap(),
+            }),
+            &key,
+        )
+        .unwrap();
+        out.push(Redemption {
+            form: pairs(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+                (
+                    "client_assertion_type",
+                    tuaton_oidc::assertion::ASSERTION_TYPE,
+                ),
+                ("client_assertion", &assertion),
+            ]),
+            proof: Presented {
+                proof,
+                method: "POST",
+                uri: Url::parse(&format!("{ISSUER}/token")).unwrap(),
+            },
+        });
+    }
+    out
+}
+
+/// Code redemptions on the secure defaults (private_key_jwt + DPoP).
+async fn run_redemptions(engine: &str, db: &TestDb, clients: usize, per_task: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = common::idm(db, dir.path());
+    let now = OffsetDateTime::now_utc();
+    let mut authn = SoftPasskey::new(true);
+    let (evidence, _) = common::enrol_with_passkey(&idm, &mut authn, now).await;
+    common::id_token_key(&idm, now).await;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    });
+    let client = ClientConfig {
+        client_id: "redeemer".into(),
+        name: "Benchmark agency back end".into(),
+        redirect_uris: vec![Url::parse(REDIRECT).unwrap()],
+        subject: SubjectType::Pairwise {
+            sector: String::new(),
+        },
+        token_auth: TokenAuth::PrivateKeyJwt,
+        scopes: vec!["openid".into()],
+        id_token_alg: SignatureAlgorithm::Es256,
+        jwks: Some(json!({ "keys": [jwk.clone()] })),
+        jwks_uri: None,
+        token_lifetime_secs: 300,
+        require_par: false,
+        post_logout_redirect_uris: Vec::new(),
+        dpop_bound_access_tokens: true,
+        purpose: None,
+        backchannel_logout_uri: None,
+        client_credentials: false,
+    };
+    idm.client_admin()
+        .add(&Actor::Operator("bench".into()), client, now)
+        .await
+        .unwrap();
+    let mut work = Vec::new();
+    for _ in 0..clients {
+        work.push(redemptions(&idm, &mut authn, &evidence, pkcs8.as_ref(), &jwk, per_task).await);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for batch in work {
+        let idm = idm.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(batch.len());
+            for r in batch {
+                let t = Instant::now();
+                let tokens = idm
+                    .redeem(
+                        ISSUER,
+                        TokenRequest::parse(&r.form, None).unwrap(),
+                        Some(&r.proof),
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await
+                    .unwrap();
+                latencies.push(t.elapsed());
+                assert_eq!(tokens.token_type, "DPoP");
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let (p50, p99) = percentiles(&all);
     println!(
-        "\n== {engine}\nrefreshes: {} in {:.1} s = {:.0}/s; latency p50 {:.1} ms, p99 {:.1} ms",
+        "{engine} code redemptions (private_key_jwt + DPoP): {} in {:.1} s = {:.0}/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms",
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
     );
     assert!(
         tuaton_store::audit::verify(&db.store)
@@ -175,6 +380,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
 fn main() {
     let clients = env_num("TUATON_BENCH_CLIENTS", 8, 256) as usize;
     let measure = Duration::from_secs(env_num("TUATON_BENCH_SECONDS", 10, 300));
+    let per_task = env_num("TUATON_BENCH_CODES", 150, 2000) as usize;
     let cap = measure + Duration::from_secs(120);
     println!(
         "token refreshes through the service layer: {clients} client tasks (one family each), {} s measured",
@@ -196,6 +402,14 @@ fn main() {
             println!("SQLite: the run exceeded its cap and was abandoned");
         }
         db.cleanup().await;
+        let db = TestDb::sqlite().await;
+        if tokio::time::timeout(cap, run_redemptions("SQLite", &db, clients, per_task))
+            .await
+            .is_err()
+        {
+            println!("SQLite: the redemption run exceeded its cap and was abandoned");
+        }
+        db.cleanup().await;
         match TestDb::postgres().await {
             Some(db) => {
                 if tokio::time::timeout(cap, run("PostgreSQL (fsync on)", &db, clients, measure))
@@ -205,6 +419,20 @@ fn main() {
                     println!("PostgreSQL: the run exceeded its cap and was abandoned");
                 }
                 db.cleanup().await;
+                if let Some(db) = TestDb::postgres().await {
+                    if tokio::time::timeout(
+                        cap,
+                        run_redemptions("PostgreSQL", &db, clients, per_task),
+                    )
+                    .await
+                    .is_err()
+                    {
+                        println!(
+                            "PostgreSQL: the redemption run exceeded its cap and was abandoned"
+                        );
+                    }
+                    db.cleanup().await;
+                }
             }
             None => println!("\nPostgreSQL: skipped (TUATON_TEST_POSTGRES_URL not set)"),
         }
