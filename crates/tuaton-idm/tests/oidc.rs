@@ -754,6 +754,26 @@ async fn confidential_clients_authenticate_and_replays_are_refused(db: TestDb) {
         "a refused client writes nothing"
     );
     let good = jwt(&claims(ISSUER, "j-1", soon));
+    // A good assertion beside a wrong verifier: refused, and nothing is
+    // written, not even the assertion's jti (it is spent with the grant).
+    let wrong_verifier = redemption(
+        &code,
+        a,
+        "another-verifier-of-the-right-length-to-pass-the-form-1234",
+        &[
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &good),
+        ],
+    );
+    assert_eq!(
+        token_error(redeem(&w, &wrong_verifier, None, now).await),
+        OAuthError::InvalidGrant
+    );
+    assert_eq!(
+        written(&db).await,
+        before,
+        "a refused redemption writes nothing"
+    );
     let tokens = redeem(&w, &form(&code, &good), None, now).await.unwrap();
     assert_eq!(
         verified(&w.idm, &tokens.id_token, "rd-jwt").await["aud"],

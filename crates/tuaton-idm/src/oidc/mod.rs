@@ -340,22 +340,50 @@ fn proof_replayed() -> DpopError {
     DpopError::invalid("it was used before (its jti is spent)")
 }
 
-/// Spends `proof` (if any) in a transaction's opening batch; a replay
-/// refuses the whole transaction.
-fn spend_in(
-    opening: &mut Batch,
-    proof: Option<&dpop::Proof>,
-    now: OffsetDateTime,
-) -> Option<tuaton_store::batch::Pending<bool>> {
-    proof.map(|p| opening.add(spend_proof(p, now)))
+fn assertion_replayed() -> TokenError {
+    TokenError::client("The client assertion was used before (its jti is spent).")
 }
 
-/// Whether the proof spent in a transaction was fresh (or there was none).
-fn spent_fresh(
-    opened: &mut tuaton_store::batch::Done,
-    pending: Option<tuaton_store::batch::Pending<bool>>,
-) -> Result<bool, tuaton_store::StoreError> {
-    pending.map_or(Ok(true), |p| opened.take(p))
+/// What a token request spends once, in the transaction that issues its
+/// tokens: the DPoP proof's `jti` and the client assertion's.
+struct OneUse<'a> {
+    proof: Option<&'a dpop::Proof>,
+    assertion: Option<(&'a str, &'a tuaton_oidc::assertion::AssertionId)>,
+}
+
+/// The spends of [`OneUse`] added to a transaction's opening batch.
+struct Spending {
+    proof: Option<tuaton_store::batch::Pending<bool>>,
+    assertion: Option<tuaton_store::batch::Pending<bool>>,
+}
+
+impl OneUse<'_> {
+    fn spend_in(&self, opening: &mut Batch, now: OffsetDateTime) -> Spending {
+        Spending {
+            proof: self.proof.map(|p| opening.add(spend_proof(p, now))),
+            assertion: self.assertion.map(|(client, id)| {
+                opening.add(store::use_assertion_id(client, &id.jti, id.expires_at, now))
+            }),
+        }
+    }
+}
+
+impl Spending {
+    /// Refuses the transaction when either was spent already (a replay, or
+    /// a concurrent request that committed first).
+    fn check(self, opened: &mut tuaton_store::batch::Done) -> Result<(), OidcError> {
+        if let Some(p) = self.proof
+            && !opened.take(p)?
+        {
+            return Err(proof_replayed().into());
+        }
+        if let Some(a) = self.assertion
+            && !opened.take(a)?
+        {
+            return Err(assertion_replayed().into());
+        }
+        Ok(())
+    }
 }
 
 /// Makes the parameter `name` of a pushed request `value`: added when
@@ -874,12 +902,36 @@ impl Idm {
     }
 
     /// Authenticates the client of a token request as it is registered.
+    /// Authenticates the client of a back-channel request as it is
+    /// registered, spending its assertion's `jti` at once.
     async fn authenticate_client(
         &self,
         issuer: &str,
         auth: &ClientAuthentication,
         now: OffsetDateTime,
     ) -> Result<ClientConfig, OidcError> {
+        let (client, assertion) = self.verify_client(issuer, auth, now).await?;
+        if let Some(id) = assertion {
+            let fresh = store::use_assertion_id(&client.client_id, &id.jti, id.expires_at, now)
+                .run(self.store().conn().await?.conn())
+                .await?;
+            if !fresh {
+                return Err(assertion_replayed().into());
+            }
+        }
+        Ok(client)
+    }
+
+    /// Authenticates the client as it is registered; an assertion's `jti`
+    /// is checked unspent but left for the caller to spend (the token
+    /// endpoint spends it in the transaction that issues the tokens).
+    async fn verify_client(
+        &self,
+        issuer: &str,
+        auth: &ClientAuthentication,
+        now: OffsetDateTime,
+    ) -> Result<(ClientConfig, Option<tuaton_oidc::assertion::AssertionId>), OidcError> {
+        let mut assertion_id = None;
         let unknown = || TokenError::client("The client is unknown or failed to authenticate.");
         let claimed = auth.claimed_id().ok_or_else(unknown)?;
         let found = store::client(&claimed)
@@ -917,15 +969,13 @@ impl Idm {
                     )?,
                     verified => verified?,
                 };
-                let fresh = store::use_assertion_id(&client.client_id, &id.jti, id.expires_at, now)
+                let spent = store::assertion_id_spent(&client.client_id, &id.jti, now)
                     .run(self.store().conn().await?.conn())
                     .await?;
-                if !fresh {
-                    return Err(TokenError::client(
-                        "The client assertion was used before (its jti is spent).",
-                    )
-                    .into());
+                if spent {
+                    return Err(assertion_replayed().into());
                 }
+                assertion_id = Some(id);
             }
             (ClientAuthentication::Public { .. }, TokenAuth::None) => {}
             (_, registered) => {
@@ -939,7 +989,7 @@ impl Idm {
                 .into());
             }
         }
-        Ok(client)
+        Ok((client, assertion_id))
     }
 
     /// The server's DPoP nonces (RFC 9449 §8).
@@ -1015,16 +1065,19 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
         let proof = self.dpop_proof(dpop, None, now).await?;
-        let client = self.authenticate_client(issuer, &request.auth, now).await?;
+        let (client, assertion) = self.verify_client(issuer, &request.auth, now).await?;
         if client.dpop_bound_access_tokens && proof.is_none() {
             return Err(DpopError::Missing.into());
         }
-        let proof = proof.as_ref();
+        let once = OneUse {
+            proof: proof.as_ref(),
+            assertion: assertion.as_ref().map(|a| (client.client_id.as_str(), a)),
+        };
         match request.grant {
-            Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, proof, now).await,
-            Grant::RefreshToken(t) => self.refresh(issuer, &client, &t, proof, now).await,
+            Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, once, now).await,
+            Grant::RefreshToken(t) => self.refresh(issuer, &client, &t, once, now).await,
             Grant::ClientCredentials { scope } => {
-                self.client_grant(issuer, &client, scope.as_deref(), proof, now)
+                self.client_grant(issuer, &client, scope.as_deref(), once, now)
                     .await
             }
         }
@@ -1035,9 +1088,10 @@ impl Idm {
         issuer: &str,
         client: &ClientConfig,
         r: CodeRedemption,
-        proof: Option<&dpop::Proof>,
+        once: OneUse<'_>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
+        let proof = once.proof;
         let jkt = proof.map(|p| p.jkt.as_str());
         let invalid =
             || TokenError::grant("The code is invalid, expired, or was issued to another client.");
@@ -1136,12 +1190,10 @@ impl Idm {
             .await?;
         let mut opening = Batch::new();
         let spent = opening.add(ceremonies::spend(&digest, CeremonyKind::AuthorizationCode));
-        let fresh = spend_in(&mut opening, proof, now);
+        let spending = once.spend_in(&mut opening, now);
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
-        if !spent_fresh(&mut opened, fresh)? {
-            return Err(proof_replayed().into());
-        }
+        spending.check(&mut opened)?;
         if !opened.take(spent)? {
             // Redeemed a moment ago by a concurrent request.
             return Err(invalid().into());
@@ -1287,10 +1339,10 @@ impl Idm {
         issuer: &str,
         client: &ClientConfig,
         scope: Option<&str>,
-        proof: Option<&dpop::Proof>,
+        once: OneUse<'_>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
-        let jkt = proof.map(|p| p.jkt.as_str());
+        let jkt = once.proof.map(|p| p.jkt.as_str());
         if !client.client_credentials || client.token_auth == TokenAuth::None {
             return Err(TokenError::new(
                 OAuthError::UnauthorizedClient,
@@ -1331,12 +1383,10 @@ impl Idm {
             .pop()
             .ok_or_else(|| IdmError::internal("the key backend signed no token"))?;
         let mut opening = Batch::new();
-        let fresh = spend_in(&mut opening, proof, now);
+        let spending = once.spend_in(&mut opening, now);
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
-        if !spent_fresh(&mut opened, fresh)? {
-            return Err(proof_replayed().into());
-        }
+        spending.check(&mut opened)?;
         let place = opened.take(place)?;
         let mut closing = Batch::new();
         closing.push(store::insert_grant(
@@ -1383,9 +1433,10 @@ impl Idm {
         issuer: &str,
         client: &ClientConfig,
         token: &str,
-        proof: Option<&dpop::Proof>,
+        once: OneUse<'_>,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
+        let proof = once.proof;
         let jkt = proof.map(|p| p.jkt.as_str());
         let invalid = || TokenError::grant("The refresh token is invalid, expired or revoked.");
         let digest = code_digest(token);
@@ -1450,12 +1501,10 @@ impl Idm {
             .await?;
         let mut opening = Batch::new();
         let used = opening.add(store::use_refresh_token(&digest, now));
-        let fresh = spend_in(&mut opening, proof, now);
+        let spending = once.spend_in(&mut opening, now);
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
-        if !spent_fresh(&mut opened, fresh)? {
-            return Err(proof_replayed().into());
-        }
+        spending.check(&mut opened)?;
         if !opened.take(used)? {
             // Used by a concurrent request a moment ago: a reuse all the same.
             drop(tx);
