@@ -281,16 +281,21 @@ test('a client on the secure defaults: private_key_jwt, PAR and DPoP; a replayed
   assert.equal(back.searchParams.get('error'), 'invalid_request');
   assert.equal(back.searchParams.get('state'), 'plain-1');
 
-  // One assertion, sent twice: the second is a replay.
+  // One assertion, sent twice: the second is a replay. The token endpoint spends an
+  // assertion with the tokens it obtains; a request refused for another reason (an
+  // unknown code) leaves it unspent, so that a refusal writes nothing.
   let captured;
   const capturing = await discover('e2e-jwt', client.PrivateKeyJwt({ key: privateKey, kid: 'agency-key-1' }), {});
   capturing[client.customFetch] = async (url, options) => {
-    captured = new URLSearchParams(options.body.toString()).get('client_assertion');
+    if (String(url).endsWith('/token') && options.body) {
+      captured = new URLSearchParams(options.body.toString()).get('client_assertion');
+    }
     return fetch(url, options);
   };
   await assert.rejects(client.authorizationCodeGrant(capturing, new URL(`${callback}?code=x&iss=${encodeURIComponent(base)}`),
     { pkceCodeVerifier: client.randomPKCECodeVerifier() }, undefined, { DPoP: client.getDPoPHandle(capturing, keyPair) }),
   (e) => e.error === 'invalid_grant');
+  await codeFlow(capturing, { par: true, DPoP: client.getDPoPHandle(capturing, keyPair) });
   const replay = await fetch(new URL('/token', base), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
