@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use tuaton_idm::{AccountAdmin, IdmError};
 use tuaton_store::companies::Role;
 
@@ -31,11 +31,41 @@ pub(crate) enum AccountsCommand {
         /// Account id, or a 13-digit citizen id.
         account: String,
     },
-    /// Grant the officer role (in-person proofing at a counter).
-    GrantOfficer {
+    /// Grant a role: officer (in-person proofing at a counter) or
+    /// client-admin (the admin API for client registrations).
+    GrantRole {
         /// Account id, or a 13-digit citizen id.
         account: String,
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
     },
+    /// Take a role away; it stops working at the account's next request.
+    RevokeRole {
+        /// Account id, or a 13-digit citizen id.
+        account: String,
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+}
+
+/// The roles an operator grants.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum RoleArg {
+    /// Records in-person proofing at a counter (the account needs IAL2.1).
+    Officer,
+    /// Registers and changes clients through the admin API (it logs in at AAL3).
+    ClientAdmin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Officer => Role::Officer,
+            RoleArg::ClientAdmin => Role::ClientAdmin,
+        }
+    }
 }
 
 pub(crate) async fn run(config: Option<&Path>, cmd: AccountsCommand) -> ExitCode {
@@ -57,10 +87,11 @@ fn refusal(e: &IdmError) -> ExitCode {
     match e {
         IdmError::WrongAccountState { .. }
         | IdmError::IalTooLow { .. }
-        | IdmError::RoleAlreadyHeld(_) => {
+        | IdmError::RoleAlreadyHeld(_)
+        | IdmError::RoleNotHeld(_) => {
             let message = match e {
                 IdmError::IalTooLow { .. } => {
-                    "officers must be proofed at IAL2.1 or higher".to_owned()
+                    "a role needs an account proofed at IAL2.1 or higher".to_owned()
                 }
                 other => other.to_string(),
             };
@@ -115,11 +146,15 @@ async fn execute(admin: &AccountAdmin, cmd: AccountsCommand) -> Result<(), IdmEr
             let id = admin.reactivate_account(&operator, &account, now).await?;
             println!("reactivated {id}");
         }
-        AccountsCommand::GrantOfficer { account } => {
-            let id = admin
-                .grant_role(&operator, &account, Role::Officer, now)
-                .await?;
-            println!("granted the officer role to {id}");
+        AccountsCommand::GrantRole { account, role } => {
+            let role = Role::from(role);
+            let id = admin.grant_role(&operator, &account, role, now).await?;
+            println!("granted the {role} role to {id}");
+        }
+        AccountsCommand::RevokeRole { account, role } => {
+            let role = Role::from(role);
+            let id = admin.revoke_role(&operator, &account, role, now).await?;
+            println!("took the {role} role from {id}");
         }
     }
     Ok(())

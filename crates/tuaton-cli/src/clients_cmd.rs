@@ -357,27 +357,7 @@ async fn execute(admin: &ClientAdmin, cmd: ClientsCommand) -> Result<(), IdmErro
             fields,
             json,
         } => {
-            let name = fields.name.clone().unwrap_or_else(|| client_id.clone());
-            let base = ClientConfig {
-                client_id,
-                name,
-                redirect_uris: Vec::new(),
-                subject: SubjectType::Pairwise {
-                    sector: String::new(),
-                },
-                token_auth: TokenAuth::PrivateKeyJwt,
-                scopes: vec!["openid".into()],
-                id_token_alg: SignatureAlgorithm::Es256,
-                jwks: None,
-                jwks_uri: None,
-                token_lifetime_secs: 300,
-                require_par: true,
-                post_logout_redirect_uris: Vec::new(),
-                client_credentials: false,
-                dpop_bound_access_tokens: true,
-                purpose: None,
-                backchannel_logout_uri: None,
-            };
+            let base = ClientConfig::new(client_id);
             let (client, secret) = admin.add(&operator, fields.apply(base)?, now).await?;
             print(&client, secret.as_ref(), json)?;
             warn_without_key(admin, &client, now).await?;

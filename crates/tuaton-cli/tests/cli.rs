@@ -37,7 +37,8 @@ fn every_command_has_help() {
         &["accounts", "show", "--help"],
         &["accounts", "suspend", "--help"],
         &["accounts", "reactivate", "--help"],
-        &["accounts", "grant-officer", "--help"],
+        &["accounts", "grant-role", "--help"],
+        &["accounts", "revoke-role", "--help"],
     ] {
         let o = tuaton(args, &[]);
         assert!(o.status.success(), "{args:?}: {}", text(&o));
@@ -271,17 +272,14 @@ async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
             .status
             .success()
     );
-    assert!(
-        tuaton(&["accounts", "grant-officer", &acc_id], &env)
-            .status
-            .success()
-    );
-    assert_eq!(
-        tuaton(&["accounts", "grant-officer", &acc_id], &env)
-            .status
-            .code(),
-        Some(1)
-    );
+    let grant = ["accounts", "grant-role", &acc_id, "--role", "officer"];
+    assert!(tuaton(&grant, &env).status.success());
+    assert_eq!(tuaton(&grant, &env).status.code(), Some(1), "held already");
+    let revoke = ["accounts", "revoke-role", &acc_id, "--role", "client-admin"];
+    assert_eq!(tuaton(&revoke, &env).status.code(), Some(1), "not held");
+    let revoke = ["accounts", "revoke-role", &acc_id, "--role", "officer"];
+    assert!(tuaton(&revoke, &env).status.success());
+    assert!(tuaton(&grant, &env).status.success(), "granted again");
     assert_eq!(
         tuaton(&["accounts", "show", "no-such-account"], &env)
             .status
@@ -299,6 +297,8 @@ async fn operators_suspend_reactivate_and_grant_officer_with_audit_records() {
         vec![
             ("operator:somsak", "account.suspend"),
             ("operator:somsak", "account.reactivate"),
+            ("operator:somsak", "account.grant_role"),
+            ("operator:somsak", "account.revoke_role"),
             ("operator:somsak", "account.grant_role")
         ]
     );

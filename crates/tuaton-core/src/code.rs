@@ -103,6 +103,10 @@ codes! {
     RoleAlreadyHeld = "role_already_held",
     /// Only officers may do this.
     OfficerRoleRequired = "officer_role_required",
+    /// Only client administrators may use the admin API.
+    ClientAdminRoleRequired = "client_admin_role_required",
+    /// The account does not hold the role.
+    RoleNotHeld = "role_not_held",
     /// The account's level needs in-person re-proofing to recover.
     OfficerRecoveryRequired = "officer_recovery_required",
     /// No recoverable account for these details.

@@ -37,9 +37,8 @@ use tuaton_idm::Decision;
 use tuaton_oidc::dpop::Presented;
 
 use time::OffsetDateTime;
-use tuaton_core::SignatureAlgorithm;
 use tuaton_idm::{Actor, Idm};
-use tuaton_oidc::{ClientConfig, SubjectType, TokenAuth, TokenRequest};
+use tuaton_oidc::{ClientConfig, TokenAuth, TokenRequest};
 use tuaton_store::testing::TestDb;
 use url::Url;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -105,24 +104,12 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
     let (evidence, _) = common::enrol_with_passkey(&idm, &mut authn, now).await;
     common::id_token_key(&idm, now).await;
     let client = ClientConfig {
-        client_id: "bench".into(),
         name: "Benchmark agency".into(),
         redirect_uris: vec![Url::parse(REDIRECT).unwrap()],
-        subject: SubjectType::Pairwise {
-            sector: String::new(),
-        },
         token_auth: TokenAuth::None,
-        scopes: vec!["openid".into()],
-        id_token_alg: SignatureAlgorithm::Es256,
-        jwks: None,
-        jwks_uri: None,
-        token_lifetime_secs: 300,
         require_par: false,
-        post_logout_redirect_uris: Vec::new(),
         dpop_bound_access_tokens: false,
-        purpose: None,
-        backchannel_logout_uri: None,
-        client_credentials: false,
+        ..ClientConfig::new("bench")
     };
     idm.client_admin()
         .add(&Actor::Operator("bench".into()), client, now)
@@ -306,24 +293,11 @@ async fn run_redemptions(engine: &str, db: &TestDb, clients: usize, per_task: us
         "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
     });
     let client = ClientConfig {
-        client_id: "redeemer".into(),
         name: "Benchmark agency back end".into(),
         redirect_uris: vec![Url::parse(REDIRECT).unwrap()],
-        subject: SubjectType::Pairwise {
-            sector: String::new(),
-        },
-        token_auth: TokenAuth::PrivateKeyJwt,
-        scopes: vec!["openid".into()],
-        id_token_alg: SignatureAlgorithm::Es256,
         jwks: Some(json!({ "keys": [jwk.clone()] })),
-        jwks_uri: None,
-        token_lifetime_secs: 300,
         require_par: false,
-        post_logout_redirect_uris: Vec::new(),
-        dpop_bound_access_tokens: true,
-        purpose: None,
-        backchannel_logout_uri: None,
-        client_credentials: false,
+        ..ClientConfig::new("redeemer")
     };
     idm.client_admin()
         .add(&Actor::Operator("bench".into()), client, now)

@@ -173,4 +173,24 @@ impl AccountAdmin {
         tx.commit().await?;
         Ok(a.id)
     }
+
+    /// Takes a role away from an account, in whatever state it is.
+    pub async fn revoke_role(
+        &self,
+        operator: &Actor,
+        key: &str,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<AccountId, IdmError> {
+        let a = self.find_account(key).await?;
+        let mut tx = self.store().begin().await?;
+        if !companies::revoke_role(&mut tx, &a.id, role).await? {
+            return Err(IdmError::RoleNotHeld(role));
+        }
+        let ev = audit::success(operator, action::REVOKE_ROLE, a.id.to_string())
+            .with_details(json!({ "role": role }));
+        store_audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        Ok(a.id)
+    }
 }

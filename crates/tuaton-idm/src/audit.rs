@@ -20,6 +20,8 @@ pub enum Actor {
     Officer(AccountId),
     /// An operator at the `tuaton` command, by their login name.
     Operator(String),
+    /// A signed-in client administrator at the admin API.
+    ClientAdmin(AccountId),
     /// An agency's application acting for itself (OAuth `client_credentials`).
     Client(String),
 }
@@ -31,6 +33,7 @@ impl fmt::Display for Actor {
             Actor::Account(id) => write!(f, "account:{id}"),
             Actor::Officer(id) => write!(f, "officer:{id}"),
             Actor::Operator(name) => write!(f, "operator:{name}"),
+            Actor::ClientAdmin(id) => write!(f, "client_admin:{id}"),
             Actor::Client(id) => write!(f, "client:{id}"),
         }
     }
@@ -60,6 +63,7 @@ pub(crate) mod action {
     pub const SUSPEND: &str = "account.suspend";
     pub const REACTIVATE: &str = "account.reactivate";
     pub const GRANT_ROLE: &str = "account.grant_role";
+    pub const REVOKE_ROLE: &str = "account.revoke_role";
     pub const CLIENT_ADD: &str = "oidc.client.add";
     pub const CLIENT_UPDATE: &str = "oidc.client.update";
     pub const CLIENT_REMOVE: &str = "oidc.client.remove";

@@ -23,6 +23,8 @@ pub enum FreshFor {
     Erase,
     /// Answering an agency's authorization request (a login made after it began).
     Authorize,
+    /// Changing a client registration at the admin API.
+    ChangeClient,
 }
 
 /// Which registry a flow needed.
@@ -121,6 +123,12 @@ pub enum IdmError {
     /// Only officers may record in-person proofing. Caller.
     #[error("the officer role is required")]
     OfficerRoleRequired,
+    /// Only client administrators may use the admin API. Caller.
+    #[error("the client_admin role is required")]
+    ClientAdminRoleRequired,
+    /// The account does not hold the role. Operator.
+    #[error("the account does not hold the {0} role")]
+    RoleNotHeld(tuaton_store::companies::Role),
     /// The account's level needs an officer to recover it. Caller.
     #[error("recovery needs in-person proofing")]
     OfficerRecoveryRequired,
@@ -225,6 +233,8 @@ impl IdmError {
             Self::AalTooLow { .. } => C::AalTooLow,
             Self::RoleAlreadyHeld(_) => C::RoleAlreadyHeld,
             Self::OfficerRoleRequired => C::OfficerRoleRequired,
+            Self::ClientAdminRoleRequired => C::ClientAdminRoleRequired,
+            Self::RoleNotHeld(_) => C::RoleNotHeld,
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,
             Self::UnknownRecovery => C::UnknownRecovery,
             Self::RecoveryCoolingOff { .. } => C::RecoveryCoolingOff,

@@ -54,8 +54,8 @@ pub use enrolment::{
 pub use error::{FreshFor, IdmError, Registry};
 pub use login::{LoggedIn, LoginChallenge};
 pub use oidc::{
-    Answer, ClientAdmin, ClientSecret, CompanyAsk, ConsentAsk, Decision, JwksFetcher,
-    LogoutDelivery, LogoutOutcome, LogoutPlan, MAX_LOGOUT_ATTEMPTS, OidcError,
+    Answer, ClientAdmin, ClientAdministrator, ClientSecret, CompanyAsk, ConsentAsk, Decision,
+    JwksFetcher, LogoutDelivery, LogoutOutcome, LogoutPlan, MAX_LOGOUT_ATTEMPTS, OidcError,
     PendingAuthorization, RegisteredClient, TokenResponse,
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};

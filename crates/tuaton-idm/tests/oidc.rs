@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
-use tuaton_core::{AccountId, ErrorCode, SignatureAlgorithm};
+use tuaton_core::{AccountId, ErrorCode};
 use tuaton_idm::{ActiveSession, Actor, Decision, Idm, OidcError};
 use tuaton_oidc::assertion::ASSERTION_TYPE;
 use tuaton_oidc::dpop::{DpopError, Presented, Scheme};
@@ -30,24 +30,13 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 fn client(id: &str, redirect: &str, auth: TokenAuth, jwks: Option<Value>) -> ClientConfig {
     ClientConfig {
-        client_id: id.into(),
         name: format!("agency {id}"),
         redirect_uris: vec![Url::parse(redirect).unwrap()],
-        subject: SubjectType::Pairwise {
-            sector: String::new(),
-        },
         token_auth: auth,
-        scopes: vec!["openid".into()],
-        id_token_alg: SignatureAlgorithm::Es256,
         jwks,
-        jwks_uri: None,
-        token_lifetime_secs: 300,
         require_par: false,
-        post_logout_redirect_uris: Vec::new(),
         dpop_bound_access_tokens: false,
-        purpose: None,
-        backchannel_logout_uri: None,
-        client_credentials: false,
+        ..ClientConfig::new(id)
     }
 }
 

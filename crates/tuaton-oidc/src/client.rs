@@ -19,7 +19,7 @@ pub enum TokenAuth {
 
 /// How the client sees a person's `sub`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SubjectType {
     /// One identifier per sector (OpenID Connect Core 1.0 §8.1): clients of
     /// one sector share it, clients of different sectors cannot correlate.
@@ -31,8 +31,10 @@ pub enum SubjectType {
     Public,
 }
 
-/// A client as registered.
+/// A client as registered. Unknown fields are refused, so a misspelt
+/// field in an administrator's request is an error, not a silent default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// The `client_id`.
     pub client_id: String,
@@ -89,9 +91,42 @@ pub struct ClientConfig {
     pub backchannel_logout_uri: Option<Url>,
 }
 
+impl ClientConfig {
+    /// A registration on the secure defaults (OpenID Connect profile of
+    /// FAPI 2.0's Security Profile): `private_key_jwt`, pushed requests,
+    /// DPoP-bound tokens, ES256 ID tokens, pairwise subjects in the redirect
+    /// URIs' sector, `openid` alone, five-minute tokens. Redirect URIs and
+    /// keys are the registrant's to add; [`ClientConfig::validate`] refuses
+    /// the registration until they are there.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        let client_id = client_id.into();
+        Self {
+            name: client_id.clone(),
+            client_id,
+            redirect_uris: Vec::new(),
+            subject: SubjectType::Pairwise {
+                sector: String::new(),
+            },
+            token_auth: TokenAuth::PrivateKeyJwt,
+            scopes: vec!["openid".into()],
+            id_token_alg: SignatureAlgorithm::Es256,
+            jwks: None,
+            jwks_uri: None,
+            token_lifetime_secs: default_token_lifetime(),
+            require_par: true,
+            client_credentials: false,
+            post_logout_redirect_uris: Vec::new(),
+            dpop_bound_access_tokens: true,
+            purpose: None,
+            backchannel_logout_uri: None,
+        }
+    }
+}
+
 /// A client's purpose: the key its consents are recorded under, and the
 /// sentence the person reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Purpose {
     /// A short identifier (`tax-filing`): consent records name it.
     pub id: String,

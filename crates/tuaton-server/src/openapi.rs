@@ -19,7 +19,8 @@ use crate::AppState;
         (name = "recovery", description = "Account recovery after losing every passkey"),
         (name = "account", description = "The signed-in person's account and PDPA data rights"),
         (name = "consent", description = "PDPA consent records"),
-        (name = "companies", description = "Acting for a company")
+        (name = "companies", description = "Acting for a company"),
+        (name = "admin", description = "Client administration (the client_admin role, at AAL3)")
     )
 )]
 pub(crate) struct ApiDoc;
@@ -31,6 +32,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(<crate::api::ApiDocPasskeys as OpenApi>::openapi());
     doc.merge(<crate::api::ApiDocRecovery as OpenApi>::openapi());
     doc.merge(<crate::api::ApiDocAccounts as OpenApi>::openapi());
+    doc.merge(<crate::api::ApiDocAdmin as OpenApi>::openapi());
     doc
 }
 

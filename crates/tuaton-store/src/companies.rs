@@ -88,10 +88,13 @@ pub async fn for_account<'e, E: Executor<'e, Database = Any>>(
 
 /// A role an account holds beside being a citizen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Records in-person proofing at a counter.
     Officer,
+    /// Registers and changes the agencies' OpenID Connect clients through
+    /// the admin API.
+    ClientAdmin,
 }
 
 impl Role {
@@ -99,12 +102,14 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Officer => "officer",
+            Role::ClientAdmin => "client_admin",
         }
     }
 
     fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "officer" => Ok(Role::Officer),
+            "client_admin" => Ok(Role::ClientAdmin),
             other => Err(StoreError::Corrupt(format!("unknown role `{other}`"))),
         }
     }
@@ -132,6 +137,20 @@ pub async fn grant_role(
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// Takes a role away; `false` when the account did not hold it.
+pub async fn revoke_role(
+    tx: &mut Tx,
+    account_id: &AccountId,
+    role: Role,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM account_roles WHERE account_id = $1 AND role = $2")
+        .bind(account_id.as_str())
+        .bind(role.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// The roles an account holds.

@@ -19,8 +19,11 @@ use tuaton_store::oidc::{self as store, StoredClient};
 use tuaton_store::{Store, StoreError};
 use zeroize::Zeroizing;
 
+use tuaton_core::Aal;
+use tuaton_store::companies::Role;
+
 use crate::audit::{self, Actor, action};
-use crate::{Idm, IdmError};
+use crate::{ActiveSession, FreshFor, Idm, IdmError};
 
 /// A client's secret, as handed to the operator once.
 pub struct ClientSecret(Zeroizing<String>);
@@ -93,6 +96,47 @@ impl Idm {
     pub fn client_admin(&self) -> ClientAdmin {
         ClientAdmin::new(self.store().clone())
     }
+
+    /// Client registration for a signed-in person at the admin API: the
+    /// account must hold the `client_admin` role and have logged in at
+    /// AAL3 (a hardware-bound, allow-listed passkey, so a synced or copied
+    /// passkey cannot administer clients); a change also needs a login
+    /// within the fresh-login window, so a session left open or stolen
+    /// changes nothing once that window has passed. The role is read at
+    /// each call, so revoking it takes effect at once.
+    pub async fn client_administrator(
+        &self,
+        session: &ActiveSession,
+        change: bool,
+        now: OffsetDateTime,
+    ) -> Result<ClientAdministrator, IdmError> {
+        let roles =
+            tuaton_store::companies::roles(self.store().conn().await?.conn(), &session.account_id)
+                .await?;
+        if !roles.contains(&Role::ClientAdmin) {
+            return Err(IdmError::ClientAdminRoleRequired);
+        }
+        if session.aal < Aal::Aal3 {
+            return Err(IdmError::AalTooLow { needs: Aal::Aal3 });
+        }
+        if change {
+            session.require_fresh(self.policy(), FreshFor::ChangeClient, now)?;
+        }
+        Ok(ClientAdministrator {
+            admin: self.client_admin(),
+            actor: Actor::ClientAdmin(session.account_id.clone()),
+        })
+    }
+}
+
+/// A signed-in client administrator, checked by
+/// [`Idm::client_administrator`]: the registrations and the actor the
+/// audit log names for each change.
+pub struct ClientAdministrator {
+    /// Client registration.
+    pub admin: ClientAdmin,
+    /// Who the audit log names.
+    pub actor: Actor,
 }
 
 /// What the audit log keeps of a registration: everything that decides
@@ -118,6 +162,22 @@ fn registration_summary(c: &ClientConfig) -> serde_json::Value {
 
 fn invalid(e: tuaton_oidc::ClientError) -> IdmError {
     IdmError::invalid(ErrorCode::InvalidField, e.to_string())
+}
+
+/// `base` with `patch` merged over its JSON form (RFC 7396); a body that
+/// is not an object, or that does not read as a registration, is refused
+/// with serde's sentence, which names the field.
+fn merged(base: &ClientConfig, patch: &serde_json::Value) -> Result<ClientConfig, IdmError> {
+    if !patch.is_object() {
+        return Err(IdmError::invalid(
+            ErrorCode::InvalidField,
+            "the body must be a JSON object",
+        ));
+    }
+    let mut doc = serde_json::to_value(base).map_err(IdmError::internal)?;
+    json_patch::merge(&mut doc, patch);
+    serde_json::from_value(doc)
+        .map_err(|e| IdmError::invalid(ErrorCode::InvalidField, e.to_string()))
 }
 
 fn stored_json(config: &ClientConfig) -> Result<String, IdmError> {
@@ -250,6 +310,57 @@ impl ClientAdmin {
         tx.commit().await?;
         let shown = self.show(&config.client_id).await?;
         Ok((shown, secret.map(|(s, _)| s)))
+    }
+
+    /// Registers a client from an administrator's JSON: the fields given
+    /// (named as [`ClientConfig`] serialises them) over the secure
+    /// defaults of [`ClientConfig::new`]. A field Tuaton does not know is
+    /// refused, not ignored.
+    pub async fn register(
+        &self,
+        operator: &Actor,
+        request: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(RegisteredClient, Option<ClientSecret>), IdmError> {
+        let client_id = request
+            .get("client_id")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| IdmError::invalid(ErrorCode::InvalidField, "client_id is needed"))?;
+        let config = merged(&ClientConfig::new(client_id), request)?;
+        self.add(operator, config, now).await
+    }
+
+    /// Changes a registration by a JSON merge patch (RFC 7396) over its
+    /// [`ClientConfig`] form: a field given replaces the old value, `null`
+    /// removes an optional one, and the client id cannot change.
+    pub async fn patch(
+        &self,
+        operator: &Actor,
+        client_id: &str,
+        patch: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(RegisteredClient, Option<ClientSecret>), IdmError> {
+        let before = self.show(client_id).await?;
+        let config = merged(&before.config, patch)?;
+        if config.client_id != before.config.client_id {
+            return Err(IdmError::invalid(
+                ErrorCode::InvalidField,
+                "client_id cannot change; register a new client instead",
+            ));
+        }
+        self.update(operator, config, false, now).await
+    }
+
+    /// Makes a `client_secret_basic` client a new secret; the old one stops
+    /// working at once.
+    pub async fn new_secret(
+        &self,
+        operator: &Actor,
+        client_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(RegisteredClient, Option<ClientSecret>), IdmError> {
+        let before = self.show(client_id).await?;
+        self.update(operator, before.config, true, now).await
     }
 
     /// Removes a client and revokes its grants.

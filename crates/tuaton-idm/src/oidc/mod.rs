@@ -74,7 +74,7 @@ pub use backchannel::{LogoutDelivery, LogoutOutcome, MAX_ATTEMPTS as MAX_LOGOUT_
 pub use business::CompanyAsk;
 pub(crate) use client_keys::ClientKeyCache;
 pub use client_keys::JwksFetcher;
-pub use clients::{ClientAdmin, ClientSecret, RegisteredClient};
+pub use clients::{ClientAdmin, ClientAdministrator, ClientSecret, RegisteredClient};
 pub use consent::ConsentAsk;
 
 use crate::audit::{self, Actor, action};

@@ -3,6 +3,7 @@
 //! transaction or writes an audit record (a workspace test checks this).
 
 mod accounts;
+mod admin;
 mod enrolment;
 mod passkeys;
 mod recovery;
@@ -12,6 +13,7 @@ use axum::Router;
 use crate::AppState;
 
 pub(crate) use accounts::ApiDocAccounts;
+pub(crate) use admin::ApiDocAdmin;
 pub(crate) use enrolment::ApiDocEnrolment;
 pub(crate) use passkeys::ApiDocPasskeys;
 pub(crate) use recovery::ApiDocRecovery;
@@ -27,9 +29,8 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             state.clone(),
             crate::ratelimit::per_address,
         ));
-    let signed_in = accounts::routes().route_layer(axum::middleware::from_fn_with_state(
-        state,
-        crate::ratelimit::signed_in,
-    ));
+    let signed_in = accounts::routes().merge(admin::routes()).route_layer(
+        axum::middleware::from_fn_with_state(state, crate::ratelimit::signed_in),
+    );
     Router::new().merge(ceremonies).merge(signed_in)
 }

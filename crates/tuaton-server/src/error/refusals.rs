@@ -54,6 +54,10 @@ impl From<tuaton_idm::IdmError> for ApiError {
             E::FreshLoginRequired(FreshFor::Erase) => {
                 (StatusCode::FORBIDDEN, "Log in again to erase your account.".into())
             }
+            E::FreshLoginRequired(FreshFor::ChangeClient) => (
+                StatusCode::FORBIDDEN,
+                "Log in again with your security key to change client registrations.".into(),
+            ),
             E::FreshLoginRequired(FreshFor::Authorize) => (
                 StatusCode::FORBIDDEN,
                 "Log in with your passkey to continue to the agency.".into(),
@@ -74,7 +78,7 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "This account is suspended. Contact the operator to have it reviewed.".into(),
             ),
-            E::WrongAccountState { .. } | E::RoleAlreadyHeld(_) => {
+            E::WrongAccountState { .. } | E::RoleAlreadyHeld(_) | E::RoleNotHeld(_) => {
                 (StatusCode::CONFLICT, e.to_string().into())
             }
             E::UnknownAccount => (StatusCode::NOT_FOUND, "No such account.".into()),
@@ -98,7 +102,7 @@ impl From<tuaton_idm::IdmError> for ApiError {
             E::AalTooLow { needs } => (
                 StatusCode::FORBIDDEN,
                 format!(
-                    "The agency asks for a passkey at authenticator level {} (a hardware security key). Go back and log in with one.",
+                    "This needs a login with a passkey at authenticator level {} (a hardware security key). Log in with one.",
                     needs.number()
                 )
                 .into(),
@@ -106,6 +110,10 @@ impl From<tuaton_idm::IdmError> for ApiError {
             E::OfficerRoleRequired => (
                 StatusCode::FORBIDDEN,
                 "Only officers can record in-person proofing.".into(),
+            ),
+            E::ClientAdminRoleRequired => (
+                StatusCode::FORBIDDEN,
+                "Only client administrators can manage client registrations.".into(),
             ),
             E::OfficerRecoveryRequired => (
                 StatusCode::FORBIDDEN,

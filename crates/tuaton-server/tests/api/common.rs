@@ -14,6 +14,7 @@ use tuaton_store::testing::TestDb;
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::softtoken::{self, SoftToken};
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 pub const ORIGIN: &str = "http://localhost:8080";
@@ -46,6 +47,19 @@ impl Client {
         body: Option<Value>,
         csrf: bool,
     ) -> (StatusCode, Value) {
+        self.call_as("application/json", method, path, body, csrf)
+            .await
+    }
+
+    /// [`Client::call`] with the body sent as `content_type`.
+    pub async fn call_as(
+        &mut self,
+        content_type: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
@@ -55,7 +69,7 @@ impl Client {
         }
         let req = match body {
             Some(b) => req
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(Body::from(b.to_string()))
                 .unwrap(),
             None => req.body(Body::empty()).unwrap(),
@@ -172,7 +186,7 @@ pub async fn enrolled_and_logged_in(client: &mut Client, body: Value) -> SoftPas
 
 pub async fn register(
     client: &mut Client,
-    authn: &mut SoftPasskey,
+    authn: &mut impl WebauthnAuthenticator,
     grant: Option<&str>,
     name: &str,
 ) -> Value {
@@ -180,6 +194,16 @@ pub async fn register(
         Some(g) => json!({ "enrolment_token": g }),
         None => json!({}),
     };
+    register_with(client, authn, body, name).await
+}
+
+/// A passkey registration that starts with `body` (`want_aal3`, an enrolment token).
+pub async fn register_with(
+    client: &mut Client,
+    authn: &mut impl WebauthnAuthenticator,
+    body: Value,
+    name: &str,
+) -> Value {
     let (s, start) = client
         .call(
             "POST",
@@ -208,7 +232,7 @@ pub async fn register(
 
 pub async fn login(
     client: &mut Client,
-    authn: &mut SoftPasskey,
+    authn: &mut impl WebauthnAuthenticator,
     citizen_id: Option<&str>,
 ) -> (StatusCode, Value) {
     let body = citizen_id.map_or(json!({}), |c| json!({ "citizen_id": c }));
@@ -223,7 +247,7 @@ pub async fn login(
 /// (a login, or the cancelling of a recovery) made with `authn`.
 pub async fn assertion(
     client: &mut Client,
-    authn: &mut SoftPasskey,
+    authn: &mut impl WebauthnAuthenticator,
     base: &str,
     start_body: Option<Value>,
 ) -> (StatusCode, Value) {
@@ -244,4 +268,31 @@ pub async fn assertion(
             false,
         )
         .await
+}
+
+/// Writes an AAL3 allow list naming `token`'s AAGUID and attestation root
+/// to `path` (for `TUATON_AAL3_ALLOW_LIST`).
+pub fn aal3_allow_list(token: &SoftToken, path: &std::path::Path) {
+    use base64::Engine as _;
+    let cbor = token.to_cbor().unwrap();
+    let map: std::collections::BTreeMap<String, serde_cbor_2::Value> =
+        serde_cbor_2::from_slice(&cbor).unwrap();
+    let Some(serde_cbor_2::Value::Text(b64)) = map.get("ca_cert") else {
+        panic!("no ca_cert")
+    };
+    let der = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
+    let list = json!([{ "aaguid": softtoken::AAGUID.to_string(), "description": "test token", "roots_pem": [pem] }]);
+    std::fs::write(path, list.to_string()).unwrap();
 }

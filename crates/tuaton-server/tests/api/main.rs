@@ -2,6 +2,7 @@
 //! way a page or a mobile app would: one integration binary for the whole suite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod common;
 mod csrf;
 

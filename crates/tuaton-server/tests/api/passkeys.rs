@@ -8,7 +8,7 @@ use tuaton_store::testing::TestDb;
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_authenticator_rs::softtoken::{self, SoftToken};
+use webauthn_authenticator_rs::softtoken::SoftToken;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 use crate::common::*;
@@ -242,34 +242,11 @@ async fn a_cloned_authenticator_is_suspended(db: TestDb) {
     db.cleanup().await;
 }
 
-fn ca_pem(token: &SoftToken) -> String {
-    use base64::Engine as _;
-    let cbor = token.to_cbor().unwrap();
-    let map: std::collections::BTreeMap<String, serde_cbor_2::Value> =
-        serde_cbor_2::from_slice(&cbor).unwrap();
-    let Some(serde_cbor_2::Value::Text(b64)) = map.get("ca_cert") else {
-        panic!("no ca_cert")
-    };
-    let der = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(b64)
-        .unwrap();
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
-}
-
 async fn aal3_only_for_allow_listed_attested_authenticators(db: TestDb) {
     let (mut token, _ca) = SoftToken::new(true).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("aal3.json");
-    std::fs::write(&list, json!([{ "aaguid": softtoken::AAGUID.to_string(), "description": "test token", "roots_pem": [ca_pem(&token)] }]).to_string()).unwrap();
+    aal3_allow_list(&token, &list);
     let app = app_with(
         &db,
         Arc::new(tuaton_core::SystemClock),
