@@ -169,6 +169,25 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
     );
 }
 
+/// CPU seconds this process has used (user + system), from
+/// /proc/self/stat; 0 where it cannot be read.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and
+    // stime are the 12th and 13th, in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// p50 and p99 of `all` (sorted), in milliseconds.
 fn percentiles(all: &[Duration]) -> (f64, f64) {
     let pct = |p: f64| {
@@ -308,6 +327,7 @@ async fn run_redemptions(engine: &str, db: &TestDb, clients: usize, per_task: us
         work.push(redemptions(&idm, &mut authn, &evidence, pkcs8.as_ref(), &jwk, per_task).await);
     }
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let mut tasks = Vec::new();
     for batch in work {
         let idm = idm.clone();
@@ -335,13 +355,17 @@ async fn run_redemptions(engine: &str, db: &TestDb, clients: usize, per_task: us
         all.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     all.sort_unstable();
     let (p50, p99) = percentiles(&all);
     println!(
-        "{engine} code redemptions (private_key_jwt + DPoP): {} in {:.1} s = {:.0}/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms",
+        "{engine} code redemptions (private_key_jwt + DPoP): {} in {:.1} s = {:.0}/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms; {:.2} CPU-s = {:.0} µs of CPU each, {:.0}/s per core",
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
+        cpu,
+        cpu * 1e6 / all.len() as f64,
+        all.len() as f64 / cpu.max(0.01),
     );
     assert!(
         tuaton_store::audit::verify(&db.store)

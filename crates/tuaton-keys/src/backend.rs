@@ -30,6 +30,15 @@ pub trait KeyBackend: Send + Sync {
         data: &[u8],
     ) -> Result<Vec<u8>>;
 
+    /// Whether signing with `key` under `alg` is quick work on the calling
+    /// thread: no I/O, and microseconds of CPU. Async callers then sign in
+    /// place instead of handing the work to a blocking thread, which costs
+    /// more than such a signature. `false` unless the backend knows.
+    fn signs_in_place(&self, key: &KeyRef, alg: SignatureAlgorithm) -> bool {
+        let _ = (key, alg);
+        false
+    }
+
     /// Destroys the key pair; afterwards every use gives `KeyNotFound`.
     fn destroy(&self, key: &KeyRef) -> Result<()>;
 

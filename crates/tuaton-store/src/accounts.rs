@@ -206,6 +206,27 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     fetch(db, "id", id.as_str()).await
 }
 
+/// The account the ceremony `ceremony_id` names (an authorization code's
+/// login), read as a batch query beside the ceremony itself.
+pub fn of_ceremony(ceremony_id: &str) -> crate::batch::Query<Option<Account>> {
+    crate::batch::Query::new(
+        crate::batch::Statement::new(format!(
+            "SELECT {COLUMNS} FROM accounts WHERE id = (SELECT account_id FROM ceremonies WHERE id = $1)"
+        ))
+        .bind(ceremony_id),
+        |out| {
+            out.rows
+                .first()
+                .map(|r| {
+                    <Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(r)
+                        .map_err(StoreError::from)
+                        .and_then(Account::try_from)
+                })
+                .transpose()
+        },
+    )
+}
+
 /// The account for this citizen id (compact digits), if any.
 pub async fn by_citizen_id<'e, E: Executor<'e, Database = Any>>(
     db: E,

@@ -220,8 +220,9 @@ impl Batch {
             sql.push_str(after);
         }
         let mut outputs = split_outputs(conn, &sql, args).await?;
-        if frame.before.is_some() && !outputs.is_empty() {
-            outputs.remove(0);
+        if let Some(before) = frame.before {
+            let framing = before.split(';').filter(|s| !s.trim().is_empty()).count();
+            outputs.drain(..framing.min(outputs.len()));
         }
         outputs.truncate(wanted);
         if outputs.len() != wanted {

@@ -13,6 +13,15 @@
 //!   sends a ping through that thread each time a connection is given back.
 //!   The one connection is never given back, so nothing is pinged.
 //!
+//! Commits are grouped (SQLite with `synchronous = FULL`): a transaction
+//! that commits while other requests wait for the connection commits
+//! without waiting for the disk, hands the connection on, and is answered
+//! only once an fsync made after its commit has returned — the next
+//! transaction's durable commit, or a flush it makes itself when its turn
+//! comes. One fsync then makes a whole group durable. WAL frames reach the
+//! disk in commit order, so a power cut loses at most a tail of commits
+//! none of whose callers had an answer; see docs/performance.md.
+//!
 //! The lock does what a pool would otherwise do for the connection. Before a
 //! step that could leave it in a wrong state (a transaction, a batch run with
 //! a setting changed), a repair is armed; the step disarms it when it ends
@@ -23,12 +32,12 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
-use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, watch};
 
 use crate::StoreError;
 use crate::batch::{Batch, Done, SqliteFrame};
@@ -40,6 +49,22 @@ type HeldSqlite = OwnedMappedMutexGuard<SqliteSlot, AnyConnection>;
 /// Repairs the next holder of the SQLite connection makes first (bit flags).
 const REPAIR_ROLLBACK: u8 = 1;
 const REPAIR_SETTINGS: u8 = 2;
+
+/// Begins a transaction that may commit in a group: SQLite takes the
+/// `synchronous` setting only outside a transaction, so it is relaxed first.
+const BEGIN_GROUPED: &str = "PRAGMA synchronous = NORMAL;\nBEGIN IMMEDIATE";
+
+/// Ends a grouped transaction: committed without waiting for the disk, and
+/// the connection durable again for whoever holds it next.
+const COMMIT_GROUPED: &str = "COMMIT;\nPRAGMA synchronous = FULL";
+
+/// Ends a grouped transaction with no one left to share a flush with: the
+/// flush follows at once, in the same round trip.
+const COMMIT_AND_FLUSH: &str = "COMMIT;\nPRAGMA synchronous = FULL;\nUPDATE store_flushes SET flushes = flushes + 1 WHERE id = 1";
+
+/// A durable write of one row: its fsync takes every commit before it to
+/// the disk (migration 0017).
+const FLUSH: &str = "UPDATE store_flushes SET flushes = flushes + 1 WHERE id = 1";
 
 /// A connection to run statements on, held until dropped: on SQLite the one
 /// connection (everyone else waits), on PostgreSQL one from the pool.
@@ -64,10 +89,12 @@ impl Conn {
 pub struct Tx(TxInner);
 
 enum TxInner {
-    /// `BEGIN IMMEDIATE` ran on the held connection, with a rollback armed.
+    /// `BEGIN IMMEDIATE` ran on the held connection, with a rollback armed
+    /// (and, when `grouped`, the setting's repair).
     Sqlite {
         conn: HeldSqlite,
         home: Arc<SqliteHome>,
+        grouped: bool,
     },
     Postgres(sqlx::Transaction<'static, sqlx::Any>),
 }
@@ -98,13 +125,34 @@ impl Tx {
     /// round trip on SQLite. If a statement fails, nothing is committed.
     pub async fn commit_with(self, batch: Batch) -> Result<Done, StoreError> {
         match self.0 {
-            TxInner::Sqlite { mut conn, home } => {
+            TxInner::Sqlite {
+                mut conn,
+                home,
+                grouped,
+            } => {
+                // Others still waiting for the connection: one of them, or
+                // this caller at its next turn, flushes for the group.
+                let share = grouped && home.queued.load(Ordering::Acquire) > 0;
+                let after = match (grouped, share) {
+                    (false, _) => "COMMIT",
+                    (true, true) => COMMIT_GROUPED,
+                    (true, false) => COMMIT_AND_FLUSH,
+                };
                 let frame = SqliteFrame {
                     before: None,
-                    after: Some("COMMIT"),
+                    after: Some(after),
                 };
                 let done = batch.run_framed(&mut conn, frame).await?;
-                home.disarm(REPAIR_ROLLBACK);
+                home.disarm(REPAIR_ROLLBACK | REPAIR_SETTINGS);
+                let seq = home.committed.fetch_add(1, Ordering::AcqRel) + 1;
+                if share {
+                    drop(conn);
+                    home.wait_durable(seq, home.acquire_timeout).await?;
+                } else {
+                    // This commit's fsync (or the flush after it) took
+                    // every earlier commit to the disk with it.
+                    home.mark_durable(seq);
+                }
                 Ok(done)
             }
             TxInner::Postgres(mut tx) => {
@@ -118,9 +166,16 @@ impl Tx {
     /// Discards the transaction's writes.
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self.0 {
-            TxInner::Sqlite { mut conn, home } => {
+            TxInner::Sqlite {
+                mut conn,
+                home,
+                grouped,
+            } => {
                 conn.execute("ROLLBACK").await?;
-                home.disarm(REPAIR_ROLLBACK);
+                if grouped {
+                    conn.execute(home.durable.as_str()).await?;
+                }
+                home.disarm(REPAIR_ROLLBACK | REPAIR_SETTINGS);
             }
             TxInner::Postgres(tx) => tx.rollback().await?,
         }
@@ -196,9 +251,86 @@ struct SqliteHome {
     settings: String,
     /// Puts `synchronous` back after a [`Store::write_relaxed`] batch.
     durable: String,
+    /// Whether commits are grouped: only when every commit is to be
+    /// durable (`synchronous = FULL`).
+    grouping: bool,
+    /// How many are waiting for the connection.
+    queued: AtomicUsize,
+    /// Transactions committed so far (counted while holding the connection).
+    committed: AtomicU64,
+    /// The last commit known to be on the disk.
+    on_disk: watch::Sender<u64>,
+    /// How long a grouped commit waits for its turn to flush.
+    acquire_timeout: Duration,
+}
+
+/// Counts a waiter for the connection until it holds it or gives up.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn join(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl SqliteHome {
+    /// Records that every commit up to `seq` is on the disk.
+    fn mark_durable(&self, seq: u64) {
+        self.on_disk.send_if_modified(|d| {
+            let later = seq > *d;
+            if later {
+                *d = seq;
+            }
+            later
+        });
+    }
+
+    /// Waits until commit `seq` is on the disk: until someone's fsync has
+    /// covered it, or until this caller holds the connection again and
+    /// flushes everything committed so far itself.
+    async fn wait_durable(&self, seq: u64, timeout: Duration) -> Result<(), StoreError> {
+        let mut on_disk = self.on_disk.subscribe();
+        loop {
+            if *on_disk.borrow_and_update() >= seq {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                changed = on_disk.changed() => {
+                    if changed.is_err() {
+                        return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+                    }
+                }
+                held = self.hold(timeout) => {
+                    let mut conn = held?;
+                    if *on_disk.borrow() >= seq {
+                        return Ok(());
+                    }
+                    self.flush(&mut conn).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Takes every commit so far to the disk, on the held connection.
+    async fn flush(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        let upto = self.committed.load(Ordering::Acquire);
+        if *self.on_disk.borrow() >= upto {
+            return Ok(());
+        }
+        conn.execute(FLUSH).await?;
+        self.mark_durable(upto);
+        Ok(())
+    }
+
     fn arm(&self, repair: u8) {
         self.repair.fetch_or(repair, Ordering::AcqRel);
     }
@@ -215,9 +347,11 @@ impl SqliteHome {
 
     /// Takes the connection, making any repair left armed, or opening a new one.
     async fn hold(&self, timeout: Duration) -> Result<HeldSqlite, StoreError> {
+        let queued = Queued::join(&self.queued);
         let mut slot = tokio::time::timeout(timeout, self.slot.clone().lock_owned())
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        drop(queued);
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
@@ -282,6 +416,11 @@ impl Store {
                         options.sqlite_synchronous
                     ),
                     durable: format!("PRAGMA synchronous = {}", options.sqlite_synchronous),
+                    grouping: options.sqlite_synchronous.eq_ignore_ascii_case("FULL"),
+                    queued: AtomicUsize::new(0),
+                    committed: AtomicU64::new(0),
+                    on_disk: watch::Sender::new(0),
+                    acquire_timeout: options.acquire_timeout,
                 };
                 // Opened now, so a bad path or URL fails at start, not at first use.
                 *home.slot.lock().await = Some(home.open().await.map_err(StoreError::Unavailable)?);
@@ -501,17 +640,29 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(home) => {
                 let mut conn = home.hold(self.acquire_timeout).await?;
+                // Others waiting: this transaction may commit in their group.
+                let grouped = home.grouping && home.queued.load(Ordering::Acquire) > 0;
                 // Armed before BEGIN: from here until COMMIT or ROLLBACK, an
-                // abandoned transaction is rolled back by the next holder.
-                home.arm(REPAIR_ROLLBACK);
+                // abandoned transaction is rolled back by the next holder
+                // (and the connection made durable again).
+                home.arm(if grouped {
+                    REPAIR_ROLLBACK | REPAIR_SETTINGS
+                } else {
+                    REPAIR_ROLLBACK
+                });
                 let frame = SqliteFrame {
-                    before: Some("BEGIN IMMEDIATE"),
+                    before: Some(if grouped {
+                        BEGIN_GROUPED
+                    } else {
+                        "BEGIN IMMEDIATE"
+                    }),
                     after: None,
                 };
                 let done = batch.run_framed(&mut conn, frame).await?;
                 let tx = Tx(TxInner::Sqlite {
                     conn,
                     home: home.clone(),
+                    grouped,
                 });
                 Ok((tx, done))
             }
@@ -570,6 +721,12 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(home) => {
                 let mut slot = home.slot.lock().await;
+                // Grouped commits still waiting are taken to the disk first.
+                if let Some(conn) = slot.as_mut()
+                    && let Err(e) = home.flush(conn).await
+                {
+                    tracing::warn!(error = %e, "the last grouped commits could not be flushed at close");
+                }
                 home.closed.store(true, Ordering::Release);
                 if let Some(conn) = slot.take() {
                     let _ = conn.close().await;
@@ -584,6 +741,7 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use time::OffsetDateTime;
@@ -670,6 +828,162 @@ mod tests {
             assert_eq!(ceremonies_stored(&db.store).await, 0);
             db.cleanup().await;
         }
+    }
+
+    async fn flushes(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT flushes FROM store_flushes WHERE id = 1")
+            .fetch_one(store.conn().await.unwrap().conn())
+            .await
+            .unwrap()
+    }
+
+    fn sqlite_home(store: &Store) -> std::sync::Arc<super::SqliteHome> {
+        match &store.backend {
+            super::Backend::Sqlite(home) => home.clone(),
+            super::Backend::Postgres(_) => panic!("a SQLite store"),
+        }
+    }
+
+    /// Bounded wait for a condition another task makes true.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("timed out waiting: {what}");
+    }
+
+    /// Holds the connection until told to let go; `holding` fires once held.
+    fn holder(
+        store: &Store,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (held_tx, held) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            let conn = store.conn().await.unwrap();
+            let _ = held_tx.send(());
+            let _ = released.await;
+            drop(conn);
+        });
+        (task, held, release)
+    }
+
+    /// A transaction begun and committed while another request waits for
+    /// the connection does not wait for the disk at its commit, but its
+    /// caller is answered only once a flush has taken the commit there:
+    /// here the one waiting is a reader, so the committer flushes when its
+    /// turn comes again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grouped_commit_is_answered_only_after_a_flush() {
+        let db = TestDb::sqlite().await;
+        let home = sqlite_home(&db.store);
+        let queued = || home.queued.load(Ordering::Acquire);
+        let (first, held, release_first) = holder(&db.store);
+        held.await.unwrap();
+        let store = db.store.clone();
+        let writer = tokio::spawn(async move {
+            let mut opening = Batch::new();
+            opening.push(stored_ceremony("grouped"));
+            let (tx, _) = store.begin_with(opening).await.unwrap();
+            tx.commit().await
+        });
+        until("the writer queues", || queued() == 1).await;
+        let (reader, reader_held, release_reader) = holder(&db.store);
+        until("the reader queues behind it", || queued() == 2).await;
+        release_first.send(()).unwrap();
+        first.await.unwrap();
+        // The writer began with the reader waiting, committed, and handed
+        // the connection to the reader: committed, not yet on the disk, and
+        // its caller still waits.
+        reader_held.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !writer.is_finished(),
+            "answered before its commit was flushed"
+        );
+        assert_eq!(home.committed.load(Ordering::Acquire), 1);
+        assert_eq!(*home.on_disk.borrow(), 0);
+        release_reader.send(()).unwrap();
+        reader.await.unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(*home.on_disk.borrow(), 1);
+        assert_eq!(flushes(&db.store).await, 1, "the committer flushed once");
+        assert_eq!(synchronous(&db.store).await, 2, "durable again: FULL");
+        assert_eq!(ceremonies_stored(&db.store).await, 1);
+        db.cleanup().await;
+    }
+
+    /// Many transactions at once: every one is kept, none is left off the
+    /// disk, and they share fsyncs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_share_flushes_and_all_reach_the_disk() {
+        let db = TestDb::sqlite().await;
+        let home = sqlite_home(&db.store);
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let store = db.store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut opening = Batch::new();
+                opening.push(stored_ceremony(&format!("c{i}")));
+                let (tx, _) = store.begin_with(opening).await.unwrap();
+                let mut closing = Batch::new();
+                closing.push(stored_ceremony(&format!("d{i}")));
+                tx.commit_with(closing).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(ceremonies_stored(&db.store).await, 128);
+        assert_eq!(home.committed.load(Ordering::Acquire), 64);
+        assert_eq!(*home.on_disk.borrow(), 64, "every commit is on the disk");
+        assert_eq!(synchronous(&db.store).await, 2);
+        println!("64 commits, {} flushes", flushes(&db.store).await);
+        db.cleanup().await;
+    }
+
+    /// A grouped transaction whose closing batch fails, or that is given
+    /// up, keeps nothing and leaves the connection durable for the next holder.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_abandoned_grouped_transaction_keeps_nothing() {
+        let db = TestDb::sqlite().await;
+        let home = sqlite_home(&db.store);
+        let queued = || home.queued.load(Ordering::Acquire);
+        for fail in [true, false] {
+            let (first, held, release_first) = holder(&db.store);
+            held.await.unwrap();
+            let store = db.store.clone();
+            let writer = tokio::spawn(async move {
+                let (mut tx, _) = store.begin_with(Batch::new()).await.unwrap();
+                if fail {
+                    let mut closing = Batch::new();
+                    closing.push(stored_ceremony("x"));
+                    closing.push(stored_ceremony("x"));
+                    assert!(tx.commit_with(closing).await.is_err());
+                } else {
+                    stored_ceremony("x").execute(tx.conn()).await.unwrap();
+                    drop(tx);
+                }
+            });
+            until("the writer queues", || queued() == 1).await;
+            let store = db.store.clone();
+            let reader = tokio::spawn(async move { ceremonies_stored(&store).await });
+            until("the reader queues", || queued() == 2).await;
+            release_first.send(()).unwrap();
+            first.await.unwrap();
+            writer.await.unwrap();
+            assert_eq!(reader.await.unwrap(), 0);
+            assert_eq!(synchronous(&db.store).await, 2);
+            assert_eq!(ceremonies_stored(&db.store).await, 0);
+        }
+        db.cleanup().await;
     }
 
     /// A relaxed write that fails, or whose request goes away halfway, never

@@ -344,6 +344,16 @@ fn assertion_replayed() -> TokenError {
     TokenError::client("The client assertion was used before (its jti is spent).")
 }
 
+/// The read of `client`'s id-token key at `now`: the active key of its
+/// algorithm's line (ES256 by default, RS256 or PS256 for a client
+/// registered for it), as a query to batch with a grant's other reads.
+fn id_token_key(
+    client: &ClientConfig,
+    now: OffsetDateTime,
+) -> tuaton_store::batch::Query<Option<keys::ManagedKey>> {
+    keys::signing_key_query(KeyPurpose::IdToken, client.id_token_alg, now)
+}
+
 /// What a token request spends once, in the transaction that issues its
 /// tokens: the DPoP proof's `jti` and the client assertion's.
 struct OneUse<'a> {
@@ -358,6 +368,19 @@ struct Spending {
 }
 
 impl OneUse<'_> {
+    /// Whether the proof's and the assertion's `jti`s are spent, read with
+    /// the grant's other reads.
+    fn unspent_in(&self, reads: &mut Batch, now: OffsetDateTime) -> Unspent {
+        Unspent {
+            proof: self
+                .proof
+                .map(|p| reads.add(store::assertion_id_spent(&proof_owner(p), &p.jti, now))),
+            assertion: self
+                .assertion
+                .map(|(client, id)| reads.add(store::assertion_id_spent(client, &id.jti, now))),
+        }
+    }
+
     fn spend_in(&self, opening: &mut Batch, now: OffsetDateTime) -> Spending {
         Spending {
             proof: self.proof.map(|p| opening.add(spend_proof(p, now))),
@@ -365,6 +388,30 @@ impl OneUse<'_> {
                 opening.add(store::use_assertion_id(client, &id.jti, id.expires_at, now))
             }),
         }
+    }
+}
+
+/// The checks of [`OneUse::unspent_in`], added to a batch of reads.
+struct Unspent {
+    proof: Option<tuaton_store::batch::Pending<bool>>,
+    assertion: Option<tuaton_store::batch::Pending<bool>>,
+}
+
+impl Unspent {
+    /// Refuses a request whose proof or assertion was spent already: a
+    /// captured request sent again, refused before it can end anything.
+    fn check(self, read: &mut tuaton_store::batch::Done) -> Result<(), OidcError> {
+        if let Some(p) = self.proof
+            && read.take(p)?
+        {
+            return Err(proof_replayed().into());
+        }
+        if let Some(a) = self.assertion
+            && read.take(a)?
+        {
+            return Err(assertion_replayed().into());
+        }
+        Ok(())
     }
 }
 
@@ -901,7 +948,6 @@ impl Idm {
         Ok(plan.destination)
     }
 
-    /// Authenticates the client of a token request as it is registered.
     /// Authenticates the client of a back-channel request as it is
     /// registered, spending its assertion's `jti` at once.
     async fn authenticate_client(
@@ -923,8 +969,9 @@ impl Idm {
     }
 
     /// Authenticates the client as it is registered; an assertion's `jti`
-    /// is checked unspent but left for the caller to spend (the token
-    /// endpoint spends it in the transaction that issues the tokens).
+    /// is left for the caller to check unspent ([`OneUse::unspent_in`])
+    /// and to spend (the token endpoint spends it in the transaction that
+    /// issues the tokens).
     async fn verify_client(
         &self,
         issuer: &str,
@@ -969,12 +1016,6 @@ impl Idm {
                     )?,
                     verified => verified?,
                 };
-                let spent = store::assertion_id_spent(&client.client_id, &id.jti, now)
-                    .run(self.store().conn().await?.conn())
-                    .await?;
-                if spent {
-                    return Err(assertion_replayed().into());
-                }
                 assertion_id = Some(id);
             }
             (ClientAuthentication::Public { .. }, TokenAuth::None) => {}
@@ -1039,21 +1080,6 @@ impl Idm {
         }
     }
 
-    /// Whether `proof` was spent already: a captured request sent again,
-    /// which must be refused without ending anything.
-    async fn proof_spent(
-        &self,
-        proof: Option<&dpop::Proof>,
-        now: OffsetDateTime,
-    ) -> Result<bool, IdmError> {
-        let Some(p) = proof else {
-            return Ok(false);
-        };
-        Ok(store::assertion_id_spent(&proof_owner(p), &p.jti, now)
-            .run(self.store().conn().await?.conn())
-            .await?)
-    }
-
     /// Answers a token request, with the DPoP proof it carried. The proof
     /// is checked before the client authenticates, so a request answered
     /// `use_dpop_nonce` spends neither its assertion nor anything else.
@@ -1096,16 +1122,18 @@ impl Idm {
         let invalid =
             || TokenError::grant("The code is invalid, expired, or was issued to another client.");
         let digest = code_digest(&r.code);
-        // Read, check and sign first; the code is spent in the transaction
-        // that records the grant, so a refused or failed redemption writes
-        // nothing and only one of two racing redemptions commits.
-        let stored = ceremonies::lookup(&digest)
-            .run(self.store().conn().await?.conn())
-            .await?;
-        let Some(stored) = stored else {
-            if self.proof_spent(proof, now).await? {
-                return Err(proof_replayed().into());
-            }
+        // Read (in one round trip), check and sign first; the code is spent
+        // in the transaction that records the grant, so a refused or failed
+        // redemption writes nothing and only one of two racing redemptions
+        // commits.
+        let mut reads = Batch::new();
+        let unspent = once.unspent_in(&mut reads, now);
+        let stored = reads.add(ceremonies::lookup(&digest));
+        let account = reads.add(accounts::of_ceremony(&digest));
+        let key = reads.add(id_token_key(client, now));
+        let mut read = reads.run(self.store().conn().await?.conn()).await?;
+        unspent.check(&mut read)?;
+        let Some(stored) = read.take(stored)? else {
             return Err(self.code_reused(client, &digest, jkt, now).await?.into());
         };
         let code = match stored.live(CeremonyKind::AuthorizationCode, now) {
@@ -1135,20 +1163,15 @@ impl Idm {
             )
             .into());
         }
-        let account = accounts::by_id(self.store().conn().await?.conn(), &account_id).await?;
-        let Some(account) = account.filter(|a| a.state == AccountState::Active) else {
+        let account = read.take(account)?;
+        let Some(account) =
+            account.filter(|a| a.id == account_id && a.state == AccountState::Active)
+        else {
             return Err(invalid().into());
         };
         // A code outlives neither its login's session (a logout in the
-        // minute since ends it) nor the consent it was issued under.
-        if let Some(d) = &bound.session_digest {
-            let live = tuaton_store::sessions::live(d, now)
-                .run(self.store().conn().await?.conn())
-                .await?;
-            if !live {
-                return Err(TokenError::grant("The login this code came from has ended.").into());
-            }
-        }
+        // minute since ends it: checked in the transaction that spends the
+        // code) nor the consent it was issued under.
         let wanted = tuaton_oidc::claims::requested(&bound.scopes);
         if self
             .releasable(client, &account_id, &bound.scopes)
@@ -1185,18 +1208,28 @@ impl Idm {
                     nonce: bound.nonce.clone(),
                     jkt,
                 },
+                read.take(key)?,
                 now,
             )
             .await?;
         let mut opening = Batch::new();
         let spent = opening.add(ceremonies::spend(&digest, CeremonyKind::AuthorizationCode));
         let spending = once.spend_in(&mut opening, now);
+        let session_live = bound
+            .session_digest
+            .as_deref()
+            .map(|d| opening.add(tuaton_store::sessions::live(d, now)));
         let place = opening.add(store_audit::next_place());
         let (tx, mut opened) = self.store().begin_with(opening).await?;
         spending.check(&mut opened)?;
         if !opened.take(spent)? {
             // Redeemed a moment ago by a concurrent request.
             return Err(invalid().into());
+        }
+        if let Some(live) = session_live
+            && !opened.take(live)?
+        {
+            return Err(TokenError::grant("The login this code came from has ended.").into());
         }
         let place = opened.take(place)?;
         let mut closing = Batch::new();
@@ -1258,6 +1291,7 @@ impl Idm {
         client: &ClientConfig,
         login: &Login,
         to: IssueTo<'_>,
+        key: Option<keys::ManagedKey>,
         now: OffsetDateTime,
     ) -> Result<Issued, IdmError> {
         let IssueTo {
@@ -1299,8 +1333,9 @@ impl Idm {
             }),
         };
         let mut signed = self
-            .sign_tokens(
+            .sign_tokens_with(
                 client,
+                key,
                 vec![
                     (
                         "JWT",
@@ -1440,9 +1475,13 @@ impl Idm {
         let jkt = proof.map(|p| p.jkt.as_str());
         let invalid = || TokenError::grant("The refresh token is invalid, expired or revoked.");
         let digest = code_digest(token);
-        let found = store::refresh_token(&digest)
-            .run(self.store().conn().await?.conn())
-            .await?;
+        let mut reads = Batch::new();
+        let unspent = once.unspent_in(&mut reads, now);
+        let found = reads.add(store::refresh_token(&digest));
+        let key = reads.add(id_token_key(client, now));
+        let mut read = reads.run(self.store().conn().await?.conn()).await?;
+        unspent.check(&mut read)?;
+        let found = read.take(found)?;
         let Some(rt) = found.filter(|rt| rt.grant.client_id == client.client_id) else {
             return Err(invalid().into());
         };
@@ -1458,11 +1497,8 @@ impl Idm {
             .into());
         }
         if rt.used_at.is_some() {
-            // A captured refresh request sent again (its proof spent) is a
-            // replay, not the family's reuse: refused, and nothing ends.
-            if self.proof_spent(proof, now).await? {
-                return Err(proof_replayed().into());
-            }
+            // A captured refresh request sent again (its proof spent) was
+            // refused above as a replay; this is the family's reuse.
             return Err(self
                 .revoke_family(&rt.grant, client, "refresh_token_reused", now)
                 .await?
@@ -1496,6 +1532,7 @@ impl Idm {
                     nonce: None,
                     jkt,
                 },
+                read.take(key)?,
                 now,
             )
             .await?;
@@ -1748,15 +1785,21 @@ impl Idm {
         tokens: Vec<(&'static str, serde_json::Value)>,
         now: OffsetDateTime,
     ) -> Result<Vec<String>, IdmError> {
-        // The key of the client's algorithm line: ES256 by default, RS256
-        // or PS256 for a client registered for it.
-        let key = keys::signing_key_for(
-            self.store().conn().await?.conn(),
-            KeyPurpose::IdToken,
-            client.id_token_alg,
-            now,
-        )
-        .await?;
+        let key = id_token_key(client, now)
+            .run(self.store().conn().await?.conn())
+            .await?;
+        self.sign_tokens_with(client, key, tokens, now).await
+    }
+
+    /// Signs the tokens with `key`, the client's id-token key as
+    /// [`id_token_key`] read it (`None`: no key of its algorithm is active).
+    async fn sign_tokens_with(
+        &self,
+        client: &ClientConfig,
+        key: Option<keys::ManagedKey>,
+        tokens: Vec<(&'static str, serde_json::Value)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, IdmError> {
         let Some(key) = key else {
             let any =
                 keys::signing_key(self.store().conn().await?.conn(), KeyPurpose::IdToken, now)
@@ -1777,20 +1820,28 @@ impl Idm {
                     id: key.id.clone(),
                     source,
                 })?;
+        // A quick signature is made in place; an HSM's, an RSA one or a
+        // key still to be read from disk on a blocking thread.
+        let in_place = self.keys().signs_in_place(&key_ref, key.algorithm);
         let signing = SigningKey {
             key_ref,
             kid: key.id.clone(),
             alg: key.algorithm,
         };
         let backend = self.keys().clone();
-        let signed = tokio::task::spawn_blocking(move || {
+        let sign_all = move || {
             tokens
                 .iter()
                 .map(|(typ, claims)| sign_compact(backend.as_ref(), &signing, typ, claims))
                 .collect::<Result<Vec<_>, tuaton_keys::KeyError>>()
-        })
-        .await
-        .map_err(|_| IdmError::Custody(crate::custody::CustodyError::Interrupted))?;
+        };
+        let signed = if in_place {
+            sign_all()
+        } else {
+            tokio::task::spawn_blocking(sign_all)
+                .await
+                .map_err(|_| IdmError::Custody(crate::custody::CustodyError::Interrupted))?
+        };
         signed.map_err(|source| {
             IdmError::Custody(crate::custody::CustodyError::Key { id: key.id, source })
         })

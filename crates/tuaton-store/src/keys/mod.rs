@@ -186,6 +186,34 @@ pub async fn signing_key_for<'e, E: Executor<'e, Database = Any>>(
     .next())
 }
 
+/// [`signing_key_for`] as a batch query, read in one round trip with others.
+pub fn signing_key_query(
+    purpose: KeyPurpose,
+    algorithm: SignatureAlgorithm,
+    now: OffsetDateTime,
+) -> crate::batch::Query<Option<ManagedKey>> {
+    crate::batch::Query::new(
+        crate::batch::Statement::new(format!(
+            "SELECT {COLUMNS} FROM managed_keys WHERE purpose = $1 AND account_id IS NULL \
+             AND state = 'active' AND algorithm = $2 AND activate_after_ms <= $3 \
+             ORDER BY purpose, created_ms, activate_after_ms, id"
+        ))
+        .bind(purpose.as_str())
+        .bind(algorithm.jose_name())
+        .bind(to_ms(now)),
+        |out| {
+            out.rows
+                .first()
+                .map(|r| {
+                    <Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(r)
+                        .map_err(StoreError::from)
+                        .and_then(ManagedKey::try_from)
+                })
+                .transpose()
+        },
+    )
+}
+
 /// The account's own signing key now, if any.
 pub async fn user_signing_key<'e, E: Executor<'e, Database = Any>>(
     db: E,
