@@ -20,7 +20,8 @@
 //!
 //! Everything is bounded: a fixed measuring window and a cap on each
 //! engine's run. Knobs (environment): `TUATON_BENCH_CLIENTS` (default 8),
-//! `TUATON_BENCH_SECONDS` (default 10). PostgreSQL is measured when
+//! `TUATON_BENCH_SECONDS` (default 10), `TUATON_BENCH_ONLY=redemptions`
+//! (no refresh runs). PostgreSQL is measured when
 //! `TUATON_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -167,6 +168,56 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
             .unwrap()
             .is_intact()
     );
+}
+
+/// Bare JWTs per second signed with the active id-token key (the one the
+/// redemptions used), one signer, for about a second.
+fn bare_jwt_rate(idm: &Idm, key: &tuaton_store::keys::ManagedKey) -> f64 {
+    let signing = tuaton_oidc::jws::SigningKey {
+        key_ref: key.key_ref.parse().unwrap(),
+        kid: key.id.clone(),
+        alg: key.algorithm,
+    };
+    let claims = json!({ "iss": ISSUER, "sub": "bench", "aud": "bench", "iat": 0, "exp": 1 });
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(1) {
+        tuaton_oidc::jws::sign_compact(idm.keys().as_ref(), &signing, "JWT", &claims).unwrap();
+        n += 1;
+    }
+    f64::from(n) / started.elapsed().as_secs_f64()
+}
+
+/// Commits per second of the store on its own: `clients` tasks each
+/// committing a one-row transaction in a loop, for about a second.
+async fn commit_rate(store: &tuaton_store::Store, clients: usize) -> f64 {
+    let until = Instant::now() + Duration::from_secs(1);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..clients {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let mut tx = store.begin().await.unwrap();
+                tuaton_store::batch::Statement::new(
+                    "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) VALUES ($1, 'bench', NULL, '{}', 0)",
+                )
+                .bind(format!("commit-{t}-{n}"))
+                .execute(tx.conn())
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
 }
 
 /// CPU seconds this process has used (user + system), from
@@ -367,6 +418,19 @@ async fn run_redemptions(engine: &str, db: &TestDb, clients: usize, per_task: us
         cpu * 1e6 / all.len() as f64,
         all.len() as f64 / cpu.max(0.01),
     );
+    let key = tuaton_store::keys::signing_key(
+        idm.store().conn().await.unwrap().conn(),
+        tuaton_store::keys::KeyPurpose::IdToken,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    println!(
+        "{engine} beside them: {:.0} bare JWTs/s signed with the same key (one signer); {:.0} one-row commits/s ({clients} committers)",
+        bare_jwt_rate(&idm, &key),
+        commit_rate(idm.store(), clients).await,
+    );
     assert!(
         tuaton_store::audit::verify(&db.store)
             .await
@@ -388,14 +452,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `TUATON_BENCH_ONLY=redemptions` leaves the refresh runs out.
+    let refreshes = std::env::var("TUATON_BENCH_ONLY").map_or(true, |v| v != "redemptions");
     rt.block_on(async {
         let db = TestDb::sqlite().await;
-        if tokio::time::timeout(
-            cap,
-            run("SQLite (WAL, synchronous = FULL)", &db, clients, measure),
-        )
-        .await
-        .is_err()
+        if refreshes
+            && tokio::time::timeout(
+                cap,
+                run("SQLite (WAL, synchronous = FULL)", &db, clients, measure),
+            )
+            .await
+            .is_err()
         {
             println!("SQLite: the run exceeded its cap and was abandoned");
         }
@@ -410,7 +477,11 @@ fn main() {
         db.cleanup().await;
         match TestDb::postgres().await {
             Some(db) => {
-                if tokio::time::timeout(cap, run("PostgreSQL (fsync on)", &db, clients, measure))
+                if refreshes
+                    && tokio::time::timeout(
+                        cap,
+                        run("PostgreSQL (fsync on)", &db, clients, measure),
+                    )
                     .await
                     .is_err()
                 {
