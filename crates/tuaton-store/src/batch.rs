@@ -253,6 +253,13 @@ pub struct Done {
 }
 
 impl Done {
+    /// The outputs of a batch of no statements.
+    pub fn empty() -> Self {
+        Self {
+            outputs: Vec::new(),
+        }
+    }
+
     /// The answer of a query added to this batch.
     pub fn take<T>(&mut self, pending: Pending<T>) -> Result<T, StoreError> {
         let output = self

@@ -359,6 +359,9 @@ fn id_token_key(
 struct OneUse<'a> {
     proof: Option<&'a dpop::Proof>,
     assertion: Option<(&'a str, &'a tuaton_oidc::assertion::AssertionId)>,
+    /// The client must send a proof and sent none: refused once the
+    /// assertion is known unspent, so a replay is answered as one.
+    proof_missing: bool,
 }
 
 /// The spends of [`OneUse`] added to a transaction's opening batch.
@@ -378,6 +381,7 @@ impl OneUse<'_> {
             assertion: self
                 .assertion
                 .map(|(client, id)| reads.add(store::assertion_id_spent(client, &id.jti, now))),
+            proof_missing: self.proof_missing,
         }
     }
 
@@ -395,6 +399,7 @@ impl OneUse<'_> {
 struct Unspent {
     proof: Option<tuaton_store::batch::Pending<bool>>,
     assertion: Option<tuaton_store::batch::Pending<bool>>,
+    proof_missing: bool,
 }
 
 impl Unspent {
@@ -410,6 +415,9 @@ impl Unspent {
             && read.take(a)?
         {
             return Err(assertion_replayed().into());
+        }
+        if self.proof_missing {
+            return Err(DpopError::Missing.into());
         }
         Ok(())
     }
@@ -1080,6 +1088,19 @@ impl Idm {
         }
     }
 
+    /// [`Unspent::check`] on its own, for a grant with nothing else to
+    /// read first; no round trip when there is nothing to look up.
+    async fn check_unspent(&self, once: &OneUse<'_>, now: OffsetDateTime) -> Result<(), OidcError> {
+        let mut reads = Batch::new();
+        let unspent = once.unspent_in(&mut reads, now);
+        let mut read = if once.proof.is_some() || once.assertion.is_some() {
+            reads.run(self.store().conn().await?.conn()).await?
+        } else {
+            tuaton_store::batch::Done::empty()
+        };
+        unspent.check(&mut read)
+    }
+
     /// Answers a token request, with the DPoP proof it carried. The proof
     /// is checked before the client authenticates, so a request answered
     /// `use_dpop_nonce` spends neither its assertion nor anything else.
@@ -1092,12 +1113,10 @@ impl Idm {
     ) -> Result<TokenResponse, OidcError> {
         let proof = self.dpop_proof(dpop, None, now).await?;
         let (client, assertion) = self.verify_client(issuer, &request.auth, now).await?;
-        if client.dpop_bound_access_tokens && proof.is_none() {
-            return Err(DpopError::Missing.into());
-        }
         let once = OneUse {
             proof: proof.as_ref(),
             assertion: assertion.as_ref().map(|a| (client.client_id.as_str(), a)),
+            proof_missing: client.dpop_bound_access_tokens && proof.is_none(),
         };
         match request.grant {
             Grant::AuthorizationCode(r) => self.redeem_code(issuer, &client, r, once, now).await,
@@ -1378,6 +1397,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<TokenResponse, OidcError> {
         let jkt = once.proof.map(|p| p.jkt.as_str());
+        self.check_unspent(&once, now).await?;
         if !client.client_credentials || client.token_auth == TokenAuth::None {
             return Err(TokenError::new(
                 OAuthError::UnauthorizedClient,
