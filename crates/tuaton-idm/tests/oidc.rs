@@ -521,6 +521,14 @@ async fn authorization_requests_that_break_a_rule_are_refused_and_write_nothing(
         before,
         "a refused request writes nothing"
     );
+    // Every login asks for a passkey, whose choice is the account's: login
+    // and select_account are met by the login page, alone or together.
+    for prompt in ["login", "select_account", "login select_account consent"] {
+        let mut p = request("rd-app", a);
+        p.push(("prompt".into(), prompt.into()));
+        let pending = w.idm.begin_authorization(ISSUER, &p, now).await;
+        assert!(pending.is_ok(), "prompt={prompt}: {pending:?}");
+    }
 
     // A session older than the request cannot answer it; declining needs none.
     let old: ActiveSession = logged_in(&w.idm, &mut w.authn, &w.evidence, now).await;

@@ -63,7 +63,7 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
         "authorization_response_iss_parameter_supported": true,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["th", "en"],
     })
 }
