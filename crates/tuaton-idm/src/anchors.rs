@@ -203,6 +203,9 @@ pub async fn anchor_now(
     if last == Some(seq) {
         return Ok(Anchored::Unchanged(seq));
     }
+    // The head read may be a grouped commit not yet on the disk: an anchor
+    // outside the database must never name a record a power cut could lose.
+    store.sync().await?;
     let key_ref: KeyRef = key
         .key_ref
         .parse()

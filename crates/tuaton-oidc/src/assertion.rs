@@ -92,8 +92,11 @@ pub(crate) fn algorithms(jwk: &Jwk) -> Result<Vec<Algorithm>, &'static str> {
 /// public (no private parameters) and of a kind [`verify`] accepts.
 pub fn check_key_set(set: &Value) -> Result<(), ClientError> {
     let private = set["keys"].as_array().is_some_and(|keys| {
-        keys.iter()
-            .any(|k| ["d", "p", "q", "k"].iter().any(|p| k.get(p).is_some()))
+        keys.iter().any(|k| {
+            crate::dpop::PRIVATE_MEMBERS
+                .iter()
+                .any(|p| k.get(p).is_some())
+        })
     });
     if private {
         return Err(ClientError::Keys(
@@ -336,6 +339,13 @@ mod tests {
             json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
                 "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}]}),
             json!({"keys": [{"kty": "RSA", "n": "sXch", "e": "AQAB"}]}),
+            // Any private member refuses the set, a CRT exponent (which
+            // alone factors an RSA modulus) as much as `d`; here beside an
+            // otherwise usable public key.
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "dp": "AQ"}]}),
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "oth": []}]}),
             json!("not a set"),
         ] {
             assert!(check_key_set(&set).is_err(), "{set}");

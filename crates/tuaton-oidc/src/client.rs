@@ -31,10 +31,10 @@ pub enum SubjectType {
     Public,
 }
 
-/// A client as registered. Unknown fields are refused, so a misspelt
-/// field in an administrator's request is an error, not a silent default.
+/// A client as registered. Reading a stored one ignores fields this build
+/// does not know (a row written by a newer build still reads after a
+/// rollback); an administrator's request is held to [`CLIENT_FIELDS`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// The `client_id`.
     pub client_id: String,
@@ -90,6 +90,28 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_logout_uri: Option<Url>,
 }
+
+/// Every field of [`ClientConfig`] by its JSON name: what an
+/// administrator's registration or change may name (a test keeps the list
+/// and the type the same).
+pub const CLIENT_FIELDS: &[&str] = &[
+    "client_id",
+    "name",
+    "redirect_uris",
+    "subject",
+    "token_auth",
+    "scopes",
+    "id_token_alg",
+    "jwks",
+    "jwks_uri",
+    "token_lifetime_secs",
+    "require_par",
+    "client_credentials",
+    "post_logout_redirect_uris",
+    "dpop_bound_access_tokens",
+    "purpose",
+    "backchannel_logout_uri",
+];
 
 impl ClientConfig {
     /// A registration on the secure defaults (OpenID Connect profile of
@@ -353,6 +375,25 @@ fn check_redirect_uri(uri: &Url, public: bool) -> Result<(), ClientError> {
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The list an administrator's request is held to is every field.
+    #[test]
+    fn client_fields_name_every_field() {
+        let mut full = agency(&["https://efiling.rd.example/cb"]);
+        full.jwks_uri = Some(Url::parse("https://efiling.rd.example/jwks").unwrap());
+        full.post_logout_redirect_uris = full.redirect_uris.clone();
+        full.purpose = Some(Purpose {
+            id: "tax".into(),
+            text: "tax".into(),
+        });
+        full.backchannel_logout_uri = Some(Url::parse("https://efiling.rd.example/bcl").unwrap());
+        let v = serde_json::to_value(&full).unwrap();
+        let mut named: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        named.sort_unstable();
+        let mut listed = CLIENT_FIELDS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(named, listed);
+    }
 
     pub(crate) fn agency(redirects: &[&str]) -> ClientConfig {
         ClientConfig {

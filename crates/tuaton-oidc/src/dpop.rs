@@ -67,7 +67,7 @@ const NONCE_STEP: i64 = 60;
 const MAX_JTI: usize = 256;
 
 /// The members of a JWK that only a private key has (RFC 7518 §6).
-const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+pub(crate) const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The confirmation claim of a DPoP-bound token (RFC 9449 §6.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,7 +45,7 @@ pub mod token;
 pub use access_token::AccessTokenClaims;
 pub use authorize::{AuthorizationRequest, Prompt};
 pub use claims::Claim;
-pub use client::{ClientConfig, ClientError, Purpose, SubjectType, TokenAuth};
+pub use client::{CLIENT_FIELDS, ClientConfig, ClientError, Purpose, SubjectType, TokenAuth};
 pub use error::{AuthorizeError, OAuthError, TokenError};
 pub use id_token::IdTokenClaims;
 pub use pkce::{CodeChallenge, CodeVerifier};

@@ -58,13 +58,11 @@ const BEGIN_GROUPED: &str = "PRAGMA synchronous = NORMAL;\nBEGIN IMMEDIATE";
 /// the connection durable again for whoever holds it next.
 const COMMIT_GROUPED: &str = "COMMIT;\nPRAGMA synchronous = FULL";
 
-/// Ends a grouped transaction with no one left to share a flush with: the
-/// flush follows at once, in the same round trip.
-const COMMIT_AND_FLUSH: &str = "COMMIT;\nPRAGMA synchronous = FULL;\nUPDATE store_flushes SET flushes = flushes + 1 WHERE id = 1";
-
-/// A durable write of one row: its fsync takes every commit before it to
-/// the disk (migration 0017).
-const FLUSH: &str = "UPDATE store_flushes SET flushes = flushes + 1 WHERE id = 1";
+/// A durable write of one row (an upsert, so it writes even if the row
+/// were gone): its fsync takes every commit before it to the disk
+/// (migration 0017).
+const FLUSH: &str = "INSERT INTO store_flushes (id, flushes) VALUES (1, 1) \
+     ON CONFLICT (id) DO UPDATE SET flushes = store_flushes.flushes + 1";
 
 /// A connection to run statements on, held until dropped: on SQLite the one
 /// connection (everyone else waits), on PostgreSQL one from the pool.
@@ -130,29 +128,29 @@ impl Tx {
                 home,
                 grouped,
             } => {
-                // Others still waiting for the connection: one of them, or
-                // this caller at its next turn, flushes for the group.
-                let share = grouped && home.queued.load(Ordering::Acquire) > 0;
-                let after = match (grouped, share) {
-                    (false, _) => "COMMIT",
-                    (true, true) => COMMIT_GROUPED,
-                    (true, false) => COMMIT_AND_FLUSH,
-                };
                 let frame = SqliteFrame {
                     before: None,
-                    after: Some(after),
+                    after: Some(if grouped { COMMIT_GROUPED } else { "COMMIT" }),
                 };
                 let done = batch.run_framed(&mut conn, frame).await?;
                 home.disarm(REPAIR_ROLLBACK | REPAIR_SETTINGS);
+                // Committed: from here on the caller is told of a failure
+                // only if the commit may not reach the disk.
                 let seq = home.committed.fetch_add(1, Ordering::AcqRel) + 1;
-                if share {
-                    drop(conn);
-                    home.wait_durable(seq, home.acquire_timeout).await?;
-                } else {
-                    // This commit's fsync (or the flush after it) took
-                    // every earlier commit to the disk with it.
+                if !grouped {
+                    // This commit's fsync took every earlier one with it.
                     home.mark_durable(seq);
+                    return Ok(done);
                 }
+                // Others still waiting for the connection: one of them, or
+                // this caller at its next turn, flushes for the group. No
+                // one waiting: the flush now, and if it fails (the command
+                // line holding the write lock), the same wait.
+                if home.queued.load(Ordering::Acquire) == 0 && home.flush(&mut conn).await.is_ok() {
+                    return Ok(done);
+                }
+                drop(conn);
+                home.wait_durable(seq).await?;
                 Ok(done)
             }
             TxInner::Postgres(mut tx) => {
@@ -260,8 +258,6 @@ struct SqliteHome {
     committed: AtomicU64,
     /// The last commit known to be on the disk.
     on_disk: watch::Sender<u64>,
-    /// How long a grouped commit waits for its turn to flush.
-    acquire_timeout: Duration,
 }
 
 /// Counts a waiter for the connection until it holds it or gives up.
@@ -292,10 +288,14 @@ impl SqliteHome {
         });
     }
 
-    /// Waits until commit `seq` is on the disk: until someone's fsync has
-    /// covered it, or until this caller holds the connection again and
-    /// flushes everything committed so far itself.
-    async fn wait_durable(&self, seq: u64, timeout: Duration) -> Result<(), StoreError> {
+    /// Waits until commit `seq` (made already) is on the disk: until
+    /// someone's fsync has covered it, or until this caller holds the
+    /// connection again and flushes everything committed so far itself.
+    /// It waits as long as that takes: the transaction is committed, and
+    /// telling its caller it failed (a retried refresh would then count as
+    /// the token's reuse) would be wrong. Only a closed store or a failing
+    /// flush ends the wait with an error.
+    async fn wait_durable(&self, seq: u64) -> Result<(), StoreError> {
         let mut on_disk = self.on_disk.subscribe();
         loop {
             if *on_disk.borrow_and_update() >= seq {
@@ -308,27 +308,68 @@ impl SqliteHome {
                         return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
                     }
                 }
-                held = self.hold(timeout) => {
-                    let mut conn = held?;
-                    if *on_disk.borrow() >= seq {
-                        return Ok(());
+                held = self.hold(Duration::from_secs(60)) => match held {
+                    Ok(mut conn) => {
+                        if *on_disk.borrow() >= seq {
+                            return Ok(());
+                        }
+                        return self.flush(&mut conn).await;
                     }
-                    self.flush(&mut conn).await?;
-                    return Ok(());
-                }
+                    // Still queued behind others: keep waiting.
+                    Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)) => {}
+                    Err(e) => return Err(e),
+                },
             }
         }
     }
 
-    /// Takes every commit so far to the disk, on the held connection.
+    /// Takes every commit so far to the disk, on the held connection (with
+    /// no repair pending: at `synchronous = FULL`, outside a transaction).
     async fn flush(&self, conn: &mut AnyConnection) -> Result<(), StoreError> {
         let upto = self.committed.load(Ordering::Acquire);
         if *self.on_disk.borrow() >= upto {
             return Ok(());
         }
-        conn.execute(FLUSH).await?;
+        let written = conn.execute(FLUSH).await?;
+        if written.rows_affected() != 1 {
+            return Err(StoreError::Corrupt("the flush wrote no row".into()));
+        }
         self.mark_durable(upto);
         Ok(())
+    }
+
+    /// Makes the repairs a step left armed, clearing each only once it is
+    /// made (a holder dropped halfway leaves the rest for the next), or
+    /// reopens the connection if one fails.
+    async fn repair(&self, slot: &mut SqliteSlot) {
+        let Some(conn) = slot.as_mut() else {
+            return;
+        };
+        let repair = self.repair.load(Ordering::Acquire);
+        if repair == 0 {
+            return;
+        }
+        let repaired = async {
+            if repair & REPAIR_ROLLBACK != 0 {
+                conn.execute("ROLLBACK").await?;
+                self.disarm(REPAIR_ROLLBACK);
+            }
+            if repair & REPAIR_SETTINGS != 0 {
+                conn.execute(self.durable.as_str()).await?;
+                self.disarm(REPAIR_SETTINGS);
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        if let Err(e) = repaired {
+            // Closing a connection ends whatever it was in the middle of,
+            // and a new one starts from the durable settings.
+            tracing::warn!(error = %e, "reopening the SQLite connection after a failed repair");
+            self.disarm(REPAIR_ROLLBACK | REPAIR_SETTINGS);
+            if let Some(old) = slot.take() {
+                let _ = old.close().await;
+            }
+        }
     }
 
     fn arm(&self, repair: u8) {
@@ -355,26 +396,7 @@ impl SqliteHome {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
-        let repair = self.repair.swap(0, Ordering::AcqRel);
-        if let (true, Some(conn)) = (repair != 0, slot.as_mut()) {
-            let repaired = async {
-                if repair & REPAIR_ROLLBACK != 0 {
-                    conn.execute("ROLLBACK").await?;
-                }
-                if repair & REPAIR_SETTINGS != 0 {
-                    conn.execute(self.durable.as_str()).await?;
-                }
-                Ok::<_, sqlx::Error>(())
-            }
-            .await;
-            if let Err(e) = repaired {
-                // Closing a connection ends whatever it was in the middle of.
-                tracing::warn!(error = %e, "reopening the SQLite connection after a failed repair");
-                if let Some(old) = slot.take() {
-                    let _ = old.close().await;
-                }
-            }
-        }
+        self.repair(&mut slot).await;
         if slot.is_none() {
             *slot = Some(self.open().await.map_err(StoreError::Unavailable)?);
         }
@@ -420,7 +442,6 @@ impl Store {
                     queued: AtomicUsize::new(0),
                     committed: AtomicU64::new(0),
                     on_disk: watch::Sender::new(0),
-                    acquire_timeout: options.acquire_timeout,
                 };
                 // Opened now, so a bad path or URL fails at start, not at first use.
                 *home.slot.lock().await = Some(home.open().await.map_err(StoreError::Unavailable)?);
@@ -674,6 +695,21 @@ impl Store {
         }
     }
 
+    /// Takes every transaction committed so far to the disk. A grouped
+    /// commit is visible to other requests before its flush; what leaves
+    /// the process on the strength of a read alone (a signed anchor of the
+    /// audit chain's head) calls this after the read. PostgreSQL makes a
+    /// commit visible only once it is durable: nothing to do there.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(home) => {
+                let mut conn = home.hold(self.acquire_timeout).await?;
+                home.flush(&mut conn).await
+            }
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Checks that the database answers; for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
@@ -721,7 +757,9 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(home) => {
                 let mut slot = home.slot.lock().await;
-                // Grouped commits still waiting are taken to the disk first.
+                // Grouped commits still waiting are taken to the disk
+                // first, on a repaired connection.
+                home.repair(&mut slot).await;
                 if let Some(conn) = slot.as_mut()
                     && let Err(e) = home.flush(conn).await
                 {

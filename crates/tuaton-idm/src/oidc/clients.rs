@@ -168,10 +168,22 @@ fn invalid(e: tuaton_oidc::ClientError) -> IdmError {
 /// is not an object, or that does not read as a registration, is refused
 /// with serde's sentence, which names the field.
 fn merged(base: &ClientConfig, patch: &serde_json::Value) -> Result<ClientConfig, IdmError> {
-    if !patch.is_object() {
+    let Some(fields) = patch.as_object() else {
         return Err(IdmError::invalid(
             ErrorCode::InvalidField,
             "the body must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !tuaton_oidc::CLIENT_FIELDS.contains(&k.as_str()))
+    {
+        return Err(IdmError::invalid(
+            ErrorCode::InvalidField,
+            format!(
+                "unknown field `{unknown}`; a registration has {}",
+                tuaton_oidc::CLIENT_FIELDS.join(", ")
+            ),
         ));
     }
     let mut doc = serde_json::to_value(base).map_err(IdmError::internal)?;
@@ -332,12 +344,16 @@ impl ClientAdmin {
 
     /// Changes a registration by a JSON merge patch (RFC 7396) over its
     /// [`ClientConfig`] form: a field given replaces the old value, `null`
-    /// removes an optional one, and the client id cannot change.
+    /// removes an optional one, and the client id cannot change. A change of
+    /// `subject` gives every person a new `sub` at the agency (its users
+    /// would all look new), so it is made only when `confirm_subject_change`
+    /// is true.
     pub async fn patch(
         &self,
         operator: &Actor,
         client_id: &str,
         patch: &serde_json::Value,
+        confirm_subject_change: bool,
         now: OffsetDateTime,
     ) -> Result<(RegisteredClient, Option<ClientSecret>), IdmError> {
         let before = self.show(client_id).await?;
@@ -346,6 +362,14 @@ impl ClientAdmin {
             return Err(IdmError::invalid(
                 ErrorCode::InvalidField,
                 "client_id cannot change; register a new client instead",
+            ));
+        }
+        let config = config.validate().map_err(invalid)?;
+        if config.subject != before.config.subject && !confirm_subject_change {
+            return Err(IdmError::invalid(
+                ErrorCode::InvalidField,
+                "this changes subject, and with it every person's sub at the agency; \
+                 send confirm_subject_change=true to make the change",
             ));
         }
         self.update(operator, config, false, now).await

@@ -405,16 +405,18 @@ struct Unspent {
 impl Unspent {
     /// Refuses a request whose proof or assertion was spent already: a
     /// captured request sent again, refused before it can end anything.
+    /// The assertion first: a replayed request is answered `invalid_client`
+    /// whether or not its proof was spent too.
     fn check(self, read: &mut tuaton_store::batch::Done) -> Result<(), OidcError> {
-        if let Some(p) = self.proof
-            && read.take(p)?
-        {
-            return Err(proof_replayed().into());
-        }
         if let Some(a) = self.assertion
             && read.take(a)?
         {
             return Err(assertion_replayed().into());
+        }
+        if let Some(p) = self.proof
+            && read.take(p)?
+        {
+            return Err(proof_replayed().into());
         }
         if self.proof_missing {
             return Err(DpopError::Missing.into());
@@ -1145,10 +1147,15 @@ impl Idm {
         // in the transaction that records the grant, so a refused or failed
         // redemption writes nothing and only one of two racing redemptions
         // commits.
+        // The code before the spent checks: on PostgreSQL each statement
+        // sees what was committed before it, so a captured request replayed
+        // as its original commits finds the code spent only after it can
+        // see the jtis spent too, and is refused as a replay, not taken for
+        // the code's reuse (which would end the grant).
         let mut reads = Batch::new();
-        let unspent = once.unspent_in(&mut reads, now);
         let stored = reads.add(ceremonies::lookup(&digest));
         let account = reads.add(accounts::of_ceremony(&digest));
+        let unspent = once.unspent_in(&mut reads, now);
         let key = reads.add(id_token_key(client, now));
         let mut read = reads.run(self.store().conn().await?.conn()).await?;
         unspent.check(&mut read)?;
@@ -1495,9 +1502,10 @@ impl Idm {
         let jkt = proof.map(|p| p.jkt.as_str());
         let invalid = || TokenError::grant("The refresh token is invalid, expired or revoked.");
         let digest = code_digest(token);
+        // The token before the spent checks, as for a code (above).
         let mut reads = Batch::new();
-        let unspent = once.unspent_in(&mut reads, now);
         let found = reads.add(store::refresh_token(&digest));
+        let unspent = once.unspent_in(&mut reads, now);
         let key = reads.add(id_token_key(client, now));
         let mut read = reads.run(self.store().conn().await?.conn()).await?;
         unspent.check(&mut read)?;

@@ -95,16 +95,26 @@ async fn show(
     answer(StatusCode::OK, &a.admin.show(&client_id).await?, None)
 }
 
+/// Whether a change of the client's `subject` is meant.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+struct ChangeQuery {
+    /// A change of `subject` gives every person a new `sub` at the agency;
+    /// it is made only with this set.
+    #[serde(default)]
+    confirm_subject_change: bool,
+}
+
 /// Change a client by a JSON merge patch (RFC 7396,
 /// `application/merge-patch+json`): the fields given replace the old ones,
 /// `null` removes an optional field.
 #[utoipa::path(patch, path = "/api/v1/admin/clients/{client_id}", tag = "admin", request_body = Object, responses(
     (status = 200, body = Object), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
-    params(("client_id" = String, Path, description = "The client_id")))]
+    params(("client_id" = String, Path, description = "The client_id"), ChangeQuery))]
 async fn change(
     State(state): State<AppState>,
     session: SessionAuth,
     Path(client_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ChangeQuery>,
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let now = state.now();
@@ -112,7 +122,10 @@ async fn change(
         .idm()
         .client_administrator(&session, true, now)
         .await?;
-    let (client, secret) = a.admin.patch(&a.actor, &client_id, &patch, now).await?;
+    let (client, secret) = a
+        .admin
+        .patch(&a.actor, &client_id, &patch, q.confirm_subject_change, now)
+        .await?;
     answer(StatusCode::OK, &client, secret.as_ref())
 }
 

@@ -229,8 +229,30 @@ async fn only_a_client_admin_at_aal3_manages_clients(db: TestDb) {
         StatusCode::BAD_REQUEST,
         "invalid_field",
     );
+    // A new subject type would give every person a new sub: only when meant.
+    let public = json!({ "subject": { "type": "public" } });
+    refused(
+        c.call_as(patch, "PATCH", &one, Some(public.clone()), true)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
     assert_eq!(clients_and_audit(&db).await, before);
     assert_eq!(c.call("GET", &one, None, false).await.1, shown);
+    let confirmed = format!("{one}?confirm_subject_change=true");
+    let (s, v) = c
+        .call_as(patch, "PATCH", &confirmed, Some(public), true)
+        .await;
+    assert_eq!(
+        (s, &v["subject"]),
+        (StatusCode::OK, &json!({ "type": "public" })),
+        "{v}"
+    );
+    let back = json!({ "subject": { "type": "pairwise", "sector": "efiling.rd.example" } });
+    let (s, v) = c
+        .call_as(patch, "PATCH", &confirmed, Some(back), true)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 
     // The compatibility path: a secret, shown once; a new one replaces it.
     let (s, v) = c
@@ -275,6 +297,8 @@ async fn only_a_client_admin_at_aal3_manages_clients(db: TestDb) {
         changes,
         [
             ("client_admin", "oidc.client.add"),
+            ("client_admin", "oidc.client.update"),
+            ("client_admin", "oidc.client.update"),
             ("client_admin", "oidc.client.update"),
             ("client_admin", "oidc.client.update"),
             ("client_admin", "oidc.client.remove"),
