@@ -289,19 +289,36 @@ impl Authority {
         validity: Duration,
         now: OffsetDateTime,
     ) -> Result<Issued, PkiError> {
-        let mut params = self.issued_params(validity, now, true)?;
-        params.distinguished_name = org_name(&self.settings, common_name);
-        params.key_usages = vec![
+        let usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::ContentCommitment,
         ];
-        params
-            .custom_extensions
-            .push(only_purpose(oids::KP_TIME_STAMPING)?);
+        let params =
+            self.responder_params(common_name, validity, now, usages, oids::KP_TIME_STAMPING)?;
+        self.sign(&params, key)
+    }
+
+    /// A responder's certificate (the TSA's, the OCSP responder's): the
+    /// authority's name with `common_name`, `usages`, and `purpose` as its
+    /// one, critical, extended key usage.
+    fn responder_params(
+        &self,
+        common_name: &str,
+        validity: Duration,
+        now: OffsetDateTime,
+        usages: Vec<KeyUsagePurpose>,
+        purpose: ObjectIdentifier,
+    ) -> Result<CertificateParams, PkiError> {
+        // An OCSP responder's own status is not asked of it (ocsp-nocheck).
+        let ocsp_url = purpose != oids::KP_OCSP_SIGNING;
+        let mut params = self.issued_params(validity, now, ocsp_url)?;
+        params.distinguished_name = org_name(&self.settings, common_name);
+        params.key_usages = usages;
+        params.custom_extensions.push(only_purpose(purpose)?);
         params
             .custom_extensions
             .push(policies(&[self.settings.policy])?);
-        self.sign(&params, key)
+        Ok(params)
     }
 
     /// The OCSP responder's certificate (RFC 6960 §4.2.2.2): OCSPSigning,
@@ -314,12 +331,13 @@ impl Authority {
         validity: Duration,
         now: OffsetDateTime,
     ) -> Result<Issued, PkiError> {
-        let mut params = self.issued_params(validity, now, false)?;
-        params.distinguished_name = org_name(&self.settings, common_name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params
-            .custom_extensions
-            .push(only_purpose(oids::KP_OCSP_SIGNING)?);
+        let mut params = self.responder_params(
+            common_name,
+            validity,
+            now,
+            vec![KeyUsagePurpose::DigitalSignature],
+            oids::KP_OCSP_SIGNING,
+        )?;
         // The extension's value is an ASN.1 NULL.
         params
             .custom_extensions
@@ -327,9 +345,6 @@ impl Authority {
                 oids::OCSP_NOCHECK,
                 der::asn1::Null.to_der()?,
             ));
-        params
-            .custom_extensions
-            .push(policies(&[self.settings.policy])?);
         self.sign(&params, key)
     }
 

@@ -214,16 +214,7 @@ pub fn of_ceremony(ceremony_id: &str) -> crate::batch::Query<Option<Account>> {
             "SELECT {COLUMNS} FROM accounts WHERE id = (SELECT account_id FROM ceremonies WHERE id = $1)"
         ))
         .bind(ceremony_id),
-        |out| {
-            out.rows
-                .first()
-                .map(|r| {
-                    <Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(r)
-                        .map_err(StoreError::from)
-                        .and_then(Account::try_from)
-                })
-                .transpose()
-        },
+        crate::batch::first_as::<Row, Account>,
     )
 }
 

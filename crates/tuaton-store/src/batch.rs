@@ -247,6 +247,23 @@ pub(crate) struct SqliteFrame<'a> {
     pub(crate) after: Option<&'a str>,
 }
 
+/// The first row of `out` as `T`, read through its `sqlx::FromRow` type
+/// `R`: what a batch query for one record decodes with.
+pub(crate) fn first_as<R, T>(out: Output) -> Result<Option<T>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, AnyRow>,
+    T: TryFrom<R, Error = StoreError>,
+{
+    out.rows
+        .first()
+        .map(|r| {
+            R::from_row(r)
+                .map_err(StoreError::from)
+                .and_then(T::try_from)
+        })
+        .transpose()
+}
+
 /// The outputs of a batch that ran to the end.
 pub struct Done {
     outputs: Vec<Option<Output>>,

@@ -201,16 +201,7 @@ pub fn signing_key_query(
         .bind(purpose.as_str())
         .bind(algorithm.jose_name())
         .bind(to_ms(now)),
-        |out| {
-            out.rows
-                .first()
-                .map(|r| {
-                    <Row as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(r)
-                        .map_err(StoreError::from)
-                        .and_then(ManagedKey::try_from)
-                })
-                .transpose()
-        },
+        crate::batch::first_as::<Row, ManagedKey>,
     )
 }
 
