@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::json;
 use tuaton_core::SignatureAlgorithm;
 use tuaton_idm::{ClientAdmin, ClientSecret, IdmError, RegisteredClient};
 use tuaton_oidc::{ClientConfig, Purpose, SubjectType, TokenAuth};
@@ -268,11 +267,7 @@ fn print(
     as_json: bool,
 ) -> Result<(), IdmError> {
     if as_json {
-        let mut v = serde_json::to_value(client).map_err(|e| IdmError::Internal(e.to_string()))?;
-        if let (Some(s), Some(o)) = (secret, v.as_object_mut()) {
-            o.insert("client_secret".into(), json!(s.expose()));
-        }
-        println!("{v}");
+        println!("{}", client.shown_with(secret)?);
         return Ok(());
     }
     let c = &client.config;

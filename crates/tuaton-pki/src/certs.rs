@@ -110,6 +110,17 @@ fn serial() -> Result<SerialNumber, PkiError> {
     Ok(SerialNumber::from_slice(&b))
 }
 
+/// Parameters of a new certificate: a fresh serial, valid from five
+/// minutes before `now` (clocks of relying parties run a little behind)
+/// until `not_after`.
+fn fresh(now: OffsetDateTime, not_after: OffsetDateTime) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.serial_number = Some(serial()?);
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = not_after;
+    Ok(params)
+}
+
 fn uri(url: &url::Url) -> Result<GeneralName, PkiError> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(
         url.as_str(),
@@ -199,10 +210,7 @@ impl Authority {
         validity: Duration,
         now: OffsetDateTime,
     ) -> Result<CertificateParams, PkiError> {
-        let mut params = CertificateParams::default();
-        params.serial_number = Some(serial()?);
-        params.not_before = now - Duration::minutes(5);
-        params.not_after = now + validity;
+        let mut params = fresh(now, now + validity)?;
         params.distinguished_name = org_name(settings, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -218,10 +226,7 @@ impl Authority {
         now: OffsetDateTime,
         ocsp: bool,
     ) -> Result<CertificateParams, PkiError> {
-        let mut params = CertificateParams::default();
-        params.serial_number = Some(serial()?);
-        params.not_before = now - Duration::minutes(5);
-        params.not_after = (now + validity).min(self.not_after);
+        let mut params = fresh(now, (now + validity).min(self.not_after))?;
         params.use_authority_key_identifier_extension = true;
         let mut access = Vec::new();
         if ocsp {

@@ -71,6 +71,18 @@ pub struct RegisteredClient {
     pub updated_at: OffsetDateTime,
 }
 
+impl RegisteredClient {
+    /// The registration as JSON, with `secret` as `client_secret` when one
+    /// was just made: what the command line and the admin API show, once.
+    pub fn shown_with(&self, secret: Option<&ClientSecret>) -> Result<serde_json::Value, IdmError> {
+        let mut v = serde_json::to_value(self).map_err(IdmError::internal)?;
+        if let (Some(s), Some(o)) = (secret, v.as_object_mut()) {
+            o.insert("client_secret".into(), serde_json::Value::from(s.expose()));
+        }
+        Ok(v)
+    }
+}
+
 /// A registration read back from the store; one that does not read is corrupt.
 pub(crate) fn read_client(stored: StoredClient) -> Result<RegisteredClient, IdmError> {
     let config: ClientConfig = serde_json::from_str(&stored.config).map_err(|_| {

@@ -36,10 +36,7 @@ fn answer(
     client: &RegisteredClient,
     secret: Option<&ClientSecret>,
 ) -> Result<Response, ApiError> {
-    let mut v = serde_json::to_value(client).map_err(ApiError::internal)?;
-    if let (Some(s), Some(o)) = (secret, v.as_object_mut()) {
-        o.insert("client_secret".into(), json!(s.expose()));
-    }
+    let v = client.shown_with(secret)?;
     Ok((status, [(header::CACHE_CONTROL, "no-store")], Json(v)).into_response())
 }
 
