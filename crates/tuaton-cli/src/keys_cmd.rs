@@ -138,13 +138,13 @@ pub(crate) async fn run(config: Option<&Path>, cmd: KeysCommand) -> ExitCode {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Prints a refusal and returns exit status 1.
-fn refuse(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn refuse(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("refused: {message}");
     ExitCode::from(crate::EXIT_FAILED)
 }
@@ -157,7 +157,7 @@ fn lifecycle_error(e: KeysError) -> ExitCode {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),

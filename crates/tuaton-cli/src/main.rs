@@ -13,6 +13,7 @@ mod clients_cmd;
 mod dev_cmd;
 mod keys_cmd;
 mod migrate_cmd;
+mod pki_cmd;
 mod secret_env;
 mod serve_cmd;
 
@@ -56,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: Box<clients_cmd::ClientsCommand>,
     },
+    /// The certificate authority: make the hierarchy, list it, export the root.
+    Pki {
+        #[command(subcommand)]
+        command: pki_cmd::PkiCommand,
+    },
     /// Bring the database schema up to date, as the schema's owner.
     Migrate(migrate_cmd::MigrateArgs),
     /// Inspect the audit log.
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
             Command::Accounts { command } => accounts_cmd::run(config, command).await,
             Command::Clients { command } => clients_cmd::run(config, *command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
+            Command::Pki { command } => pki_cmd::run(config, command).await,
         }
     })
 }

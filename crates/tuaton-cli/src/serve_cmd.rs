@@ -95,6 +95,14 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
         if let Err(e) = made {
             return crate::fail(format!("cannot make the development id-token key: {e}"));
         }
+        // And a CA hierarchy, so time-stamping and signing work at once.
+        let made = state
+            .idm()
+            .certify_hierarchy(time::OffsetDateTime::now_utc(), "system", true)
+            .await;
+        if let Err(e) = made {
+            return crate::fail(format!("cannot make the development CA hierarchy: {e}"));
+        }
     }
     let upkeep = tuaton_server::maintenance::spawn(state.clone());
     let app = tuaton_server::build_router(state.clone());

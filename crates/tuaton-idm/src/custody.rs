@@ -206,6 +206,19 @@ pub enum CustodyError {
         /// What the active key does.
         active: SignatureAlgorithm,
     },
+    /// The CA hierarchy has no current certificate for an authority.
+    /// Operator's setup.
+    #[error(
+        "the {0} has no current certificate; an operator runs `tuaton pki init` (docs/operators/pki.md)"
+    )]
+    NoCertificate(&'static str),
+    /// A certificate could not be made. The backend or the settings.
+    #[error("making a certificate: {0}")]
+    Pki(tuaton_pki::PkiError),
+    /// The time-stamping authority could not be set up from its stored
+    /// key and certificate. The store or the backend.
+    #[error("the time-stamping authority: {0}")]
+    TimeStamp(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] tuaton_store::StoreError),
@@ -217,10 +230,14 @@ impl CustodyError {
         match self {
             CustodyError::Key { source, .. } | CustodyError::Open { source, .. } => source.code(),
             CustodyError::Interrupted => tuaton_core::ErrorCode::KeyBackendUnavailable,
-            CustodyError::NoActiveKey(_) | CustodyError::AlgorithmUnavailable { .. } => {
-                tuaton_core::ErrorCode::KeysUnavailable
-            }
+            CustodyError::NoActiveKey(_)
+            | CustodyError::AlgorithmUnavailable { .. }
+            | CustodyError::NoCertificate(_) => tuaton_core::ErrorCode::KeysUnavailable,
             CustodyError::Store(s) => s.code(),
+            CustodyError::Pki(tuaton_pki::PkiError::Key(k)) => k.code(),
+            CustodyError::Pki(_) | CustodyError::TimeStamp(_) => {
+                tuaton_core::ErrorCode::InternalError
+            }
             CustodyError::NotConfigured { .. }
             | CustodyError::DevelopmentKey { .. }
             | CustodyError::PublishedDevelopmentKey => tuaton_core::ErrorCode::InternalError,
@@ -233,7 +250,11 @@ impl CustodyError {
             CustodyError::Key { source, .. } | CustodyError::Open { source, .. } => {
                 source.is_retryable()
             }
+            CustodyError::Pki(tuaton_pki::PkiError::Key(k)) => k.is_retryable(),
             CustodyError::Store(_) | CustodyError::Interrupted => true,
+            CustodyError::Pki(_) | CustodyError::TimeStamp(_) | CustodyError::NoCertificate(_) => {
+                false
+            }
             CustodyError::NoActiveKey(_)
             | CustodyError::AlgorithmUnavailable { .. }
             | CustodyError::NotConfigured { .. }

@@ -31,6 +31,7 @@ mod error;
 mod keyed;
 mod login;
 pub mod oidc;
+pub mod pki;
 mod recovery;
 mod registration;
 mod sessions;
@@ -139,6 +140,9 @@ pub struct IdmParts {
     /// Fetches clients' key sets from their `jwks_uri`; `None`: a client
     /// registered with one cannot authenticate.
     pub jwks_fetcher: Option<Arc<dyn oidc::JwksFetcher>>,
+    /// The CA hierarchy's settings; `None`: no CA is configured, and the
+    /// time-stamping authority and signing refuse.
+    pub ca: Option<pki::CaPlan>,
 }
 
 /// A certified face matcher and where its reference faces come from.

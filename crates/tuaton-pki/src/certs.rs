@@ -28,17 +28,53 @@ impl Issued {
         &self.der
     }
 
+    /// Its serial number (lower-case hex) and validity, as stored beside it.
+    pub fn facts(&self) -> Result<Facts, PkiError> {
+        Facts::of(&self.der)
+    }
+
     /// The PEM encoding (RFC 7468), as `openssl` and relying parties read it.
     pub fn pem(&self) -> String {
-        use base64::Engine as _;
-        let body = base64::engine::general_purpose::STANDARD.encode(&self.der);
-        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-        for line in body.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-        out
+        pem(&self.der)
+    }
+}
+
+/// A DER certificate in PEM (RFC 7468 §5), lines of 64 characters.
+pub fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// What is stored beside a certificate: its serial number and validity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The serial number, lower-case hex without leading zero octets.
+    pub serial_hex: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+impl Facts {
+    /// The facts of the certificate `der`.
+    pub fn of(der: &[u8]) -> Result<Self, PkiError> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| PkiError::Setting(format!("not a certificate: {e}")))?;
+        let raw = parsed.raw_serial();
+        let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+        Ok(Self {
+            serial_hex: hex::encode(&raw[first..]),
+            not_before: parsed.validity().not_before.to_datetime(),
+            not_after: parsed.validity().not_after.to_datetime(),
+        })
     }
 }
 
@@ -77,6 +113,7 @@ pub enum Signer<'a> {
 /// certificate, and the deployment's settings.
 pub struct Authority {
     issuer: Issuer<'static, BackendSigningKey>,
+    published_as: String,
     certificate: Issued,
     not_after: OffsetDateTime,
     settings: CaSettings,
@@ -85,6 +122,7 @@ pub struct Authority {
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
+            .field("published_as", &self.published_as)
             .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
@@ -154,9 +192,12 @@ fn only_purpose(oid: ObjectIdentifier) -> Result<CustomExtension, PkiError> {
 
 impl Authority {
     /// A self-signed root: CA with path length 1 (an issuing CA below it,
-    /// nothing below that), for keyCertSign and cRLSign only.
+    /// nothing below that), for keyCertSign and cRLSign only. Certificates
+    /// it issues point at its certificate and CRL by `published_as`
+    /// ([`CaSettings::ca_certificate_url`]).
     pub fn new_root(
         key: &BackendKey<'_>,
+        published_as: &str,
         settings: &CaSettings,
         common_name: &str,
         validity: Duration,
@@ -167,6 +208,7 @@ impl Authority {
         let signer = signing_key(key)?;
         let cert = params.self_signed(&signer)?;
         Ok(Self {
+            published_as: published_as.to_owned(),
             not_after: params.not_after,
             certificate: Issued {
                 der: cert.der().to_vec(),
@@ -176,10 +218,11 @@ impl Authority {
         })
     }
 
-    /// An authority from its certificate (as stored) and its key.
+    /// An authority from its certificate (as stored) and its key, published as `published_as`.
     pub fn from_certificate(
         der: &[u8],
         key: &BackendKey<'_>,
+        published_as: &str,
         settings: &CaSettings,
     ) -> Result<Self, PkiError> {
         let (_, parsed) = x509_parser::parse_x509_certificate(der)
@@ -192,6 +235,7 @@ impl Authority {
         let issuer = Issuer::from_ca_cert_der(&der.to_vec().into(), signer)?;
         Ok(Self {
             issuer,
+            published_as: published_as.to_owned(),
             certificate: Issued { der: der.to_vec() },
             not_after,
             settings: settings.clone(),
@@ -201,6 +245,16 @@ impl Authority {
     /// This authority's certificate.
     pub fn certificate(&self) -> &Issued {
         &self.certificate
+    }
+
+    /// The name its certificate and CRL are published under.
+    pub fn published_as(&self) -> &str {
+        &self.published_as
+    }
+
+    /// The end of its certificate's validity: nothing it issues outlives it.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
     }
 
     fn ca_params(
@@ -237,7 +291,7 @@ impl Authority {
         }
         access.push(AccessDescription {
             access_method: oids::AD_CA_ISSUERS,
-            access_location: uri(&self.settings.ca_issuers_url)?,
+            access_location: uri(&self.settings.ca_certificate_url(&self.published_as)?)?,
         });
         params
             .custom_extensions
@@ -246,7 +300,7 @@ impl Authority {
                 AuthorityInfoAccessSyntax(access).to_der()?,
             ));
         params.crl_distribution_points = vec![CrlDistributionPoint {
-            uris: vec![self.settings.crl_url.to_string()],
+            uris: vec![self.settings.crl_url(&self.published_as)?.to_string()],
         }];
         Ok(params)
     }
@@ -260,11 +314,13 @@ impl Authority {
     }
 
     /// An issuing CA under this root: path length 0 (it issues end-entity
-    /// certificates only). Its certificate's AIA names the root's location
-    /// only as `caIssuers` does for every issued certificate.
+    /// certificates only), published as `published_as`. Its certificate's
+    /// AIA names the root's certificate (`caIssuers`) and no OCSP
+    /// responder: a CA's status is in the root's CRL.
     pub fn issue_ca(
         &self,
         key: &BackendKey<'_>,
+        published_as: &str,
         common_name: &str,
         validity: Duration,
         now: OffsetDateTime,
@@ -278,6 +334,7 @@ impl Authority {
             .push(policies(&[self.settings.policy])?);
         let issued = self.sign(&params, key)?;
         Ok(Authority {
+            published_as: published_as.to_owned(),
             not_after: params.not_after,
             certificate: issued,
             issuer: Issuer::new(params, signing_key(key)?),

@@ -28,7 +28,7 @@
 mod certs;
 mod oids;
 
-pub use certs::{Authority, Issued, Signer};
+pub use certs::{Authority, Facts, Issued, Signer, pem};
 pub use const_oid::ObjectIdentifier;
 pub use oids::{SemanticsId, ial_policy, semantics_identifier};
 
@@ -63,10 +63,12 @@ pub struct CaSettings {
     pub organization: String,
     /// Where the OCSP responder answers (AIA `id-ad-ocsp`).
     pub ocsp_url: Url,
-    /// Where the issuing CA's certificate is published (AIA `id-ad-caIssuers`).
-    pub ca_issuers_url: Url,
-    /// Where the CRL is published (CRL distribution points).
-    pub crl_url: Url,
+    /// Where CA certificates and CRLs are published: each authority's
+    /// certificate at `ca/<name>.crt` under it and its CRL at
+    /// `ca/<name>.crl`, named by [`Authority`]'s published name, so the
+    /// certificates of an old issuing CA keep pointing at their own issuer
+    /// and CRL after a new one took over.
+    pub publication_base: Url,
     /// The deployment's certificate policy; signer policies extend it.
     pub policy: ObjectIdentifier,
     /// How long a signer certificate is valid.
@@ -86,11 +88,37 @@ impl CaSettings {
             country: "TH".into(),
             organization: "Tuaton (development)".into(),
             ocsp_url: at("/ocsp")?,
-            ca_issuers_url: at("/pki/issuing-ca.crt")?,
-            crl_url: at("/pki/issuing-ca.crl")?,
+            publication_base: at("/pki/")?,
             policy: oids::DEVELOPMENT_POLICY,
             signer_validity: Duration::days(730),
         })
+    }
+}
+
+impl CaSettings {
+    fn published(&self, name: &str, extension: &str) -> Result<Url, PkiError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(PkiError::Setting(format!(
+                "{name:?} cannot name a published certificate (letters, digits, - and _ only)"
+            )));
+        }
+        self.publication_base
+            .join(&format!("ca/{name}.{extension}"))
+            .map_err(|e| PkiError::Setting(format!("{name} under {}: {e}", self.publication_base)))
+    }
+
+    /// Where the certificate of the authority published as `name` is.
+    pub fn ca_certificate_url(&self, name: &str) -> Result<Url, PkiError> {
+        self.published(name, "crt")
+    }
+
+    /// Where the CRL of the authority published as `name` is.
+    pub fn crl_url(&self, name: &str) -> Result<Url, PkiError> {
+        self.published(name, "crl")
     }
 }
 

@@ -106,6 +106,7 @@ fn the_hierarchy_verifies_with_openssl_for_each_purpose() {
     let s = settings();
     let root = Authority::new_root(
         &p256(&kit),
+        "root-1",
         &s,
         "Tuaton Root CA (development)",
         Duration::days(3650),
@@ -115,6 +116,7 @@ fn the_hierarchy_verifies_with_openssl_for_each_purpose() {
     let issuing = root
         .issue_ca(
             &p256(&kit),
+            "issuing-1",
             "Tuaton Issuing CA 1 (development)",
             Duration::days(1825),
             now,
@@ -247,8 +249,8 @@ fn the_hierarchy_verifies_with_openssl_for_each_purpose() {
         "{aia:?}"
     );
     assert!(
-        aia.iter()
-            .any(|d| d.starts_with("1.3.6.1.5.5.7.48.2 ") && d.contains("issuing-ca.crt")),
+        aia.iter().any(|d| d.starts_with("1.3.6.1.5.5.7.48.2 ")
+            && d.contains("http://localhost:8080/pki/ca/issuing-1.crt")),
         "{aia:?}"
     );
     assert!(sc.extensions().iter().any(|e| matches!(
@@ -312,12 +314,21 @@ fn an_authority_is_rebuilt_from_its_certificate_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
     let s = settings();
-    let root = Authority::new_root(&p256(&kit), &s, "Root", Duration::days(3650), now).unwrap();
+    let root =
+        Authority::new_root(&p256(&kit), "root-1", &s, "Root", Duration::days(3650), now).unwrap();
     let issuing_key = p256(&kit);
     let issuing = root
-        .issue_ca(&issuing_key, "Issuing 1", Duration::days(1825), now)
+        .issue_ca(
+            &issuing_key,
+            "issuing-1",
+            "Issuing 1",
+            Duration::days(1825),
+            now,
+        )
         .unwrap();
-    let again = Authority::from_certificate(issuing.certificate().der(), &issuing_key, &s).unwrap();
+    let again =
+        Authority::from_certificate(issuing.certificate().der(), &issuing_key, "issuing-1", &s)
+            .unwrap();
     let citizen = somchai();
     let signer = again
         .issue_signer(
@@ -339,9 +350,12 @@ fn an_authority_is_rebuilt_from_its_certificate_and_key() {
         "smimesign",
     )
     .unwrap();
-    let wrong = Authority::from_certificate(issuing.certificate().der(), &p256(&kit), &s);
+    let wrong =
+        Authority::from_certificate(issuing.certificate().der(), &p256(&kit), "issuing-1", &s);
     assert!(wrong.is_err());
-    assert!(Authority::from_certificate(b"not a certificate", &issuing_key, &s).is_err());
+    assert!(
+        Authority::from_certificate(b"not a certificate", &issuing_key, "issuing-1", &s).is_err()
+    );
 }
 
 /// A second issuing CA under the same root: certificates of the old one
@@ -352,9 +366,16 @@ fn a_new_issuing_ca_leaves_the_old_ones_certificates_valid() {
     let dir = tempfile::tempdir().unwrap();
     let now = OffsetDateTime::now_utc();
     let s = settings();
-    let root = Authority::new_root(&p256(&kit), &s, "Root", Duration::days(3650), now).unwrap();
+    let root =
+        Authority::new_root(&p256(&kit), "root-1", &s, "Root", Duration::days(3650), now).unwrap();
     let old = root
-        .issue_ca(&p256(&kit), "Issuing 1", Duration::days(1825), now)
+        .issue_ca(
+            &p256(&kit),
+            "issuing-1",
+            "Issuing 1",
+            Duration::days(1825),
+            now,
+        )
         .unwrap();
     let citizen = somchai();
     let who = Signer::Citizen {
@@ -365,7 +386,13 @@ fn a_new_issuing_ca_leaves_the_old_ones_certificates_valid() {
     };
     let before = old.issue_signer(&p256(&kit), &who, now).unwrap();
     let new = root
-        .issue_ca(&p256(&kit), "Issuing 2", Duration::days(1825), now)
+        .issue_ca(
+            &p256(&kit),
+            "issuing-2",
+            "Issuing 2",
+            Duration::days(1825),
+            now,
+        )
         .unwrap();
     let after = new.issue_signer(&p256(&kit), &who, now).unwrap();
     openssl_verify(

@@ -25,6 +25,7 @@ pub mod notify;
 mod oidc;
 mod openapi;
 mod outbound;
+mod pki;
 pub mod ratelimit;
 pub mod services;
 pub mod session;

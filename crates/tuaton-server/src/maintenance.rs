@@ -1,7 +1,7 @@
 //! Background upkeep every `tuaton serve` process runs: scheduled key
 //! rotations that are due (`TUATON_ROTATION`), key state transitions
 //! that have come due (pre-publication over, retiring keys past their last
-//! expiry), removal of expired ceremonies and sessions, and the retention
+//! expiry), certificates for CA and responder keys that need one, removal of expired ceremonies and sessions, and the retention
 //! periods: withdrawn consents and notices older than configured are deleted;
 //! last, delivery of the notices that are due (`crate::notify`) and of the
 //! back-channel logout tokens owed to agencies (`crate::backchannel`). Every step is a
@@ -25,6 +25,13 @@ pub async fn run_once(state: &AppState) {
     match tuaton_store::keys::tick(state.store(), now).await {
         Ok(report) => tracing::debug!(?report, "key transitions applied"),
         Err(e) => tracing::warn!(error = %e, "key transitions could not be applied; will retry"),
+    }
+    // A rotated CA or responder key gets its certificate, and a responder's
+    // certificate is renewed before it ends.
+    if state.idm().ca_plan().is_some()
+        && let Err(e) = state.idm().certify_hierarchy(now, "system", false).await
+    {
+        tracing::warn!(error = %e, "the CA hierarchy could not be certified; will retry");
     }
     if let Err(e) = tuaton_store::ceremonies::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired ceremonies could not be purged; will retry");

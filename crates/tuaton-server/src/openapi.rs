@@ -9,11 +9,12 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tuaton", description = "Digital identity and e-signature service: JSON API for apps, pages and agencies."),
-    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics, crate::wellknown::jwks),
+    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics, crate::wellknown::jwks, crate::pki::time_stamp, crate::pki::root_certificate, crate::pki::ca_certificate),
     components(schemas(crate::error::Problem)),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "keys", description = "Public keys for relying parties"),
+        (name = "pki", description = "The certificate authority: time-stamping (RFC 3161) and published CA certificates"),
         (name = "enrolment", description = "Enrolment and identity proofing"),
         (name = "passkeys", description = "Passkey registration, login and sessions"),
         (name = "recovery", description = "Account recovery after losing every passkey"),

@@ -1,8 +1,32 @@
-//! Tuaton's signatures. Today: RFC 3161 time-stamp tokens from Tuaton's own
-//! time-stamping authority ([`tsp`]), signed through the key backend. The
-//! document formats (CAdES, PAdES, XAdES, JWS) build on it with the signing
+//! Tuaton's signatures, every one made through the key backend: RFC 3161
+//! time-stamp tokens from Tuaton's own time-stamping authority ([`tsp`])
+//! and CAdES detached signatures ([`cades`]), both on one CMS signer
+//! ([`CmsSigner`]). PAdES, XAdES and JWS build on them with the signing
 //! service (docs/signing.md).
 
+pub mod cades;
+mod signer;
 pub mod tsp;
 
-pub use tsp::{Failure, TimeStamper, TspError};
+pub use signer::CmsSigner;
+pub use tsp::{Failure, TimeStampSource, TimeStamper};
+
+/// Why a signature or a time stamp could not be made (a bad time-stamp
+/// request is answered with a rejection instead). No variant carries key
+/// material.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The key backend refused or failed.
+    #[error("the key backend: {0}")]
+    Key(#[from] tuaton_keys::KeyError),
+    /// A structure could not be encoded, or a certificate not read.
+    #[error("encoding: {0}")]
+    Encoding(#[from] der::Error),
+    /// The signer's settings do not fit (its algorithm, key or certificate).
+    #[error("{0}")]
+    Setting(String),
+    /// The time-stamping authority refused or answered something else
+    /// than a token over what was asked.
+    #[error("the time-stamping authority: {0}")]
+    TimeStamp(String),
+}

@@ -10,49 +10,20 @@
 
 use std::sync::Arc;
 
-use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::ContentInfo;
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
-use der::asn1::{
-    BitString, GeneralizedTime, Int, ObjectIdentifier, OctetString, SetOfVec, Utf8StringRef,
-};
+use der::asn1::{BitString, GeneralizedTime, Int, ObjectIdentifier, OctetString, Utf8StringRef};
 use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
-use ring::digest::{SHA256, digest};
 use time::OffsetDateTime;
-use tuaton_keys::{KeyBackend, KeyRef, SignatureAlgorithm, SignatureFormat};
-use x509_cert::Certificate;
-use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::spki::AlgorithmIdentifierOwned;
-use x509_tsp::{TimeStampReq, TspVersion, TstInfo};
+use tuaton_keys::{KeyBackend, KeyRef, SignatureAlgorithm};
+use x509_tsp::{MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
-const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+use crate::SignError;
+use crate::signer::{CmsSigner, ID_SHA256, algorithm, sha256};
+
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
-const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
-const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
-const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
-const ID_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
-
-/// Why a time stamp could not be made at all (a bad request is answered
-/// with a rejection instead). No variant carries key material.
-#[derive(Debug, thiserror::Error)]
-pub enum TspError {
-    /// The key backend refused or failed.
-    #[error("the key backend: {0}")]
-    Key(#[from] tuaton_keys::KeyError),
-    /// A structure could not be encoded, or a certificate not read.
-    #[error("encoding: {0}")]
-    Encoding(#[from] der::Error),
-    /// The TSA's settings do not fit (its algorithm, key or certificate).
-    #[error("{0}")]
-    Setting(String),
-}
+pub(crate) const ID_CT_TST_INFO: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
 
 /// RFC 3161 §2.4.2 `PKIFailureInfo` bits a TSA sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,37 +58,11 @@ struct TimeStampResp<'a> {
     time_stamp_token: Option<ContentInfo>,
 }
 
-/// `ESSCertIDv2` (RFC 5035 §4); the hash algorithm, SHA-256, is the
-/// default and so left out.
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct EssCertIdV2 {
-    cert_hash: OctetString,
-    #[asn1(optional = "true")]
-    issuer_serial: Option<IssuerSerial>,
-}
-
-/// `IssuerSerial` (RFC 5035 §4).
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct IssuerSerial {
-    issuer: Vec<GeneralName>,
-    serial_number: x509_cert::serial_number::SerialNumber,
-}
-
-/// `SigningCertificateV2` (RFC 5035 §3).
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct SigningCertificateV2 {
-    certs: Vec<EssCertIdV2>,
-}
-
 /// Tuaton's time-stamping authority: its key in the backend, its
 /// certificate and the certificates above it (the root left out), and the
 /// policy its tokens are issued under.
 pub struct TimeStamper {
-    backend: Arc<dyn KeyBackend>,
-    key: KeyRef,
-    certificate: Certificate,
-    certificate_der: Vec<u8>,
-    chain: Vec<Certificate>,
+    signer: CmsSigner,
     policy: ObjectIdentifier,
 }
 
@@ -129,30 +74,12 @@ impl std::fmt::Debug for TimeStamper {
     }
 }
 
-fn sha256(data: &[u8]) -> Vec<u8> {
-    digest(&SHA256, data).as_ref().to_vec()
-}
-
-fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned {
-        oid,
-        parameters: None,
-    }
-}
-
-fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, TspError> {
-    Ok(Attribute {
-        oid,
-        values: SetOfVec::try_from(vec![value])?,
-    })
-}
-
 /// A positive random serial of 128 bits: unique without a counter shared
 /// between instances (RFC 3161 §2.4.2 asks for uniqueness per TSA).
-fn serial() -> Result<Int, TspError> {
+fn serial() -> Result<Int, SignError> {
     let mut b = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .map_err(|_| TspError::Setting("the system random source failed".into()))?;
+        .map_err(|_| SignError::Setting("the system random source failed".into()))?;
     b[0] &= 0x7f;
     b[0] |= 0x01;
     Ok(Int::new(&b)?)
@@ -168,33 +95,9 @@ impl TimeStamper {
         certificate_der: &[u8],
         chain_der: &[Vec<u8>],
         policy: ObjectIdentifier,
-    ) -> Result<Self, TspError> {
-        if alg != SignatureAlgorithm::Es256 {
-            return Err(TspError::Setting(format!(
-                "the TSA signs with ES256 only, not {}",
-                alg.jose_name()
-            )));
-        }
-        let certificate = Certificate::from_der(certificate_der)?;
-        let public = backend.public_key(&key)?;
-        let spki_bits = certificate
-            .tbs_certificate
-            .subject_public_key_info
-            .subject_public_key
-            .raw_bytes();
-        if public.raw() != spki_bits {
-            return Err(TspError::Setting("the key is not the certificate's".into()));
-        }
-        let chain = chain_der
-            .iter()
-            .map(|d| Certificate::from_der(d))
-            .collect::<Result<Vec<_>, _>>()?;
+    ) -> Result<Self, SignError> {
         Ok(Self {
-            backend,
-            key,
-            certificate,
-            certificate_der: certificate_der.to_vec(),
-            chain,
+            signer: CmsSigner::new(backend, key, alg, certificate_der, chain_der)?,
             policy,
         })
     }
@@ -202,7 +105,7 @@ impl TimeStamper {
     /// The `TimeStampResp` (DER) to `request` (DER) at `now`: a token, or a
     /// rejection naming what is wrong. `Err` only when Tuaton itself fails
     /// (the key backend), for the caller to answer as a server error.
-    pub fn respond(&self, request: &[u8], now: OffsetDateTime) -> Result<Vec<u8>, TspError> {
+    pub fn respond(&self, request: &[u8], now: OffsetDateTime) -> Result<Vec<u8>, SignError> {
         let req = match TimeStampReq::from_der(request) {
             Ok(r) => r,
             Err(_) => return rejection(Failure::BadRequest, "not a time-stamp request"),
@@ -217,7 +120,7 @@ impl TimeStamper {
             serial_number: serial()?,
             gen_time: GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(
                 u64::try_from(now.unix_timestamp())
-                    .map_err(|_| TspError::Setting("a time before 1970".into()))?,
+                    .map_err(|_| SignError::Setting("a time before 1970".into()))?,
             ))?,
             accuracy: Some(x509_tsp::Accuracy {
                 seconds: Some(1),
@@ -285,75 +188,21 @@ impl TimeStamper {
     }
 
     /// The `SignedData` over `content` (a DER `TSTInfo`), in its `ContentInfo`.
-    fn token(&self, content: &[u8], with_certificates: bool) -> Result<ContentInfo, TspError> {
-        let tbs = &self.certificate.tbs_certificate;
-        let ess = SigningCertificateV2 {
-            certs: vec![EssCertIdV2 {
-                cert_hash: OctetString::new(sha256(&self.certificate_der))?,
-                issuer_serial: Some(IssuerSerial {
-                    issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
-                    serial_number: tbs.serial_number.clone(),
-                }),
-            }],
-        };
-        let signed_attrs = SetOfVec::try_from(vec![
-            attribute(ID_CONTENT_TYPE, Any::encode_from(&ID_CT_TST_INFO)?)?,
-            attribute(
-                ID_MESSAGE_DIGEST,
-                Any::encode_from(&OctetString::new(sha256(content))?)?,
-            )?,
-            attribute(ID_SIGNING_CERTIFICATE_V2, Any::encode_from(&ess)?)?,
-        ])?;
-        // RFC 5652 §5.4: the signature covers the attributes' DER as a SET OF.
-        let signature = self.backend.sign(
-            &self.key,
-            SignatureAlgorithm::Es256,
-            SignatureFormat::Der,
-            &signed_attrs.to_der()?,
-        )?;
-        let signer = SignerInfo {
-            version: cms::content_info::CmsVersion::V1,
-            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: tbs.issuer.clone(),
-                serial_number: tbs.serial_number.clone(),
-            }),
-            digest_alg: algorithm(ID_SHA256),
-            signed_attrs: Some(signed_attrs),
-            signature_algorithm: algorithm(ECDSA_WITH_SHA256),
-            signature: OctetString::new(signature)?,
-            unsigned_attrs: None,
-        };
-        let certificates = if with_certificates {
-            let all = std::iter::once(&self.certificate)
-                .chain(&self.chain)
-                .cloned()
-                .map(cms::cert::CertificateChoices::Certificate)
-                .collect::<Vec<_>>();
-            Some(CertificateSet::try_from(all)?)
-        } else {
-            None
-        };
-        let signed = SignedData {
-            // Version 3: the content is not id-data (RFC 5652 §5.1).
-            version: cms::content_info::CmsVersion::V3,
-            digest_algorithms: SetOfVec::try_from(vec![algorithm(ID_SHA256)])?,
-            encap_content_info: EncapsulatedContentInfo {
-                econtent_type: ID_CT_TST_INFO,
-                econtent: Some(Any::new(Tag::OctetString, content)?),
-            },
-            certificates,
-            crls: None,
-            signer_infos: SignerInfos::try_from(vec![signer])?,
-        };
-        Ok(ContentInfo {
-            content_type: ID_SIGNED_DATA,
-            content: Any::encode_from(&signed)?,
-        })
+    fn token(&self, content: &[u8], with_certificates: bool) -> Result<ContentInfo, SignError> {
+        let info = self
+            .signer
+            .signer_info(ID_CT_TST_INFO, &sha256(content), Vec::new())?;
+        self.signer.signed_data(
+            ID_CT_TST_INFO,
+            Some(Any::new(Tag::OctetString, content)?),
+            info,
+            with_certificates,
+        )
     }
 }
 
 /// A rejection (status 2) with `failure`'s bit and a sentence.
-fn rejection(failure: Failure, why: &'static str) -> Result<Vec<u8>, TspError> {
+fn rejection(failure: Failure, why: &'static str) -> Result<Vec<u8>, SignError> {
     let bit = failure as usize;
     let mut bytes = vec![0u8; bit / 8 + 1];
     bytes[bit / 8] |= 0x80 >> (bit % 8);
@@ -368,4 +217,89 @@ fn rejection(failure: Failure, why: &'static str) -> Result<Vec<u8>, TspError> {
         time_stamp_token: None,
     };
     Ok(resp.to_der()?)
+}
+
+/// Where a signature's time stamp comes from: Tuaton's own TSA, or an
+/// external one over HTTP. Takes a DER `TimeStampReq`, gives the DER
+/// `TimeStampResp`. Blocking, as the key backend is.
+pub trait TimeStampSource: Send + Sync {
+    /// The TSA's response to `request`.
+    fn time_stamp(&self, request: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+impl TimeStampSource for TimeStamper {
+    fn time_stamp(&self, request: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.respond(request, OffsetDateTime::now_utc())
+    }
+}
+
+/// A random 64-bit nonce, positive.
+fn nonce() -> Result<Int, SignError> {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| SignError::Setting("the system random source failed".into()))?;
+    b[0] &= 0x7f;
+    b[0] |= 0x01;
+    Ok(Int::new(&b)?)
+}
+
+/// Asks `source` for a time stamp over `data` (its SHA-256), with a fresh
+/// nonce and the TSA's certificate requested, and returns the token (a DER
+/// `ContentInfo`) once the response is checked: granted, over exactly this
+/// digest, with this nonce. The TSA's signature is judged by whoever
+/// validates the signature carrying the token, against their own trust
+/// anchors.
+pub fn time_stamp_token(source: &dyn TimeStampSource, data: &[u8]) -> Result<Vec<u8>, SignError> {
+    let imprint = MessageImprint {
+        hash_algorithm: algorithm(ID_SHA256),
+        hashed_message: OctetString::new(sha256(data))?,
+    };
+    let nonce = nonce()?;
+    let request = TimeStampReq {
+        version: TspVersion::V1,
+        message_imprint: imprint.clone(),
+        req_policy: None,
+        nonce: Some(nonce.clone()),
+        cert_req: true,
+        extensions: None,
+    };
+    let reply = source.time_stamp(&request.to_der()?)?;
+    let refused = |why: &str| SignError::TimeStamp(why.to_owned());
+    let resp = TimeStampResp::from_der(&reply).map_err(|_| refused("not a time-stamp response"))?;
+    // 0 granted, 1 granted with modifications (RFC 3161 §2.4.2).
+    if resp.status.status > 1 {
+        let why = resp
+            .status
+            .status_string
+            .as_ref()
+            .and_then(|s| s.first())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "no reason given".into());
+        return Err(SignError::TimeStamp(format!("refused: {why}")));
+    }
+    let token = resp
+        .time_stamp_token
+        .ok_or_else(|| refused("granted without a token"))?;
+    let signed = token
+        .content
+        .decode_as::<cms::signed_data::SignedData>()
+        .map_err(|_| refused("the token is not a SignedData"))?;
+    if signed.encap_content_info.econtent_type != ID_CT_TST_INFO {
+        return Err(refused("the token does not hold a TSTInfo"));
+    }
+    let info = signed
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or_else(|| refused("the token's TSTInfo is missing"))
+        .and_then(|c| {
+            TstInfo::from_der(c.value()).map_err(|_| refused("the token's TSTInfo is malformed"))
+        })?;
+    if info.message_imprint != imprint {
+        return Err(refused("the token is over another digest"));
+    }
+    if info.nonce.as_ref() != Some(&nonce) {
+        return Err(refused("the token answers another request (nonce)"));
+    }
+    Ok(token.to_der()?)
 }

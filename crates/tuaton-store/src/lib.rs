@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod audit;
 pub mod batch;
 pub mod ceremonies;
+pub mod certificates;
 pub mod companies;
 pub mod consents;
 mod db;
@@ -41,6 +42,12 @@ pub fn to_ms(t: time::OffsetDateTime) -> i64 {
 pub fn from_ms(ms: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A time as audit details and messages show it (RFC 3339).
+pub(crate) fn rfc3339(t: &time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// An account id read back from a row; anything else is corrupt.

@@ -95,6 +95,10 @@ fn idm_built(
         policy: Policy::default(),
         face,
         jwks_fetcher: None,
+        ca: Some(tuaton_idm::pki::CaPlan::named(
+            tuaton_idm::pki::CaSettings::development(&Url::parse(ORIGIN).unwrap()).unwrap(),
+            true,
+        )),
     })
 }
 

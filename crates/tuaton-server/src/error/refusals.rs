@@ -203,6 +203,14 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 "The registry does not list you as a director of this company.".into(),
             ),
             E::RateLimited => return crate::ratelimit::refused("account"),
+            E::Custody(tuaton_idm::custody::CustodyError::NoCertificate(what)) => {
+                tracing::warn!(authority = what, "the CA hierarchy is not set up");
+                return ApiError::unavailable(
+                    ErrorCode::KeysUnavailable,
+                    format!("The {what} is not set up on this server."),
+                    60,
+                );
+            }
             E::Custody(c) if c.is_retryable() => {
                 tracing::error!(error = %c, "key custody failed");
                 return ApiError::unavailable(

@@ -56,6 +56,8 @@ struct FileSettings {
     pkcs11_pin_file: Option<PathBuf>,
     dev_keys_dir: Option<PathBuf>,
     rotation: Option<String>,
+    ca_organization: Option<String>,
+    ca_policy: Option<String>,
 }
 
 /// A whole-number setting: its variable, its default, the range accepted and

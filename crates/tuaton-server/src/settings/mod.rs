@@ -5,6 +5,7 @@
 //! and what is accepted. Each area's settings are read in their own module,
 //! all through one reader in `fields`.
 
+mod ca;
 mod fields;
 mod keys;
 mod lifetimes;
@@ -205,6 +206,12 @@ pub struct Settings {
     /// `PURPOSE:ALG:EVERY:PREPUBLISH` items separated by commas (such as
     /// `id-token:ES256:90d:2d`). Default: none; operators rotate with `tuaton keys rotate`.
     pub rotation: Vec<crate::custody::RotationSchedule>,
+    /// `TUATON_CA_ORGANIZATION` and `TUATON_CA_POLICY`: the certificate
+    /// authority's name and the deployment's certificate policy (both, or
+    /// neither: then no CA, time-stamping or signing). A development
+    /// server defaults to "Tuaton (development)" and a policy under RFC
+    /// 5612's example arc.
+    pub ca: Option<tuaton_idm::pki::CaPlan>,
     /// Development mode (`serve --dev`): software keys and fixtures from keys-dev.
     pub dev: bool,
 }
@@ -262,6 +269,7 @@ impl Settings {
         let mail = mail::Mail::read(&f)?;
         let key_backend = keys::key_backend(&f, dev)?;
         let rotation = keys::rotation(&f)?;
+        let ca = ca::ca(&f, dev, &public_url)?;
         Ok(Settings {
             listen,
             public_url,
@@ -299,6 +307,7 @@ impl Settings {
             mail_from: mail.mail_from,
             key_backend,
             rotation,
+            ca,
             dev,
         })
     }

@@ -140,7 +140,4 @@ impl From<sqlx::Error> for KeysError {
     }
 }
 
-pub(super) fn rfc3339(t: &OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
+pub(super) use crate::rfc3339;

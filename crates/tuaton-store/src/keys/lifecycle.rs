@@ -28,7 +28,9 @@ pub const DEFAULT_PREPUBLISH: Duration = Duration::days(1);
 pub enum KeyPurpose {
     /// Signs OpenID Connect id tokens (published in the JWKS).
     IdToken,
-    /// The document-signer certificate authority.
+    /// The root of the CA hierarchy: certifies the issuing CAs only.
+    RootCa,
+    /// An issuing certificate authority: certifies signers and responders.
     DocumentCa,
     /// The service's own document-signing key.
     Signer,
@@ -44,8 +46,9 @@ pub enum KeyPurpose {
 
 impl KeyPurpose {
     /// Every purpose, in a stable order.
-    pub const ALL: [KeyPurpose; 7] = [
+    pub const ALL: [KeyPurpose; 8] = [
         KeyPurpose::IdToken,
+        KeyPurpose::RootCa,
         KeyPurpose::DocumentCa,
         KeyPurpose::Signer,
         KeyPurpose::Tsa,
@@ -58,6 +61,7 @@ impl KeyPurpose {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyPurpose::IdToken => "id-token",
+            KeyPurpose::RootCa => "root-ca",
             KeyPurpose::DocumentCa => "document-ca",
             KeyPurpose::Signer => "signer",
             KeyPurpose::Tsa => "tsa",

@@ -1,0 +1,428 @@
+//! Tuaton's CA hierarchy in service: every CA and responder key in the key
+//! backend has a current certificate in the store, made through the
+//! backend; the time-stamping authority answers from the active TSA key.
+//!
+//! The hierarchy follows the key lifecycle: a root key (`root-ca`)
+//! certifies the issuing CAs (`document-ca`), and the active issuing CA
+//! certifies the responders (`tsa`, `ocsp`) and signers. Rotating one of
+//! these keys (`tuaton keys rotate`) and certifying again
+//! ([`certify_hierarchy`], run by `tuaton pki init` and by a server's
+//! upkeep) introduces its successor while everything the old key certified
+//! keeps validating: its certificate stays published under its own name.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use tuaton_core::SignatureAlgorithm;
+use tuaton_keys::{KeyBackend, KeyRef};
+use tuaton_pki::{Authority, BackendKey, Issued};
+pub use tuaton_pki::{CaSettings, ObjectIdentifier, pem};
+use tuaton_store::Store;
+use tuaton_store::certificates::{self, CertificateRole, NewCertificate, StoredCertificate};
+use tuaton_store::keys::{self, KeyPurpose, KeyState, ManagedKey};
+
+use crate::custody::{CustodyError, ensure_active};
+
+/// The algorithm of every key of the hierarchy: P-256 with SHA-256, which
+/// every validator in use reads.
+pub const HIERARCHY_ALGORITHM: SignatureAlgorithm = SignatureAlgorithm::Es256;
+
+/// A root certificate's validity.
+pub const ROOT_VALIDITY: Duration = Duration::days(20 * 365);
+/// An issuing CA certificate's validity (never beyond the root's).
+pub const ISSUING_VALIDITY: Duration = Duration::days(10 * 365);
+/// The TSA certificate's validity: time-stamps stay verifiable until it ends.
+pub const TSA_VALIDITY: Duration = Duration::days(6 * 365);
+/// The OCSP responder's certificate: short-lived, since `ocsp-nocheck`
+/// means nobody asks for its status.
+pub const OCSP_VALIDITY: Duration = Duration::days(90);
+/// A responder certificate is renewed (for the same key) once less than
+/// this is left of it.
+pub const RENEW_BEFORE: Duration = Duration::days(30);
+
+/// The hierarchy a deployment runs: the settings every certificate shares
+/// and the common names of its authorities.
+#[derive(Debug, Clone)]
+pub struct CaPlan {
+    /// URLs, policy and the operator's name.
+    pub settings: CaSettings,
+    /// The root's common name.
+    pub root_name: String,
+    /// Each issuing CA's common name.
+    pub issuing_name: String,
+    /// The TSA's common name.
+    pub tsa_name: String,
+    /// The OCSP responder's common name.
+    pub ocsp_name: String,
+}
+
+impl CaPlan {
+    /// The names a development server's hierarchy carries.
+    pub fn named(settings: CaSettings, dev: bool) -> Self {
+        let suffix = if dev { " (development)" } else { "" };
+        Self {
+            root_name: format!("Tuaton Root CA{suffix}"),
+            issuing_name: format!("Tuaton Issuing CA{suffix}"),
+            tsa_name: format!("Tuaton Time-Stamping Authority{suffix}"),
+            ocsp_name: format!("Tuaton OCSP Responder{suffix}"),
+            settings,
+        }
+    }
+}
+
+fn role_of(purpose: KeyPurpose) -> Option<CertificateRole> {
+    match purpose {
+        KeyPurpose::RootCa => Some(CertificateRole::Root),
+        KeyPurpose::DocumentCa => Some(CertificateRole::IssuingCa),
+        KeyPurpose::Tsa => Some(CertificateRole::Tsa),
+        KeyPurpose::Ocsp => Some(CertificateRole::Ocsp),
+        _ => None,
+    }
+}
+
+/// The purposes of the hierarchy, issuers before what they issue.
+const HIERARCHY: [KeyPurpose; 4] = [
+    KeyPurpose::RootCa,
+    KeyPurpose::DocumentCa,
+    KeyPurpose::Tsa,
+    KeyPurpose::Ocsp,
+];
+
+fn key_ref(key: &ManagedKey) -> Result<KeyRef, CustodyError> {
+    key.key_ref.parse().map_err(|source| CustodyError::Key {
+        id: key.id.clone(),
+        source,
+    })
+}
+
+/// Whether `key` needs a (new) certificate at `now`: it is pending or
+/// active and none of its certificates is valid long enough. A CA key is
+/// certified once; a responder's certificate is renewed before it ends.
+fn needs_certificate(key: &ManagedKey, certs: &[StoredCertificate], now: OffsetDateTime) -> bool {
+    if !matches!(key.state, KeyState::Pending | KeyState::Active) {
+        return false;
+    }
+    let mine = certs.iter().filter(|c| c.key_id == key.id);
+    match key.purpose {
+        KeyPurpose::RootCa | KeyPurpose::DocumentCa => mine.count() == 0,
+        _ => !mine
+            .into_iter()
+            .any(|c| c.revoked.is_none() && c.valid_at(now) && c.not_after - now > RENEW_BEFORE),
+    }
+}
+
+/// The authority of `purpose`'s active key, from its stored certificate.
+fn active_authority<'a>(
+    purpose: KeyPurpose,
+    all_keys: &[ManagedKey],
+    certs: &'a [StoredCertificate],
+    now: OffsetDateTime,
+) -> Option<(&'a StoredCertificate, ManagedKey)> {
+    let key = all_keys
+        .iter()
+        .find(|k| k.purpose == purpose && k.state == KeyState::Active && k.activate_after <= now)?;
+    let cert = certs
+        .iter()
+        .find(|c| c.key_id == key.id && c.revoked.is_none() && c.valid_at(now))?;
+    Some((cert, key.clone()))
+}
+
+/// Runs a certificate's making off the async workers: rcgen signs through
+/// the backend, which blocks (an HSM call).
+async fn make<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, tuaton_pki::PkiError> + Send + 'static,
+) -> Result<T, CustodyError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| CustodyError::Interrupted)?
+        .map_err(CustodyError::Pki)
+}
+
+/// Certifies every key of the hierarchy that needs it, issuers first, and
+/// returns the certificates stored. With `make_keys`, a purpose without an
+/// active key gets one first (a development server's first start, `tuaton
+/// pki init`). Safe to run again and from several processes: a CA key is
+/// certified at most once (the store refuses a second), so the loser of a
+/// race stores nothing.
+pub async fn certify_hierarchy(
+    store: &Store,
+    backend: &Arc<dyn KeyBackend>,
+    plan: &CaPlan,
+    now: OffsetDateTime,
+    actor: &str,
+    make_keys: bool,
+) -> Result<Vec<StoredCertificate>, CustodyError> {
+    if make_keys {
+        for purpose in HIERARCHY {
+            ensure_active(store, backend, purpose, HIERARCHY_ALGORITHM, now).await?;
+        }
+    }
+    let mut stored = Vec::new();
+    for purpose in HIERARCHY {
+        let (all_keys, certs) = {
+            let mut conn = store.conn().await?;
+            let all_keys = keys::list(conn.conn()).await?;
+            let certs = certificates::hierarchy(conn.conn()).await?;
+            (all_keys, certs)
+        };
+        let role = role_of(purpose).ok_or(CustodyError::Interrupted)?;
+        let due: Vec<ManagedKey> = all_keys
+            .iter()
+            .filter(|k| k.purpose == purpose && needs_certificate(k, &certs, now))
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        let issuer = match purpose {
+            KeyPurpose::RootCa => None,
+            KeyPurpose::DocumentCa => Some(
+                active_authority(KeyPurpose::RootCa, &all_keys, &certs, now)
+                    .ok_or(CustodyError::NoCertificate("root CA"))?,
+            ),
+            _ => Some(
+                active_authority(KeyPurpose::DocumentCa, &all_keys, &certs, now)
+                    .ok_or(CustodyError::NoCertificate("issuing CA"))?,
+            ),
+        };
+        for key in due {
+            let issued = issue(backend, plan, purpose, &key, issuer.clone(), now).await?;
+            let facts = issued.facts().map_err(CustodyError::Pki)?;
+            let new = NewCertificate {
+                role,
+                key_id: &key.id,
+                issuer_id: issuer.as_ref().map(|(c, _)| c.id.as_str()),
+                account_id: None,
+                serial_hex: facts.serial_hex,
+                der: issued.der(),
+                not_before: facts.not_before,
+                not_after: facts.not_after,
+            };
+            let mut tx = store.begin().await?;
+            match certificates::insert(&mut tx, &new, now, actor).await {
+                Ok(c) => {
+                    tx.commit().await?;
+                    tracing::info!(role = %role, key = %key.id, certificate = %c.id, "certificate issued");
+                    stored.push(c);
+                }
+                // Another process certified the key meanwhile.
+                Err(tuaton_store::StoreError::Conflict { .. }) => {
+                    tx.rollback().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(stored)
+}
+
+async fn issue(
+    backend: &Arc<dyn KeyBackend>,
+    plan: &CaPlan,
+    purpose: KeyPurpose,
+    key: &ManagedKey,
+    issuer: Option<(&StoredCertificate, ManagedKey)>,
+    now: OffsetDateTime,
+) -> Result<Issued, CustodyError> {
+    let backend = backend.clone();
+    let plan = plan.clone();
+    let key = key.clone();
+    let issuer = issuer.map(|(c, k)| (c.der.clone(), k));
+    make(move || {
+        let subject = BackendKey {
+            backend: &backend,
+            key: key.key_ref.parse().map_err(tuaton_pki::PkiError::Key)?,
+            alg: key.algorithm,
+        };
+        let Some((issuer_der, issuer_key)) = issuer else {
+            let root = Authority::new_root(
+                &subject,
+                &key.id,
+                &plan.settings,
+                &plan.root_name,
+                ROOT_VALIDITY,
+                now,
+            )?;
+            return Ok(root.certificate().clone());
+        };
+        let issuer_backend_key = BackendKey {
+            backend: &backend,
+            key: issuer_key
+                .key_ref
+                .parse()
+                .map_err(tuaton_pki::PkiError::Key)?,
+            alg: issuer_key.algorithm,
+        };
+        let authority = Authority::from_certificate(
+            &issuer_der,
+            &issuer_backend_key,
+            &issuer_key.id,
+            &plan.settings,
+        )?;
+        match purpose {
+            KeyPurpose::DocumentCa => Ok(authority
+                .issue_ca(&subject, &key.id, &plan.issuing_name, ISSUING_VALIDITY, now)?
+                .certificate()
+                .clone()),
+            KeyPurpose::Tsa => authority.issue_tsa(&subject, &plan.tsa_name, TSA_VALIDITY, now),
+            _ => authority.issue_ocsp(&subject, &plan.ocsp_name, OCSP_VALIDITY, now),
+        }
+    })
+    .await
+}
+
+/// A stored certificate and the certificates above it up to (and without)
+/// the root, nearest first.
+pub async fn chain_of(
+    store: &Store,
+    certificate: &StoredCertificate,
+) -> Result<Vec<StoredCertificate>, CustodyError> {
+    let mut conn = store.conn().await?;
+    let mut chain = Vec::new();
+    let mut next = certificate.issuer_id.clone();
+    // A chain is at most root, issuing CA, end entity; a longer one is a
+    // corrupt table, not a reason to loop.
+    for _ in 0..4 {
+        let Some(id) = next else { break };
+        let Some(c) = certificates::by_id(conn.conn(), &id).await? else {
+            return Err(tuaton_store::StoreError::Corrupt(format!(
+                "certificate {id} is named as an issuer but not stored"
+            ))
+            .into());
+        };
+        next = c.issuer_id.clone();
+        if c.role != CertificateRole::Root {
+            chain.push(c);
+        }
+    }
+    Ok(chain)
+}
+
+/// The certificate of the active key of `purpose` valid at `now`, with the
+/// key.
+pub async fn current(
+    store: &Store,
+    purpose: KeyPurpose,
+    now: OffsetDateTime,
+) -> Result<(ManagedKey, StoredCertificate), CustodyError> {
+    let what = match purpose {
+        KeyPurpose::RootCa => "root CA",
+        KeyPurpose::DocumentCa => "issuing CA",
+        KeyPurpose::Tsa => "time-stamping authority",
+        _ => "OCSP responder",
+    };
+    let mut conn = store.conn().await?;
+    let key = keys::signing_key(conn.conn(), purpose, now)
+        .await?
+        .ok_or(CustodyError::NoCertificate(what))?;
+    let cert = certificates::of_key(conn.conn(), &key.id)
+        .await?
+        .into_iter()
+        .find(|c| c.revoked.is_none() && c.valid_at(now))
+        .ok_or(CustodyError::NoCertificate(what))?;
+    Ok((key, cert))
+}
+
+/// The time-stamping authority as it signs at `now`: the active TSA key,
+/// its current certificate and the chain above it, under the
+/// deployment's policy.
+pub async fn time_stamper(
+    store: &Store,
+    backend: &Arc<dyn KeyBackend>,
+    plan: &CaPlan,
+    now: OffsetDateTime,
+) -> Result<tuaton_sign::tsp::TimeStamper, CustodyError> {
+    let (key, cert) = current(store, KeyPurpose::Tsa, now).await?;
+    let chain: Vec<Vec<u8>> = chain_of(store, &cert)
+        .await?
+        .into_iter()
+        .map(|c| c.der)
+        .collect();
+    let backend = backend.clone();
+    let key_ref = key_ref(&key)?;
+    let policy = plan.settings.policy;
+    tokio::task::spawn_blocking(move || {
+        tuaton_sign::tsp::TimeStamper::new(
+            backend,
+            key_ref,
+            key.algorithm,
+            &cert.der,
+            &chain,
+            policy,
+        )
+    })
+    .await
+    .map_err(|_| CustodyError::Interrupted)?
+    .map_err(|e| CustodyError::TimeStamp(e.to_string()))
+}
+
+/// The published certificate of an authority by its published name (its
+/// key's id), for the AIA `caIssuers` URL.
+pub async fn published_certificate(
+    store: &Store,
+    name: &str,
+) -> Result<Option<StoredCertificate>, CustodyError> {
+    let mut conn = store.conn().await?;
+    let certs = certificates::of_key(conn.conn(), name).await?;
+    Ok(certs
+        .into_iter()
+        .find(|c| matches!(c.role, CertificateRole::Root | CertificateRole::IssuingCa)))
+}
+
+impl crate::Idm {
+    /// The hierarchy this deployment runs; `None` when no CA is configured.
+    pub fn ca_plan(&self) -> Option<&CaPlan> {
+        self.parts().ca.as_ref()
+    }
+
+    fn required_plan(&self) -> Result<&CaPlan, crate::IdmError> {
+        self.ca_plan()
+            .ok_or(CustodyError::NoCertificate("certificate authority").into())
+    }
+
+    /// Certifies the hierarchy's keys that need it ([`certify_hierarchy`]);
+    /// `make_keys` makes a missing key of each purpose first.
+    pub async fn certify_hierarchy(
+        &self,
+        now: OffsetDateTime,
+        actor: &str,
+        make_keys: bool,
+    ) -> Result<Vec<StoredCertificate>, crate::IdmError> {
+        let plan = self.required_plan()?;
+        Ok(certify_hierarchy(self.store(), self.keys(), plan, now, actor, make_keys).await?)
+    }
+
+    /// Answers an RFC 3161 `TimeStampReq` (DER) with a `TimeStampResp`
+    /// (DER): a token from the active TSA key, or a rejection naming what
+    /// is wrong with the request.
+    pub async fn time_stamp(
+        &self,
+        request: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, crate::IdmError> {
+        let plan = self.required_plan()?;
+        let stamper = time_stamper(self.store(), self.keys(), plan, now).await?;
+        tokio::task::spawn_blocking(move || stamper.respond(&request, now))
+            .await
+            .map_err(|_| CustodyError::Interrupted)?
+            .map_err(|e| CustodyError::TimeStamp(e.to_string()).into())
+    }
+
+    /// The DER certificate of the authority published as `name`
+    /// (`/pki/ca/<name>.crt`), if there is one.
+    pub async fn published_ca_certificate(
+        &self,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, crate::IdmError> {
+        Ok(published_certificate(self.store(), name)
+            .await?
+            .map(|c| c.der))
+    }
+
+    /// The root certificate valid now, which relying parties install as
+    /// their trust anchor (`/pki/root.crt`).
+    pub async fn root_certificate(&self, now: OffsetDateTime) -> Result<Vec<u8>, crate::IdmError> {
+        self.required_plan()?;
+        Ok(current(self.store(), KeyPurpose::RootCa, now).await?.1.der)
+    }
+}

@@ -1,0 +1,119 @@
+//! The certificate authority's public endpoints: the RFC 3161
+//! time-stamping authority (`POST /tsa`) and the published certificates the
+//! AIA extension points at (`/pki/ca/<name>.crt`, `/pki/root.crt`).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tuaton_core::ErrorCode;
+
+use crate::{ApiError, AppState};
+
+/// RFC 3161 §3.4: the request's and the response's media types.
+pub const TIMESTAMP_QUERY: &str = "application/timestamp-query";
+/// See [`TIMESTAMP_QUERY`].
+pub const TIMESTAMP_REPLY: &str = "application/timestamp-reply";
+/// RFC 2585 §4.1: a DER certificate.
+pub const PKIX_CERT: &str = "application/pkix-cert";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tsa", post(time_stamp))
+        .route("/pki/root.crt", get(root_certificate))
+        .route("/pki/ca/{file}", get(ca_certificate))
+}
+
+/// An RFC 3161 time-stamp request over HTTP (§3.4): a DER `TimeStampReq`
+/// in, a DER `TimeStampResp` out. A request the TSA refuses still gets 200
+/// with a `rejection` status naming the failure, as the RFC has it.
+#[utoipa::path(post, path = "/tsa", tag = "pki",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", description = "TimeStampReq, DER"),
+    responses(
+        (status = 200, description = "TimeStampResp, DER: a token, or a rejection with its PKIFailureInfo", content_type = "application/timestamp-reply"),
+        (status = 415, description = "Not application/timestamp-query", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No TSA is set up, or the key backend is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn time_stamp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media.as_deref() != Some(TIMESTAMP_QUERY) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "A time-stamp request is sent as application/timestamp-query (RFC 3161 §3.4).",
+        ));
+    }
+    let reply = state.idm().time_stamp(body.to_vec(), state.now()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, TIMESTAMP_REPLY),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        reply,
+    )
+        .into_response())
+}
+
+fn certificate(der: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, PKIX_CERT),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        der,
+    )
+        .into_response()
+}
+
+/// The root certificate valid now: the trust anchor relying parties
+/// install (docs/signing.md says how to check its fingerprint).
+#[utoipa::path(get, path = "/pki/root.crt", tag = "pki", responses(
+    (status = 200, description = "The root CA certificate, DER", content_type = "application/pkix-cert"),
+    (status = 503, description = "No CA is set up", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn root_certificate(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(certificate(
+        state.idm().root_certificate(state.now()).await?,
+    ))
+}
+
+/// A CA certificate by the name its issued certificates' AIA
+/// `caIssuers` URL gives (RFC 5280 §4.2.2.1).
+#[utoipa::path(get, path = "/pki/ca/{file}", tag = "pki",
+    params(("file" = String, Path, description = "`<name>.crt`")),
+    responses(
+        (status = 200, description = "The CA certificate, DER", content_type = "application/pkix-cert"),
+        (status = 404, description = "No CA is published under this name", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn ca_certificate(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || {
+        ApiError::not_found(
+            ErrorCode::NoSuchEndpoint,
+            "No CA certificate is published under this name.",
+        )
+    };
+    let name = file.strip_suffix(".crt").ok_or_else(not_found)?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(not_found());
+    }
+    let der = state
+        .idm()
+        .published_ca_certificate(name)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(certificate(der))
+}

@@ -1,0 +1,80 @@
+//! The certificate authority: the operator's name in the CA's
+//! certificates and the deployment's certificate policy. A development
+//! server has both by default; a production deployment names its own.
+
+use tuaton_idm::pki::{CaPlan, CaSettings, ObjectIdentifier};
+use url::Url;
+
+use super::SettingsError;
+use super::fields::Fields;
+
+const POLICY_EXPECTED: &str = "a dotted object identifier under the operator's own registered arc, such as 1.3.6.1.4.1.<enterprise number>.1";
+
+/// `TUATON_CA_ORGANIZATION` and `TUATON_CA_POLICY`: both or neither; with
+/// neither, no CA is configured outside development mode.
+pub(super) fn ca(f: &Fields, dev: bool, public_url: &Url) -> Result<Option<CaPlan>, SettingsError> {
+    let organization = f.get(
+        "TUATON_CA_ORGANIZATION",
+        "the operating organisation's name, 1 to 64 characters",
+        |v| {
+            let name = v.trim();
+            if name.is_empty() || name.chars().count() > 64 {
+                return Err("empty or longer than 64 characters".to_owned());
+            }
+            Ok(name.to_owned())
+        },
+    )?;
+    let policy = f.get("TUATON_CA_POLICY", POLICY_EXPECTED, |v| {
+        let oid =
+            ObjectIdentifier::new(v.trim()).map_err(|_| "not an object identifier".to_owned())?;
+        // Signer policies add two arcs below it (the identity level).
+        if oid.len() > 30 {
+            return Err("more than 30 arcs".to_owned());
+        }
+        Ok(oid)
+    })?;
+    let at = |path: &str| {
+        public_url.join(path).map_err(|e| SettingsError::Invalid {
+            setting: "TUATON_PUBLIC_URL".into(),
+            value: public_url.to_string(),
+            problem: format!("cannot hold {path}: {e}"),
+            expected: "an http:// or https:// URL",
+        })
+    };
+    let settings = match (organization, policy) {
+        (None, None) if !dev => return Ok(None),
+        (None, None) => {
+            CaSettings::development(public_url).map_err(|e| SettingsError::Invalid {
+                setting: "TUATON_PUBLIC_URL".into(),
+                value: public_url.to_string(),
+                problem: e.to_string(),
+                expected: "an http:// or https:// URL",
+            })?
+        }
+        (Some(organization), Some(policy)) => CaSettings {
+            country: "TH".into(),
+            organization,
+            ocsp_url: at("/ocsp")?,
+            publication_base: at("/pki/")?,
+            policy,
+            signer_validity: time::Duration::days(730),
+        },
+        (Some(_), None) => {
+            return Err(SettingsError::Invalid {
+                setting: "TUATON_CA_POLICY".into(),
+                value: String::new(),
+                problem: "not set, but TUATON_CA_ORGANIZATION is".into(),
+                expected: POLICY_EXPECTED,
+            });
+        }
+        (None, Some(policy)) => {
+            return Err(SettingsError::Invalid {
+                setting: "TUATON_CA_ORGANIZATION".into(),
+                value: String::new(),
+                problem: format!("not set, but TUATON_CA_POLICY is ({policy})"),
+                expected: "the operating organisation's name, 1 to 64 characters",
+            });
+        }
+    };
+    Ok(Some(CaPlan::named(settings, dev)))
+}

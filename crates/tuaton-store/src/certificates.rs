@@ -1,0 +1,280 @@
+//! Certificates Tuaton's CA made: the hierarchy's own and signer
+//! certificates, with their revocation. The private keys are in the key
+//! backend; each row names the managed key it certifies.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{Any, Executor};
+use time::OffsetDateTime;
+use tuaton_core::AccountId;
+
+use crate::audit::{self, AuditEvent};
+use crate::{StoreError, Tx, from_ms, new_id, to_ms};
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertificateRole {
+    /// The self-signed root of the hierarchy.
+    Root,
+    /// An issuing CA under the root: it certifies signers and responders.
+    IssuingCa,
+    /// The RFC 3161 time-stamping authority.
+    Tsa,
+    /// The OCSP responder (RFC 6960).
+    Ocsp,
+    /// A person's signing certificate.
+    Signer,
+}
+
+impl CertificateRole {
+    /// Every role, in a stable order.
+    pub const ALL: [CertificateRole; 5] = [
+        CertificateRole::Root,
+        CertificateRole::IssuingCa,
+        CertificateRole::Tsa,
+        CertificateRole::Ocsp,
+        CertificateRole::Signer,
+    ];
+
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateRole::Root => "root",
+            CertificateRole::IssuingCa => "issuing-ca",
+            CertificateRole::Tsa => "tsa",
+            CertificateRole::Ocsp => "ocsp",
+            CertificateRole::Signer => "signer",
+        }
+    }
+}
+
+impl fmt::Display for CertificateRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for CertificateRole {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        CertificateRole::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown certificate role `{s}`")))
+    }
+}
+
+/// A certificate as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredCertificate {
+    /// Opaque id; also names the certificate in published URLs.
+    pub id: String,
+    /// What it is for.
+    pub role: CertificateRole,
+    /// The managed key it certifies.
+    pub key_id: String,
+    /// The issuer's certificate; `None` for a root.
+    pub issuer_id: Option<String>,
+    /// For a signer certificate, the account it binds.
+    pub account_id: Option<AccountId>,
+    /// The serial number, lower-case hex.
+    pub serial_hex: String,
+    /// The certificate, DER.
+    #[serde(skip)]
+    pub der: Vec<u8>,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// When it was stored.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// When and why it was revoked (RFC 5280 reason name), if it was.
+    pub revoked: Option<Revocation>,
+}
+
+/// A revocation as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The RFC 5280 §5.3.1 reason, by name (`keyCompromise`, `cessationOfOperation`, …).
+    pub reason: String,
+}
+
+impl StoredCertificate {
+    /// Whether it is within its validity at `at`.
+    pub fn valid_at(&self, at: OffsetDateTime) -> bool {
+        self.not_before <= at && at < self.not_after
+    }
+}
+
+/// A certificate to store.
+#[derive(Debug, Clone)]
+pub struct NewCertificate<'a> {
+    /// What it is for.
+    pub role: CertificateRole,
+    /// The managed key it certifies.
+    pub key_id: &'a str,
+    /// The issuer's stored certificate; `None` for a root.
+    pub issuer_id: Option<&'a str>,
+    /// The account a signer certificate binds.
+    pub account_id: Option<&'a AccountId>,
+    /// The serial number, lower-case hex.
+    pub serial_hex: String,
+    /// The certificate, DER.
+    pub der: &'a [u8],
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, role, key_id, issuer_id, account_id, serial_hex, der_base64, \
+     not_before_ms, not_after_ms, created_ms, revoked_ms, revocation_reason";
+
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+fn from_row(r: Row) -> Result<StoredCertificate, StoreError> {
+    let der = STANDARD
+        .decode(r.6.as_bytes())
+        .map_err(|_| StoreError::Corrupt("a stored certificate is not base64".into()))?;
+    let revoked = match (r.10, r.11) {
+        (Some(at), Some(reason)) => Some(Revocation {
+            at: from_ms(at),
+            reason,
+        }),
+        _ => None,
+    };
+    Ok(StoredCertificate {
+        id: r.0,
+        role: r.1.parse()?,
+        key_id: r.2,
+        issuer_id: r.3,
+        account_id: r.4.as_deref().map(crate::stored_account_id).transpose()?,
+        serial_hex: r.5,
+        der,
+        not_before: from_ms(r.7),
+        not_after: from_ms(r.8),
+        created: from_ms(r.9),
+        revoked,
+    })
+}
+
+/// Stores a certificate and its audit record (`certificate.issued`).
+/// A second certificate for one CA key, or a serial its issuer already
+/// used, is refused as a conflict.
+pub async fn insert(
+    tx: &mut Tx,
+    new: &NewCertificate<'_>,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<StoredCertificate, StoreError> {
+    if (new.role == CertificateRole::Root) != new.issuer_id.is_none()
+        || (new.role == CertificateRole::Signer) != new.account_id.is_some()
+    {
+        return Err(StoreError::Corrupt(format!(
+            "a {} certificate with the wrong issuer or account",
+            new.role
+        )));
+    }
+    let id = new_id();
+    sqlx::query(&format!(
+        "INSERT INTO certificates ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)"
+    ))
+    .bind(&id)
+    .bind(new.role.as_str())
+    .bind(new.key_id)
+    .bind(new.issuer_id)
+    .bind(new.account_id.map(AccountId::as_str))
+    .bind(&new.serial_hex)
+    .bind(STANDARD.encode(new.der))
+    .bind(to_ms(new.not_before))
+    .bind(to_ms(new.not_after))
+    .bind(to_ms(now))
+    .execute(tx.conn())
+    .await?;
+    let stored = by_id(tx.conn(), &id).await?.ok_or(StoreError::NotFound {
+        what: "certificate",
+    })?;
+    let details = json!({
+        "role": stored.role,
+        "key_id": stored.key_id,
+        "issuer_id": stored.issuer_id,
+        "account_id": stored.account_id,
+        "serial": stored.serial_hex,
+        "not_before": crate::rfc3339(&stored.not_before),
+        "not_after": crate::rfc3339(&stored.not_after),
+    });
+    audit::append(
+        tx,
+        now,
+        &AuditEvent::success(actor, "certificate.issued", &stored.id).with_details(details),
+    )
+    .await?;
+    Ok(stored)
+}
+
+/// One certificate by id.
+pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<StoredCertificate>, StoreError> {
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    row.map(from_row).transpose()
+}
+
+/// Every certificate of the hierarchy itself (root, issuing CAs and
+/// responders), oldest first; signer certificates are not listed.
+pub async fn hierarchy<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+) -> Result<Vec<StoredCertificate>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE role <> 'signer' ORDER BY created_ms, id"
+    ))
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
+}
+
+/// The certificates of one managed key, newest first.
+pub async fn of_key<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    key_id: &str,
+) -> Result<Vec<StoredCertificate>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE key_id = $1 ORDER BY not_after_ms DESC, id"
+    ))
+    .bind(key_id)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
+}
