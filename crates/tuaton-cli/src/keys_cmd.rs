@@ -36,7 +36,7 @@ pub(crate) enum KeysCommand {
     /// Exit 0 when the key was created, 1 when refused (a rotation of the
     /// purpose is already pending), 64 when the command could not run.
     Rotate {
-        /// What the key is for: id-token, document-ca, signer, tsa, ocsp or audit-anchor.
+        /// What the key is for: id-token, root-ca, document-ca, signer, tsa, ocsp or audit-anchor.
         #[arg(long, value_name = "PURPOSE")]
         purpose: String,
         /// Signature algorithm (JOSE name): ES256, ES384, EdDSA, RS256 or PS256.

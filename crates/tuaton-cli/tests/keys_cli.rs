@@ -59,7 +59,7 @@ fn rotate_usage_errors_exit_64_and_say_what_is_accepted() {
     let t = text(&o);
     assert!(
         t.contains("unknown key purpose \"idtoken\"")
-            && t.contains("id-token, document-ca, signer, tsa, ocsp, audit-anchor"),
+            && t.contains("id-token, root-ca, document-ca, signer, tsa, ocsp, audit-anchor"),
         "{t}"
     );
 
@@ -605,4 +605,58 @@ async fn two_serve_processes_on_one_postgresql_agree_on_keys_within_seconds() {
     }
     drop(servers);
     db.cleanup().await;
+}
+
+#[test]
+fn pki_init_makes_the_hierarchy_once_and_certifies_a_rotated_key() {
+    let s = Setup::new();
+    let o = s.run(&["pki", "init"], &[]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("TUATON_CA_ORGANIZATION"), "{}", text(&o));
+
+    let ca = [
+        ("TUATON_CA_ORGANIZATION", "Tuaton CLI tests"),
+        ("TUATON_CA_POLICY", "1.3.6.1.4.1.32473.3861.7"),
+    ];
+    let o = s.run(&["pki", "init", "--json"], &ca);
+    assert!(o.status.success(), "{}", text(&o));
+    let made: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let roles: Vec<&str> = made
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["root", "issuing-ca", "tsa", "ocsp"]);
+    let o = s.run(&["pki", "init"], &ca);
+    assert!(text(&o).contains("nothing was made"), "{}", text(&o));
+    assert_eq!(
+        s.json(&["pki", "list", "--json"]).as_array().unwrap().len(),
+        4
+    );
+
+    // The root, as relying parties install it.
+    let o = s.run(&["pki", "root", "--out", "root.pem"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let x509 = std::process::Command::new("openssl")
+        .args(["x509", "-in", "root.pem", "-noout", "-subject"])
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&x509.stdout).contains("Tuaton CLI tests"),
+        "{}",
+        text(&x509)
+    );
+
+    // A rotated TSA key is certified by the next init.
+    let o = s.run(
+        &["keys", "rotate", "--purpose", "tsa", "--prepublish", "0"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let made: Value =
+        serde_json::from_slice(&s.run(&["pki", "init", "--json"], &ca).stdout).unwrap();
+    assert_eq!(made.as_array().unwrap().len(), 1, "{made}");
+    assert_eq!(made[0]["role"], "tsa");
 }

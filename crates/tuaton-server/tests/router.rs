@@ -375,3 +375,193 @@ async fn the_openid_provider_answers_in_the_forms_its_standards_give() {
     .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
+
+const CA: [(&str, &str); 2] = [
+    ("TUATON_CA_ORGANIZATION", "Tuaton router tests"),
+    ("TUATON_CA_POLICY", "1.3.6.1.4.1.32473.3861.99"),
+];
+
+async fn bytes(resp: http::Response<Body>) -> Vec<u8> {
+    resp.into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (scripts/install-test-deps)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn time_stamp_request(body: Vec<u8>, media: &str) -> Request<Body> {
+    Request::post("/tsa")
+        .header("content-type", media)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_time_stamping_authority_answers_rfc_3161_over_http_once_the_hierarchy_is_made() {
+    let db = TestDb::sqlite().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().display().to_string();
+    let mut env = CA.to_vec();
+    env.push(("TUATON_DATA_DIR", &data));
+    let state =
+        AppState::from_settings(settings(&env), db.store.clone(), Arc::new(SystemClock)).unwrap();
+    let app = build_router(state.clone());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.txt"), "a contract").unwrap();
+    let (ok, text) = openssl(
+        dir.path(),
+        &[
+            "ts", "-query", "-data", "data.txt", "-sha256", "-cert", "-out", "q.tsq",
+        ],
+    );
+    assert!(ok, "{text}");
+    let query = std::fs::read(dir.path().join("q.tsq")).unwrap();
+
+    // Before `tuaton pki init`: the TSA and the root say they are not set up.
+    let resp = app
+        .clone()
+        .oneshot(time_stamp_request(
+            query.clone(),
+            "application/timestamp-query",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body_text(resp).await.contains("keys_unavailable"));
+    assert_eq!(
+        get(&app, "/pki/root.crt").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let made = state
+        .idm()
+        .certify_hierarchy(state.now(), "operator:test", true)
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 4);
+
+    // Another media type is refused; the right one gets a token.
+    let resp = app
+        .clone()
+        .oneshot(time_stamp_request(
+            query.clone(),
+            "application/octet-stream",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let resp = app
+        .clone()
+        .oneshot(time_stamp_request(query, "application/timestamp-query"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/timestamp-reply"
+    );
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    std::fs::write(dir.path().join("r.tsr"), bytes(resp).await).unwrap();
+
+    // The root as published verifies it.
+    let resp = get(&app, "/pki/root.crt").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/pkix-cert");
+    std::fs::write(dir.path().join("root.der"), bytes(resp).await).unwrap();
+    let (ok, text) = openssl(
+        dir.path(),
+        &[
+            "x509", "-inform", "DER", "-in", "root.der", "-out", "root.pem",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(
+        dir.path(),
+        &[
+            "ts",
+            "-verify",
+            "-in",
+            "r.tsr",
+            "-queryfile",
+            "q.tsq",
+            "-CAfile",
+            "root.pem",
+        ],
+    );
+    assert!(ok, "{text}");
+    let (_, text) = openssl(dir.path(), &["ts", "-reply", "-in", "r.tsr", "-text"]);
+    assert!(text.contains("1.3.6.1.4.1.32473.3861.99"), "{text}");
+
+    // A request that is not one is a 200 carrying a rejection (RFC 3161 §2.4.2).
+    let resp = app
+        .clone()
+        .oneshot(time_stamp_request(
+            b"nonsense".to_vec(),
+            "application/timestamp-query",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    std::fs::write(dir.path().join("bad.tsr"), bytes(resp).await).unwrap();
+    let (_, text) = openssl(dir.path(), &["ts", "-reply", "-in", "bad.tsr", "-text"]);
+    assert!(text.contains("Rejected"), "{text}");
+
+    // The issuing CA is published under its key's id; nothing else is.
+    let issuing = &made[1];
+    let resp = get(&app, &format!("/pki/ca/{}.crt", issuing.key_id)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(bytes(resp).await, issuing.der);
+    for path in [
+        format!("/pki/ca/{}.crt", made[2].key_id),
+        format!("/pki/ca/{}.pem", issuing.key_id),
+        "/pki/ca/..%2Fkeys.crt".to_owned(),
+        "/pki/ca/.crt".to_owned(),
+    ] {
+        let resp = get(&app, &path).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_ca_setting_without_its_partner_or_with_a_bad_policy_stops_start_up() {
+    for (env, names) in [
+        (vec![CA[0]], "TUATON_CA_POLICY"),
+        (vec![CA[1]], "TUATON_CA_ORGANIZATION"),
+        (
+            vec![CA[0], ("TUATON_CA_POLICY", "not.an.oid")],
+            "TUATON_CA_POLICY",
+        ),
+    ] {
+        let env: std::collections::HashMap<&str, &str> = env.into_iter().collect();
+        let e = Settings::load_with(None, false, |k| env.get(k).map(|v| v.to_string()))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains(names), "{e}");
+    }
+    // Without either, a production server has no CA, and the TSA says so.
+    let (app, _db) = app_with(&[]).await;
+    let resp = app
+        .clone()
+        .oneshot(time_stamp_request(
+            vec![0x30, 0x00],
+            "application/timestamp-query",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -36,6 +36,10 @@ const SESSIONLESS: &[(&str, &str)] = &[
         "/api/v1/passkeys/registration/finish",
         "the ceremony id from start is the credential",
     ),
+    (
+        "/tsa",
+        "a time stamp is asked by anyone, session or not (RFC 3161)",
+    ),
 ];
 
 async fn every_state_changing_route_needs_the_csrf_token(db: TestDb) {

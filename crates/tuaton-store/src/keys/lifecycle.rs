@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(
             e.as_deref(),
             Some(
-                "unknown key purpose \"id_token\"; accepted: id-token, document-ca, signer, tsa, ocsp, audit-anchor, user-signing"
+                "unknown key purpose \"id_token\"; accepted: id-token, root-ca, document-ca, signer, tsa, ocsp, audit-anchor, user-signing"
             )
         );
     }
