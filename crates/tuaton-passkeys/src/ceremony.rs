@@ -293,6 +293,53 @@ impl Passkeys {
         ))
     }
 
+    /// Starts a confirmation: a login over the account's `creds` whose
+    /// WebAuthn challenge is `challenge` instead of a random one, so that
+    /// the assertion's signature (over the client data, which holds the
+    /// challenge) proves that the person approved exactly what the
+    /// challenge commits to, such as the digests of documents to sign.
+    /// `challenge` must be unpredictable to anyone but the server (it
+    /// commits to a fresh random request id) and is used once, as any
+    /// ceremony state. Finished with [`Self::finish_login`].
+    pub fn start_confirmation(
+        &self,
+        creds: &[StoredCredential],
+        challenge: [u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<(RequestChallengeResponse, LoginState), PasskeyError> {
+        let (mut rcr, st) = self.start_login(creds, now)?;
+        let LoginKind::Account(st) = st.kind else {
+            return Err(PasskeyError::InvalidResponse(
+                "a confirmation needs the account's credentials".into(),
+            ));
+        };
+        // webauthn-rs makes its own random challenge and keeps it in the
+        // state; its serialised form (the `danger-allow-state-serialisation`
+        // feature) is where the challenge is replaced. A change to that
+        // form fails here, and the tests, rather than confirm anything.
+        let unreadable =
+            |_| PasskeyError::InvalidResponse("the ceremony state cannot be read".into());
+        let mut value = serde_json::to_value(&st).map_err(unreadable)?;
+        let slot = value
+            .get_mut("ast")
+            .and_then(|a| a.get_mut("challenge"))
+            .ok_or_else(|| {
+                PasskeyError::InvalidResponse("the ceremony state has no challenge".into())
+            })?;
+        *slot = serde_json::Value::String(
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, challenge),
+        );
+        let st: PasskeyAuthentication = serde_json::from_value(value).map_err(unreadable)?;
+        rcr.public_key.challenge = challenge.to_vec().into();
+        Ok((
+            rcr,
+            LoginState {
+                expires_at: now + self.ttl,
+                kind: LoginKind::Account(st),
+            },
+        ))
+    }
+
     /// Starts a username-less login: the browser offers the user's
     /// discoverable passkeys in the autofill UI (`mediation: conditional`).
     pub fn start_discoverable_login(

@@ -700,3 +700,52 @@ fn listed_extra_web_origin_works_and_others_do_not() {
         PasskeyError::WrongOrigin
     );
 }
+
+#[test]
+fn a_confirmation_signs_over_the_given_challenge_and_no_other() {
+    let pk = passkeys(Aal3Policy::empty());
+    let mut auth = uv_passkey();
+    let (stored, _) = register(&pk, &mut auth, &[], false).unwrap();
+    let creds = std::slice::from_ref(&stored);
+    let challenge = [0x5a; 32];
+
+    let (rcr, state) = pk.start_confirmation(creds, challenge, NOW).unwrap();
+    let offered: &[u8] = rcr.public_key.challenge.as_ref();
+    assert_eq!(offered, &challenge[..]);
+    let response = auth.do_authentication(origin(), rcr).unwrap();
+    // The client data the authenticator signed names the challenge.
+    let client_data: serde_json::Value =
+        serde_json::from_slice(response.response.client_data_json.as_ref()).unwrap();
+    assert_eq!(
+        client_data["challenge"],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge)
+    );
+    let out = pk.finish_login(state, &response, &stored, NOW).unwrap();
+
+    // The same assertion does not confirm another challenge, nor a random one.
+    let (_, other) = pk
+        .start_confirmation(std::slice::from_ref(&out.updated), [0x5b; 32], NOW)
+        .unwrap();
+    assert_eq!(
+        pk.finish_login(other, &response, &out.updated, NOW)
+            .unwrap_err(),
+        PasskeyError::ChallengeMismatch
+    );
+    let (_, random) = pk.start_login(std::slice::from_ref(&out.updated), NOW).unwrap();
+    assert_eq!(
+        pk.finish_login(random, &response, &out.updated, NOW)
+            .unwrap_err(),
+        PasskeyError::ChallengeMismatch
+    );
+    // An assertion made for a random challenge does not confirm this one.
+    let (rcr, _) = pk.start_login(std::slice::from_ref(&out.updated), NOW).unwrap();
+    let unrelated = auth.do_authentication(origin(), rcr).unwrap();
+    let (_, confirm) = pk
+        .start_confirmation(std::slice::from_ref(&out.updated), challenge, NOW)
+        .unwrap();
+    assert_eq!(
+        pk.finish_login(confirm, &unrelated, &out.updated, NOW)
+            .unwrap_err(),
+        PasskeyError::ChallengeMismatch
+    );
+}
