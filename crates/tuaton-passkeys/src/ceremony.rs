@@ -326,9 +326,10 @@ impl Passkeys {
             .ok_or_else(|| {
                 PasskeyError::InvalidResponse("the ceremony state has no challenge".into())
             })?;
-        *slot = serde_json::Value::String(
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, challenge),
-        );
+        *slot = serde_json::Value::String(base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            challenge,
+        ));
         let st: PasskeyAuthentication = serde_json::from_value(value).map_err(unreadable)?;
         rcr.public_key.challenge = challenge.to_vec().into();
         Ok((

@@ -731,14 +731,18 @@ fn a_confirmation_signs_over_the_given_challenge_and_no_other() {
             .unwrap_err(),
         PasskeyError::ChallengeMismatch
     );
-    let (_, random) = pk.start_login(std::slice::from_ref(&out.updated), NOW).unwrap();
+    let (_, random) = pk
+        .start_login(std::slice::from_ref(&out.updated), NOW)
+        .unwrap();
     assert_eq!(
         pk.finish_login(random, &response, &out.updated, NOW)
             .unwrap_err(),
         PasskeyError::ChallengeMismatch
     );
     // An assertion made for a random challenge does not confirm this one.
-    let (rcr, _) = pk.start_login(std::slice::from_ref(&out.updated), NOW).unwrap();
+    let (rcr, _) = pk
+        .start_login(std::slice::from_ref(&out.updated), NOW)
+        .unwrap();
     let unrelated = auth.do_authentication(origin(), rcr).unwrap();
     let (_, confirm) = pk
         .start_confirmation(std::slice::from_ref(&out.updated), challenge, NOW)
