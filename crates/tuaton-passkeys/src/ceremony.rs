@@ -331,7 +331,7 @@ impl Passkeys {
             challenge,
         ));
         let st: PasskeyAuthentication = serde_json::from_value(value).map_err(unreadable)?;
-        rcr.public_key.challenge = challenge.to_vec().into();
+        rcr.public_key.challenge = challenge.to_vec();
         Ok((
             rcr,
             LoginState {
