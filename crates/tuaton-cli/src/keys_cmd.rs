@@ -88,10 +88,10 @@ pub(crate) enum KeysCommand {
 pub(crate) struct Common {
     /// Print the result as JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Development mode: software keys sealed under keys-dev/master.key.
     #[arg(long)]
-    dev: bool,
+    pub(crate) dev: bool,
 }
 
 #[derive(Args)]

@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use time::OffsetDateTime;
 use tuaton_store::certificates::{self, StoredCertificate};
 
-use crate::keys_cmd::{open_backend, print_json, rfc3339};
+use crate::keys_cmd::{Common, open_backend, print_json, rfc3339};
 
 #[derive(Subcommand)]
 pub(crate) enum PkiCommand {
@@ -40,16 +40,6 @@ pub(crate) enum PkiCommand {
         #[command(flatten)]
         common: Common,
     },
-}
-
-#[derive(Args)]
-pub(crate) struct Common {
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Development mode: software keys sealed under keys-dev/master.key.
-    #[arg(long)]
-    dev: bool,
 }
 
 pub(crate) async fn run(config: Option<&Path>, cmd: PkiCommand) -> ExitCode {

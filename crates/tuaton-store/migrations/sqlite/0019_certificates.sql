@@ -1,9 +1,3 @@
--- The CA hierarchy's root gets a key purpose of its own (`root-ca`; the
--- issuing CAs keep `document-ca`).
-ALTER TABLE managed_keys DROP CONSTRAINT managed_keys_purpose_check;
-ALTER TABLE managed_keys ADD CONSTRAINT managed_keys_purpose_check CHECK (purpose IN
-    ('id-token', 'root-ca', 'document-ca', 'signer', 'tsa', 'ocsp', 'audit-anchor', 'user-signing'));
-
 -- Every certificate Tuaton's CA made: the hierarchy's own (root, issuing
 -- CAs, the time-stamping and OCSP responders) and signer certificates. The
 -- private keys stay in the key backend; key_id names the managed key whose
