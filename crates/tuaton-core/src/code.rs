@@ -134,6 +134,12 @@ codes! {
     ClientExists = "client_exists",
     /// No live consent with this id.
     UnknownConsent = "unknown_consent",
+    /// No pending signing request of this account with this id (unknown,
+    /// signed already, expired, or another person's).
+    UnknownSigningRequest = "unknown_signing_request",
+    /// The documents of a signing request do not fit (none, too many, a
+    /// name or a digest malformed).
+    InvalidDocuments = "invalid_documents",
     // Registries.
     /// No valid card for these details.
     CardNotFound = "card_not_found",

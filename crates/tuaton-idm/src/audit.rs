@@ -74,6 +74,7 @@ pub(crate) mod action {
     pub const OIDC_LOGOUT: &str = "oidc.logout";
     pub const OIDC_CLIENT_CREDENTIALS: &str = "oidc.client_credentials";
     pub const OIDC_GRANT_REVOKED: &str = "oidc.grant_revoked";
+    pub const SIGN: &str = "signature.create";
 }
 
 /// A success record.

@@ -132,6 +132,10 @@ pub enum IdmError {
     /// The account's level needs an officer to recover it. Caller.
     #[error("recovery needs in-person proofing")]
     OfficerRecoveryRequired,
+    /// No pending signing request of this account with this id (unknown,
+    /// signed already, expired, or another person's). Caller or attacker.
+    #[error("no pending signing request with this id")]
+    UnknownSigningRequest,
     /// No open recovery with this id and token (unknown, cancelled,
     /// completed or expired: one answer for all). Caller or attacker.
     #[error("no open recovery with this id and token")]
@@ -237,6 +241,7 @@ impl IdmError {
             Self::RoleNotHeld(_) => C::RoleNotHeld,
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,
             Self::UnknownRecovery => C::UnknownRecovery,
+            Self::UnknownSigningRequest => C::UnknownSigningRequest,
             Self::RecoveryCoolingOff { .. } => C::RecoveryCoolingOff,
             Self::NoActivePasskey => C::NoActivePasskey,
             Self::FaceMatchUnavailable => C::FaceMatchUnavailable,

@@ -35,6 +35,7 @@ pub mod pki;
 mod recovery;
 mod registration;
 mod sessions;
+pub mod signing;
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub use oidc::{
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
+pub use signing::{DocumentDigest, SignedDocument, SigningChallenge};
 pub use tuaton_proofing::CitizenEvidenceInput;
 pub use tuaton_proofing::LiveCapture;
 pub use tuaton_store::ceremonies::CeremonyKind;

@@ -2,7 +2,11 @@
 //! the hierarchy made through the key backend and stored, made again
 //! without doubles, rotated while what the old keys certified keeps
 //! validating, and the time-stamping authority answering from it, judged by
-//! `openssl ts -verify`. On SQLite, and on PostgreSQL when the run has one.
+//! `openssl ts -verify`; and a person signing documents under sole
+//! control: a passkey confirmation over exactly the documents' digests,
+//! CAdES B-T signatures that `openssl cms -verify` accepts, and every
+//! attempt to sign what was not confirmed refused without a write. On
+//! SQLite, and on PostgreSQL when the run has one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -18,7 +22,11 @@ use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
 
 mod common;
-use common::idm;
+use common::{ORIGIN, enrol_with_passkey, idm, logged_in, options};
+use tuaton_idm::DocumentDigest;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
@@ -79,7 +87,16 @@ async fn audit_actions(db: &TestDb, action: &str) -> usize {
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.action == action)
+        .filter(|r| r.action == action && r.outcome == "success")
+        .count()
+}
+
+async fn refusals(db: &TestDb, action: &str) -> usize {
+    tuaton_store::audit::list(&db.store, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == action && r.outcome != "success")
         .count()
 }
 
@@ -244,8 +261,280 @@ async fn without_a_hierarchy_the_tsa_refuses_and_writes_nothing(db: TestDb) {
     assert_eq!(before, after);
 }
 
+fn document(name: &str, bytes: &[u8]) -> DocumentDigest {
+    DocumentDigest {
+        name: name.into(),
+        size: bytes.len() as u64,
+        sha256: ring::digest::digest(&ring::digest::SHA256, bytes)
+            .as_ref()
+            .try_into()
+            .unwrap(),
+    }
+}
+
+async fn count(db: &TestDb, table: &str, filter: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE {filter}");
+    let (n,): (i64,) = sqlx::query_as(&sql)
+        .fetch_one(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    n
+}
+
+async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts_them(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(&db, &dir.path().join("keys"));
+    let now = OffsetDateTime::now_utc();
+    idm.certify_hierarchy(now, "operator:test", true)
+        .await
+        .unwrap();
+    let root = idm.root_certificate(now).await.unwrap();
+    std::fs::write(dir.path().join("root.pem"), tuaton_idm::pki::pem(&root)).unwrap();
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, account) = enrol_with_passkey(&idm, &mut phone, now).await;
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+
+    let contract = b"a lease for a flat in Bangkok".to_vec();
+    let annex = vec![7u8; 4096];
+    let asked = idm
+        .start_signing(
+            &session,
+            &[
+                document("lease.pdf", &contract),
+                document("annex.bin", &annex),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(asked.documents.len(), 2);
+    // The challenge the passkey signs is the one the request commits to.
+    let expected = tuaton_idm::signing::confirmation_challenge(
+        &asked.request_id,
+        &asked.certificate,
+        &asked.documents,
+    );
+    let offered: &[u8] = asked.options.public_key.challenge.as_ref();
+    assert_eq!(offered, &expected[..]);
+    // The certificate names the person (PNOTH- and the citizen id).
+    std::fs::write(dir.path().join("signer.der"), &asked.certificate).unwrap();
+    let (_, subject) = openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "signer.der",
+            "-noout",
+            "-subject",
+        ],
+    );
+    assert!(subject.contains("PNOTH-1999000000017"), "{subject}");
+
+    let assertion = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&asked.options))
+        .unwrap();
+    let signed = idm
+        .finish_signing(&session, &asked.request_id, &assertion, now)
+        .await
+        .unwrap();
+    assert_eq!(signed.len(), 2);
+    for (doc, bytes) in signed.iter().zip([&contract, &annex]) {
+        std::fs::write(dir.path().join("doc.bin"), bytes).unwrap();
+        std::fs::write(dir.path().join("doc.p7s"), &doc.signature).unwrap();
+        let (ok, text) = openssl(
+            dir.path(),
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "doc.p7s",
+                "-content",
+                "doc.bin",
+                "-CAfile",
+                "root.pem",
+                "-out",
+                "/dev/null",
+            ],
+        );
+        assert!(ok, "{}: {text}", doc.name);
+        let (_, printed) = openssl(
+            dir.path(),
+            &[
+                "cms", "-cmsout", "-print", "-inform", "DER", "-in", "doc.p7s",
+            ],
+        );
+        assert!(
+            printed.contains("id-smime-aa-timeStampToken"),
+            "B-T expected"
+        );
+    }
+    // The request is kept with its evidence; the signing is audited once.
+    let stored =
+        tuaton_store::signing::by_id(db.store.conn().await.unwrap().conn(), &asked.request_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(stored.state, tuaton_store::signing::RequestState::Signed);
+    let evidence = stored.evidence.unwrap();
+    assert!(evidence["client_data_json"].is_string() && evidence["signature"].is_string());
+    assert_eq!(audit_actions(&db, "signature.create").await, 1);
+    // One key for the person, made at the first signing; a second request
+    // uses it and its certificate again.
+    let again = idm
+        .start_signing(&session, &[document("receipt.xml", b"<r/>")], now)
+        .await
+        .unwrap();
+    assert_eq!(again.certificate, asked.certificate);
+    assert_eq!(
+        count(
+            &db,
+            "managed_keys",
+            &format!("purpose = 'user-signing' AND account_id = '{account}'")
+        )
+        .await,
+        1
+    );
+
+    // The same assertion again: the request is signed, nothing more is.
+    let replay = idm
+        .finish_signing(&session, &asked.request_id, &assertion, now)
+        .await
+        .unwrap_err();
+    assert_eq!(replay.code(), ErrorCode::UnknownSigningRequest);
+    assert_eq!(audit_actions(&db, "signature.create").await, 1);
+}
+
+async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(&db, &dir.path().join("keys"));
+    let now = OffsetDateTime::now_utc();
+    idm.certify_hierarchy(now, "operator:test", true)
+        .await
+        .unwrap();
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, _) = enrol_with_passkey(&idm, &mut phone, now).await;
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+
+    let wanted = idm
+        .start_signing(
+            &session,
+            &[document("loan.pdf", b"borrow 10,000 baht")],
+            now,
+        )
+        .await
+        .unwrap();
+    let other = idm
+        .start_signing(
+            &session,
+            &[document("loan.pdf", b"borrow 900,000 baht")],
+            now,
+        )
+        .await
+        .unwrap();
+    let confirmed_other = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&other.options))
+        .unwrap();
+    let signatures = || async { audit_actions(&db, "signature.create").await };
+    // An assertion over other digests does not sign these.
+    let e = idm
+        .finish_signing(&session, &wanted.request_id, &confirmed_other, now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
+    // A refused confirmation ends its request: no second try with it.
+    let again = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&wanted.options))
+        .unwrap();
+    let e = idm
+        .finish_signing(&session, &wanted.request_id, &again, now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnknownCeremony, "{e}");
+    let wanted = idm
+        .start_signing(
+            &session,
+            &[document("loan.pdf", b"borrow 10,000 baht")],
+            now,
+        )
+        .await
+        .unwrap();
+    // An assertion for a login does not sign anything.
+    let login = idm
+        .start_login(Some(&evidence.citizen_id), now)
+        .await
+        .unwrap();
+    let login_assertion = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&login.options))
+        .unwrap();
+    let e = idm
+        .finish_signing(&session, &wanted.request_id, &login_assertion, now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
+    let wanted = idm
+        .start_signing(
+            &session,
+            &[document("loan.pdf", b"borrow 10,000 baht")],
+            now,
+        )
+        .await
+        .unwrap();
+    // A database writer who changes the documents of a pending request
+    // gets the request refused, not signed.
+    sqlx::query("UPDATE signing_requests SET documents = REPLACE(documents, 'loan.pdf', 'gift.pdf') WHERE id = $1")
+        .bind(&other.request_id)
+        .execute(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    let e = idm
+        .finish_signing(&session, &other.request_id, &confirmed_other, now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
+    // After its lifetime a request is not signed.
+    let late = now
+        + tuaton_store::ceremonies::CeremonyKind::SigningConfirmation.lifetime()
+        + Duration::seconds(1);
+    let wanted_assertion = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&wanted.options))
+        .unwrap();
+    let e = idm
+        .finish_signing(&session, &wanted.request_id, &wanted_assertion, late)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnknownSigningRequest);
+    assert_eq!(signatures().await, 0);
+    // Each refused confirmation is audited as refused.
+    assert!(refusals(&db, "signature.create").await >= 3);
+    assert_eq!(count(&db, "signing_requests", "state = 'signed'").await, 0);
+
+    // Bad documents are refused before anything is made.
+    for bad in [
+        vec![],
+        vec![document("", b"x")],
+        vec![document("a\nb.pdf", b"x")],
+        vec![DocumentDigest {
+            size: 0,
+            ..document("empty.pdf", b"x")
+        }],
+        (0..101)
+            .map(|i| document(&format!("{i}.pdf"), b"x"))
+            .collect(),
+    ] {
+        let e = idm.start_signing(&session, &bad, now).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidDocuments, "{e}");
+    }
+}
+
 on_both_engines!(
     the_hierarchy_is_made_once_and_time_stamps_verify_with_openssl,
     a_rotated_issuing_ca_and_tsa_leave_earlier_time_stamps_valid,
     without_a_hierarchy_the_tsa_refuses_and_writes_nothing,
+    a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts_them,
+    what_the_passkey_did_not_confirm_is_never_signed,
 );

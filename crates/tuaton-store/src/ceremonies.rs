@@ -37,6 +37,8 @@ pub enum CeremonyKind {
     PushedAuthorization,
     /// An authorization code, stored under its digest until redeemed.
     AuthorizationCode,
+    /// A WebAuthn challenge that confirms a signing request (sole control).
+    SigningConfirmation,
 }
 
 impl CeremonyKind {
@@ -50,6 +52,7 @@ impl CeremonyKind {
             CeremonyKind::OidcAuthorization => "oidc-authorization",
             CeremonyKind::PushedAuthorization => "oidc-pushed",
             CeremonyKind::AuthorizationCode => "authorization-code",
+            CeremonyKind::SigningConfirmation => "signing-confirmation",
         }
     }
 
@@ -64,7 +67,8 @@ impl CeremonyKind {
         match self {
             CeremonyKind::PasskeyRegistration
             | CeremonyKind::PasskeyLogin
-            | CeremonyKind::RecoveryCancel => time::Duration::minutes(5),
+            | CeremonyKind::RecoveryCancel
+            | CeremonyKind::SigningConfirmation => time::Duration::minutes(5),
             CeremonyKind::EnrolmentGrant => time::Duration::minutes(15),
             CeremonyKind::OidcAuthorization => time::Duration::minutes(10),
             CeremonyKind::AuthorizationCode | CeremonyKind::PushedAuthorization => {
@@ -82,6 +86,7 @@ impl CeremonyKind {
             CeremonyKind::OidcAuthorization,
             CeremonyKind::PushedAuthorization,
             CeremonyKind::AuthorizationCode,
+            CeremonyKind::SigningConfirmation,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

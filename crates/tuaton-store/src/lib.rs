@@ -27,6 +27,7 @@ pub mod proofing;
 pub mod recoveries;
 pub mod secrets;
 pub mod sessions;
+pub mod signing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

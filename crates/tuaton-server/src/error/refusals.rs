@@ -120,6 +120,10 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 "This account was proofed in person. Visit an officer with your ID card to recover it.".into(),
             ),
             E::UnknownConsent => (StatusCode::NOT_FOUND, "No live consent with this id.".into()),
+            E::UnknownSigningRequest => (
+                StatusCode::NOT_FOUND,
+                "No pending signing request matches. It may have been signed already or expired.".into(),
+            ),
             E::UnknownRecovery => (
                 StatusCode::NOT_FOUND,
                 "No open recovery matches. It may have been cancelled by the account's owner, completed or expired, or the token is wrong.".into(),

@@ -1,0 +1,552 @@
+//! Signing under sole control: a person asks to sign documents (their
+//! names, sizes and SHA-256 digests; the documents stay with them), sees
+//! them, and confirms with a passkey whose WebAuthn challenge commits to
+//! exactly those digests, the request's id and the signer certificate.
+//! Only then does the person's own key sign, in the key backend, one CAdES
+//! B-T signature per document. The confirmation is kept with the request
+//! as evidence, and the signing is one audit record.
+//!
+//! The person's key is made in the backend at their first signing, never
+//! exportable, and certified by the active issuing CA with their proofed
+//! identity (docs/signing.md).
+
+use std::sync::Arc;
+
+use ring::digest::{Context, SHA256};
+use serde_json::json;
+use time::OffsetDateTime;
+use tuaton_core::{AccountId, CitizenId, ErrorCode, Ial, SignatureAlgorithm};
+use tuaton_keys::{KeyBackend, KeySpec};
+use tuaton_passkeys::StoredCredential;
+use tuaton_pki::{Authority, BackendKey, Signer};
+use tuaton_store::accounts::{Account, AccountState};
+use tuaton_store::batch::Batch;
+use tuaton_store::ceremonies::{self, CeremonyKind};
+use tuaton_store::certificates::{self, CertificateRole, NewCertificate, StoredCertificate};
+use tuaton_store::keys::{self, KeyPurpose, ManagedKey, NewKey};
+use tuaton_store::passkeys::{self as creds, PasskeyState};
+use tuaton_store::signing::{self as requests, NewRequest, RequestState, RequestedDocument};
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
+
+use crate::audit::{self, Actor, action};
+use crate::custody::CustodyError;
+use crate::login::Assertion;
+use crate::pki::{chain_of, current};
+use crate::sessions::ActiveSession;
+use crate::{Idm, IdmError};
+
+/// The most documents one confirmation signs.
+pub const MAX_DOCUMENTS: usize = 100;
+/// The longest document name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// The identity level a signer certificate needs.
+pub const SIGNING_IAL: Ial = Ial::Ial2_1;
+
+const CONFIRM: Assertion = Assertion {
+    kind: CeremonyKind::SigningConfirmation,
+    action: action::SIGN,
+};
+
+/// A document to sign, as the signer's device describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentDigest {
+    /// The file's name as the signer sees it.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+}
+
+/// A signing request begun: show `documents` to the person and give
+/// `options` to `navigator.credentials.get`; the assertion finishes it.
+#[derive(Debug)]
+pub struct SigningChallenge {
+    /// The request's id.
+    pub request_id: String,
+    /// The WebAuthn request options; the challenge commits to the request.
+    pub options: RequestChallengeResponse,
+    /// The documents, in the order they are signed.
+    pub documents: Vec<RequestedDocument>,
+    /// The signer certificate the signatures will carry, DER.
+    pub certificate: Vec<u8>,
+    /// After this the request is not signed.
+    pub expires_at: OffsetDateTime,
+}
+
+/// One signed document.
+#[derive(Debug, Clone)]
+pub struct SignedDocument {
+    /// Its name.
+    pub name: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The CAdES B-T detached signature (`.p7s`, DER).
+    pub signature: Vec<u8>,
+}
+
+/// Checks the documents a device describes: one to [`MAX_DOCUMENTS`], each
+/// named (no control characters, at most [`MAX_NAME_CHARS`]) and not empty.
+pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocument>, IdmError> {
+    let bad = |message: String| IdmError::Invalid {
+        code: ErrorCode::InvalidDocuments,
+        message,
+    };
+    if documents.is_empty() || documents.len() > MAX_DOCUMENTS {
+        return Err(bad(format!(
+            "a signing request has 1 to {MAX_DOCUMENTS} documents"
+        )));
+    }
+    documents
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let chars = d.name.chars().count();
+            if chars == 0 || chars > MAX_NAME_CHARS || d.name.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "document {i}: a name of 1 to {MAX_NAME_CHARS} characters, without control characters"
+                )));
+            }
+            if d.size == 0 {
+                return Err(bad(format!("document {i}: an empty file is not signed")));
+            }
+            Ok(RequestedDocument {
+                name: d.name.clone(),
+                size: d.size,
+                sha256: hex::encode(d.sha256),
+            })
+        })
+        .collect()
+}
+
+/// The confirmation's challenge: SHA-256 over a label, the request's id,
+/// the signer certificate's SHA-256 and each document's digest, size and
+/// name, each length-prefixed, so no two requests share one.
+pub fn confirmation_challenge(
+    request_id: &str,
+    certificate_der: &[u8],
+    documents: &[RequestedDocument],
+) -> [u8; 32] {
+    let mut c = Context::new(&SHA256);
+    let mut part = |bytes: &[u8]| {
+        c.update(&(bytes.len() as u64).to_be_bytes());
+        c.update(bytes);
+    };
+    part(b"tuaton signing confirmation v1");
+    part(request_id.as_bytes());
+    part(ring::digest::digest(&SHA256, certificate_der).as_ref());
+    part(&(documents.len() as u64).to_be_bytes());
+    for d in documents {
+        part(d.sha256.as_bytes());
+        part(&d.size.to_be_bytes());
+        part(d.name.as_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(c.finish().as_ref());
+    out
+}
+
+fn digest_bytes(hex_digest: &str) -> Result<[u8; 32], IdmError> {
+    let bytes = hex::decode(hex_digest)
+        .map_err(|_| IdmError::Internal("a stored document digest is not hex".into()))?;
+    bytes
+        .try_into()
+        .map_err(|_| IdmError::Internal("a stored document digest is not SHA-256".into()))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+impl Idm {
+    /// The account, if it may sign: active, proofed at [`SIGNING_IAL`] or higher.
+    async fn signer_account(&self, session: &ActiveSession) -> Result<Account, IdmError> {
+        let account = self.account_of(session).await?;
+        if account.state != AccountState::Active {
+            return Err(IdmError::AccountNotActive);
+        }
+        if account.citizen_id.is_none() {
+            return Err(IdmError::NotProofed);
+        }
+        if account.ial < SIGNING_IAL {
+            return Err(IdmError::IalTooLow { needs: SIGNING_IAL });
+        }
+        Ok(account)
+    }
+
+    /// The account's own signing key, made in the backend (active at
+    /// once) when it has none.
+    async fn user_key(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<ManagedKey, IdmError> {
+        if let Some(k) =
+            keys::user_signing_key(self.store().conn().await?.conn(), account, now).await?
+        {
+            return Ok(k);
+        }
+        let backend = self.keys().clone();
+        let key_ref =
+            tokio::task::spawn_blocking(move || backend.generate(KeySpec::EcP256, "user-signing"))
+                .await
+                .map_err(|_| CustodyError::Interrupted)?
+                .map_err(|source| CustodyError::Key {
+                    id: "user-signing".into(),
+                    source,
+                })?;
+        let recorded = async {
+            let mut tx = self.store().begin().await?;
+            let new = NewKey {
+                purpose: KeyPurpose::UserSigning,
+                account_id: Some(account.clone()),
+                algorithm: SignatureAlgorithm::Es256,
+                backend: self.keys().name().to_owned(),
+                key_ref: key_ref.to_string(),
+                activate_after: now,
+                replaces: None,
+            };
+            let key = keys::insert_pending(&mut tx, &new, now, keys::SYSTEM_ACTOR).await?;
+            tx.commit().await?;
+            Ok::<_, keys::KeysError>(key)
+        }
+        .await;
+        if recorded.is_err() {
+            // Another request made the key meanwhile (or the store failed):
+            // leave no orphan in the backend.
+            let backend = self.keys().clone();
+            let orphan = key_ref.clone();
+            let _ = tokio::task::spawn_blocking(move || backend.destroy(&orphan)).await;
+        }
+        keys::tick(self.store(), now)
+            .await
+            .map_err(|e| IdmError::Internal(format!("activating a signing key: {e}")))?;
+        keys::user_signing_key(self.store().conn().await?.conn(), account, now)
+            .await?
+            .ok_or_else(|| IdmError::Internal("the signing key could not be made".into()))
+    }
+
+    /// The account's signer certificate valid now, issued by the active
+    /// issuing CA when it has none (or none for its key).
+    async fn signer_certificate(
+        &self,
+        account: &Account,
+        key: &ManagedKey,
+        now: OffsetDateTime,
+    ) -> Result<StoredCertificate, IdmError> {
+        let existing = certificates::of_key(self.store().conn().await?.conn(), &key.id).await?;
+        if let Some(c) = existing
+            .into_iter()
+            .find(|c| c.role == CertificateRole::Signer && c.revoked.is_none() && c.valid_at(now))
+        {
+            return Ok(c);
+        }
+        let plan = self
+            .ca_plan()
+            .ok_or(CustodyError::NoCertificate("certificate authority"))?
+            .clone();
+        let (issuer_key, issuer_cert) = current(self.store(), KeyPurpose::DocumentCa, now).await?;
+        let citizen = account
+            .citizen_id
+            .as_deref()
+            .and_then(|c| CitizenId::parse(c).ok())
+            .ok_or(IdmError::NotProofed)?;
+        // Latin names when the registry gave them, the Thai ones otherwise.
+        let (given, family) = match (&account.en_given, &account.en_family) {
+            (Some(g), Some(f)) if !g.is_empty() && !f.is_empty() => (g.clone(), f.clone()),
+            _ => (
+                account.thai_given.clone().unwrap_or_default(),
+                account.thai_family.clone().unwrap_or_default(),
+            ),
+        };
+        let ial = account.ial;
+        let backend = self.keys().clone();
+        let subject = key.clone();
+        let issuer_der = issuer_cert.der.clone();
+        let issued = tokio::task::spawn_blocking(move || {
+            let parse = |k: &ManagedKey| k.key_ref.parse().map_err(tuaton_pki::PkiError::Key);
+            let authority = Authority::from_certificate(
+                &issuer_der,
+                &BackendKey {
+                    backend: &backend,
+                    key: parse(&issuer_key)?,
+                    alg: issuer_key.algorithm,
+                },
+                &issuer_key.id,
+                &plan.settings,
+            )?;
+            authority.issue_signer(
+                &BackendKey {
+                    backend: &backend,
+                    key: parse(&subject)?,
+                    alg: subject.algorithm,
+                },
+                &Signer::Citizen {
+                    given_name: &given,
+                    family_name: &family,
+                    citizen_id: &citizen,
+                    ial,
+                },
+                now,
+            )
+        })
+        .await
+        .map_err(|_| CustodyError::Interrupted)?
+        .map_err(CustodyError::Pki)?;
+        let facts = issued.facts().map_err(CustodyError::Pki)?;
+        let mut tx = self.store().begin().await?;
+        let stored = certificates::insert(
+            &mut tx,
+            &NewCertificate {
+                role: CertificateRole::Signer,
+                key_id: &key.id,
+                issuer_id: Some(&issuer_cert.id),
+                account_id: Some(&account.id),
+                serial_hex: facts.serial_hex,
+                der: issued.der(),
+                not_before: facts.not_before,
+                not_after: facts.not_after,
+            },
+            now,
+            &Actor::Account(account.id.clone()).to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Begins a signing request for `documents`: the signer's key and
+    /// certificate (made at the first signing), and a passkey confirmation
+    /// whose challenge commits to the request.
+    pub async fn start_signing(
+        &self,
+        session: &ActiveSession,
+        documents: &[DocumentDigest],
+        now: OffsetDateTime,
+    ) -> Result<SigningChallenge, IdmError> {
+        let documents = check_documents(documents)?;
+        let account = self.signer_account(session).await?;
+        self.count_attempt(&account.id)?;
+        let active: Vec<StoredCredential> =
+            creds::for_account(self.store().conn().await?.conn(), &account.id)
+                .await?
+                .into_iter()
+                .filter(|p| p.state == PasskeyState::Active)
+                .map(|p| StoredCredential::from_stored(p.credential))
+                .collect();
+        if active.is_empty() {
+            return Err(IdmError::Invalid {
+                code: ErrorCode::NoActivePasskey,
+                message: "a signature is confirmed with a passkey; register one first".into(),
+            });
+        }
+        let key = self.user_key(&account.id, now).await?;
+        let certificate = self.signer_certificate(&account, &key, now).await?;
+        let request_id = tuaton_store::new_id();
+        let challenge = confirmation_challenge(&request_id, &certificate.der, &documents);
+        let (options, state) = self
+            .passkeys()
+            .start_confirmation(&active, challenge, now)?;
+        let begun = ceremonies::put_challenge(
+            self.store(),
+            CONFIRM.kind,
+            Some(&account.id),
+            &state.to_json()?,
+            now,
+        )
+        .await?;
+        requests::insert(
+            self.store().conn().await?.conn(),
+            &NewRequest {
+                id: &request_id,
+                account_id: &account.id,
+                ceremony_id: &begun.id,
+                certificate_id: &certificate.id,
+                documents: &documents,
+                challenge: &hex::encode(challenge),
+                expires: begun.expires_at,
+            },
+            now,
+        )
+        .await?;
+        Ok(SigningChallenge {
+            request_id,
+            options,
+            documents,
+            certificate: certificate.der,
+            expires_at: begun.expires_at,
+        })
+    }
+
+    /// Finishes a signing request with the passkey's assertion: verified as
+    /// a login's is (over the request's challenge, so over these digests
+    /// only), then every document signed with the person's key (CAdES
+    /// B-T), and the request marked signed with the assertion as evidence,
+    /// the ceremony spent and the signing audited in one transaction.
+    /// Nothing is returned unless that transaction committed.
+    pub async fn finish_signing(
+        &self,
+        session: &ActiveSession,
+        request_id: &str,
+        response: &PublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignedDocument>, IdmError> {
+        let request = requests::by_id(self.store().conn().await?.conn(), request_id)
+            .await?
+            .filter(|r| {
+                r.account_id == session.account_id
+                    && r.state == RequestState::Pending
+                    && r.expires > now
+            })
+            .ok_or(IdmError::UnknownSigningRequest)?;
+        let account = self.signer_account(session).await?;
+        let certificate =
+            certificates::by_id(self.store().conn().await?.conn(), &request.certificate_id)
+                .await?
+                .ok_or_else(|| {
+                    IdmError::Internal("a signing request's certificate is missing".into())
+                })?;
+        // The stored request must still be what the challenge commits to:
+        // a row changed in the database confirms nothing.
+        let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
+        if hex::encode(challenge) != request.challenge {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
+        }
+        let (recognised, outcome) = self
+            .assert(CONFIRM, &request.ceremony_id, response, now)
+            .await?;
+        if recognised.account_id != account.id {
+            return Err(IdmError::Passkey(
+                tuaton_passkeys::PasskeyError::UnknownCredential,
+            ));
+        }
+        // The client data the authenticator signed names this challenge.
+        let client_data: serde_json::Value =
+            serde_json::from_slice(response.response.client_data_json.as_ref())
+                .map_err(|_| IdmError::Passkey(tuaton_passkeys::PasskeyError::ChallengeMismatch))?;
+        if client_data["challenge"].as_str() != Some(b64(&challenge).as_str()) {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
+        }
+
+        let signed = self
+            .sign_documents(&certificate, &request.documents, now)
+            .await?;
+
+        let (mut tx, place) = self
+            .open_spending(CONFIRM.kind, &request.ceremony_id)
+            .await?;
+        let evidence = json!({
+            "credential_id": b64(&response.raw_id),
+            "client_data_json": b64(response.response.client_data_json.as_ref()),
+            "authenticator_data": b64(response.response.authenticator_data.as_ref()),
+            "signature": b64(response.response.signature.as_ref()),
+            "challenge": request.challenge,
+        });
+        if !requests::mark_signed(&mut tx, &request.id, &evidence, now).await? {
+            drop(tx);
+            return Err(IdmError::UnknownSigningRequest);
+        }
+        let mut closing = Batch::new();
+        closing.push(recognised.record_use(&outcome, now));
+        let ev = audit::success(
+            &Actor::Account(account.id.clone()),
+            action::SIGN,
+            request.id.clone(),
+        )
+        .with_details(json!({
+            "documents": request.documents,
+            "format": "CAdES-B-T",
+            "key_id": certificate.key_id,
+            "certificate_id": certificate.id,
+            "certificate_serial": certificate.serial_hex,
+            "cred_id": recognised.record.cred_id,
+        }));
+        place.write(now, &ev, &mut closing)?;
+        tx.commit_with(closing).await?;
+        Ok(signed)
+    }
+
+    /// A request whose stored documents (or ceremony) no longer match what
+    /// its confirmation commits to: a database writer's change. Refused as
+    /// a challenge mismatch, and audited.
+    async fn refuse_tampered(
+        &self,
+        account: &AccountId,
+        request_id: &str,
+        now: OffsetDateTime,
+    ) -> IdmError {
+        tracing::warn!(
+            request = request_id,
+            "a signing request no longer matches its confirmation's challenge"
+        );
+        let audited = audit::refused_alone(
+            self.store(),
+            now,
+            &Actor::Account(account.clone()),
+            action::SIGN,
+            request_id.to_owned(),
+            ErrorCode::ChallengeMismatch,
+        )
+        .await;
+        match audited {
+            Ok(()) => IdmError::Passkey(tuaton_passkeys::PasskeyError::ChallengeMismatch),
+            Err(e) => e,
+        }
+    }
+
+    /// One CAdES B-T signature per document with the certificate's key,
+    /// time-stamped by Tuaton's TSA.
+    async fn sign_documents(
+        &self,
+        certificate: &StoredCertificate,
+        documents: &[RequestedDocument],
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignedDocument>, IdmError> {
+        let plan = self
+            .ca_plan()
+            .ok_or(CustodyError::NoCertificate("certificate authority"))?;
+        let key = keys::by_id(self.store().conn().await?.conn(), &certificate.key_id)
+            .await?
+            .filter(|k| k.state == keys::KeyState::Active)
+            .ok_or_else(|| IdmError::Internal("the signer's key is not active".into()))?;
+        let chain: Vec<Vec<u8>> = chain_of(self.store(), certificate)
+            .await?
+            .into_iter()
+            .map(|c| c.der)
+            .collect();
+        let stamper = crate::pki::time_stamper(self.store(), self.keys(), plan, now).await?;
+        let backend: Arc<dyn KeyBackend> = self.keys().clone();
+        let cert_der = certificate.der.clone();
+        let docs = documents.to_vec();
+        let digests = docs
+            .iter()
+            .map(|d| digest_bytes(&d.sha256))
+            .collect::<Result<Vec<_>, _>>()?;
+        tokio::task::spawn_blocking(move || {
+            let key_ref = key.key_ref.parse().map_err(tuaton_sign::SignError::Key)?;
+            let signer =
+                tuaton_sign::CmsSigner::new(backend, key_ref, key.algorithm, &cert_der, &chain)?;
+            docs.into_iter()
+                .zip(digests)
+                .map(|(d, digest)| {
+                    let signature = tuaton_sign::cades::sign_detached(
+                        &signer,
+                        &digest,
+                        tuaton_sign::cades::Options {
+                            signing_time: Some(now),
+                            time_stamp: Some(&stamper),
+                        },
+                    )?;
+                    Ok(SignedDocument {
+                        name: d.name,
+                        sha256: d.sha256,
+                        signature,
+                    })
+                })
+                .collect::<Result<Vec<_>, tuaton_sign::SignError>>()
+        })
+        .await
+        .map_err(|_| CustodyError::Interrupted)?
+        .map_err(|e| IdmError::Internal(format!("signing: {e}")))
+    }
+}

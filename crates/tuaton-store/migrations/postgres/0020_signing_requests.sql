@@ -1,0 +1,1 @@
+../sqlite/0020_signing_requests.sql

@@ -1,0 +1,183 @@
+//! Signing requests: what a person was asked to sign, the passkey
+//! confirmation that approved it, and whether it was signed.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Executor};
+use time::OffsetDateTime;
+use tuaton_core::AccountId;
+
+use crate::{StoreError, Tx, from_ms, to_ms};
+
+/// One document of a request, as shown to the signer and signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedDocument {
+    /// The file's name as the signer sees it.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+/// Where a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    /// Waiting for the signer's confirmation.
+    Pending,
+    /// Confirmed and signed; the evidence is kept.
+    Signed,
+}
+
+/// A signing request as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct SigningRequest {
+    /// Opaque id, shown to the signer.
+    pub id: String,
+    /// The signer.
+    pub account_id: AccountId,
+    /// The WebAuthn ceremony its confirmation answers.
+    #[serde(skip)]
+    pub ceremony_id: String,
+    /// The signer certificate the request signs under.
+    pub certificate_id: String,
+    /// The documents, in order.
+    pub documents: Vec<RequestedDocument>,
+    /// The confirmation's challenge, hex.
+    pub challenge: String,
+    /// Pending or signed.
+    pub state: RequestState,
+    /// When asked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// After this a pending request is not signed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+    /// When signed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub signed: Option<OffsetDateTime>,
+    /// The confirmation (JSON), once signed.
+    pub evidence: Option<serde_json::Value>,
+}
+
+const COLUMNS: &str = "id, account_id, ceremony_id, certificate_id, documents, challenge, state, \
+     created_ms, expires_ms, signed_ms, evidence";
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("a stored signing request's {what} is malformed"))
+}
+
+fn from_row(r: Row) -> Result<SigningRequest, StoreError> {
+    Ok(SigningRequest {
+        id: r.0,
+        account_id: crate::stored_account_id(&r.1)?,
+        ceremony_id: r.2,
+        certificate_id: r.3,
+        documents: serde_json::from_str(&r.4).map_err(|_| corrupt("documents"))?,
+        challenge: r.5,
+        state: match r.6.as_str() {
+            "pending" => RequestState::Pending,
+            "signed" => RequestState::Signed,
+            _ => return Err(corrupt("state")),
+        },
+        created: from_ms(r.7),
+        expires: from_ms(r.8),
+        signed: r.9.map(from_ms),
+        evidence: r
+            .10
+            .map(|e| serde_json::from_str(&e).map_err(|_| corrupt("evidence")))
+            .transpose()?,
+    })
+}
+
+/// A request to store.
+#[derive(Debug, Clone)]
+pub struct NewRequest<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The signer.
+    pub account_id: &'a AccountId,
+    /// The confirmation's ceremony.
+    pub ceremony_id: &'a str,
+    /// The signer certificate.
+    pub certificate_id: &'a str,
+    /// The documents, in order.
+    pub documents: &'a [RequestedDocument],
+    /// The confirmation's challenge, hex.
+    pub challenge: &'a str,
+    /// Its end.
+    pub expires: OffsetDateTime,
+}
+
+/// Stores a pending request.
+pub async fn insert<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    new: &NewRequest<'_>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let documents =
+        serde_json::to_string(new.documents).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(&format!(
+        "INSERT INTO signing_requests ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, NULL, NULL)"
+    ))
+    .bind(new.id)
+    .bind(new.account_id.as_str())
+    .bind(new.ceremony_id)
+    .bind(new.certificate_id)
+    .bind(documents)
+    .bind(new.challenge)
+    .bind(to_ms(now))
+    .bind(to_ms(new.expires))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// One request by id.
+pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<SigningRequest>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM signing_requests WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.map(from_row).transpose()
+}
+
+/// Marks a pending, unexpired request signed with its evidence; `false`
+/// when it was not pending (signed by a racing call) or has expired.
+pub async fn mark_signed(
+    tx: &mut Tx,
+    id: &str,
+    evidence: &serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE signing_requests SET state = 'signed', signed_ms = $1, evidence = $2 \
+         WHERE id = $3 AND state = 'pending' AND expires_ms > $1",
+    )
+    .bind(to_ms(now))
+    .bind(evidence.to_string())
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
