@@ -21,6 +21,7 @@ use crate::AppState;
         (name = "account", description = "The signed-in person's account and PDPA data rights"),
         (name = "consent", description = "PDPA consent records"),
         (name = "companies", description = "Acting for a company"),
+        (name = "signing", description = "Signing documents under sole control: digests in, a passkey confirmation, CAdES signatures out"),
         (name = "admin", description = "Client administration (the client_admin role, at AAL3)")
     )
 )]
@@ -34,6 +35,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(<crate::api::ApiDocRecovery as OpenApi>::openapi());
     doc.merge(<crate::api::ApiDocAccounts as OpenApi>::openapi());
     doc.merge(<crate::api::ApiDocAdmin as OpenApi>::openapi());
+    doc.merge(<crate::api::ApiDocSigning as OpenApi>::openapi());
     doc
 }
 

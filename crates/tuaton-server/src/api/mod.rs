@@ -7,6 +7,7 @@ mod admin;
 mod enrolment;
 mod passkeys;
 mod recovery;
+mod signing;
 
 use axum::Router;
 
@@ -17,6 +18,7 @@ pub(crate) use admin::ApiDocAdmin;
 pub(crate) use enrolment::ApiDocEnrolment;
 pub(crate) use passkeys::ApiDocPasskeys;
 pub(crate) use recovery::ApiDocRecovery;
+pub(crate) use signing::ApiDocSigning;
 
 /// The API; ceremony routes (enrolment, passkeys, login, recovery) carry the
 /// per-address ceremony limit, the signed-in routes their own.
@@ -29,8 +31,12 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             state.clone(),
             crate::ratelimit::per_address,
         ));
-    let signed_in = accounts::routes().merge(admin::routes()).route_layer(
-        axum::middleware::from_fn_with_state(state, crate::ratelimit::signed_in),
-    );
+    let signed_in = accounts::routes()
+        .merge(admin::routes())
+        .merge(signing::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::ratelimit::signed_in,
+        ));
     Router::new().merge(ceremonies).merge(signed_in)
 }

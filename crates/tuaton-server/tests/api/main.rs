@@ -18,3 +18,4 @@ mod pdpa;
 mod privacy;
 mod proofing;
 mod recovery;
+mod signing;
