@@ -197,13 +197,23 @@ impl Idm {
             .destroy_account_keys(&session.account_id, &session.actor(), now)
             .await?;
         let mut tx = self.store().begin().await?;
+        // Its certificates are revoked with the erasure, so a relying party
+        // checking the CRL sees that no new signature can be trusted.
+        let revoked = tuaton_store::certificates::revoke_of_account(
+            &mut tx,
+            &session.account_id,
+            "cessationOfOperation",
+            now,
+            &session.actor().to_string(),
+        )
+        .await?;
         accounts::erase(&mut tx, &session.account_id, now).await?;
         let ev = audit::success(
             &session.actor(),
             action::ERASE,
             session.account_id.to_string(),
         )
-        .with_details(json!({ "keys_destroyed": destroyed }));
+        .with_details(json!({ "keys_destroyed": destroyed, "certificates_revoked": revoked }));
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         self.store().flush_erasure().await?;

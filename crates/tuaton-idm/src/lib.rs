@@ -168,6 +168,7 @@ struct Inner {
     pairwise: tokio::sync::OnceCell<ring::hmac::Key>,
     dpop_nonces: tokio::sync::OnceCell<ring::hmac::Key>,
     client_keys: oidc::ClientKeyCache,
+    crls: pki::CrlCache,
 }
 
 impl Idm {
@@ -181,6 +182,7 @@ impl Idm {
             pairwise: tokio::sync::OnceCell::new(),
             dpop_nonces: tokio::sync::OnceCell::new(),
             client_keys: oidc::ClientKeyCache::default(),
+            crls: pki::CrlCache::default(),
         }))
     }
 
@@ -207,6 +209,10 @@ impl Idm {
     /// The published id-token keys (the JWK Set relying parties fetch).
     pub async fn id_token_jwks(&self) -> Result<Arc<serde_json::Value>, IdmError> {
         Ok(self.0.id_token_keys.jwks(self.store(), self.keys()).await?)
+    }
+
+    fn crl_cache(&self) -> &pki::CrlCache {
+        &self.0.crls
     }
 
     fn parts(&self) -> &IdmParts {

@@ -426,3 +426,82 @@ impl crate::Idm {
         Ok(current(self.store(), KeyPurpose::RootCa, now).await?.1.der)
     }
 }
+
+/// How long a CRL is valid (its `nextUpdate`): relying parties fetch a new
+/// one at least this often.
+pub const CRL_VALIDITY: Duration = Duration::days(1);
+/// How long one signed CRL is served again while nothing was revoked.
+const CRL_REUSE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A CRL as made: when, the revoked certificates it lists, its DER.
+type MadeCrl = (std::time::Instant, Vec<String>, Arc<Vec<u8>>);
+
+/// The CRLs made recently, per authority, with what they listed: a GET
+/// does not sign again unless a revocation happened or an hour passed.
+#[derive(Default)]
+pub(crate) struct CrlCache(std::sync::Mutex<std::collections::HashMap<String, MadeCrl>>);
+
+impl crate::Idm {
+    /// The CRL of the authority published as `name` (its key's id),
+    /// `/pki/ca/<name>.crl`: every certificate it issued that is revoked.
+    /// Made through the backend (a retired issuing CA still signs its
+    /// own); `None` when no CA is published under the name.
+    pub async fn crl(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<Vec<u8>>>, crate::IdmError> {
+        let plan = self.required_plan()?.clone();
+        let Some(ca) = published_certificate(self.store(), name).await? else {
+            return Ok(None);
+        };
+        let (key, revoked) = {
+            let mut conn = self.store().conn().await?;
+            let key = keys::by_id(conn.conn(), &ca.key_id).await?;
+            (key, certificates::revoked_by(conn.conn(), &ca.id).await?)
+        };
+        let Some(key) = key.filter(|k| k.state != KeyState::Destroyed) else {
+            return Ok(None);
+        };
+        let listed: Vec<String> = revoked.iter().map(|c| c.id.clone()).collect();
+        let cache = &self.crl_cache().0;
+        if let Some((at, was, der)) = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            && *was == listed
+            && at.elapsed() < CRL_REUSE
+        {
+            return Ok(Some(der.clone()));
+        }
+        let entries: Vec<(String, OffsetDateTime, String)> = revoked
+            .into_iter()
+            .filter_map(|c| c.revoked.map(|r| (c.serial_hex, r.at, r.reason)))
+            .collect();
+        let backend = self.keys().clone();
+        let number = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let der = make(move || {
+            let authority = Authority::from_certificate(
+                &ca.der,
+                &BackendKey {
+                    backend: &backend,
+                    key: key.key_ref.parse().map_err(tuaton_pki::PkiError::Key)?,
+                    alg: key.algorithm,
+                },
+                &key.id,
+                &plan.settings,
+            )?;
+            authority.crl(&entries, number, now, now + CRL_VALIDITY)
+        })
+        .await?;
+        let der = Arc::new(der);
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                name.to_owned(),
+                (std::time::Instant::now(), listed, der.clone()),
+            );
+        Ok(Some(der))
+    }
+}

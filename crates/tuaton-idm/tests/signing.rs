@@ -407,6 +407,94 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
         .unwrap_err();
     assert_eq!(replay.code(), ErrorCode::UnknownSigningRequest);
     assert_eq!(audit_actions(&db, "signature.create").await, 1);
+
+    // The CRLs say the signer certificate is good, until the account is
+    // erased: then it is revoked (and the key destroyed).
+    let hierarchy = certificates::hierarchy(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    let issuing = hierarchy
+        .iter()
+        .find(|c| c.role == CertificateRole::IssuingCa)
+        .unwrap();
+    let root_cert = hierarchy
+        .iter()
+        .find(|c| c.role == CertificateRole::Root)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("issuing.pem"),
+        tuaton_idm::pki::pem(&issuing.der),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("signer.pem"),
+        tuaton_idm::pki::pem(&asked.certificate),
+    )
+    .unwrap();
+    let crls = |idm: &Idm| {
+        let idm = idm.clone();
+        let issuing_key = issuing.key_id.clone();
+        let root_key = root_cert.key_id.clone();
+        let dir = dir.path().to_owned();
+        async move {
+            for (key, file) in [(issuing_key, "issuing.crl"), (root_key, "root.crl")] {
+                let der = idm
+                    .crl(&key, OffsetDateTime::now_utc())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                std::fs::write(dir.join(format!("{file}.der")), der.as_ref()).unwrap();
+                let (ok, text) = openssl(
+                    &dir,
+                    &[
+                        "crl",
+                        "-inform",
+                        "DER",
+                        "-in",
+                        &format!("{file}.der"),
+                        "-out",
+                        file,
+                    ],
+                );
+                assert!(ok, "{text}");
+            }
+            std::fs::write(
+                dir.join("crls.pem"),
+                [
+                    std::fs::read(dir.join("issuing.crl")).unwrap(),
+                    std::fs::read(dir.join("root.crl")).unwrap(),
+                ]
+                .concat(),
+            )
+            .unwrap();
+            openssl(
+                &dir,
+                &[
+                    "verify",
+                    "-crl_check_all",
+                    "-CRLfile",
+                    "crls.pem",
+                    "-CAfile",
+                    "root.pem",
+                    "-untrusted",
+                    "issuing.pem",
+                    "signer.pem",
+                ],
+            )
+        }
+    };
+    let (ok, text) = crls(&idm).await;
+    assert!(ok, "{text}");
+    idm.erase(&session, now).await.unwrap();
+    let (ok, text) = crls(&idm).await;
+    assert!(!ok && text.contains("revoked"), "{text}");
+    assert_eq!(audit_actions(&db, "certificate.revoked").await, 1);
+    // A revoked, erased account signs nothing more.
+    assert!(
+        idm.start_signing(&session, &[document("x.pdf", b"x")], now)
+            .await
+            .is_err()
+    );
 }
 
 async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {

@@ -1,6 +1,7 @@
 //! The certificate authority's public endpoints: the RFC 3161
 //! time-stamping authority (`POST /tsa`) and the published certificates the
-//! AIA extension points at (`/pki/ca/<name>.crt`, `/pki/root.crt`).
+//! AIA extension points at (`/pki/ca/<name>.crt`, `/pki/root.crt`) and
+//! each CA's CRL (`/pki/ca/<name>.crl`).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,6 +19,8 @@ pub const TIMESTAMP_QUERY: &str = "application/timestamp-query";
 pub const TIMESTAMP_REPLY: &str = "application/timestamp-reply";
 /// RFC 2585 §4.1: a DER certificate.
 pub const PKIX_CERT: &str = "application/pkix-cert";
+/// RFC 2585 §4.2: a DER CRL.
+pub const PKIX_CRL: &str = "application/pkix-crl";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -85,12 +88,13 @@ pub(crate) async fn root_certificate(State(state): State<AppState>) -> Result<Re
     ))
 }
 
-/// A CA certificate by the name its issued certificates' AIA
-/// `caIssuers` URL gives (RFC 5280 §4.2.2.1).
+/// A CA's certificate or CRL by the name its issued certificates' AIA
+/// `caIssuers` URL (RFC 5280 §4.2.2.1) and CRL distribution point
+/// (§4.2.1.13) give: `<name>.crt` or `<name>.crl`.
 #[utoipa::path(get, path = "/pki/ca/{file}", tag = "pki",
-    params(("file" = String, Path, description = "`<name>.crt`")),
+    params(("file" = String, Path, description = "`<name>.crt` or `<name>.crl`")),
     responses(
-        (status = 200, description = "The CA certificate, DER", content_type = "application/pkix-cert"),
+        (status = 200, description = "The CA certificate (application/pkix-cert) or its CRL (application/pkix-crl), DER"),
         (status = 404, description = "No CA is published under this name", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn ca_certificate(
     State(state): State<AppState>,
@@ -99,16 +103,35 @@ pub(crate) async fn ca_certificate(
     let not_found = || {
         ApiError::not_found(
             ErrorCode::NoSuchEndpoint,
-            "No CA certificate is published under this name.",
+            "No CA certificate or CRL is published under this name.",
         )
     };
-    let name = file.strip_suffix(".crt").ok_or_else(not_found)?;
+    let (name, crl) = match (file.strip_suffix(".crt"), file.strip_suffix(".crl")) {
+        (Some(name), _) => (name, false),
+        (_, Some(name)) => (name, true),
+        _ => return Err(not_found()),
+    };
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(not_found());
+    }
+    if crl {
+        let der = state
+            .idm()
+            .crl(name, state.now())
+            .await?
+            .ok_or_else(not_found)?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, PKIX_CRL),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            der.as_ref().clone(),
+        )
+            .into_response());
     }
     let der = state
         .idm()

@@ -278,3 +278,55 @@ pub async fn of_key<'e, E: Executor<'e, Database = Any>>(
     .await?;
     rows.into_iter().map(from_row).collect()
 }
+
+/// Revokes every unrevoked certificate that binds `account`, with an audit
+/// record (`certificate.revoked`) each; returns their ids.
+pub async fn revoke_of_account(
+    tx: &mut Tx,
+    account: &AccountId,
+    reason: &str,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM certificates WHERE account_id = $1 AND revoked_ms IS NULL ORDER BY id",
+    )
+    .bind(account.as_str())
+    .fetch_all(tx.conn())
+    .await?;
+    let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    for id in &ids {
+        sqlx::query(
+            "UPDATE certificates SET revoked_ms = $1, revocation_reason = $2 \
+             WHERE id = $3 AND revoked_ms IS NULL",
+        )
+        .bind(to_ms(now))
+        .bind(reason)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        audit::append(
+            tx,
+            now,
+            &AuditEvent::success(actor, "certificate.revoked", id)
+                .with_details(json!({ "reason": reason, "account_id": account })),
+        )
+        .await?;
+    }
+    Ok(ids)
+}
+
+/// The revoked certificates `issuer_id` issued, for its CRL.
+pub async fn revoked_by<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    issuer_id: &str,
+) -> Result<Vec<StoredCertificate>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE issuer_id = $1 AND revoked_ms IS NOT NULL \
+         ORDER BY revoked_ms, id"
+    ))
+    .bind(issuer_id)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
+}
