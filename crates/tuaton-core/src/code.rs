@@ -137,6 +137,9 @@ codes! {
     /// No pending signing request of this account with this id (unknown,
     /// signed already, expired, or another person's).
     UnknownSigningRequest = "unknown_signing_request",
+    /// The person's signing certificate was revoked; an officer issues a
+    /// new one after checking why.
+    CertificateRevoked = "certificate_revoked",
     /// The documents of a signing request do not fit (none, too many, a
     /// name or a digest malformed).
     InvalidDocuments = "invalid_documents",

@@ -207,6 +207,8 @@ impl Idm {
             &session.actor().to_string(),
         )
         .await?;
+        tuaton_store::certificates::forget_account(&mut tx, &session.account_id).await?;
+        tuaton_store::signing::forget_account(&mut tx, &session.account_id).await?;
         accounts::erase(&mut tx, &session.account_id, now).await?;
         let ev = audit::success(
             &session.actor(),

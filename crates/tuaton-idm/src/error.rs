@@ -132,6 +132,10 @@ pub enum IdmError {
     /// The account's level needs an officer to recover it. Caller.
     #[error("recovery needs in-person proofing")]
     OfficerRecoveryRequired,
+    /// The person's signing certificate was revoked: no new one is made
+    /// for the key until an officer acts. Caller.
+    #[error("the signing certificate was revoked")]
+    CertificateRevoked,
     /// No pending signing request of this account with this id (unknown,
     /// signed already, expired, or another person's). Caller or attacker.
     #[error("no pending signing request with this id")]
@@ -242,6 +246,7 @@ impl IdmError {
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,
             Self::UnknownRecovery => C::UnknownRecovery,
             Self::UnknownSigningRequest => C::UnknownSigningRequest,
+            Self::CertificateRevoked => C::CertificateRevoked,
             Self::RecoveryCoolingOff { .. } => C::RecoveryCoolingOff,
             Self::NoActivePasskey => C::NoActivePasskey,
             Self::FaceMatchUnavailable => C::FaceMatchUnavailable,

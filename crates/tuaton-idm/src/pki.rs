@@ -474,12 +474,23 @@ impl crate::Idm {
         {
             return Ok(Some(der.clone()));
         }
+        // A row that cannot be listed (a serial not hex, a reason RFC 5280
+        // does not name) is left out and reported, not allowed to stop the
+        // CRL for every other certificate.
         let entries: Vec<(String, OffsetDateTime, String)> = revoked
             .into_iter()
-            .filter_map(|c| c.revoked.map(|r| (c.serial_hex, r.at, r.reason)))
+            .filter(|e| {
+                let fits = tuaton_pki::crl_entry_fits(&e.serial_hex, &e.reason);
+                if !fits {
+                    tracing::error!(certificate = %e.id, "a revoked certificate cannot be listed in the CRL");
+                }
+                fits
+            })
+            .map(|e| (e.serial_hex, e.at, e.reason))
             .collect();
         let backend = self.keys().clone();
-        let number = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        // Milliseconds: grows from one CRL to the next, also across instances.
+        let number = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let der = make(move || {
             let authority = Authority::from_certificate(
                 &ca.der,

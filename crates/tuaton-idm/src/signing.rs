@@ -213,10 +213,17 @@ impl Idm {
         .await;
         if recorded.is_err() {
             // Another request made the key meanwhile (or the store failed):
-            // leave no orphan in the backend.
-            let backend = self.keys().clone();
-            let orphan = key_ref.clone();
-            let _ = tokio::task::spawn_blocking(move || backend.destroy(&orphan)).await;
+            // leave no orphan in the backend, unless the row was written
+            // after all (a commit that failed to answer).
+            let written = keys::list(self.store().conn().await?.conn())
+                .await?
+                .into_iter()
+                .any(|k| k.key_ref == key_ref.to_string());
+            if !written {
+                let backend = self.keys().clone();
+                let orphan = key_ref.clone();
+                let _ = tokio::task::spawn_blocking(move || backend.destroy(&orphan)).await;
+            }
         }
         keys::tick(self.store(), now)
             .await
@@ -235,10 +242,19 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<StoredCertificate, IdmError> {
         let existing = certificates::of_key(self.store().conn().await?.conn(), &key.id).await?;
+        // A revoked certificate (a lost phone reported, say) stops the key:
+        // no new certificate is made for it on the next request.
+        if existing
+            .iter()
+            .any(|c| c.role == CertificateRole::Signer && c.revoked.is_some())
+        {
+            return Err(IdmError::CertificateRevoked);
+        }
         if let Some(c) = existing
             .into_iter()
-            .find(|c| c.role == CertificateRole::Signer && c.revoked.is_none() && c.valid_at(now))
+            .find(|c| c.role == CertificateRole::Signer && c.valid_at(now))
         {
+            self.check_signer_certificate(account, &c, now)?;
             return Ok(c);
         }
         let plan = self
@@ -406,6 +422,10 @@ impl Idm {
                 .ok_or_else(|| {
                     IdmError::Internal("a signing request's certificate is missing".into())
                 })?;
+        // The certificate must be this person's signer certificate, valid
+        // and not revoked; its subject (which the CA signed, so no row can
+        // change it) must name this account's citizen id.
+        self.check_signer_certificate(&account, &certificate, now)?;
         // The stored request must still be what the challenge commits to:
         // a row changed in the database confirms nothing.
         let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
@@ -428,13 +448,18 @@ impl Idm {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
 
-        let signed = self
-            .sign_documents(&certificate, &request.documents, now)
-            .await?;
-
-        let (mut tx, place) = self
+        // The confirmation is spent before anything is signed, so racing
+        // copies of one assertion make one set of signatures, not many.
+        let (claim, _) = self
             .open_spending(CONFIRM.kind, &request.ceremony_id)
             .await?;
+        claim.commit().await?;
+
+        let signed = self
+            .sign_documents(&account, &certificate, &request.documents, now)
+            .await?;
+
+        let mut tx = self.store().begin().await?;
         let evidence = json!({
             "credential_id": b64(&response.raw_id),
             "client_data_json": b64(response.response.client_data_json.as_ref()),
@@ -446,24 +471,65 @@ impl Idm {
             drop(tx);
             return Err(IdmError::UnknownSigningRequest);
         }
-        let mut closing = Batch::new();
-        closing.push(recognised.record_use(&outcome, now));
+        // The record names what was signed by digest and size; the names
+        // stay with the request, which erasure removes.
+        let digests: Vec<serde_json::Value> = request
+            .documents
+            .iter()
+            .map(|d| json!({ "sha256": d.sha256, "size": d.size }))
+            .collect();
         let ev = audit::success(
             &Actor::Account(account.id.clone()),
             action::SIGN,
             request.id.clone(),
         )
         .with_details(json!({
-            "documents": request.documents,
+            "documents": digests,
             "format": "CAdES-B-T",
             "key_id": certificate.key_id,
             "certificate_id": certificate.id,
             "certificate_serial": certificate.serial_hex,
             "cred_id": recognised.record.cred_id,
         }));
-        place.write(now, &ev, &mut closing)?;
+        tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        let mut closing = Batch::new();
+        closing.push(recognised.record_use(&outcome, now));
         tx.commit_with(closing).await?;
         Ok(signed)
+    }
+
+    /// Whether `certificate` may sign for `account` now: a signer
+    /// certificate bound to the account, valid, not revoked, whose subject
+    /// names the account's citizen id.
+    fn check_signer_certificate(
+        &self,
+        account: &Account,
+        certificate: &StoredCertificate,
+        now: OffsetDateTime,
+    ) -> Result<(), IdmError> {
+        if certificate.revoked.is_some() {
+            return Err(IdmError::CertificateRevoked);
+        }
+        let expected = account
+            .citizen_id
+            .as_deref()
+            .and_then(|c| CitizenId::parse(c).ok())
+            .map(|c| tuaton_pki::semantics_identifier(tuaton_pki::SemanticsId::Citizen(&c)));
+        let named =
+            tuaton_pki::subject_serial_number(&certificate.der).map_err(CustodyError::Pki)?;
+        let bound = certificate.role == CertificateRole::Signer
+            && certificate.account_id.as_ref() == Some(&account.id)
+            && certificate.valid_at(now)
+            && expected.is_some()
+            && named == expected;
+        if bound {
+            Ok(())
+        } else {
+            tracing::warn!(certificate = %certificate.id, "a signer certificate does not belong to the account signing");
+            Err(IdmError::Internal(
+                "the signing certificate does not belong to this account".into(),
+            ))
+        }
     }
 
     /// A request whose stored documents (or ceremony) no longer match what
@@ -498,6 +564,7 @@ impl Idm {
     /// time-stamped by Tuaton's TSA.
     async fn sign_documents(
         &self,
+        account: &Account,
         certificate: &StoredCertificate,
         documents: &[RequestedDocument],
         now: OffsetDateTime,
@@ -507,8 +574,14 @@ impl Idm {
             .ok_or(CustodyError::NoCertificate("certificate authority"))?;
         let key = keys::by_id(self.store().conn().await?.conn(), &certificate.key_id)
             .await?
-            .filter(|k| k.state == keys::KeyState::Active)
-            .ok_or_else(|| IdmError::Internal("the signer's key is not active".into()))?;
+            .filter(|k| {
+                k.state == keys::KeyState::Active
+                    && k.purpose == KeyPurpose::UserSigning
+                    && k.account_id.as_ref() == Some(&account.id)
+            })
+            .ok_or_else(|| {
+                IdmError::Internal("the signer's key is not this account's active key".into())
+            })?;
         let chain: Vec<Vec<u8>> = chain_of(self.store(), certificate)
             .await?
             .into_iter()

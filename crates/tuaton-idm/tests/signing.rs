@@ -489,12 +489,45 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     let (ok, text) = crls(&idm).await;
     assert!(!ok && text.contains("revoked"), "{text}");
     assert_eq!(audit_actions(&db, "certificate.revoked").await, 1);
-    // A revoked, erased account signs nothing more.
+    // A revoked, erased account signs nothing more, and what named the
+    // person is gone: the requests and the certificate's DER.
     assert!(
         idm.start_signing(&session, &[document("x.pdf", b"x")], now)
             .await
             .is_err()
     );
+    assert_eq!(
+        count(
+            &db,
+            "signing_requests",
+            &format!("account_id = '{account}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "certificates",
+            &format!("account_id = '{account}' AND der_base64 <> ''")
+        )
+        .await,
+        0
+    );
+    // The audit record names the documents by digest, not by name.
+    let records = tuaton_store::audit::list(&db.store, 0, 10_000)
+        .await
+        .unwrap();
+    let signing = records
+        .iter()
+        .find(|r| r.action == "signature.create")
+        .unwrap();
+    assert!(
+        !signing.details.contains("lease.pdf"),
+        "{}",
+        signing.details
+    );
+    assert!(signing.details.contains(&asked.documents[0].sha256));
 }
 
 async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
@@ -600,6 +633,42 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     // Each refused confirmation is audited as refused.
     assert!(refusals(&db, "signature.create").await >= 3);
     assert_eq!(count(&db, "signing_requests", "state = 'signed'").await, 0);
+
+    // A revoked certificate stops the key: no new certificate is made for
+    // it, and a request begun before the revocation is not signed.
+    let pending = idm
+        .start_signing(
+            &session,
+            &[document("loan.pdf", b"borrow 10,000 baht")],
+            now,
+        )
+        .await
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    certificates::revoke_of_account(
+        &mut tx,
+        &session.account_id,
+        "keyCompromise",
+        now,
+        "officer:test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let e = idm
+        .start_signing(&session, &[document("loan.pdf", b"x")], now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CertificateRevoked, "{e}");
+    let confirmed = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&pending.options))
+        .unwrap();
+    let e = idm
+        .finish_signing(&session, &pending.request_id, &confirmed, now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::CertificateRevoked, "{e}");
+    assert_eq!(signatures().await, 0);
 
     // Bad documents are refused before anything is made.
     for bad in [

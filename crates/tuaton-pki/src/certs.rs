@@ -79,6 +79,25 @@ impl Facts {
     }
 }
 
+/// The subject's `serialNumber` attribute (ETSI EN 319 412-1 semantics
+/// identifier, `PNOTH-…` for a person) of the certificate `der`, if any.
+/// The CA's signature binds it to the key: a stored row cannot change it.
+pub fn subject_serial_number(der: &[u8]) -> Result<Option<String>, PkiError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::Setting(format!("not a certificate: {e}")))?;
+    let serial = parsed
+        .subject()
+        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+        .next()
+        .map(|a| {
+            a.as_str()
+                .map(str::to_owned)
+                .map_err(|_| PkiError::Setting("the serialNumber is not a string".into()))
+        })
+        .transpose()?;
+    Ok(serial)
+}
+
 /// Whom a signer certificate names.
 pub enum Signer<'a> {
     /// A citizen signing for themself.
@@ -498,6 +517,12 @@ impl Authority {
         params.custom_extensions.push(policies(&[level])?);
         self.sign(&params, key)
     }
+}
+
+/// Whether a revocation can be listed in a CRL: a serial in hex and a
+/// reason RFC 5280 §5.3.1 names.
+pub fn crl_entry_fits(serial_hex: &str, reason: &str) -> bool {
+    hex::decode(serial_hex).is_ok_and(|b| !b.is_empty()) && revocation_reason(reason).is_ok()
 }
 
 /// The RFC 5280 §5.3.1 reason by the name Tuaton stores it under.

@@ -28,7 +28,7 @@
 mod certs;
 mod oids;
 
-pub use certs::{Authority, Facts, Issued, Signer, pem};
+pub use certs::{Authority, Facts, Issued, Signer, crl_entry_fits, pem, subject_serial_number};
 pub use const_oid::ObjectIdentifier;
 pub use oids::{SemanticsId, ial_policy, semantics_identifier};
 

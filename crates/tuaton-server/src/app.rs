@@ -159,7 +159,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::health::routes(settings.metrics_listen.is_none()))
         .merge(crate::openapi::routes())
         .merge(crate::wellknown::routes())
-        .merge(crate::pki::routes())
+        .merge(crate::pki::routes(state.clone()))
         .merge(crate::web::routes())
         .merge(crate::oidc::routes(state.clone()))
         .nest("/api/v1", crate::api::routes(state.clone()))

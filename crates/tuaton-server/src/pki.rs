@@ -22,9 +22,14 @@ pub const PKIX_CERT: &str = "application/pkix-cert";
 /// RFC 2585 §4.2: a DER CRL.
 pub const PKIX_CRL: &str = "application/pkix-crl";
 
-pub(crate) fn routes() -> Router<AppState> {
+/// The routes; the TSA, which signs for every request, counts against the
+/// per-address budget agencies' back ends have at the OpenID Provider.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    let stamping = Router::new().route("/tsa", post(time_stamp)).route_layer(
+        axum::middleware::from_fn_with_state(state, crate::ratelimit::back_channel),
+    );
     Router::new()
-        .route("/tsa", post(time_stamp))
+        .merge(stamping)
         .route("/pki/root.crt", get(root_certificate))
         .route("/pki/ca/{file}", get(ca_certificate))
 }

@@ -316,17 +316,53 @@ pub async fn revoke_of_account(
     Ok(ids)
 }
 
-/// The revoked certificates `issuer_id` issued, for its CRL.
+/// One entry of a CRL: a revoked certificate's id, serial (hex), when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// The stored certificate's id.
+    pub id: String,
+    /// Its serial number, hex.
+    pub serial_hex: String,
+    /// When it was revoked.
+    pub at: OffsetDateTime,
+    /// The RFC 5280 reason name.
+    pub reason: String,
+}
+
+/// What `issuer_id`'s CRL lists: each certificate it issued that is
+/// revoked (without the certificates themselves).
 pub async fn revoked_by<'e, E: Executor<'e, Database = Any>>(
     db: E,
     issuer_id: &str,
-) -> Result<Vec<StoredCertificate>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM certificates WHERE issuer_id = $1 AND revoked_ms IS NOT NULL \
-         ORDER BY revoked_ms, id"
-    ))
+) -> Result<Vec<RevokedEntry>, StoreError> {
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT id, serial_hex, revoked_ms, revocation_reason FROM certificates \
+         WHERE issuer_id = $1 AND revoked_ms IS NOT NULL AND revocation_reason IS NOT NULL \
+         ORDER BY revoked_ms, id",
+    )
     .bind(issuer_id)
     .fetch_all(db)
     .await?;
-    rows.into_iter().map(from_row).collect()
+    Ok(rows
+        .into_iter()
+        .map(|(id, serial_hex, at, reason)| RevokedEntry {
+            id,
+            serial_hex,
+            at: from_ms(at),
+            reason,
+        })
+        .collect())
+}
+
+/// Forgets what an erased account's signer certificates say: their DER
+/// (the person's name and citizen id) is removed; serial, validity and
+/// revocation stay for the CRL.
+pub async fn forget_account(tx: &mut Tx, account: &AccountId) -> Result<u64, StoreError> {
+    let r = sqlx::query(
+        "UPDATE certificates SET der_base64 = '' WHERE account_id = $1 AND role = 'signer'",
+    )
+    .bind(account.as_str())
+    .execute(tx.conn())
+    .await?;
+    Ok(r.rows_affected())
 }

@@ -181,3 +181,13 @@ pub async fn mark_signed(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// Deletes an erased account's signing requests (document names and the
+/// confirmations); the signed documents carry their own signatures.
+pub async fn forget_account(tx: &mut Tx, account: &AccountId) -> Result<u64, StoreError> {
+    let r = sqlx::query("DELETE FROM signing_requests WHERE account_id = $1")
+        .bind(account.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -120,6 +120,10 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 "This account was proofed in person. Visit an officer with your ID card to recover it.".into(),
             ),
             E::UnknownConsent => (StatusCode::NOT_FOUND, "No live consent with this id.".into()),
+            E::CertificateRevoked => (
+                StatusCode::FORBIDDEN,
+                "Your signing certificate was revoked. An officer can issue a new one once they have checked why.".into(),
+            ),
             E::UnknownSigningRequest => (
                 StatusCode::NOT_FOUND,
                 "No pending signing request matches. It may have been signed already or expired.".into(),
