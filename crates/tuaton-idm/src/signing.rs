@@ -450,9 +450,15 @@ impl Idm {
 
         // The confirmation is spent before anything is signed, so racing
         // copies of one assertion make one set of signatures, not many.
-        let (claim, _) = self
-            .open_spending(CONFIRM.kind, &request.ceremony_id)
-            .await?;
+        // (A transaction of its own, taking no place in the audit chain:
+        // the signing's record is written once it is done.)
+        let mut claiming = Batch::new();
+        let spent = claiming.add(ceremonies::spend(&request.ceremony_id, CONFIRM.kind));
+        let (claim, mut claimed) = self.store().begin_with(claiming).await?;
+        if !claimed.take(spent)? {
+            drop(claim);
+            return Err(tuaton_store::ceremonies::TakeError::Unknown.into());
+        }
         claim.commit().await?;
 
         let signed = self

@@ -91,6 +91,12 @@ async fn audit_actions(db: &TestDb, action: &str) -> usize {
         .count()
 }
 
+/// The audit chain holds every record, unbroken and without gaps.
+async fn chain_intact(db: &TestDb) {
+    let report = tuaton_store::audit::verify(&db.store).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+}
+
 async fn refusals(db: &TestDb, action: &str) -> usize {
     tuaton_store::audit::list(&db.store, 0, 10_000)
         .await
@@ -169,6 +175,7 @@ async fn the_hierarchy_is_made_once_and_time_stamps_verify_with_openssl(db: Test
     std::fs::write(dir.path().join("bad.tsr"), reply).unwrap();
     let (_, text) = openssl(dir.path(), &["ts", "-reply", "-in", "bad.tsr", "-text"]);
     assert!(text.contains("Rejected"), "{text}");
+    chain_intact(&db).await;
 }
 
 async fn a_rotated_issuing_ca_and_tsa_leave_earlier_time_stamps_valid(db: TestDb) {
@@ -528,6 +535,7 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
         signing.details
     );
     assert!(signing.details.contains(&asked.documents[0].sha256));
+    chain_intact(&db).await;
 }
 
 async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
@@ -669,6 +677,8 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::CertificateRevoked, "{e}");
     assert_eq!(signatures().await, 0);
+
+    chain_intact(&db).await;
 
     // Bad documents are refused before anything is made.
     for bad in [

@@ -185,6 +185,9 @@ async fn a_person_signs_a_document_through_the_api_and_openssl_verifies_it(db: T
         (StatusCode::NOT_FOUND, Some("unknown_signing_request")),
         "{v}"
     );
+    // Every record is in the audit chain, without a gap.
+    let report = tuaton_store::audit::verify(&db.store).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
 }
 
 on_both_engines!(a_person_signs_a_document_through_the_api_and_openssl_verifies_it);
