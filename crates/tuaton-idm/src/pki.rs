@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 use tuaton_core::SignatureAlgorithm;
 use tuaton_keys::{KeyBackend, KeyRef};
 use tuaton_pki::{Authority, BackendKey, Issued};
-pub use tuaton_pki::{CaSettings, ObjectIdentifier, pem};
+pub use tuaton_pki::{CaSettings, ObjectIdentifier, is_published_name, pem};
 use tuaton_store::Store;
 use tuaton_store::certificates::{self, CertificateRole, NewCertificate, StoredCertificate};
 use tuaton_store::keys::{self, KeyPurpose, KeyState, ManagedKey};
@@ -129,13 +129,36 @@ fn active_authority<'a>(
 
 /// Runs a certificate's making off the async workers: rcgen signs through
 /// the backend, which blocks (an HSM call).
-async fn make<T: Send + 'static>(
+pub(crate) async fn make<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, tuaton_pki::PkiError> + Send + 'static,
 ) -> Result<T, CustodyError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| CustodyError::Interrupted)?
         .map_err(CustodyError::Pki)
+}
+
+/// `key` in `backend`, as the CA signs with it.
+pub(crate) fn backend_key<'a>(
+    backend: &'a Arc<dyn KeyBackend>,
+    key: &ManagedKey,
+) -> Result<BackendKey<'a>, tuaton_pki::PkiError> {
+    Ok(BackendKey {
+        backend,
+        key: key.key_ref.parse().map_err(tuaton_pki::PkiError::Key)?,
+        alg: key.algorithm,
+    })
+}
+
+/// The authority `key` is, rebuilt from its stored certificate `der` and
+/// published under the key's id.
+pub(crate) fn authority(
+    backend: &Arc<dyn KeyBackend>,
+    der: &[u8],
+    key: &ManagedKey,
+    settings: &CaSettings,
+) -> Result<Authority, tuaton_pki::PkiError> {
+    Authority::from_certificate(der, &backend_key(backend, key)?, &key.id, settings)
 }
 
 /// Certifies every key of the hierarchy that needs it, issuers first, and
@@ -229,11 +252,7 @@ async fn issue(
     let key = key.clone();
     let issuer = issuer.map(|(c, k)| (c.der.clone(), k));
     make(move || {
-        let subject = BackendKey {
-            backend: &backend,
-            key: key.key_ref.parse().map_err(tuaton_pki::PkiError::Key)?,
-            alg: key.algorithm,
-        };
+        let subject = backend_key(&backend, &key)?;
         let Some((issuer_der, issuer_key)) = issuer else {
             let root = Authority::new_root(
                 &subject,
@@ -245,20 +264,7 @@ async fn issue(
             )?;
             return Ok(root.certificate().clone());
         };
-        let issuer_backend_key = BackendKey {
-            backend: &backend,
-            key: issuer_key
-                .key_ref
-                .parse()
-                .map_err(tuaton_pki::PkiError::Key)?,
-            alg: issuer_key.algorithm,
-        };
-        let authority = Authority::from_certificate(
-            &issuer_der,
-            &issuer_backend_key,
-            &issuer_key.id,
-            &plan.settings,
-        )?;
+        let authority = authority(&backend, &issuer_der, &issuer_key, &plan.settings)?;
         match purpose {
             KeyPurpose::DocumentCa => Ok(authority
                 .issue_ca(&subject, &key.id, &plan.issuing_name, ISSUING_VALIDITY, now)?
@@ -375,7 +381,7 @@ impl crate::Idm {
         self.parts().ca.as_ref()
     }
 
-    fn required_plan(&self) -> Result<&CaPlan, crate::IdmError> {
+    pub(crate) fn required_plan(&self) -> Result<&CaPlan, crate::IdmError> {
         self.ca_plan()
             .ok_or(CustodyError::NoCertificate("certificate authority").into())
     }
@@ -492,17 +498,12 @@ impl crate::Idm {
         // Milliseconds: grows from one CRL to the next, also across instances.
         let number = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let der = make(move || {
-            let authority = Authority::from_certificate(
-                &ca.der,
-                &BackendKey {
-                    backend: &backend,
-                    key: key.key_ref.parse().map_err(tuaton_pki::PkiError::Key)?,
-                    alg: key.algorithm,
-                },
-                &key.id,
-                &plan.settings,
-            )?;
-            authority.crl(&entries, number, now, now + CRL_VALIDITY)
+            authority(&backend, &ca.der, &key, &plan.settings)?.crl(
+                &entries,
+                number,
+                now,
+                now + CRL_VALIDITY,
+            )
         })
         .await?;
         let der = Arc::new(der);

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tuaton_core::{AccountId, CitizenId, ErrorCode, Ial, SignatureAlgorithm};
 use tuaton_keys::{KeyBackend, KeySpec};
 use tuaton_passkeys::StoredCredential;
-use tuaton_pki::{Authority, BackendKey, Signer};
+use tuaton_pki::Signer;
 use tuaton_store::accounts::{Account, AccountState};
 use tuaton_store::batch::Batch;
 use tuaton_store::ceremonies::{self, CeremonyKind};
@@ -31,7 +31,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 use crate::audit::{self, Actor, action};
 use crate::custody::CustodyError;
 use crate::login::Assertion;
-use crate::pki::{chain_of, current};
+use crate::pki::{authority, backend_key, chain_of, current, make};
 use crate::sessions::ActiveSession;
 use crate::{Idm, IdmError};
 
@@ -154,6 +154,14 @@ fn digest_bytes(hex_digest: &str) -> Result<[u8; 32], IdmError> {
         .map_err(|_| IdmError::Internal("a stored document digest is not SHA-256".into()))
 }
 
+/// The account's verified citizen id, if it has one.
+fn citizen_of(account: &Account) -> Option<CitizenId> {
+    account
+        .citizen_id
+        .as_deref()
+        .and_then(|c| CitizenId::parse(c).ok())
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
 }
@@ -257,16 +265,9 @@ impl Idm {
             self.check_signer_certificate(account, &c, now)?;
             return Ok(c);
         }
-        let plan = self
-            .ca_plan()
-            .ok_or(CustodyError::NoCertificate("certificate authority"))?
-            .clone();
+        let plan = self.required_plan()?.clone();
         let (issuer_key, issuer_cert) = current(self.store(), KeyPurpose::DocumentCa, now).await?;
-        let citizen = account
-            .citizen_id
-            .as_deref()
-            .and_then(|c| CitizenId::parse(c).ok())
-            .ok_or(IdmError::NotProofed)?;
+        let citizen = citizen_of(account).ok_or(IdmError::NotProofed)?;
         // Latin names when the registry gave them, the Thai ones otherwise.
         let (given, family) = match (&account.en_given, &account.en_family) {
             (Some(g), Some(f)) if !g.is_empty() && !f.is_empty() => (g.clone(), f.clone()),
@@ -279,24 +280,9 @@ impl Idm {
         let backend = self.keys().clone();
         let subject = key.clone();
         let issuer_der = issuer_cert.der.clone();
-        let issued = tokio::task::spawn_blocking(move || {
-            let parse = |k: &ManagedKey| k.key_ref.parse().map_err(tuaton_pki::PkiError::Key);
-            let authority = Authority::from_certificate(
-                &issuer_der,
-                &BackendKey {
-                    backend: &backend,
-                    key: parse(&issuer_key)?,
-                    alg: issuer_key.algorithm,
-                },
-                &issuer_key.id,
-                &plan.settings,
-            )?;
-            authority.issue_signer(
-                &BackendKey {
-                    backend: &backend,
-                    key: parse(&subject)?,
-                    alg: subject.algorithm,
-                },
+        let issued = make(move || {
+            authority(&backend, &issuer_der, &issuer_key, &plan.settings)?.issue_signer(
+                &backend_key(&backend, &subject)?,
                 &Signer::Citizen {
                     given_name: &given,
                     family_name: &family,
@@ -306,9 +292,7 @@ impl Idm {
                 now,
             )
         })
-        .await
-        .map_err(|_| CustodyError::Interrupted)?
-        .map_err(CustodyError::Pki)?;
+        .await?;
         let facts = issued.facts().map_err(CustodyError::Pki)?;
         let mut tx = self.store().begin().await?;
         let stored = certificates::insert(
@@ -516,10 +500,7 @@ impl Idm {
         if certificate.revoked.is_some() {
             return Err(IdmError::CertificateRevoked);
         }
-        let expected = account
-            .citizen_id
-            .as_deref()
-            .and_then(|c| CitizenId::parse(c).ok())
+        let expected = citizen_of(account)
             .map(|c| tuaton_pki::semantics_identifier(tuaton_pki::SemanticsId::Citizen(&c)));
         let named =
             tuaton_pki::subject_serial_number(&certificate.der).map_err(CustodyError::Pki)?;
@@ -575,9 +556,7 @@ impl Idm {
         documents: &[RequestedDocument],
         now: OffsetDateTime,
     ) -> Result<Vec<SignedDocument>, IdmError> {
-        let plan = self
-            .ca_plan()
-            .ok_or(CustodyError::NoCertificate("certificate authority"))?;
+        let plan = self.required_plan()?;
         let key = keys::by_id(self.store().conn().await?.conn(), &certificate.key_id)
             .await?
             .filter(|k| {

@@ -268,6 +268,16 @@ async fn without_a_hierarchy_the_tsa_refuses_and_writes_nothing(db: TestDb) {
     assert_eq!(before, after);
 }
 
+/// The phone's assertion for WebAuthn request `opts`.
+fn answer(
+    phone: &mut SoftPasskey,
+    opts: &impl serde::Serialize,
+) -> tuaton_idm::PublicKeyCredential {
+    phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(opts))
+        .unwrap()
+}
+
 fn document(name: &str, bytes: &[u8]) -> DocumentDigest {
     DocumentDigest {
         name: name.into(),
@@ -339,9 +349,7 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     );
     assert!(subject.contains("PNOTH-1999000000017"), "{subject}");
 
-    let assertion = phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&asked.options))
-        .unwrap();
+    let assertion = answer(&mut phone, &asked.options);
     let signed = idm
         .finish_signing(&session, &asked.request_id, &assertion, now)
         .await
@@ -565,9 +573,7 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         )
         .await
         .unwrap();
-    let confirmed_other = phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&other.options))
-        .unwrap();
+    let confirmed_other = answer(&mut phone, &other.options);
     let signatures = || async { audit_actions(&db, "signature.create").await };
     // An assertion over other digests does not sign these.
     let e = idm
@@ -576,9 +582,7 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
     // A refused confirmation ends its request: no second try with it.
-    let again = phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&wanted.options))
-        .unwrap();
+    let again = answer(&mut phone, &wanted.options);
     let e = idm
         .finish_signing(&session, &wanted.request_id, &again, now)
         .await
@@ -597,9 +601,7 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         .start_login(Some(&evidence.citizen_id), now)
         .await
         .unwrap();
-    let login_assertion = phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&login.options))
-        .unwrap();
+    let login_assertion = answer(&mut phone, &login.options);
     let e = idm
         .finish_signing(&session, &wanted.request_id, &login_assertion, now)
         .await
@@ -629,9 +631,7 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     let late = now
         + tuaton_store::ceremonies::CeremonyKind::SigningConfirmation.lifetime()
         + Duration::seconds(1);
-    let wanted_assertion = phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&wanted.options))
-        .unwrap();
+    let wanted_assertion = answer(&mut phone, &wanted.options);
     let e = idm
         .finish_signing(&session, &wanted.request_id, &wanted_assertion, late)
         .await
@@ -668,9 +668,7 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::CertificateRevoked, "{e}");
-    let confirmed = phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(&pending.options))
-        .unwrap();
+    let confirmed = answer(&mut phone, &pending.options);
     let e = idm
         .finish_signing(&session, &pending.request_id, &confirmed, now)
         .await

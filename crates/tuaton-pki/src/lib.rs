@@ -95,13 +95,18 @@ impl CaSettings {
     }
 }
 
+/// Whether `name` can name a published CA certificate or CRL: letters,
+/// digits, `-` and `_`, at least one.
+pub fn is_published_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl CaSettings {
     fn published(&self, name: &str, extension: &str) -> Result<Url, PkiError> {
-        let valid = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
+        if !is_published_name(name) {
             return Err(PkiError::Setting(format!(
                 "{name:?} cannot name a published certificate (letters, digits, - and _ only)"
             )));

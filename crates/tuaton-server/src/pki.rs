@@ -116,11 +116,7 @@ pub(crate) async fn ca_certificate(
         (_, Some(name)) => (name, true),
         _ => return Err(not_found()),
     };
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !tuaton_idm::pki::is_published_name(name) {
         return Err(not_found());
     }
     if crl {

@@ -74,15 +74,21 @@ impl std::fmt::Debug for TimeStamper {
     }
 }
 
-/// A positive random serial of 128 bits: unique without a counter shared
-/// between instances (RFC 3161 §2.4.2 asks for uniqueness per TSA).
-fn serial() -> Result<Int, SignError> {
-    let mut b = [0u8; 16];
+/// A positive random integer of `N` bytes, its top octet never zero (so
+/// it encodes in exactly `N`).
+fn random_int<const N: usize>() -> Result<Int, SignError> {
+    let mut b = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .map_err(|_| SignError::Setting("the system random source failed".into()))?;
     b[0] &= 0x7f;
     b[0] |= 0x01;
     Ok(Int::new(&b)?)
+}
+
+/// A positive random serial of 128 bits: unique without a counter shared
+/// between instances (RFC 3161 §2.4.2 asks for uniqueness per TSA).
+fn serial() -> Result<Int, SignError> {
+    random_int::<16>()
 }
 
 impl TimeStamper {
@@ -235,12 +241,7 @@ impl TimeStampSource for TimeStamper {
 
 /// A random 64-bit nonce, positive.
 fn nonce() -> Result<Int, SignError> {
-    let mut b = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .map_err(|_| SignError::Setting("the system random source failed".into()))?;
-    b[0] &= 0x7f;
-    b[0] |= 0x01;
-    Ok(Int::new(&b)?)
+    random_int::<8>()
 }
 
 /// Asks `source` for a time stamp over `data` (its SHA-256), with a fresh
