@@ -5,6 +5,7 @@
 //! service (docs/signing.md).
 
 pub mod cades;
+pub mod pades;
 mod signer;
 pub mod tsp;
 
@@ -29,4 +30,9 @@ pub enum SignError {
     /// than a token over what was asked.
     #[error("the time-stamping authority: {0}")]
     TimeStamp(String),
+    /// The document cannot be signed as it is (not a PDF, encrypted,
+    /// damaged, certified against changes); the message says why and may
+    /// be shown to the signer.
+    #[error("{0}")]
+    Document(String),
 }
