@@ -1,10 +1,13 @@
 //! Signing under sole control: a person asks to sign documents (their
-//! names, sizes and SHA-256 digests; the documents stay with them), sees
-//! them, and confirms with a passkey whose WebAuthn challenge commits to
-//! exactly those digests, the request's id and the signer certificate.
-//! Only then does the person's own key sign, in the key backend, one CAdES
-//! B-T signature per document. The confirmation is kept with the request
-//! as evidence, and the signing is one audit record.
+//! names, sizes and SHA-256 digests), sees them, and confirms with a
+//! passkey whose WebAuthn challenge commits to exactly those digests, the
+//! request's id and the signer certificate. Only then does the person's
+//! own key sign, in the key backend, one CAdES B-T detached signature per
+//! document, or, for a PDF sent with its bytes, a PAdES B-T signature in
+//! the file (the challenge then also commits to the digest of the bytes
+//! the signature covers). Tuaton keeps no document: a PDF is sent again to
+//! finish, and must be the same file. The confirmation is kept with the
+//! request as evidence, and the signing is one audit record.
 //!
 //! The person's key is made in the backend at their first signing, never
 //! exportable, and certified by the active issuing CA with their proofed
@@ -25,7 +28,9 @@ use tuaton_store::ceremonies::{self, CeremonyKind};
 use tuaton_store::certificates::{self, CertificateRole, NewCertificate, StoredCertificate};
 use tuaton_store::keys::{self, KeyPurpose, ManagedKey, NewKey};
 use tuaton_store::passkeys::{self as creds, PasskeyState};
-use tuaton_store::signing::{self as requests, NewRequest, RequestState, RequestedDocument};
+use tuaton_store::signing::{
+    self as requests, NewRequest, PdfPlan, RequestState, RequestedDocument, Visible,
+};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use crate::audit::{self, Actor, action};
@@ -41,6 +46,8 @@ pub const MAX_DOCUMENTS: usize = 100;
 pub const MAX_NAME_CHARS: usize = 255;
 /// The identity level a signer certificate needs.
 pub const SIGNING_IAL: Ial = Ial::Ial2_1;
+/// The most PDF bytes one request signs in the file, all its PDFs together.
+pub const MAX_PDF_BYTES: usize = 20 * 1024 * 1024;
 
 const CONFIRM: Assertion = Assertion {
     kind: CeremonyKind::SigningConfirmation,
@@ -56,6 +63,19 @@ pub struct DocumentDigest {
     pub size: u64,
     /// Its SHA-256.
     pub sha256: [u8; 32],
+    /// A PDF to sign in the file (PAdES), with its bytes; a detached
+    /// signature (CAdES) over the digest without one.
+    pub pdf: Option<PdfDocument>,
+}
+
+/// A PDF's bytes and where its visible signature goes, if anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdfDocument {
+    /// The file.
+    pub bytes: Vec<u8>,
+    /// A visible signature's page (1 for the first) and box, `[x1, y1, x2,
+    /// y2]` in points; invisible without one.
+    pub visible: Option<(u32, [i32; 4])>,
 }
 
 /// A signing request begun: show `documents` to the person and give
@@ -81,9 +101,14 @@ pub struct SignedDocument {
     pub name: String,
     /// Its SHA-256, hex.
     pub sha256: String,
-    /// The CAdES B-T detached signature (`.p7s`, DER).
+    /// `CAdES-B-T` or `PAdES-B-T`.
+    pub format: &'static str,
+    /// The CAdES detached signature (`.p7s`, DER), or the signed PDF.
     pub signature: Vec<u8>,
 }
+
+const CADES: &str = "CAdES-B-T";
+const PADES: &str = "PAdES-B-T";
 
 /// Checks the documents a device describes: one to [`MAX_DOCUMENTS`], each
 /// named (no control characters, at most [`MAX_NAME_CHARS`]) and not empty.
@@ -95,6 +120,16 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
     if documents.is_empty() || documents.len() > MAX_DOCUMENTS {
         return Err(bad(format!(
             "a signing request has 1 to {MAX_DOCUMENTS} documents"
+        )));
+    }
+    let pdf_bytes: usize = documents
+        .iter()
+        .filter_map(|d| d.pdf.as_ref().map(|p| p.bytes.len()))
+        .sum();
+    if pdf_bytes > MAX_PDF_BYTES {
+        return Err(bad(format!(
+            "the PDFs of one request are at most {} MiB together",
+            MAX_PDF_BYTES >> 20
         )));
     }
     documents
@@ -110,18 +145,40 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
             if d.size == 0 {
                 return Err(bad(format!("document {i}: an empty file is not signed")));
             }
+            if let Some(pdf) = &d.pdf {
+                if !is_the_file(d, &pdf.bytes) {
+                    return Err(bad(format!(
+                        "document {i}: the bytes sent are not the file described (its size and SHA-256)"
+                    )));
+                }
+                if let Some((page, [x1, y1, x2, y2])) = pdf.visible {
+                    let within = |c: i32| (-14_400..=14_400).contains(&c);
+                    if page == 0 || x2 <= x1 || y2 <= y1 || ![x1, y1, x2, y2].into_iter().all(within) {
+                        return Err(bad(format!(
+                            "document {i}: a visible signature needs a page from 1 and a box [x1, y1, x2, y2] with x1 < x2 and y1 < y2"
+                        )));
+                    }
+                }
+            }
             Ok(RequestedDocument {
                 name: d.name.clone(),
                 size: d.size,
                 sha256: hex::encode(d.sha256),
+                pdf: None,
             })
         })
         .collect()
 }
 
+fn is_the_file(d: &DocumentDigest, bytes: &[u8]) -> bool {
+    bytes.len() as u64 == d.size && ring::digest::digest(&SHA256, bytes).as_ref() == d.sha256
+}
+
 /// The confirmation's challenge: SHA-256 over a label, the request's id,
 /// the signer certificate's SHA-256 and each document's digest, size and
-/// name, each length-prefixed, so no two requests share one.
+/// name (and for a PDF signed in the file, its pages and the digest of the
+/// bytes its signature covers), each length-prefixed, so no two requests
+/// share one.
 pub fn confirmation_challenge(
     request_id: &str,
     certificate_der: &[u8],
@@ -140,6 +197,11 @@ pub fn confirmation_challenge(
         part(d.sha256.as_bytes());
         part(&d.size.to_be_bytes());
         part(d.name.as_bytes());
+        if let Some(pdf) = &d.pdf {
+            part(b"pades");
+            part(&pdf.pages.to_be_bytes());
+            part(pdf.signed_digest.as_bytes());
+        }
     }
     let mut out = [0u8; 32];
     out.copy_from_slice(c.finish().as_ref());
@@ -152,6 +214,143 @@ fn digest_bytes(hex_digest: &str) -> Result<[u8; 32], IdmError> {
     bytes
         .try_into()
         .map_err(|_| IdmError::Internal("a stored document digest is not SHA-256".into()))
+}
+
+/// What one document of a confirmed request becomes: a detached signature
+/// over its digest, or a signature in the prepared PDF.
+enum Job {
+    Detached([u8; 32]),
+    InFile(tuaton_sign::pades::PreparedPdf),
+}
+
+/// The request's documents made ready to sign: each PDF of `pdfs` (the
+/// request's PDFs, in order) checked to be the file confirmed and
+/// prepared again, which must give the digest the confirmation commits to.
+async fn prepare_jobs(
+    request: &requests::SigningRequest,
+    pdfs: Vec<Vec<u8>>,
+) -> Result<Vec<Job>, IdmError> {
+    let wanted = request.documents.iter().filter(|d| d.pdf.is_some()).count();
+    if pdfs.len() != wanted {
+        return Err(IdmError::Invalid {
+            code: ErrorCode::InvalidDocuments,
+            message: format!(
+                "this request signs {wanted} PDF(s) in the file; send each again, in order, to finish"
+            ),
+        });
+    }
+    let mut pdfs = pdfs.into_iter();
+    let mut jobs = Vec::with_capacity(request.documents.len());
+    for (i, d) in request.documents.iter().enumerate() {
+        let digest = digest_bytes(&d.sha256)?;
+        let Some(plan) = &d.pdf else {
+            jobs.push(Job::Detached(digest));
+            continue;
+        };
+        let bytes = pdfs.next().unwrap_or_default();
+        let described = DocumentDigest {
+            name: d.name.clone(),
+            size: d.size,
+            sha256: digest,
+            pdf: None,
+        };
+        if !is_the_file(&described, &bytes) {
+            return Err(IdmError::Invalid {
+                code: ErrorCode::InvalidDocuments,
+                message: format!("document {i}: this is not the PDF that was confirmed"),
+            });
+        }
+        let prepared = prepare_pdf(i, bytes, plan, request.created).await?;
+        if hex::encode(prepared.digest()) != plan.signed_digest {
+            return Err(IdmError::Internal(
+                "a PDF prepared again does not give the digest confirmed".into(),
+            ));
+        }
+        jobs.push(Job::InFile(prepared));
+    }
+    Ok(jobs)
+}
+
+/// How the account's signature is laid out in `pdf`: the Thai name with
+/// the Latin one beside it, and for a visible signature the Latin name
+/// and the time (the box is drawn in a Latin font).
+fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPlan {
+    let join = |g: &Option<String>, f: &Option<String>| {
+        let name = format!(
+            "{} {}",
+            g.as_deref().unwrap_or_default(),
+            f.as_deref().unwrap_or_default()
+        );
+        let name = name.trim().to_owned();
+        (!name.is_empty()).then_some(name)
+    };
+    let thai = join(&account.thai_given, &account.thai_family);
+    let latin = join(&account.en_given, &account.en_family);
+    let name = match (&thai, &latin) {
+        (Some(t), Some(l)) => format!("{t} ({l})"),
+        (Some(n), None) | (None, Some(n)) => n.clone(),
+        (None, None) => String::new(),
+    };
+    let visible = pdf.visible.map(|(page, rect)| {
+        let at = now.to_offset(time::UtcOffset::UTC);
+        let mut lines = vec![match &latin {
+            Some(l) => format!("Digitally signed by {l}"),
+            None => "Digitally signed".to_owned(),
+        }];
+        lines.push(format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ));
+        lines.push("Tuaton".to_owned());
+        Visible { page, rect, lines }
+    });
+    PdfPlan {
+        pages: 0,
+        signed_digest: String::new(),
+        name,
+        visible,
+    }
+}
+
+/// Prepares document `i`, a PDF, for its signature as `plan` lays it out
+/// at `at`, off the async threads; a file that cannot be signed is the
+/// caller's error.
+async fn prepare_pdf(
+    i: usize,
+    bytes: Vec<u8>,
+    plan: &PdfPlan,
+    at: OffsetDateTime,
+) -> Result<tuaton_sign::pades::PreparedPdf, IdmError> {
+    let options = tuaton_sign::pades::PdfOptions {
+        signing_time: at,
+        signer_name: plan.name.clone(),
+        reason: None,
+        location: None,
+        appearance: plan
+            .visible
+            .as_ref()
+            .map(|v| tuaton_sign::pades::Appearance {
+                page: v.page.saturating_sub(1),
+                rect: v.rect.map(|c| c as f32),
+                lines: v.lines.clone(),
+            }),
+        certify: None,
+    };
+    tokio::task::spawn_blocking(move || tuaton_sign::pades::prepare(bytes, &options))
+        .await
+        .map_err(|_| CustodyError::Interrupted)?
+        .map_err(|e| match e {
+            tuaton_sign::SignError::Document(message) => IdmError::Invalid {
+                code: ErrorCode::InvalidDocuments,
+                message: format!("document {i}: {message}"),
+            },
+            other => IdmError::Internal(format!("preparing a PDF: {other}")),
+        })
 }
 
 /// The account's verified citizen id, if it has one.
@@ -321,10 +520,10 @@ impl Idm {
     pub async fn start_signing(
         &self,
         session: &ActiveSession,
-        documents: &[DocumentDigest],
+        asked: &[DocumentDigest],
         now: OffsetDateTime,
     ) -> Result<SigningChallenge, IdmError> {
-        let documents = check_documents(documents)?;
+        let documents = check_documents(asked)?;
         let account = self.signer_account(session).await?;
         self.count_attempt(&account.id)?;
         let active: Vec<StoredCredential> =
@@ -342,6 +541,15 @@ impl Idm {
         }
         let key = self.user_key(&account.id, now).await?;
         let certificate = self.signer_certificate(&account, &key, now).await?;
+        let mut documents = documents;
+        for (i, (asked, doc)) in asked.iter().zip(documents.iter_mut()).enumerate() {
+            let Some(pdf) = &asked.pdf else { continue };
+            let mut plan = pdf_plan(&account, pdf, now);
+            let prepared = prepare_pdf(i, pdf.bytes.clone(), &plan, now).await?;
+            plan.pages = prepared.pages();
+            plan.signed_digest = hex::encode(prepared.digest());
+            doc.pdf = Some(plan);
+        }
         let request_id = tuaton_store::new_id();
         let challenge = confirmation_challenge(&request_id, &certificate.der, &documents);
         let (options, state) = self
@@ -380,15 +588,19 @@ impl Idm {
 
     /// Finishes a signing request with the passkey's assertion: verified as
     /// a login's is (over the request's challenge, so over these digests
-    /// only), then every document signed with the person's key (CAdES
-    /// B-T), and the request marked signed with the assertion as evidence,
-    /// the ceremony spent and the signing audited in one transaction.
-    /// Nothing is returned unless that transaction committed.
+    /// only), then every document signed with the person's key (CAdES B-T
+    /// detached, or PAdES B-T in each PDF of `pdfs`, which are the
+    /// request's PDFs again, in order), and the request marked signed with
+    /// the assertion as evidence, the ceremony spent and the signing
+    /// audited in one transaction. Nothing is returned unless that
+    /// transaction committed; a PDF that is not the one confirmed is
+    /// refused before anything is spent.
     pub async fn finish_signing(
         &self,
         session: &ActiveSession,
         request_id: &str,
         response: &PublicKeyCredential,
+        pdfs: Vec<Vec<u8>>,
         now: OffsetDateTime,
     ) -> Result<Vec<SignedDocument>, IdmError> {
         let request = requests::by_id(self.store().conn().await?.conn(), request_id)
@@ -416,6 +628,7 @@ impl Idm {
         if hex::encode(challenge) != request.challenge {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
+        let jobs = prepare_jobs(&request, pdfs).await?;
         let (recognised, outcome) = self
             .assert(CONFIRM, &request.ceremony_id, response, now)
             .await?;
@@ -446,7 +659,7 @@ impl Idm {
         claim.commit().await?;
 
         let signed = self
-            .sign_documents(&account, &certificate, &request.documents, now)
+            .sign_documents(&account, &certificate, &request.documents, jobs, now)
             .await?;
 
         let mut tx = self.store().begin().await?;
@@ -466,7 +679,15 @@ impl Idm {
         let digests: Vec<serde_json::Value> = request
             .documents
             .iter()
-            .map(|d| json!({ "sha256": d.sha256, "size": d.size }))
+            .map(|d| match &d.pdf {
+                Some(plan) => json!({
+                    "sha256": d.sha256,
+                    "size": d.size,
+                    "format": PADES,
+                    "signed_digest": plan.signed_digest,
+                }),
+                None => json!({ "sha256": d.sha256, "size": d.size, "format": CADES }),
+            })
             .collect();
         let ev = audit::success(
             &Actor::Account(account.id.clone()),
@@ -475,7 +696,6 @@ impl Idm {
         )
         .with_details(json!({
             "documents": digests,
-            "format": "CAdES-B-T",
             "key_id": certificate.key_id,
             "certificate_id": certificate.id,
             "certificate_serial": certificate.serial_hex,
@@ -547,13 +767,15 @@ impl Idm {
         }
     }
 
-    /// One CAdES B-T signature per document with the certificate's key,
-    /// time-stamped by Tuaton's TSA.
+    /// One B-T signature per document with the certificate's key,
+    /// time-stamped by Tuaton's TSA: CAdES detached over a digest, PAdES
+    /// in a prepared PDF.
     async fn sign_documents(
         &self,
         account: &Account,
         certificate: &StoredCertificate,
         documents: &[RequestedDocument],
+        jobs: Vec<Job>,
         now: OffsetDateTime,
     ) -> Result<Vec<SignedDocument>, IdmError> {
         let plan = self.required_plan()?;
@@ -576,28 +798,34 @@ impl Idm {
         let backend: Arc<dyn KeyBackend> = self.keys().clone();
         let cert_der = certificate.der.clone();
         let docs = documents.to_vec();
-        let digests = docs
-            .iter()
-            .map(|d| digest_bytes(&d.sha256))
-            .collect::<Result<Vec<_>, _>>()?;
         tokio::task::spawn_blocking(move || {
             let key_ref = key.key_ref.parse().map_err(tuaton_sign::SignError::Key)?;
             let signer =
                 tuaton_sign::CmsSigner::new(backend, key_ref, key.algorithm, &cert_der, &chain)?;
             docs.into_iter()
-                .zip(digests)
-                .map(|(d, digest)| {
-                    let signature = tuaton_sign::cades::sign_detached(
+                .zip(jobs)
+                .map(|(d, job)| {
+                    let (digest, signing_time) = match &job {
+                        Job::Detached(digest) => (*digest, Some(now)),
+                        // PAdES: the time is the PDF's /M, not a CMS attribute.
+                        Job::InFile(prepared) => (*prepared.digest(), None),
+                    };
+                    let cms = tuaton_sign::cades::sign_detached(
                         &signer,
                         &digest,
                         tuaton_sign::cades::Options {
-                            signing_time: Some(now),
+                            signing_time,
                             time_stamp: Some(&stamper),
                         },
                     )?;
+                    let (format, signature) = match job {
+                        Job::Detached(_) => (CADES, cms),
+                        Job::InFile(prepared) => (PADES, prepared.embed(&cms)?.into_vec()),
+                    };
                     Ok(SignedDocument {
                         name: d.name,
                         sha256: d.sha256,
+                        format,
                         signature,
                     })
                 })

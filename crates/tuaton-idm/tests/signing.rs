@@ -286,6 +286,7 @@ fn document(name: &str, bytes: &[u8]) -> DocumentDigest {
             .as_ref()
             .try_into()
             .unwrap(),
+        pdf: None,
     }
 }
 
@@ -351,7 +352,7 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
 
     let assertion = answer(&mut phone, &asked.options);
     let signed = idm
-        .finish_signing(&session, &asked.request_id, &assertion, now)
+        .finish_signing(&session, &asked.request_id, &assertion, Vec::new(), now)
         .await
         .unwrap();
     assert_eq!(signed.len(), 2);
@@ -417,7 +418,7 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
 
     // The same assertion again: the request is signed, nothing more is.
     let replay = idm
-        .finish_signing(&session, &asked.request_id, &assertion, now)
+        .finish_signing(&session, &asked.request_id, &assertion, Vec::new(), now)
         .await
         .unwrap_err();
     assert_eq!(replay.code(), ErrorCode::UnknownSigningRequest);
@@ -577,14 +578,20 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     let signatures = || async { audit_actions(&db, "signature.create").await };
     // An assertion over other digests does not sign these.
     let e = idm
-        .finish_signing(&session, &wanted.request_id, &confirmed_other, now)
+        .finish_signing(
+            &session,
+            &wanted.request_id,
+            &confirmed_other,
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
     // A refused confirmation ends its request: no second try with it.
     let again = answer(&mut phone, &wanted.options);
     let e = idm
-        .finish_signing(&session, &wanted.request_id, &again, now)
+        .finish_signing(&session, &wanted.request_id, &again, Vec::new(), now)
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::UnknownCeremony, "{e}");
@@ -603,7 +610,13 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         .unwrap();
     let login_assertion = answer(&mut phone, &login.options);
     let e = idm
-        .finish_signing(&session, &wanted.request_id, &login_assertion, now)
+        .finish_signing(
+            &session,
+            &wanted.request_id,
+            &login_assertion,
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
@@ -623,7 +636,13 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         .await
         .unwrap();
     let e = idm
-        .finish_signing(&session, &other.request_id, &confirmed_other, now)
+        .finish_signing(
+            &session,
+            &other.request_id,
+            &confirmed_other,
+            Vec::new(),
+            now,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ChallengeMismatch, "{e}");
@@ -633,7 +652,13 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
         + Duration::seconds(1);
     let wanted_assertion = answer(&mut phone, &wanted.options);
     let e = idm
-        .finish_signing(&session, &wanted.request_id, &wanted_assertion, late)
+        .finish_signing(
+            &session,
+            &wanted.request_id,
+            &wanted_assertion,
+            Vec::new(),
+            late,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::UnknownSigningRequest);
@@ -670,7 +695,7 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     assert_eq!(e.code(), ErrorCode::CertificateRevoked, "{e}");
     let confirmed = answer(&mut phone, &pending.options);
     let e = idm
-        .finish_signing(&session, &pending.request_id, &confirmed, now)
+        .finish_signing(&session, &pending.request_id, &confirmed, Vec::new(), now)
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::CertificateRevoked, "{e}");

@@ -10,7 +10,6 @@ use axum::response::IntoResponse;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -192,12 +191,58 @@ pub fn build_router(state: AppState) -> Router {
                 )
                 .into_response()
             }))
-            .timeout(settings.request_timeout)
-            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+            .timeout(settings.request_timeout),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits {
+                any: settings.max_body_bytes,
+                documents: settings.max_document_bytes,
+            },
+            limit_body,
+        ))
         // Outermost, so every refusal — a timeout or an oversized body too —
         // reaches a browser as a page.
         .layer(axum::middleware::from_fn(crate::error::page::negotiate))
+}
+
+/// The largest request body: documents to sign may be larger than any
+/// other request.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    any: usize,
+    documents: usize,
+}
+
+/// Bounds the request's body by its route: a declared length beyond the
+/// bound is refused at once (413), and a body that runs past it fails when
+/// read, whatever it declared.
+async fn limit_body(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit = if req.uri().path().starts_with("/api/v1/signatures") {
+        limits.documents
+    } else {
+        limits.any
+    };
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tuaton_core::ErrorCode::BodyTooLarge,
+            format!("The request body is larger than the {limit} bytes accepted here."),
+        )
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 /// How many connections are served at once, and how long a client may take

@@ -17,6 +17,39 @@ pub struct RequestedDocument {
     pub size: u64,
     /// Its SHA-256, lower-case hex.
     pub sha256: String,
+    /// For a PDF signed in the file (PAdES): how its signature is laid
+    /// out, which fixes the bytes signed. Absent for a detached signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdf: Option<PdfPlan>,
+}
+
+/// How a PDF's signature is laid out: with the request's time, these
+/// fix the incremental update, so the same file prepared again gives the
+/// same digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PdfPlan {
+    /// The file's pages.
+    pub pages: u32,
+    /// The SHA-256 over the signature's `/ByteRange`, lower-case hex: what
+    /// the signature's message-digest will be.
+    pub signed_digest: String,
+    /// The signer's name for the signature dictionary.
+    pub name: String,
+    /// A visible signature's page (1 for the first), box (`[x1, y1, x2,
+    /// y2]` in points) and lines of text; invisible without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<Visible>,
+}
+
+/// Where a visible signature is drawn, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visible {
+    /// The page, 1 for the first.
+    pub page: u32,
+    /// The box in whole points from the page's lower left.
+    pub rect: [i32; 4],
+    /// The lines of text.
+    pub lines: Vec<String>,
 }
 
 /// Where a request is.

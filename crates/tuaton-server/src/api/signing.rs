@@ -18,9 +18,12 @@ use crate::session::SessionAuth;
 use crate::{ApiError, AppState};
 
 pub(super) fn routes() -> Router<AppState> {
+    // The body is bounded by TUATON_MAX_DOCUMENT_BYTES for these routes
+    // (crate::app), not by the JSON extractor's own default.
     Router::new()
         .route("/signatures", post(start))
         .route("/signatures/{id}/finish", post(finish))
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 #[derive(utoipa::OpenApi)]
@@ -28,6 +31,9 @@ pub(super) fn routes() -> Router<AppState> {
     paths(start, finish),
     components(schemas(
         Document,
+        PdfInput,
+        VisibleInput,
+        ShownDocument,
         StartRequest,
         StartResponse,
         FinishRequest,
@@ -38,7 +44,7 @@ pub(super) fn routes() -> Router<AppState> {
 pub(crate) struct ApiDocSigning;
 
 /// A document to sign, as the device describes it.
-#[derive(Deserialize, Serialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Document {
     /// The file's name as the person sees it.
@@ -47,6 +53,47 @@ pub(crate) struct Document {
     size: u64,
     /// Its SHA-256, 64 hex digits.
     sha256: String,
+    /// For a PDF to be signed in the file (PAdES B-T): its bytes. Without
+    /// it the document gets a detached CAdES B-T signature over its digest.
+    #[serde(default)]
+    pdf: Option<PdfInput>,
+}
+
+/// A PDF sent to be signed in the file.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PdfInput {
+    /// The file, base64.
+    content: String,
+    /// A visible signature; invisible without one.
+    #[serde(default)]
+    visible: Option<VisibleInput>,
+}
+
+/// Where a visible signature is drawn.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VisibleInput {
+    /// The page, 1 for the first.
+    page: u32,
+    /// `[x1, y1, x2, y2]` in points from the page's lower left.
+    rect: [i32; 4],
+}
+
+/// A document as the request will sign it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShownDocument {
+    /// The file's name.
+    name: String,
+    /// Its size in bytes.
+    size: u64,
+    /// Its SHA-256, hex.
+    sha256: String,
+    /// `CAdES-B-T` (detached) or `PAdES-B-T` (in the PDF).
+    format: &'static str,
+    /// A PDF's pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pages: Option<u32>,
 }
 
 /// Ask to sign documents (1 to 100).
@@ -64,7 +111,7 @@ pub(crate) struct StartResponse {
     /// The request's id, for finish.
     request_id: String,
     /// The documents, in the order they are signed.
-    documents: Vec<Document>,
+    documents: Vec<ShownDocument>,
     /// The signer certificate the signatures carry, DER in base64.
     certificate: String,
     /// WebAuthn request options.
@@ -81,6 +128,10 @@ pub(crate) struct FinishRequest {
     /// The `PublicKeyCredential` from `navigator.credentials.get`, JSON-encoded.
     #[schema(value_type = Object)]
     credential: PublicKeyCredential,
+    /// The request's PDFs again (base64), in order, each the file
+    /// confirmed: Tuaton keeps no document between the two steps.
+    #[serde(default)]
+    pdfs: Vec<String>,
 }
 
 /// One document's signature.
@@ -90,10 +141,14 @@ pub(crate) struct Signature {
     name: String,
     /// Its SHA-256, hex.
     sha256: String,
-    /// `CAdES-B-T`.
+    /// `CAdES-B-T` or `PAdES-B-T`.
     format: &'static str,
-    /// The detached signature (`.p7s`), DER in base64.
-    signature: String,
+    /// The detached signature (`.p7s`), DER in base64 (CAdES).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+    /// The signed PDF, base64 (PAdES).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pdf: Option<String>,
 }
 
 /// The signed request.
@@ -115,6 +170,15 @@ fn digest(i: usize, hex_digest: &str) -> Result<[u8; 32], IdmError> {
         })
 }
 
+fn base64_field(i: usize, value: &str) -> Result<Vec<u8>, IdmError> {
+    STANDARD.decode(value).map_err(|_| {
+        IdmError::invalid(
+            ErrorCode::InvalidDocuments,
+            format!("document {i}: the PDF's content is not base64"),
+        )
+    })
+}
+
 /// Begins a signing request for the signed-in person.
 #[utoipa::path(post, path = "/api/v1/signatures", tag = "signing", request_body = StartRequest, responses(
     (status = 200, body = StartResponse),
@@ -131,10 +195,21 @@ async fn start(
         .iter()
         .enumerate()
         .map(|(i, d)| {
+            let pdf = d
+                .pdf
+                .as_ref()
+                .map(|p| {
+                    Ok::<_, IdmError>(tuaton_idm::PdfDocument {
+                        bytes: base64_field(i, &p.content)?,
+                        visible: p.visible.as_ref().map(|v| (v.page, v.rect)),
+                    })
+                })
+                .transpose()?;
             Ok(DocumentDigest {
                 name: d.name.clone(),
                 size: d.size,
                 sha256: digest(i, &d.sha256)?,
+                pdf,
             })
         })
         .collect::<Result<Vec<_>, IdmError>>()?;
@@ -148,7 +223,13 @@ async fn start(
         documents: asked
             .documents
             .into_iter()
-            .map(|d| Document {
+            .map(|d| ShownDocument {
+                format: if d.pdf.is_some() {
+                    "PAdES-B-T"
+                } else {
+                    "CAdES-B-T"
+                },
+                pages: d.pdf.as_ref().map(|p| p.pages),
                 name: d.name,
                 size: d.size,
                 sha256: d.sha256,
@@ -176,18 +257,29 @@ async fn finish(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FinishRequest>,
 ) -> Result<Json<FinishResponse>, ApiError> {
+    let pdfs = req
+        .pdfs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| base64_field(i, p))
+        .collect::<Result<Vec<_>, _>>()?;
     let signed = state
         .idm()
-        .finish_signing(&session, &id, &req.credential, state.now())
+        .finish_signing(&session, &id, &req.credential, pdfs, state.now())
         .await?;
     Ok(Json(FinishResponse {
         signatures: signed
             .into_iter()
-            .map(|s| Signature {
-                name: s.name,
-                sha256: s.sha256,
-                format: "CAdES-B-T",
-                signature: STANDARD.encode(&s.signature),
+            .map(|s| {
+                let encoded = Some(STANDARD.encode(&s.signature));
+                let in_file = s.format == "PAdES-B-T";
+                Signature {
+                    name: s.name,
+                    sha256: s.sha256,
+                    format: s.format,
+                    signature: if in_file { None } else { encoded.clone() },
+                    pdf: if in_file { encoded } else { None },
+                }
             })
             .collect(),
     }))

@@ -22,6 +22,7 @@ struct FileSettings {
     database_url: Option<String>,
     log_format: Option<String>,
     max_body_bytes: Option<u64>,
+    max_document_bytes: Option<u64>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     session_idle_secs: Option<u64>,

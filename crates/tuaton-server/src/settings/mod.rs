@@ -110,6 +110,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `TUATON_MAX_BODY_BYTES`: largest request body accepted. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// `TUATON_MAX_DOCUMENT_BYTES`: largest request body accepted by the
+    /// signing API (`/api/v1/signatures`), which carries PDFs in base64.
+    /// Default 32 MiB.
+    pub max_document_bytes: usize,
     /// `TUATON_REQUEST_TIMEOUT_SECS`: a request running longer is cut off with 503. Default 30.
     pub request_timeout: Duration,
     /// `TUATON_METRICS_LISTEN`: an address of its own for `/metrics` (e.g. a
@@ -248,6 +252,7 @@ impl Settings {
         let upkeep_interval = f.seconds(&lifetimes::UPKEEP_INTERVAL)?;
         let log_format = f.get("TUATON_LOG_FORMAT", "text or json", LogFormat::parse)?;
         let max_body_bytes = f.whole(&network::MAX_BODY_BYTES)?;
+        let max_document_bytes = f.whole(&network::MAX_DOCUMENT_BYTES)?;
         let request_timeout = f.seconds(&network::REQUEST_TIMEOUT)?;
         let metrics_listen = network::metrics_listen(&f, dev)?;
         let max_connections =
@@ -280,6 +285,7 @@ impl Settings {
             database_url,
             log_format: log_format.unwrap_or(LogFormat::Text),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            max_document_bytes: usize::try_from(max_document_bytes).unwrap_or(usize::MAX),
             request_timeout,
             metrics_listen,
             max_connections,

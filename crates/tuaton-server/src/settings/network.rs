@@ -16,6 +16,13 @@ pub(super) const MAX_BODY_BYTES: Whole = Whole {
     most: 1 << 30,
     accepted: "a byte count from 1024 to 1073741824",
 };
+pub(super) const MAX_DOCUMENT_BYTES: Whole = Whole {
+    name: "TUATON_MAX_DOCUMENT_BYTES",
+    default: 32 << 20,
+    least: 1024,
+    most: 1 << 30,
+    accepted: "a byte count from 1024 to 1073741824",
+};
 pub(super) const REQUEST_TIMEOUT: Whole = Whole {
     name: "TUATON_REQUEST_TIMEOUT_SECS",
     default: 30,

@@ -1,7 +1,8 @@
 //! Signing documents through the JSON API as an app would: digests in, the
 //! person's passkey confirmation, CAdES B-T signatures out that `openssl
-//! cms -verify` accepts against the root the server publishes; and the
-//! refusals an app sees.
+//! cms -verify` accepts against the root the server publishes; PDFs in,
+//! signed twice in the file (PAdES B-T), which pyHanko and pdfsig accept;
+//! and the refusals an app sees.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -191,3 +192,230 @@ async fn a_person_signs_a_document_through_the_api_and_openssl_verifies_it(db: T
 }
 
 on_both_engines!(a_person_signs_a_document_through_the_api_and_openssl_verifies_it);
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn python() -> std::path::PathBuf {
+    std::env::var_os("TUATON_TEST_PYTHON").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/test-venv/bin/python")
+        },
+        std::path::PathBuf::from,
+    )
+}
+
+/// pyHanko (Tuaton's root the only trust anchor) and pdfsig on `file`:
+/// how many signatures each judges valid.
+fn judged_valid(dir: &std::path::Path, file: &str) -> (usize, usize) {
+    let run = |program: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("pyHanko and pdfsig are installed (scripts/install-test-deps)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let hanko = run(
+        &python(),
+        &[
+            "-m",
+            "pyhanko",
+            "sign",
+            "validate",
+            "--pretty-print",
+            "--no-revocation-check",
+            "--trust-replace",
+            "--trust",
+            "root.pem",
+            file,
+        ],
+    );
+    let poppler = run(std::path::Path::new("pdfsig"), &[file]);
+    (
+        hanko.matches("The signature is judged VALID").count(),
+        poppler.matches("Signature is Valid.").count(),
+    )
+}
+
+/// Asks to sign `pdf` in the file, confirms with `phone` and finishes with
+/// `again` (the PDFs sent the second time).
+async fn sign_pdf(
+    c: &mut Client,
+    phone: &mut webauthn_authenticator_rs::softpasskey::SoftPasskey,
+    pdf: &[u8],
+    visible: Option<Value>,
+) -> (String, Value) {
+    let mut document = json!({
+        "name": "application.pdf",
+        "size": pdf.len(),
+        "sha256": sha256_hex(pdf),
+        "pdf": { "content": STANDARD.encode(pdf) },
+    });
+    if let Some(v) = visible {
+        document["pdf"]["visible"] = v;
+    }
+    let (s, asked) = c
+        .call(
+            "POST",
+            "/api/v1/signatures",
+            Some(json!({ "documents": [document] })),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{asked}");
+    let rcr: RequestChallengeResponse =
+        serde_json::from_value(json!({ "publicKey": asked["public_key"] })).unwrap();
+    let credential = phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), rcr)
+        .unwrap();
+    let finish = format!(
+        "/api/v1/signatures/{}/finish",
+        asked["request_id"].as_str().unwrap()
+    );
+    (finish, json!({ "asked": asked, "credential": credential }))
+}
+
+async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_both(db: TestDb) {
+    let state = state_with(&db, std::sync::Arc::new(tuaton_core::SystemClock), &[]);
+    let mut c = Client {
+        app: tuaton_server::build_router(state.clone()),
+        cookie: None,
+        csrf: None,
+    };
+    let mut phone = enrolled_and_logged_in(&mut c, somchai()).await;
+    state
+        .idm()
+        .certify_hierarchy(state.now(), "operator:test", true)
+        .await
+        .unwrap();
+    let form = fixture("agency-form-xref-stream.pdf");
+
+    // Bytes that are not the file described, or not a PDF, are refused
+    // before anything is asked.
+    let mut lying = json!({ "documents": [{
+        "name": "a.pdf", "size": form.len(), "sha256": sha256_hex(b"other"),
+        "pdf": { "content": STANDARD.encode(&form) },
+    }]});
+    for bad in [
+        lying.clone(),
+        json!({ "documents": [{
+            "name": "a.pdf", "size": 9, "sha256": sha256_hex(b"not a pdf"),
+            "pdf": { "content": STANDARD.encode(b"not a pdf") },
+        }]}),
+        json!({ "documents": [{
+            "name": "a.pdf", "size": form.len(), "sha256": sha256_hex(&form),
+            "pdf": { "content": STANDARD.encode(&form), "visible": { "page": 3, "rect": [10, 10, 200, 60] } },
+        }]}),
+        json!({ "documents": [{
+            "name": "a.pdf", "size": form.len(), "sha256": sha256_hex(&form),
+            "pdf": { "content": "***" },
+        }]}),
+    ] {
+        let (s, v) = c.call("POST", "/api/v1/signatures", Some(bad), true).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_documents")),
+            "{v}"
+        );
+    }
+    lying["documents"][0]["sha256"] = json!(sha256_hex(&form));
+
+    let (finish, asked) = sign_pdf(
+        &mut c,
+        &mut phone,
+        &form,
+        Some(json!({ "page": 2, "rect": [330, 40, 560, 110] })),
+    )
+    .await;
+    assert_eq!(asked["asked"]["documents"][0]["format"], "PAdES-B-T");
+    assert_eq!(asked["asked"]["documents"][0]["pages"], 2);
+    let credential = &asked["credential"];
+
+    // Finishing without the PDF, or with another file, is refused and
+    // spends nothing: the same confirmation still finishes afterwards.
+    for pdfs in [
+        json!([]),
+        json!([STANDARD.encode(fixture("agency-form.pdf"))]),
+    ] {
+        let (s, v) = c
+            .call(
+                "POST",
+                &finish,
+                Some(json!({ "credential": credential, "pdfs": pdfs })),
+                true,
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_documents")),
+            "{v}"
+        );
+    }
+    let (s, done) = c
+        .call(
+            "POST",
+            &finish,
+            Some(json!({ "credential": credential, "pdfs": [STANDARD.encode(&form)] })),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let sig = &done["signatures"][0];
+    assert_eq!(sig["format"], "PAdES-B-T");
+    assert!(sig.get("signature").is_none(), "{sig}");
+    let once = STANDARD.decode(sig["pdf"].as_str().unwrap()).unwrap();
+    assert!(once.starts_with(&form), "an incremental update");
+
+    // The same person signs the signed file again.
+    let (finish, asked) = sign_pdf(&mut c, &mut phone, &once, None).await;
+    let (s, done) = c
+        .call(
+            "POST",
+            &finish,
+            Some(json!({ "credential": asked["credential"], "pdfs": [STANDARD.encode(&once)] })),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let twice = STANDARD
+        .decode(done["signatures"][0]["pdf"].as_str().unwrap())
+        .unwrap();
+    assert!(twice.starts_with(&once));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("root.der"),
+        raw_get(&c.app, "/pki/root.crt").await,
+    )
+    .unwrap();
+    let (ok, text) = openssl(
+        dir.path(),
+        &[
+            "x509", "-inform", "DER", "-in", "root.der", "-out", "root.pem",
+        ],
+    );
+    assert!(ok, "{text}");
+    std::fs::write(dir.path().join("once.pdf"), &once).unwrap();
+    std::fs::write(dir.path().join("twice.pdf"), &twice).unwrap();
+    assert_eq!(judged_valid(dir.path(), "once.pdf"), (1, 1));
+    assert_eq!(judged_valid(dir.path(), "twice.pdf"), (2, 2));
+
+    // Each signing is one audit record naming the format and the digest
+    // signed, and the chain is whole.
+    let report = tuaton_store::audit::verify(&db.store).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+}
+
+on_both_engines!(a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_both);
