@@ -4,10 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { base, launch, pageWithAuthenticator } from './browser.mjs';
+
+// The Python test peers' interpreter (scripts/install-test-deps).
+const python = process.env.TUATON_TEST_PYTHON
+  ?? new URL('../../target/test-venv/bin/python', import.meta.url).pathname;
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -95,10 +99,12 @@ test('a development server publishes an id-token key from its first start', asyn
   assert.equal(k.d, undefined, 'no private part');
 });
 
-// Runs in the page: a signed-in person signs a file. The page hashes it
-// (the file itself never leaves the browser), the person confirms with the
-// passkey, and the page receives the CAdES signature.
-async function signAFile(person) {
+// Runs in the page: a signed-in person signs a file and a PDF with one
+// confirmation. The page hashes the file (it never leaves the browser) and
+// sends the PDF, which is signed in the file; the person confirms with the
+// passkey, sends the PDF again, and receives the CAdES signature and the
+// signed PDF.
+async function signAFile({ person, pdfBase64 }) {
   const { b64, post } = window.t;
   const out = {};
   await window.t.enrolAndRegister(person);
@@ -114,28 +120,43 @@ async function signAFile(person) {
   const bytes = new TextEncoder().encode(text);
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-  const asked = await post('/api/v1/signatures', { documents: [{ name: 'lease.txt', size: bytes.length, sha256 }] }, csrf);
+  const pdf = Uint8Array.from(atob(pdfBase64), (c) => c.charCodeAt(0));
+  const pdfDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', pdf));
+  const pdfSha256 = Array.from(pdfDigest, (b) => b.toString(16).padStart(2, '0')).join('');
+  const asked = await post('/api/v1/signatures', { documents: [
+    { name: 'lease.txt', size: bytes.length, sha256 },
+    { name: 'application.pdf', size: pdf.length, sha256: pdfSha256,
+      pdf: { content: pdfBase64, visible: { page: 1, rect: [340, 40, 560, 100] } } },
+  ] }, csrf);
   out.startStatus = asked.status;
+  out.shown = asked.body.documents;
   const pk = asked.body.public_key;
   pk.challenge = b64(pk.challenge);
   pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: b64(c.id) }));
   const confirmation = await navigator.credentials.get({ publicKey: pk });
-  const signed = await post(`/api/v1/signatures/${asked.body.request_id}/finish`, { credential: confirmation.toJSON() }, csrf);
+  const finish = { credential: confirmation.toJSON(), pdfs: [pdfBase64] };
+  const signed = await post(`/api/v1/signatures/${asked.body.request_id}/finish`, finish, csrf);
   out.finishStatus = signed.status;
   out.text = text;
   out.signature = signed.body.signatures?.[0]?.signature;
+  out.signedPdf = signed.body.signatures?.[1]?.pdf;
   // The same confirmation once more signs nothing.
-  out.replayStatus = (await post(`/api/v1/signatures/${asked.body.request_id}/finish`, { credential: confirmation.toJSON() }, csrf)).status;
+  out.replayStatus = (await post(`/api/v1/signatures/${asked.body.request_id}/finish`, finish, csrf)).status;
   return out;
 }
 
-test('a signed-in citizen signs a file with a passkey confirmation, and openssl verifies the signature', async () => {
+test('a signed-in citizen signs a file and a PDF with one passkey confirmation; openssl, pyHanko and pdfsig accept them', async () => {
   const { context, page } = await pageWithAuthenticator(browser);
+  const form = readFileSync(new URL('../fixtures/agency-form.pdf', import.meta.url));
   const result = await page.evaluate(signAFile, {
-    citizen_id: '1999000000041', thai_given_name: 'มาลี', thai_family_name: 'วงศ์ทอง',
-    birth_date: '1990-01-31', laser_code: 'JC3-1111111-23',
+    person: {
+      citizen_id: '1999000000041', thai_given_name: 'มาลี', thai_family_name: 'วงศ์ทอง',
+      birth_date: '1990-01-31', laser_code: 'JC3-1111111-23',
+    },
+    pdfBase64: form.toString('base64'),
   });
   assert.equal(result.startStatus, 200);
+  assert.deepEqual(result.shown.map((d) => [d.format, d.pages]), [['CAdES-B-T', undefined], ['PAdES-B-T', 2]]);
   assert.equal(result.finishStatus, 200);
   assert.equal(result.replayStatus, 404);
   const dir = mkdtempSync(join(tmpdir(), 'tuaton-sign-'));
@@ -150,5 +171,19 @@ test('a signed-in citizen signs a file with a passkey confirmation, and openssl 
   writeFileSync(join(dir, 'lease.txt'), result.text + '.');
   assert.throws(() => execFileSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', 'lease.txt.p7s',
     '-content', 'lease.txt', '-CAfile', 'root.pem', '-out', '/dev/null'], { cwd: dir, stdio: 'pipe' }));
+
+  // The PDF: an incremental update of the form, judged by pyHanko (the
+  // root the only trust anchor) and by pdfsig, its visible box drawn.
+  const signedPdf = Buffer.from(result.signedPdf, 'base64');
+  assert.ok(signedPdf.subarray(0, form.length).equals(form), 'the form as it was, then the signature');
+  writeFileSync(join(dir, 'application.pdf'), signedPdf);
+  const hanko = execFileSync(python, ['-m', 'pyhanko', 'sign', 'validate', '--pretty-print', '--no-revocation-check',
+    '--trust-replace', '--trust', 'root.pem', 'application.pdf'], { cwd: dir, encoding: 'utf8' });
+  assert.match(hanko, /The signature is judged VALID/);
+  assert.match(hanko, /timestamp token is cryptographically sound/);
+  const poppler = execFileSync('pdfsig', ['application.pdf'], { cwd: dir, encoding: 'utf8' });
+  assert.match(poppler, /Signature is Valid\./);
+  const text = execFileSync('pdftotext', ['-f', '1', '-l', '1', 'application.pdf', '-'], { cwd: dir, encoding: 'utf8' });
+  assert.match(text, /Digitally signed/);
   await context.close();
 });
