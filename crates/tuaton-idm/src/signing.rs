@@ -48,6 +48,8 @@ pub const MAX_NAME_CHARS: usize = 255;
 pub const SIGNING_IAL: Ial = Ial::Ial2_1;
 /// The most PDF bytes one request signs in the file, all its PDFs together.
 pub const MAX_PDF_BYTES: usize = 20 * 1024 * 1024;
+/// PDFs being prepared at once, across all requests.
+static PREPARING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 const CONFIRM: Assertion = Assertion {
     kind: CeremonyKind::SigningConfirmation,
@@ -341,6 +343,12 @@ async fn prepare_pdf(
             }),
         certify: None,
     };
+    // A PDF is prepared on a blocking thread, a few at a time: the work is
+    // bounded by the file, but cannot be stopped once begun.
+    let _turn = PREPARING
+        .acquire()
+        .await
+        .map_err(|_| CustodyError::Interrupted)?;
     tokio::task::spawn_blocking(move || tuaton_sign::pades::prepare(bytes, &options))
         .await
         .map_err(|_| CustodyError::Interrupted)?
@@ -612,6 +620,7 @@ impl Idm {
             })
             .ok_or(IdmError::UnknownSigningRequest)?;
         let account = self.signer_account(session).await?;
+        self.count_attempt(&account.id)?;
         let certificate =
             certificates::by_id(self.store().conn().await?.conn(), &request.certificate_id)
                 .await?

@@ -191,15 +191,15 @@ pub fn build_router(state: AppState) -> Router {
                 )
                 .into_response()
             }))
-            .timeout(settings.request_timeout),
+            .timeout(settings.request_timeout)
+            .layer(axum::middleware::from_fn_with_state(
+                BodyLimits {
+                    any: settings.max_body_bytes,
+                    documents: settings.max_document_bytes,
+                },
+                limit_body,
+            )),
         )
-        .layer(axum::middleware::from_fn_with_state(
-            BodyLimits {
-                any: settings.max_body_bytes,
-                documents: settings.max_document_bytes,
-            },
-            limit_body,
-        ))
         // Outermost, so every refusal — a timeout or an oversized body too —
         // reaches a browser as a page.
         .layer(axum::middleware::from_fn(crate::error::page::negotiate))
@@ -213,6 +213,24 @@ struct BodyLimits {
     documents: usize,
 }
 
+/// Whether a request may carry documents: a JSON POST to the signing API's
+/// two routes, exactly. (Forms are read before routing, by the CSRF layer,
+/// so a form never gets the larger bound.)
+fn carries_documents(req: &axum::extract::Request) -> bool {
+    let path = req.uri().path();
+    let route = path == "/api/v1/signatures"
+        || path
+            .strip_prefix("/api/v1/signatures/")
+            .and_then(|rest| rest.strip_suffix("/finish"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    let json = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    req.method() == http::Method::POST && route && json
+}
+
 /// Bounds the request's body by its route: a declared length beyond the
 /// bound is refused at once (413), and a body that runs past it fails when
 /// read, whatever it declared.
@@ -221,7 +239,7 @@ async fn limit_body(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let limit = if req.uri().path().starts_with("/api/v1/signatures") {
+    let limit = if carries_documents(&req) {
         limits.documents
     } else {
         limits.any

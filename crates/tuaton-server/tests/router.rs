@@ -182,6 +182,54 @@ async fn an_oversized_body_is_refused_before_it_is_read() {
 }
 
 #[tokio::test]
+async fn only_the_signing_apis_json_posts_get_the_larger_document_bound() {
+    let (app, _db) = app_with(&[
+        ("TUATON_MAX_BODY_BYTES", "2048"),
+        ("TUATON_MAX_DOCUMENT_BYTES", "65536"),
+    ])
+    .await;
+    let send = |path: &'static str, content_type: &'static str, len: usize| {
+        let app = app.clone();
+        async move {
+            let req = Request::post(path)
+                .header("content-type", content_type)
+                .header("content-length", len.to_string())
+                .body(Body::from(" ".repeat(len)))
+                .unwrap();
+            app.oneshot(req).await.unwrap().status()
+        }
+    };
+    // Within the document bound, a signing request reaches its route (and
+    // without a session goes no further); beyond it, it is refused unread.
+    for path in ["/api/v1/signatures", "/api/v1/signatures/abc/finish"] {
+        assert_eq!(
+            send(path, "application/json", 8192).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        assert_eq!(
+            send(path, "application/json", 70_000).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{path}"
+        );
+    }
+    // A form, another route, or a path that only begins like one of them
+    // keeps the ordinary bound.
+    for (path, content_type) in [
+        ("/api/v1/signatures", "application/x-www-form-urlencoded"),
+        ("/api/v1/signaturesX", "application/json"),
+        ("/api/v1/signatures/a/b/finish", "application/json"),
+        ("/api/v1/enrolments", "application/json"),
+    ] {
+        assert_eq!(
+            send(path, content_type, 8192).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{path} {content_type}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn malformed_json_and_wrong_content_type_get_problem_documents() {
     let (app, _db) = app_with(&[]).await;
     let req = Request::post("/api/v1/enrolments")

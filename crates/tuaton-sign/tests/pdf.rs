@@ -362,7 +362,10 @@ fn files_that_cannot_be_signed_are_refused_with_a_reason() {
     // Cut short anywhere: an error, never a panic.
     for cut in [10, good.len() / 3, good.len() / 2, good.len() - 40] {
         let message = refused(good[..cut].to_vec());
-        assert!(message.contains("cannot be read"), "{cut}: {message}");
+        assert!(
+            message.contains("cannot be read") || message.contains("damaged"),
+            "{cut}: {message}"
+        );
     }
     // A page the file does not have.
     let mut far = options(now);
@@ -393,5 +396,139 @@ fn files_that_cannot_be_signed_are_refused_with_a_reason() {
     assert!(
         message.contains("encrypted") || message.contains("cannot be read"),
         "{message}"
+    );
+}
+
+/// `needle`'s first position in `hay`.
+fn position(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{:?} not found", String::from_utf8_lossy(needle)))
+}
+
+#[test]
+fn the_newest_revision_of_a_page_is_the_one_signed() {
+    // A form whose page was revised in an incremental update: the new
+    // revision points the page at new text. The signature's update must
+    // carry the revised page on, not bring back the old one.
+    let t = tsa();
+    let input = qpdf_file(
+        &t,
+        "revised",
+        1,
+        &["--object-streams=disable", "--compress-streams=n"],
+    );
+    let mut pdf = std::fs::read(&input).unwrap();
+    let page_end = position(&pdf, b"/Type /Page >>");
+    let page_start = pdf[..page_end]
+        .windows(7)
+        .rposition(|w| w == b" 0 obj\n")
+        .unwrap();
+    let number_start = pdf[..page_start].iter().rposition(|b| *b == b'\n').unwrap() + 1;
+    let page_id: u32 = std::str::from_utf8(&pdf[number_start..page_start])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dict_start = page_start + 7;
+    let page_dict = String::from_utf8(pdf[dict_start..page_end + 14].to_vec()).unwrap();
+    let size_at = position(&pdf, b"/Size ") + 6;
+    let size: u32 = std::str::from_utf8(&pdf[size_at..])
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let prev_at = position(&pdf, b"startxref\n") + 10;
+    let prev: usize = std::str::from_utf8(&pdf[prev_at..])
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let contents_at = page_dict.find("/Contents ").unwrap() + 10;
+    let contents_end = contents_at + page_dict[contents_at..].find(" R").unwrap() + 2;
+    let revised_page = format!(
+        "{}{size} 0 R{}",
+        &page_dict[..contents_at],
+        &page_dict[contents_end..]
+    );
+    let text = "BT /F1 24 Tf 72 600 Td (Revised: the fee is 100000 baht) Tj ET";
+    let content_offset = pdf.len();
+    pdf.extend_from_slice(
+        format!(
+            "{size} 0 obj\n<</Length {}>>\nstream\n{text}\nendstream\nendobj\n",
+            text.len()
+        )
+        .as_bytes(),
+    );
+    let page_offset = pdf.len();
+    pdf.extend_from_slice(format!("{page_id} 0 obj\n{revised_page}\nendobj\n").as_bytes());
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!(
+            "xref\n{page_id} 1\n{page_offset:010} 00000 n\r\n{size} 1\n{content_offset:010} 00000 n\r\ntrailer\n<</Size {}/Root 1 0 R/Prev {prev}>>\nstartxref\n{xref}\n%%EOF\n",
+            size + 1
+        )
+        .as_bytes(),
+    );
+    let revised = t.dir.path().join("revised-2.pdf");
+    std::fs::write(&revised, &pdf).unwrap();
+    let signed = sign(
+        &t,
+        &revised,
+        "revised-signed.pdf",
+        &options(OffsetDateTime::now_utc()),
+        false,
+    );
+    assert_pyhanko_accepts(&t, &signed, 1);
+    let (ok, shown) = run(
+        Path::new("pdftotext"),
+        &[signed.to_str().unwrap(), "-"],
+        t.dir.path(),
+    );
+    assert!(ok, "{shown}");
+    assert!(shown.contains("Revised: the fee is 100000 baht"), "{shown}");
+    assert!(!shown.contains("agency form"), "{shown}");
+}
+
+#[test]
+fn a_compression_bomb_is_refused_without_inflating_it() {
+    // An object stream that inflates to 100 MiB from about 100 KB, beside
+    // an ordinary page: refused by the parser's limit, not inflated.
+    let t = tsa();
+    let bomb = t.dir.path().join("bomb.pdf");
+    let script = r#"
+import sys, zlib
+bomb = zlib.compress(b"0" * (100 * 1024 * 1024), 9)
+objs = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
+        b"<</Type/ObjStm/N 1/First 4/Filter/FlateDecode/Length %d>>\nstream\n" % len(bomb) + bomb + b"\nendstream"]
+out = b"%PDF-1.7\n"
+offsets = []
+for i, o in enumerate(objs):
+    offsets.append(len(out))
+    out += b"%d 0 obj\n" % (i + 1) + o + b"\nendobj\n"
+xref = len(out)
+out += b"xref\n0 %d\n0000000000 65535 f\r\n" % (len(objs) + 1)
+for o in offsets:
+    out += b"%010d 00000 n\r\n" % o
+out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+open(sys.argv[1], "wb").write(out)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script, bomb.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&bomb).unwrap();
+    assert!(bytes.len() < 1024 * 1024, "{}", bytes.len());
+    let err = pades::prepare(bytes, &options(OffsetDateTime::now_utc()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot be read") && err.contains("decompress"),
+        "{err}"
     );
 }

@@ -17,13 +17,19 @@ use crate::error::ApiJson;
 use crate::session::SessionAuth;
 use crate::{ApiError, AppState};
 
+/// How many signing requests (which may carry PDFs) are served at once.
+const DOCUMENT_REQUESTS: usize = 8;
+
 pub(super) fn routes() -> Router<AppState> {
     // The body is bounded by TUATON_MAX_DOCUMENT_BYTES for these routes
-    // (crate::app), not by the JSON extractor's own default.
+    // (crate::app), not by the JSON extractor's own default; and few are
+    // served at once, so large bodies cannot pile up in memory (the rest
+    // wait, their bodies unread).
     Router::new()
         .route("/signatures", post(start))
         .route("/signatures/{id}/finish", post(finish))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(DOCUMENT_REQUESTS))
 }
 
 #[derive(utoipa::OpenApi)]

@@ -22,8 +22,7 @@ mod write;
 
 use std::io::Write as _;
 
-use pdf::object::PlainRef;
-use pdf::primitive::{Dictionary, PdfString, Primitive};
+use lopdf::{Dictionary, Object, ObjectId, StringFormat};
 use ring::digest::{Context, SHA256};
 use time::OffsetDateTime;
 
@@ -94,7 +93,7 @@ pub struct PdfFacts {
 /// signed (not a PDF, encrypted, damaged, certified against changes).
 pub fn inspect(pdf: &[u8]) -> Result<PdfFacts, SignError> {
     let revision = read::read(pdf, 0)?;
-    if revision.certified == Some(Certification::NoChanges as i32) {
+    if revision.certified == Some(Certification::NoChanges as i64) {
         return Err(certified_against_changes());
     }
     Ok(PdfFacts {
@@ -229,8 +228,8 @@ pub fn sign(
 
 /// An object the update writes: its number, generation and offset.
 struct Entry {
-    id: u64,
-    gen_nr: u64,
+    id: u32,
+    gen_nr: u16,
     offset: usize,
 }
 
@@ -243,23 +242,31 @@ struct Update {
 }
 
 impl Update {
-    fn begin(&mut self, at: PlainRef) {
+    fn begin(&mut self, at: ObjectId) -> Result<(), SignError> {
+        // One object is written once: a file whose catalog, page or form
+        // arrays are one object would otherwise be redefined twice.
+        if self.entries.iter().any(|e| e.id == at.0) {
+            return Err(SignError::Document(
+                "the PDF's structure is unusual (one object serves as two); save it again with a PDF tool first".into(),
+            ));
+        }
         self.entries.push(Entry {
-            id: at.id,
-            gen_nr: at.r#gen,
+            id: at.0,
+            gen_nr: at.1,
             offset: self.base + self.out.len(),
         });
         self.out
-            .extend_from_slice(format!("{} {} obj\n", at.id, at.r#gen).as_bytes());
+            .extend_from_slice(format!("{} {} obj\n", at.0, at.1).as_bytes());
+        Ok(())
     }
 
     fn end(&mut self) {
         self.out.extend_from_slice(b"\nendobj\n");
     }
 
-    fn object(&mut self, at: PlainRef, value: &Primitive) -> Result<(), SignError> {
-        self.begin(at);
-        write::primitive(&mut self.out, value)?;
+    fn object(&mut self, at: ObjectId, value: &Object) -> Result<(), SignError> {
+        self.begin(at)?;
+        write::object(&mut self.out, value)?;
         self.end();
         Ok(())
     }
@@ -269,16 +276,16 @@ impl Update {
     }
 }
 
-fn new_ref(id: u64) -> PlainRef {
-    PlainRef { id, r#gen: 0 }
+fn name(name: &str) -> Object {
+    Object::Name(name.as_bytes().to_vec())
 }
 
-fn pdf_name(name: &str) -> Primitive {
-    Primitive::Name(name.into())
+fn string(bytes: &[u8]) -> Object {
+    Object::String(bytes.to_vec(), StringFormat::Hexadecimal)
 }
 
-fn pdf_string(bytes: &[u8]) -> Primitive {
-    Primitive::String(PdfString::new(bytes.into()))
+fn integer(n: usize) -> Object {
+    Object::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// Appends the signature's update to `pdf`, its `/Contents` empty.
@@ -291,7 +298,7 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     }
     let page_index = options.appearance.as_ref().map_or(0, |a| a.page);
     let rev = read::read(&pdf, page_index)?;
-    if rev.certified == Some(Certification::NoChanges as i32) {
+    if rev.certified == Some(Certification::NoChanges as i64) {
         return Err(certified_against_changes());
     }
     if options.certify.is_some() && (rev.signatures > 0 || rev.certified.is_some()) {
@@ -301,9 +308,9 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     }
 
     // New objects take the numbers from the trailer's /Size on.
-    let mut next = rev.size;
+    let mut next = rev.next_id;
     let mut take = || {
-        let r = new_ref(next);
+        let r = (next, 0);
         next += 1;
         r
     };
@@ -324,7 +331,7 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     }
 
     // The signature dictionary, its two slots reserved.
-    u.begin(sig_ref);
+    u.begin(sig_ref)?;
     u.out.extend_from_slice(
         b"<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange",
     );
@@ -362,29 +369,29 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     // The field and its widget, one dictionary.
     let field_name = unused_field_name(&rev.field_names);
     let mut field = Dictionary::new();
-    field.insert("Type", pdf_name("Annot"));
-    field.insert("Subtype", pdf_name("Widget"));
-    field.insert("FT", pdf_name("Sig"));
-    field.insert("T", pdf_string(field_name.as_bytes()));
-    field.insert("V", Primitive::Reference(sig_ref));
+    field.set("Type", name("Annot"));
+    field.set("Subtype", name("Widget"));
+    field.set("FT", name("Sig"));
+    field.set("T", string(field_name.as_bytes()));
+    field.set("V", Object::Reference(sig_ref));
     // Print and Locked (ISO 32000-1 §12.5.3).
-    field.insert("F", Primitive::Integer(132));
+    field.set("F", Object::Integer(132));
     let page_ref = rev
         .page
         .at
         .ok_or_else(|| SignError::Document("a page is not an indirect object".into()))?;
-    field.insert("P", Primitive::Reference(page_ref));
+    field.set("P", Object::Reference(page_ref));
     let rect = options.appearance.as_ref().map_or([0.0; 4], |a| a.rect);
-    field.insert(
+    field.set(
         "Rect",
-        Primitive::Array(rect.iter().map(|v| Primitive::Number(*v)).collect()),
+        Object::Array(rect.iter().map(|v| Object::Real(*v)).collect()),
     );
     if let Some(at) = appearance_ref {
         let mut ap = Dictionary::new();
-        ap.insert("N", Primitive::Reference(at));
-        field.insert("AP", Primitive::Dictionary(ap));
+        ap.set("N", Object::Reference(at));
+        field.set("AP", Object::Dictionary(ap));
     }
-    u.object(field_ref, &Primitive::Dictionary(field))?;
+    u.object(field_ref, &Object::Dictionary(field))?;
 
     if let (Some(at), Some(look)) = (appearance_ref, &options.appearance) {
         appearance_stream(&mut u, at, look)?;
@@ -405,50 +412,40 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
             },
         ),
     };
-    fields.value.push(Primitive::Reference(field_ref));
+    fields.value.push(Object::Reference(field_ref));
     match fields.at {
-        Some(at) => u.object(at, &Primitive::Array(fields.value))?,
+        Some(at) => u.object(at, &Object::Array(fields.value))?,
         None => {
-            form_dict.insert("Fields", Primitive::Array(fields.value));
+            form_dict.set("Fields", Object::Array(fields.value));
         }
     }
-    form_dict.insert("SigFlags", Primitive::Integer(3));
+    form_dict.set("SigFlags", Object::Integer(3));
     match form_at {
         Some(at) => {
-            u.object(at, &Primitive::Dictionary(form_dict))?;
+            u.object(at, &Object::Dictionary(form_dict))?;
             if new_form_ref.is_some() {
-                catalog.insert("AcroForm", Primitive::Reference(at));
+                catalog.set("AcroForm", Object::Reference(at));
                 catalog_changed = true;
             }
         }
         None => {
-            catalog.insert("AcroForm", Primitive::Dictionary(form_dict));
+            catalog.set("AcroForm", Object::Dictionary(form_dict));
             catalog_changed = true;
         }
     }
 
-    // The page lists the widget among its annotations.
-    match rev.annots {
-        Some(read::Held {
-            at: Some(at),
-            mut value,
-        }) => {
-            value.push(Primitive::Reference(field_ref));
-            u.object(at, &Primitive::Array(value))?;
-        }
-        annots => {
-            let mut value = annots.map(|a| a.value).unwrap_or_default();
-            value.push(Primitive::Reference(field_ref));
-            let mut page = rev.page.value.clone();
-            page.insert("Annots", Primitive::Array(value));
-            u.object(page_ref, &Primitive::Dictionary(page))?;
-        }
-    }
+    // The page lists the widget among its annotations, in an array of its
+    // own (an indirect array could be another page's too).
+    let mut annots = rev.annots.map(|a| a.value).unwrap_or_default();
+    annots.push(Object::Reference(field_ref));
+    let mut page = rev.page.value.clone();
+    page.set("Annots", Object::Array(annots));
+    u.object(page_ref, &Object::Dictionary(page))?;
 
     if options.certify.is_some() {
         let mut perms = Dictionary::new();
-        perms.insert("DocMDP", Primitive::Reference(sig_ref));
-        catalog.insert("Perms", Primitive::Dictionary(perms));
+        perms.set("DocMDP", Object::Reference(sig_ref));
+        catalog.set("Perms", Object::Dictionary(perms));
         catalog_changed = true;
     }
     if catalog_changed {
@@ -456,23 +453,35 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
             .catalog
             .at
             .ok_or_else(|| SignError::Document("the catalog is not an indirect object".into()))?;
-        u.object(at, &Primitive::Dictionary(catalog))?;
+        u.object(at, &Object::Dictionary(catalog))?;
     }
 
-    // The trailer: the same root and info, /Prev to the section before,
-    // and the file identifier's second half renewed (ISO 32000-1 §14.4).
+    // The trailer: every entry of the one before (ISO 32000-1 §7.5.6) but
+    // those that describe a section, /Prev to the section before, and the
+    // file identifier's second half renewed (§14.4).
     let mut trailer = Dictionary::new();
-    trailer.insert("Size", size_value(size)?);
-    if let Some(root) = rev.trailer.get("Root") {
-        trailer.insert("Root", root.clone());
+    for (key, value) in rev.trailer.iter() {
+        let describes_section = matches!(
+            key.as_slice(),
+            b"Prev"
+                | b"Size"
+                | b"XRefStm"
+                | b"Type"
+                | b"W"
+                | b"Index"
+                | b"Length"
+                | b"Filter"
+                | b"DecodeParms"
+        );
+        if !describes_section {
+            trailer.set(key.clone(), value.clone());
+        }
     }
-    if let Some(info) = rev.trailer.get("Info") {
-        trailer.insert("Info", info.clone());
-    }
-    trailer.insert("Prev", size_value(rev.startxref as u64)?);
-    let first_id = match rev.trailer.get("ID") {
-        Some(Primitive::Array(ids)) => match ids.first() {
-            Some(Primitive::String(s)) => s.as_bytes().to_vec(),
+    trailer.set("Size", Object::Integer(i64::from(size)));
+    trailer.set("Prev", integer(rev.startxref));
+    let first_id = match rev.trailer.get(b"ID") {
+        Ok(Object::Array(ids)) => match ids.first() {
+            Some(Object::String(s, _)) => s.clone(),
             _ => Vec::new(),
         },
         _ => Vec::new(),
@@ -483,9 +492,9 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     } else {
         first_id
     };
-    trailer.insert(
+    trailer.set(
         "ID",
-        Primitive::Array(vec![pdf_string(&first_id), pdf_string(&renewed)]),
+        Object::Array(vec![string(&first_id), string(&renewed)]),
     );
 
     let xref_at = u.position();
@@ -532,17 +541,11 @@ fn finish(hash: Context) -> [u8; 32] {
     out
 }
 
-fn size_value(n: u64) -> Result<Primitive, SignError> {
-    i32::try_from(n)
-        .map(Primitive::Integer)
-        .map_err(|_| SignError::Document("the PDF is too large to sign".into()))
-}
-
 /// `Signature1`, `Signature2`, …: the first name no field has.
-fn unused_field_name(taken: &[Vec<u8>]) -> String {
+fn unused_field_name(taken: &[String]) -> String {
     (1..)
         .map(|n| format!("Signature{n}"))
-        .find(|name| !taken.iter().any(|t| t == name.as_bytes()))
+        .find(|name| !taken.iter().any(|t| t == name))
         .unwrap_or_else(|| "Signature".into())
 }
 
@@ -563,7 +566,7 @@ fn file_id(first: &[u8], pdf: &[u8], options: &PdfOptions) -> [u8; 16] {
 
 /// The visible signature's form XObject: a pale box with a border and the
 /// lines of text, sized to fit.
-fn appearance_stream(u: &mut Update, at: PlainRef, look: &Appearance) -> Result<(), SignError> {
+fn appearance_stream(u: &mut Update, at: ObjectId, look: &Appearance) -> Result<(), SignError> {
     let [x1, y1, x2, y2] = look.rect;
     let (w, h) = ((x2 - x1).abs(), (y2 - y1).abs());
     if !(w.is_finite() && h.is_finite()) || w < 1.0 || h < 1.0 {
@@ -601,7 +604,7 @@ fn appearance_stream(u: &mut Update, at: PlainRef, look: &Appearance) -> Result<
     }
     content.extend_from_slice(b"ET\n");
 
-    u.begin(at);
+    u.begin(at)?;
     let _ = write!(
         u.out,
         "<</Type/XObject/Subtype/Form/BBox[0 0 {w:.2} {h:.2}]/Resources<</Font<</F1<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>>>>>/Length {}>>\nstream\n",
@@ -624,12 +627,14 @@ fn latin1(text: &str) -> Vec<u8> {
 }
 
 /// Groups the update's objects into `(first, count)` runs of numbers.
-fn runs(entries: &mut [Entry]) -> Vec<(u64, Vec<&Entry>)> {
+fn runs(entries: &mut [Entry]) -> Vec<(u32, Vec<&Entry>)> {
     entries.sort_by_key(|e| e.id);
-    let mut runs: Vec<(u64, Vec<&Entry>)> = Vec::new();
+    let mut runs: Vec<(u32, Vec<&Entry>)> = Vec::new();
     for e in entries.iter() {
         match runs.last_mut() {
-            Some((first, group)) if *first + group.len() as u64 == e.id => group.push(e),
+            Some((first, group)) if u64::from(*first) + group.len() as u64 == u64::from(e.id) => {
+                group.push(e)
+            }
             _ => runs.push((e.id, vec![e])),
         }
     }
@@ -655,35 +660,33 @@ fn xref_table(u: &mut Update, trailer: &Dictionary) -> Result<(), SignError> {
 
 /// A cross-reference stream (ISO 32000-1 §7.5.8), listing itself too,
 /// uncompressed: `/W [1 4 2]`.
-fn xref_stream(u: &mut Update, at: PlainRef, mut trailer: Dictionary) -> Result<(), SignError> {
-    u.begin(at);
+fn xref_stream(u: &mut Update, at: ObjectId, mut trailer: Dictionary) -> Result<(), SignError> {
+    u.begin(at)?;
     let mut entries = std::mem::take(&mut u.entries);
     let mut index = Vec::new();
     let mut data = Vec::new();
     for (first, group) in runs(&mut entries) {
-        index.push(size_value(first)?);
-        index.push(size_value(group.len() as u64)?);
+        index.push(Object::Integer(i64::from(first)));
+        index.push(integer(group.len()));
         for e in group {
             let offset = u32::try_from(e.offset)
                 .map_err(|_| SignError::Document("the PDF is too large to sign".into()))?;
-            let gen_nr = u16::try_from(e.gen_nr)
-                .map_err(|_| SignError::Document("an object generation is out of range".into()))?;
             data.push(1);
             data.extend_from_slice(&offset.to_be_bytes());
-            data.extend_from_slice(&gen_nr.to_be_bytes());
+            data.extend_from_slice(&e.gen_nr.to_be_bytes());
         }
     }
-    trailer.insert("Type", pdf_name("XRef"));
-    trailer.insert(
+    trailer.set("Type", name("XRef"));
+    trailer.set(
         "W",
-        Primitive::Array(vec![
-            Primitive::Integer(1),
-            Primitive::Integer(4),
-            Primitive::Integer(2),
+        Object::Array(vec![
+            Object::Integer(1),
+            Object::Integer(4),
+            Object::Integer(2),
         ]),
     );
-    trailer.insert("Index", Primitive::Array(index));
-    trailer.insert("Length", size_value(data.len() as u64)?);
+    trailer.set("Index", Object::Array(index));
+    trailer.set("Length", integer(data.len()));
     write::dictionary(&mut u.out, &trailer)?;
     u.out.extend_from_slice(b"\nstream\n");
     u.out.extend_from_slice(&data);

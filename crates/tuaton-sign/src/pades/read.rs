@@ -1,26 +1,34 @@
-//! Reading what a signature needs from a PDF, and nothing more: the last
-//! cross-reference section (its offset and whether it is a stream), the
-//! trailer, the catalog, the page the signature's widget goes on, the
-//! AcroForm with its fields, and a certification's permissions. The `pdf`
-//! crate parses; it reads objects only when asked, so a large file costs
-//! little beyond its hash.
+//! Reading what a signature needs from a PDF: the last cross-reference
+//! section (its offset and whether it is a stream), the trailer, the
+//! catalog, the page the signature's widget goes on, the AcroForm with its
+//! fields, and a certification's permissions.
+//!
+//! lopdf parses, with its limits for untrusted files (nesting depth,
+//! decompressed stream size, cross-reference entries bounded by the bytes
+//! that hold them) and the newest revision of each object winning. Streams
+//! other than object streams are dropped as they are read: a signature
+//! rewrites dictionaries and arrays only, so a large file is held once, as
+//! the caller's buffer. A file whose cross-reference data had to be
+//! repaired is refused: an update on top of a repaired view could show
+//! viewers another document than the one read here.
 
-use pdf::backend::Backend;
-use pdf::file::{NoCache, NoLog, Storage};
-use pdf::object::{ParseOptions, PlainRef, Resolve};
-use pdf::primitive::{Dictionary, Primitive};
+use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId};
 
 use crate::SignError;
 
-/// The deepest page tree walked, and the most fields read.
+/// The deepest page tree walked, the most page tree nodes visited, and the
+/// most fields read.
 const MAX_TREE_DEPTH: usize = 32;
+const MAX_TREE_NODES: usize = 200_000;
 const MAX_FIELDS: usize = 10_000;
+/// The most one stream (an object or cross-reference stream) may inflate to.
+const MAX_INFLATED: usize = 64 * 1024 * 1024;
 
 /// A value read from the file: an indirect object (`at`) or a value held
 /// inline in the object above it.
 #[derive(Debug, Clone)]
 pub(super) struct Held<T> {
-    pub at: Option<PlainRef>,
+    pub at: Option<ObjectId>,
     pub value: T,
 }
 
@@ -28,7 +36,7 @@ pub(super) struct Held<T> {
 #[derive(Debug)]
 pub(super) struct Form {
     pub dict: Held<Dictionary>,
-    pub fields: Held<Vec<Primitive>>,
+    pub fields: Held<Vec<Object>>,
 }
 
 /// What the last revision of a PDF says, as far as a new signature needs.
@@ -38,8 +46,8 @@ pub(super) struct Revision {
     pub startxref: usize,
     /// Whether that section is a cross-reference stream (PDF 1.5).
     pub xref_stream: bool,
-    /// The trailer's `/Size`: the next object number free.
-    pub size: u64,
+    /// The first object number no object has.
+    pub next_id: u32,
     /// The trailer (or the cross-reference stream's dictionary).
     pub trailer: Dictionary,
     /// The catalog, always an indirect object.
@@ -49,19 +57,29 @@ pub(super) struct Revision {
     /// The page the widget goes on, always an indirect object.
     pub page: Held<Dictionary>,
     /// That page's `/Annots`, if it has any.
-    pub annots: Option<Held<Vec<Primitive>>>,
+    pub annots: Option<Held<Vec<Object>>>,
     /// The AcroForm, if there is one.
     pub form: Option<Form>,
-    /// The names (`/T`) of the form's top-level fields.
-    pub field_names: Vec<Vec<u8>>,
+    /// The names (`/T`) of the form's top-level fields, as text.
+    pub field_names: Vec<String>,
     /// How many signature fields are signed.
     pub signatures: usize,
-    /// A certification signature's DocMDP `/P`, if the document has one.
-    pub certified: Option<i32>,
+    /// A certification signature's DocMDP `/P`, if the document has one
+    /// (1, no changes, when its permissions cannot be read).
+    pub certified: Option<i64>,
 }
 
 fn unreadable(what: impl std::fmt::Display) -> SignError {
     SignError::Document(format!("the PDF cannot be read: {what}"))
+}
+
+/// Keeps what a signature may rewrite, and object streams until their
+/// objects are read; drops every other stream's bytes.
+fn structure_only(id: ObjectId, object: &mut Object) -> Option<(ObjectId, Object)> {
+    match object {
+        Object::Stream(s) if !s.dict.has_type(b"ObjStm") => None,
+        _ => Some((id, object.clone())),
+    }
 }
 
 /// Reads `bytes` for a signature whose widget goes on page `page_index`
@@ -78,35 +96,46 @@ pub(super) fn read(bytes: &[u8], page_index: u32) -> Result<Revision, SignError>
 }
 
 fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
-    let mut storage = Storage::with_cache(bytes, ParseOptions::strict(), NoCache, NoCache, NoLog)
-        .map_err(unreadable)?;
-    let trailer = storage.load_storage_and_trailer().map_err(unreadable)?;
-    if trailer.get("Encrypt").is_some() {
+    let options = LoadOptions {
+        filter: Some(structure_only),
+        max_decompressed_size: Some(MAX_INFLATED),
+        ..LoadOptions::default()
+    };
+    let doc = Document::load_mem_with_options(bytes, options).map_err(unreadable)?;
+    if doc.trailer.has(b"Encrypt") {
         return Err(SignError::Document(
             "an encrypted PDF is not signed; remove its password first".into(),
         ));
     }
-    let startxref = bytes.locate_xref_offset().map_err(unreadable)?;
+    if doc.xref_recovery.is_some() {
+        return Err(SignError::Document(
+            "the PDF's cross-reference data is damaged; save it again with a PDF tool first".into(),
+        ));
+    }
+    let startxref = doc.xref_start;
     let xref_stream = !bytes
         .get(startxref..)
-        .map(|rest| rest.trim_ascii_start().starts_with(b"xref"))
-        .unwrap_or(false);
-    let size = trailer
-        .get("Size")
-        .and_then(|s| s.as_integer().ok())
-        .and_then(|s| u64::try_from(s).ok())
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"xref"));
+    let size = doc
+        .trailer
+        .get(b"Size")
+        .and_then(Object::as_i64)
+        .ok()
+        .and_then(|s| u32::try_from(s).ok())
         .ok_or_else(|| unreadable("the trailer has no /Size"))?;
-    let r = storage.resolver();
+    let next_id = size.max(doc.max_id.saturating_add(1));
 
-    let catalog = dictionary(&r, trailer.get("Root"), "the catalog")?;
+    let catalog = dictionary(&doc, doc.trailer.get(b"Root").ok(), "the catalog")?;
     if catalog.at.is_none() {
         return Err(unreadable("the catalog is not an indirect object"));
     }
-    let tree = dictionary(&r, catalog.value.get("Pages"), "the page tree")?;
+    let tree = dictionary(&doc, catalog.value.get(b"Pages").ok(), "the page tree")?;
     let pages = tree
         .value
-        .get("Count")
-        .and_then(|c| c.as_u32().ok())
+        .get(b"Count")
+        .and_then(Object::as_i64)
+        .ok()
+        .and_then(|c| u32::try_from(c).ok())
         .ok_or_else(|| unreadable("the page tree has no /Count"))?;
     if page_index >= pages {
         return Err(SignError::Document(format!(
@@ -114,23 +143,25 @@ fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
             u64::from(page_index) + 1
         )));
     }
-    let page = find_page(&r, tree, page_index)?;
+    let page = find_page(&doc, tree, page_index)?;
     let annots = page
         .value
-        .get("Annots")
-        .map(|a| array(&r, a, "a page's annotations"))
+        .get(b"Annots")
+        .ok()
+        .filter(|a| !matches!(a, Object::Null))
+        .map(|a| array(&doc, a, "a page's annotations"))
         .transpose()?;
 
-    let form = match catalog.value.get("AcroForm") {
-        None | Some(Primitive::Null) => None,
-        Some(f) => {
-            let dict = dictionary(&r, Some(f), "the AcroForm")?;
-            let fields = match dict.value.get("Fields") {
-                None | Some(Primitive::Null) => Held {
+    let form = match catalog.value.get(b"AcroForm") {
+        Err(_) | Ok(Object::Null) => None,
+        Ok(f) => {
+            let dict = dictionary(&doc, Some(f), "the AcroForm")?;
+            let fields = match dict.value.get(b"Fields") {
+                Err(_) | Ok(Object::Null) => Held {
                     at: None,
                     value: Vec::new(),
                 },
-                Some(a) => array(&r, a, "the form's fields")?,
+                Ok(a) => array(&doc, a, "the form's fields")?,
             };
             Some(Form { dict, fields })
         }
@@ -138,26 +169,30 @@ fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
     let mut field_names = Vec::new();
     let mut signatures = 0;
     if let Some(form) = &form {
-        for field in form.fields.value.iter().take(MAX_FIELDS) {
-            let Ok(field) = dictionary(&r, Some(field), "a form field") else {
+        if form.fields.value.len() > MAX_FIELDS {
+            return Err(SignError::Document(format!(
+                "a PDF with more than {MAX_FIELDS} form fields is not signed"
+            )));
+        }
+        for field in &form.fields.value {
+            let Ok(field) = dictionary(&doc, Some(field), "a form field") else {
                 continue;
             };
-            if let Some(Primitive::String(t)) = field.value.get("T") {
-                field_names.push(t.as_bytes().to_vec());
+            if let Ok(Object::String(t, _)) = field.value.get(b"T") {
+                field_names.push(text(t));
             }
-            let is_signature =
-                matches!(field.value.get("FT"), Some(Primitive::Name(n)) if n.as_str() == "Sig");
-            if is_signature && field.value.get("V").is_some() {
+            let is_signature = matches!(field.value.get(b"FT"), Ok(Object::Name(n)) if n == b"Sig");
+            if is_signature && field.value.has(b"V") {
                 signatures += 1;
             }
         }
     }
-    let certified = certification(&r, &catalog.value);
+    let certified = certification(&doc, &catalog.value);
     Ok(Revision {
         startxref,
         xref_stream,
-        size,
-        trailer,
+        next_id,
+        trailer: doc.trailer.clone(),
         catalog,
         pages,
         page,
@@ -169,21 +204,38 @@ fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
     })
 }
 
+/// A PDF text string as text: UTF-16BE after its byte-order mark, and
+/// otherwise the bytes as Latin-1 (which PDFDocEncoding is for the names
+/// fields have).
+fn text(bytes: &[u8]) -> String {
+    match bytes.strip_prefix(&[0xfe, 0xff]) {
+        Some(utf16) => {
+            let units: Vec<u16> = utf16
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        None => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
 /// Follows `value` to a dictionary: an indirect one or one held inline.
 fn dictionary(
-    r: &impl Resolve,
-    value: Option<&Primitive>,
+    doc: &Document,
+    value: Option<&Object>,
     what: &str,
 ) -> Result<Held<Dictionary>, SignError> {
     match value {
-        Some(Primitive::Reference(at)) => match r.resolve(*at).map_err(unreadable)? {
-            Primitive::Dictionary(value) => Ok(Held {
+        Some(Object::Reference(at)) => match doc.objects.get(at) {
+            Some(Object::Dictionary(value)) => Ok(Held {
                 at: Some(*at),
-                value,
+                value: value.clone(),
             }),
-            _ => Err(unreadable(format!("{what} is not a dictionary"))),
+            Some(_) => Err(unreadable(format!("{what} is not a dictionary"))),
+            None => Err(unreadable(format!("{what} is missing"))),
         },
-        Some(Primitive::Dictionary(value)) => Ok(Held {
+        Some(Object::Dictionary(value)) => Ok(Held {
             at: None,
             value: value.clone(),
         }),
@@ -192,20 +244,16 @@ fn dictionary(
 }
 
 /// Follows `value` to an array: an indirect one or one held inline.
-fn array(
-    r: &impl Resolve,
-    value: &Primitive,
-    what: &str,
-) -> Result<Held<Vec<Primitive>>, SignError> {
+fn array(doc: &Document, value: &Object, what: &str) -> Result<Held<Vec<Object>>, SignError> {
     match value {
-        Primitive::Reference(at) => match r.resolve(*at).map_err(unreadable)? {
-            Primitive::Array(value) => Ok(Held {
+        Object::Reference(at) => match doc.objects.get(at) {
+            Some(Object::Array(value)) => Ok(Held {
                 at: Some(*at),
-                value,
+                value: value.clone(),
             }),
             _ => Err(unreadable(format!("{what} is not an array"))),
         },
-        Primitive::Array(value) => Ok(Held {
+        Object::Array(value) => Ok(Held {
             at: None,
             value: value.clone(),
         }),
@@ -214,30 +262,37 @@ fn array(
 }
 
 /// The `index`th page (0-based) under the page tree `node`, by the
-/// subtrees' `/Count`s.
+/// subtrees' `/Count`s, visiting at most [`MAX_TREE_NODES`] nodes.
 fn find_page(
-    r: &impl Resolve,
+    doc: &Document,
     mut node: Held<Dictionary>,
     mut index: u32,
 ) -> Result<Held<Dictionary>, SignError> {
+    let mut visited = 0usize;
     for _ in 0..MAX_TREE_DEPTH {
-        let kids = match node.value.get("Kids") {
-            Some(k) => array(r, k, "a page tree node's kids")?.value,
-            None => return Err(unreadable("a page tree node has no /Kids")),
+        let kids = match node.value.get(b"Kids") {
+            Ok(k) => array(doc, k, "a page tree node's kids")?.value,
+            Err(_) => return Err(unreadable("a page tree node has no /Kids")),
         };
         let mut next = None;
         for kid in &kids {
-            let Primitive::Reference(_) = kid else {
+            visited += 1;
+            if visited > MAX_TREE_NODES {
+                return Err(unreadable("the page tree is too large"));
+            }
+            let Object::Reference(_) = kid else {
                 return Err(unreadable("a page is not an indirect object"));
             };
-            let kid = dictionary(r, Some(kid), "a page")?;
-            let is_tree = matches!(kid.value.get("Type"), Some(Primitive::Name(n)) if n.as_str() == "Pages")
-                || kid.value.get("Kids").is_some();
+            let kid = dictionary(doc, Some(kid), "a page")?;
+            let is_tree = matches!(kid.value.get(b"Type"), Ok(Object::Name(n)) if n == b"Pages")
+                || kid.value.has(b"Kids");
             if is_tree {
                 let count = kid
                     .value
-                    .get("Count")
-                    .and_then(|c| c.as_u32().ok())
+                    .get(b"Count")
+                    .and_then(Object::as_i64)
+                    .ok()
+                    .and_then(|c| u32::try_from(c).ok())
                     .ok_or_else(|| unreadable("a page tree node has no /Count"))?;
                 if index < count {
                     next = Some(kid);
@@ -256,24 +311,36 @@ fn find_page(
 }
 
 /// A certification signature's DocMDP permission (`/P`, 2 when left out),
-/// read from the catalog's `/Perms`.
-fn certification(r: &impl Resolve, catalog: &Dictionary) -> Option<i32> {
-    let perms = dictionary(r, catalog.get("Perms"), "the permissions").ok()?;
-    let signature = dictionary(r, perms.value.get("DocMDP"), "the certification").ok()?;
-    let references = match signature.value.get("Reference") {
-        Some(a) => array(r, a, "the signature references").ok()?.value,
-        None => return Some(2),
+/// read from the catalog's `/Perms`; 1 (no changes) when the catalog names
+/// a certification that cannot be read, so a damaged one is never taken
+/// for none.
+fn certification(doc: &Document, catalog: &Dictionary) -> Option<i64> {
+    let perms = dictionary(doc, catalog.get(b"Perms").ok(), "the permissions").ok()?;
+    let docmdp = perms.value.get(b"DocMDP").ok()?;
+    let Ok(signature) = dictionary(doc, Some(docmdp), "the certification") else {
+        return Some(1);
+    };
+    let references = match signature.value.get(b"Reference") {
+        Ok(a) => match array(doc, a, "the signature references") {
+            Ok(a) => a.value,
+            Err(_) => return Some(1),
+        },
+        Err(_) => return Some(2),
     };
     for reference in &references {
-        let Ok(reference) = dictionary(r, Some(reference), "a signature reference") else {
-            continue;
+        let Ok(reference) = dictionary(doc, Some(reference), "a signature reference") else {
+            return Some(1);
         };
-        let is_docmdp = matches!(reference.value.get("TransformMethod"), Some(Primitive::Name(n)) if n.as_str() == "DocMDP");
+        let is_docmdp = matches!(reference.value.get(b"TransformMethod"), Ok(Object::Name(n)) if n == b"DocMDP");
         if is_docmdp {
-            let p = dictionary(r, reference.value.get("TransformParams"), "the transform")
-                .ok()
-                .and_then(|t| t.value.get("P").and_then(|p| p.as_integer().ok()));
-            return Some(p.unwrap_or(2));
+            let p = match reference.value.get(b"TransformParams") {
+                Ok(params) => match dictionary(doc, Some(params), "the transform") {
+                    Ok(t) => t.value.get(b"P").and_then(Object::as_i64).unwrap_or(2),
+                    Err(_) => 1,
+                },
+                Err(_) => 2,
+            };
+            return Some(p);
         }
     }
     Some(2)

@@ -3,37 +3,37 @@
 //! bytes must be exact, since the signature's `/ByteRange` is patched in
 //! place.
 
-use pdf::primitive::{Dictionary, Primitive};
+use lopdf::{Dictionary, Object};
 
 use crate::SignError;
 
 /// Appends `value`. Streams are never rewritten by a signature, so one
 /// here is refused.
-pub(super) fn primitive(out: &mut Vec<u8>, value: &Primitive) -> Result<(), SignError> {
+pub(super) fn object(out: &mut Vec<u8>, value: &Object) -> Result<(), SignError> {
     match value {
-        Primitive::Null => out.extend_from_slice(b"null"),
-        Primitive::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Primitive::Number(n) => number(out, *n),
-        Primitive::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Primitive::String(s) => hex_string(out, s.as_bytes()),
-        Primitive::Stream(_) => {
+        Object::Null => out.extend_from_slice(b"null"),
+        Object::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Object::Real(n) => number(out, *n),
+        Object::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Object::String(s, _) => hex_string(out, s),
+        Object::Stream(_) => {
             return Err(SignError::Document(
                 "the PDF holds a stream where a dictionary or array belongs".into(),
             ));
         }
-        Primitive::Dictionary(d) => dictionary(out, d)?,
-        Primitive::Array(items) => {
+        Object::Dictionary(d) => dictionary(out, d)?,
+        Object::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');
                 }
-                primitive(out, item)?;
+                object(out, item)?;
             }
             out.push(b']');
         }
-        Primitive::Reference(r) => reference(out, r.id, r.r#gen),
-        Primitive::Name(n) => name(out, n),
+        Object::Reference((id, gen_nr)) => reference(out, *id, *gen_nr),
+        Object::Name(n) => name(out, n),
     }
     Ok(())
 }
@@ -42,24 +42,24 @@ pub(super) fn primitive(out: &mut Vec<u8>, value: &Primitive) -> Result<(), Sign
 pub(super) fn dictionary(out: &mut Vec<u8>, dict: &Dictionary) -> Result<(), SignError> {
     out.extend_from_slice(b"<<");
     for (key, value) in dict.iter() {
-        name(out, key.as_str());
+        name(out, key);
         out.push(b' ');
-        primitive(out, value)?;
+        object(out, value)?;
     }
     out.extend_from_slice(b">>");
     Ok(())
 }
 
 /// `id gen R`.
-pub(super) fn reference(out: &mut Vec<u8>, id: u64, gen_nr: u64) {
+pub(super) fn reference(out: &mut Vec<u8>, id: u32, gen_nr: u16) {
     out.extend_from_slice(format!("{id} {gen_nr} R").as_bytes());
 }
 
 /// A name, with `#xx` for every byte outside the regular characters
 /// (ISO 32000-1 §7.3.5).
-pub(super) fn name(out: &mut Vec<u8>, name: &str) {
+pub(super) fn name(out: &mut Vec<u8>, name: &[u8]) {
     out.push(b'/');
-    for &b in name.as_bytes() {
+    for &b in name {
         let regular = (0x21..=0x7e).contains(&b) && !b"()<>[]{}/%#".contains(&b);
         if regular {
             out.push(b);
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn names_escape_delimiters_and_non_ascii() {
         let mut out = Vec::new();
-        name(&mut out, "A B#(é");
+        name(&mut out, "A B#(é".as_bytes());
         assert_eq!(out, b"/A#20B#23#28#C3#A9");
     }
 
