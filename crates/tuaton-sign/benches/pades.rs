@@ -6,8 +6,9 @@
 //! so its peak resident memory (`VmHWM`) is its own: the child reads the
 //! file, notes its resident memory, signs (software P-256 key, Tuaton's TSA
 //! in process, one signature and one time stamp), and reports the signing
-//! time and the peak. The PDFs are written here: a page whose image is the
-//! file's bulk, with a cross-reference table.
+//! time and the peak. The PDFs are written here, as a scanned document is:
+//! each page an image of about 1 MB, with a cross-reference table; and,
+//! the worst case for memory, one page whose one image is the whole file.
 //!
 //! Run: `cargo bench -p tuaton-sign --bench pades`
 
@@ -27,40 +28,50 @@ mod common;
 const RUNS: usize = 5;
 const CHILD: &str = "TUATON_PADES_BENCH_FILE";
 
-/// A one-page PDF of about `size` bytes: an uncompressed image stream of
-/// pseudo-random bytes carries the bulk.
-fn write_pdf(path: &Path, size: usize) {
-    let side = ((size / 3) as f64).sqrt().ceil() as usize;
+/// A PDF of about `size` bytes in `pages` pages, as a scanned document
+/// is: each page an uncompressed image of pseudo-random bytes.
+fn write_pdf(path: &Path, size: usize, pages: usize) {
+    let side = ((size / pages / 3) as f64).sqrt().ceil() as usize;
     let image_len = side * side * 3;
     let mut pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
     let mut offsets = Vec::new();
     let content = b"q 400 0 0 400 100 300 cm /Im1 Do Q";
-    let objects: Vec<Vec<u8>> = vec![
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 3 + 3 * i)).collect();
+    let mut objects: Vec<Vec<u8>> = vec![
         b"<</Type/Catalog/Pages 2 0 R>>".to_vec(),
-        b"<</Type/Pages/Kids[3 0 R]/Count 1>>".to_vec(),
-        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R/Resources<</XObject<</Im1 5 0 R>>>>>>".to_vec(),
-        [
-            format!("<</Length {}>>\nstream\n", content.len()).as_bytes(),
-            content,
-            b"\nendstream",
-        ]
-        .concat(),
-        {
-            let mut image = format!(
-                "<</Type/XObject/Subtype/Image/Width {side}/Height {side}/ColorSpace/DeviceRGB/BitsPerComponent 8/Length {image_len}>>\nstream\n"
-            )
-            .into_bytes();
-            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-            image.extend((0..image_len).map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            }));
-            image.extend_from_slice(b"\nendstream");
-            image
-        },
+        format!("<</Type/Pages/Kids[{}]/Count {pages}>>", kids.join(" ")).into_bytes(),
     ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..pages {
+        objects.push(
+            format!(
+                "<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents {} 0 R/Resources<</XObject<</Im1 {} 0 R>>>>>>",
+                4 + 3 * i,
+                5 + 3 * i
+            )
+            .into_bytes(),
+        );
+        objects.push(
+            [
+                format!("<</Length {}>>\nstream\n", content.len()).as_bytes(),
+                content,
+                b"\nendstream",
+            ]
+            .concat(),
+        );
+        let mut image = format!(
+            "<</Type/XObject/Subtype/Image/Width {side}/Height {side}/ColorSpace/DeviceRGB/BitsPerComponent 8/Length {image_len}>>\nstream\n"
+        )
+        .into_bytes();
+        image.extend((0..image_len).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        }));
+        image.extend_from_slice(b"\nendstream");
+        objects.push(image);
+    }
     for (i, o) in objects.iter().enumerate() {
         offsets.push(pdf.len());
         pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
@@ -142,13 +153,14 @@ fn main() {
         "| file | sha256sum (median of {RUNS}) | openssl dgst -sha256 | PAdES B-T sign (median) | sign / sha256sum | resident after reading | peak while signing |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (label, size) in [
-        ("100 KB", 100_000),
-        ("10 MB", 10_000_000),
-        ("100 MB", 100_000_000),
+    for (label, size, pages) in [
+        ("100 KB, 1 page", 100_000, 1),
+        ("10 MB, 10 pages", 10_000_000, 10),
+        ("100 MB, 100 pages", 100_000_000, 100),
+        ("100 MB, 1 page", 100_000_000, 1),
     ] {
-        let path = dir.path().join(format!("{size}.pdf"));
-        write_pdf(&path, size);
+        let path = dir.path().join(format!("{size}-{pages}.pdf"));
+        write_pdf(&path, size, pages);
         let timed = |program: &str, args: &[&str]| {
             median(
                 (0..RUNS)
