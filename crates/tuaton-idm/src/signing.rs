@@ -274,8 +274,8 @@ async fn prepare_jobs(
 }
 
 /// How the account's signature is laid out in `pdf`: the Thai name with
-/// the Latin one beside it, and for a visible signature the Latin name
-/// and the time (the box is drawn in a Latin font).
+/// the Latin one beside it, and for a visible signature a line for each
+/// and the time.
 fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPlan {
     let join = |g: &Option<String>, f: &Option<String>| {
         let name = format!(
@@ -295,12 +295,13 @@ fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPla
     };
     let visible = pdf.visible.map(|(page, rect)| {
         let at = now.to_offset(time::UtcOffset::UTC);
-        let mut lines = vec![match &latin {
+        let mut lines: Vec<String> = thai.iter().cloned().collect();
+        lines.push(match &latin {
             Some(l) => format!("Digitally signed by {l}"),
             None => "Digitally signed".to_owned(),
-        }];
+        });
         lines.push(format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC, Tuaton",
             at.year(),
             u8::from(at.month()),
             at.day(),
@@ -308,7 +309,6 @@ fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPla
             at.minute(),
             at.second()
         ));
-        lines.push("Tuaton".to_owned());
         Visible { page, rect, lines }
     });
     PdfPlan {

@@ -220,6 +220,7 @@ fn a_visible_certified_signature_and_a_second_on_a_stream_pdf_both_validate() {
         page: 1,
         rect: [340.0, 60.0, 560.0, 120.0],
         lines: vec![
+            "สมชาย ใจดี".into(),
             "Signed by Somchai Jaidee".into(),
             "2026-12-02 17:00 UTC".into(),
         ],
@@ -246,6 +247,23 @@ fn a_visible_certified_signature_and_a_second_on_a_stream_pdf_both_validate() {
     );
     assert!(ok, "{text}");
     assert!(text.contains("Signed by Somchai Jaidee"), "{text}");
+    // The Thai name is drawn in the embedded Thai font, and reads back as
+    // the name.
+    assert!(text.contains("ใจดี"), "{text}");
+    let (ok, fonts) = run(
+        Path::new("pdffonts"),
+        &["-f", "2", "-l", "2", twice.to_str().unwrap()],
+        t.dir.path(),
+    );
+    assert!(ok, "{fonts}");
+    let thai = fonts
+        .lines()
+        .find(|l| l.contains("NotoSansThai-Regular"))
+        .unwrap_or_else(|| panic!("{fonts}"));
+    assert!(
+        thai.contains("CID TrueType") && thai.contains("yes"),
+        "{fonts}"
+    );
 
     // Certified against changes: another signature is refused.
     let mut locked = options(now);

@@ -18,6 +18,7 @@
 //! also gives the byte range's digest.
 
 mod read;
+mod thai;
 mod write;
 
 use std::io::Write as _;
@@ -57,9 +58,10 @@ pub struct Appearance {
     pub page: u32,
     /// The box, `[x1 y1 x2 y2]` in points from the page's lower left.
     pub rect: [f32; 4],
-    /// The text, a line each (the signer's name, the time). Drawn in
-    /// Helvetica: a character outside Latin-1 is drawn as `?`, while the
-    /// signature dictionary's `/Name` keeps the full name.
+    /// The text, a line each (the signer's Thai and Latin names, the
+    /// time). A line with Thai in it is drawn in Noto Sans Thai (embedded),
+    /// which has Thai glyphs only; any other in Helvetica, where a
+    /// character outside Latin-1 is drawn as `?`.
     pub lines: Vec<String>,
 }
 
@@ -317,6 +319,11 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     let sig_ref = take();
     let field_ref = take();
     let appearance_ref = options.appearance.as_ref().map(|_| take());
+    let thai_font = options
+        .appearance
+        .as_ref()
+        .filter(|a| a.lines.iter().any(|l| thai::is_thai(l)))
+        .map(|_| [take().0, take().0, take().0, take().0, take().0]);
     let new_form_ref = rev.form.is_none().then(&mut take);
     let xref_ref = rev.xref_stream.then(&mut take);
     let size = next;
@@ -394,7 +401,7 @@ pub fn prepare(pdf: Vec<u8>, options: &PdfOptions) -> Result<PreparedPdf, SignEr
     u.object(field_ref, &Object::Dictionary(field))?;
 
     if let (Some(at), Some(look)) = (appearance_ref, &options.appearance) {
-        appearance_stream(&mut u, at, look)?;
+        appearance_stream(&mut u, at, look, thai_font)?;
     }
 
     // The form lists the new field; /SigFlags 3: signatures exist, and
@@ -565,8 +572,15 @@ fn file_id(first: &[u8], pdf: &[u8], options: &PdfOptions) -> [u8; 16] {
 }
 
 /// The visible signature's form XObject: a pale box with a border and the
-/// lines of text, sized to fit.
-fn appearance_stream(u: &mut Update, at: ObjectId, look: &Appearance) -> Result<(), SignError> {
+/// lines of text, sized to fit. A line with Thai in it is shaped and drawn
+/// in the embedded Thai font (whose objects `thai` numbers), any other in
+/// Helvetica.
+fn appearance_stream(
+    u: &mut Update,
+    at: ObjectId,
+    look: &Appearance,
+    thai: Option<[u32; 5]>,
+) -> Result<(), SignError> {
     let [x1, y1, x2, y2] = look.rect;
     let (w, h) = ((x2 - x1).abs(), (y2 - y1).abs());
     if !(w.is_finite() && h.is_finite()) || w < 1.0 || h < 1.0 {
@@ -574,13 +588,30 @@ fn appearance_stream(u: &mut Update, at: ObjectId, look: &Appearance) -> Result<
             "a visible signature needs a box of at least one point each way".into(),
         ));
     }
-    let lines: Vec<Vec<u8>> = look.lines.iter().map(|l| latin1(l)).collect();
-    let longest = lines.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32;
+    enum Line {
+        Latin(Vec<u8>),
+        Thai(thai::Shaped),
+    }
+    let lines = look
+        .lines
+        .iter()
+        .map(|l| match thai {
+            Some(_) if thai::is_thai(l) => thai::shape(l).map(Line::Thai),
+            _ => Ok(Line::Latin(latin1(l))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Widths in em: Thai as shaped, Helvetica's characters about half an em.
+    let widest = lines
+        .iter()
+        .map(|l| match l {
+            Line::Latin(bytes) => bytes.len() as f32 * 0.55,
+            Line::Thai(shaped) => shaped.width,
+        })
+        .fold(1.0f32, f32::max);
     let count = lines.len().max(1) as f32;
-    // Helvetica's characters average about half an em.
     let size = (10.0f32)
-        .min((h - 6.0) / (count * 1.2))
-        .min((w - 8.0) / (longest * 0.55))
+        .min((h - 6.0) / (count * 1.3))
+        .min((w - 8.0) / widest)
         .max(2.0);
     let mut content = Vec::new();
     let _ = writeln!(
@@ -589,30 +620,60 @@ fn appearance_stream(u: &mut Update, at: ObjectId, look: &Appearance) -> Result<
         w - 1.0,
         h - 1.0
     );
-    let _ = writeln!(
-        content,
-        "BT 0 0 0 rg /F1 {size:.2} Tf {:.2} TL 4 {:.2} Td",
-        size * 1.2,
-        h - 3.0 - size
-    );
+    let mut used = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if i > 0 {
-            content.extend_from_slice(b"T* ");
+        let baseline = h - 3.0 - size * (1.0 + 1.3 * i as f32);
+        match line {
+            Line::Latin(bytes) => {
+                let _ = write!(
+                    content,
+                    "BT 0 0 0 rg /F1 {size:.2} Tf 1 0 0 1 4 {baseline:.2} Tm "
+                );
+                write::hex_string(&mut content, bytes);
+                content.extend_from_slice(b" Tj ET\n");
+            }
+            Line::Thai(shaped) => {
+                let _ = write!(content, "BT 0 0 0 rg /F2 {size:.2} Tf");
+                for g in &shaped.glyphs {
+                    let _ = write!(
+                        content,
+                        " 1 0 0 1 {:.2} {:.2} Tm <{:04X}> Tj",
+                        4.0 + g.x * size,
+                        baseline + g.y * size,
+                        g.glyph
+                    );
+                }
+                content.extend_from_slice(b" ET\n");
+                used.extend(shaped.text_of.iter().cloned());
+                used.extend(shaped.glyphs.iter().map(|g| (g.glyph, String::new())));
+            }
         }
-        write::hex_string(&mut content, line);
-        content.extend_from_slice(b" Tj\n");
     }
-    content.extend_from_slice(b"ET\n");
 
+    let thai_font = match thai {
+        Some(ids) if !used.is_empty() => Some(ids),
+        _ => None,
+    };
     u.begin(at)?;
     let _ = write!(
         u.out,
-        "<</Type/XObject/Subtype/Form/BBox[0 0 {w:.2} {h:.2}]/Resources<</Font<</F1<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>>>>>/Length {}>>\nstream\n",
+        "<</Type/XObject/Subtype/Form/BBox[0 0 {w:.2} {h:.2}]/Resources<</Font<</F1<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>{}>>>>/Length {}>>\nstream\n",
+        thai_font
+            .map(|ids| format!("/F2 {} 0 R", ids[0]))
+            .unwrap_or_default(),
         content.len()
     );
     u.out.extend_from_slice(&content);
     u.out.extend_from_slice(b"\nendstream");
     u.end();
+    if let Some(ids) = thai {
+        // Numbered already, so written even when no line needed them.
+        for (id, object) in ids.into_iter().zip(thai::objects(ids, &used)?) {
+            u.begin((id, 0))?;
+            u.out.extend_from_slice(&object);
+            u.end();
+        }
+    }
     Ok(())
 }
 
