@@ -4,9 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as jose from 'jose';
 import { base, launch, pageWithAuthenticator } from './browser.mjs';
 
 // The Python test peers' interpreter (scripts/install-test-deps).
@@ -104,7 +106,7 @@ test('a development server publishes an id-token key from its first start', asyn
 // sends the PDF, which is signed in the file; the person confirms with the
 // passkey, sends the PDF again, and receives the CAdES signature and the
 // signed PDF.
-async function signAFile({ person, pdfBase64 }) {
+async function signAFile({ person, pdfBase64, invoice }) {
   const { b64, post } = window.t;
   const out = {};
   await window.t.enrolAndRegister(person);
@@ -123,10 +125,16 @@ async function signAFile({ person, pdfBase64 }) {
   const pdf = Uint8Array.from(atob(pdfBase64), (c) => c.charCodeAt(0));
   const pdfDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', pdf));
   const pdfSha256 = Array.from(pdfDigest, (b) => b.toString(16).padStart(2, '0')).join('');
+  const json = new TextEncoder().encode(invoice);
+  const jsonDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', json));
+  const jsonSha256 = Array.from(jsonDigest, (b) => b.toString(16).padStart(2, '0')).join('');
+  const jsonBase64 = btoa(String.fromCharCode(...json));
   const asked = await post('/api/v1/signatures', { documents: [
     { name: 'lease.txt', size: bytes.length, sha256 },
     { name: 'application.pdf', size: pdf.length, sha256: pdfSha256,
       pdf: { content: pdfBase64, visible: { page: 1, rect: [340, 40, 560, 100] } } },
+    { name: 'invoice.json', size: json.length, sha256: jsonSha256, json: { content: jsonBase64 } },
+    { name: 'invoice.json', size: json.length, sha256: jsonSha256, json: { content: jsonBase64, detached: true } },
   ] }, csrf);
   out.startStatus = asked.status;
   out.shown = asked.body.documents;
@@ -134,19 +142,22 @@ async function signAFile({ person, pdfBase64 }) {
   pk.challenge = b64(pk.challenge);
   pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: b64(c.id) }));
   const confirmation = await navigator.credentials.get({ publicKey: pk });
-  const finish = { credential: confirmation.toJSON(), pdfs: [pdfBase64] };
+  const finish = { credential: confirmation.toJSON(), contents: [pdfBase64, jsonBase64, jsonBase64] };
   const signed = await post(`/api/v1/signatures/${asked.body.request_id}/finish`, finish, csrf);
   out.finishStatus = signed.status;
   out.text = text;
   out.signature = signed.body.signatures?.[0]?.signature;
   out.signedPdf = signed.body.signatures?.[1]?.pdf;
+  out.attached = signed.body.signatures?.[2]?.jws;
+  out.detached = signed.body.signatures?.[3]?.jws;
   // The same confirmation once more signs nothing.
   out.replayStatus = (await post(`/api/v1/signatures/${asked.body.request_id}/finish`, finish, csrf)).status;
   return out;
 }
 
-test('a signed-in citizen signs a file and a PDF with one passkey confirmation; openssl, pyHanko and pdfsig accept them', async () => {
+test('a signed-in citizen signs a file, a PDF and a JSON invoice with one passkey confirmation; openssl, pyHanko, pdfsig and jose accept them', async () => {
   const { context, page } = await pageWithAuthenticator(browser);
+  const invoice = JSON.stringify({ invoice: 'INV-2026-0042', total: '1,070.00', vat: 7.0, buyer: 'มาลี วงศ์ทอง' });
   const form = readFileSync(new URL('../fixtures/agency-form.pdf', import.meta.url));
   const result = await page.evaluate(signAFile, {
     person: {
@@ -154,9 +165,11 @@ test('a signed-in citizen signs a file and a PDF with one passkey confirmation; 
       birth_date: '1990-01-31', laser_code: 'JC3-1111111-23',
     },
     pdfBase64: form.toString('base64'),
+    invoice,
   });
   assert.equal(result.startStatus, 200);
-  assert.deepEqual(result.shown.map((d) => [d.format, d.pages]), [['CAdES-B-T', undefined], ['PAdES-B-T', 2]]);
+  assert.deepEqual(result.shown.map((d) => [d.format, d.pages]),
+    [['CAdES-B-T', undefined], ['PAdES-B-T', 2], ['JWS', undefined], ['JWS', undefined]]);
   assert.equal(result.finishStatus, 200);
   assert.equal(result.replayStatus, 404);
   const dir = mkdtempSync(join(tmpdir(), 'tuaton-sign-'));
@@ -185,5 +198,21 @@ test('a signed-in citizen signs a file and a PDF with one passkey confirmation; 
   assert.match(poppler, /Signature is Valid\./);
   const text = execFileSync('pdftotext', ['-f', '1', '-l', '1', 'application.pdf', '-'], { cwd: dir, encoding: 'utf8' });
   assert.match(text, /Digitally signed/);
+
+  // The JSON documents: panva's jose verifies each JWS with the key of
+  // the certificate it carries, which chains to the root.
+  const [signerDer, issuingDer] = JSON.parse(Buffer.from(result.attached.json.protected, 'base64url')).x5c;
+  const signerCert = new X509Certificate(Buffer.from(signerDer, 'base64'));
+  const issuingCert = new X509Certificate(Buffer.from(issuingDer, 'base64'));
+  const rootCert = new X509Certificate(root);
+  assert.ok(signerCert.verify(issuingCert.publicKey) && issuingCert.verify(rootCert.publicKey), 'x5c chains to the root');
+  const key = await jose.importX509(signerCert.toString(), 'ES256');
+  const attached = await jose.compactVerify(result.attached.compact, key);
+  assert.equal(new TextDecoder().decode(attached.payload), invoice);
+  assert.equal(attached.protectedHeader.alg, 'ES256');
+  const detached = await jose.flattenedVerify({ ...result.detached.json, payload: invoice }, key);
+  assert.equal(detached.protectedHeader.b64, false);
+  await assert.rejects(jose.flattenedVerify({ ...result.detached.json, payload: invoice.replace('1,070.00', '9,070.00') }, key));
+  await assert.rejects(jose.compactVerify(result.detached.compact.replace('..', `.${Buffer.from(invoice).toString('base64url')}.`), key));
   await context.close();
 });

@@ -63,7 +63,9 @@ pub use oidc::{
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
-pub use signing::{DocumentDigest, PdfDocument, SignedDocument, SigningChallenge};
+pub use signing::{
+    DocumentDigest, JsonDocument, PdfDocument, SignedDocument, SigningChallenge, format_of,
+};
 pub use tuaton_proofing::CitizenEvidenceInput;
 pub use tuaton_proofing::LiveCapture;
 pub use tuaton_store::ceremonies::CeremonyKind;

@@ -29,7 +29,7 @@ use tuaton_store::certificates::{self, CertificateRole, NewCertificate, StoredCe
 use tuaton_store::keys::{self, KeyPurpose, ManagedKey, NewKey};
 use tuaton_store::passkeys::{self as creds, PasskeyState};
 use tuaton_store::signing::{
-    self as requests, NewRequest, PdfPlan, RequestState, RequestedDocument, Visible,
+    self as requests, JwsPlan, NewRequest, PdfPlan, RequestState, RequestedDocument, Visible,
 };
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
@@ -46,8 +46,9 @@ pub const MAX_DOCUMENTS: usize = 100;
 pub const MAX_NAME_CHARS: usize = 255;
 /// The identity level a signer certificate needs.
 pub const SIGNING_IAL: Ial = Ial::Ial2_1;
-/// The most PDF bytes one request signs in the file, all its PDFs together.
-pub const MAX_PDF_BYTES: usize = 20 * 1024 * 1024;
+/// The most bytes of documents sent whole (PDFs, JSON) one request takes,
+/// all together.
+pub const MAX_SENT_BYTES: usize = 20 * 1024 * 1024;
 /// PDFs being prepared at once, across all requests.
 static PREPARING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
@@ -68,6 +69,18 @@ pub struct DocumentDigest {
     /// A PDF to sign in the file (PAdES), with its bytes; a detached
     /// signature (CAdES) over the digest without one.
     pub pdf: Option<PdfDocument>,
+    /// A JSON document to sign with a JWS, with its bytes.
+    pub json: Option<JsonDocument>,
+}
+
+/// A JSON document's bytes and how its JWS is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonDocument {
+    /// The document.
+    pub bytes: Vec<u8>,
+    /// A detached JWS over the document's own bytes (RFC 7797), or one
+    /// that carries the document.
+    pub detached: bool,
 }
 
 /// A PDF's bytes and where its visible signature goes, if anywhere.
@@ -103,14 +116,29 @@ pub struct SignedDocument {
     pub name: String,
     /// Its SHA-256, hex.
     pub sha256: String,
-    /// `CAdES-B-T` or `PAdES-B-T`.
+    /// `CAdES-B-T`, `PAdES-B-T` or `JWS`.
     pub format: &'static str,
-    /// The CAdES detached signature (`.p7s`, DER), or the signed PDF.
+    /// The CAdES detached signature (`.p7s`, DER), the signed PDF, or the
+    /// JWS in its flattened JSON serialisation.
     pub signature: Vec<u8>,
+    /// A JWS in its compact serialisation, when it has one.
+    pub compact: Option<String>,
 }
 
 const CADES: &str = "CAdES-B-T";
 const PADES: &str = "PAdES-B-T";
+const JWS: &str = "JWS";
+
+/// The format a requested document is signed in.
+pub fn format_of(d: &RequestedDocument) -> &'static str {
+    if d.pdf.is_some() {
+        PADES
+    } else if d.jws.is_some() {
+        JWS
+    } else {
+        CADES
+    }
+}
 
 /// Checks the documents a device describes: one to [`MAX_DOCUMENTS`], each
 /// named (no control characters, at most [`MAX_NAME_CHARS`]) and not empty.
@@ -124,14 +152,17 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
             "a signing request has 1 to {MAX_DOCUMENTS} documents"
         )));
     }
-    let pdf_bytes: usize = documents
+    let sent: usize = documents
         .iter()
-        .filter_map(|d| d.pdf.as_ref().map(|p| p.bytes.len()))
+        .map(|d| {
+            d.pdf.as_ref().map_or(0, |p| p.bytes.len())
+                + d.json.as_ref().map_or(0, |j| j.bytes.len())
+        })
         .sum();
-    if pdf_bytes > MAX_PDF_BYTES {
+    if sent > MAX_SENT_BYTES {
         return Err(bad(format!(
-            "the PDFs of one request are at most {} MiB together",
-            MAX_PDF_BYTES >> 20
+            "the documents sent whole in one request are at most {} MiB together",
+            MAX_SENT_BYTES >> 20
         )));
     }
     documents
@@ -146,6 +177,21 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
             }
             if d.size == 0 {
                 return Err(bad(format!("document {i}: an empty file is not signed")));
+            }
+            if d.pdf.is_some() && d.json.is_some() {
+                return Err(bad(format!(
+                    "document {i}: a PDF or a JSON document, not both"
+                )));
+            }
+            if let Some(json) = &d.json {
+                if !is_the_file(d, &json.bytes) {
+                    return Err(bad(format!(
+                        "document {i}: the bytes sent are not the file described (its size and SHA-256)"
+                    )));
+                }
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&json.bytes).is_err() {
+                    return Err(bad(format!("document {i}: a JWS is made over a JSON document only")));
+                }
             }
             if let Some(pdf) = &d.pdf {
                 if !is_the_file(d, &pdf.bytes) {
@@ -167,6 +213,9 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
                 size: d.size,
                 sha256: hex::encode(d.sha256),
                 pdf: None,
+                jws: d.json.as_ref().map(|j| JwsPlan {
+                    detached: j.detached,
+                }),
             })
         })
         .collect()
@@ -204,6 +253,10 @@ pub fn confirmation_challenge(
             part(&pdf.pages.to_be_bytes());
             part(pdf.signed_digest.as_bytes());
         }
+        if let Some(jws) = &d.jws {
+            part(b"jws");
+            part(&[u8::from(jws.detached)]);
+        }
     }
     let mut out = [0u8; 32];
     out.copy_from_slice(c.finish().as_ref());
@@ -219,49 +272,68 @@ fn digest_bytes(hex_digest: &str) -> Result<[u8; 32], IdmError> {
 }
 
 /// What one document of a confirmed request becomes: a detached signature
-/// over its digest, or a signature in the prepared PDF.
+/// over its digest, a signature in the prepared PDF, or a JWS over the
+/// JSON document.
 enum Job {
     Detached([u8; 32]),
     InFile(tuaton_sign::pades::PreparedPdf),
+    Jws(Vec<u8>, tuaton_sign::jws::JwsOptions),
 }
 
-/// The request's documents made ready to sign: each PDF of `pdfs` (the
-/// request's PDFs, in order) checked to be the file confirmed and
-/// prepared again, which must give the digest the confirmation commits to.
+/// The request's documents made ready to sign: each of `contents` (the
+/// request's documents sent whole, PDFs and JSON, in order) checked to be
+/// the file confirmed, and a PDF prepared again, which must give the
+/// digest the confirmation commits to.
 async fn prepare_jobs(
     request: &requests::SigningRequest,
-    pdfs: Vec<Vec<u8>>,
+    contents: Vec<Vec<u8>>,
 ) -> Result<Vec<Job>, IdmError> {
-    let wanted = request.documents.iter().filter(|d| d.pdf.is_some()).count();
-    if pdfs.len() != wanted {
+    let wanted = request
+        .documents
+        .iter()
+        .filter(|d| d.pdf.is_some() || d.jws.is_some())
+        .count();
+    if contents.len() != wanted {
         return Err(IdmError::Invalid {
             code: ErrorCode::InvalidDocuments,
             message: format!(
-                "this request signs {wanted} PDF(s) in the file; send each again, in order, to finish"
+                "this request signs {wanted} document(s) sent whole; send each again, in order, to finish"
             ),
         });
     }
-    let mut pdfs = pdfs.into_iter();
+    let mut contents = contents.into_iter();
     let mut jobs = Vec::with_capacity(request.documents.len());
     for (i, d) in request.documents.iter().enumerate() {
         let digest = digest_bytes(&d.sha256)?;
-        let Some(plan) = &d.pdf else {
+        if d.pdf.is_none() && d.jws.is_none() {
             jobs.push(Job::Detached(digest));
             continue;
-        };
-        let bytes = pdfs.next().unwrap_or_default();
+        }
+        let bytes = contents.next().unwrap_or_default();
         let described = DocumentDigest {
             name: d.name.clone(),
             size: d.size,
             sha256: digest,
             pdf: None,
+            json: None,
         };
         if !is_the_file(&described, &bytes) {
             return Err(IdmError::Invalid {
                 code: ErrorCode::InvalidDocuments,
-                message: format!("document {i}: this is not the PDF that was confirmed"),
+                message: format!("document {i}: this is not the document that was confirmed"),
             });
         }
+        let Some(plan) = &d.pdf else {
+            let detached = d.jws.as_ref().is_some_and(|j| j.detached);
+            jobs.push(Job::Jws(
+                bytes,
+                tuaton_sign::jws::JwsOptions {
+                    detached,
+                    unencoded: detached,
+                },
+            ));
+            continue;
+        };
         let prepared = prepare_pdf(i, bytes, plan, request.created).await?;
         if hex::encode(prepared.digest()) != plan.signed_digest {
             return Err(IdmError::Internal(
@@ -597,8 +669,9 @@ impl Idm {
     /// Finishes a signing request with the passkey's assertion: verified as
     /// a login's is (over the request's challenge, so over these digests
     /// only), then every document signed with the person's key (CAdES B-T
-    /// detached, or PAdES B-T in each PDF of `pdfs`, which are the
-    /// request's PDFs again, in order), and the request marked signed with
+    /// detached, PAdES B-T in each PDF, or a JWS over each JSON document:
+    /// `contents` are the request's documents sent whole, again, in
+    /// order), and the request marked signed with
     /// the assertion as evidence, the ceremony spent and the signing
     /// audited in one transaction. Nothing is returned unless that
     /// transaction committed; a PDF that is not the one confirmed is
@@ -608,7 +681,7 @@ impl Idm {
         session: &ActiveSession,
         request_id: &str,
         response: &PublicKeyCredential,
-        pdfs: Vec<Vec<u8>>,
+        contents: Vec<Vec<u8>>,
         now: OffsetDateTime,
     ) -> Result<Vec<SignedDocument>, IdmError> {
         let request = requests::by_id(self.store().conn().await?.conn(), request_id)
@@ -637,7 +710,7 @@ impl Idm {
         if hex::encode(challenge) != request.challenge {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
-        let jobs = prepare_jobs(&request, pdfs).await?;
+        let jobs = prepare_jobs(&request, contents).await?;
         let (recognised, outcome) = self
             .assert(CONFIRM, &request.ceremony_id, response, now)
             .await?;
@@ -695,7 +768,7 @@ impl Idm {
                     "format": PADES,
                     "signed_digest": plan.signed_digest,
                 }),
-                None => json!({ "sha256": d.sha256, "size": d.size, "format": CADES }),
+                None => json!({ "sha256": d.sha256, "size": d.size, "format": format_of(d) }),
             })
             .collect();
         let ev = audit::success(
@@ -818,6 +891,16 @@ impl Idm {
                         Job::Detached(digest) => (*digest, Some(now)),
                         // PAdES: the time is the PDF's /M, not a CMS attribute.
                         Job::InFile(prepared) => (*prepared.digest(), None),
+                        Job::Jws(bytes, options) => {
+                            let jws = tuaton_sign::jws::sign(&signer, bytes, *options)?;
+                            return Ok(SignedDocument {
+                                name: d.name,
+                                sha256: d.sha256,
+                                format: JWS,
+                                signature: jws.json.to_string().into_bytes(),
+                                compact: jws.compact,
+                            });
+                        }
                     };
                     let cms = tuaton_sign::cades::sign_detached(
                         &signer,
@@ -828,14 +911,15 @@ impl Idm {
                         },
                     )?;
                     let (format, signature) = match job {
-                        Job::Detached(_) => (CADES, cms),
                         Job::InFile(prepared) => (PADES, prepared.embed(&cms)?.into_vec()),
+                        _ => (CADES, cms),
                     };
                     Ok(SignedDocument {
                         name: d.name,
                         sha256: d.sha256,
                         format,
                         signature,
+                        compact: None,
                     })
                 })
                 .collect::<Result<Vec<_>, tuaton_sign::SignError>>()

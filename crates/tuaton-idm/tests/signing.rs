@@ -287,6 +287,7 @@ fn document(name: &str, bytes: &[u8]) -> DocumentDigest {
             .try_into()
             .unwrap(),
         pdf: None,
+        json: None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Tuaton's signatures, every one made through the key backend: RFC 3161
-//! time-stamp tokens from Tuaton's own time-stamping authority ([`tsp`])
-//! and CAdES detached signatures ([`cades`]), both on one CMS signer
-//! ([`CmsSigner`]). PAdES, XAdES and JWS build on them with the signing
-//! service (docs/signing.md).
+//! time-stamp tokens from Tuaton's own time-stamping authority ([`tsp`]),
+//! CAdES detached signatures ([`cades`]), PAdES signatures in PDFs
+//! ([`pades`]) and JWS over JSON documents ([`jws`]), all on one signer
+//! ([`CmsSigner`]: a backend key with its certificate and chain). XAdES
+//! follows (docs/signing.md).
 
 pub mod cades;
+pub mod jws;
 pub mod pades;
 mod signer;
 pub mod tsp;

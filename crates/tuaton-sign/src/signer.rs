@@ -139,6 +139,26 @@ impl CmsSigner {
         &self.certificate_der
     }
 
+    /// The certificates above the signer's, DER, nearest first.
+    pub(crate) fn chain_der(&self) -> Result<Vec<Vec<u8>>, SignError> {
+        Ok(self
+            .chain
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// An ES256 signature over `input` in JOSE's form, `r || s` (RFC 7518
+    /// §3.4), made by the backend.
+    pub(crate) fn sign_jose(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.backend.sign(
+            &self.key,
+            SignatureAlgorithm::Es256,
+            SignatureFormat::Raw,
+            input,
+        )?)
+    }
+
     /// A `SignerInfo` over content of `content_type` whose SHA-256 is
     /// `content_digest`, with `extra` signed attributes beside the three
     /// every Tuaton signature has; the signature is made by the backend.

@@ -21,6 +21,17 @@ pub struct RequestedDocument {
     /// out, which fixes the bytes signed. Absent for a detached signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdf: Option<PdfPlan>,
+    /// For a JSON document signed with a JWS: how. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jws: Option<JwsPlan>,
+}
+
+/// How a JSON document's JWS is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwsPlan {
+    /// Detached with the document's own bytes signed (RFC 7797), or the
+    /// document attached, base64url-encoded.
+    pub detached: bool,
 }
 
 /// How a PDF's signature is laid out: with the request's time, these

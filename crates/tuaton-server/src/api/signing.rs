@@ -38,7 +38,9 @@ pub(super) fn routes() -> Router<AppState> {
     components(schemas(
         Document,
         PdfInput,
+        JsonInput,
         VisibleInput,
+        JwsOutput,
         ShownDocument,
         StartRequest,
         StartResponse,
@@ -60,9 +62,25 @@ pub(crate) struct Document {
     /// Its SHA-256, 64 hex digits.
     sha256: String,
     /// For a PDF to be signed in the file (PAdES B-T): its bytes. Without
-    /// it the document gets a detached CAdES B-T signature over its digest.
+    /// it (or `json`) the document gets a detached CAdES B-T signature
+    /// over its digest.
     #[serde(default)]
     pdf: Option<PdfInput>,
+    /// For a JSON document to be signed with a JWS: its bytes.
+    #[serde(default)]
+    json: Option<JsonInput>,
+}
+
+/// A JSON document sent to be signed with a JWS.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JsonInput {
+    /// The document, base64.
+    content: String,
+    /// A detached JWS over the document's own bytes (RFC 7797: `b64`
+    /// false); otherwise the JWS carries the document.
+    #[serde(default)]
+    detached: bool,
 }
 
 /// A PDF sent to be signed in the file.
@@ -95,7 +113,7 @@ pub(crate) struct ShownDocument {
     size: u64,
     /// Its SHA-256, hex.
     sha256: String,
-    /// `CAdES-B-T` (detached) or `PAdES-B-T` (in the PDF).
+    /// `CAdES-B-T` (detached), `PAdES-B-T` (in the PDF) or `JWS`.
     format: &'static str,
     /// A PDF's pages.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,10 +152,11 @@ pub(crate) struct FinishRequest {
     /// The `PublicKeyCredential` from `navigator.credentials.get`, JSON-encoded.
     #[schema(value_type = Object)]
     credential: PublicKeyCredential,
-    /// The request's PDFs again (base64), in order, each the file
-    /// confirmed: Tuaton keeps no document between the two steps.
+    /// The request's documents sent whole (PDFs and JSON) again, base64,
+    /// in order, each the file confirmed: Tuaton keeps no document between
+    /// the two steps.
     #[serde(default)]
-    pdfs: Vec<String>,
+    contents: Vec<String>,
 }
 
 /// One document's signature.
@@ -155,6 +174,21 @@ pub(crate) struct Signature {
     /// The signed PDF, base64 (PAdES).
     #[serde(skip_serializing_if = "Option::is_none")]
     pdf: Option<String>,
+    /// The JWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jws: Option<JwsOutput>,
+}
+
+/// A JWS in both serialisations.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JwsOutput {
+    /// `header.payload.signature` (the payload empty when detached);
+    /// absent when an unencoded attached payload holds a `.`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compact: Option<String>,
+    /// The flattened JSON serialisation.
+    #[schema(value_type = Object)]
+    json: serde_json::Value,
 }
 
 /// The signed request.
@@ -180,7 +214,7 @@ fn base64_field(i: usize, value: &str) -> Result<Vec<u8>, IdmError> {
     STANDARD.decode(value).map_err(|_| {
         IdmError::invalid(
             ErrorCode::InvalidDocuments,
-            format!("document {i}: the PDF's content is not base64"),
+            format!("document {i}: its content is not base64"),
         )
     })
 }
@@ -211,11 +245,22 @@ async fn start(
                     })
                 })
                 .transpose()?;
+            let json = d
+                .json
+                .as_ref()
+                .map(|j| {
+                    Ok::<_, IdmError>(tuaton_idm::JsonDocument {
+                        bytes: base64_field(i, &j.content)?,
+                        detached: j.detached,
+                    })
+                })
+                .transpose()?;
             Ok(DocumentDigest {
                 name: d.name.clone(),
                 size: d.size,
                 sha256: digest(i, &d.sha256)?,
                 pdf,
+                json,
             })
         })
         .collect::<Result<Vec<_>, IdmError>>()?;
@@ -230,11 +275,7 @@ async fn start(
             .documents
             .into_iter()
             .map(|d| ShownDocument {
-                format: if d.pdf.is_some() {
-                    "PAdES-B-T"
-                } else {
-                    "CAdES-B-T"
-                },
+                format: tuaton_idm::format_of(&d),
                 pages: d.pdf.as_ref().map(|p| p.pages),
                 name: d.name,
                 size: d.size,
@@ -263,30 +304,41 @@ async fn finish(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FinishRequest>,
 ) -> Result<Json<FinishResponse>, ApiError> {
-    let pdfs = req
-        .pdfs
+    let contents = req
+        .contents
         .iter()
         .enumerate()
         .map(|(i, p)| base64_field(i, p))
         .collect::<Result<Vec<_>, _>>()?;
     let signed = state
         .idm()
-        .finish_signing(&session, &id, &req.credential, pdfs, state.now())
+        .finish_signing(&session, &id, &req.credential, contents, state.now())
         .await?;
     Ok(Json(FinishResponse {
         signatures: signed
             .into_iter()
             .map(|s| {
-                let encoded = Some(STANDARD.encode(&s.signature));
-                let in_file = s.format == "PAdES-B-T";
-                Signature {
+                let mut out = Signature {
                     name: s.name,
                     sha256: s.sha256,
                     format: s.format,
-                    signature: if in_file { None } else { encoded.clone() },
-                    pdf: if in_file { encoded } else { None },
+                    signature: None,
+                    pdf: None,
+                    jws: None,
+                };
+                match s.format {
+                    "PAdES-B-T" => out.pdf = Some(STANDARD.encode(&s.signature)),
+                    "JWS" => {
+                        out.jws = Some(JwsOutput {
+                            compact: s.compact,
+                            json: serde_json::from_slice(&s.signature)
+                                .map_err(ApiError::internal)?,
+                        })
+                    }
+                    _ => out.signature = Some(STANDARD.encode(&s.signature)),
                 }
+                Ok(out)
             })
-            .collect(),
+            .collect::<Result<_, ApiError>>()?,
     }))
 }

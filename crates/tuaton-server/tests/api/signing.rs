@@ -322,6 +322,16 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
             "name": "a.pdf", "size": form.len(), "sha256": sha256_hex(&form),
             "pdf": { "content": "***" },
         }]}),
+        // A JWS is made over JSON only, and a document is a PDF or JSON.
+        json!({ "documents": [{
+            "name": "a.json", "size": 9, "sha256": sha256_hex(b"not json!"),
+            "json": { "content": STANDARD.encode(b"not json!") },
+        }]}),
+        json!({ "documents": [{
+            "name": "a.pdf", "size": form.len(), "sha256": sha256_hex(&form),
+            "pdf": { "content": STANDARD.encode(&form) },
+            "json": { "content": STANDARD.encode(&form) },
+        }]}),
     ] {
         let (s, v) = c.call("POST", "/api/v1/signatures", Some(bad), true).await;
         assert_eq!(
@@ -345,7 +355,7 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
 
     // Finishing without the PDF, or with another file, is refused and
     // spends nothing: the same confirmation still finishes afterwards.
-    for pdfs in [
+    for contents in [
         json!([]),
         json!([STANDARD.encode(fixture("agency-form.pdf"))]),
     ] {
@@ -353,7 +363,7 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
             .call(
                 "POST",
                 &finish,
-                Some(json!({ "credential": credential, "pdfs": pdfs })),
+                Some(json!({ "credential": credential, "contents": contents })),
                 true,
             )
             .await;
@@ -367,7 +377,7 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
         .call(
             "POST",
             &finish,
-            Some(json!({ "credential": credential, "pdfs": [STANDARD.encode(&form)] })),
+            Some(json!({ "credential": credential, "contents": [STANDARD.encode(&form)] })),
             true,
         )
         .await;
@@ -384,7 +394,9 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
         .call(
             "POST",
             &finish,
-            Some(json!({ "credential": asked["credential"], "pdfs": [STANDARD.encode(&once)] })),
+            Some(
+                json!({ "credential": asked["credential"], "contents": [STANDARD.encode(&once)] }),
+            ),
             true,
         )
         .await;
