@@ -1,15 +1,16 @@
 //! Tuaton's signatures, every one made through the key backend: RFC 3161
 //! time-stamp tokens from Tuaton's own time-stamping authority ([`tsp`]),
 //! CAdES detached signatures ([`cades`]), PAdES signatures in PDFs
-//! ([`pades`]) and JWS over JSON documents ([`jws`]), all on one signer
-//! ([`CmsSigner`]: a backend key with its certificate and chain). XAdES
-//! follows (docs/signing.md).
+//! ([`pades`]), JWS over JSON documents ([`jws`]), all on one signer
+//! ([`CmsSigner`]: a backend key with its certificate and chain), and
+//! XAdES enveloped in XML documents ([`xades`]) (docs/signing.md).
 
 pub mod cades;
 pub mod jws;
 pub mod pades;
 mod signer;
 pub mod tsp;
+pub mod xades;
 
 pub use signer::CmsSigner;
 pub use tsp::{Failure, TimeStampSource, TimeStamper};

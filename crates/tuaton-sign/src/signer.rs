@@ -139,6 +139,17 @@ impl CmsSigner {
         &self.certificate_der
     }
 
+    /// The signer certificate's issuer and serial as an RFC 5035
+    /// `IssuerSerial`, DER (XAdES's `IssuerSerialV2`).
+    pub(crate) fn issuer_serial_der(&self) -> Result<Vec<u8>, SignError> {
+        let tbs = &self.certificate.tbs_certificate;
+        Ok(IssuerSerial {
+            issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
+            serial_number: tbs.serial_number.clone(),
+        }
+        .to_der()?)
+    }
+
     /// The certificates above the signer's, DER, nearest first.
     pub(crate) fn chain_der(&self) -> Result<Vec<Vec<u8>>, SignError> {
         Ok(self
