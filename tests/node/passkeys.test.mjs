@@ -3,7 +3,7 @@
 // built tuaton binary. Nothing here is Tuaton code except the calls it makes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,7 +106,7 @@ test('a development server publishes an id-token key from its first start', asyn
 // sends the PDF, which is signed in the file; the person confirms with the
 // passkey, sends the PDF again, and receives the CAdES signature and the
 // signed PDF.
-async function signAFile({ person, pdfBase64, invoice }) {
+async function signAFile({ person, pdfBase64, invoice, etaxBase64 }) {
   const { b64, post } = window.t;
   const out = {};
   await window.t.enrolAndRegister(person);
@@ -129,12 +129,16 @@ async function signAFile({ person, pdfBase64, invoice }) {
   const jsonDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', json));
   const jsonSha256 = Array.from(jsonDigest, (b) => b.toString(16).padStart(2, '0')).join('');
   const jsonBase64 = btoa(String.fromCharCode(...json));
+  const etax = Uint8Array.from(atob(etaxBase64), (c) => c.charCodeAt(0));
+  const etaxDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', etax));
+  const etaxSha256 = Array.from(etaxDigest, (b) => b.toString(16).padStart(2, '0')).join('');
   const asked = await post('/api/v1/signatures', { documents: [
     { name: 'lease.txt', size: bytes.length, sha256 },
     { name: 'application.pdf', size: pdf.length, sha256: pdfSha256,
       pdf: { content: pdfBase64, visible: { page: 1, rect: [340, 40, 560, 100] } } },
     { name: 'invoice.json', size: json.length, sha256: jsonSha256, json: { content: jsonBase64 } },
     { name: 'invoice.json', size: json.length, sha256: jsonSha256, json: { content: jsonBase64, detached: true } },
+    { name: 'etax-invoice.xml', size: etax.length, sha256: etaxSha256, xml: { content: etaxBase64 } },
   ] }, csrf);
   out.startStatus = asked.status;
   out.shown = asked.body.documents;
@@ -142,7 +146,7 @@ async function signAFile({ person, pdfBase64, invoice }) {
   pk.challenge = b64(pk.challenge);
   pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: b64(c.id) }));
   const confirmation = await navigator.credentials.get({ publicKey: pk });
-  const finish = { credential: confirmation.toJSON(), contents: [pdfBase64, jsonBase64, jsonBase64] };
+  const finish = { credential: confirmation.toJSON(), contents: [pdfBase64, jsonBase64, jsonBase64, etaxBase64] };
   const signed = await post(`/api/v1/signatures/${asked.body.request_id}/finish`, finish, csrf);
   out.finishStatus = signed.status;
   out.text = text;
@@ -150,12 +154,13 @@ async function signAFile({ person, pdfBase64, invoice }) {
   out.signedPdf = signed.body.signatures?.[1]?.pdf;
   out.attached = signed.body.signatures?.[2]?.jws;
   out.detached = signed.body.signatures?.[3]?.jws;
+  out.etax = signed.body.signatures?.[4]?.xml;
   // The same confirmation once more signs nothing.
   out.replayStatus = (await post(`/api/v1/signatures/${asked.body.request_id}/finish`, finish, csrf)).status;
   return out;
 }
 
-test('a signed-in citizen signs a file, a PDF and a JSON invoice with one passkey confirmation; openssl, pyHanko, pdfsig and jose accept them', async () => {
+test('a signed-in citizen signs a file, a PDF, a JSON invoice and an e-Tax invoice with one passkey confirmation; openssl, pyHanko, pdfsig, jose and xmlsec1 accept them', async () => {
   const { context, page } = await pageWithAuthenticator(browser);
   const invoice = JSON.stringify({ invoice: 'INV-2026-0042', total: '1,070.00', vat: 7.0, buyer: 'มาลี วงศ์ทอง' });
   const form = readFileSync(new URL('../fixtures/agency-form.pdf', import.meta.url));
@@ -166,10 +171,11 @@ test('a signed-in citizen signs a file, a PDF and a JSON invoice with one passke
     },
     pdfBase64: form.toString('base64'),
     invoice,
+    etaxBase64: readFileSync(new URL('../fixtures/etax-invoice.xml', import.meta.url)).toString('base64'),
   });
   assert.equal(result.startStatus, 200);
   assert.deepEqual(result.shown.map((d) => [d.format, d.pages]),
-    [['CAdES-B-T', undefined], ['PAdES-B-T', 2], ['JWS', undefined], ['JWS', undefined]]);
+    [['CAdES-B-T', undefined], ['PAdES-B-T', 2], ['JWS', undefined], ['JWS', undefined], ['XAdES-B-T', undefined]]);
   assert.equal(result.finishStatus, 200);
   assert.equal(result.replayStatus, 404);
   const dir = mkdtempSync(join(tmpdir(), 'tuaton-sign-'));
@@ -214,5 +220,13 @@ test('a signed-in citizen signs a file, a PDF and a JSON invoice with one passke
   assert.equal(detached.protectedHeader.b64, false);
   await assert.rejects(jose.flattenedVerify({ ...result.detached.json, payload: invoice.replace('1,070.00', '9,070.00') }, key));
   await assert.rejects(jose.compactVerify(result.detached.compact.replace('..', `.${Buffer.from(invoice).toString('base64url')}.`), key));
+
+  // The e-Tax invoice: xmlsec1 verifies its XAdES signature to the root.
+  writeFileSync(join(dir, 'etax-invoice.xml'), Buffer.from(result.etax, 'base64'));
+  const xmlsec = spawnSync('xmlsec1', ['--verify', '--trusted-pem', 'root.pem',
+    '--id-attr:Id', 'http://uri.etsi.org/01903/v1.3.2#:SignedProperties', 'etax-invoice.xml'],
+  { cwd: dir, encoding: 'utf8' });
+  assert.equal(xmlsec.status, 0, xmlsec.stderr);
+  assert.match(xmlsec.stderr, /^OK/m);
   await context.close();
 });

@@ -71,6 +71,34 @@ pub struct DocumentDigest {
     pub pdf: Option<PdfDocument>,
     /// A JSON document to sign with a JWS, with its bytes.
     pub json: Option<JsonDocument>,
+    /// An XML document to sign with an enveloped XAdES signature: its bytes.
+    pub xml: Option<Vec<u8>>,
+}
+
+impl DocumentDigest {
+    /// A document described by its digest only (a detached CAdES
+    /// signature).
+    pub fn digest_only(name: String, size: u64, sha256: [u8; 32]) -> Self {
+        Self {
+            name,
+            size,
+            sha256,
+            pdf: None,
+            json: None,
+            xml: None,
+        }
+    }
+
+    /// The bytes sent whole, if any, and how many forms were asked for.
+    fn sent(&self) -> (Option<&[u8]>, usize) {
+        let forms = [
+            self.pdf.as_ref().map(|p| p.bytes.as_slice()),
+            self.json.as_ref().map(|j| j.bytes.as_slice()),
+            self.xml.as_deref(),
+        ];
+        let count = forms.iter().flatten().count();
+        (forms.into_iter().flatten().next(), count)
+    }
 }
 
 /// A JSON document's bytes and how its JWS is made.
@@ -128,6 +156,7 @@ pub struct SignedDocument {
 const CADES: &str = "CAdES-B-T";
 const PADES: &str = "PAdES-B-T";
 const JWS: &str = "JWS";
+const XADES: &str = "XAdES-B-T";
 
 /// The format a requested document is signed in.
 pub fn format_of(d: &RequestedDocument) -> &'static str {
@@ -135,6 +164,8 @@ pub fn format_of(d: &RequestedDocument) -> &'static str {
         PADES
     } else if d.jws.is_some() {
         JWS
+    } else if d.xades {
+        XADES
     } else {
         CADES
     }
@@ -154,10 +185,7 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
     }
     let sent: usize = documents
         .iter()
-        .map(|d| {
-            d.pdf.as_ref().map_or(0, |p| p.bytes.len())
-                + d.json.as_ref().map_or(0, |j| j.bytes.len())
-        })
+        .map(|d| d.sent().0.map_or(0, <[u8]>::len))
         .sum();
     if sent > MAX_SENT_BYTES {
         return Err(bad(format!(
@@ -178,34 +206,35 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
             if d.size == 0 {
                 return Err(bad(format!("document {i}: an empty file is not signed")));
             }
-            if d.pdf.is_some() && d.json.is_some() {
+            let (sent, forms) = d.sent();
+            if forms > 1 {
                 return Err(bad(format!(
-                    "document {i}: a PDF or a JSON document, not both"
+                    "document {i}: a PDF, a JSON or an XML document, one of them"
                 )));
             }
-            if let Some(json) = &d.json {
-                if !is_the_file(d, &json.bytes) {
-                    return Err(bad(format!(
-                        "document {i}: the bytes sent are not the file described (its size and SHA-256)"
-                    )));
-                }
-                if serde_json::from_slice::<serde::de::IgnoredAny>(&json.bytes).is_err() {
-                    return Err(bad(format!("document {i}: a JWS is made over a JSON document only")));
-                }
+            if sent.is_some_and(|bytes| !is_the_file(d, bytes)) {
+                return Err(bad(format!(
+                    "document {i}: the bytes sent are not the file described (its size and SHA-256)"
+                )));
             }
-            if let Some(pdf) = &d.pdf {
-                if !is_the_file(d, &pdf.bytes) {
+            if let Some(json) = &d.json
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&json.bytes).is_err()
+            {
+                return Err(bad(format!(
+                    "document {i}: a JWS is made over a JSON document only"
+                )));
+            }
+            if let Some(xml) = &d.xml {
+                tuaton_sign::xades::check(xml).map_err(|e| bad(format!("document {i}: {e}")))?;
+            }
+            if let Some(pdf) = &d.pdf
+                && let Some((page, [x1, y1, x2, y2])) = pdf.visible
+            {
+                let within = |c: i32| (-14_400..=14_400).contains(&c);
+                if page == 0 || x2 <= x1 || y2 <= y1 || ![x1, y1, x2, y2].into_iter().all(within) {
                     return Err(bad(format!(
-                        "document {i}: the bytes sent are not the file described (its size and SHA-256)"
+                        "document {i}: a visible signature needs a page from 1 and a box [x1, y1, x2, y2] with x1 < x2 and y1 < y2"
                     )));
-                }
-                if let Some((page, [x1, y1, x2, y2])) = pdf.visible {
-                    let within = |c: i32| (-14_400..=14_400).contains(&c);
-                    if page == 0 || x2 <= x1 || y2 <= y1 || ![x1, y1, x2, y2].into_iter().all(within) {
-                        return Err(bad(format!(
-                            "document {i}: a visible signature needs a page from 1 and a box [x1, y1, x2, y2] with x1 < x2 and y1 < y2"
-                        )));
-                    }
                 }
             }
             Ok(RequestedDocument {
@@ -216,6 +245,7 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
                 jws: d.json.as_ref().map(|j| JwsPlan {
                     detached: j.detached,
                 }),
+                xades: d.xml.is_some(),
             })
         })
         .collect()
@@ -257,6 +287,9 @@ pub fn confirmation_challenge(
             part(b"jws");
             part(&[u8::from(jws.detached)]);
         }
+        if d.xades {
+            part(b"xades");
+        }
     }
     let mut out = [0u8; 32];
     out.copy_from_slice(c.finish().as_ref());
@@ -272,12 +305,13 @@ fn digest_bytes(hex_digest: &str) -> Result<[u8; 32], IdmError> {
 }
 
 /// What one document of a confirmed request becomes: a detached signature
-/// over its digest, a signature in the prepared PDF, or a JWS over the
-/// JSON document.
+/// over its digest, a signature in the prepared PDF, a JWS over the JSON
+/// document, or an XAdES signature in the XML one.
 enum Job {
     Detached([u8; 32]),
     InFile(tuaton_sign::pades::PreparedPdf),
     Jws(Vec<u8>, tuaton_sign::jws::JwsOptions),
+    Xades(Vec<u8>),
 }
 
 /// The request's documents made ready to sign: each of `contents` (the
@@ -291,7 +325,7 @@ async fn prepare_jobs(
     let wanted = request
         .documents
         .iter()
-        .filter(|d| d.pdf.is_some() || d.jws.is_some())
+        .filter(|d| d.is_sent_whole())
         .count();
     if contents.len() != wanted {
         return Err(IdmError::Invalid {
@@ -305,23 +339,21 @@ async fn prepare_jobs(
     let mut jobs = Vec::with_capacity(request.documents.len());
     for (i, d) in request.documents.iter().enumerate() {
         let digest = digest_bytes(&d.sha256)?;
-        if d.pdf.is_none() && d.jws.is_none() {
+        if !d.is_sent_whole() {
             jobs.push(Job::Detached(digest));
             continue;
         }
         let bytes = contents.next().unwrap_or_default();
-        let described = DocumentDigest {
-            name: d.name.clone(),
-            size: d.size,
-            sha256: digest,
-            pdf: None,
-            json: None,
-        };
+        let described = DocumentDigest::digest_only(d.name.clone(), d.size, digest);
         if !is_the_file(&described, &bytes) {
             return Err(IdmError::Invalid {
                 code: ErrorCode::InvalidDocuments,
                 message: format!("document {i}: this is not the document that was confirmed"),
             });
+        }
+        if d.xades {
+            jobs.push(Job::Xades(bytes));
+            continue;
         }
         let Some(plan) = &d.pdf else {
             let detached = d.jws.as_ref().is_some_and(|j| j.detached);
@@ -899,6 +931,23 @@ impl Idm {
                                 format: JWS,
                                 signature: jws.json.to_string().into_bytes(),
                                 compact: jws.compact,
+                            });
+                        }
+                        Job::Xades(bytes) => {
+                            let signed = tuaton_sign::xades::sign_enveloped(
+                                &signer,
+                                bytes,
+                                tuaton_sign::xades::XadesOptions {
+                                    signing_time: now,
+                                    time_stamp: Some(&stamper),
+                                },
+                            )?;
+                            return Ok(SignedDocument {
+                                name: d.name,
+                                sha256: d.sha256,
+                                format: XADES,
+                                signature: signed,
+                                compact: None,
                             });
                         }
                     };

@@ -288,6 +288,7 @@ fn document(name: &str, bytes: &[u8]) -> DocumentDigest {
             .unwrap(),
         pdf: None,
         json: None,
+        xml: None,
     }
 }
 

@@ -104,6 +104,15 @@ fn date_time(at: OffsetDateTime) -> String {
     )
 }
 
+/// Checks that `xml` can be signed: UTF-8, well-formed, without a DTD,
+/// with a root element.
+pub fn check(xml: &[u8]) -> Result<(), SignError> {
+    let text =
+        std::str::from_utf8(xml).map_err(|_| SignError::Document("the XML is not UTF-8".into()))?;
+    canonical(xml)?;
+    root_end(text).map(|_| ())
+}
+
 /// Signs `xml` with an enveloped XAdES signature and returns the signed
 /// document: the original bytes with the `ds:Signature` put before the
 /// root element's end tag.

@@ -24,6 +24,17 @@ pub struct RequestedDocument {
     /// For a JSON document signed with a JWS: how. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jws: Option<JwsPlan>,
+    /// An XML document signed with an enveloped XAdES signature.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xades: bool,
+}
+
+impl RequestedDocument {
+    /// Whether the document is sent whole to be signed (a PDF, JSON or
+    /// XML), not only described by its digest.
+    pub fn is_sent_whole(&self) -> bool {
+        self.pdf.is_some() || self.jws.is_some() || self.xades
+    }
 }
 
 /// How a JSON document's JWS is made.

@@ -39,6 +39,7 @@ pub(super) fn routes() -> Router<AppState> {
         Document,
         PdfInput,
         JsonInput,
+        XmlInput,
         VisibleInput,
         JwsOutput,
         ShownDocument,
@@ -69,6 +70,18 @@ pub(crate) struct Document {
     /// For a JSON document to be signed with a JWS: its bytes.
     #[serde(default)]
     json: Option<JsonInput>,
+    /// For an XML document to be signed with an enveloped XAdES B-T
+    /// signature (an e-Tax Invoice, say): its bytes.
+    #[serde(default)]
+    xml: Option<XmlInput>,
+}
+
+/// An XML document sent to be signed with XAdES.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct XmlInput {
+    /// The document, base64.
+    content: String,
 }
 
 /// A JSON document sent to be signed with a JWS.
@@ -113,7 +126,8 @@ pub(crate) struct ShownDocument {
     size: u64,
     /// Its SHA-256, hex.
     sha256: String,
-    /// `CAdES-B-T` (detached), `PAdES-B-T` (in the PDF) or `JWS`.
+    /// `CAdES-B-T` (detached), `PAdES-B-T` (in the PDF), `JWS` or
+    /// `XAdES-B-T` (in the XML).
     format: &'static str,
     /// A PDF's pages.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +191,9 @@ pub(crate) struct Signature {
     /// The JWS.
     #[serde(skip_serializing_if = "Option::is_none")]
     jws: Option<JwsOutput>,
+    /// The signed XML document, base64 (XAdES).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xml: Option<String>,
 }
 
 /// A JWS in both serialisations.
@@ -255,12 +272,18 @@ async fn start(
                     })
                 })
                 .transpose()?;
+            let xml = d
+                .xml
+                .as_ref()
+                .map(|x| base64_field(i, &x.content))
+                .transpose()?;
             Ok(DocumentDigest {
                 name: d.name.clone(),
                 size: d.size,
                 sha256: digest(i, &d.sha256)?,
                 pdf,
                 json,
+                xml,
             })
         })
         .collect::<Result<Vec<_>, IdmError>>()?;
@@ -325,9 +348,11 @@ async fn finish(
                     signature: None,
                     pdf: None,
                     jws: None,
+                    xml: None,
                 };
                 match s.format {
                     "PAdES-B-T" => out.pdf = Some(STANDARD.encode(&s.signature)),
+                    "XAdES-B-T" => out.xml = Some(STANDARD.encode(&s.signature)),
                     "JWS" => {
                         out.jws = Some(JwsOutput {
                             compact: s.compact,

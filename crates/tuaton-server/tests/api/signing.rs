@@ -332,6 +332,15 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
             "pdf": { "content": STANDARD.encode(&form) },
             "json": { "content": STANDARD.encode(&form) },
         }]}),
+        // XAdES is made over well-formed XML without a DTD only.
+        json!({ "documents": [{
+            "name": "a.xml", "size": 9, "sha256": sha256_hex(b"<a><b></a"),
+            "xml": { "content": STANDARD.encode(b"<a><b></a") },
+        }]}),
+        json!({ "documents": [{
+            "name": "a.xml", "size": 49, "sha256": sha256_hex(b"<!DOCTYPE a [<!ENTITY x SYSTEM \"file:///e\">]><a/>"),
+            "xml": { "content": STANDARD.encode(b"<!DOCTYPE a [<!ENTITY x SYSTEM \"file:///e\">]><a/>") },
+        }]}),
     ] {
         let (s, v) = c.call("POST", "/api/v1/signatures", Some(bad), true).await;
         assert_eq!(
