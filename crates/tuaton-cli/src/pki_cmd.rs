@@ -31,6 +31,20 @@ pub(crate) enum PkiCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Revoke a signer's, the TSA's or the OCSP responder's certificate by
+    /// its serial number (hex, as `tuaton pki list` shows it); the CRL and
+    /// the OCSP responder answer with it at once. Audited.
+    Revoke {
+        /// The certificate's serial number, hex.
+        serial: String,
+        /// Why, as RFC 5280 names it: keyCompromise (a lost or stolen
+        /// device), affiliationChanged, superseded, cessationOfOperation,
+        /// certificateHold, privilegeWithdrawn or unspecified.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Write the root certificate valid now, PEM, for relying parties to
     /// install as their trust anchor.
     Root {
@@ -47,6 +61,40 @@ pub(crate) async fn run(config: Option<&Path>, cmd: PkiCommand) -> ExitCode {
         PkiCommand::Init { common } => init(config, &common).await,
         PkiCommand::List { common } => list(config, &common).await,
         PkiCommand::Root { out, common } => root(config, out.as_deref(), &common).await,
+        PkiCommand::Revoke {
+            serial,
+            reason,
+            common,
+        } => revoke(config, &serial, &reason, &common).await,
+    }
+}
+
+async fn revoke(config: Option<&Path>, serial: &str, reason: &str, common: &Common) -> ExitCode {
+    let (_, store) = match crate::open(config, common.dev).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let revoked = tuaton_idm::pki::revoke_certificate(
+        &store,
+        serial,
+        reason,
+        &crate::operator_actor(),
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    store.close().await;
+    match revoked {
+        Ok(cert) => {
+            print(std::slice::from_ref(&cert), common.json);
+            if !common.json && cert.role != certificates::CertificateRole::Signer {
+                println!(
+                    "its key is not certified again: rotate it (tuaton keys rotate --purpose {})",
+                    cert.role
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => crate::fail(e),
     }
 }
 

@@ -649,6 +649,42 @@ fn pki_init_makes_the_hierarchy_once_and_certifies_a_rotated_key() {
         text(&x509)
     );
 
+    // An operator revokes the TSA's certificate by its serial; the second
+    // time, or for a reason RFC 5280 does not name, it is refused.
+    let listed = s.json(&["pki", "list", "--json"]);
+    let tsa = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "tsa")
+        .unwrap();
+    let serial = tsa["serial_hex"].as_str().unwrap();
+    let o = s.run(&["pki", "revoke", serial, "--reason", "stolen"], &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not a revocation reason"), "{}", text(&o));
+    let o = s.run(
+        &[
+            "pki",
+            "revoke",
+            serial,
+            "--reason",
+            "keyCompromise",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let revoked: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        revoked[0]["revoked"]["reason"], "keyCompromise",
+        "{revoked}"
+    );
+    let o = s.run(&["pki", "revoke", serial], &[]);
+    assert!(text(&o).contains("revoked already"), "{}", text(&o));
+    // The distrusted key is not certified again; rotating it is the way on.
+    let o = s.run(&["pki", "init"], &ca);
+    assert!(text(&o).contains("nothing was made"), "{}", text(&o));
+
     // A rotated TSA key is certified by the next init.
     let o = s.run(
         &["keys", "rotate", "--purpose", "tsa", "--prepublish", "0"],

@@ -97,12 +97,20 @@ fn key_ref(key: &ManagedKey) -> Result<KeyRef, CustodyError> {
 
 /// Whether `key` needs a (new) certificate at `now`: it is pending or
 /// active and none of its certificates is valid long enough. A CA key is
-/// certified once; a responder's certificate is renewed before it ends.
+/// certified once; a responder's certificate is renewed before it ends. A
+/// key one of whose certificates was revoked is never certified again: the
+/// operator distrusts it, and rotates it (docs/operators/pki.md).
 fn needs_certificate(key: &ManagedKey, certs: &[StoredCertificate], now: OffsetDateTime) -> bool {
     if !matches!(key.state, KeyState::Pending | KeyState::Active) {
         return false;
     }
     let mine = certs.iter().filter(|c| c.key_id == key.id);
+    if certs
+        .iter()
+        .any(|c| c.key_id == key.id && c.revoked.is_some())
+    {
+        return false;
+    }
     match key.purpose {
         KeyPurpose::RootCa | KeyPurpose::DocumentCa => mine.count() == 0,
         _ => !mine
@@ -414,6 +422,106 @@ impl crate::Idm {
             .map_err(|e| CustodyError::TimeStamp(e.to_string()).into())
     }
 
+    /// The OCSP responder (RFC 6960): the answer to `request` (DER), always
+    /// an OCSP response: statuses for certificates of one issuing CA,
+    /// signed by its delegated responder (or, without a valid one, by the
+    /// CA's own key), or a refusal (malformed, unauthorized, internal
+    /// error). Only an unconfigured CA is an error.
+    pub async fn ocsp(
+        &self,
+        request: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, crate::IdmError> {
+        use tuaton_sign::ocsp::{self, Refusal, Status};
+        self.required_plan()?;
+        let cas: Vec<StoredCertificate> =
+            certificates::hierarchy(self.store().conn().await?.conn())
+                .await?
+                .into_iter()
+                .filter(|c| c.role == CertificateRole::IssuingCa)
+                .collect();
+        let mut named = Vec::with_capacity(cas.len());
+        let mut authorities = Vec::with_capacity(cas.len());
+        for ca in &cas {
+            match ocsp::Authority::of(&ca.der) {
+                Ok(a) => {
+                    named.push(ca);
+                    authorities.push(a);
+                }
+                Err(e) => {
+                    tracing::warn!(certificate = %ca.id, error = %e, "an issuing CA's stored certificate cannot be read; OCSP does not answer for it")
+                }
+            }
+        }
+        let questions = match ocsp::read(request, &authorities) {
+            Ok(q) => q,
+            Err(refusal) => return Ok(refusal.response()),
+        };
+        let ca = named[questions.authority];
+        let mut statuses = Vec::with_capacity(questions.serials.len());
+        let responder = {
+            let mut conn = self.store().conn().await?;
+            for serial in &questions.serials {
+                let found = certificates::by_issuer_serial(conn.conn(), &ca.id, serial).await?;
+                statuses.push(match found {
+                    None => Status::Unknown,
+                    Some(c) => match c.revoked {
+                        Some(r) => Status::Revoked {
+                            at: r.at,
+                            reason: r.reason,
+                        },
+                        None => Status::Good,
+                    },
+                });
+            }
+            // The CA's delegated responder valid now, newest first; the
+            // CA's own key without one.
+            let mut delegated = None;
+            for c in certificates::hierarchy(conn.conn())
+                .await?
+                .into_iter()
+                .rev()
+            {
+                if c.role == CertificateRole::Ocsp
+                    && c.issuer_id.as_deref() == Some(ca.id.as_str())
+                    && c.revoked.is_none()
+                    && c.valid_at(now)
+                    && let Some(k) = keys::by_id(conn.conn(), &c.key_id).await?
+                    && k.state == keys::KeyState::Active
+                {
+                    delegated = Some((k, c));
+                    break;
+                }
+            }
+            match delegated {
+                Some((k, c)) => (k, c, true),
+                None => {
+                    let k = keys::by_id(conn.conn(), &ca.key_id).await?.ok_or_else(|| {
+                        crate::IdmError::Internal("an issuing CA's key is missing".into())
+                    })?;
+                    (k, ca.clone(), false)
+                }
+            }
+        };
+        let (key, cert, delegated) = responder;
+        let backend = self.keys().clone();
+        let key_ref = key_ref(&key)?;
+        let answered = tokio::task::spawn_blocking(move || {
+            let signer =
+                tuaton_sign::CmsSigner::new(backend, key_ref, key.algorithm, &cert.der, &[])?;
+            ocsp::answer(&questions, &statuses, &signer, delegated, now)
+        })
+        .await
+        .map_err(|_| CustodyError::Interrupted)?;
+        Ok(match answered {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "an OCSP response could not be signed");
+                Refusal::InternalError.response()
+            }
+        })
+    }
+
     /// The DER certificate of the authority published as `name`
     /// (`/pki/ca/<name>.crt`), if there is one.
     pub async fn published_ca_certificate(
@@ -516,4 +624,78 @@ impl crate::Idm {
             );
         Ok(Some(der))
     }
+}
+
+/// Revokes the end-entity certificate with serial `serial_hex` (a
+/// signer's, the TSA's or the OCSP responder's; CA certificates are not
+/// revoked this way) for `reason`, an RFC 5280 reason name, audited
+/// with `actor`. The CRL and OCSP answer with it from then on.
+pub async fn revoke_certificate(
+    store: &Store,
+    serial_hex: &str,
+    reason: &str,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<StoredCertificate, crate::IdmError> {
+    let bad = |message: String| crate::IdmError::Invalid {
+        code: tuaton_core::ErrorCode::InvalidField,
+        message,
+    };
+    // As `tuaton pki list` shows it, or with colons, in either case.
+    let digits = serial_hex
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let padded = if digits.len() % 2 == 1 {
+        format!("0{digits}")
+    } else {
+        digits
+    };
+    let bytes = hex::decode(&padded).map_err(|_| bad("a serial number is hex digits".into()))?;
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let serial = hex::encode(&bytes[first..]);
+    if serial.is_empty() {
+        return Err(bad("a serial number is hex digits, not zero".into()));
+    }
+    if !tuaton_pki::crl_entry_fits(&serial, reason) {
+        return Err(bad(format!(
+            "{reason:?} is not a revocation reason: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold or privilegeWithdrawn"
+        )));
+    }
+    let found = certificates::by_serial(store.conn().await?.conn(), &serial).await?;
+    let mut found: Vec<StoredCertificate> = found
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.role,
+                CertificateRole::Signer | CertificateRole::Tsa | CertificateRole::Ocsp
+            )
+        })
+        .collect();
+    let Some(certificate) = found.pop() else {
+        return Err(bad(format!(
+            "no signer, TSA or OCSP certificate has serial {serial}"
+        )));
+    };
+    if !found.is_empty() {
+        return Err(bad(format!(
+            "more than one certificate has serial {serial}"
+        )));
+    }
+    let mut tx = store.begin().await?;
+    if !certificates::revoke(&mut tx, &certificate.id, reason, now, actor).await? {
+        drop(tx);
+        return Err(bad(format!(
+            "certificate {} is revoked already",
+            certificate.id
+        )));
+    }
+    tx.commit().await?;
+    Ok(
+        certificates::by_id(store.conn().await?.conn(), &certificate.id)
+            .await?
+            .unwrap_or(certificate),
+    )
 }

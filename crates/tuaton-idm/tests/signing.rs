@@ -503,10 +503,83 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     };
     let (ok, text) = crls(&idm).await;
     assert!(ok, "{text}");
+    // The OCSP responder says the same, judged by openssl ocsp.
+    let text = ocsp_status(&idm, dir.path(), "issuing.pem", "signer.pem").await;
+    assert!(text.contains("signer.pem: good"), "{text}");
+    assert_eq!(text.matches("Response verify OK").count(), 2, "{text}");
+    assert!(!text.contains("Nonce Verify error"), "{text}");
     idm.erase(&session, now).await.unwrap();
     let (ok, text) = crls(&idm).await;
     assert!(!ok && text.contains("revoked"), "{text}");
     assert_eq!(audit_actions(&db, "certificate.revoked").await, 1);
+    let text = ocsp_status(&idm, dir.path(), "issuing.pem", "signer.pem").await;
+    assert!(text.contains("signer.pem: revoked"), "{text}");
+    assert!(text.contains("Reason: cessationOfOperation"), "{text}");
+
+    // An operator revokes the TSA's certificate (a key thought
+    // compromised): OCSP answers revoked, with the reason, at once.
+    let tsa = hierarchy
+        .iter()
+        .find(|c| c.role == CertificateRole::Tsa)
+        .unwrap();
+    std::fs::write(dir.path().join("tsa.pem"), tuaton_idm::pki::pem(&tsa.der)).unwrap();
+    let text = ocsp_status(&idm, dir.path(), "issuing.pem", "tsa.pem").await;
+    assert!(text.contains("tsa.pem: good"), "{text}");
+    for (serial, reason) in [
+        ("zz", "keyCompromise"),
+        (tsa.serial_hex.as_str(), "lost it"),
+        ("abcdef", "keyCompromise"),
+    ] {
+        assert!(
+            tuaton_idm::pki::revoke_certificate(&db.store, serial, reason, "operator:test", now)
+                .await
+                .is_err(),
+            "{serial} {reason}"
+        );
+    }
+    let revoked = tuaton_idm::pki::revoke_certificate(
+        &db.store,
+        &tsa.serial_hex.to_uppercase(),
+        "keyCompromise",
+        "operator:test",
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked.id, tsa.id);
+    let text = ocsp_status(&idm, dir.path(), "issuing.pem", "tsa.pem").await;
+    assert!(
+        text.contains("tsa.pem: revoked") && text.contains("Reason: keyCompromise"),
+        "{text}"
+    );
+    assert!(
+        tuaton_idm::pki::revoke_certificate(
+            &db.store,
+            &tsa.serial_hex,
+            "keyCompromise",
+            "operator:test",
+            now
+        )
+        .await
+        .is_err(),
+        "revoked once"
+    );
+    // The issuing CA's own status is the root's CRL's to give, not OCSP's;
+    // a request that is not one is malformed.
+    std::fs::write(
+        dir.path().join("root-ca.pem"),
+        tuaton_idm::pki::pem(&root_cert.der),
+    )
+    .unwrap();
+    let text = ocsp_status(&idm, dir.path(), "root-ca.pem", "issuing.pem").await;
+    assert!(text.contains("unauthorized"), "{text}");
+    let refused = idm.ocsp(b"not a request", now).await.unwrap();
+    std::fs::write(dir.path().join("bad.der"), refused).unwrap();
+    let (_, text) = openssl(
+        dir.path(),
+        &["ocsp", "-respin", "bad.der", "-resp_text", "-noverify"],
+    );
+    assert!(text.contains("malformedrequest"), "{text}");
     // A revoked, erased account signs nothing more, and what named the
     // person is gone: the requests and the certificate's DER.
     assert!(
@@ -547,6 +620,50 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     );
     assert!(signing.details.contains(&asked.documents[0].sha256));
     chain_intact(&db).await;
+}
+
+/// Asks Tuaton's OCSP responder about `cert` (issued by `issuer`) with a
+/// request openssl made, and has openssl check the signed answer (with its
+/// nonce) against the root; returns what openssl printed.
+async fn ocsp_status(idm: &Idm, dir: &Path, issuer: &str, cert: &str) -> String {
+    let (ok, text) = openssl(
+        dir,
+        &[
+            "ocsp", "-issuer", issuer, "-cert", cert, "-reqout", "req.der",
+        ],
+    );
+    assert!(ok, "{text}");
+    let request = std::fs::read(dir.join("req.der")).unwrap();
+    let response = idm.ocsp(&request, OffsetDateTime::now_utc()).await.unwrap();
+    std::fs::write(dir.join("resp.der"), response).unwrap();
+    // The nonce echoed and the signature good (openssl checks both when
+    // given the request) ...
+    let (_, checked) = openssl(
+        dir,
+        &[
+            "ocsp", "-reqin", "req.der", "-respin", "resp.der", "-issuer", issuer, "-CAfile",
+            "root.pem",
+        ],
+    );
+    // ... and the status of `cert` (a request of openssl's own, so without
+    // the nonce).
+    let (_, status) = openssl(
+        dir,
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            issuer,
+            "-cert",
+            cert,
+            "-CAfile",
+            "root.pem",
+            "-no_nonce",
+            "-resp_text",
+        ],
+    );
+    format!("{checked}{status}")
 }
 
 async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {

@@ -9,7 +9,7 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tuaton", description = "Digital identity and e-signature service: JSON API for apps, pages and agencies."),
-    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics, crate::wellknown::jwks, crate::pki::time_stamp, crate::pki::root_certificate, crate::pki::ca_certificate),
+    paths(crate::health::healthz, crate::health::readyz, crate::health::metrics, crate::wellknown::jwks, crate::pki::time_stamp, crate::pki::ocsp_post, crate::pki::ocsp_get, crate::pki::root_certificate, crate::pki::ca_certificate),
     components(schemas(crate::error::Problem)),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),

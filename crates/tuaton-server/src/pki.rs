@@ -1,6 +1,7 @@
 //! The certificate authority's public endpoints: the RFC 3161
-//! time-stamping authority (`POST /tsa`) and the published certificates the
-//! AIA extension points at (`/pki/ca/<name>.crt`, `/pki/root.crt`) and
+//! time-stamping authority (`POST /tsa`), the RFC 6960 OCSP responder
+//! (`POST /ocsp`, `GET /ocsp/<request>`), and the published certificates
+//! the AIA extension points at (`/pki/ca/<name>.crt`, `/pki/root.crt`) and
 //! each CA's CRL (`/pki/ca/<name>.crl`).
 
 use axum::Router;
@@ -17,17 +18,27 @@ use crate::{ApiError, AppState};
 pub const TIMESTAMP_QUERY: &str = "application/timestamp-query";
 /// See [`TIMESTAMP_QUERY`].
 pub const TIMESTAMP_REPLY: &str = "application/timestamp-reply";
+/// RFC 6960 appendix A.1: the request's and the response's media types.
+pub const OCSP_REQUEST: &str = "application/ocsp-request";
+/// See [`OCSP_REQUEST`].
+pub const OCSP_RESPONSE: &str = "application/ocsp-response";
 /// RFC 2585 §4.1: a DER certificate.
 pub const PKIX_CERT: &str = "application/pkix-cert";
 /// RFC 2585 §4.2: a DER CRL.
 pub const PKIX_CRL: &str = "application/pkix-crl";
 
-/// The routes; the TSA, which signs for every request, counts against the
-/// per-address budget agencies' back ends have at the OpenID Provider.
+/// The routes; the TSA and the OCSP responder, which sign for every
+/// request, count against the per-address budget agencies' back ends have
+/// at the OpenID Provider.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
-    let stamping = Router::new().route("/tsa", post(time_stamp)).route_layer(
-        axum::middleware::from_fn_with_state(state, crate::ratelimit::back_channel),
-    );
+    let stamping = Router::new()
+        .route("/tsa", post(time_stamp))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::ratelimit::back_channel,
+        ));
     Router::new()
         .merge(stamping)
         .route("/pki/root.crt", get(root_certificate))
@@ -48,12 +59,7 @@ pub(crate) async fn time_stamp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    if media.as_deref() != Some(TIMESTAMP_QUERY) {
+    if !sent_as(&headers, TIMESTAMP_QUERY) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
@@ -69,6 +75,70 @@ pub(crate) async fn time_stamp(
         reply,
     )
         .into_response())
+}
+
+/// Whether the request's body is of media type `media`.
+fn sent_as(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media))
+}
+
+async fn ocsp_answer(state: &AppState, request: &[u8]) -> Result<Response, ApiError> {
+    let answer = state.idm().ocsp(request, state.now()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, OCSP_RESPONSE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+/// An OCSP request over HTTP POST (RFC 6960 appendix A.1): a DER
+/// `OCSPRequest` in, a DER `OCSPResponse` out — statuses signed by the
+/// issuing CA's responder, or `malformedRequest` / `unauthorized`, still
+/// with 200 as the RFC has it.
+#[utoipa::path(post, path = "/ocsp", tag = "pki",
+    request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "OCSPRequest, DER"),
+    responses(
+        (status = 200, description = "OCSPResponse, DER", content_type = "application/ocsp-response"),
+        (status = 415, description = "Not application/ocsp-request", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No CA is set up, or the key backend is unavailable", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn ocsp_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !sent_as(&headers, OCSP_REQUEST) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "An OCSP request is sent as application/ocsp-request (RFC 6960 appendix A.1).",
+        ));
+    }
+    ocsp_answer(&state, &body).await
+}
+
+/// An OCSP request over HTTP GET (RFC 6960 appendix A.1): the DER
+/// `OCSPRequest` in base64 (URL-encoded) as the path's last part.
+#[utoipa::path(get, path = "/ocsp/{request}", tag = "pki",
+    params(("request" = String, Path, description = "The OCSPRequest, DER in base64")),
+    responses(
+        (status = 200, description = "OCSPResponse, DER (malformedRequest when the path is not base64 of a request)", content_type = "application/ocsp-response"),
+        (status = 503, description = "No CA is set up", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn ocsp_get(
+    State(state): State<AppState>,
+    Path(request): Path<String>,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(request.trim())
+        .unwrap_or_default();
+    ocsp_answer(&state, &der).await
 }
 
 fn certificate(der: Vec<u8>) -> Response {

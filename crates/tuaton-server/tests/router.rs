@@ -459,8 +459,8 @@ fn time_stamp_request(body: Vec<u8>, media: &str) -> Request<Body> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_time_stamping_authority_answers_rfc_3161_over_http_once_the_hierarchy_is_made() {
+/// A server with a CA configured (its hierarchy not made yet).
+async fn with_ca() -> (TestDb, tempfile::TempDir, AppState, axum::Router) {
     let db = TestDb::sqlite().await;
     let data_dir = tempfile::tempdir().unwrap();
     let data = data_dir.path().display().to_string();
@@ -469,6 +469,98 @@ async fn the_time_stamping_authority_answers_rfc_3161_over_http_once_the_hierarc
     let state =
         AppState::from_settings(settings(&env), db.store.clone(), Arc::new(SystemClock)).unwrap();
     let app = build_router(state.clone());
+    (db, data_dir, state, app)
+}
+
+#[tokio::test]
+async fn the_ocsp_responder_answers_rfc_6960_over_post_and_get() {
+    use base64::Engine as _;
+    let (_db, _data, state, app) = with_ca().await;
+    let made = state
+        .idm()
+        .certify_hierarchy(state.now(), "operator:test", true)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |role: &str, file: &str| {
+        let c = made.iter().find(|c| c.role.as_str() == role).unwrap();
+        std::fs::write(dir.path().join(file), tuaton_idm::pki::pem(&c.der)).unwrap();
+    };
+    pem("root", "root.pem");
+    pem("issuing-ca", "issuing.pem");
+    pem("tsa", "tsa.pem");
+    let (ok, text) = openssl(
+        dir.path(),
+        &[
+            "ocsp",
+            "-issuer",
+            "issuing.pem",
+            "-cert",
+            "tsa.pem",
+            "-reqout",
+            "req.der",
+        ],
+    );
+    assert!(ok, "{text}");
+    let request = std::fs::read(dir.path().join("req.der")).unwrap();
+    let ask = |req: Request<Body>| {
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap() }
+    };
+    // POST: the media type is the RFC's or the request is refused.
+    let post = |media: &'static str| {
+        Request::post("/ocsp")
+            .header("content-type", media)
+            .body(Body::from(request.clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        ask(post("application/octet-stream")).await.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&request);
+    let get_path = format!(
+        "/ocsp/{}",
+        url::form_urlencoded::byte_serialize(encoded.as_bytes()).collect::<String>()
+    );
+    for req in [
+        post("application/ocsp-request"),
+        Request::get(get_path.as_str()).body(Body::empty()).unwrap(),
+    ] {
+        let resp = ask(req).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/ocsp-response");
+        std::fs::write(dir.path().join("resp.der"), bytes(resp).await).unwrap();
+        let (ok, text) = openssl(
+            dir.path(),
+            &[
+                "ocsp",
+                "-reqin",
+                "req.der",
+                "-respin",
+                "resp.der",
+                "-issuer",
+                "issuing.pem",
+                "-CAfile",
+                "root.pem",
+            ],
+        );
+        assert!(ok && text.contains("Response verify OK"), "{text}");
+    }
+    // Not a request: still 200, an OCSP malformedRequest.
+    let resp = ask(Request::get("/ocsp/AAAA").body(Body::empty()).unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    std::fs::write(dir.path().join("bad.der"), bytes(resp).await).unwrap();
+    let (_, text) = openssl(
+        dir.path(),
+        &["ocsp", "-respin", "bad.der", "-resp_text", "-noverify"],
+    );
+    assert!(text.contains("malformedrequest"), "{text}");
+}
+
+#[tokio::test]
+async fn the_time_stamping_authority_answers_rfc_3161_over_http_once_the_hierarchy_is_made() {
+    let (_db, _data_dir, state, app) = with_ca().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data.txt"), "a contract").unwrap();
     let (ok, text) = openssl(

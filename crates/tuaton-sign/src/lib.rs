@@ -7,6 +7,7 @@
 
 pub mod cades;
 pub mod jws;
+pub mod ocsp;
 pub mod pades;
 mod signer;
 pub mod tsp;

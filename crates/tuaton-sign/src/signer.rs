@@ -159,6 +159,17 @@ impl CmsSigner {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// An ES256 signature over `input`, DER (X.509, OCSP), made by the
+    /// backend.
+    pub(crate) fn sign_der(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.backend.sign(
+            &self.key,
+            SignatureAlgorithm::Es256,
+            SignatureFormat::Der,
+            input,
+        )?)
+    }
+
     /// An ES256 signature over `input` in JOSE's form, `r || s` (RFC 7518
     /// §3.4), made by the backend.
     pub(crate) fn sign_jose(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {

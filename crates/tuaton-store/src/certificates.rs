@@ -265,6 +265,23 @@ pub async fn hierarchy<'e, E: Executor<'e, Database = Any>>(
     rows.into_iter().map(from_row).collect()
 }
 
+/// The certificate `issuer_id` issued with serial `serial_hex` (lower-case
+/// hex without leading zeros), if it issued one.
+pub async fn by_issuer_serial<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    issuer_id: &str,
+    serial_hex: &str,
+) -> Result<Option<StoredCertificate>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE issuer_id = $1 AND serial_hex = $2"
+    ))
+    .bind(issuer_id)
+    .bind(serial_hex)
+    .fetch_optional(db)
+    .await?;
+    row.map(from_row).transpose()
+}
+
 /// The certificates of one managed key, newest first.
 pub async fn of_key<'e, E: Executor<'e, Database = Any>>(
     db: E,
@@ -314,6 +331,54 @@ pub async fn revoke_of_account(
         .await?;
     }
     Ok(ids)
+}
+
+/// Revokes the certificate `id` for `reason` (an RFC 5280 reason name),
+/// with its audit record (`certificate.revoked`); `false` when there is no
+/// such certificate or it is revoked already.
+pub async fn revoke(
+    tx: &mut Tx,
+    id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE certificates SET revoked_ms = $1, revocation_reason = $2 \
+         WHERE id = $3 AND revoked_ms IS NULL",
+    )
+    .bind(to_ms(now))
+    .bind(reason)
+    .bind(id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Ok(false);
+    }
+    audit::append(
+        tx,
+        now,
+        &AuditEvent::success(actor, "certificate.revoked", id)
+            .with_details(json!({ "reason": reason })),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The certificates with serial `serial_hex` (lower-case hex without
+/// leading zeros), whichever CA issued them.
+pub async fn by_serial<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    serial_hex: &str,
+) -> Result<Vec<StoredCertificate>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE serial_hex = $1 ORDER BY created_ms, id"
+    ))
+    .bind(serial_hex)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
 }
 
 /// One entry of a CRL: a revoked certificate's id, serial (hex), when and why.
