@@ -40,6 +40,10 @@ const SESSIONLESS: &[(&str, &str)] = &[
         "/tsa",
         "a time stamp is asked by anyone, session or not (RFC 3161)",
     ),
+    (
+        "/ocsp",
+        "a certificate's status is asked by anyone, session or not (RFC 6960)",
+    ),
 ];
 
 async fn every_state_changing_route_needs_the_csrf_token(db: TestDb) {
