@@ -398,20 +398,16 @@ fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPla
         (None, None) => String::new(),
     };
     let visible = pdf.visible.map(|(page, rect)| {
-        let at = now.to_offset(time::UtcOffset::UTC);
         let mut lines: Vec<String> = thai.iter().cloned().collect();
         lines.push(match &latin {
             Some(l) => format!("Digitally signed by {l}"),
             None => "Digitally signed".to_owned(),
         });
-        lines.push(format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC, Tuaton",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second()
+        lines.push(tuaton_sign::format_utc(
+            now,
+            time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC, Tuaton"
+            ),
         ));
         Visible { page, rect, lines }
     });

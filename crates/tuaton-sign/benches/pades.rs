@@ -33,8 +33,6 @@ const CHILD: &str = "TUATON_PADES_BENCH_FILE";
 fn write_pdf(path: &Path, size: usize, pages: usize) {
     let side = ((size / pages / 3) as f64).sqrt().ceil() as usize;
     let image_len = side * side * 3;
-    let mut pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
     let content = b"q 400 0 0 400 100 300 cm /Im1 Do Q";
     let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 3 + 3 * i)).collect();
     let mut objects: Vec<Vec<u8>> = vec![
@@ -72,26 +70,7 @@ fn write_pdf(path: &Path, size: usize, pages: usize) {
         image.extend_from_slice(b"\nendstream");
         objects.push(image);
     }
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        pdf.extend_from_slice(o);
-        pdf.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        pdf.extend_from_slice(format!("{o:010} 00000 n\r\n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
+    let pdf = common::classic_pdf(&objects);
     std::fs::File::create(path)
         .unwrap()
         .write_all(&pdf)

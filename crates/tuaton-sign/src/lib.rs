@@ -40,3 +40,14 @@ pub enum SignError {
     #[error("{0}")]
     Document(String),
 }
+
+/// `at` in UTC, written as `description` says (a PDF date, an
+/// `xsd:dateTime`, a line of a visible signature).
+pub fn format_utc(
+    at: time::OffsetDateTime,
+    description: &[time::format_description::BorrowedFormatItem<'_>],
+) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(description)
+        .unwrap_or_default()
+}

@@ -92,15 +92,9 @@ fn root_end(xml: &str) -> Result<(usize, Option<String>), SignError> {
 
 /// The signing time as `xsd:dateTime` in UTC.
 fn date_time(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
+    crate::format_utc(
+        at,
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"),
     )
 }
 

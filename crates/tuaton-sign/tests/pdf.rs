@@ -13,13 +13,11 @@ use ::time::OffsetDateTime;
 use tuaton_sign::pades::{self, Appearance, Certification, PdfOptions};
 
 mod common;
-use common::{Tsa, tsa};
+use common::{Tsa, classic_pdf, python, run, tsa};
 
 /// A one-page PDF written by hand, then rewritten by qpdf with `args`
 /// (qpdf fixes the offsets and chooses the cross-reference kind).
 fn qpdf_file(t: &Tsa, name: &str, pages: usize, args: &[&str]) -> PathBuf {
-    let mut pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
     let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
     let mut objects = vec![
         "<</Type/Catalog/Pages 2 0 R>>".to_string(),
@@ -40,23 +38,11 @@ fn qpdf_file(t: &Tsa, name: &str, pages: usize, args: &[&str]) -> PathBuf {
             text.len()
         ));
     }
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        pdf.extend_from_slice(format!("{o:010} 00000 n\r\n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
+    let pdf = classic_pdf(
+        &objects
+            .into_iter()
+            .map(String::into_bytes)
+            .collect::<Vec<_>>(),
     );
     let raw = t.dir.path().join(format!("{name}.raw.pdf"));
     std::fs::write(&raw, &pdf).unwrap();
@@ -69,34 +55,6 @@ fn qpdf_file(t: &Tsa, name: &str, pages: usize, args: &[&str]) -> PathBuf {
         .expect("qpdf is installed (scripts/install-test-deps)");
     assert!(status.success(), "qpdf {args:?}");
     out
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("TUATON_TEST_PYTHON").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python"),
-        PathBuf::from,
-    )
-}
-
-fn run(program: &Path, args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} cannot run ({e}): run scripts/install-test-deps",
-                program.display()
-            )
-        });
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// pyHanko's judgement of every signature in `file`, trusting only

@@ -12,20 +12,13 @@ use ::time::OffsetDateTime;
 use tuaton_sign::xades::{XadesOptions, sign_enveloped};
 
 mod common;
-use common::Tsa;
+use common::{Tsa, python};
 
 fn fixture() -> Vec<u8> {
     std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/etax-invoice.xml"),
     )
     .unwrap()
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("TUATON_TEST_PYTHON").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python"),
-        PathBuf::from,
-    )
 }
 
 fn output(mut command: Command) -> (bool, String) {

@@ -313,22 +313,7 @@ pub async fn revoke_of_account(
     .await?;
     let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
     for id in &ids {
-        sqlx::query(
-            "UPDATE certificates SET revoked_ms = $1, revocation_reason = $2 \
-             WHERE id = $3 AND revoked_ms IS NULL",
-        )
-        .bind(to_ms(now))
-        .bind(reason)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-        audit::append(
-            tx,
-            now,
-            &AuditEvent::success(actor, "certificate.revoked", id)
-                .with_details(json!({ "reason": reason, "account_id": account })),
-        )
-        .await?;
+        revoke(tx, id, reason, now, actor).await?;
     }
     Ok(ids)
 }

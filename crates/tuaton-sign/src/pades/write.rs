@@ -107,15 +107,9 @@ pub(super) fn text_string(out: &mut Vec<u8>, text: &str) {
 
 /// A PDF date (ISO 32000-1 §7.9.4) in UTC.
 pub(super) fn date(at: time::OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "D:{:04}{:02}{:02}{:02}{:02}{:02}+00'00'",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
+    crate::format_utc(
+        at,
+        time::macros::format_description!("D:[year][month][day][hour][minute][second]+00'00'"),
     )
 }
 

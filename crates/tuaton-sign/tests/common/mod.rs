@@ -1,5 +1,5 @@
 //! The fixtures the signature suites share.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,6 +124,65 @@ pub fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
         .current_dir(dir)
         .output()
         .expect("openssl is installed (scripts/install-test-deps)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A PDF written by hand: `objects` numbered from 1 (the first the
+/// catalog), a cross-reference table and its trailer.
+pub fn classic_pdf(objects: &[Vec<u8>]) -> Vec<u8> {
+    let mut pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::with_capacity(objects.len());
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(o);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n\r\n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+/// The Python test peers' interpreter (scripts/install-test-deps).
+pub fn python() -> PathBuf {
+    std::env::var_os("TUATON_TEST_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python"),
+        PathBuf::from,
+    )
+}
+
+/// Runs `program` with `args` in `dir`: whether it succeeded, and what it
+/// printed on both streams.
+pub fn run<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S], dir: &Path) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} cannot run ({e}): run scripts/install-test-deps",
+                program.display()
+            )
+        });
     (
         out.status.success(),
         format!(
