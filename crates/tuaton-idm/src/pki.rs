@@ -98,16 +98,18 @@ fn key_ref(key: &ManagedKey) -> Result<KeyRef, CustodyError> {
 /// Whether `key` needs a (new) certificate at `now`: it is pending or
 /// active and none of its certificates is valid long enough. A CA key is
 /// certified once; a responder's certificate is renewed before it ends. A
-/// key one of whose certificates was revoked is never certified again: the
-/// operator distrusts it, and rotates it (docs/operators/pki.md).
+/// key one of whose certificates was revoked (for any reason but
+/// `superseded`) is never certified again: the operator distrusts it, and
+/// rotates it (docs/operators/pki.md).
 fn needs_certificate(key: &ManagedKey, certs: &[StoredCertificate], now: OffsetDateTime) -> bool {
     if !matches!(key.state, KeyState::Pending | KeyState::Active) {
         return false;
     }
     let mine = certs.iter().filter(|c| c.key_id == key.id);
+    // `superseded` says only that another certificate took its place.
     if certs
         .iter()
-        .any(|c| c.key_id == key.id && c.revoked.is_some())
+        .any(|c| c.key_id == key.id && c.revoked.as_ref().is_some_and(|r| r.reason != "superseded"))
     {
         return false;
     }
@@ -487,6 +489,7 @@ impl crate::Idm {
                     && c.revoked.is_none()
                     && c.valid_at(now)
                     && let Some(k) = keys::by_id(conn.conn(), &c.key_id).await?
+                    && k.purpose == KeyPurpose::Ocsp
                     && k.state == keys::KeyState::Active
                 {
                     delegated = Some((k, c));
@@ -495,12 +498,22 @@ impl crate::Idm {
             }
             match delegated {
                 Some((k, c)) => (k, c, true),
-                None => {
-                    let k = keys::by_id(conn.conn(), &ca.key_id).await?.ok_or_else(|| {
-                        crate::IdmError::Internal("an issuing CA's key is missing".into())
-                    })?;
-                    (k, ca.clone(), false)
-                }
+                // The CA's own key, as its CRL is signed: an issuing CA's
+                // key whose material is still there (a retired CA answers
+                // for what it issued); otherwise the question is not one
+                // this responder can answer.
+                None => match keys::by_id(conn.conn(), &ca.key_id).await? {
+                    Some(k)
+                        if k.purpose == KeyPurpose::DocumentCa
+                            && k.state != KeyState::Destroyed =>
+                    {
+                        (k, ca.clone(), false)
+                    }
+                    _ => {
+                        tracing::warn!(certificate = %ca.id, "an issuing CA has no key to answer OCSP with");
+                        return Ok(Refusal::Unauthorized.response());
+                    }
+                },
             }
         };
         let (key, cert, delegated) = responder;

@@ -631,9 +631,20 @@ impl Idm {
         asked: &[DocumentDigest],
         now: OffsetDateTime,
     ) -> Result<SigningChallenge, IdmError> {
-        let documents = check_documents(asked)?;
         let account = self.signer_account(session).await?;
         self.count_attempt(&account.id)?;
+        // Hashing what was sent, and reading XML and JSON, is work bounded
+        // by the request's size: done off the async threads, a few at a time.
+        let documents = {
+            let _turn = PREPARING
+                .acquire()
+                .await
+                .map_err(|_| CustodyError::Interrupted)?;
+            let owned = asked.to_vec();
+            tokio::task::spawn_blocking(move || check_documents(&owned))
+                .await
+                .map_err(|_| CustodyError::Interrupted)??
+        };
         let active: Vec<StoredCredential> =
             creds::for_account(self.store().conn().await?.conn(), &account.id)
                 .await?

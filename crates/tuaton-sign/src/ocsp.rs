@@ -122,6 +122,21 @@ pub fn read(request: &[u8], authorities: &[Authority]) -> Result<Questions, Refu
     if list.is_empty() || list.len() > MAX_QUESTIONS {
         return Err(Refusal::Malformed);
     }
+    // RFC 8954: a nonce is an OCTET STRING of 1 to 32 octets; anything
+    // else is not echoed into a signed response, but refused.
+    let nonce = request
+        .tbs_request
+        .request_extensions
+        .as_ref()
+        .and_then(|e| e.iter().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE))
+        .cloned();
+    if let Some(n) = &nonce {
+        let value =
+            OctetString::from_der(n.extn_value.as_bytes()).map_err(|_| Refusal::Malformed)?;
+        if n.critical || value.as_bytes().is_empty() || value.as_bytes().len() > 32 {
+            return Err(Refusal::Malformed);
+        }
+    }
     let mut authority = None;
     let mut serials = Vec::with_capacity(list.len());
     let mut ids = Vec::with_capacity(list.len());
@@ -139,12 +154,6 @@ pub fn read(request: &[u8], authorities: &[Authority]) -> Result<Questions, Refu
         serials.push(hex::encode(&raw[first..]));
         ids.push(id.clone());
     }
-    let nonce = request
-        .tbs_request
-        .request_extensions
-        .as_ref()
-        .and_then(|e| e.iter().find(|e| e.extn_id == ID_PKIX_OCSP_NONCE))
-        .cloned();
     Ok(Questions {
         authority: authority.ok_or(Refusal::Malformed)?,
         serials,
@@ -251,4 +260,66 @@ pub fn answer(
         certs: delegated.then(|| vec![responder_cert]),
     };
     Ok(OcspResponse::successful(basic)?.to_der()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use x509_cert::ext::Extension;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_ocsp::{Request, TbsRequest};
+
+    fn request(nonce: Option<(&[u8], bool)>) -> Vec<u8> {
+        let id = CertId {
+            hash_algorithm: crate::signer::algorithm(ID_SHA1),
+            issuer_name_hash: OctetString::new([1u8; 20]).unwrap(),
+            issuer_key_hash: OctetString::new([2u8; 20]).unwrap(),
+            serial_number: SerialNumber::new(&[7]).unwrap(),
+        };
+        OcspRequest {
+            tbs_request: TbsRequest {
+                version: Version::V1,
+                requestor_name: None,
+                request_list: vec![Request {
+                    req_cert: id,
+                    single_request_extensions: None,
+                }],
+                request_extensions: nonce.map(|(bytes, critical)| {
+                    vec![Extension {
+                        extn_id: ID_PKIX_OCSP_NONCE,
+                        critical,
+                        extn_value: OctetString::new(
+                            OctetString::new(bytes).unwrap().to_der().unwrap(),
+                        )
+                        .unwrap(),
+                    }]
+                }),
+            },
+            optional_signature: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_nonce_is_one_to_32_octets_and_not_critical() {
+        // A fitting nonce reaches the authority check (none here).
+        assert_eq!(
+            read(&request(Some((&[9; 32], false))), &[]).unwrap_err(),
+            Refusal::Unauthorized
+        );
+        assert_eq!(
+            read(&request(None), &[]).unwrap_err(),
+            Refusal::Unauthorized
+        );
+        for bad in [
+            Some((&[9u8; 33][..], false)),
+            Some((&[][..], false)),
+            Some((&[9u8; 16][..], true)),
+        ] {
+            assert_eq!(read(&request(bad), &[]).unwrap_err(), Refusal::Malformed);
+        }
+        assert_eq!(read(b"not der", &[]).unwrap_err(), Refusal::Malformed);
+    }
 }

@@ -3,11 +3,11 @@
 //! Invoice or e-Receipt (ETDA ขมธอ. 3-2560).
 //!
 //! The `ds:Signature` (XMLDSig 1.1) is appended as the root element's last
-//! child, with nothing around it, and holds two references, both
-//! canonicalised with exclusive XML canonicalisation 1.0 and digested with
+//! child, with nothing around it, and holds two references digested with
 //! SHA-256: the whole document (`URI=""`, the enveloped-signature
-//! transform taking the signature out again) and the XAdES
-//! `SignedProperties` (signing time, and the signer certificate by digest,
+//! transform taking the signature out again, then inclusive canonical XML
+//! 1.0, so every namespace declaration is signed) and, canonicalised
+//! exclusively, the XAdES `SignedProperties` (signing time, and the signer certificate by digest,
 //! issuer and serial in `SigningCertificateV2`). The signature is ECDSA
 //! P-256 over the canonical `SignedInfo`, through the key backend; the
 //! certificate and the chain above it are in `KeyInfo`. B-T adds the
@@ -30,6 +30,11 @@ use crate::{CmsSigner, SignError};
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const XADES: &str = "http://uri.etsi.org/01903/v1.3.2#";
 const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+const C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
+
+/// The largest XML document signed (an e-Tax Invoice is a few kilobytes;
+/// canonicalisation may write several times its input).
+pub const MAX_XML_BYTES: usize = 5 * 1024 * 1024;
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
 const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
@@ -45,9 +50,20 @@ pub struct XadesOptions<'a> {
     pub time_stamp: Option<&'a dyn TimeStampSource>,
 }
 
-fn canonical(xml: &[u8]) -> Result<Vec<u8>, SignError> {
-    canonicalize_xml(xml, &C14nAlgorithm::new(C14nMode::Exclusive1_0, false))
+fn canonical_as(xml: &[u8], mode: C14nMode) -> Result<Vec<u8>, SignError> {
+    if xml.len() > MAX_XML_BYTES {
+        return Err(SignError::Document(format!(
+            "an XML document of more than {} MiB is not signed",
+            MAX_XML_BYTES >> 20
+        )));
+    }
+    canonicalize_xml(xml, &C14nAlgorithm::new(mode, false))
         .map_err(|e| SignError::Document(format!("the XML cannot be read: {e}")))
+}
+
+/// Exclusive canonicalisation: the signature's own elements.
+fn canonical(xml: &[u8]) -> Result<Vec<u8>, SignError> {
+    canonical_as(xml, C14nMode::Exclusive1_0)
 }
 
 /// Where the signature goes: the root element's end tag (or, for an empty
@@ -59,6 +75,17 @@ fn root_end(xml: &str) -> Result<(usize, Option<String>), SignError> {
     for token in xmlparser::Tokenizer::from(xml) {
         let token = token.map_err(|e| bad(&e.to_string()))?;
         match token {
+            // The bytes are read as UTF-8; a document that says otherwise
+            // would be read differently by its relying parties.
+            xmlparser::Token::Declaration {
+                encoding: Some(encoding),
+                ..
+            } if !encoding.as_str().eq_ignore_ascii_case("UTF-8") => {
+                return Err(SignError::Document(format!(
+                    "the XML declares the encoding {}; only UTF-8 is signed",
+                    encoding.as_str()
+                )));
+            }
             xmlparser::Token::ElementStart { prefix, local, .. } => {
                 if depth == 0 {
                     root = Some(if prefix.is_empty() {
@@ -118,8 +145,10 @@ pub fn sign_enveloped(
     let text =
         std::str::from_utf8(xml).map_err(|_| SignError::Document("the XML is not UTF-8".into()))?;
     // The enveloped reference's digest: the document as it is now is what
-    // the transform leaves once the signature is taken out again.
-    let document = canonical(xml)?;
+    // the transform leaves once the signature is taken out again. It is
+    // canonicalised inclusively, so every namespace declared in it is
+    // signed, also one used only inside text (an `xsi:type` value).
+    let document = canonical_as(xml, C14nMode::Inclusive1_0)?;
     let (at, empty_root) = root_end(text)?;
 
     let id = format!(
@@ -143,7 +172,7 @@ pub fn sign_enveloped(
     );
     let properties_digest = STANDARD.encode(sha256(&canonical(signed_properties.as_bytes())?));
     let signed_info = format!(
-        r##"<ds:SignedInfo xmlns:ds="{DS}"><ds:CanonicalizationMethod Algorithm="{EXC_C14N}"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="{ECDSA_SHA256}"></ds:SignatureMethod><ds:Reference Id="{id}-ref0" URI=""><ds:Transforms><ds:Transform Algorithm="{ENVELOPED}"></ds:Transform><ds:Transform Algorithm="{EXC_C14N}"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod><ds:DigestValue>{}</ds:DigestValue></ds:Reference><ds:Reference Type="{SIGNED_PROPERTIES}" URI="#{id}-signedprops"><ds:Transforms><ds:Transform Algorithm="{EXC_C14N}"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod><ds:DigestValue>{properties_digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>"##,
+        r##"<ds:SignedInfo xmlns:ds="{DS}"><ds:CanonicalizationMethod Algorithm="{EXC_C14N}"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="{ECDSA_SHA256}"></ds:SignatureMethod><ds:Reference Id="{id}-ref0" URI=""><ds:Transforms><ds:Transform Algorithm="{ENVELOPED}"></ds:Transform><ds:Transform Algorithm="{C14N}"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod><ds:DigestValue>{}</ds:DigestValue></ds:Reference><ds:Reference Type="{SIGNED_PROPERTIES}" URI="#{id}-signedprops"><ds:Transforms><ds:Transform Algorithm="{EXC_C14N}"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="{SHA256}"></ds:DigestMethod><ds:DigestValue>{properties_digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>"##,
         STANDARD.encode(sha256(&document)),
     );
     // XMLDSig 1.1 §6.4.3: an ECDSA SignatureValue is r || s.

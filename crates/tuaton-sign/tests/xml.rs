@@ -182,6 +182,46 @@ fn what_is_not_xml_is_refused_with_a_reason() {
         .to_string();
         assert!(err.contains("XML"), "{err}");
     }
+    // Another declared encoding, and a document too large, are refused.
+    for bad in [
+        "<?xml version=\"1.0\" encoding=\"TIS-620\"?><a/>"
+            .as_bytes()
+            .to_vec(),
+        format!("<a>{}</a>", "x".repeat(tuaton_sign::xades::MAX_XML_BYTES)).into_bytes(),
+    ] {
+        assert!(
+            sign_enveloped(
+                &t.signer,
+                &bad,
+                XadesOptions {
+                    signing_time: OffsetDateTime::now_utc(),
+                    time_stamp: None,
+                },
+            )
+            .is_err()
+        );
+    }
+    // A namespace used only inside text is signed too: re-binding it after
+    // the signing breaks the signature.
+    let typed = sign_enveloped(
+        &t.signer,
+        br#"<r xmlns:t="urn:etda:types"><amount kind="t:THB">1070.00</amount></r>"#,
+        XadesOptions {
+            signing_time: OffsetDateTime::now_utc(),
+            time_stamp: None,
+        },
+    )
+    .unwrap();
+    let path = t.dir.path().join("typed.xml");
+    std::fs::write(&path, &typed).unwrap();
+    assert!(xmlsec1(&t, &path).0);
+    let rebound = String::from_utf8(typed)
+        .unwrap()
+        .replacen("urn:etda:types", "urn:other", 1);
+    std::fs::write(&path, rebound).unwrap();
+    let (ok, out) = xmlsec1(&t, &path);
+    assert!(!ok, "a re-bound namespace passed:\n{out}");
+
     // An empty root element is signed too.
     let signed = sign_enveloped(
         &t.signer,
