@@ -288,6 +288,7 @@ impl Idm {
             _ if new => Some(self.grant_registration(&account_id, now).await?),
             _ => None,
         };
+        self.prepare_signer(&account_id, now).await;
         Ok(Enrolled {
             account_id,
             ial,

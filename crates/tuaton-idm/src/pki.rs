@@ -54,6 +54,10 @@ pub struct CaPlan {
     pub tsa_name: String,
     /// The OCSP responder's common name.
     pub ocsp_name: String,
+    /// Whether a person's signing key and certificate are made when they
+    /// are proofed at the signing level (at enrolment), not at their first
+    /// signing.
+    pub keys_at_enrolment: bool,
 }
 
 impl CaPlan {
@@ -65,6 +69,7 @@ impl CaPlan {
             issuing_name: format!("Tuaton Issuing CA{suffix}"),
             tsa_name: format!("Tuaton Time-Stamping Authority{suffix}"),
             ocsp_name: format!("Tuaton OCSP Responder{suffix}"),
+            keys_at_enrolment: false,
             settings,
         }
     }

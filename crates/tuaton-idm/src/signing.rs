@@ -489,6 +489,36 @@ impl Idm {
         Ok(account)
     }
 
+    /// Makes the signing key and certificate of `account` ahead of its
+    /// first signing, when the deployment asks for it
+    /// (`CaPlan::keys_at_enrolment`) and the account may sign. Best effort:
+    /// a failure is logged and the first signing makes them instead.
+    pub(crate) async fn prepare_signer(&self, account: &AccountId, now: OffsetDateTime) {
+        if !self.ca_plan().is_some_and(|p| p.keys_at_enrolment) {
+            return;
+        }
+        let made = async {
+            let Some(account) =
+                tuaton_store::accounts::by_id(self.store().conn().await?.conn(), account).await?
+            else {
+                return Ok::<_, IdmError>(());
+            };
+            if account.state != AccountState::Active
+                || account.citizen_id.is_none()
+                || account.ial < SIGNING_IAL
+            {
+                return Ok(());
+            }
+            let key = self.user_key(&account.id, now).await?;
+            self.signer_certificate(&account, &key, now).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = made {
+            tracing::warn!(account = %account, error = %e, "the signing key was not made at enrolment; the first signing makes it");
+        }
+    }
+
     /// The account's own signing key, made in the backend (active at
     /// once) when it has none.
     async fn user_key(

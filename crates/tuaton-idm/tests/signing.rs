@@ -22,7 +22,7 @@ use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
 
 mod common;
-use common::{ORIGIN, enrol_with_passkey, idm, logged_in, options};
+use common::{ORIGIN, enrol_with_passkey, idm, idm_making_keys_at_enrolment, logged_in, options};
 use tuaton_idm::DocumentDigest;
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -312,6 +312,9 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     std::fs::write(dir.path().join("root.pem"), tuaton_idm::pki::pem(&root)).unwrap();
     let mut phone = SoftPasskey::new(true);
     let (evidence, account) = enrol_with_passkey(&idm, &mut phone, now).await;
+    // By default the signing key waits for the first signing.
+    let signer_rows = format!("account_id = '{account}' AND role = 'signer'");
+    assert_eq!(count(&db, "certificates", &signer_rows).await, 0);
     let session = logged_in(&idm, &mut phone, &evidence, now).await;
 
     let contract = b"a lease for a flat in Bangkok".to_vec();
@@ -622,6 +625,36 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     chain_intact(&db).await;
 }
 
+async fn with_keys_at_enrolment_the_signer_certificate_is_made_when_the_person_enrols(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm_making_keys_at_enrolment(&db, &dir.path().join("keys"));
+    let now = OffsetDateTime::now_utc();
+    idm.certify_hierarchy(now, "operator:test", true)
+        .await
+        .unwrap();
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, account) = enrol_with_passkey(&idm, &mut phone, now).await;
+    let signer_rows = format!("account_id = '{account}' AND role = 'signer'");
+    assert_eq!(count(&db, "certificates", &signer_rows).await, 1);
+    // The first signing uses that certificate; it makes no other.
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+    let asked = idm
+        .start_signing(&session, &[document("a.txt", b"a note")], now)
+        .await
+        .unwrap();
+    let serial = tuaton_pki::Facts::of(&asked.certificate)
+        .unwrap()
+        .serial_hex;
+    let stored = certificates::by_serial(db.store.conn().await.unwrap().conn(), &serial)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(stored.account_id.as_ref(), Some(&account));
+    assert_eq!(count(&db, "certificates", &signer_rows).await, 1);
+    chain_intact(&db).await;
+}
+
 /// Asks Tuaton's OCSP responder about `cert` (issued by `issuer`) with a
 /// request openssl made, and has openssl check the signed answer (with its
 /// nonce) against the root; returns what openssl printed.
@@ -846,4 +879,5 @@ on_both_engines!(
     without_a_hierarchy_the_tsa_refuses_and_writes_nothing,
     a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts_them,
     what_the_passkey_did_not_confirm_is_never_signed,
+    with_keys_at_enrolment_the_signer_certificate_is_made_when_the_person_enrols,
 );

@@ -22,7 +22,13 @@ pub fn idm(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
 }
 
 pub fn idm_with(db: &TestDb, keys_dir: &std::path::Path, face: Option<FaceCheck>) -> Idm {
-    idm_built(db, keys_dir, face, Arc::new(Companies::default()))
+    idm_built(db, keys_dir, face, Arc::new(Companies::default()), false)
+}
+
+/// The service layer of a deployment that makes a person's signing key and
+/// certificate when they enrol (`TUATON_SIGNING_KEYS=enrolment`).
+pub fn idm_making_keys_at_enrolment(db: &TestDb, keys_dir: &std::path::Path) -> Idm {
+    idm_built(db, keys_dir, None, Arc::new(Companies::default()), true)
 }
 
 /// The service layer with `companies` as its juristic registry.
@@ -31,7 +37,7 @@ pub fn idm_with_companies(
     keys_dir: &std::path::Path,
     companies: Arc<Companies>,
 ) -> Idm {
-    idm_built(db, keys_dir, None, companies)
+    idm_built(db, keys_dir, None, companies, false)
 }
 
 /// The development juristic registry (Somchai directs บริษัท ตัวตนพัฒนา
@@ -75,6 +81,7 @@ fn idm_built(
     keys_dir: &std::path::Path,
     face: Option<FaceCheck>,
     companies: Arc<Companies>,
+    keys_at_enrolment: bool,
 ) -> Idm {
     let passkeys = Passkeys::new(PasskeyConfig {
         public_url: Url::parse(ORIGIN).unwrap(),
@@ -95,10 +102,13 @@ fn idm_built(
         policy: Policy::default(),
         face,
         jwks_fetcher: None,
-        ca: Some(tuaton_idm::pki::CaPlan::named(
-            tuaton_idm::pki::CaSettings::development(&Url::parse(ORIGIN).unwrap()).unwrap(),
-            true,
-        )),
+        ca: Some(tuaton_idm::pki::CaPlan {
+            keys_at_enrolment,
+            ..tuaton_idm::pki::CaPlan::named(
+                tuaton_idm::pki::CaSettings::development(&Url::parse(ORIGIN).unwrap()).unwrap(),
+                true,
+            )
+        }),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The certificate authority: the operator's name in the CA's
-//! certificates and the deployment's certificate policy. A development
-//! server has both by default; a production deployment names its own.
+//! certificates and the deployment's certificate policy (a development
+//! server has both by default; a production deployment names its own), and
+//! when a person's signing key is made (`TUATON_SIGNING_KEYS`).
 
 use tuaton_idm::pki::{CaPlan, CaSettings, ObjectIdentifier};
 use url::Url;
@@ -76,5 +77,19 @@ pub(super) fn ca(f: &Fields, dev: bool, public_url: &Url) -> Result<Option<CaPla
             });
         }
     };
-    Ok(Some(CaPlan::named(settings, dev)))
+    let keys_at_enrolment = f
+        .get(
+            "TUATON_SIGNING_KEYS",
+            "first-signing (the default) or enrolment",
+            |v| match v.trim() {
+                "first-signing" => Ok(false),
+                "enrolment" => Ok(true),
+                _ => Err("neither first-signing nor enrolment".to_owned()),
+            },
+        )?
+        .unwrap_or(false);
+    Ok(Some(CaPlan {
+        keys_at_enrolment,
+        ..CaPlan::named(settings, dev)
+    }))
 }

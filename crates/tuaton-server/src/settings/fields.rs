@@ -59,6 +59,7 @@ struct FileSettings {
     rotation: Option<String>,
     ca_organization: Option<String>,
     ca_policy: Option<String>,
+    signing_keys: Option<String>,
 }
 
 /// A whole-number setting: its variable, its default, the range accepted and

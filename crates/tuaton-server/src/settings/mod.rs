@@ -374,6 +374,29 @@ mod tests {
     }
 
     #[test]
+    fn signing_keys_are_made_at_first_signing_or_at_enrolment() {
+        let ca = [
+            ("TUATON_CA_ORGANIZATION", "Tuaton settings tests"),
+            ("TUATON_CA_POLICY", "1.3.6.1.4.1.32473.3861.7"),
+        ];
+        let plan = |extra: &[(&str, &str)]| {
+            let env: Vec<(&str, &str)> = ca.iter().chain(extra).copied().collect();
+            load(&env, None).unwrap().ca.unwrap()
+        };
+        assert!(!plan(&[]).keys_at_enrolment);
+        assert!(!plan(&[("TUATON_SIGNING_KEYS", "first-signing")]).keys_at_enrolment);
+        assert!(plan(&[("TUATON_SIGNING_KEYS", "enrolment")]).keys_at_enrolment);
+        let file = "ca_organization = \"Tuaton settings tests\"\nca_policy = \"1.3.6.1.4.1.32473.3861.7\"\nsigning_keys = \"enrolment\"\n";
+        assert!(load(&[], Some(file)).unwrap().ca.unwrap().keys_at_enrolment);
+        let env: Vec<(&str, &str)> = ca
+            .iter()
+            .chain(&[("TUATON_SIGNING_KEYS", "at-once")])
+            .copied()
+            .collect();
+        refused(&env, None, &["TUATON_SIGNING_KEYS", "enrolment"]);
+    }
+
+    #[test]
     fn defaults_are_loopback_localhost_and_sqlite_in_data() {
         let s = load(&[], None).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
