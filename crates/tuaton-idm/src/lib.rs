@@ -64,7 +64,7 @@ pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryReq
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
 pub use signing::{
-    DocumentDigest, JsonDocument, PdfDocument, SignedDocument, SigningChallenge, format_of,
+    DocumentDigest, JsonDocument, PdfDocument, Signed, SignedDocument, SigningChallenge, format_of,
 };
 pub use tuaton_proofing::CitizenEvidenceInput;
 pub use tuaton_proofing::LiveCapture;

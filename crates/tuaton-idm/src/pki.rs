@@ -112,9 +112,9 @@ fn needs_certificate(key: &ManagedKey, certs: &[StoredCertificate], now: OffsetD
     }
     let mine = certs.iter().filter(|c| c.key_id == key.id);
     // `superseded` says only that another certificate took its place.
-    if certs
-        .iter()
-        .any(|c| c.key_id == key.id && c.revoked.as_ref().is_some_and(|r| r.reason != "superseded"))
+    if mine
+        .clone()
+        .any(|c| c.revoked.as_ref().is_some_and(|r| r.reason != "superseded"))
     {
         return false;
     }
@@ -441,15 +441,13 @@ impl crate::Idm {
     ) -> Result<Vec<u8>, crate::IdmError> {
         use tuaton_sign::ocsp::{self, Refusal, Status};
         self.required_plan()?;
-        let cas: Vec<StoredCertificate> =
-            certificates::hierarchy(self.store().conn().await?.conn())
-                .await?
-                .into_iter()
-                .filter(|c| c.role == CertificateRole::IssuingCa)
-                .collect();
-        let mut named = Vec::with_capacity(cas.len());
-        let mut authorities = Vec::with_capacity(cas.len());
-        for ca in &cas {
+        let hierarchy = certificates::hierarchy(self.store().conn().await?.conn()).await?;
+        let mut named = Vec::new();
+        let mut authorities = Vec::new();
+        for ca in hierarchy
+            .iter()
+            .filter(|c| c.role == CertificateRole::IssuingCa)
+        {
             match ocsp::Authority::of(&ca.der) {
                 Ok(a) => {
                     named.push(ca);
@@ -469,7 +467,8 @@ impl crate::Idm {
         let responder = {
             let mut conn = self.store().conn().await?;
             for serial in &questions.serials {
-                let found = certificates::by_issuer_serial(conn.conn(), &ca.id, serial).await?;
+                let serial = tuaton_pki::serial_hex(serial);
+                let found = certificates::by_issuer_serial(conn.conn(), &ca.id, &serial).await?;
                 statuses.push(match found {
                     None => Status::Unknown,
                     Some(c) => match c.revoked {
@@ -484,11 +483,7 @@ impl crate::Idm {
             // The CA's delegated responder valid now, newest first; the
             // CA's own key without one.
             let mut delegated = None;
-            for c in certificates::hierarchy(conn.conn())
-                .await?
-                .into_iter()
-                .rev()
-            {
+            for c in hierarchy.iter().rev() {
                 if c.role == CertificateRole::Ocsp
                     && c.issuer_id.as_deref() == Some(ca.id.as_str())
                     && c.revoked.is_none()
@@ -502,7 +497,7 @@ impl crate::Idm {
                 }
             }
             match delegated {
-                Some((k, c)) => (k, c, true),
+                Some((k, c)) => (k, c.clone(), true),
                 // The CA's own key, as its CRL is signed: an issuing CA's
                 // key whose material is still there (a retired CA answers
                 // for what it issued); otherwise the question is not one
@@ -672,8 +667,7 @@ pub async fn revoke_certificate(
         digits
     };
     let bytes = hex::decode(&padded).map_err(|_| bad("a serial number is hex digits".into()))?;
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    let serial = hex::encode(&bytes[first..]);
+    let serial = tuaton_pki::serial_hex(&bytes);
     if serial.is_empty() {
         return Err(bad("a serial number is hex digits, not zero".into()));
     }

@@ -46,10 +46,11 @@ pub const MAX_DOCUMENTS: usize = 100;
 pub const MAX_NAME_CHARS: usize = 255;
 /// The identity level a signer certificate needs.
 pub const SIGNING_IAL: Ial = Ial::Ial2_1;
-/// The most bytes of documents sent whole (PDFs, JSON) one request takes,
-/// all together.
+/// The most bytes of documents sent whole (PDFs, JSON, XML) one request
+/// takes, all together.
 pub const MAX_SENT_BYTES: usize = 20 * 1024 * 1024;
-/// PDFs being prepared at once, across all requests.
+/// Documents sent whole being checked, or PDFs prepared, at once, across
+/// all requests.
 static PREPARING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 const CONFIRM: Assertion = Assertion {
@@ -144,13 +145,39 @@ pub struct SignedDocument {
     pub name: String,
     /// Its SHA-256, hex.
     pub sha256: String,
-    /// `CAdES-B-T`, `PAdES-B-T` or `JWS`.
-    pub format: &'static str,
-    /// The CAdES detached signature (`.p7s`, DER), the signed PDF, or the
-    /// JWS in its flattened JSON serialisation.
-    pub signature: Vec<u8>,
-    /// A JWS in its compact serialisation, when it has one.
-    pub compact: Option<String>,
+    /// The signature, in the document's format.
+    pub signed: Signed,
+}
+
+/// A signature as its format gives it.
+#[derive(Debug, Clone)]
+pub enum Signed {
+    /// A CAdES B-T detached signature (`.p7s`, DER).
+    Detached(Vec<u8>),
+    /// The PDF with its PAdES B-T signature.
+    Pdf(Vec<u8>),
+    /// A JWS: its compact serialisation (when it has one) and its
+    /// flattened JSON one.
+    Jws {
+        /// `header.payload.signature`.
+        compact: Option<String>,
+        /// The flattened JSON serialisation.
+        json: serde_json::Value,
+    },
+    /// The XML document with its enveloped XAdES B-T signature.
+    Xml(Vec<u8>),
+}
+
+impl Signed {
+    /// The format's name: `CAdES-B-T`, `PAdES-B-T`, `JWS` or `XAdES-B-T`.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Self::Detached(_) => CADES,
+            Self::Pdf(_) => PADES,
+            Self::Jws { .. } => JWS,
+            Self::Xml(_) => XADES,
+        }
+    }
 }
 
 const CADES: &str = "CAdES-B-T";
@@ -217,12 +244,9 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
                     "document {i}: the bytes sent are not the file described (its size and SHA-256)"
                 )));
             }
-            if let Some(json) = &d.json
-                && serde_json::from_slice::<serde::de::IgnoredAny>(&json.bytes).is_err()
-            {
-                return Err(bad(format!(
-                    "document {i}: a JWS is made over a JSON document only"
-                )));
+            if let Some(json) = &d.json {
+                tuaton_sign::jws::check(&json.bytes)
+                    .map_err(|e| bad(format!("document {i}: {e}")))?;
             }
             if let Some(xml) = &d.xml {
                 tuaton_sign::xades::check(xml).map_err(|e| bad(format!("document {i}: {e}")))?;
@@ -315,7 +339,7 @@ enum Job {
 }
 
 /// The request's documents made ready to sign: each of `contents` (the
-/// request's documents sent whole, PDFs and JSON, in order) checked to be
+/// request's documents sent whole, PDFs, JSON and XML, in order) checked to be
 /// the file confirmed, and a PDF prepared again, which must give the
 /// digest the confirmation commits to.
 async fn prepare_jobs(
@@ -665,13 +689,13 @@ impl Idm {
         self.count_attempt(&account.id)?;
         // Hashing what was sent, and reading XML and JSON, is work bounded
         // by the request's size: done off the async threads, a few at a time.
-        let documents = {
+        let (documents, mut asked) = {
             let _turn = PREPARING
                 .acquire()
                 .await
                 .map_err(|_| CustodyError::Interrupted)?;
             let owned = asked.to_vec();
-            tokio::task::spawn_blocking(move || check_documents(&owned))
+            tokio::task::spawn_blocking(move || check_documents(&owned).map(|d| (d, owned)))
                 .await
                 .map_err(|_| CustodyError::Interrupted)??
         };
@@ -691,10 +715,11 @@ impl Idm {
         let key = self.user_key(&account.id, now).await?;
         let certificate = self.signer_certificate(&account, &key, now).await?;
         let mut documents = documents;
-        for (i, (asked, doc)) in asked.iter().zip(documents.iter_mut()).enumerate() {
-            let Some(pdf) = &asked.pdf else { continue };
+        for (i, (asked, doc)) in asked.iter_mut().zip(documents.iter_mut()).enumerate() {
+            let Some(pdf) = &mut asked.pdf else { continue };
             let mut plan = pdf_plan(&account, pdf, now);
-            let prepared = prepare_pdf(i, pdf.bytes.clone(), &plan, now).await?;
+            // The bytes were checked; preparing them is their last use.
+            let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, now).await?;
             plan.pages = prepared.pages();
             plan.signed_digest = hex::encode(prepared.digest());
             doc.pdf = Some(plan);
@@ -738,13 +763,13 @@ impl Idm {
     /// Finishes a signing request with the passkey's assertion: verified as
     /// a login's is (over the request's challenge, so over these digests
     /// only), then every document signed with the person's key (CAdES B-T
-    /// detached, PAdES B-T in each PDF, or a JWS over each JSON document:
-    /// `contents` are the request's documents sent whole, again, in
-    /// order), and the request marked signed with
+    /// detached, PAdES B-T in each PDF, a JWS over each JSON document,
+    /// XAdES B-T in each XML one: `contents` are the request's documents
+    /// sent whole, again, in order), and the request marked signed with
     /// the assertion as evidence, the ceremony spent and the signing
     /// audited in one transaction. Nothing is returned unless that
-    /// transaction committed; a PDF that is not the one confirmed is
-    /// refused before anything is spent.
+    /// transaction committed; a document sent whole that is not the one
+    /// confirmed is refused before anything is spent.
     pub async fn finish_signing(
         &self,
         session: &ActiveSession,
@@ -918,9 +943,9 @@ impl Idm {
         }
     }
 
-    /// One B-T signature per document with the certificate's key,
-    /// time-stamped by Tuaton's TSA: CAdES detached over a digest, PAdES
-    /// in a prepared PDF.
+    /// One signature per document with the certificate's key, each B-T
+    /// (time-stamped by Tuaton's TSA) but a JWS: CAdES detached over a
+    /// digest, PAdES in a prepared PDF, JWS over JSON, XAdES in XML.
     async fn sign_documents(
         &self,
         account: &Account,
@@ -956,56 +981,43 @@ impl Idm {
             docs.into_iter()
                 .zip(jobs)
                 .map(|(d, job)| {
-                    let (digest, signing_time) = match &job {
-                        Job::Detached(digest) => (*digest, Some(now)),
-                        // PAdES: the time is the PDF's /M, not a CMS attribute.
-                        Job::InFile(prepared) => (*prepared.digest(), None),
-                        Job::Jws(bytes, options) => {
-                            let jws = tuaton_sign::jws::sign(&signer, bytes, *options)?;
-                            return Ok(SignedDocument {
-                                name: d.name,
-                                sha256: d.sha256,
-                                format: JWS,
-                                signature: jws.json.to_string().into_bytes(),
-                                compact: jws.compact,
-                            });
-                        }
-                        Job::Xades(bytes) => {
-                            let signed = tuaton_sign::xades::sign_enveloped(
-                                &signer,
-                                bytes,
-                                tuaton_sign::xades::XadesOptions {
-                                    signing_time: now,
-                                    time_stamp: Some(&stamper),
-                                },
-                            )?;
-                            return Ok(SignedDocument {
-                                name: d.name,
-                                sha256: d.sha256,
-                                format: XADES,
-                                signature: signed,
-                                compact: None,
-                            });
-                        }
+                    let cades = |digest: &[u8; 32], signing_time| {
+                        tuaton_sign::cades::sign_detached(
+                            &signer,
+                            digest,
+                            tuaton_sign::cades::Options {
+                                signing_time,
+                                time_stamp: Some(&stamper),
+                            },
+                        )
                     };
-                    let cms = tuaton_sign::cades::sign_detached(
-                        &signer,
-                        &digest,
-                        tuaton_sign::cades::Options {
-                            signing_time,
-                            time_stamp: Some(&stamper),
-                        },
-                    )?;
-                    let (format, signature) = match job {
-                        Job::InFile(prepared) => (PADES, prepared.embed(&cms)?.into_vec()),
-                        _ => (CADES, cms),
+                    let signed = match job {
+                        Job::Detached(digest) => Signed::Detached(cades(&digest, Some(now))?),
+                        // PAdES: the time is the PDF's /M, not a CMS attribute.
+                        Job::InFile(prepared) => {
+                            let cms = cades(prepared.digest(), None)?;
+                            Signed::Pdf(prepared.embed(&cms)?.into_vec())
+                        }
+                        Job::Jws(bytes, options) => {
+                            let jws = tuaton_sign::jws::sign(&signer, &bytes, options)?;
+                            Signed::Jws {
+                                compact: jws.compact,
+                                json: jws.json,
+                            }
+                        }
+                        Job::Xades(bytes) => Signed::Xml(tuaton_sign::xades::sign_enveloped(
+                            &signer,
+                            &bytes,
+                            tuaton_sign::xades::XadesOptions {
+                                signing_time: now,
+                                time_stamp: Some(&stamper),
+                            },
+                        )?),
                     };
                     Ok(SignedDocument {
                         name: d.name,
                         sha256: d.sha256,
-                        format,
-                        signature,
-                        compact: None,
+                        signed,
                     })
                 })
                 .collect::<Result<Vec<_>, tuaton_sign::SignError>>()

@@ -363,7 +363,10 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
     assert_eq!(signed.len(), 2);
     for (doc, bytes) in signed.iter().zip([&contract, &annex]) {
         std::fs::write(dir.path().join("doc.bin"), bytes).unwrap();
-        std::fs::write(dir.path().join("doc.p7s"), &doc.signature).unwrap();
+        let tuaton_idm::Signed::Detached(p7s) = &doc.signed else {
+            panic!("{}: a detached signature", doc.name);
+        };
+        std::fs::write(dir.path().join("doc.p7s"), p7s).unwrap();
         let (ok, text) = openssl(
             dir.path(),
             &[

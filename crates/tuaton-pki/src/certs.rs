@@ -64,15 +64,20 @@ pub struct Facts {
     pub not_after: OffsetDateTime,
 }
 
+/// A serial number as Tuaton stores and shows it: the integer's bytes in
+/// lower-case hex, without leading zero bytes.
+pub fn serial_hex(bytes: &[u8]) -> String {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    hex::encode(&bytes[first..])
+}
+
 impl Facts {
     /// The facts of the certificate `der`.
     pub fn of(der: &[u8]) -> Result<Self, PkiError> {
         let (_, parsed) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| PkiError::Setting(format!("not a certificate: {e}")))?;
-        let raw = parsed.raw_serial();
-        let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
         Ok(Self {
-            serial_hex: hex::encode(&raw[first..]),
+            serial_hex: serial_hex(parsed.raw_serial()),
             not_before: parsed.validity().not_before.to_datetime(),
             not_after: parsed.validity().not_after.to_datetime(),
         })

@@ -28,7 +28,9 @@
 mod certs;
 mod oids;
 
-pub use certs::{Authority, Facts, Issued, Signer, crl_entry_fits, pem, subject_serial_number};
+pub use certs::{
+    Authority, Facts, Issued, Signer, crl_entry_fits, pem, serial_hex, subject_serial_number,
+};
 pub use const_oid::ObjectIdentifier;
 pub use oids::{SemanticsId, ial_policy, semantics_identifier};
 

@@ -67,14 +67,19 @@ pub(crate) async fn time_stamp(
         ));
     }
     let reply = state.idm().time_stamp(body.to_vec(), state.now()).await?;
-    Ok((
+    Ok(fresh(TIMESTAMP_REPLY, reply))
+}
+
+/// A protocol answer made for this request alone: never cached.
+fn fresh(media: &'static str, body: Vec<u8>) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, TIMESTAMP_REPLY),
+            (header::CONTENT_TYPE, media),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        reply,
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Whether the request's body is of media type `media`.
@@ -88,14 +93,7 @@ fn sent_as(headers: &HeaderMap, media: &str) -> bool {
 
 async fn ocsp_answer(state: &AppState, request: &[u8]) -> Result<Response, ApiError> {
     let answer = state.idm().ocsp(request, state.now()).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, OCSP_RESPONSE),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        answer,
-    )
-        .into_response())
+    Ok(fresh(OCSP_RESPONSE, answer))
 }
 
 /// An OCSP request over HTTP POST (RFC 6960 appendix A.1): a DER

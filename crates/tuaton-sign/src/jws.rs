@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::signer::sha256;
 use crate::{CmsSigner, SignError};
+use tuaton_keys::SignatureFormat;
 
 /// How a JWS is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,12 +56,18 @@ fn header(signer: &CmsSigner, options: JwsOptions) -> Result<Map<String, Value>,
     Ok(header)
 }
 
-/// Signs `payload`, a JSON document, with `signer`'s key.
-pub fn sign(signer: &CmsSigner, payload: &[u8], options: JwsOptions) -> Result<Jws, SignError> {
-    let text = std::str::from_utf8(payload)
+/// Checks that `payload` is a JSON document (the only thing a JWS is made
+/// over here) and gives it as text.
+pub fn check(payload: &[u8]) -> Result<&str, SignError> {
+    std::str::from_utf8(payload)
         .ok()
         .filter(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok())
-        .ok_or_else(|| SignError::Document("a JWS is made over a JSON document only".into()))?;
+        .ok_or_else(|| SignError::Document("a JWS is made over a JSON document only".into()))
+}
+
+/// Signs `payload`, a JSON document, with `signer`'s key.
+pub fn sign(signer: &CmsSigner, payload: &[u8], options: JwsOptions) -> Result<Jws, SignError> {
+    let text = check(payload)?;
     let protected = URL_SAFE_NO_PAD.encode(
         serde_json::to_vec(&header(signer, options)?)
             .map_err(|e| SignError::Setting(format!("the JWS header: {e}")))?,
@@ -73,7 +80,7 @@ pub fn sign(signer: &CmsSigner, payload: &[u8], options: JwsOptions) -> Result<J
     } else {
         input.extend_from_slice(encoded.as_bytes());
     }
-    let signature = URL_SAFE_NO_PAD.encode(signer.sign_jose(&input)?);
+    let signature = URL_SAFE_NO_PAD.encode(signer.sign(SignatureFormat::Raw, &input)?);
 
     let carried = match (options.detached, options.unencoded) {
         (true, _) => None,

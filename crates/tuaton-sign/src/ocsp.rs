@@ -22,6 +22,7 @@ use x509_ocsp::{
 
 use crate::signer::{ECDSA_WITH_SHA256, ID_SHA256, algorithm};
 use crate::{CmsSigner, SignError};
+use tuaton_keys::SignatureFormat;
 
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const ID_PKIX_OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
@@ -79,9 +80,9 @@ impl Authority {
 pub struct Questions {
     /// The authority all the certificates asked about were issued by.
     pub authority: usize,
-    /// Each certificate's serial, lower-case hex without leading zeros, in
-    /// the request's order.
-    pub serials: Vec<String>,
+    /// Each certificate's serial, the integer's bytes as the request gives
+    /// them, in the request's order.
+    pub serials: Vec<Vec<u8>>,
     ids: Vec<CertId>,
     nonce: Option<x509_cert::ext::Extension>,
 }
@@ -149,9 +150,7 @@ pub fn read(request: &[u8], authorities: &[Authority]) -> Result<Questions, Refu
             return Err(Refusal::Unauthorized);
         }
         authority = Some(found);
-        let raw = id.serial_number.as_bytes();
-        let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
-        serials.push(hex::encode(&raw[first..]));
+        serials.push(id.serial_number.as_bytes().to_vec());
         ids.push(id.clone());
     }
     Ok(Questions {
@@ -252,7 +251,7 @@ pub fn answer(
         responses,
         response_extensions: questions.nonce.clone().map(|n| vec![n]),
     };
-    let signature = responder.sign_der(&tbs.to_der()?)?;
+    let signature = responder.sign(SignatureFormat::Der, &tbs.to_der()?)?;
     let basic = BasicOcspResponse {
         tbs_response_data: tbs,
         signature_algorithm: algorithm(ECDSA_WITH_SHA256),

@@ -142,12 +142,7 @@ impl CmsSigner {
     /// The signer certificate's issuer and serial as an RFC 5035
     /// `IssuerSerial`, DER (XAdES's `IssuerSerialV2`).
     pub(crate) fn issuer_serial_der(&self) -> Result<Vec<u8>, SignError> {
-        let tbs = &self.certificate.tbs_certificate;
-        Ok(IssuerSerial {
-            issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
-            serial_number: tbs.serial_number.clone(),
-        }
-        .to_der()?)
+        Ok(self.issuer_serial().to_der()?)
     }
 
     /// The certificates above the signer's, DER, nearest first.
@@ -159,26 +154,21 @@ impl CmsSigner {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// An ES256 signature over `input`, DER (X.509, OCSP), made by the
-    /// backend.
-    pub(crate) fn sign_der(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
-        Ok(self.backend.sign(
-            &self.key,
-            SignatureAlgorithm::Es256,
-            SignatureFormat::Der,
-            input,
-        )?)
+    /// An ES256 signature over `input`, made by the backend: DER (CMS,
+    /// OCSP) or `r || s` (JWS, RFC 7518 §3.4; XMLDSig 1.1 §6.4.3).
+    pub(crate) fn sign(&self, format: SignatureFormat, input: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self
+            .backend
+            .sign(&self.key, SignatureAlgorithm::Es256, format, input)?)
     }
 
-    /// An ES256 signature over `input` in JOSE's form, `r || s` (RFC 7518
-    /// §3.4), made by the backend.
-    pub(crate) fn sign_jose(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
-        Ok(self.backend.sign(
-            &self.key,
-            SignatureAlgorithm::Es256,
-            SignatureFormat::Raw,
-            input,
-        )?)
+    /// The signer certificate's issuer and serial, as RFC 5035 names them.
+    fn issuer_serial(&self) -> IssuerSerial {
+        let tbs = &self.certificate.tbs_certificate;
+        IssuerSerial {
+            issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
+            serial_number: tbs.serial_number.clone(),
+        }
     }
 
     /// A `SignerInfo` over content of `content_type` whose SHA-256 is
@@ -194,10 +184,7 @@ impl CmsSigner {
         let ess = SigningCertificateV2 {
             certs: vec![EssCertIdV2 {
                 cert_hash: OctetString::new(sha256(&self.certificate_der))?,
-                issuer_serial: Some(IssuerSerial {
-                    issuer: vec![GeneralName::DirectoryName(tbs.issuer.clone())],
-                    serial_number: tbs.serial_number.clone(),
-                }),
+                issuer_serial: Some(self.issuer_serial()),
             }],
         };
         let mut attrs = vec![
@@ -211,12 +198,7 @@ impl CmsSigner {
         attrs.extend(extra);
         let signed_attrs = SetOfVec::try_from(attrs)?;
         // RFC 5652 §5.4: the signature covers the attributes' DER as a SET OF.
-        let signature = self.backend.sign(
-            &self.key,
-            SignatureAlgorithm::Es256,
-            SignatureFormat::Der,
-            &signed_attrs.to_der()?,
-        )?;
+        let signature = self.sign(SignatureFormat::Der, &signed_attrs.to_der()?)?;
         Ok(SignerInfo {
             version: CmsVersion::V1,
             sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {

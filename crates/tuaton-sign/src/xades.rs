@@ -26,6 +26,7 @@ use xml_sec::c14n::{C14nAlgorithm, C14nMode, canonicalize_xml};
 use crate::signer::sha256;
 use crate::tsp::{TimeStampSource, time_stamp_token};
 use crate::{CmsSigner, SignError};
+use tuaton_keys::SignatureFormat;
 
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const XADES: &str = "http://uri.etsi.org/01903/v1.3.2#";
@@ -176,7 +177,8 @@ pub fn sign_enveloped(
         STANDARD.encode(sha256(&document)),
     );
     // XMLDSig 1.1 §6.4.3: an ECDSA SignatureValue is r || s.
-    let value = STANDARD.encode(signer.sign_jose(&canonical(signed_info.as_bytes())?)?);
+    let value =
+        STANDARD.encode(signer.sign(SignatureFormat::Raw, &canonical(signed_info.as_bytes())?)?);
     let signature_value = format!(
         r#"<ds:SignatureValue xmlns:ds="{DS}" Id="{id}-sigvalue">{value}</ds:SignatureValue>"#
     );

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tuaton_core::ErrorCode;
-use tuaton_idm::{DocumentDigest, IdmError, PublicKeyCredential};
+use tuaton_idm::{DocumentDigest, IdmError, PublicKeyCredential, Signed};
 use utoipa::ToSchema;
 
 use crate::error::ApiJson;
@@ -344,26 +344,20 @@ async fn finish(
                 let mut out = Signature {
                     name: s.name,
                     sha256: s.sha256,
-                    format: s.format,
+                    format: s.signed.format(),
                     signature: None,
                     pdf: None,
                     jws: None,
                     xml: None,
                 };
-                match s.format {
-                    "PAdES-B-T" => out.pdf = Some(STANDARD.encode(&s.signature)),
-                    "XAdES-B-T" => out.xml = Some(STANDARD.encode(&s.signature)),
-                    "JWS" => {
-                        out.jws = Some(JwsOutput {
-                            compact: s.compact,
-                            json: serde_json::from_slice(&s.signature)
-                                .map_err(ApiError::internal)?,
-                        })
-                    }
-                    _ => out.signature = Some(STANDARD.encode(&s.signature)),
+                match s.signed {
+                    Signed::Detached(p7s) => out.signature = Some(STANDARD.encode(p7s)),
+                    Signed::Pdf(pdf) => out.pdf = Some(STANDARD.encode(pdf)),
+                    Signed::Xml(xml) => out.xml = Some(STANDARD.encode(xml)),
+                    Signed::Jws { compact, json } => out.jws = Some(JwsOutput { compact, json }),
                 }
-                Ok(out)
+                out
             })
-            .collect::<Result<_, ApiError>>()?,
+            .collect(),
     }))
 }
