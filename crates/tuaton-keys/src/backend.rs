@@ -30,6 +30,19 @@ pub trait KeyBackend: Send + Sync {
         data: &[u8],
     ) -> Result<Vec<u8>>;
 
+    /// Signs `digest`, a hash computed elsewhere (a remote-signing client
+    /// such as a CSC `signatures/signHash` caller hashes what it signs):
+    /// ECDSA only, ES256 over a SHA-256 digest and ES384 over SHA-384. A
+    /// digest of another length is refused ([`KeyError::DigestLength`]);
+    /// other algorithms give [`KeyError::AlgorithmNotSupportedHere`].
+    fn sign_digest(
+        &self,
+        key: &KeyRef,
+        alg: SignatureAlgorithm,
+        format: SignatureFormat,
+        digest: &[u8],
+    ) -> Result<Vec<u8>>;
+
     /// Whether signing with `key` under `alg` is quick work on the calling
     /// thread: no I/O, and microseconds of CPU. Async callers then sign in
     /// place instead of handing the work to a blocking thread, which costs
@@ -68,4 +81,27 @@ pub(crate) fn check_label(label: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Checks that `digest` fits `alg` for [`KeyBackend::sign_digest`].
+pub(crate) fn check_digest(
+    alg: SignatureAlgorithm,
+    digest: &[u8],
+    what: &'static str,
+) -> Result<()> {
+    use crate::error::KeyError;
+    let expected = match alg {
+        SignatureAlgorithm::Es256 => 32,
+        SignatureAlgorithm::Es384 => 48,
+        _ => return Err(KeyError::AlgorithmNotSupportedHere { alg, what }),
+    };
+    if digest.len() == expected {
+        Ok(())
+    } else {
+        Err(KeyError::DigestLength {
+            alg,
+            expected,
+            got: digest.len(),
+        })
+    }
 }

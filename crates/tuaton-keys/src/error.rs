@@ -36,6 +36,17 @@ pub enum KeyError {
         /// What refused it.
         what: &'static str,
     },
+    /// A digest to sign does not have the length of the algorithm's hash
+    /// (caller's fault).
+    #[error("{alg} signs a digest of {expected} bytes, not {got}")]
+    DigestLength {
+        /// Requested algorithm.
+        alg: SignatureAlgorithm,
+        /// The hash's length.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
     /// The token lacks a mechanism the algorithm needs (operator's choice of
     /// HSM or firmware).
     #[error("the PKCS#11 token does not offer mechanism {mechanism} needed for {spec}")]
@@ -203,7 +214,8 @@ impl KeyError {
             KeyError::UnknownName(_)
             | KeyError::InvalidKeyRef { .. }
             | KeyError::ForeignKeyRef { .. }
-            | KeyError::InvalidLabel { .. } => C::InvalidField,
+            | KeyError::InvalidLabel { .. }
+            | KeyError::DigestLength { .. } => C::InvalidField,
             KeyError::AlgorithmMismatch { .. }
             | KeyError::AlgorithmNotSupportedHere { .. }
             | KeyError::MechanismUnavailable { .. } => C::KeyRefused,

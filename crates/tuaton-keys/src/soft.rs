@@ -193,6 +193,9 @@ struct LoadedKey {
     spec: KeySpec,
     pair: ParsedKey,
     public: PublicKey,
+    /// The same P-256 key for signing digests (ring signs only messages);
+    /// wiped on drop.
+    prehash: Option<p256::ecdsa::SigningKey>,
 }
 
 /// Keys sealed in a directory; see the [module documentation](self).
@@ -338,7 +341,21 @@ impl SoftwareBackend {
         let public = PublicKey::from_raw(spec, raw).map_err(|_| KeyError::SealedKeyCorrupt {
             key_ref: key_ref.to_string(),
         })?;
-        Ok(LoadedKey { spec, pair, public })
+        let prehash = match spec {
+            KeySpec::EcP256 => Some(
+                <p256::ecdsa::SigningKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(pkcs8)
+                    .map_err(|_| KeyError::SealedKeyCorrupt {
+                    key_ref: key_ref.to_string(),
+                })?,
+            ),
+            _ => None,
+        };
+        Ok(LoadedKey {
+            spec,
+            pair,
+            public,
+            prehash,
+        })
     }
 
     /// Reads and unseals one key file.
@@ -552,6 +569,35 @@ impl KeyBackend for SoftwareBackend {
                 Ok(sig)
             }
         }
+    }
+
+    /// P-256 only, deterministic (RFC 6979) with the RustCrypto `p256`
+    /// crate, since ring has no signing of a digest.
+    fn sign_digest(
+        &self,
+        key: &KeyRef,
+        alg: SignatureAlgorithm,
+        format: SignatureFormat,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        crate::backend::check_digest(alg, digest, "the software backend's digest signing")?;
+        let loaded = self.load(key)?;
+        crate::algorithm::check_key(alg, loaded.spec)?;
+        let signer = loaded
+            .prehash
+            .as_ref()
+            .ok_or(KeyError::AlgorithmNotSupportedHere {
+                alg,
+                what: "the software backend's digest signing",
+            })?;
+        let sig: p256::ecdsa::Signature = signer
+            .sign_prehash(digest)
+            .map_err(|_| KeyError::Crypto { what: "signing" })?;
+        Ok(match format {
+            SignatureFormat::Raw => sig.to_bytes().to_vec(),
+            SignatureFormat::Der => sig.to_der().as_bytes().to_vec(),
+        })
     }
 
     fn destroy(&self, key: &KeyRef) -> Result<()> {

@@ -186,6 +186,10 @@ fn child() -> ExitCode {
             "algorithm_not_matching_key_is_refused",
             algorithm_mismatch_refused,
         ),
+        (
+            "a_digest_signed_verifies_as_its_message_would",
+            digest_signing,
+        ),
         ("unknown_key_gives_key_not_found", unknown_key_not_found),
         ("foreign_key_ref_is_refused", foreign_key_ref_refused),
         ("destroy_makes_key_unusable", destroy_makes_key_unusable),
@@ -433,6 +437,77 @@ fn ecdsa_formats_are_distinct(env: &Env) {
             public
                 .verify(alg, SignatureFormat::Raw, b"m", &der)
                 .is_err()
+        );
+    }
+}
+
+/// A digest computed here and signed by the backend verifies as a
+/// signature over the message it is the digest of; a digest of the wrong
+/// length, an algorithm without digest signing, and a key of another type
+/// are refused.
+fn digest_signing(env: &Env) {
+    use ring::digest::{SHA256, digest};
+    for s in subjects(env) {
+        let key = s.backend.generate(KeySpec::EcP256, "digest").unwrap();
+        let public = s.backend.public_key(&key).unwrap();
+        let msg = format!("signHash {}", s.name);
+        let hash = digest(&SHA256, msg.as_bytes());
+        for &format in formats(SignatureAlgorithm::Es256) {
+            let sig = s
+                .backend
+                .sign_digest(&key, SignatureAlgorithm::Es256, format, hash.as_ref())
+                .unwrap();
+            public
+                .verify(SignatureAlgorithm::Es256, format, msg.as_bytes(), &sig)
+                .unwrap_or_else(|e| panic!("{} {format:?}: {e}", s.name));
+            verify_with_ring_spki(
+                public.spki_der(),
+                SignatureAlgorithm::Es256,
+                format,
+                msg.as_bytes(),
+                &sig,
+            );
+        }
+        let short = s.backend.sign_digest(
+            &key,
+            SignatureAlgorithm::Es256,
+            SignatureFormat::Der,
+            &hash.as_ref()[..31],
+        );
+        assert!(
+            matches!(
+                short,
+                Err(KeyError::DigestLength {
+                    expected: 32,
+                    got: 31,
+                    ..
+                })
+            ),
+            "{}: {short:?}",
+            s.name
+        );
+        let rsa = s.backend.sign_digest(
+            &key,
+            SignatureAlgorithm::Rs256,
+            SignatureFormat::Raw,
+            hash.as_ref(),
+        );
+        assert!(
+            matches!(rsa, Err(KeyError::AlgorithmNotSupportedHere { .. })),
+            "{}: {rsa:?}",
+            s.name
+        );
+        let ed = s.backend.generate(KeySpec::Ed25519, "digest ed").unwrap();
+        let other = s.backend.sign_digest(
+            &ed,
+            SignatureAlgorithm::Es256,
+            SignatureFormat::Raw,
+            hash.as_ref(),
+        );
+        assert!(
+            matches!(other, Err(KeyError::AlgorithmMismatch { .. })),
+            "{}: {other:?}",
+            s.name
         );
     }
 }

@@ -426,6 +426,8 @@ impl Pkcs11Backend {
         Ok(handle)
     }
 
+    /// What [`Self::sign_once`] signs: a message, which the mechanism (or
+    /// this process, for ECDSA) hashes, or a digest computed elsewhere.
     fn sign_once(
         &self,
         session: &Session,
@@ -433,7 +435,7 @@ impl Pkcs11Backend {
         id: &[u8],
         alg: SignatureAlgorithm,
         format: SignatureFormat,
-        data: &[u8],
+        data: Input<'_>,
     ) -> std::result::Result<Vec<u8>, OpError> {
         let handle = self.private_key(session, key, id)?;
         crate::algorithm::check_key(alg, handle.spec)?;
@@ -443,21 +445,33 @@ impl Pkcs11Backend {
             s_len: 32.into(),
         };
         let digest;
-        let (mechanism, input): (Mechanism<'_>, &[u8]) = match alg {
-            SignatureAlgorithm::Es256 => {
-                digest = ring::digest::digest(&ring::digest::SHA256, data);
-                (Mechanism::Ecdsa, digest.as_ref())
+        let (mechanism, input): (Mechanism<'_>, &[u8]) = match (alg, data) {
+            // A digest computed elsewhere goes to CKM_ECDSA as it is.
+            (SignatureAlgorithm::Es256 | SignatureAlgorithm::Es384, Input::Digest(d)) => {
+                (Mechanism::Ecdsa, d)
             }
-            SignatureAlgorithm::Es384 => {
-                digest = ring::digest::digest(&ring::digest::SHA384, data);
-                (Mechanism::Ecdsa, digest.as_ref())
+            (_, Input::Digest(_)) => {
+                return Err(OpError::Key(KeyError::AlgorithmNotSupportedHere {
+                    alg,
+                    what: "digest signing",
+                }));
             }
-            SignatureAlgorithm::EdDsa => (
-                Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
-                data,
-            ),
-            SignatureAlgorithm::Rs256 => (Mechanism::Sha256RsaPkcs, data),
-            SignatureAlgorithm::Ps256 => (Mechanism::Sha256RsaPkcsPss(pss), data),
+            (_, Input::Message(data)) => match alg {
+                SignatureAlgorithm::Es256 => {
+                    digest = ring::digest::digest(&ring::digest::SHA256, data);
+                    (Mechanism::Ecdsa, digest.as_ref())
+                }
+                SignatureAlgorithm::Es384 => {
+                    digest = ring::digest::digest(&ring::digest::SHA384, data);
+                    (Mechanism::Ecdsa, digest.as_ref())
+                }
+                SignatureAlgorithm::EdDsa => (
+                    Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+                    data,
+                ),
+                SignatureAlgorithm::Rs256 => (Mechanism::Sha256RsaPkcs, data),
+                SignatureAlgorithm::Ps256 => (Mechanism::Sha256RsaPkcsPss(pss), data),
+            },
         };
         let sig = match session.sign(&mechanism, handle.private, input) {
             Ok(sig) => sig,
@@ -632,7 +646,20 @@ impl KeyBackend for Pkcs11Backend {
         data: &[u8],
     ) -> Result<Vec<u8>> {
         let id = self.ck_id(key)?;
-        self.run(|s| self.sign_once(s, key, id, alg, format, data))
+        self.run(|s| self.sign_once(s, key, id, alg, format, Input::Message(data)))
+    }
+
+    /// ECDSA with `CKM_ECDSA` over the digest given.
+    fn sign_digest(
+        &self,
+        key: &KeyRef,
+        alg: SignatureAlgorithm,
+        format: SignatureFormat,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        crate::backend::check_digest(alg, digest, "the PKCS#11 backend's digest signing")?;
+        let id = self.ck_id(key)?;
+        self.run(|s| self.sign_once(s, key, id, alg, format, Input::Digest(digest)))
     }
 
     fn destroy(&self, key: &KeyRef) -> Result<()> {
@@ -672,4 +699,13 @@ impl std::fmt::Debug for Pkcs11Backend {
             .field("idle_sessions", &self.pool.idle_count())
             .finish()
     }
+}
+
+/// The input of one signature.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// The message itself.
+    Message(&'a [u8]),
+    /// Its digest, computed elsewhere.
+    Digest(&'a [u8]),
 }
