@@ -140,6 +140,13 @@ codes! {
     /// The person's signing certificate was revoked; an officer issues a
     /// new one after checking why.
     CertificateRevoked = "certificate_revoked",
+    /// No signing credential (signing key) of this person with this id.
+    UnknownSigningCredential = "unknown_signing_credential",
+    /// The access token authorises no signature, or the one it authorised
+    /// was made already or has expired.
+    SignatureNotAuthorised = "signature_not_authorised",
+    /// A hash to sign is not one the person confirmed.
+    HashNotConfirmed = "hash_not_confirmed",
     /// The documents of a signing request do not fit (none, too many, a
     /// name or a digest malformed).
     InvalidDocuments = "invalid_documents",

@@ -140,6 +140,20 @@ pub enum IdmError {
     /// signed already, expired, or another person's). Caller or attacker.
     #[error("no pending signing request with this id")]
     UnknownSigningRequest,
+    /// No credential (signing key) of this person with this id. Caller or
+    /// attacker.
+    #[error("no signing credential of this person with this id")]
+    UnknownSigningCredential,
+    /// The access token authorises no signature, or the signature it
+    /// authorised was made already or has expired. Caller or attacker.
+    #[error("the token authorises no signature now")]
+    SignatureNotAuthorised,
+    /// Hash `index` is not one the person confirmed. Caller or attacker.
+    #[error("hash {index} is not one the person confirmed")]
+    HashNotConfirmed {
+        /// Its place in the request.
+        index: usize,
+    },
     /// No open recovery with this id and token (unknown, cancelled,
     /// completed or expired: one answer for all). Caller or attacker.
     #[error("no open recovery with this id and token")]
@@ -246,6 +260,9 @@ impl IdmError {
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,
             Self::UnknownRecovery => C::UnknownRecovery,
             Self::UnknownSigningRequest => C::UnknownSigningRequest,
+            Self::UnknownSigningCredential => C::UnknownSigningCredential,
+            Self::SignatureNotAuthorised => C::SignatureNotAuthorised,
+            Self::HashNotConfirmed { .. } => C::HashNotConfirmed,
             Self::CertificateRevoked => C::CertificateRevoked,
             Self::RecoveryCoolingOff { .. } => C::RecoveryCoolingOff,
             Self::NoActivePasskey => C::NoActivePasskey,

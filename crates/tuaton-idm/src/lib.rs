@@ -25,6 +25,7 @@ mod admin;
 pub mod anchors;
 mod audit;
 mod companies;
+pub mod csc;
 pub mod custody;
 mod enrolment;
 mod error;
@@ -58,7 +59,8 @@ pub use login::{LoggedIn, LoginChallenge};
 pub use oidc::{
     Answer, ClientAdmin, ClientAdministrator, ClientSecret, CompanyAsk, ConsentAsk, Decision,
     JwksFetcher, LogoutDelivery, LogoutOutcome, LogoutPlan, MAX_LOGOUT_ATTEMPTS, OidcError,
-    PendingAuthorization, RegisteredClient, TokenResponse,
+    PendingAuthorization, RegisteredClient, ResourceCaller, SignatureAsk, SignatureConfirmation,
+    TokenResponse,
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};

@@ -138,6 +138,19 @@ pub struct SigningChallenge {
     pub expires_at: OffsetDateTime,
 }
 
+/// A signing request's confirmation, verified and not yet spent.
+pub(crate) struct Confirmed<'r> {
+    /// The signer certificate the request signs under.
+    pub certificate: StoredCertificate,
+    /// The passkey that confirmed it.
+    pub recognised: crate::login::Recognised<'r>,
+    /// The assertion's outcome (its counter and flags), recorded with the
+    /// signing.
+    pub outcome: tuaton_passkeys::LoginOutcome,
+    /// The assertion, kept with the request.
+    pub evidence: serde_json::Value,
+}
+
 /// One signed document.
 #[derive(Debug, Clone)]
 pub struct SignedDocument {
@@ -184,10 +197,14 @@ const CADES: &str = "CAdES-B-T";
 const PADES: &str = "PAdES-B-T";
 const JWS: &str = "JWS";
 const XADES: &str = "XAdES-B-T";
+/// A hash an agency computed, signed as it is (CSC `signatures/signHash`).
+pub(crate) const HASH: &str = "signHash";
 
 /// The format a requested document is signed in.
 pub fn format_of(d: &RequestedDocument) -> &'static str {
-    if d.pdf.is_some() {
+    if d.hash_only {
+        HASH
+    } else if d.pdf.is_some() {
         PADES
     } else if d.jws.is_some() {
         JWS
@@ -270,6 +287,7 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
                     detached: j.detached,
                 }),
                 xades: d.xml.is_some(),
+                hash_only: false,
             })
         })
         .collect()
@@ -313,6 +331,9 @@ pub fn confirmation_challenge(
         }
         if d.xades {
             part(b"xades");
+        }
+        if d.hash_only {
+            part(b"hash");
         }
     }
     let mut out = [0u8; 32];
@@ -499,7 +520,10 @@ fn b64(bytes: &[u8]) -> String {
 
 impl Idm {
     /// The account, if it may sign: active, proofed at [`SIGNING_IAL`] or higher.
-    async fn signer_account(&self, session: &ActiveSession) -> Result<Account, IdmError> {
+    pub(crate) async fn signer_account(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<Account, IdmError> {
         let account = self.account_of(session).await?;
         if account.state != AccountState::Active {
             return Err(IdmError::AccountNotActive);
@@ -545,7 +569,7 @@ impl Idm {
 
     /// The account's own signing key, made in the backend (active at
     /// once) when it has none.
-    async fn user_key(
+    pub(crate) async fn user_key(
         &self,
         account: &AccountId,
         now: OffsetDateTime,
@@ -604,7 +628,7 @@ impl Idm {
 
     /// The account's signer certificate valid now, issued by the active
     /// issuing CA when it has none (or none for its key).
-    async fn signer_certificate(
+    pub(crate) async fn signer_certificate(
         &self,
         account: &Account,
         key: &ManagedKey,
@@ -699,6 +723,29 @@ impl Idm {
                 .await
                 .map_err(|_| CustodyError::Interrupted)??
         };
+        let active = self.active_passkeys(&account).await?;
+        let key = self.user_key(&account.id, now).await?;
+        let certificate = self.signer_certificate(&account, &key, now).await?;
+        let mut documents = documents;
+        for (i, (asked, doc)) in asked.iter_mut().zip(documents.iter_mut()).enumerate() {
+            let Some(pdf) = &mut asked.pdf else { continue };
+            let mut plan = pdf_plan(&account, pdf, now);
+            // The bytes were checked; preparing them is their last use.
+            let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, now).await?;
+            plan.pages = prepared.pages();
+            plan.signed_digest = hex::encode(prepared.digest());
+            doc.pdf = Some(plan);
+        }
+        self.open_request(&account, certificate, documents, &active, now)
+            .await
+    }
+
+    /// The account's active passkeys, which confirm a signature; refused
+    /// when it has none.
+    pub(crate) async fn active_passkeys(
+        &self,
+        account: &Account,
+    ) -> Result<Vec<StoredCredential>, IdmError> {
         let active: Vec<StoredCredential> =
             creds::for_account(self.store().conn().await?.conn(), &account.id)
                 .await?
@@ -712,23 +759,22 @@ impl Idm {
                 message: "a signature is confirmed with a passkey; register one first".into(),
             });
         }
-        let key = self.user_key(&account.id, now).await?;
-        let certificate = self.signer_certificate(&account, &key, now).await?;
-        let mut documents = documents;
-        for (i, (asked, doc)) in asked.iter_mut().zip(documents.iter_mut()).enumerate() {
-            let Some(pdf) = &mut asked.pdf else { continue };
-            let mut plan = pdf_plan(&account, pdf, now);
-            // The bytes were checked; preparing them is their last use.
-            let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, now).await?;
-            plan.pages = prepared.pages();
-            plan.signed_digest = hex::encode(prepared.digest());
-            doc.pdf = Some(plan);
-        }
+        Ok(active)
+    }
+
+    /// Stores a pending request for `documents` under `certificate`, with a
+    /// passkey confirmation (one of `active`) whose challenge commits to it.
+    pub(crate) async fn open_request(
+        &self,
+        account: &Account,
+        certificate: StoredCertificate,
+        documents: Vec<RequestedDocument>,
+        active: &[StoredCredential],
+        now: OffsetDateTime,
+    ) -> Result<SigningChallenge, IdmError> {
         let request_id = tuaton_store::new_id();
         let challenge = confirmation_challenge(&request_id, &certificate.der, &documents);
-        let (options, state) = self
-            .passkeys()
-            .start_confirmation(&active, challenge, now)?;
+        let (options, state) = self.passkeys().start_confirmation(active, challenge, now)?;
         let begun = ceremonies::put_challenge(
             self.store(),
             CONFIRM.kind,
@@ -785,71 +831,24 @@ impl Idm {
                     && r.state == RequestState::Pending
                     && r.expires > now
             })
+            // A hash an agency computed is signed only through the CSC API,
+            // for the agency the person confirmed it to.
+            .filter(|r| !r.documents.iter().any(|d| d.hash_only))
             .ok_or(IdmError::UnknownSigningRequest)?;
         let account = self.signer_account(session).await?;
         self.count_attempt(&account.id)?;
-        let certificate =
-            certificates::by_id(self.store().conn().await?.conn(), &request.certificate_id)
-                .await?
-                .ok_or_else(|| {
-                    IdmError::Internal("a signing request's certificate is missing".into())
-                })?;
-        // The certificate must be this person's signer certificate, valid
-        // and not revoked; its subject (which the CA signed, so no row can
-        // change it) must name this account's citizen id.
-        self.check_signer_certificate(&account, &certificate, now)?;
-        // The stored request must still be what the challenge commits to:
-        // a row changed in the database confirms nothing.
-        let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
-        if hex::encode(challenge) != request.challenge {
-            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
-        }
         let jobs = prepare_jobs(&request, contents).await?;
-        let (recognised, outcome) = self
-            .assert(CONFIRM, &request.ceremony_id, response, now)
+        let confirmed = self
+            .verify_confirmation(&account, &request, response, now)
             .await?;
-        if recognised.account_id != account.id {
-            return Err(IdmError::Passkey(
-                tuaton_passkeys::PasskeyError::UnknownCredential,
-            ));
-        }
-        // The client data the authenticator signed names this challenge.
-        let client_data: serde_json::Value =
-            serde_json::from_slice(response.response.client_data_json.as_ref())
-                .map_err(|_| IdmError::Passkey(tuaton_passkeys::PasskeyError::ChallengeMismatch))?;
-        if client_data["challenge"].as_str() != Some(b64(&challenge).as_str()) {
-            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
-        }
-
-        // The confirmation is spent before anything is signed, so racing
-        // copies of one assertion make one set of signatures, not many.
-        // (A transaction of its own, taking no place in the audit chain:
-        // the signing's record is written once it is done.)
-        let mut claiming = Batch::new();
-        let spent = claiming.add(ceremonies::spend(&request.ceremony_id, CONFIRM.kind));
-        let (claim, mut claimed) = self.store().begin_with(claiming).await?;
-        if !claimed.take(spent)? {
-            drop(claim);
-            return Err(tuaton_store::ceremonies::TakeError::Unknown.into());
-        }
-        claim.commit().await?;
+        let certificate = confirmed.certificate;
+        let (recognised, outcome) = (confirmed.recognised, confirmed.outcome);
+        self.claim_confirmation(&request).await?;
 
         let signed = self
             .sign_documents(&account, &certificate, &request.documents, jobs, now)
             .await?;
 
-        let mut tx = self.store().begin().await?;
-        let evidence = json!({
-            "credential_id": b64(&response.raw_id),
-            "client_data_json": b64(response.response.client_data_json.as_ref()),
-            "authenticator_data": b64(response.response.authenticator_data.as_ref()),
-            "signature": b64(response.response.signature.as_ref()),
-            "challenge": request.challenge,
-        });
-        if !requests::mark_signed(&mut tx, &request.id, &evidence, now).await? {
-            drop(tx);
-            return Err(IdmError::UnknownSigningRequest);
-        }
         // The record names what was signed by digest and size; the names
         // stay with the request, which erasure removes.
         let digests: Vec<serde_json::Value> = request
@@ -865,29 +864,110 @@ impl Idm {
                 None => json!({ "sha256": d.sha256, "size": d.size, "format": format_of(d) }),
             })
             .collect();
-        let ev = audit::success(
-            &Actor::Account(account.id.clone()),
-            action::SIGN,
-            request.id.clone(),
-        )
-        .with_details(json!({
-            "documents": digests,
-            "key_id": certificate.key_id,
-            "certificate_id": certificate.id,
-            "certificate_serial": certificate.serial_hex,
-            "cred_id": recognised.record.cred_id,
-        }));
-        tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        let mut tx = self.store().begin().await?;
+        let recorded = SigningRecord {
+            account: &account,
+            request_id: &request.id,
+            evidence: &confirmed.evidence,
+            certificate: &certificate,
+            cred_id: &recognised.record.cred_id,
+            documents: digests,
+            client_id: None,
+        }
+        .write(&mut tx, now)
+        .await?;
+        if !recorded {
+            drop(tx);
+            return Err(IdmError::UnknownSigningRequest);
+        }
         let mut closing = Batch::new();
         closing.push(recognised.record_use(&outcome, now));
         tx.commit_with(closing).await?;
         Ok(signed)
     }
 
+    /// Verifies the passkey assertion `response` that confirms `request`
+    /// for `account`: the request's certificate is the account's signer
+    /// certificate, valid and not revoked; the stored request is still what
+    /// its challenge commits to; the assertion verifies as a login's does,
+    /// by one of the account's passkeys, over that challenge. Spends
+    /// nothing.
+    pub(crate) async fn verify_confirmation<'r>(
+        &self,
+        account: &Account,
+        request: &'r requests::SigningRequest,
+        response: &PublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<Confirmed<'r>, IdmError> {
+        let certificate =
+            certificates::by_id(self.store().conn().await?.conn(), &request.certificate_id)
+                .await?
+                .ok_or_else(|| {
+                    IdmError::Internal("a signing request's certificate is missing".into())
+                })?;
+        // The certificate must be this person's signer certificate, valid
+        // and not revoked; its subject (which the CA signed, so no row can
+        // change it) must name this account's citizen id.
+        self.check_signer_certificate(account, &certificate, now)?;
+        // The stored request must still be what the challenge commits to:
+        // a row changed in the database confirms nothing.
+        let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
+        if hex::encode(challenge) != request.challenge {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
+        }
+        let (recognised, outcome) = self
+            .assert(CONFIRM, &request.ceremony_id, response, now)
+            .await?;
+        if recognised.account_id != account.id {
+            return Err(IdmError::Passkey(
+                tuaton_passkeys::PasskeyError::UnknownCredential,
+            ));
+        }
+        // The client data the authenticator signed names this challenge.
+        let client_data: serde_json::Value =
+            serde_json::from_slice(response.response.client_data_json.as_ref())
+                .map_err(|_| IdmError::Passkey(tuaton_passkeys::PasskeyError::ChallengeMismatch))?;
+        if client_data["challenge"].as_str() != Some(b64(&challenge).as_str()) {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
+        }
+        let evidence = json!({
+            "credential_id": b64(&response.raw_id),
+            "client_data_json": b64(response.response.client_data_json.as_ref()),
+            "authenticator_data": b64(response.response.authenticator_data.as_ref()),
+            "signature": b64(response.response.signature.as_ref()),
+            "challenge": request.challenge,
+        });
+        Ok(Confirmed {
+            certificate,
+            recognised,
+            outcome,
+            evidence,
+        })
+    }
+
+    /// Spends `request`'s confirmation ceremony, before anything is signed,
+    /// so racing copies of one assertion make one set of signatures, not
+    /// many. (A transaction of its own, taking no place in the audit chain:
+    /// the signing's record is written once it is done.)
+    pub(crate) async fn claim_confirmation(
+        &self,
+        request: &requests::SigningRequest,
+    ) -> Result<(), IdmError> {
+        let mut claiming = Batch::new();
+        let spent = claiming.add(ceremonies::spend(&request.ceremony_id, CONFIRM.kind));
+        let (claim, mut claimed) = self.store().begin_with(claiming).await?;
+        if !claimed.take(spent)? {
+            drop(claim);
+            return Err(tuaton_store::ceremonies::TakeError::Unknown.into());
+        }
+        claim.commit().await?;
+        Ok(())
+    }
+
     /// Whether `certificate` may sign for `account` now: a signer
     /// certificate bound to the account, valid, not revoked, whose subject
     /// names the account's citizen id.
-    fn check_signer_certificate(
+    pub(crate) fn check_signer_certificate(
         &self,
         account: &Account,
         certificate: &StoredCertificate,
@@ -1025,5 +1105,51 @@ impl Idm {
         .await
         .map_err(|_| CustodyError::Interrupted)?
         .map_err(|e| IdmError::Internal(format!("signing: {e}")))
+    }
+}
+
+/// What a signing leaves in the store: the request marked signed with the
+/// confirmation as its evidence, and one audit record naming the person,
+/// what was signed (by digest), the key, the certificate, the passkey that
+/// confirmed and, for a signing through the CSC API, the agency.
+pub(crate) struct SigningRecord<'a> {
+    pub account: &'a Account,
+    pub request_id: &'a str,
+    pub evidence: &'a serde_json::Value,
+    pub certificate: &'a StoredCertificate,
+    pub cred_id: &'a str,
+    pub documents: Vec<serde_json::Value>,
+    pub client_id: Option<&'a str>,
+}
+
+impl SigningRecord<'_> {
+    /// Writes the record in `tx`; false, with nothing written, when the
+    /// request is no longer pending (signed already, or expired).
+    pub(crate) async fn write(
+        self,
+        tx: &mut tuaton_store::Tx,
+        now: OffsetDateTime,
+    ) -> Result<bool, IdmError> {
+        if !requests::mark_signed(tx, self.request_id, self.evidence, now).await? {
+            return Ok(false);
+        }
+        let mut details = json!({
+            "documents": self.documents,
+            "key_id": self.certificate.key_id,
+            "certificate_id": self.certificate.id,
+            "certificate_serial": self.certificate.serial_hex,
+            "cred_id": self.cred_id,
+        });
+        if let Some(client_id) = self.client_id {
+            details["client_id"] = json!(client_id);
+        }
+        let ev = audit::success(
+            &Actor::Account(self.account.id.clone()),
+            action::SIGN,
+            self.request_id.to_owned(),
+        )
+        .with_details(details);
+        tuaton_store::audit::append(tx, now, &ev).await?;
+        Ok(true)
     }
 }

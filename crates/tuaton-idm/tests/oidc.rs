@@ -2121,6 +2121,7 @@ async fn a_director_logs_in_for_a_company_the_registry_confirms(db: TestDb) {
     let answer = |decision, company: Option<&str>| tuaton_idm::Answer {
         decision,
         company: company.map(str::to_owned),
+        confirmation: None,
     };
 
     // Consent names the company claim; then the person chooses the company.

@@ -66,6 +66,10 @@ pub struct AuthorizationRequest {
     /// proof that came with a pushed request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// The signatures the request asks the person to authorise (CSC API
+    /// v2.0 credential authorization), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<crate::credential::CredentialAuthorization>,
 }
 
 /// The `acr` a `claims` parameter asks for (OpenID Connect Core 1.0
@@ -247,6 +251,26 @@ impl AuthorizationRequest {
                 &format!("The scope {s} is not allowed to this client."),
             ));
         }
+        let credential = crate::credential::CredentialAuthorization::from_request(one, &scopes)
+            .map_err(|r| {
+                let code = if r.in_details {
+                    OAuthError::InvalidAuthorizationDetails
+                } else {
+                    OAuthError::InvalidRequest
+                };
+                back(code, &r.description)
+            })?;
+        if credential.is_some()
+            && !client
+                .scopes
+                .iter()
+                .any(|s| s == crate::credential::CREDENTIAL)
+        {
+            return Err(back(
+                OAuthError::InvalidScope,
+                "This client may not ask for signatures (the credential scope is not allowed to it).",
+            ));
+        }
         match one("code_challenge_method") {
             Some("S256") => {}
             Some(_) => {
@@ -359,6 +383,7 @@ impl AuthorizationRequest {
                 acr_values,
                 login_hint: one("login_hint").map(str::to_owned),
                 dpop_jkt,
+                credential,
             },
             client,
         ))

@@ -172,8 +172,18 @@ fn default_token_lifetime() -> u32 {
 
 /// The scopes a client can be given: `openid` (the `sub` alone), and the
 /// scopes that release claims (`profile`, `citizen_id`, `business`, see
-/// [`crate::claims`]), each released only with the person's consent.
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "citizen_id", "business"];
+/// [`crate::claims`]), each released only with the person's consent; and
+/// the Cloud Signature Consortium API's `service` (list and describe the
+/// person's signing credential) and `credential` (ask the person to
+/// confirm hashes for signing, see [`crate::credential`]).
+pub const SUPPORTED_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "citizen_id",
+    "business",
+    crate::credential::SERVICE,
+    crate::credential::CREDENTIAL,
+];
 
 /// The longest token lifetime a client can be given: an hour.
 pub const MAX_TOKEN_LIFETIME_SECS: u32 = 3600;

@@ -43,6 +43,7 @@ pub fn metadata(issuer: &str, id_token_algs: &[&str]) -> Value {
         "revocation_endpoint": at("/revoke"),
         "introspection_endpoint": at("/introspect"),
         "scopes_supported": crate::client::SUPPORTED_SCOPES,
+        "authorization_details_types_supported": [crate::credential::CREDENTIAL],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

@@ -48,6 +48,9 @@ pub enum OAuthError {
     InvalidDpopProof,
     /// A DPoP proof lacks the server's current nonce (RFC 9449 §8).
     UseDpopNonce,
+    /// `authorization_details` is malformed or names a type not supported
+    /// (RFC 9396 §5).
+    InvalidAuthorizationDetails,
 }
 
 impl OAuthError {
@@ -74,6 +77,7 @@ impl OAuthError {
             Self::InvalidToken => "invalid_token",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidAuthorizationDetails => "invalid_authorization_details",
         }
     }
 }

@@ -13,7 +13,8 @@
 //! and introspection ([`token`]) with `private_key_jwt` client assertions
 //! ([`assertion`]), signed request objects (JAR, RFC 9101,
 //! [`request_object`]), DPoP proofs and nonces (RFC 9449, [`dpop`]),
-//! RP-initiated logout ([`logout`]), and the discovery document
+//! RP-initiated logout ([`logout`]), the CSC API v2.0 signature
+//! authorization an authorization request carries ([`credential`]), and the discovery document
 //! ([`discovery`]). Every check takes the time as a parameter.
 //!
 //! Non-goals: HTTP (the server's routes parse and render), storage and
@@ -31,6 +32,7 @@ pub mod assertion;
 pub mod authorize;
 pub mod claims;
 pub mod client;
+pub mod credential;
 pub mod discovery;
 pub mod dpop;
 pub mod error;
@@ -46,6 +48,7 @@ pub use access_token::AccessTokenClaims;
 pub use authorize::{AuthorizationRequest, Prompt};
 pub use claims::Claim;
 pub use client::{CLIENT_FIELDS, ClientConfig, ClientError, Purpose, SubjectType, TokenAuth};
+pub use credential::CredentialAuthorization;
 pub use error::{AuthorizeError, OAuthError, TokenError};
 pub use id_token::IdTokenClaims;
 pub use pkce::{CodeChallenge, CodeVerifier};

@@ -84,6 +84,14 @@ impl Facts {
     }
 }
 
+/// The subject and issuer names of the certificate `der`, as RFC 4514
+/// strings.
+pub fn names(der: &[u8]) -> Result<(String, String), PkiError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::Setting(format!("not a certificate: {e}")))?;
+    Ok((parsed.subject().to_string(), parsed.issuer().to_string()))
+}
+
 /// The subject's `serialNumber` attribute (ETSI EN 319 412-1 semantics
 /// identifier, `PNOTH-…` for a person) of the certificate `der`, if any.
 /// The CA's signature binds it to the key: a stored row cannot change it.

@@ -161,6 +161,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::pki::routes(state.clone()))
         .merge(crate::web::routes())
         .merge(crate::oidc::routes(state.clone()))
+        .merge(crate::csc::routes(state.clone()))
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found(

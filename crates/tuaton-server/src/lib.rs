@@ -16,6 +16,7 @@ mod api;
 pub mod app;
 mod backchannel;
 pub mod client_address;
+mod csc;
 pub mod custody;
 pub mod error;
 pub mod health;

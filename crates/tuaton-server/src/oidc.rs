@@ -31,6 +31,7 @@ const SCRIPT: &str = include_str!("web/assets/authorize.js");
 const LOGOUT_PAGE: &str = include_str!("web/assets/logout.html");
 const CONSENT_PAGE: &str = include_str!("web/assets/consent.html");
 const COMPANY_PAGE: &str = include_str!("web/assets/company.html");
+const SIGN_PAGE: &str = include_str!("web/assets/sign.html");
 
 /// How long a pending request's cookie lives: the request's own lifetime.
 const PENDING_SECS: i64 = 600;
@@ -187,7 +188,8 @@ fn authorize_refusal(state: &AppState, e: OidcError) -> Response {
         | OidcError::Dpop(_)
         | OidcError::Logout(_)
         | OidcError::ConsentNeeded(_)
-        | OidcError::CompanyNeeded(_) => internal(),
+        | OidcError::CompanyNeeded(_)
+        | OidcError::SignatureNeeded(_) => internal(),
     }
 }
 
@@ -303,7 +305,7 @@ fn company_page(
     state: &AppState,
     ask: &tuaton_idm::CompanyAsk,
     request: &str,
-    decision: &str,
+    decision: Decision,
     csrf: &str,
 ) -> Response {
     let companies: String = ask
@@ -329,14 +331,66 @@ fn company_page(
             ("companies", &companies),
             ("none", none),
             ("request", &escape(request)),
-            (
-                "decision",
-                if decision == "share" {
-                    "share"
-                } else {
-                    "allow"
-                },
-            ),
+            ("decision", carried(decision)),
+            ("csrf", &escape(csrf)),
+        ],
+    );
+    page_with_cookie(
+        body,
+        Some(&ask.redirect_uri),
+        &pending_cookie(state, request, PENDING_SECS),
+    )
+}
+
+/// The decision a later page of the same authorization carries on: a
+/// consent given (`share`) stays given.
+fn carried(decision: Decision) -> &'static str {
+    if decision == Decision::Share {
+        "share"
+    } else {
+        "allow"
+    }
+}
+
+/// The signing page: the agency, each hash with the label the agency gave
+/// it, and the passkey challenge that confirms exactly these, carrying the
+/// decision and company chosen so far.
+fn sign_page(
+    state: &AppState,
+    ask: &tuaton_idm::SignatureAsk,
+    request: &str,
+    decision: Decision,
+    company: &str,
+    csrf: &str,
+) -> Response {
+    let hashes: String = tuaton_idm::csc::shown_hashes(&ask.challenge)
+        .iter()
+        .map(|(label, hex)| {
+            let label = if label.is_empty() {
+                "(ไม่มีชื่อ · no name given)".to_owned()
+            } else {
+                escape(label)
+            };
+            format!(
+                "<li data-hash=\"{0}\">{label}<br><code>SHA-256 {0}</code></li>\n",
+                escape(hex)
+            )
+        })
+        .collect();
+    let options = serde_json::to_value(&ask.challenge.options)
+        .map(|v| v.get("publicKey").cloned().unwrap_or(v).to_string())
+        .unwrap_or_default();
+    let body = fill(
+        SIGN_PAGE,
+        &[
+            ("client", &escape(&ask.client_name)),
+            ("count", &ask.challenge.documents.len().to_string()),
+            ("hashes", &hashes),
+            ("signing", &escape(&ask.challenge.request_id)),
+            ("request", &escape(request)),
+            ("decision", carried(decision)),
+            ("company", &escape(company)),
+            ("options", &escape(&options)),
             ("csrf", &escape(csrf)),
         ],
     );
@@ -435,6 +489,26 @@ async fn authorize_continue(
         (Decision::Allow | Decision::Share, Ok(s)) => Some(s),
         (Decision::Allow | Decision::Share, Err(e)) => return e.into_response(),
     };
+    // The signing page's answer: the assertion over its challenge.
+    let confirmation = match (field("signing_request"), field("credential")) {
+        (Some(request), Some(credential)) if !credential.is_empty() => {
+            match serde_json::from_str::<tuaton_idm::PublicKeyCredential>(credential) {
+                Ok(response) => Some(tuaton_idm::SignatureConfirmation {
+                    request: request.to_owned(),
+                    response: Box::new(response),
+                }),
+                Err(_) => {
+                    return ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidField,
+                        "credential is not a WebAuthn assertion.",
+                    )
+                    .into_response();
+                }
+            }
+        }
+        _ => None,
+    };
     let done = state
         .idm()
         .complete_authorization(
@@ -443,7 +517,10 @@ async fn authorize_continue(
             session.as_ref().map(|s| &s.0),
             tuaton_idm::Answer {
                 decision,
-                company: field("company").map(str::to_owned),
+                company: field("company")
+                    .map(str::to_owned)
+                    .filter(|c| !c.is_empty()),
+                confirmation,
             },
             state.now(),
         )
@@ -463,11 +540,15 @@ async fn authorize_continue(
             &state,
             &ask,
             &pending,
-            if decision == Decision::Share {
-                "share"
-            } else {
-                "allow"
-            },
+            decision,
+            field("csrf_token").unwrap_or_default(),
+        ),
+        Err(OidcError::SignatureNeeded(ask)) => sign_page(
+            &state,
+            &ask,
+            &pending,
+            decision,
+            field("company").unwrap_or_default(),
             field("csrf_token").unwrap_or_default(),
         ),
         Err(OidcError::Idm(tuaton_idm::IdmError::Ceremony(_))) => ApiError::new(
@@ -562,14 +643,15 @@ fn back_channel_refusal(e: OidcError, basic: bool) -> Response {
         | OidcError::Bearer(_)
         | OidcError::Logout(_)
         | OidcError::ConsentNeeded(_)
-        | OidcError::CompanyNeeded(_) => internal(),
+        | OidcError::CompanyNeeded(_)
+        | OidcError::SignatureNeeded(_) => internal(),
     }
 }
 
 /// The DPoP proof a request carries (RFC 9449 §4.1), with the request it
 /// must name: the endpoint at Tuaton's public URL. More than one `DPoP`
 /// header is refused (§4.3).
-fn dpop_proof(
+pub(crate) fn dpop_proof(
     state: &AppState,
     headers: &HeaderMap,
     method: &'static str,
@@ -596,7 +678,11 @@ fn dpop_proof(
 
 /// `resp` with the DPoP nonce to use next (RFC 9449 §8.2), for a request
 /// that carried a proof or was refused for want of a nonce.
-async fn with_nonce(state: &AppState, mut resp: Response, carried_proof: bool) -> Response {
+pub(crate) async fn with_nonce(
+    state: &AppState,
+    mut resp: Response,
+    carried_proof: bool,
+) -> Response {
     if !carried_proof {
         return resp;
     }
@@ -730,7 +816,7 @@ fn dpop_algs() -> String {
 
 /// A 401 with the `WWW-Authenticate` challenge of RFC 6750 §3 (`Bearer`)
 /// or RFC 9449 §7.1 (`DPoP`), in the scheme the token came with.
-fn resource_refusal(scheme: Scheme, error: OAuthError, description: &str) -> Response {
+pub(crate) fn resource_refusal(scheme: Scheme, error: OAuthError, description: &str) -> Response {
     let challenge = match scheme {
         Scheme::Bearer => format!(
             "Bearer error=\"{}\", error_description=\"{description}\"",
@@ -752,12 +838,9 @@ fn resource_refusal(scheme: Scheme, error: OAuthError, description: &str) -> Res
         .into_response()
 }
 
-async fn userinfo(
-    State(state): State<AppState>,
-    method: axum::http::Method,
-    headers: HeaderMap,
-) -> Response {
-    let presented = headers
+/// The access token a resource request carries, with its scheme.
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<(Scheme, &str)> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
@@ -770,19 +853,30 @@ async fn userinfo(
                 return None;
             };
             Some((scheme, t.trim()))
-        });
-    let Some((scheme, token)) = presented else {
-        // RFC 6750 §3.1: no credentials, no error code; RFC 9449 §7.1: the
-        // DPoP scheme offered beside it.
-        let mut resp = (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"tuaton\"")],
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs())) {
-            resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
-        }
-        return resp;
+        })
+}
+
+/// A resource request without a token: RFC 6750 §3.1 (no credentials, no
+/// error code), with the DPoP scheme offered beside it (RFC 9449 §7.1).
+pub(crate) fn no_token() -> Response {
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"tuaton\"")],
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("DPoP {}", dpop_algs())) {
+        resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+async fn userinfo(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
+    let Some((scheme, token)) = presented_token(&headers) else {
+        return no_token();
     };
     let verb = if method == axum::http::Method::POST {
         "POST"
@@ -814,7 +908,8 @@ async fn userinfo(
             | OidcError::Token(_)
             | OidcError::Logout(_)
             | OidcError::ConsentNeeded(_)
-            | OidcError::CompanyNeeded(_),
+            | OidcError::CompanyNeeded(_)
+            | OidcError::SignatureNeeded(_),
         ) => internal(),
     };
     with_nonce(&state, resp, dpop.is_some()).await
@@ -835,7 +930,8 @@ fn logout_refusal(e: OidcError) -> Response {
         | OidcError::Bearer(_)
         | OidcError::Dpop(_)
         | OidcError::ConsentNeeded(_)
-        | OidcError::CompanyNeeded(_) => internal(),
+        | OidcError::CompanyNeeded(_)
+        | OidcError::SignatureNeeded(_) => internal(),
     }
 }
 

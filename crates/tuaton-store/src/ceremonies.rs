@@ -39,6 +39,13 @@ pub enum CeremonyKind {
     AuthorizationCode,
     /// A WebAuthn challenge that confirms a signing request (sole control).
     SigningConfirmation,
+    /// A confirmed signing request of hashes an agency computed, under the
+    /// request's id, with the confirmation's evidence: spent by the CSC
+    /// `signatures/signHash` call that signs them.
+    SignatureActivation,
+    /// A CSC Signature Activation Data value, under its digest, naming the
+    /// confirmed request it activates (`credentials/authorize`).
+    SignatureActivationData,
 }
 
 impl CeremonyKind {
@@ -53,6 +60,8 @@ impl CeremonyKind {
             CeremonyKind::PushedAuthorization => "oidc-pushed",
             CeremonyKind::AuthorizationCode => "authorization-code",
             CeremonyKind::SigningConfirmation => "signing-confirmation",
+            CeremonyKind::SignatureActivation => "signature-activation",
+            CeremonyKind::SignatureActivationData => "signature-activation-data",
         }
     }
 
@@ -68,7 +77,9 @@ impl CeremonyKind {
             CeremonyKind::PasskeyRegistration
             | CeremonyKind::PasskeyLogin
             | CeremonyKind::RecoveryCancel
-            | CeremonyKind::SigningConfirmation => time::Duration::minutes(5),
+            | CeremonyKind::SigningConfirmation
+            | CeremonyKind::SignatureActivation
+            | CeremonyKind::SignatureActivationData => time::Duration::minutes(5),
             CeremonyKind::EnrolmentGrant => time::Duration::minutes(15),
             CeremonyKind::OidcAuthorization => time::Duration::minutes(10),
             CeremonyKind::AuthorizationCode | CeremonyKind::PushedAuthorization => {
@@ -87,6 +98,8 @@ impl CeremonyKind {
             CeremonyKind::PushedAuthorization,
             CeremonyKind::AuthorizationCode,
             CeremonyKind::SigningConfirmation,
+            CeremonyKind::SignatureActivation,
+            CeremonyKind::SignatureActivationData,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

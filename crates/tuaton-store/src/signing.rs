@@ -27,6 +27,11 @@ pub struct RequestedDocument {
     /// An XML document signed with an enveloped XAdES signature.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub xades: bool,
+    /// A hash an agency computed, signed as it is (CSC API v2.0
+    /// `signatures/signHash`): `name` is the label the agency gave it and
+    /// `size` is 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hash_only: bool,
 }
 
 impl RequestedDocument {

@@ -113,6 +113,11 @@ pub enum OidcError {
     /// company page shows these, and the request keeps waiting.
     #[error("the person has to choose the company they act for")]
     CompanyNeeded(Box<CompanyAsk>),
+    /// The request asks the person to sign hashes (a CSC credential
+    /// authorization): the signing page shows them and asks for the
+    /// passkey whose challenge this carries; the request keeps waiting.
+    #[error("the person has to confirm the signatures asked for")]
+    SignatureNeeded(Box<SignatureAsk>),
     /// Anything else: the store, the key backend, a session.
     #[error(transparent)]
     Idm(#[from] IdmError),
@@ -145,6 +150,25 @@ pub struct PendingAuthorization {
     pub claims: Vec<tuaton_oidc::Claim>,
     /// The least authenticator level asked for, if any (`acr_values`).
     pub required_aal: Option<Aal>,
+}
+
+/// The caller of a resource: the access token's claims, its grant and
+/// the person it names.
+#[derive(Debug)]
+pub struct ResourceCaller {
+    /// The token, verified.
+    pub claims: AccessTokenClaims,
+    /// The grant it was issued from, standing.
+    pub grant: store::Grant,
+    /// The person, active.
+    pub account: accounts::Account,
+}
+
+impl ResourceCaller {
+    /// Whether the grant holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.grant.scopes.split(' ').any(|s| s == scope)
+    }
 }
 
 /// A checked logout request: whom it is for and where it goes.
@@ -185,6 +209,17 @@ struct CodeState {
     /// The company chosen (business login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     company: Option<tuaton_oidc::claims::CompanyClaim>,
+    /// The signatures the person confirmed (CSC credential authorization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signing: Option<Signing>,
+}
+
+/// A credential authorization the person confirmed with a passkey: what
+/// it allows and the signing request that holds the confirmation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Signing {
+    authorization: tuaton_oidc::CredentialAuthorization,
+    request_id: String,
 }
 
 /// The person's answer on the authorization page.
@@ -199,13 +234,16 @@ pub enum Decision {
     Deny,
 }
 
-/// The person's answer, with the company chosen (business login).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The person's answer, with the company chosen (business login) and the
+/// passkey's confirmation of the signatures asked for.
+#[derive(Debug, Clone)]
 pub struct Answer {
     /// Allow, share or deny.
     pub decision: Decision,
     /// The juristic id of the company chosen, as the page sent it.
     pub company: Option<String>,
+    /// The confirmation of the signatures the request asks for.
+    pub confirmation: Option<SignatureConfirmation>,
 }
 
 impl From<Decision> for Answer {
@@ -213,8 +251,31 @@ impl From<Decision> for Answer {
         Self {
             decision,
             company: None,
+            confirmation: None,
         }
     }
+}
+
+/// The passkey's answer to a signing page: the signing request it showed
+/// and the assertion over its challenge.
+#[derive(Debug, Clone)]
+pub struct SignatureConfirmation {
+    /// The signing request's id.
+    pub request: String,
+    /// The assertion.
+    pub response: Box<webauthn_rs::prelude::PublicKeyCredential>,
+}
+
+/// What the signing page shows: the agency, each hash with its label, and
+/// the passkey challenge that confirms them.
+#[derive(Debug)]
+pub struct SignatureAsk {
+    /// The agency and application, as registered.
+    pub client_name: String,
+    /// Where the answer goes.
+    pub redirect_uri: Url,
+    /// The signing request begun for the hashes.
+    pub challenge: crate::signing::SigningChallenge,
 }
 
 /// Who logged in, and how: what every token of a grant says.
@@ -228,6 +289,8 @@ struct Login {
     amr: Vec<String>,
     /// The company acted for (business login).
     company: Option<tuaton_oidc::claims::CompanyClaim>,
+    /// The signatures confirmed, for the first access token of a code.
+    signing: Option<Signing>,
 }
 
 /// What one issue of a grant's tokens says beyond the login.
@@ -265,6 +328,7 @@ impl Issued {
             id_token: self.id_token,
             refresh_token: self.refresh_token.to_string(),
             scope: login.scope.clone(),
+            authorization_details: login.signing.as_ref().map(|s| s.authorization.to_details()),
         }
     }
 }
@@ -293,6 +357,10 @@ pub struct TokenResponse {
     pub refresh_token: String,
     /// The scopes granted.
     pub scope: String,
+    /// The signatures the access token may make (RFC 9396 §7): the
+    /// credential authorization the person confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 fn random_secret() -> Result<Zeroizing<String>, IdmError> {
@@ -757,7 +825,11 @@ impl Idm {
         answer: impl Into<Answer>,
         now: OffsetDateTime,
     ) -> Result<Url, OidcError> {
-        let Answer { decision, company } = answer.into();
+        let Answer {
+            decision,
+            company,
+            confirmation,
+        } = answer.into();
         let waiting = ceremonies::peek(
             self.store(),
             pending_id,
@@ -803,6 +875,29 @@ impl Idm {
             acting_for = self
                 .company_for(&client, &request, s, company.as_deref(), now)
                 .await?;
+        }
+        // Signatures asked for are confirmed last, with the passkey, on a
+        // page of their own: the hashes and their labels, the agency.
+        let mut activation = None;
+        if let (Some(s), Some(authorization)) = (session, &request.credential) {
+            let Some(c) = &confirmation else {
+                return Err(OidcError::SignatureNeeded(Box::new(SignatureAsk {
+                    client_name: client.name.clone(),
+                    redirect_uri: request.redirect_uri.clone(),
+                    challenge: self.begin_hash_signing(s, authorization, now).await?,
+                })));
+            };
+            activation = Some(
+                self.confirm_hash_signing(
+                    s,
+                    &client.client_id,
+                    &c.request,
+                    &c.response,
+                    authorization,
+                    now,
+                )
+                .await?,
+            );
         }
         let (mut tx, mut place) = self
             .open_spending(CeremonyKind::OidcAuthorization, pending_id)
@@ -853,7 +948,20 @@ impl Idm {
                     dpop_jkt: request.dpop_jkt.clone(),
                     session_digest: Some(session.id_digest().to_owned()),
                     company: acting_for.clone(),
+                    signing: match (&request.credential, &activation) {
+                        (Some(authorization), Some(a)) => Some(Signing {
+                            authorization: authorization.clone(),
+                            request_id: a.request_id.clone(),
+                        }),
+                        _ => None,
+                    },
                 };
+                let signing_request = activation.as_ref().map(|a| a.request_id.clone());
+                if let Some(a) = activation.take() {
+                    for w in a.writes {
+                        closing.push(w);
+                    }
+                }
                 closing.push(ceremonies::insert_as(
                     &code_digest(&code),
                     CeremonyKind::AuthorizationCode,
@@ -869,6 +977,7 @@ impl Idm {
                 .with_details(json!({
                     "client_id": request.client_id, "scopes": request.scopes, "consent": consent_id,
                     "company": acting_for.as_ref().map(|c| &c.juristic_id),
+                    "signing_request": signing_request,
                 }));
                 place.write(now, &ev, &mut closing)?;
                 tx.commit_with(closing).await?;
@@ -1222,6 +1331,7 @@ impl Idm {
             aal,
             amr: bound.amr.clone(),
             company: bound.company.clone(),
+            signing: bound.signing.clone(),
         };
         let grant_id = tuaton_store::new_id();
         let issued = self
@@ -1357,6 +1467,8 @@ impl Idm {
             cnf: jkt.map(|jkt| Confirmation {
                 jkt: jkt.to_owned(),
             }),
+            authorization_details: login.signing.as_ref().map(|s| s.authorization.to_details()),
+            signing_request: login.signing.as_ref().map(|s| s.request_id.clone()),
         };
         let mut signed = self
             .sign_tokens_with(
@@ -1437,6 +1549,8 @@ impl Idm {
             cnf: jkt.map(|jkt| Confirmation {
                 jkt: jkt.to_owned(),
             }),
+            authorization_details: None,
+            signing_request: None,
         };
         let claims = serde_json::to_value(&access).map_err(IdmError::internal)?;
         let access_token = self
@@ -1484,6 +1598,7 @@ impl Idm {
             id_token: String::new(),
             refresh_token: String::new(),
             scope: String::new(),
+            authorization_details: None,
         })
     }
 
@@ -1549,6 +1664,7 @@ impl Idm {
             amr: serde_json::from_str(&rt.grant.amr)
                 .map_err(|_| crate::error::corrupt("a grant's amr"))?,
             company: grant_company(&rt.grant)?,
+            signing: None,
         };
         let issued = self
             .issue(
@@ -1891,6 +2007,43 @@ impl Idm {
         dpop: Option<&Presented>,
         now: OffsetDateTime,
     ) -> Result<serde_json::Value, OidcError> {
+        let caller = self
+            .resource_caller(issuer, bearer, scheme, dpop, now)
+            .await?;
+        let (claims, grant, account) = (caller.claims, caller.grant, caller.account);
+        let account_id = &account.id;
+        let inactive = BearerError("the token is revoked or its account is not active");
+        let client = self.find_client(&grant.client_id).await?.ok_or(inactive)?;
+        let scopes: Vec<String> = grant.scopes.split(' ').map(str::to_owned).collect();
+        let company = grant_company(&grant)?;
+        let person = tuaton_oidc::claims::Person {
+            thai_given: account.thai_given.as_deref(),
+            thai_family: account.thai_family.as_deref(),
+            en_given: account.en_given.as_deref(),
+            en_family: account.en_family.as_deref(),
+            birth_date: account.birth_date.as_deref(),
+            citizen_id: account.citizen_id.as_deref(),
+            company: company.as_ref(),
+        };
+        let released = self.releasable(&client, account_id, &scopes).await?;
+        let mut answer = tuaton_oidc::claims::release(&released, &person);
+        answer.insert("sub".into(), json!(claims.sub));
+        Ok(serde_json::Value::Object(answer))
+    }
+
+    /// Who calls a resource Tuaton serves (userinfo, the CSC API) with an
+    /// access token: the token must verify, its grant stand and its account
+    /// be active. A DPoP-bound token is accepted only with the `DPoP`
+    /// scheme and a proof made with its key over this request and this
+    /// token (RFC 9449 §7); a token bound to no key only as a bearer token.
+    pub async fn resource_caller(
+        &self,
+        issuer: &str,
+        bearer: &str,
+        scheme: Scheme,
+        dpop: Option<&Presented>,
+        now: OffsetDateTime,
+    ) -> Result<ResourceCaller, OidcError> {
         let jwks = self.id_token_jwks().await?;
         let claims = access_token::verify(bearer, &jwks, issuer, now)?;
         // The key first: a holder of a copied bound token learns nothing
@@ -1935,21 +2088,10 @@ impl Idm {
             .await?
             .filter(|a| a.state == AccountState::Active)
             .ok_or_else(|| inactive.clone())?;
-        let client = self.find_client(&grant.client_id).await?.ok_or(inactive)?;
-        let scopes: Vec<String> = grant.scopes.split(' ').map(str::to_owned).collect();
-        let company = grant_company(&grant)?;
-        let person = tuaton_oidc::claims::Person {
-            thai_given: account.thai_given.as_deref(),
-            thai_family: account.thai_family.as_deref(),
-            en_given: account.en_given.as_deref(),
-            en_family: account.en_family.as_deref(),
-            birth_date: account.birth_date.as_deref(),
-            citizen_id: account.citizen_id.as_deref(),
-            company: company.as_ref(),
-        };
-        let released = self.releasable(&client, account_id, &scopes).await?;
-        let mut answer = tuaton_oidc::claims::release(&released, &person);
-        answer.insert("sub".into(), json!(claims.sub));
-        Ok(serde_json::Value::Object(answer))
+        Ok(ResourceCaller {
+            claims,
+            grant,
+            account,
+        })
     }
 }

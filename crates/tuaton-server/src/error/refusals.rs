@@ -128,6 +128,18 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 StatusCode::NOT_FOUND,
                 "No pending signing request matches. It may have been signed already or expired.".into(),
             ),
+            E::UnknownSigningCredential => (
+                StatusCode::NOT_FOUND,
+                "No credential of this person has this id.".into(),
+            ),
+            E::SignatureNotAuthorised => (
+                StatusCode::FORBIDDEN,
+                "The token authorises no signature now: the person's confirmation was used already, has expired, or was given to another agency. Send the person through an authorization request with the hashes again.".into(),
+            ),
+            E::HashNotConfirmed { index } => (
+                StatusCode::FORBIDDEN,
+                format!("Hash {index} is not one the person confirmed; only confirmed hashes are signed.").into(),
+            ),
             E::UnknownRecovery => (
                 StatusCode::NOT_FOUND,
                 "No open recovery matches. It may have been cancelled by the account's owner, completed or expired, or the token is wrong.".into(),

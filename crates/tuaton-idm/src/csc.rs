@@ -1,0 +1,516 @@
+//! Remote signing for agencies, as the Cloud Signature Consortium API
+//! v2.0 describes it, authorised through Tuaton's OpenID Provider.
+//!
+//! A person's credential is their signing key and its certificate; its
+//! `credentialID` is the key's id. An agency holding an access token with
+//! the `service` scope lists and describes it (`credentials/list`,
+//! `credentials/info`). To sign, the agency sends the person through an
+//! authorization request naming the hashes (`authorization_details` of
+//! type `credential`, or the `credential` scope's parameters): after the
+//! login the person sees the agency, each hash's label and value, and
+//! confirms with a passkey whose challenge commits to exactly these hashes,
+//! the request's id and the certificate (sole control, SCAL2). The access
+//! token the code gives carries the confirmed request; with it the agency
+//! may take a Signature Activation Data value (`credentials/authorize`),
+//! and `signatures/signHash` signs hashes of that request — each once, the
+//! whole confirmation spent by the first call — with the person's key in
+//! the backend. The confirmation is kept with the request as evidence and
+//! the signing is one audit record.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest::{SHA256, digest};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use tuaton_core::ErrorCode;
+use tuaton_keys::{SignatureAlgorithm, SignatureFormat};
+use tuaton_oidc::CredentialAuthorization;
+use tuaton_store::accounts::{Account, AccountState};
+use tuaton_store::batch::{Batch, Statement};
+use tuaton_store::ceremonies::{self, CeremonyKind};
+use tuaton_store::certificates::{self, CertificateRole, StoredCertificate};
+use tuaton_store::keys::{self, KeyPurpose, KeyState, ManagedKey};
+use tuaton_store::signing::{self as requests, RequestState, RequestedDocument, SigningRequest};
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use crate::custody::CustodyError;
+use crate::pki::chain_of;
+use crate::sessions::ActiveSession;
+use crate::signing::{HASH, SIGNING_IAL, SigningChallenge, SigningRecord};
+use crate::{Idm, IdmError};
+
+/// `ecdsa-with-SHA256` (RFC 5758), the signature `signHash` makes.
+pub const ECDSA_SHA256_OID: &str = "1.2.840.10045.4.3.2";
+/// `id-ecPublicKey` (RFC 5480), which CSC clients also send as the key's
+/// algorithm, the hash named apart.
+pub const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
+/// The P-256 curve's object identifier (RFC 5480).
+pub const P256_OID: &str = "1.2.840.10045.3.1.7";
+
+/// A person's credential as the CSC `credentials/info` method describes it.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// The `credentialID`: the signing key's id.
+    pub id: String,
+    /// Whether the key may sign now (active, with a valid certificate).
+    pub enabled: bool,
+    /// The signer certificate and the chain above it, DER, leaf first.
+    pub chain: Vec<Vec<u8>>,
+    /// The leaf certificate as stored.
+    pub certificate: StoredCertificate,
+    /// Its subject, RFC 4514.
+    pub subject_dn: String,
+    /// Its issuer, RFC 4514.
+    pub issuer_dn: String,
+}
+
+/// Who calls `credentials/authorize` or `signatures/signHash`: the
+/// person and the client the access token names, the signing request it
+/// carries (none for a token without a confirmation), and the
+/// `credentialID` the call names.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureCaller<'a> {
+    /// The person the token was issued for.
+    pub account: &'a Account,
+    /// The client it was issued to.
+    pub client_id: &'a str,
+    /// The confirmed request it carries.
+    pub signing_request: Option<&'a str>,
+    /// The credential the call names.
+    pub credential_id: &'a str,
+}
+
+/// A confirmed request of hashes, ready to be recorded with the code that
+/// lets the agency sign them: the activation it becomes, and the passkey
+/// use to record.
+pub(crate) struct Activation {
+    /// The signing request.
+    pub request_id: String,
+    /// The writes that keep it: the activation ceremony and the passkey's use.
+    pub writes: Vec<Statement>,
+}
+
+/// What an activation ceremony keeps: the client it was confirmed to, the
+/// confirmation's evidence and the passkey that made it.
+#[derive(Serialize, Deserialize)]
+struct Activated {
+    client_id: String,
+    evidence: serde_json::Value,
+    cred_id: String,
+}
+
+/// The documents of a request of hashes, as `authorization` names them.
+fn hash_documents(authorization: &CredentialAuthorization) -> Vec<RequestedDocument> {
+    authorization
+        .hashes
+        .iter()
+        .map(|h| RequestedDocument {
+            name: h.label.clone().unwrap_or_default(),
+            size: 0,
+            sha256: hex::encode(h.hash),
+            pdf: None,
+            jws: None,
+            xades: false,
+            hash_only: true,
+        })
+        .collect()
+}
+
+/// A refusal the agency caused, as `invalid_request`.
+fn invalid(message: impl Into<String>) -> IdmError {
+    IdmError::Invalid {
+        code: ErrorCode::InvalidField,
+        message: message.into(),
+    }
+}
+
+impl Idm {
+    /// The account's signing key, made when it has none yet, and its
+    /// certificate: the account's one credential.
+    async fn credential_of(
+        &self,
+        account: &Account,
+        now: OffsetDateTime,
+    ) -> Result<(ManagedKey, StoredCertificate), IdmError> {
+        let key = self.user_key(&account.id, now).await?;
+        let certificate = self.signer_certificate(account, &key, now).await?;
+        Ok((key, certificate))
+    }
+
+    /// The credentials of `account` (`credentials/list`): its signing key,
+    /// made at this first ask when the account may sign and has none; none
+    /// when it may not sign.
+    pub async fn csc_credentials(
+        &self,
+        account: &Account,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Credential>, IdmError> {
+        if account.state != AccountState::Active
+            || account.citizen_id.is_none()
+            || account.ial < SIGNING_IAL
+        {
+            return Ok(Vec::new());
+        }
+        let (key, certificate) = match self.credential_of(account, now).await {
+            Ok(c) => c,
+            Err(IdmError::CertificateRevoked) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(vec![self.describe(key, certificate).await?])
+    }
+
+    /// One credential of `account` (`credentials/info`), by its id.
+    pub async fn csc_credential(
+        &self,
+        account: &Account,
+        credential_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Credential, IdmError> {
+        self.csc_credentials(account, now)
+            .await?
+            .into_iter()
+            .find(|c| c.id == credential_id)
+            .ok_or(IdmError::UnknownSigningCredential)
+    }
+
+    async fn describe(
+        &self,
+        key: ManagedKey,
+        certificate: StoredCertificate,
+    ) -> Result<Credential, IdmError> {
+        let chain = chain_of(self.store(), &certificate)
+            .await?
+            .into_iter()
+            .map(|c| c.der);
+        let (subject_dn, issuer_dn) =
+            tuaton_pki::names(&certificate.der).map_err(CustodyError::Pki)?;
+        Ok(Credential {
+            subject_dn,
+            issuer_dn,
+            id: key.id.clone(),
+            enabled: key.state == KeyState::Active && certificate.revoked.is_none(),
+            chain: std::iter::once(certificate.der.clone())
+                .chain(chain)
+                .collect(),
+            certificate,
+        })
+    }
+
+    /// Begins the confirmation of the hashes an authorization request
+    /// names: the person logged in (`session`) must be able to sign, with
+    /// the credential the agency named, and sees the hashes and their
+    /// labels on the page that asks for the passkey.
+    pub(crate) async fn begin_hash_signing(
+        &self,
+        session: &ActiveSession,
+        authorization: &CredentialAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<SigningChallenge, IdmError> {
+        let account = self.signer_account(session).await?;
+        self.count_attempt(&account.id)?;
+        let active = self.active_passkeys(&account).await?;
+        let (key, certificate) = self.credential_of(&account, now).await?;
+        if key.id != authorization.credential_id {
+            return Err(IdmError::UnknownSigningCredential);
+        }
+        self.open_request(
+            &account,
+            certificate,
+            hash_documents(authorization),
+            &active,
+            now,
+        )
+        .await
+    }
+
+    /// Verifies the passkey assertion that confirms the request of hashes
+    /// `request_id` for `client_id`, and spends the confirmation: the
+    /// request must be this person's, pending, and name exactly the hashes
+    /// of `authorization`. Returns what the code's transaction records.
+    pub(crate) async fn confirm_hash_signing(
+        &self,
+        session: &ActiveSession,
+        client_id: &str,
+        request_id: &str,
+        response: &PublicKeyCredential,
+        authorization: &CredentialAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<Activation, IdmError> {
+        let account = self.signer_account(session).await?;
+        self.count_attempt(&account.id)?;
+        let request = requests::by_id(self.store().conn().await?.conn(), request_id)
+            .await?
+            .filter(|r| {
+                r.account_id == account.id
+                    && r.state == RequestState::Pending
+                    && r.expires > now
+                    && r.documents == hash_documents(authorization)
+            })
+            .ok_or(IdmError::UnknownSigningRequest)?;
+        let confirmed = self
+            .verify_confirmation(&account, &request, response, now)
+            .await?;
+        self.claim_confirmation(&request).await?;
+        let kept = Activated {
+            client_id: client_id.to_owned(),
+            evidence: confirmed.evidence,
+            cred_id: confirmed.recognised.record.cred_id.clone(),
+        };
+        Ok(Activation {
+            request_id: request.id.clone(),
+            writes: vec![
+                ceremonies::insert_as(
+                    &request.id,
+                    CeremonyKind::SignatureActivation,
+                    Some(&account.id),
+                    &serde_json::to_string(&kept).map_err(IdmError::internal)?,
+                    request.expires,
+                ),
+                confirmed.recognised.record_use(&confirmed.outcome, now),
+            ],
+        })
+    }
+
+    /// The confirmed request of hashes an access token carries, checked to
+    /// belong to `account` and `credential_id`, still to be signed.
+    async fn confirmed_request(
+        &self,
+        account: &Account,
+        signing_request: Option<&str>,
+        credential_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(SigningRequest, StoredCertificate), IdmError> {
+        let request_id = signing_request.ok_or(IdmError::SignatureNotAuthorised)?;
+        let request = requests::by_id(self.store().conn().await?.conn(), request_id)
+            .await?
+            .filter(|r| {
+                r.account_id == account.id
+                    && r.state == RequestState::Pending
+                    && r.expires > now
+                    && r.documents.iter().all(|d| d.hash_only)
+            })
+            .ok_or(IdmError::SignatureNotAuthorised)?;
+        let certificate =
+            certificates::by_id(self.store().conn().await?.conn(), &request.certificate_id)
+                .await?
+                .filter(|c| c.key_id == credential_id && c.role == CertificateRole::Signer)
+                .ok_or(IdmError::UnknownSigningCredential)?;
+        Ok((request, certificate))
+    }
+
+    /// `credentials/authorize` for a token that carries a confirmed request:
+    /// a Signature Activation Data value bound to it (and to `hashes`,
+    /// which must be among those confirmed, when given), with its lifetime
+    /// in seconds. The SAD adds no authority to the token's; it is for
+    /// clients that send one with every `signHash`.
+    pub async fn csc_authorize(
+        &self,
+        caller: &SignatureCaller<'_>,
+        num_signatures: Option<u32>,
+        hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<(String, i64), IdmError> {
+        let SignatureCaller {
+            account,
+            client_id,
+            signing_request,
+            credential_id,
+        } = *caller;
+        let (request, _) = self
+            .confirmed_request(account, signing_request, credential_id, now)
+            .await?;
+        check_hashes(&request, hashes)?;
+        if let Some(n) = num_signatures
+            && (n == 0 || n as usize > request.documents.len())
+        {
+            return Err(invalid(format!(
+                "numSignatures is 1 to {}, the hashes the person confirmed",
+                request.documents.len()
+            )));
+        }
+        let mut secret = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+            .map_err(|_| IdmError::internal("the system random source failed"))?;
+        let sad = URL_SAFE_NO_PAD.encode(secret);
+        let state = json!({ "request": request.id, "client_id": client_id }).to_string();
+        let tx = self.store().begin().await?;
+        let mut writes = Batch::new();
+        writes.push(ceremonies::insert_as(
+            &sad_digest(&sad),
+            CeremonyKind::SignatureActivationData,
+            Some(&account.id),
+            &state,
+            request.expires,
+        ));
+        tx.commit_with(writes).await?;
+        Ok((sad, (request.expires - now).whole_seconds().max(1)))
+    }
+
+    /// `signatures/signHash`: signs `hashes` (each one the person confirmed
+    /// in the request the token carries, none twice) with the credential's
+    /// key, ECDSA P-256 over each hash as it is, DER-encoded. A `sad` must
+    /// be one `csc_authorize` gave for the same request and client. The
+    /// confirmation is spent before anything is signed, and the signing is
+    /// recorded with its evidence and audited in one transaction; nothing
+    /// is returned unless it committed.
+    pub async fn csc_sign_hash(
+        &self,
+        caller: &SignatureCaller<'_>,
+        sad: Option<&str>,
+        hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Vec<u8>>, IdmError> {
+        let SignatureCaller {
+            account,
+            client_id,
+            signing_request,
+            credential_id,
+        } = *caller;
+        if account.state != AccountState::Active {
+            return Err(IdmError::AccountNotActive);
+        }
+        if account.ial < SIGNING_IAL {
+            return Err(IdmError::IalTooLow { needs: SIGNING_IAL });
+        }
+        let (request, certificate) = self
+            .confirmed_request(account, signing_request, credential_id, now)
+            .await?;
+        if hashes.is_empty() {
+            return Err(invalid("hashes names no hash to sign"));
+        }
+        check_hashes(&request, hashes)?;
+        if let Some(sad) = sad {
+            let named = ceremonies::peek(
+                self.store(),
+                &sad_digest(sad),
+                CeremonyKind::SignatureActivationData,
+                now,
+            )
+            .await
+            .ok()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.state).ok());
+            let fits = named.is_some_and(|v| {
+                v["request"].as_str() == Some(request.id.as_str())
+                    && v["client_id"].as_str() == Some(client_id)
+            });
+            if !fits {
+                return Err(IdmError::SignatureNotAuthorised);
+            }
+        }
+        self.check_signer_certificate(account, &certificate, now)?;
+        let key = keys::by_id(self.store().conn().await?.conn(), &certificate.key_id)
+            .await?
+            .filter(|k| {
+                k.state == KeyState::Active
+                    && k.purpose == KeyPurpose::UserSigning
+                    && k.account_id.as_ref() == Some(&account.id)
+            })
+            .ok_or(IdmError::UnknownSigningCredential)?;
+
+        // The activation is spent first: racing calls with one token sign
+        // once.
+        let activation = match ceremonies::take(
+            self.store(),
+            &request.id,
+            CeremonyKind::SignatureActivation,
+            now,
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(ceremonies::TakeError::Store(e)) => return Err(e.into()),
+            Err(_) => return Err(IdmError::SignatureNotAuthorised),
+        };
+        let kept: Activated = serde_json::from_str(&activation.state)
+            .map_err(|_| crate::error::corrupt("a signature activation"))?;
+        if kept.client_id != client_id || activation.account_id.as_ref() != Some(&account.id) {
+            return Err(IdmError::SignatureNotAuthorised);
+        }
+
+        let backend = self.keys().clone();
+        let key_ref: tuaton_keys::KeyRef =
+            key.key_ref.parse().map_err(|source| CustodyError::Key {
+                id: key.id.clone(),
+                source,
+            })?;
+        let owned = hashes.to_vec();
+        let signatures = tokio::task::spawn_blocking(move || {
+            owned
+                .iter()
+                .map(|h| {
+                    backend.sign_digest(
+                        &key_ref,
+                        SignatureAlgorithm::Es256,
+                        SignatureFormat::Der,
+                        h,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| CustodyError::Interrupted)?
+        .map_err(|source| CustodyError::Key {
+            id: key.id.clone(),
+            source,
+        })?;
+
+        let signed: Vec<serde_json::Value> = hashes
+            .iter()
+            .map(|h| json!({ "sha256": hex::encode(h), "format": HASH }))
+            .collect();
+        let mut tx = self.store().begin().await?;
+        let recorded = SigningRecord {
+            account,
+            request_id: &request.id,
+            evidence: &kept.evidence,
+            certificate: &certificate,
+            cred_id: &kept.cred_id,
+            documents: signed,
+            client_id: Some(client_id),
+        }
+        .write(&mut tx, now)
+        .await?;
+        if !recorded {
+            drop(tx);
+            return Err(IdmError::SignatureNotAuthorised);
+        }
+        tx.commit().await?;
+        Ok(signatures)
+    }
+}
+
+/// Refuses a hash the request does not name, or one named twice.
+fn check_hashes(request: &SigningRequest, hashes: &[[u8; 32]]) -> Result<(), IdmError> {
+    let confirmed: Vec<&str> = request
+        .documents
+        .iter()
+        .map(|d| d.sha256.as_str())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, h) in hashes.iter().enumerate() {
+        let hex = hex::encode(h);
+        if !confirmed.contains(&hex.as_str()) {
+            return Err(IdmError::HashNotConfirmed { index: i });
+        }
+        if !seen.insert(hex) {
+            return Err(invalid(format!("hash {i} is given twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A SAD's ceremony id: its SHA-256, so the store holds no usable value.
+fn sad_digest(sad: &str) -> String {
+    hex::encode(digest(&SHA256, sad.as_bytes()))
+}
+
+/// The hashes of a request waiting for the person's confirmation on the
+/// authorization page, as it shows them.
+pub fn shown_hashes(challenge: &SigningChallenge) -> Vec<(String, String)> {
+    challenge
+        .documents
+        .iter()
+        .map(|d| (d.name.clone(), d.sha256.clone()))
+        .collect()
+}

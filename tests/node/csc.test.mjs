@@ -1,0 +1,313 @@
+// Remote signing as an agency does it: the Cloud Signature Consortium API
+// v2.0, authorised through Tuaton's OpenID Provider. panva's openid-client
+// is the agency's OAuth client; pyHanko's CSC signer (driven by
+// tests/python/csc_sign.py) computes the PAdES hash, calls
+// credentials/authorize and signatures/signHash and timestamps the
+// signature; the person confirms the hash in Chromium with a passkey; and
+// pyHanko and pdfsig judge the signed PDF with Tuaton's root as the only
+// trust anchor.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate, createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as client from 'openid-client';
+import { base, launch, pageWithAuthenticator } from './browser.mjs';
+
+const bin = process.env.TUATON_BIN;
+if (!bin) throw new Error('TUATON_BIN is not set; run tests/run-e2e');
+const python = process.env.TUATON_TEST_PYTHON
+  ?? new URL('../../target/test-venv/bin/python', import.meta.url).pathname;
+const driver = new URL('../python/csc_sign.py', import.meta.url).pathname;
+const insecure = { execute: [client.allowInsecureRequests] };
+const SHA256 = '2.16.840.1.101.3.4.2.1';
+const ECDSA_SHA256 = '1.2.840.10045.4.3.2';
+
+let browser;
+let person;
+let agency;
+let callback;
+let lands;
+let other;
+let credentialId;
+let serviceToken;
+// Each agency's client secret, by client id.
+const secrets = {};
+const dir = mkdtempSync(join(tmpdir(), 'tuaton-csc-'));
+
+function clients(...args) {
+  return JSON.parse(execFileSync(bin, ['clients', ...args, '--json'], { encoding: 'utf8' }));
+}
+
+// POSTs `body` as JSON to the CSC method `method` with `token`.
+async function csc(method, token, body = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(new URL(`/csc/v2/${method}`, base), { method: 'POST', headers, body: JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+const b64 = (bytes) => Buffer.from(bytes).toString('base64');
+const sha256 = (text) => createHash('sha256').update(text).digest();
+
+before(async () => {
+  browser = await launch();
+  agency = await new Promise((resolve) => {
+    const server = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('agency'); });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+  callback = `http://127.0.0.1:${agency.address().port}/cb`;
+  person = await pageWithAuthenticator(browser);
+  const enrolled = await person.page.evaluate((p) => window.t.enrolAndRegister(p), {
+    citizen_id: '1999000000076', thai_given_name: 'อนุชา', thai_family_name: 'ทองดี',
+    birth_date: '1995-03-28', laser_code: 'AB6-4444444-56',
+  });
+  assert.equal(enrolled.registerStatus, 201, JSON.stringify(enrolled));
+  // The agency: a confidential client with the CSC scopes, bearer tokens
+  // (pyHanko's CSC signer sends no DPoP proofs), PAR as by default.
+  const made = clients('add', '--id', 'e2e-lands', '--name', 'กรมที่ดิน · Department of Lands', '--redirect-uri', callback,
+    '--auth', 'client_secret_basic', '--no-dpop', '--scope', 'service', '--scope', 'credential',
+    '--purpose', 'deed-signing', '--purpose-text', 'ลงนามคำขอโอนที่ดิน · Signing a land transfer application');
+  lands = await client.discovery(new URL(base), 'e2e-lands', { id_token_signed_response_alg: 'ES256' },
+    client.ClientSecretBasic(made.client_secret), insecure);
+  secrets['e2e-lands'] = made.client_secret;
+  // Another agency, allowed no signing.
+  const plain = clients('add', '--id', 'e2e-no-signing', '--redirect-uri', callback, '--auth', 'client_secret_basic', '--no-dpop');
+  other = await client.discovery(new URL(base), 'e2e-no-signing', { id_token_signed_response_alg: 'ES256' },
+    client.ClientSecretBasic(plain.client_secret), insecure);
+  secrets['e2e-no-signing'] = plain.client_secret;
+});
+
+after(async () => {
+  await browser?.close();
+  agency?.close();
+});
+
+// Sends the person through a pushed authorization request of `config`
+// with `extra` parameters; `onPage` runs on the page Tuaton shows after
+// the login (the signing page) and must click through it. Returns the
+// URL the browser came back to and the PKCE verifier, state and nonce.
+async function authorize(config, extra, { onPage } = {}) {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = await client.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: callback, state, nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    ...extra,
+  });
+  const { page } = person;
+  await page.goto(url.href);
+  await page.waitForSelector('#login');
+  const back = page.waitForURL((u) => u.href.startsWith(callback), { timeout: 20000 });
+  await page.click('#login');
+  if (onPage) await onPage(page);
+  await back;
+  return { back: new URL(page.url()), verifier, state, nonce };
+}
+
+async function tokens(config, { back, verifier, state, nonce }) {
+  return client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+}
+
+// The details of a signature authorization for `hashes` ([hash, label]).
+function details(hashes, id = credentialId) {
+  return JSON.stringify([{
+    type: 'credential', credentialID: id, hashAlgorithmOID: SHA256,
+    documentDigests: hashes.map(([hash, label]) => ({ hash: b64(hash), label })),
+  }]);
+}
+
+// Confirms on the signing page, after checking it shows each of `hashes`.
+function confirm(hashes, screenshot) {
+  return async (page) => {
+    await page.waitForSelector('#sign', { timeout: 15000 });
+    const shown = await page.$$eval('#hashes li', (items) => items.map((li) => [li.dataset.hash, li.textContent]));
+    assert.deepEqual(shown.map(([h]) => h), hashes.map(([h]) => Buffer.from(h).toString('hex')));
+    hashes.forEach(([, label], i) => assert.ok(shown[i][1].includes(label), `label ${label} shown`));
+    assert.match(await page.textContent('#client'), /กรมที่ดิน/);
+    if (screenshot && process.env.TUATON_SCREENSHOTS) {
+      await page.screenshot({ path: join(process.env.TUATON_SCREENSHOTS, screenshot), fullPage: true });
+    }
+    await page.click('#sign');
+  };
+}
+
+// A code flow in which the person confirms `hashes`; the access token.
+async function confirmed(hashes, screenshot) {
+  const flow = await authorize(lands, { scope: 'openid', authorization_details: details(hashes) },
+    { onPage: confirm(hashes, screenshot) });
+  return tokens(lands, flow);
+}
+
+test('the service token lists and describes the person\'s credential as CSC v2.0 says', async () => {
+  const info = await csc('info');
+  assert.equal(info.status, 200);
+  assert.deepEqual(info.body.authType, ['oauth2code']);
+  assert.equal(info.body.oauth2, base);
+  assert.ok(info.body.methods.includes('signatures/signHash'));
+  const metadata = lands.serverMetadata();
+  assert.ok(metadata.scopes_supported.includes('service') && metadata.scopes_supported.includes('credential'));
+  assert.deepEqual(metadata.authorization_details_types_supported, ['credential']);
+
+  serviceToken = (await tokens(lands, await authorize(lands, { scope: 'openid service' }))).access_token;
+  const list = await csc('credentials/list', serviceToken, { credentialInfo: true, certificates: 'chain', certInfo: true });
+  assert.equal(list.status, 200, JSON.stringify(list.body));
+  assert.equal(list.body.credentialIDs.length, 1);
+  [credentialId] = list.body.credentialIDs;
+  const [described] = list.body.credentialInfos;
+  assert.equal(described.credentialID, credentialId);
+  assert.equal(described.SCAL, '2');
+  assert.equal(described.cert.status, 'valid');
+  assert.match(described.cert.subjectDN, /Anucha|อนุชา/);
+  assert.equal(described.cert.certificates.length, 2, 'the signer and its issuing CA; the root is the validator\'s own anchor');
+
+  const one = await csc('credentials/info', serviceToken, { credentialID: credentialId });
+  assert.equal(one.status, 200);
+  assert.equal(one.body.cert.certificates.length, 1, 'certificates=single by default');
+  assert.ok(one.body.key.algo.includes(ECDSA_SHA256));
+  const unknown = await csc('credentials/info', serviceToken, { credentialID: 'not-a-credential' });
+  assert.equal(unknown.status, 400);
+  assert.equal(unknown.body.error, 'invalid_request');
+  const anonymous = await csc('credentials/list', undefined);
+  assert.equal(anonymous.status, 401);
+});
+
+test('pyHanko\'s CSC signer signs a PDF the person confirmed with a passkey; pyHanko and pdfsig judge it valid, a flipped byte not', async () => {
+  const source = new URL('../fixtures/agency-form.pdf', import.meta.url).pathname;
+  const target = join(dir, 'transfer-signed.pdf');
+  const child = spawn(python, [driver, base, serviceToken, credentialId, source, target], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.on('close', resolve));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const asked = JSON.parse((await lines.next()).value ?? `{"error": ${JSON.stringify(stderr)}}`);
+  assert.ok(asked.hashes, `pyHanko asks for a hash to be confirmed: ${stderr}`);
+  const hashes = asked.hashes.map((h) => [Buffer.from(h, 'base64'), 'คำขอโอนที่ดิน · agency-form.pdf']);
+
+  const granted = await confirmed(hashes, 'csc-sign.png');
+  assert.equal(granted.authorization_details?.[0]?.type, 'credential', 'the token response names what was authorised');
+  child.stdin.write(`${JSON.stringify({ token: granted.access_token })}\n`);
+  const done = await lines.next();
+  assert.equal(await exited, 0, stderr);
+  assert.equal(JSON.parse(done.value).signed, target);
+
+  const root = Buffer.from(await (await fetch(`${base}/pki/root.crt`)).arrayBuffer());
+  writeFileSync(join(dir, 'root.der'), root);
+  execFileSync('openssl', ['x509', '-inform', 'DER', '-in', 'root.der', '-out', 'root.pem'], { cwd: dir });
+  const hanko = execFileSync(python, ['-m', 'pyhanko', 'sign', 'validate', '--pretty-print', '--force-revinfo',
+    '--trust-replace', '--trust', 'root.pem', target], { cwd: dir, encoding: 'utf8' });
+  assert.match(hanko, /The signature is judged VALID/);
+  assert.match(hanko, /timestamp token is cryptographically sound/);
+  assert.match(hanko, /Anucha|อนุชา/);
+  assert.match(execFileSync('pdfsig', [target], { encoding: 'utf8' }), /Signature is Valid\./);
+
+  // One byte changed inside the signed range: both refuse it.
+  const signed = readFileSync(target);
+  const original = readFileSync(source);
+  const flipped = Buffer.from(signed);
+  flipped[original.length - 20] ^= 0x01;
+  writeFileSync(join(dir, 'flipped.pdf'), flipped);
+  const judged = spawnSync(python, ['-m', 'pyhanko', 'sign', 'validate', '--pretty-print',
+    '--trust-replace', '--trust', 'root.pem', 'flipped.pdf'], { cwd: dir, encoding: 'utf8' });
+  assert.doesNotMatch(judged.stdout, /The signature is judged VALID/);
+  assert.doesNotMatch(spawnSync('pdfsig', [join(dir, 'flipped.pdf')], { encoding: 'utf8' }).stdout, /Signature is Valid\./);
+
+  // The confirmation is spent: the same token signs nothing more.
+  const again = await csc('signatures/signHash', granted.access_token, {
+    credentialID: credentialId, hashes: asked.hashes, hashAlgorithmOID: SHA256, signAlgo: ECDSA_SHA256,
+  });
+  assert.equal(again.status, 400);
+  assert.equal(again.body.error, 'invalid_request');
+});
+
+test('a batch of hashes confirmed once is signed once; a hash not confirmed, another request\'s SAD or a replay sign nothing', async () => {
+  const batch = [1, 2, 3].map((n) => [sha256(`page ${n} of the application`), `หน้า ${n} · page ${n}`]);
+  const first = await confirmed(batch, 'csc-sign-batch.png');
+  const second = await confirmed([[sha256('another application'), 'คำขออื่น · another application']]);
+  const signHash = (token, hashes, extra = {}) => csc('signatures/signHash', token, {
+    credentialID: credentialId, hashes: hashes.map(b64), hashAlgorithmOID: SHA256, signAlgo: ECDSA_SHA256, ...extra,
+  });
+
+  // A hash the person did not confirm: refused, and the confirmation stays.
+  const stranger = await signHash(first.access_token, [batch[0][0], sha256('not shown to the person')]);
+  assert.equal(stranger.status, 400);
+  assert.match(stranger.body.error_description, /hash 1 is not one the person confirmed/);
+  // The service token carries no confirmation; another client's none either.
+  assert.equal((await signHash(serviceToken, [batch[0][0]])).status, 400);
+  // A SAD taken for the second request does not serve the first's token.
+  const sad = await csc('credentials/authorize', second.access_token, {
+    credentialID: credentialId, numSignatures: 1, hashes: [b64(sha256('another application'))], hashAlgorithmOID: SHA256,
+  });
+  assert.equal(sad.status, 200, JSON.stringify(sad.body));
+  assert.ok(sad.body.expiresIn > 0 && sad.body.expiresIn <= 300);
+  assert.equal((await signHash(first.access_token, [batch[0][0]], { SAD: sad.body.SAD })).status, 400);
+  // A PIN is not how Tuaton authorises.
+  const pin = await csc('credentials/authorize', first.access_token, { credentialID: credentialId, numSignatures: 1, PIN: '1234' });
+  assert.equal(pin.status, 400);
+
+  // The confirmed batch signs, each signature by the certificate's key.
+  const own = await csc('credentials/authorize', first.access_token, {
+    credentialID: credentialId, numSignatures: 3, hash: batch.map(([h]) => b64(h)), hashAlgo: SHA256,
+  });
+  assert.equal(own.status, 200, 'v1.0.4 field names are read too');
+  const signed = await signHash(first.access_token, batch.map(([h]) => h), { SAD: own.body.SAD });
+  assert.equal(signed.status, 200, JSON.stringify(signed.body));
+  assert.equal(signed.body.signatures.length, 3);
+  // Each is ECDSA over the hash as given, by the certificate's key:
+  // openssl's pkeyutl verifies a signature over a digest it is handed.
+  const info = await csc('credentials/info', serviceToken, { credentialID: credentialId });
+  const cert = new X509Certificate(Buffer.from(info.body.cert.certificates[0], 'base64'));
+  writeFileSync(join(dir, 'signer.pem'), cert.publicKey.export({ type: 'spki', format: 'pem' }));
+  batch.forEach(([hash], i) => {
+    writeFileSync(join(dir, `sig-${i}.der`), Buffer.from(signed.body.signatures[i], 'base64'));
+    writeFileSync(join(dir, `hash-${i}.bin`), hash);
+    const ok = spawnSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'signer.pem',
+      '-sigfile', `sig-${i}.der`, '-in', `hash-${i}.bin`], { cwd: dir, encoding: 'utf8' });
+    assert.match(ok.stdout, /Signature Verified Successfully/, ok.stderr);
+  });
+  // Spent: the same hashes, the same SAD, sign nothing again.
+  assert.equal((await signHash(first.access_token, [batch[0][0]], { SAD: own.body.SAD })).status, 400);
+  // The second request still signs its own hash.
+  assert.equal((await signHash(second.access_token, [sha256('another application')], { SAD: sad.body.SAD })).status, 200);
+});
+
+test('an agency not allowed signatures, or malformed authorization details, gets the standard error and no signing page', async () => {
+  const hash = sha256('a deed');
+  const bad = async (config, extra) => {
+    const id = config.clientMetadata().client_id;
+    const verifier = client.randomPKCECodeVerifier();
+    const params = new URLSearchParams({
+      response_type: 'code', client_id: id, redirect_uri: callback, scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
+    });
+    const r = await fetch(new URL('/par', base), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${id}:${secrets[id]}`).toString('base64')}`,
+      },
+      body: params,
+    });
+    return { status: r.status, body: await r.json() };
+  };
+  const refused = await bad(other, { authorization_details: details([[hash, 'deed']]) });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.error, 'invalid_scope');
+  for (const malformed of [
+    '[{"type":"payment_initiation"}]',
+    details([[hash, 'deed']]).replace(SHA256, '1.3.14.3.2.26'),
+    JSON.stringify([{ type: 'credential', credentialID: credentialId, hashAlgorithmOID: SHA256, documentDigests: [] }]),
+    JSON.stringify([{ type: 'credential', credentialID: credentialId, hashAlgorithmOID: SHA256, documentDigests: [{ hash: 'AAAA', label: 'short' }] }]),
+    'not json',
+  ]) {
+    const r = await bad(lands, { authorization_details: malformed });
+    assert.equal(r.status, 400, malformed);
+    assert.equal(r.body.error, 'invalid_authorization_details', malformed);
+  }
+});
