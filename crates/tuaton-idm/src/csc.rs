@@ -37,7 +37,9 @@ use webauthn_rs::prelude::PublicKeyCredential;
 use crate::custody::CustodyError;
 use crate::pki::chain_of;
 use crate::sessions::ActiveSession;
-use crate::signing::{HASH, SIGNING_IAL, SigningChallenge, SigningRecord};
+use crate::signing::{
+    HASH, SIGNING_IAL, SigningChallenge, SigningRecord, b64, confirmation_challenge,
+};
 use crate::{Idm, IdmError};
 
 /// `ecdsa-with-SHA256` (RFC 5758), the signature `signHash` makes.
@@ -115,6 +117,16 @@ fn hash_documents(authorization: &CredentialAuthorization) -> Vec<RequestedDocum
             hash_only: true,
         })
         .collect()
+}
+
+/// Whether the confirmation's evidence (the client data the authenticator
+/// signed) names `challenge`.
+fn evidence_names(evidence: &serde_json::Value, challenge: &[u8; 32]) -> bool {
+    evidence["client_data_json"]
+        .as_str()
+        .and_then(|d| URL_SAFE_NO_PAD.decode(d).ok())
+        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+        .is_some_and(|d| d["challenge"].as_str() == Some(b64(challenge).as_str()))
 }
 
 /// A refusal the agency caused, as `invalid_request`.
@@ -380,6 +392,12 @@ impl Idm {
             return Err(invalid("hashes names no hash to sign"));
         }
         check_hashes(&request, hashes)?;
+        // The stored request must still be what the person confirmed: a row
+        // a database writer changed after the confirmation signs nothing.
+        let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
+        if hex::encode(challenge) != request.challenge {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
+        }
         if let Some(sad) = sad {
             let named = ceremonies::peek(
                 self.store(),
@@ -426,6 +444,10 @@ impl Idm {
             .map_err(|_| crate::error::corrupt("a signature activation"))?;
         if kept.client_id != client_id || activation.account_id.as_ref() != Some(&account.id) {
             return Err(IdmError::SignatureNotAuthorised);
+        }
+        // And the client data the authenticator signed names that challenge.
+        if !evidence_names(&kept.evidence, &challenge) {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
 
         let backend = self.keys().clone();

@@ -514,7 +514,7 @@ fn citizen_of(account: &Account) -> Option<CitizenId> {
         .and_then(|c| CitizenId::parse(c).ok())
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
 }
 
@@ -998,7 +998,7 @@ impl Idm {
     /// A request whose stored documents (or ceremony) no longer match what
     /// its confirmation commits to: a database writer's change. Refused as
     /// a challenge mismatch, and audited.
-    async fn refuse_tampered(
+    pub(crate) async fn refuse_tampered(
         &self,
         account: &AccountId,
         request_id: &str,
