@@ -75,12 +75,21 @@ pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
+/// Unicode's bidirectional controls (UAX #9): a label holding one could be
+/// shown in another order than it is stored and audited.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 fn check_label(label: &str, i: usize, in_details: bool) -> Result<(), Refused> {
     let chars = label.chars().count();
-    if chars == 0 || chars > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+    if chars == 0
+        || chars > MAX_LABEL_CHARS
+        || label.chars().any(|c| c.is_control() || is_bidi_control(c))
+    {
         return Err(refused(
             format!(
-                "hash {i}: a label of 1 to {MAX_LABEL_CHARS} characters, without control characters"
+                "hash {i}: a label of 1 to {MAX_LABEL_CHARS} characters, without control or bidirectional control characters"
             ),
             in_details,
         ));
@@ -108,6 +117,19 @@ fn check_algorithm(oid: Option<&str>, in_details: bool) -> Result<(), Refused> {
             format!("hashAlgorithmOID is required ({SHA256_OID})."),
             in_details,
         )),
+    }
+}
+
+/// Refuses a hash named twice: the person would confirm two items that
+/// are one signature.
+fn check_distinct(hashes: &[LabelledHash], in_details: bool) -> Result<(), Refused> {
+    let mut seen = std::collections::HashSet::new();
+    match hashes.iter().position(|h| !seen.insert(h.hash)) {
+        Some(i) => Err(refused(
+            format!("hash {i} is named twice; each hash is signed once."),
+            in_details,
+        )),
+        None => Ok(()),
     }
 }
 
@@ -165,6 +187,7 @@ impl CredentialAuthorization {
             })
             .collect::<Result<_, _>>()?;
         check_count(hashes.len(), false)?;
+        check_distinct(&hashes, false)?;
         match one("numSignatures").map(str::parse::<usize>) {
             Some(Ok(n)) if n == hashes.len() => {}
             _ => {
@@ -240,6 +263,7 @@ impl CredentialAuthorization {
                 Ok(LabelledHash { hash, label })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        check_distinct(&hashes, true)?;
         Ok(Self {
             credential_id: id,
             hashes,
@@ -304,6 +328,34 @@ mod tests {
         let back = got.to_details();
         assert_eq!(back[0]["documentDigests"][0]["hash"], H);
         assert_eq!(back[0]["type"], "credential");
+    }
+
+    #[test]
+    fn a_hash_named_twice_or_a_label_with_a_bidi_control_is_refused() {
+        let twice = format!(
+            r#"[{{"type":"credential","credentialID":"k1","hashAlgorithmOID":"{SHA256_OID}","documentDigests":[{{"hash":"{H}","label":"a"}},{{"hash":"{H}","label":"b"}}]}}]"#
+        );
+        let got = CredentialAuthorization::from_request(
+            with(&[("authorization_details", &twice)]),
+            &scopes(&["openid"]),
+        )
+        .unwrap_err();
+        assert!(
+            got.in_details && got.description.contains("twice"),
+            "{got:?}"
+        );
+        let reordered = format!(
+            r#"[{{"type":"credential","credentialID":"k1","hashAlgorithmOID":"{SHA256_OID}","documentDigests":[{{"hash":"{H}","label":"fdp.\u202egnp"}}]}}]"#
+        );
+        let got = CredentialAuthorization::from_request(
+            with(&[("authorization_details", &reordered)]),
+            &scopes(&["openid"]),
+        )
+        .unwrap_err();
+        assert!(
+            got.in_details && got.description.contains("bidirectional"),
+            "{got:?}"
+        );
     }
 
     #[test]
