@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use tuaton_core::ErrorCode;
 use tuaton_keys::{SignatureAlgorithm, SignatureFormat};
 use tuaton_oidc::CredentialAuthorization;
-use tuaton_store::accounts::{Account, AccountState};
+use tuaton_store::accounts::Account;
 use tuaton_store::batch::{Batch, Statement};
 use tuaton_store::ceremonies::{self, CeremonyKind};
 use tuaton_store::certificates::{self, CertificateRole, StoredCertificate};
@@ -38,7 +38,7 @@ use crate::custody::CustodyError;
 use crate::pki::chain_of;
 use crate::sessions::ActiveSession;
 use crate::signing::{
-    HASH, SIGNING_IAL, SigningChallenge, SigningRecord, b64, confirmation_challenge,
+    HASH, SigningChallenge, SigningRecord, b64, confirmation_challenge, may_sign,
 };
 use crate::{Idm, IdmError};
 
@@ -158,10 +158,7 @@ impl Idm {
         account: &Account,
         now: OffsetDateTime,
     ) -> Result<Vec<Credential>, IdmError> {
-        if account.state != AccountState::Active
-            || account.citizen_id.is_none()
-            || account.ial < SIGNING_IAL
-        {
+        if may_sign(account).is_err() {
             return Ok(Vec::new());
         }
         let (key, certificate) = match self.credential_of(account, now).await {
@@ -379,12 +376,7 @@ impl Idm {
             signing_request,
             credential_id,
         } = *caller;
-        if account.state != AccountState::Active {
-            return Err(IdmError::AccountNotActive);
-        }
-        if account.ial < SIGNING_IAL {
-            return Err(IdmError::IalTooLow { needs: SIGNING_IAL });
-        }
+        may_sign(account)?;
         let (request, certificate) = self
             .confirmed_request(account, signing_request, credential_id, now)
             .await?;

@@ -514,6 +514,20 @@ fn citizen_of(account: &Account) -> Option<CitizenId> {
         .and_then(|c| CitizenId::parse(c).ok())
 }
 
+/// Whether `account` may sign: active, proofed, at [`SIGNING_IAL`] or higher.
+pub(crate) fn may_sign(account: &Account) -> Result<(), IdmError> {
+    if account.state != AccountState::Active {
+        return Err(IdmError::AccountNotActive);
+    }
+    if account.citizen_id.is_none() {
+        return Err(IdmError::NotProofed);
+    }
+    if account.ial < SIGNING_IAL {
+        return Err(IdmError::IalTooLow { needs: SIGNING_IAL });
+    }
+    Ok(())
+}
+
 pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
 }
@@ -525,15 +539,7 @@ impl Idm {
         session: &ActiveSession,
     ) -> Result<Account, IdmError> {
         let account = self.account_of(session).await?;
-        if account.state != AccountState::Active {
-            return Err(IdmError::AccountNotActive);
-        }
-        if account.citizen_id.is_none() {
-            return Err(IdmError::NotProofed);
-        }
-        if account.ial < SIGNING_IAL {
-            return Err(IdmError::IalTooLow { needs: SIGNING_IAL });
-        }
+        may_sign(&account)?;
         Ok(account)
     }
 
