@@ -52,6 +52,21 @@ async function csc(method, token, body = {}) {
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
+// Runs `statement` on Tuaton's database as a database writer would: the
+// sqlite3 or psql client beside the server, on TUATON_DATABASE_URL.
+function sql(statement) {
+  const url = process.env.TUATON_DATABASE_URL;
+  if (!url) throw new Error('TUATON_DATABASE_URL is not set; run tests/run-e2e');
+  if (url.startsWith('sqlite:')) {
+    const path = url.replace(/^sqlite:(\/\/)?/, '').replace(/\?.*$/, '');
+    return execFileSync('sqlite3', ['-cmd', '.timeout 5000', path, statement], { encoding: 'utf8' }).trim();
+  }
+  return execFileSync('psql', [url, '-qtAc', statement], { encoding: 'utf8' }).trim();
+}
+
+// The claims of the JWT access token `token`.
+const claims = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+
 const b64 = (bytes) => Buffer.from(bytes).toString('base64');
 const sha256 = (text) => createHash('sha256').update(text).digest();
 
@@ -144,6 +159,17 @@ async function confirmed(hashes, screenshot) {
     { onPage: confirm(hashes, screenshot) });
   return tokens(lands, flow);
 }
+
+test('a credential that is not the person\'s sends the agency invalid_request and makes no key', async () => {
+  // Before the person has any signing key: naming a credential makes none.
+  const keys = () => Number(sql("SELECT COUNT(*) FROM managed_keys WHERE purpose = 'user-signing'"));
+  const before = keys();
+  const flow = await authorize(lands, { scope: 'openid', authorization_details: details([[sha256('x'), 'x']], 'not-a-credential') });
+  assert.equal(flow.back.searchParams.get('error'), 'invalid_request');
+  assert.equal(flow.back.searchParams.get('state'), flow.state);
+  assert.doesNotMatch(flow.back.searchParams.get('error_description'), /not-a-credential/);
+  assert.equal(keys(), before);
+});
 
 test('the service token lists and describes the person\'s credential as CSC v2.0 says', async () => {
   const info = await csc('info');
@@ -275,6 +301,68 @@ test('a batch of hashes confirmed once is signed once; a hash not confirmed, ano
   assert.equal((await signHash(first.access_token, [batch[0][0]], { SAD: own.body.SAD })).status, 400);
   // The second request still signs its own hash.
   assert.equal((await signHash(second.access_token, [sha256('another application')], { SAD: sad.body.SAD })).status, 200);
+});
+
+test('a SAD signs only the hashes and the number it was taken for, and a person holds a few at most', async () => {
+  const batch = [1, 2].map((n) => [sha256(`annex ${n}`), `ภาคผนวก ${n} · annex ${n}`]);
+  const granted = await confirmed(batch);
+  const authorize = (extra) => csc('credentials/authorize', granted.access_token, {
+    credentialID: credentialId, hashAlgorithmOID: SHA256, ...extra,
+  });
+  const signHash = (hashes, SAD) => csc('signatures/signHash', granted.access_token, {
+    credentialID: credentialId, hashes: hashes.map(b64), hashAlgorithmOID: SHA256, signAlgo: ECDSA_SHA256, SAD,
+  });
+  const first = await authorize({ numSignatures: 1, hashes: [b64(batch[0][0])] });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  const both = batch.map(([h]) => h);
+  // Taken for the first hash: it signs neither the second nor both.
+  assert.equal((await signHash([batch[1][0]], first.body.SAD)).status, 400);
+  assert.equal((await signHash(both, first.body.SAD)).status, 400);
+  // numSignatures 1 over both hashes: one signature at most.
+  const one = await authorize({ numSignatures: 1, hashes: both.map(b64) });
+  assert.equal(one.status, 200);
+  assert.equal((await signHash(both, one.body.SAD)).status, 400);
+  // The refusals spent nothing: a SAD for both signs both.
+  const all = await authorize({ numSignatures: 2 });
+  assert.equal(all.status, 200);
+  const signed = await signHash(both, all.body.SAD);
+  assert.equal(signed.status, 200, JSON.stringify(signed.body));
+  assert.equal(signed.body.signatures.length, 2);
+
+  // A token cannot fill the store with SADs: a few are live at once.
+  const again = await confirmed([[sha256('annex 3'), 'ภาคผนวก 3 · annex 3']]);
+  let refused;
+  for (let i = 0; i < 9 && !refused; i += 1) {
+    const r = await csc('credentials/authorize', again.access_token, { credentialID: credentialId, numSignatures: 1 });
+    if (r.status !== 200) refused = r;
+  }
+  assert.ok(refused, 'the ninth live SAD is refused');
+  assert.equal(refused.status, 400);
+  assert.match(refused.body.error_description, /at most 8 SADs/);
+});
+
+test('a database writer who changes the confirmed hashes gets nothing signed, and the token names the request only', async () => {
+  const hash = sha256('the deed as the person read it');
+  const forged = sha256('the deed a database writer wants');
+  const granted = await confirmed([[hash, 'โฉนด · deed']]);
+  const token = claims(granted.access_token);
+  assert.ok(token.signing_request, 'the access token names the confirmed request');
+  assert.equal(token.authorization_details, undefined, 'hashes and labels stay out of the access token');
+  const hex = (h) => Buffer.from(h).toString('hex');
+  sql(`UPDATE signing_requests SET documents = REPLACE(documents, '${hex(hash)}', '${hex(forged)}') WHERE id = '${token.signing_request}'`);
+  const r = await csc('signatures/signHash', granted.access_token, {
+    credentialID: credentialId, hashes: [b64(forged)], hashAlgorithmOID: SHA256, signAlgo: ECDSA_SHA256,
+  });
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.equal(sql(`SELECT state FROM signing_requests WHERE id = '${token.signing_request}'`), 'pending');
+  // Put back, the row is what the person confirmed, and the hash they
+  // confirmed signs: the refusal spent nothing.
+  sql(`UPDATE signing_requests SET documents = REPLACE(documents, '${hex(forged)}', '${hex(hash)}') WHERE id = '${token.signing_request}'`);
+  const signed = await csc('signatures/signHash', granted.access_token, {
+    credentialID: credentialId, hashes: [b64(hash)], hashAlgorithmOID: SHA256, signAlgo: ECDSA_SHA256,
+  });
+  assert.equal(signed.status, 200, JSON.stringify(signed.body));
+  assert.equal(sql(`SELECT state FROM signing_requests WHERE id = '${token.signing_request}'`), 'signed');
 });
 
 test('an agency not allowed signatures, or malformed authorization details, gets the standard error and no signing page', async () => {

@@ -27,7 +27,7 @@ use tuaton_core::ErrorCode;
 use tuaton_keys::{SignatureAlgorithm, SignatureFormat};
 use tuaton_oidc::CredentialAuthorization;
 use tuaton_store::accounts::Account;
-use tuaton_store::batch::{Batch, Statement};
+use tuaton_store::batch::Statement;
 use tuaton_store::ceremonies::{self, CeremonyKind};
 use tuaton_store::certificates::{self, CertificateRole, StoredCertificate};
 use tuaton_store::keys::{self, KeyPurpose, KeyState, ManagedKey};
@@ -169,18 +169,40 @@ impl Idm {
         Ok(vec![self.describe(key, certificate).await?])
     }
 
-    /// One credential of `account` (`credentials/info`), by its id.
+    /// One credential of `account` (`credentials/info`), by its id. Only a
+    /// key the account has is described: this makes none.
     pub async fn csc_credential(
         &self,
         account: &Account,
         credential_id: &str,
         now: OffsetDateTime,
     ) -> Result<Credential, IdmError> {
-        self.csc_credentials(account, now)
+        if may_sign(account).is_err() {
+            return Err(IdmError::UnknownSigningCredential);
+        }
+        let (key, certificate) = self.named_credential(account, credential_id, now).await?;
+        self.describe(key, certificate).await
+    }
+
+    /// The account's signing key, if it is the one `credential_id` names,
+    /// and its certificate. The id is compared before anything is made: a
+    /// credential named wrongly makes no key; a key's certificate is
+    /// renewed when it has none valid.
+    async fn named_credential(
+        &self,
+        account: &Account,
+        credential_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(ManagedKey, StoredCertificate), IdmError> {
+        let key = keys::user_signing_key(self.store().conn().await?.conn(), &account.id, now)
             .await?
-            .into_iter()
-            .find(|c| c.id == credential_id)
-            .ok_or(IdmError::UnknownSigningCredential)
+            .filter(|k| k.id == credential_id)
+            .ok_or(IdmError::UnknownSigningCredential)?;
+        let certificate = match self.signer_certificate(account, &key, now).await {
+            Err(IdmError::CertificateRevoked) => return Err(IdmError::UnknownSigningCredential),
+            other => other?,
+        };
+        Ok((key, certificate))
     }
 
     async fn describe(
@@ -219,10 +241,9 @@ impl Idm {
         let account = self.signer_account(session).await?;
         self.count_attempt(&account.id)?;
         let active = self.active_passkeys(&account).await?;
-        let (key, certificate) = self.credential_of(&account, now).await?;
-        if key.id != authorization.credential_id {
-            return Err(IdmError::UnknownSigningCredential);
-        }
+        let (_, certificate) = self
+            .named_credential(&account, &authorization.credential_id, now)
+            .await?;
         self.open_request(
             &account,
             certificate,
@@ -308,11 +329,41 @@ impl Idm {
         Ok((request, certificate))
     }
 
+    /// The activation of `request_id`, read without spending it: it must
+    /// have been confirmed by `account` for `client_id`.
+    async fn activation(
+        &self,
+        account: &Account,
+        client_id: &str,
+        request_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Activated, IdmError> {
+        let activation = match ceremonies::peek(
+            self.store(),
+            request_id,
+            CeremonyKind::SignatureActivation,
+            now,
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(ceremonies::TakeError::Store(e)) => return Err(e.into()),
+            Err(_) => return Err(IdmError::SignatureNotAuthorised),
+        };
+        let kept: Activated = serde_json::from_str(&activation.state)
+            .map_err(|_| crate::error::corrupt("a signature activation"))?;
+        if kept.client_id != client_id || activation.account_id.as_ref() != Some(&account.id) {
+            return Err(IdmError::SignatureNotAuthorised);
+        }
+        Ok(kept)
+    }
+
     /// `credentials/authorize` for a token that carries a confirmed request:
-    /// a Signature Activation Data value bound to it (and to `hashes`,
-    /// which must be among those confirmed, when given), with its lifetime
-    /// in seconds. The SAD adds no authority to the token's; it is for
-    /// clients that send one with every `signHash`.
+    /// a Signature Activation Data value bound to it, to `hashes` (which
+    /// must be among those confirmed; all of them when none are given) and
+    /// to `num_signatures`, with its lifetime in seconds. The SAD adds no
+    /// authority to the token's; it is for clients that send one with every
+    /// `signHash`.
     pub async fn csc_authorize(
         &self,
         caller: &SignatureCaller<'_>,
@@ -329,6 +380,8 @@ impl Idm {
         let (request, _) = self
             .confirmed_request(account, signing_request, credential_id, now)
             .await?;
+        self.activation(account, client_id, &request.id, now)
+            .await?;
         check_hashes(&request, hashes)?;
         if let Some(n) = num_signatures
             && (n == 0 || n as usize > request.documents.len())
@@ -342,17 +395,36 @@ impl Idm {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
             .map_err(|_| IdmError::internal("the system random source failed"))?;
         let sad = URL_SAFE_NO_PAD.encode(secret);
-        let state = json!({ "request": request.id, "client_id": client_id }).to_string();
-        let tx = self.store().begin().await?;
-        let mut writes = Batch::new();
-        writes.push(ceremonies::insert_as(
+        let named: Vec<String> = if hashes.is_empty() {
+            request.documents.iter().map(|d| d.sha256.clone()).collect()
+        } else {
+            hashes.iter().map(hex::encode).collect()
+        };
+        let state = Sad {
+            request: request.id.clone(),
+            client_id: client_id.to_owned(),
+            signatures: num_signatures.map_or(named.len(), |n| n as usize),
+            hashes: named,
+        };
+        let state = serde_json::to_string(&state).map_err(IdmError::internal)?;
+        // A token takes a few SADs (one per batch a client signs), not a
+        // store's worth.
+        let stored = ceremonies::insert_capped(
             &sad_digest(&sad),
             CeremonyKind::SignatureActivationData,
-            Some(&account.id),
+            &account.id,
             &state,
             request.expires,
-        ));
-        tx.commit_with(writes).await?;
+            MAX_LIVE_SADS,
+            now,
+        )
+        .run(self.store().conn().await?.conn())
+        .await?;
+        if !stored {
+            return Err(invalid(format!(
+                "at most {MAX_LIVE_SADS} SADs are live for one person; sign with those given"
+            )));
+        }
         Ok((sad, (request.expires - now).whole_seconds().max(1)))
     }
 
@@ -400,9 +472,11 @@ impl Idm {
             .await
             .ok()
             .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.state).ok());
+            // The SAD signs what it was asked for: the hashes named when it was
+            // taken, at most as many as numSignatures said.
             let fits = named.is_some_and(|v| {
-                v["request"].as_str() == Some(request.id.as_str())
-                    && v["client_id"].as_str() == Some(client_id)
+                serde_json::from_value::<Sad>(v)
+                    .is_ok_and(|sad| sad.covers(&request.id, client_id, hashes))
             });
             if !fits {
                 return Err(IdmError::SignatureNotAuthorised);
@@ -418,9 +492,18 @@ impl Idm {
             })
             .ok_or(IdmError::UnknownSigningCredential)?;
 
-        // The activation is spent first: racing calls with one token sign
+        // The activation must be this client's and this person's, and the
+        // client data the authenticator signed must name the challenge,
+        // before it is spent: a call that fails these spends nothing.
+        let kept = self
+            .activation(account, client_id, &request.id, now)
+            .await?;
+        if !evidence_names(&kept.evidence, &challenge) {
+            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
+        }
+        // Spent before anything is signed: racing calls with one token sign
         // once.
-        let activation = match ceremonies::take(
+        match ceremonies::take(
             self.store(),
             &request.id,
             CeremonyKind::SignatureActivation,
@@ -428,18 +511,9 @@ impl Idm {
         )
         .await
         {
-            Ok(a) => a,
+            Ok(_) => {}
             Err(ceremonies::TakeError::Store(e)) => return Err(e.into()),
             Err(_) => return Err(IdmError::SignatureNotAuthorised),
-        };
-        let kept: Activated = serde_json::from_str(&activation.state)
-            .map_err(|_| crate::error::corrupt("a signature activation"))?;
-        if kept.client_id != client_id || activation.account_id.as_ref() != Some(&account.id) {
-            return Err(IdmError::SignatureNotAuthorised);
-        }
-        // And the client data the authenticator signed names that challenge.
-        if !evidence_names(&kept.evidence, &challenge) {
-            return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
 
         let backend = self.keys().clone();
@@ -491,6 +565,30 @@ impl Idm {
         }
         tx.commit().await?;
         Ok(signatures)
+    }
+}
+
+/// How many Signature Activation Data values one person may hold at once.
+const MAX_LIVE_SADS: i64 = 8;
+
+/// What a Signature Activation Data value's ceremony keeps: the request
+/// and client it was given for, the hashes (lower-case hex) it may sign
+/// and how many signatures it makes at most.
+#[derive(Serialize, Deserialize)]
+struct Sad {
+    request: String,
+    client_id: String,
+    hashes: Vec<String>,
+    signatures: usize,
+}
+
+impl Sad {
+    /// Whether the SAD lets `client_id` sign `hashes` of `request`.
+    fn covers(&self, request: &str, client_id: &str, hashes: &[[u8; 32]]) -> bool {
+        self.request == request
+            && self.client_id == client_id
+            && hashes.len() <= self.signatures
+            && hashes.iter().all(|h| self.hashes.contains(&hex::encode(h)))
     }
 }
 

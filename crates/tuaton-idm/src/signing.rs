@@ -653,8 +653,12 @@ impl Idm {
             .into_iter()
             .find(|c| c.role == CertificateRole::Signer && c.valid_at(now))
         {
-            self.check_signer_certificate(account, &c, now)?;
-            return Ok(c);
+            match self.check_signer_certificate(account, &c, now) {
+                // It certifies a level the account no longer holds: a new
+                // certificate at the account's level serves from now on.
+                Err(IdmError::IalTooLow { .. }) => {}
+                checked => return checked.map(|()| c),
+            }
         }
         let plan = self.required_plan()?.clone();
         let (issuer_key, issuer_cert) = current(self.store(), KeyPurpose::DocumentCa, now).await?;
@@ -972,7 +976,8 @@ impl Idm {
 
     /// Whether `certificate` may sign for `account` now: a signer
     /// certificate bound to the account, valid, not revoked, whose subject
-    /// names the account's citizen id.
+    /// names the account's citizen id, certifying no higher identity level
+    /// than the account holds.
     pub(crate) fn check_signer_certificate(
         &self,
         account: &Account,
@@ -992,7 +997,16 @@ impl Idm {
             && expected.is_some()
             && named == expected;
         if bound {
-            Ok(())
+            // The certificate tells relying parties the level the person was
+            // proofed at: an account since lowered below it signs nothing
+            // under it.
+            let policy = self.required_plan()?.settings.policy;
+            let certified =
+                tuaton_pki::certified_ial(&certificate.der, &policy).map_err(CustodyError::Pki)?;
+            match certified {
+                Some(needs) if account.ial < needs => Err(IdmError::IalTooLow { needs }),
+                _ => Ok(()),
+            }
         } else {
             tracing::warn!(certificate = %certificate.id, "a signer certificate does not belong to the account signing");
             Err(IdmError::Internal(

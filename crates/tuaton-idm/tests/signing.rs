@@ -292,6 +292,21 @@ fn document(name: &str, bytes: &[u8]) -> DocumentDigest {
     }
 }
 
+/// A service layer made by `make` over `db`, with its CA hierarchy
+/// certified, its keys in a fresh directory, and the time it starts at.
+async fn with_hierarchy(
+    db: &TestDb,
+    make: fn(&TestDb, &Path) -> Idm,
+) -> (tempfile::TempDir, Idm, OffsetDateTime) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = make(db, &dir.path().join("keys"));
+    let now = OffsetDateTime::now_utc();
+    idm.certify_hierarchy(now, "operator:test", true)
+        .await
+        .unwrap();
+    (dir, idm, now)
+}
+
 async fn count(db: &TestDb, table: &str, filter: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {filter}");
     let (n,): (i64,) = sqlx::query_as(&sql)
@@ -302,12 +317,7 @@ async fn count(db: &TestDb, table: &str, filter: &str) -> i64 {
 }
 
 async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts_them(db: TestDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let idm = idm(&db, &dir.path().join("keys"));
-    let now = OffsetDateTime::now_utc();
-    idm.certify_hierarchy(now, "operator:test", true)
-        .await
-        .unwrap();
+    let (dir, idm, now) = with_hierarchy(&db, idm).await;
     let root = idm.root_certificate(now).await.unwrap();
     std::fs::write(dir.path().join("root.pem"), tuaton_idm::pki::pem(&root)).unwrap();
     let mut phone = SoftPasskey::new(true);
@@ -629,12 +639,7 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
 }
 
 async fn with_keys_at_enrolment_the_signer_certificate_is_made_when_the_person_enrols(db: TestDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let idm = idm_making_keys_at_enrolment(&db, &dir.path().join("keys"));
-    let now = OffsetDateTime::now_utc();
-    idm.certify_hierarchy(now, "operator:test", true)
-        .await
-        .unwrap();
+    let (_dir, idm, now) = with_hierarchy(&db, idm_making_keys_at_enrolment).await;
     let mut phone = SoftPasskey::new(true);
     let (evidence, account) = enrol_with_passkey(&idm, &mut phone, now).await;
     let signer_rows = format!("account_id = '{account}' AND role = 'signer'");
@@ -703,12 +708,7 @@ async fn ocsp_status(idm: &Idm, dir: &Path, issuer: &str, cert: &str) -> String 
 }
 
 async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let idm = idm(&db, &dir.path().join("keys"));
-    let now = OffsetDateTime::now_utc();
-    idm.certify_hierarchy(now, "operator:test", true)
-        .await
-        .unwrap();
+    let (_dir, idm, now) = with_hierarchy(&db, idm).await;
     let mut phone = SoftPasskey::new(true);
     let (evidence, _) = enrol_with_passkey(&idm, &mut phone, now).await;
     let session = logged_in(&idm, &mut phone, &evidence, now).await;
@@ -876,6 +876,59 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     }
 }
 
+/// Sets the identity level of `account` as an officer's decision would.
+async fn set_ial(db: &TestDb, account: &tuaton_core::AccountId, level: &str) {
+    sqlx::query("UPDATE accounts SET ial = $1 WHERE id = $2")
+        .bind(level)
+        .bind(account.as_str())
+        .execute(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+}
+
+async fn an_account_lowered_below_its_certificates_level_signs_nothing_under_it(db: TestDb) {
+    let (_dir, idm, now) = with_hierarchy(&db, idm).await;
+    let policy = idm.ca_plan().unwrap().settings.policy;
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, _) = enrol_with_passkey(&idm, &mut phone, now).await;
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+    let level = |der: &[u8]| tuaton_pki::certified_ial(der, &policy).unwrap();
+
+    // Proofed at IAL2.2, the first certificate says so.
+    set_ial(&db, &session.account_id, "2.2").await;
+    let high = idm
+        .start_signing(&session, &[document("lease.pdf", b"rent")], now)
+        .await
+        .unwrap();
+    assert_eq!(level(&high.certificate), Some(tuaton_core::Ial::Ial2_2));
+
+    // Lowered to IAL2.1 (a registry recheck, say): the request made under
+    // the IAL2.2 certificate signs nothing, and writes nothing.
+    set_ial(&db, &session.account_id, "2.1").await;
+    let confirmed = answer(&mut phone, &high.options);
+    let e = idm
+        .finish_signing(&session, &high.request_id, &confirmed, Vec::new(), now)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::IalTooLow, "{e}");
+    assert_eq!(audit_actions(&db, "signature.create").await, 0);
+
+    // The next request gets a certificate at the level the account holds,
+    // and signs.
+    let low = idm
+        .start_signing(&session, &[document("lease.pdf", b"rent")], now)
+        .await
+        .unwrap();
+    assert_ne!(low.certificate, high.certificate);
+    assert_eq!(level(&low.certificate), Some(tuaton_core::Ial::Ial2_1));
+    let confirmed = answer(&mut phone, &low.options);
+    idm.finish_signing(&session, &low.request_id, &confirmed, Vec::new(), now)
+        .await
+        .unwrap();
+    assert_eq!(audit_actions(&db, "signature.create").await, 1);
+    chain_intact(&db).await;
+}
+
 on_both_engines!(
     the_hierarchy_is_made_once_and_time_stamps_verify_with_openssl,
     a_rotated_issuing_ca_and_tsa_leave_earlier_time_stamps_valid,
@@ -883,4 +936,5 @@ on_both_engines!(
     a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts_them,
     what_the_passkey_did_not_confirm_is_never_signed,
     with_keys_at_enrolment_the_signer_certificate_is_made_when_the_person_enrols,
+    an_account_lowered_below_its_certificates_level_signs_nothing_under_it,
 );

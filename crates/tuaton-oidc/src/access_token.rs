@@ -50,13 +50,11 @@ pub struct AccessTokenClaims {
     /// it is accepted only beside a proof made with that key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<crate::dpop::Confirmation>,
-    /// The signatures the token may make (RFC 9396 §9.1): the CSC
-    /// credential authorization the person confirmed, in the first access
-    /// token of its code only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorization_details: Option<serde_json::Value>,
     /// The confirmed signing request whose hashes the token signs
-    /// (Tuaton's claim, beside `authorization_details`).
+    /// (Tuaton's claim), in the first access token of its code only. The
+    /// hashes and labels stay in the store: the token response carries
+    /// them as `authorization_details` (RFC 9396 §7), the token only names
+    /// the request, so it stays small whatever was confirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_request: Option<String>,
 }

@@ -107,9 +107,9 @@ fn check_id(id: &str, in_details: bool) -> Result<String, Refused> {
 fn check_algorithm(oid: Option<&str>, in_details: bool) -> Result<(), Refused> {
     match oid {
         Some(SHA256_OID) => Ok(()),
-        Some(other) => Err(refused(
+        Some(_) => Err(refused(
             format!(
-                "hashAlgorithmOID {other} is not supported; Tuaton signs SHA-256 ({SHA256_OID}) hashes."
+                "hashAlgorithmOID is not supported; Tuaton signs SHA-256 ({SHA256_OID}) hashes."
             ),
             in_details,
         )),
@@ -217,9 +217,9 @@ impl CredentialAuthorization {
                 .and_then(serde_json::Value::as_str)
                 .ok_or_else(|| bad("every authorization_details entry has a type."))?;
             if kind != CREDENTIAL {
-                return Err(bad(&format!(
-                    "the authorization_details type {kind} is not supported; Tuaton supports credential."
-                )));
+                return Err(bad(
+                    "an authorization_details type is not supported; Tuaton supports credential.",
+                ));
             }
             if found.is_some() {
                 return Err(bad("one credential entry per authorization request."));

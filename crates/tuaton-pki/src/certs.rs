@@ -111,6 +111,30 @@ pub fn subject_serial_number(der: &[u8]) -> Result<Option<String>, PkiError> {
     Ok(serial)
 }
 
+/// The identity level a signer certificate issued under `policy` was
+/// proofed at: the level its `policy.2.<level>` policy names (see
+/// [`crate::ial_policy`]), if it names one. The CA's signature covers it.
+pub fn certified_ial(der: &[u8], policy: &ObjectIdentifier) -> Result<Option<Ial>, PkiError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::Setting(format!("not a certificate: {e}")))?;
+    let prefix = format!("{policy}.2.");
+    let named = parsed
+        .extensions()
+        .iter()
+        .filter_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::CertificatePolicies(p) => Some(p),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|info| {
+            let id = info.policy_id.to_id_string();
+            let level = id.strip_prefix(&prefix)?;
+            Ial::ALL.iter().copied().find(|l| l.number() == level)
+        })
+        .max();
+    Ok(named)
+}
+
 /// Whom a signer certificate names.
 pub enum Signer<'a> {
     /// A citizen signing for themself.

@@ -264,6 +264,23 @@ fn the_hierarchy_verifies_with_openssl_for_each_purpose() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert_eq!(serial, ["PNOTH-1999000000017"]);
+    // The level each was proofed at reads back from its policy, and only
+    // under the deployment's policy arc.
+    let policy = settings().policy;
+    assert_eq!(
+        tuaton_pki::certified_ial(signer.der(), &policy).unwrap(),
+        Some(Ial::Ial2_1)
+    );
+    assert_eq!(
+        tuaton_pki::certified_ial(director.der(), &policy).unwrap(),
+        Some(Ial::Ial2_2)
+    );
+    let elsewhere = tuaton_pki::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.9");
+    assert_eq!(
+        tuaton_pki::certified_ial(signer.der(), &elsewhere).unwrap(),
+        None
+    );
+    assert!(tuaton_pki::certified_ial(b"not a certificate", &policy).is_err());
     assert_eq!(
         sc.subject()
             .iter_common_name()

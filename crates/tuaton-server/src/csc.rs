@@ -109,6 +109,11 @@ fn idm_refusal(e: IdmError) -> Refusal {
             "access_denied",
             "The person's signing certificate is revoked.",
         ),
+        IdmError::Passkey(tuaton_passkeys::PasskeyError::ChallengeMismatch) => refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The signing request no longer matches what the person confirmed; nothing was signed. Send the person through an authorization request naming the hashes again.",
+        ),
         IdmError::RateLimited => refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable",

@@ -178,6 +178,35 @@ pub fn insert_as(
     .bind(to_ms(expires_at))
 }
 
+/// Stores a ceremony like [`insert_as`] unless `account_id` already holds
+/// `cap` live ones of `kind` at `now`: `true` if it was stored. One
+/// statement, so the count and the insert see the same rows.
+pub fn insert_capped(
+    id: &str,
+    kind: CeremonyKind,
+    account_id: &AccountId,
+    state: &str,
+    expires_at: OffsetDateTime,
+    cap: i64,
+    now: OffsetDateTime,
+) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) \
+             SELECT $1, $2, $3, $4, $5 WHERE (SELECT COUNT(*) FROM ceremonies \
+             WHERE kind = $2 AND account_id = $3 AND expires_ms > $6) < $7",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(account_id.as_str())
+        .bind(state)
+        .bind(to_ms(expires_at))
+        .bind(to_ms(now))
+        .bind(cap),
+        |out| Ok(out.rows_affected == 1),
+    )
+}
+
 /// A ceremony just stored: the id to give the client, and when it stops working.
 #[derive(Debug, Clone)]
 pub struct Begun {
@@ -268,9 +297,10 @@ pub async fn take(
 ) -> Result<Ceremony, TakeError> {
     let taken = Query::new(
         Statement::new(
-            "DELETE FROM ceremonies WHERE id = $1 RETURNING kind, account_id, state, expires_ms",
+            "DELETE FROM ceremonies WHERE id = $1 AND kind = $2 RETURNING kind, account_id, state, expires_ms",
         )
-        .bind(id),
+        .bind(id)
+        .bind(kind.as_str()),
         first_stored,
     )
     .run(store.conn().await?.conn())

@@ -314,6 +314,36 @@ struct Issued {
     bound: bool,
 }
 
+/// A signature the agency asked for that cannot be made for this person:
+/// the agency hears it at its redirect URI (a credential that is not the
+/// person's as `invalid_request`, an account or certificate that cannot
+/// sign as `access_denied`), in words that repeat nothing it sent. Other
+/// failures, which the person can act on (no passkey yet, too many
+/// attempts), stay on Tuaton's page.
+fn cannot_sign(request: &AuthorizationRequest, e: IdmError) -> OidcError {
+    let (error, description) = match e {
+        IdmError::UnknownSigningCredential => (
+            OAuthError::InvalidRequest,
+            "The credentialID is not this person's signing credential (credentials/list names it).",
+        ),
+        IdmError::AccountNotActive
+        | IdmError::NotProofed
+        | IdmError::IalTooLow { .. }
+        | IdmError::CertificateRevoked => (
+            OAuthError::AccessDenied,
+            "This person cannot sign now: their account or signing certificate does not allow it.",
+        ),
+        other => return other.into(),
+    };
+    AuthorizeError::Redirect {
+        redirect_uri: Box::new(request.redirect_uri.clone()),
+        error,
+        description: description.into(),
+        state: request.state.clone(),
+    }
+    .into()
+}
+
 /// The `token_type` of an access token bound to a DPoP key or to none.
 fn token_type(bound: bool) -> &'static str {
     if bound { "DPoP" } else { "Bearer" }
@@ -884,7 +914,10 @@ impl Idm {
                 return Err(OidcError::SignatureNeeded(Box::new(SignatureAsk {
                     client_name: client.name.clone(),
                     redirect_uri: request.redirect_uri.clone(),
-                    challenge: self.begin_hash_signing(s, authorization, now).await?,
+                    challenge: self
+                        .begin_hash_signing(s, authorization, now)
+                        .await
+                        .map_err(|e| cannot_sign(&request, e))?,
                 })));
             };
             activation = Some(
@@ -1467,7 +1500,6 @@ impl Idm {
             cnf: jkt.map(|jkt| Confirmation {
                 jkt: jkt.to_owned(),
             }),
-            authorization_details: login.signing.as_ref().map(|s| s.authorization.to_details()),
             signing_request: login.signing.as_ref().map(|s| s.request_id.clone()),
         };
         let mut signed = self
@@ -1549,7 +1581,6 @@ impl Idm {
             cnf: jkt.map(|jkt| Confirmation {
                 jkt: jkt.to_owned(),
             }),
-            authorization_details: None,
             signing_request: None,
         };
         let claims = serde_json::to_value(&access).map_err(IdmError::internal)?;
