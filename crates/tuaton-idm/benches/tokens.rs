@@ -39,7 +39,7 @@ use tuaton_oidc::dpop::Presented;
 
 use time::OffsetDateTime;
 use tuaton_idm::{Actor, Idm};
-use tuaton_oidc::{ClientConfig, TokenAuth, TokenRequest};
+use tuaton_oidc::{ClientConfig, TokenRequest};
 use tuaton_store::testing::TestDb;
 use url::Url;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -83,18 +83,9 @@ async fn family(
         .await
         .unwrap();
     let code = common::code_after_login(idm, authn, evidence, ISSUER, &pending.id, now).await;
-    let form = pairs(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-        ("client_id", "bench"),
-    ]);
-    let tokens = idm
-        .redeem(ISSUER, TokenRequest::parse(&form, None).unwrap(), None, now)
+    common::redeem_code(idm, ISSUER, "bench", REDIRECT, &code, VERIFIER, now)
         .await
-        .unwrap();
-    tokens.refresh_token
+        .refresh_token
 }
 
 async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
@@ -104,18 +95,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
     let mut authn = SoftPasskey::new(true);
     let (evidence, _) = common::enrol_with_passkey(&idm, &mut authn, now).await;
     common::id_token_key(&idm, now).await;
-    let client = ClientConfig {
-        name: "Benchmark agency".into(),
-        redirect_uris: vec![Url::parse(REDIRECT).unwrap()],
-        token_auth: TokenAuth::None,
-        require_par: false,
-        dpop_bound_access_tokens: false,
-        ..ClientConfig::new("bench")
-    };
-    idm.client_admin()
-        .add(&Actor::Operator("bench".into()), client, now)
-        .await
-        .unwrap();
+    common::public_client(&idm, "bench", REDIRECT, &[], now).await;
     let mut families = Vec::new();
     for _ in 0..clients {
         families.push(family(&idm, &mut authn, &evidence).await);
@@ -162,12 +142,7 @@ async fn run(engine: &str, db: &TestDb, clients: usize, measure: Duration) {
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
     );
-    assert!(
-        tuaton_store::audit::verify(&db.store)
-            .await
-            .unwrap()
-            .is_intact()
-    );
+    common::audit_intact(db).await;
 }
 
 /// Bare JWTs per second signed with the active id-token key (the one the
@@ -431,12 +406,7 @@ async fn run_redemptions(engine: &str, db: &TestDb, clients: usize, per_task: us
         bare_jwt_rate(&idm, &key),
         commit_rate(idm.store(), clients).await,
     );
-    assert!(
-        tuaton_store::audit::verify(&db.store)
-            .await
-            .unwrap()
-            .is_intact()
-    );
+    common::audit_intact(db).await;
 }
 
 fn main() {

@@ -27,7 +27,7 @@ use tuaton_core::ErrorCode;
 use tuaton_keys::{SignatureAlgorithm, SignatureFormat};
 use tuaton_oidc::CredentialAuthorization;
 use tuaton_store::accounts::Account;
-use tuaton_store::batch::Statement;
+use tuaton_store::batch::{Batch, Statement};
 use tuaton_store::ceremonies::{self, CeremonyKind};
 use tuaton_store::certificates::{self, CertificateRole, StoredCertificate};
 use tuaton_store::keys::{self, KeyPurpose, KeyState, ManagedKey};
@@ -312,7 +312,8 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<(SigningRequest, StoredCertificate), IdmError> {
         let request_id = signing_request.ok_or(IdmError::SignatureNotAuthorised)?;
-        let request = requests::by_id(self.store().conn().await?.conn(), request_id)
+        let mut conn = self.store().conn().await?;
+        let request = requests::by_id(conn.conn(), request_id)
             .await?
             .filter(|r| {
                 r.account_id == account.id
@@ -321,11 +322,10 @@ impl Idm {
                     && r.documents.iter().all(|d| d.hash_only)
             })
             .ok_or(IdmError::SignatureNotAuthorised)?;
-        let certificate =
-            certificates::by_id(self.store().conn().await?.conn(), &request.certificate_id)
-                .await?
-                .filter(|c| c.key_id == credential_id && c.role == CertificateRole::Signer)
-                .ok_or(IdmError::UnknownSigningCredential)?;
+        let certificate = certificates::by_id(conn.conn(), &request.certificate_id)
+            .await?
+            .filter(|c| c.key_id == credential_id && c.role == CertificateRole::Signer)
+            .ok_or(IdmError::UnknownSigningCredential)?;
         Ok((request, certificate))
     }
 
@@ -502,18 +502,17 @@ impl Idm {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
         // Spent before anything is signed: racing calls with one token sign
-        // once.
-        match ceremonies::take(
-            self.store(),
+        // once. The spend need not wait for the disk: the signatures are
+        // returned only after the signing record's durable commit, which
+        // takes the spend to the disk with it (WAL order), so a spend lost
+        // in a power cut is one whose signatures nobody received.
+        let mut spending = Batch::new();
+        let spent = spending.add(ceremonies::spend(
             &request.id,
             CeremonyKind::SignatureActivation,
-            now,
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(ceremonies::TakeError::Store(e)) => return Err(e.into()),
-            Err(_) => return Err(IdmError::SignatureNotAuthorised),
+        ));
+        if !self.store().write_relaxed(spending).await?.take(spent)? {
+            return Err(IdmError::SignatureNotAuthorised);
         }
 
         let backend = self.keys().clone();

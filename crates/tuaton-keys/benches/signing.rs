@@ -16,8 +16,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,13 +23,12 @@ use criterion::{BenchmarkId, Criterion, black_box};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::Session;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use tuaton_keys::{
-    KeyBackend, KeyRef, KeySpec, MasterKey, Pin, Pkcs11Backend, Pkcs11Config, SignatureAlgorithm,
+    KeyBackend, KeySpec, MasterKey, Pin, Pkcs11Backend, Pkcs11Config, SignatureAlgorithm,
     SignatureFormat, SoftwareBackend,
 };
 
@@ -42,50 +39,9 @@ const MSG: &[u8] = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL3R
 /// Concurrent signers measured beside the single-threaded run.
 const THREAD_COUNTS: [usize; 2] = [2, 8];
 
-fn module() -> PathBuf {
-    std::env::var_os("TUATON_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
-}
-
 fn main() {
-    if std::env::var_os(CHILD).is_none() {
-        let tmp = tempfile::tempdir().unwrap();
-        let tokens = tmp.path().join("tokens");
-        std::fs::create_dir(&tokens).unwrap();
-        let conf = tmp.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        let ok = Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &conf)
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                TOKEN,
-                "--so-pin",
-                "so-bench",
-                "--pin",
-                PIN,
-            ])
-            .output()
-            .expect("softhsm2-util not found: apt-get install -y softhsm2")
-            .status
-            .success();
-        assert!(ok, "softhsm2-util --init-token failed");
-        let status = Command::new(std::env::current_exe().unwrap())
-            .args(std::env::args_os().skip(1))
-            .env(CHILD, "1")
-            .env("SOFTHSM2_CONF", &conf)
-            .status()
-            .unwrap();
-        std::process::exit(status.code().unwrap_or(1));
+    if let Err(code) = tuaton_keys::testing::in_own_softhsm_token(CHILD, TOKEN, PIN) {
+        std::process::exit(code);
     }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -94,28 +50,6 @@ fn main() {
         .configure_from_args();
     run(&mut c);
     c.final_summary();
-}
-
-/// A session of our own on the bench token, logged in, with the key found.
-fn direct_session(backend: &Pkcs11Backend, key: &KeyRef) -> (Session, ObjectHandle) {
-    let ctx = backend.context();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
-        .unwrap();
-    let session = ctx.open_ro_session(slot).unwrap();
-    // The backend has logged the application in already; login is per app.
-    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN)));
-    let (_, id) = key.pkcs11_id().unwrap();
-    let handle = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(id.to_vec()),
-        ])
-        .unwrap()[0];
-    (session, handle)
 }
 
 fn raw_c_sign(session: &Session, handle: ObjectHandle, alg: SignatureAlgorithm) -> Vec<u8> {
@@ -204,7 +138,12 @@ fn parallel(threads: usize, iters: u64, sign: impl Fn(usize) + Sync) -> Duration
 fn run(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let soft = SoftwareBackend::open(dir.path(), MasterKey::from_bytes([7; 32])).unwrap();
-    let pkcs11 = Pkcs11Backend::open(Pkcs11Config::new(module(), TOKEN, Pin::new(PIN))).unwrap();
+    let pkcs11 = Pkcs11Backend::open(Pkcs11Config::new(
+        tuaton_keys::testing::softhsm_module(),
+        TOKEN,
+        Pin::new(PIN),
+    ))
+    .unwrap();
 
     let cases = [
         (KeySpec::EcP256, SignatureAlgorithm::Es256),
@@ -221,7 +160,11 @@ fn run(c: &mut Criterion) {
         let hsm_key = pkcs11.generate(spec, "bench").unwrap();
         // One directly opened session per thread for raw C_Sign.
         let sessions: Vec<Mutex<(Session, ObjectHandle)>> = (0..most_threads)
-            .map(|_| Mutex::new(direct_session(&pkcs11, &hsm_key)))
+            .map(|_| {
+                Mutex::new(tuaton_keys::testing::own_session(
+                    &pkcs11, TOKEN, PIN, &hsm_key,
+                ))
+            })
             .collect();
         let soft_sign = || {
             black_box(

@@ -39,6 +39,8 @@ mod public_key;
 mod rcgen_adapter;
 pub mod secret_env;
 pub mod soft;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use algorithm::{KeySpec, SignatureAlgorithm, SignatureFormat};
 pub use backend::KeyBackend;

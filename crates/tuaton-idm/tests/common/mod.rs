@@ -83,6 +83,22 @@ fn idm_built(
     companies: Arc<Companies>,
     keys_at_enrolment: bool,
 ) -> Idm {
+    let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
+    idm_over(db, Arc::new(keys), face, companies, keys_at_enrolment)
+}
+
+/// The service layer with its keys in `keys` (a PKCS#11 token, say).
+pub fn idm_with_keys(db: &TestDb, keys: Arc<dyn tuaton_keys::KeyBackend>) -> Idm {
+    idm_over(db, keys, None, Arc::new(Companies::default()), false)
+}
+
+fn idm_over(
+    db: &TestDb,
+    keys: Arc<dyn tuaton_keys::KeyBackend>,
+    face: Option<FaceCheck>,
+    companies: Arc<Companies>,
+    keys_at_enrolment: bool,
+) -> Idm {
     let passkeys = Passkeys::new(PasskeyConfig {
         public_url: Url::parse(ORIGIN).unwrap(),
         extra_origins: Vec::new(),
@@ -91,13 +107,12 @@ fn idm_built(
         aal3: Aal3Policy::empty(),
     })
     .unwrap();
-    let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
     Idm::new(IdmParts {
         store: db.store.clone(),
         card_registry: Some(Arc::new(DevRegistry::embedded().unwrap())),
         juristic_registry: Some(companies),
         passkeys: Arc::new(passkeys),
-        keys: Arc::new(keys),
+        keys,
         limiter: Arc::new(Unlimited),
         policy: Policy::default(),
         face,
@@ -211,11 +226,40 @@ pub async fn code_after_login(
         )
         .await
         .unwrap();
+    code_in(&back)
+}
+
+/// The code in the redirect `back` to the client.
+pub fn code_in(back: &Url) -> String {
     back.query_pairs()
         .find(|(k, _)| k == "code")
         .unwrap()
         .1
         .into_owned()
+}
+
+/// A public client's `code` redeemed with its PKCE `verifier`.
+pub async fn redeem_code(
+    idm: &Idm,
+    issuer: &str,
+    client_id: &str,
+    redirect: &str,
+    code: &str,
+    verifier: &str,
+    now: OffsetDateTime,
+) -> tuaton_idm::TokenResponse {
+    let form: Vec<(String, String)> = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("code_verifier", verifier),
+        ("client_id", client_id),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let request = tuaton_oidc::TokenRequest::parse(&form, None).unwrap();
+    idm.redeem(issuer, request, None, now).await.unwrap()
 }
 
 /// Makes sure an ES256 id-token key signs (as `tuaton serve --dev` does at start).
@@ -229,4 +273,38 @@ pub async fn id_token_key(idm: &Idm, now: OffsetDateTime) {
     )
     .await
     .unwrap();
+}
+
+/// Registers `client_id`, a public client (PKCE, no DPoP, no PAR) with
+/// `redirect` and the default scopes plus `scopes`, as a benchmark's agency.
+pub async fn public_client(
+    idm: &Idm,
+    client_id: &str,
+    redirect: &str,
+    scopes: &[&str],
+    now: OffsetDateTime,
+) {
+    let mut client = tuaton_oidc::ClientConfig {
+        name: "Benchmark agency".into(),
+        redirect_uris: vec![Url::parse(redirect).unwrap()],
+        token_auth: tuaton_oidc::TokenAuth::None,
+        require_par: false,
+        dpop_bound_access_tokens: false,
+        ..tuaton_oidc::ClientConfig::new(client_id)
+    };
+    client.scopes.extend(scopes.iter().map(|s| (*s).to_owned()));
+    idm.client_admin()
+        .add(&tuaton_idm::Actor::Operator("bench".into()), client, now)
+        .await
+        .unwrap();
+}
+
+/// Asserts that the audit chain of `db` verifies end to end.
+pub async fn audit_intact(db: &TestDb) {
+    assert!(
+        tuaton_store::audit::verify(&db.store)
+            .await
+            .unwrap()
+            .is_intact()
+    );
 }
