@@ -1,4 +1,5 @@
 // The shared browser: Debian's Chromium with a virtual authenticator per page.
+import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 
 export const base = process.env.TUATON_URL;
@@ -10,6 +11,16 @@ export async function launch() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+}
+
+// An agency's site on loopback whose every page says "agency": where a
+// browser comes back to; `callback` is its redirect URI.
+export async function agencySite() {
+  const server = await new Promise((resolve) => {
+    const s = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('agency'); });
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  return { server, callback: `http://127.0.0.1:${server.address().port}/cb` };
 }
 
 // A page on Tuaton's origin with a CTAP2 platform authenticator that

@@ -11,12 +11,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { base, launch, pageWithAuthenticator } from './browser.mjs';
+import { agencySite, base, launch, pageWithAuthenticator } from './browser.mjs';
 
 const bin = process.env.TUATON_BIN;
 if (!bin) throw new Error('TUATON_BIN is not set; run tests/run-e2e');
@@ -72,11 +71,7 @@ const sha256 = (text) => createHash('sha256').update(text).digest();
 
 before(async () => {
   browser = await launch();
-  agency = await new Promise((resolve) => {
-    const server = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('agency'); });
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-  callback = `http://127.0.0.1:${agency.address().port}/cb`;
+  ({ server: agency, callback } = await agencySite());
   person = await pageWithAuthenticator(browser);
   const enrolled = await person.page.evaluate((p) => window.t.enrolAndRegister(p), {
     citizen_id: '1999000000076', thai_given_name: 'อนุชา', thai_family_name: 'ทองดี',

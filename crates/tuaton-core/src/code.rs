@@ -147,6 +147,12 @@ codes! {
     SignatureNotAuthorised = "signature_not_authorised",
     /// A hash to sign is not one the person confirmed.
     HashNotConfirmed = "hash_not_confirmed",
+    /// No document an agency posted has this id for this caller (unknown,
+    /// expired, another agency's), or it is no longer waiting to be signed.
+    UnknownDocument = "unknown_document",
+    /// The agency posted the document for another person than the one
+    /// logged in.
+    NotTheSigner = "not_the_signer",
     /// The documents of a signing request do not fit (none, too many, a
     /// name or a digest malformed).
     InvalidDocuments = "invalid_documents",

@@ -75,6 +75,8 @@ pub(crate) mod action {
     pub const OIDC_CLIENT_CREDENTIALS: &str = "oidc.client_credentials";
     pub const OIDC_GRANT_REVOKED: &str = "oidc.grant_revoked";
     pub const SIGN: &str = "signature.create";
+    pub const DOCUMENT_POST: &str = "document.post";
+    pub const DOCUMENT_DECLINE: &str = "document.decline";
 }
 
 /// A success record.

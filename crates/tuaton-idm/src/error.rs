@@ -140,6 +140,13 @@ pub enum IdmError {
     /// signed already, expired, or another person's). Caller or attacker.
     #[error("no pending signing request with this id")]
     UnknownSigningRequest,
+    /// No document an agency posted has this id for this caller, or it is
+    /// no longer waiting to be signed. Caller or attacker.
+    #[error("no document with this id is waiting")]
+    UnknownDocument,
+    /// The agency posted the document for another person. Caller.
+    #[error("the document is for another person to sign")]
+    NotTheSigner,
     /// No credential (signing key) of this person with this id. Caller or
     /// attacker.
     #[error("no signing credential of this person with this id")]
@@ -260,6 +267,8 @@ impl IdmError {
             Self::OfficerRecoveryRequired => C::OfficerRecoveryRequired,
             Self::UnknownRecovery => C::UnknownRecovery,
             Self::UnknownSigningRequest => C::UnknownSigningRequest,
+            Self::UnknownDocument => C::UnknownDocument,
+            Self::NotTheSigner => C::NotTheSigner,
             Self::UnknownSigningCredential => C::UnknownSigningCredential,
             Self::SignatureNotAuthorised => C::SignatureNotAuthorised,
             Self::HashNotConfirmed { .. } => C::HashNotConfirmed,

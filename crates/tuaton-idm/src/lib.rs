@@ -27,6 +27,7 @@ mod audit;
 mod companies;
 pub mod csc;
 pub mod custody;
+pub mod documents;
 mod enrolment;
 mod error;
 mod keyed;

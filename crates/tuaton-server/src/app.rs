@@ -162,6 +162,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::web::routes())
         .merge(crate::oidc::routes(state.clone()))
         .merge(crate::csc::routes(state.clone()))
+        .merge(crate::documents::routes())
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found(
@@ -215,7 +216,7 @@ struct BodyLimits {
 }
 
 /// Whether a request may carry documents: a JSON POST to the signing API's
-/// two routes, exactly. (Forms are read before routing, by the CSRF layer,
+/// two routes, exactly, or a PDF posted to the document API. (Forms are read before routing, by the CSRF layer,
 /// so a form never gets the larger bound.)
 fn carries_documents(req: &axum::extract::Request) -> bool {
     let path = req.uri().path();
@@ -224,12 +225,15 @@ fn carries_documents(req: &axum::extract::Request) -> bool {
             .strip_prefix("/api/v1/signatures/")
             .and_then(|rest| rest.strip_suffix("/finish"))
             .is_some_and(|id| !id.is_empty() && !id.contains('/'));
-    let json = req
+    let kind = req
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    req.method() == http::Method::POST && route && json
+        .unwrap_or_default();
+    // An agency's PDF for the document API, sent as itself.
+    let posted = path == "/agency/v1/documents" && kind.starts_with("application/pdf");
+    req.method() == http::Method::POST
+        && ((route && kind.starts_with("application/json")) || posted)
 }
 
 /// Bounds the request's body by its route: a declared length beyond the

@@ -18,11 +18,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tuaton_idm::csc::{Credential, EC_PUBLIC_KEY_OID, ECDSA_SHA256_OID, P256_OID, SignatureCaller};
-use tuaton_idm::{IdmError, OidcError, ResourceCaller};
+use tuaton_idm::{IdmError, ResourceCaller};
 use tuaton_oidc::credential::{MAX_HASHES, SERVICE, SHA256_OID, decode_hash};
 
 use crate::app::AppState;
-use crate::oidc::{dpop_proof, issuer, no_token, presented_token, resource_refusal, with_nonce};
+use crate::oidc::{issuer, presented_resource, resource_token_refusal, with_nonce};
 
 /// The CSC API version served.
 const SPECS: &str = "2.0.0.2";
@@ -145,33 +145,17 @@ async fn caller(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<(ResourceCaller, bool), Response> {
-    let Some((scheme, token)) = presented_token(headers) else {
-        return Err(no_token());
-    };
-    let dpop = dpop_proof(state, headers, "POST", path).map_err(|e| {
-        resource_refusal(tuaton_oidc::dpop::Scheme::Dpop, e.error(), &e.to_string())
-    })?;
+    let (scheme, token, dpop) = presented_resource(state, headers, "POST", path)?;
     let carried = dpop.is_some();
-    let found = state
+    match state
         .idm()
         .resource_caller(&issuer(state), token, scheme, dpop.as_ref(), state.now())
-        .await;
-    match found {
+        .await
+    {
         Ok(c) => Ok((c, carried)),
-        Err(OidcError::Bearer(e)) => Err(resource_refusal(scheme, e.error(), e.0)),
-        Err(OidcError::Dpop(e)) => Err(with_nonce(
-            state,
-            resource_refusal(tuaton_oidc::dpop::Scheme::Dpop, e.error(), &e.to_string()),
-            true,
-        )
-        .await),
-        Err(OidcError::Idm(e)) => Err(idm_refusal(e).into_response()),
-        Err(_) => Err(refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "The service failed.",
-        )
-        .into_response()),
+        Err(e) => {
+            Err(resource_token_refusal(state, scheme, e, |e| idm_refusal(e).into_response()).await)
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod backchannel;
 pub mod client_address;
 mod csc;
 pub mod custody;
+mod documents;
 pub mod error;
 pub mod health;
 pub mod maintenance;

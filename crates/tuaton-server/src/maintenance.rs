@@ -39,6 +39,9 @@ pub async fn run_once(state: &AppState) {
     if let Err(e) = tuaton_store::oidc::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired grants and assertion ids could not be purged; will retry");
     }
+    if let Err(e) = tuaton_store::agency_documents::purge_expired(state.store(), now).await {
+        tracing::warn!(error = %e, "expired agency documents could not be purged; will retry");
+    }
     state.rate_limits().shrink();
     let settings = state.settings();
     // A cutoff that cannot be computed purges nothing.

@@ -838,6 +838,48 @@ pub(crate) fn resource_refusal(scheme: Scheme, error: OAuthError, description: &
         .into_response()
 }
 
+/// The access token a resource request presents, its scheme, and its DPoP
+/// proof over `method` and `path`; refused as RFC 6750 and RFC 9449 say.
+// The refusal is the response sent, once per request: not worth a box.
+#[allow(clippy::result_large_err)]
+pub(crate) fn presented_resource<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+    method: &'static str,
+    path: &str,
+) -> Result<(Scheme, &'h str, Option<Presented>), Response> {
+    let Some((scheme, token)) = presented_token(headers) else {
+        return Err(no_token());
+    };
+    let dpop = dpop_proof(state, headers, method, path)
+        .map_err(|e| resource_refusal(Scheme::Dpop, e.error(), &e.to_string()))?;
+    Ok((scheme, token, dpop))
+}
+
+/// A resource's refusal of the token presented with `scheme`: RFC 6750's
+/// and RFC 9449's answers (a DPoP refusal with a fresh nonce), the service
+/// layer's refusals as `idm` words them.
+pub(crate) async fn resource_token_refusal(
+    state: &AppState,
+    scheme: Scheme,
+    e: OidcError,
+    idm: impl FnOnce(tuaton_idm::IdmError) -> Response,
+) -> Response {
+    match e {
+        OidcError::Bearer(e) => resource_refusal(scheme, e.error(), e.0),
+        OidcError::Dpop(e) => {
+            with_nonce(
+                state,
+                resource_refusal(Scheme::Dpop, e.error(), &e.to_string()),
+                true,
+            )
+            .await
+        }
+        OidcError::Idm(e) => idm(e),
+        _ => internal(),
+    }
+}
+
 /// The access token a resource request carries, with its scheme.
 pub(crate) fn presented_token(headers: &HeaderMap) -> Option<(Scheme, &str)> {
     headers

@@ -11,6 +11,7 @@
 //! they differ (DDL), each engine has its own migration directory.
 
 pub mod accounts;
+pub mod agency_documents;
 pub mod audit;
 pub mod batch;
 pub mod ceremonies;

@@ -579,7 +579,10 @@ impl Idm {
     }
 
     /// The client `client_id`, if registered.
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientConfig>, IdmError> {
+    pub(crate) async fn find_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientConfig>, IdmError> {
         let found = store::client(client_id)
             .run(self.store().conn().await?.conn())
             .await?;
@@ -1941,7 +1944,7 @@ impl Idm {
     }
 
     /// `client`'s `sub` for `account`: pairwise under the server secret, or the account id.
-    async fn subject(
+    pub(crate) async fn subject(
         &self,
         client: &ClientConfig,
         account: &AccountId,
@@ -2062,19 +2065,18 @@ impl Idm {
         Ok(serde_json::Value::Object(answer))
     }
 
-    /// Who calls a resource Tuaton serves (userinfo, the CSC API) with an
-    /// access token: the token must verify, its grant stand and its account
-    /// be active. A DPoP-bound token is accepted only with the `DPoP`
-    /// scheme and a proof made with its key over this request and this
-    /// token (RFC 9449 §7); a token bound to no key only as a bearer token.
-    pub async fn resource_caller(
+    /// An access token that verifies, presented as its binding asks (a
+    /// DPoP-bound token only with the `DPoP` scheme and a proof made with
+    /// its key over this request and this token, RFC 9449 §7; a token bound
+    /// to no key only as a bearer token), and its grant, standing.
+    async fn standing_token(
         &self,
         issuer: &str,
         bearer: &str,
         scheme: Scheme,
         dpop: Option<&Presented>,
         now: OffsetDateTime,
-    ) -> Result<ResourceCaller, OidcError> {
+    ) -> Result<(AccessTokenClaims, store::Grant), OidcError> {
         let jwks = self.id_token_jwks().await?;
         let claims = access_token::verify(bearer, &jwks, issuer, now)?;
         // The key first: a holder of a copied bound token learns nothing
@@ -2112,6 +2114,52 @@ impl Idm {
             .await?
             .filter(|g| g.revoked_at.is_none() && g.client_id == claims.client_id)
             .ok_or_else(|| inactive.clone())?;
+        Ok((claims, grant))
+    }
+
+    /// An agency's back end calling a resource with its own access token
+    /// (`client_credentials`), checked as [`Self::resource_caller`] checks
+    /// a person's: a token naming a person is refused here, and the client
+    /// must still be registered.
+    pub async fn client_caller(
+        &self,
+        issuer: &str,
+        bearer: &str,
+        scheme: Scheme,
+        dpop: Option<&Presented>,
+        now: OffsetDateTime,
+    ) -> Result<ClientConfig, OidcError> {
+        let (claims, grant) = self
+            .standing_token(issuer, bearer, scheme, dpop, now)
+            .await?;
+        if grant.account_id.is_some() {
+            return Err(BearerError(
+                "this is a person's token; the agency's back end calls with its own (client_credentials)",
+            )
+            .into());
+        }
+        self.find_client(&claims.client_id)
+            .await?
+            .ok_or_else(|| BearerError("the client is no longer registered").into())
+    }
+
+    /// Who calls a resource Tuaton serves (userinfo, the CSC API) with an
+    /// access token: the token must verify, its grant stand and its account
+    /// be active. A DPoP-bound token is accepted only with the `DPoP`
+    /// scheme and a proof made with its key over this request and this
+    /// token (RFC 9449 §7); a token bound to no key only as a bearer token.
+    pub async fn resource_caller(
+        &self,
+        issuer: &str,
+        bearer: &str,
+        scheme: Scheme,
+        dpop: Option<&Presented>,
+        now: OffsetDateTime,
+    ) -> Result<ResourceCaller, OidcError> {
+        let (claims, grant) = self
+            .standing_token(issuer, bearer, scheme, dpop, now)
+            .await?;
+        let inactive = BearerError("the token is revoked or its account is not active");
         let Some(account_id) = &grant.account_id else {
             return Err(BearerError("a client's own token names no person").into());
         };

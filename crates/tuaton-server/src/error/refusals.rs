@@ -128,6 +128,14 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 StatusCode::NOT_FOUND,
                 "No pending signing request matches. It may have been signed already or expired.".into(),
             ),
+            E::UnknownDocument => (
+                StatusCode::NOT_FOUND,
+                "No document with this id is waiting to be signed. It may have been signed or declined already, or expired.".into(),
+            ),
+            E::NotTheSigner => (
+                StatusCode::FORBIDDEN,
+                "The agency asked another person to sign this document. Log in as that person, or ask the agency.".into(),
+            ),
             E::UnknownSigningCredential => (
                 StatusCode::NOT_FOUND,
                 "No credential of this person has this id.".into(),

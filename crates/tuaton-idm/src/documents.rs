@@ -1,0 +1,389 @@
+//! The document API: an agency's back end posts a PDF for a person to
+//! sign, sends the person to the signing page, and fetches the signed PDF.
+//!
+//! The person sees what Tuaton was given, not what the agency says it is:
+//! Tuaton keeps the file, hashes it and counts its pages, and the signing
+//! page shows the agency, the file's name, size, pages and SHA-256. Signing
+//! is the document flow of [`crate::signing`] (a PAdES B-T signature in the
+//! file, confirmed with a passkey whose challenge commits to the prepared
+//! file, the request and the certificate), so nothing is signed that the
+//! person did not confirm. An agency may name the one person who signs (its
+//! `sub` for them); the signed file and the signer's `sub` go only to the
+//! client that posted it.
+
+use ring::digest::{SHA256, digest};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use tuaton_store::agency_documents::{self as stored, AgencyDocument, DocumentState, NewDocument};
+use url::Url;
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use crate::audit::{self, Actor, action};
+use crate::custody::CustodyError;
+use crate::sessions::ActiveSession;
+use crate::signing::{
+    DocumentDigest, MAX_NAME_CHARS, MAX_SENT_BYTES, PdfDocument, Signed, SigningChallenge,
+};
+use crate::{Idm, IdmError};
+use tuaton_core::ErrorCode;
+use tuaton_oidc::ClientConfig;
+
+/// How long a posted document waits for the person, and how long the
+/// signed file is kept for the agency afterwards (from the posting).
+pub const DOCUMENT_LIFETIME: Duration = Duration::hours(24);
+
+/// The scope a client needs to post documents: the one that lets it ask
+/// for signatures at all.
+pub const SIGNING_SCOPE: &str = tuaton_oidc::credential::CREDENTIAL;
+
+/// What an agency posts.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The file's name as the person will see it.
+    pub name: String,
+    /// The PDF.
+    pub bytes: Vec<u8>,
+    /// The client's `sub` of the one person who may sign; anyone who logs
+    /// in when absent.
+    pub subject: Option<String>,
+    /// Where the person's browser goes afterwards: one of the client's
+    /// registered redirect URIs, exactly.
+    pub redirect_uri: String,
+    /// The agency's value to carry there.
+    pub state: Option<String>,
+}
+
+/// A document posted.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// Its id.
+    pub id: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its pages.
+    pub pages: u32,
+    /// After this it is not signed, and the signed file is gone.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What the signing page shows of a document.
+#[derive(Debug, Clone)]
+pub struct ShownDocument {
+    /// The agency, as registered.
+    pub client_name: String,
+    /// The file's name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its pages.
+    pub pages: u32,
+    /// When it stops waiting.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A document as its agency reads it back.
+#[derive(Debug, Clone)]
+pub struct AgencyView {
+    /// Pending, signed or declined.
+    pub state: DocumentState,
+    /// The file's name.
+    pub name: String,
+    /// The posted file's SHA-256, hex.
+    pub sha256: String,
+    /// The signed PDF, once signed.
+    pub signed: Option<Vec<u8>>,
+    /// The client's `sub` of the signer.
+    pub signer: Option<String>,
+    /// When it stops waiting, and is deleted.
+    pub expires_at: OffsetDateTime,
+}
+
+fn invalid(message: impl Into<String>) -> IdmError {
+    IdmError::Invalid {
+        code: ErrorCode::InvalidDocuments,
+        message: message.into(),
+    }
+}
+
+/// `back` with the query parameters `pairs` and `state` added.
+fn redirect(back: &str, pairs: &[(&str, &str)], state: Option<&str>) -> Result<Url, IdmError> {
+    let mut url = Url::parse(back).map_err(|_| crate::error::corrupt("a document's redirect"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(s) = state {
+            q.append_pair("state", s);
+        }
+    }
+    Ok(url)
+}
+
+impl Idm {
+    /// Keeps a PDF `client` posted for a person to sign: its name, the
+    /// file (a PDF Tuaton can sign, at most [`MAX_SENT_BYTES`]), and a
+    /// redirect URI registered for the client. The client must be allowed
+    /// to ask for signatures ([`SIGNING_SCOPE`]).
+    pub async fn post_document(
+        &self,
+        client: &ClientConfig,
+        upload: Upload,
+        now: OffsetDateTime,
+    ) -> Result<Posted, IdmError> {
+        if !client.scopes.iter().any(|s| s == SIGNING_SCOPE) {
+            return Err(IdmError::Invalid {
+                code: ErrorCode::InvalidField,
+                message: format!(
+                    "this client may not ask for signatures: it needs the {SIGNING_SCOPE} scope"
+                ),
+            });
+        }
+        if client.redirect_uri(&upload.redirect_uri).is_none() {
+            return Err(IdmError::Invalid {
+                code: ErrorCode::InvalidField,
+                message: "redirect_uri is not one registered for this client".into(),
+            });
+        }
+        let chars = upload.name.chars().count();
+        if chars == 0 || chars > MAX_NAME_CHARS || upload.name.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "name: 1 to {MAX_NAME_CHARS} characters, without control characters"
+            )));
+        }
+        if upload.bytes.is_empty() || upload.bytes.len() > MAX_SENT_BYTES {
+            return Err(invalid(format!(
+                "the PDF is 1 byte to {} MiB",
+                MAX_SENT_BYTES >> 20
+            )));
+        }
+        let subject_ok = |s: &String| !s.is_empty() && s.len() <= 255 && s.is_ascii();
+        if upload.subject.as_ref().is_some_and(|s| !subject_ok(s)) {
+            return Err(invalid(
+                "subject: the sub Tuaton gave this client for the person",
+            ));
+        }
+        if upload.state.as_ref().is_some_and(|s| s.len() > 512) {
+            return Err(invalid("state: at most 512 bytes"));
+        }
+        // Reading the file is work bounded by its size: off the async threads.
+        let bytes = upload.bytes;
+        let (facts, bytes, sha256) = tokio::task::spawn_blocking(move || {
+            let facts = tuaton_sign::pades::inspect(&bytes);
+            let sha256 = hex::encode(digest(&SHA256, &bytes));
+            (facts, bytes, sha256)
+        })
+        .await
+        .map_err(|_| CustodyError::Interrupted)?;
+        let facts = facts.map_err(|e| invalid(format!("the file cannot be signed: {e}")))?;
+        let id = tuaton_store::new_id();
+        let expires_at = now + DOCUMENT_LIFETIME;
+        let mut tx = self.store().begin().await?;
+        stored::insert(
+            tx.conn(),
+            &NewDocument {
+                id: &id,
+                client_id: &client.client_id,
+                subject: upload.subject.as_deref(),
+                name: &upload.name,
+                sha256: &sha256,
+                pages: facts.pages,
+                content: &bytes,
+                redirect_uri: &upload.redirect_uri,
+                client_state: upload.state.as_deref(),
+                expires: expires_at,
+            },
+            now,
+        )
+        .await?;
+        let ev = audit::success(
+            &Actor::Client(client.client_id.clone()),
+            action::DOCUMENT_POST,
+            id.clone(),
+        )
+        .with_details(json!({
+            "sha256": sha256, "size": bytes.len(), "pages": facts.pages,
+            "for_subject": upload.subject.is_some(),
+        }));
+        tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        Ok(Posted {
+            id,
+            sha256,
+            pages: facts.pages,
+            expires_at,
+        })
+    }
+
+    /// A document still waiting, by id.
+    async fn waiting_document(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<AgencyDocument, IdmError> {
+        stored::by_id(self.store().conn().await?.conn(), id)
+            .await?
+            .filter(|d| d.state == DocumentState::Pending && d.expires > now)
+            .ok_or(IdmError::UnknownDocument)
+    }
+
+    /// The client a document was posted by, still registered.
+    async fn poster(&self, document: &AgencyDocument) -> Result<ClientConfig, IdmError> {
+        self.find_client(&document.client_id)
+            .await?
+            .ok_or(IdmError::UnknownDocument)
+    }
+
+    /// What the signing page shows of document `id`: only while it waits.
+    pub async fn shown_document(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<ShownDocument, IdmError> {
+        let d = self.waiting_document(id, now).await?;
+        let client = self.poster(&d).await?;
+        Ok(ShownDocument {
+            client_name: client.name,
+            name: d.name,
+            size: d.size,
+            sha256: d.sha256,
+            pages: d.pages,
+            expires_at: d.expires,
+        })
+    }
+
+    /// Begins signing document `id` for the person logged in (`session`):
+    /// the one the agency named, if it named one. The passkey's challenge
+    /// commits to the prepared file, the request and the certificate.
+    pub async fn start_document_signing(
+        &self,
+        session: &ActiveSession,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<SigningChallenge, IdmError> {
+        let d = self.waiting_document(id, now).await?;
+        let client = self.poster(&d).await?;
+        let sub = self.subject(&client, &session.account_id, now).await?;
+        if d.subject.as_ref().is_some_and(|s| *s != sub) {
+            return Err(IdmError::NotTheSigner);
+        }
+        let digest: [u8; 32] = hex::decode(&d.sha256)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| crate::error::corrupt("a document's digest"))?;
+        let challenge = self
+            .start_signing(
+                session,
+                &[DocumentDigest {
+                    name: d.name.clone(),
+                    size: d.size,
+                    sha256: digest,
+                    pdf: Some(PdfDocument {
+                        bytes: d.content,
+                        visible: None,
+                    }),
+                    json: None,
+                    xml: None,
+                }],
+                now,
+            )
+            .await?;
+        if !stored::begin_signing(
+            self.store().conn().await?.conn(),
+            id,
+            &challenge.request_id,
+            now,
+        )
+        .await?
+        {
+            return Err(IdmError::UnknownDocument);
+        }
+        Ok(challenge)
+    }
+
+    /// Signs document `id` with the passkey's assertion over the request
+    /// the page began, keeps the signed file for the agency, and returns
+    /// where to send the browser: the agency's redirect URI with
+    /// `document` and its `state`.
+    pub async fn finish_document_signing(
+        &self,
+        session: &ActiveSession,
+        id: &str,
+        response: &PublicKeyCredential,
+        now: OffsetDateTime,
+    ) -> Result<Url, IdmError> {
+        let d = self.waiting_document(id, now).await?;
+        let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
+        let client = self.poster(&d).await?;
+        let sub = self.subject(&client, &session.account_id, now).await?;
+        if d.subject.as_ref().is_some_and(|s| *s != sub) {
+            return Err(IdmError::NotTheSigner);
+        }
+        let signed = self
+            .finish_signing(session, &request, response, vec![d.content], now)
+            .await?;
+        let Some(Signed::Pdf(pdf)) = signed.into_iter().next().map(|s| s.signed) else {
+            return Err(IdmError::internal("a posted PDF was not signed as a PDF"));
+        };
+        if !stored::mark_signed(
+            self.store().conn().await?.conn(),
+            id,
+            &request,
+            &pdf,
+            &sub,
+            now,
+        )
+        .await?
+        {
+            return Err(IdmError::UnknownDocument);
+        }
+        redirect(
+            &d.redirect_uri,
+            &[("document", id)],
+            d.client_state.as_deref(),
+        )
+    }
+
+    /// The person declines document `id`: the agency hears `access_denied`
+    /// at its redirect URI, with `document` and its `state`.
+    pub async fn decline_document(&self, id: &str, now: OffsetDateTime) -> Result<Url, IdmError> {
+        let d = self.waiting_document(id, now).await?;
+        let mut tx = self.store().begin().await?;
+        if !stored::mark_declined(tx.conn(), id, now).await? {
+            return Err(IdmError::UnknownDocument);
+        }
+        let ev = audit::success(&Actor::Anonymous, action::DOCUMENT_DECLINE, id.to_owned())
+            .with_details(json!({ "client_id": d.client_id }));
+        tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        redirect(
+            &d.redirect_uri,
+            &[("error", "access_denied"), ("document", id)],
+            d.client_state.as_deref(),
+        )
+    }
+
+    /// Document `id` as the client that posted it reads it; another
+    /// client hears that there is none.
+    pub async fn agency_document(
+        &self,
+        client: &ClientConfig,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<AgencyView, IdmError> {
+        let d = stored::by_id(self.store().conn().await?.conn(), id)
+            .await?
+            .filter(|d| d.client_id == client.client_id && d.expires > now)
+            .ok_or(IdmError::UnknownDocument)?;
+        Ok(AgencyView {
+            state: d.state,
+            name: d.name,
+            sha256: d.sha256,
+            signed: d.signed,
+            signer: d.signer_subject,
+            expires_at: d.expires,
+        })
+    }
+}

@@ -1,0 +1,314 @@
+//! The document API (docs/agencies.md): an agency's back end posts a PDF
+//! with its own access token (`client_credentials`), sends the person to
+//! the signing page the answer names, and fetches the signed PDF when the
+//! browser comes back to its redirect URI with `document`.
+//!
+//! - `POST /agency/v1/documents?name=…&redirect_uri=…[&state=…][&subject=…]`,
+//!   the PDF as the body (`application/pdf`): 201 with the id, the page's
+//!   URL, the file's SHA-256 and pages, and when it expires.
+//! - `GET /agency/v1/documents/{id}`: its state and signer; and
+//!   `GET /agency/v1/documents/{id}/signed.pdf`: the signed file.
+//! - `GET /documents/{id}`: the page the person signs on; it logs in with a
+//!   passkey through the JSON API, then `POST /documents/{id}/start` and
+//!   `/finish` (the session's CSRF token in `x-csrf-token`) confirm with a
+//!   second assertion over the signing challenge; `/decline` declines.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tuaton_idm::PublicKeyCredential;
+use tuaton_idm::documents::Upload;
+
+use crate::error::ApiJson;
+use crate::error::page::{escape, fill};
+use crate::oidc::{issuer, presented_resource, resource_token_refusal, with_nonce};
+use crate::session::SessionAuth;
+use crate::{ApiError, AppState};
+
+const PAGE: &str = include_str!("web/assets/document.html");
+const SCRIPT: &str = include_str!("web/assets/document.js");
+
+/// How many posts (each may carry a PDF) are served at once.
+const POSTS: usize = 4;
+
+pub(crate) fn routes() -> Router<AppState> {
+    // The body is bounded by TUATON_MAX_DOCUMENT_BYTES for the post
+    // (crate::app), and few are read at once.
+    let posting = Router::new()
+        .route("/agency/v1/documents", post(post_document))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(POSTS));
+    Router::new()
+        .merge(posting)
+        .route("/agency/v1/documents/{id}", get(agency_document))
+        .route("/agency/v1/documents/{id}/signed.pdf", get(signed_pdf))
+        .route("/documents/{id}", get(page))
+        .route("/documents/{id}/start", post(start))
+        .route("/documents/{id}/finish", post(finish))
+        .route("/documents/{id}/decline", post(decline))
+        .route("/assets/document.js", get(script))
+}
+
+/// The agency's client, from its own access token, with a DPoP proof over
+/// `method` and `path` for a bound one; refused as RFC 6750 and RFC 9449
+/// say otherwise.
+async fn agency(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &'static str,
+    path: &str,
+) -> Result<(tuaton_oidc::ClientConfig, bool), Response> {
+    let (scheme, token, dpop) = presented_resource(state, headers, method, path)?;
+    let carried = dpop.is_some();
+    match state
+        .idm()
+        .client_caller(&issuer(state), token, scheme, dpop.as_ref(), state.now())
+        .await
+    {
+        Ok(c) => Ok((c, carried)),
+        Err(e) => {
+            Err(
+                resource_token_refusal(state, scheme, e, |e| ApiError::from(e).into_response())
+                    .await,
+            )
+        }
+    }
+}
+
+/// What the agency names beside the PDF.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostQuery {
+    name: String,
+    redirect_uri: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn post_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PostQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let (client, carried) = match agency(&state, &headers, "POST", "/agency/v1/documents").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let answer = async {
+        let Query(q) = query.map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                tuaton_core::ErrorCode::InvalidField,
+                "The query names the document: name and redirect_uri, and optionally state and subject.",
+            )
+        })?;
+        let pdf = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/pdf"));
+        if !pdf {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tuaton_core::ErrorCode::InvalidDocuments,
+                "Send the PDF itself as the body, with Content-Type: application/pdf.",
+            ));
+        }
+        let posted = state
+            .idm()
+            .post_document(
+                &client,
+                Upload {
+                    name: q.name,
+                    bytes: body.to_vec(),
+                    subject: q.subject,
+                    redirect_uri: q.redirect_uri,
+                    state: q.state,
+                },
+                state.now(),
+            )
+            .await?;
+        let page = format!(
+            "{}/documents/{}",
+            state.settings().public_url.as_str().trim_end_matches('/'),
+            posted.id
+        );
+        Ok::<_, ApiError>(
+            (
+                StatusCode::CREATED,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(json!({
+                    "document": posted.id,
+                    "sign_url": page,
+                    "sha256": posted.sha256,
+                    "pages": posted.pages,
+                    "expires_at": rfc3339(posted.expires_at),
+                })),
+            )
+                .into_response(),
+        )
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    with_nonce(&state, answer, carried).await
+}
+
+async fn agency_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/agency/v1/documents/{id}");
+    let (client, carried) = match agency(&state, &headers, "GET", &path).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let answer = match state.idm().agency_document(&client, &id, state.now()).await {
+        Ok(d) => {
+            let mut body = json!({
+                "document": id, "state": d.state.as_str(), "name": d.name,
+                "sha256": d.sha256, "expires_at": rfc3339(d.expires_at),
+            });
+            if let Some(sub) = d.signer {
+                body["signer"] = json!({ "sub": sub });
+                body["signed_url"] = json!(format!("{path}/signed.pdf"));
+            }
+            ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    with_nonce(&state, answer, carried).await
+}
+
+async fn signed_pdf(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/agency/v1/documents/{id}/signed.pdf");
+    let (client, carried) = match agency(&state, &headers, "GET", &path).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let answer = match state.idm().agency_document(&client, &id, state.now()).await {
+        Ok(d) => match d.signed {
+            Some(pdf) => (
+                [
+                    (header::CONTENT_TYPE, "application/pdf"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                pdf,
+            )
+                .into_response(),
+            None => ApiError::new(
+                StatusCode::CONFLICT,
+                tuaton_core::ErrorCode::UnknownDocument,
+                format!("The document is {}, not signed.", d.state.as_str()),
+            )
+            .into_response(),
+        },
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    with_nonce(&state, answer, carried).await
+}
+
+/// The signing page: the agency, the file's name, size, pages and
+/// SHA-256, and the buttons.
+async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let shown = match state.idm().shown_document(&id, state.now()).await {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let body = fill(
+        PAGE,
+        &[
+            ("client", &escape(&shown.client_name)),
+            ("name", &escape(&shown.name)),
+            ("size", &shown.size.to_string()),
+            ("pages", &shown.pages.to_string()),
+            ("sha256", &escape(&shown.sha256)),
+            ("document", &escape(&id)),
+            ("expires", &escape(&rfc3339(shown.expires_at))),
+        ],
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+async fn start(
+    State(state): State<AppState>,
+    session: SessionAuth,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asked = state
+        .idm()
+        .start_document_signing(&session, &id, state.now())
+        .await?;
+    let options = serde_json::to_value(&asked.options).map_err(ApiError::internal)?;
+    let shown = asked.documents.first();
+    Ok(Json(json!({
+        "request_id": asked.request_id,
+        "public_key": options.get("publicKey").cloned().unwrap_or(options),
+        "sha256": shown.map(|d| d.sha256.clone()),
+        "pages": shown.and_then(|d| d.pdf.as_ref().map(|p| p.pages)),
+    })))
+}
+
+/// The assertion over the signing challenge.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinishRequest {
+    credential: PublicKeyCredential,
+}
+
+async fn finish(
+    State(state): State<AppState>,
+    session: SessionAuth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<FinishRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let back = state
+        .idm()
+        .finish_document_signing(&session, &id, &req.credential, state.now())
+        .await?;
+    Ok(Json(json!({ "redirect": back.as_str() })))
+}
+
+/// Declining needs no login, as declining a login does; the JSON body
+/// (`{}`) makes a browser ask first before another site's page sends it.
+async fn decline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(_): ApiJson<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let back = state.idm().decline_document(&id, state.now()).await?;
+    Ok(Json(json!({ "redirect": back.as_str() })))
+}

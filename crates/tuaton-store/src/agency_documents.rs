@@ -1,0 +1,258 @@
+//! PDFs agencies posted for a person to sign (the document API), and the
+//! signed files they fetch.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row as _};
+use time::OffsetDateTime;
+
+use crate::{StoreError, from_ms, to_ms};
+
+/// Where a posted document is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentState {
+    /// Waiting for the person.
+    Pending,
+    /// Signed; the signed file is kept.
+    Signed,
+    /// The person declined.
+    Declined,
+}
+
+impl DocumentState {
+    /// As stored and as the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Signed => "signed",
+            Self::Declined => "declined",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "signed" => Ok(Self::Signed),
+            "declined" => Ok(Self::Declined),
+            other => Err(StoreError::Corrupt(format!(
+                "an agency document's state {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A posted document as stored.
+#[derive(Debug, Clone)]
+pub struct AgencyDocument {
+    /// Opaque id; also the signing page's address.
+    pub id: String,
+    /// The client that posted it.
+    pub client_id: String,
+    /// The client's `sub` of the one person who may sign; `None`: anyone
+    /// who logs in.
+    pub subject: Option<String>,
+    /// The file's name as the person sees it.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Its pages.
+    pub pages: u32,
+    /// The file.
+    pub content: Vec<u8>,
+    /// Where the browser goes afterwards.
+    pub redirect_uri: String,
+    /// The agency's `state`, carried there.
+    pub client_state: Option<String>,
+    /// Pending, signed or declined.
+    pub state: DocumentState,
+    /// The signing request the page began last.
+    pub signing_request: Option<String>,
+    /// The signed file, once signed.
+    pub signed: Option<Vec<u8>>,
+    /// The client's `sub` of the signer.
+    pub signer_subject: Option<String>,
+    /// When it was posted.
+    pub created: OffsetDateTime,
+    /// After this it is not signed.
+    pub expires: OffsetDateTime,
+    /// When it was signed or declined.
+    pub done: Option<OffsetDateTime>,
+}
+
+/// A document to store.
+#[derive(Debug, Clone)]
+pub struct NewDocument<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The posting client.
+    pub client_id: &'a str,
+    /// Who may sign it.
+    pub subject: Option<&'a str>,
+    /// The file's name.
+    pub name: &'a str,
+    /// Its SHA-256, hex.
+    pub sha256: &'a str,
+    /// Its pages.
+    pub pages: u32,
+    /// The file.
+    pub content: &'a [u8],
+    /// Where the browser goes afterwards.
+    pub redirect_uri: &'a str,
+    /// The agency's `state`.
+    pub client_state: Option<&'a str>,
+    /// Its end.
+    pub expires: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, client_id, subject, name, size, sha256, pages, content_base64, \
+     redirect_uri, client_state, state, signing_request, signed_base64, signer_subject, \
+     created_ms, expires_ms, done_ms";
+
+fn decoded(what: &str, text: &str) -> Result<Vec<u8>, StoreError> {
+    STANDARD
+        .decode(text)
+        .map_err(|_| StoreError::Corrupt(format!("an agency document's {what}")))
+}
+
+fn from_row(r: &AnyRow) -> Result<AgencyDocument, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("an agency document's {what}"));
+    let content: String = r.try_get("content_base64")?;
+    let signed: Option<String> = r.try_get("signed_base64")?;
+    let state: String = r.try_get("state")?;
+    let done: Option<i64> = r.try_get("done_ms")?;
+    Ok(AgencyDocument {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        subject: r.try_get("subject")?,
+        name: r.try_get("name")?,
+        size: u64::try_from(r.try_get::<i64, _>("size")?).map_err(|_| corrupt("size"))?,
+        sha256: r.try_get("sha256")?,
+        pages: u32::try_from(r.try_get::<i64, _>("pages")?).map_err(|_| corrupt("pages"))?,
+        content: decoded("content", &content)?,
+        redirect_uri: r.try_get("redirect_uri")?,
+        client_state: r.try_get("client_state")?,
+        state: DocumentState::parse(&state)?,
+        signing_request: r.try_get("signing_request")?,
+        signed: signed.map(|s| decoded("signed file", &s)).transpose()?,
+        signer_subject: r.try_get("signer_subject")?,
+        created: from_ms(r.try_get("created_ms")?),
+        expires: from_ms(r.try_get("expires_ms")?),
+        done: done.map(from_ms),
+    })
+}
+
+/// Stores a pending document.
+pub async fn insert<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    new: &NewDocument<'_>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO agency_documents ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11, $12, NULL)"
+    ))
+    .bind(new.id)
+    .bind(new.client_id)
+    .bind(new.subject)
+    .bind(new.name)
+    .bind(i64::try_from(new.content.len()).unwrap_or(i64::MAX))
+    .bind(new.sha256)
+    .bind(i64::from(new.pages))
+    .bind(STANDARD.encode(new.content))
+    .bind(new.redirect_uri)
+    .bind(new.client_state)
+    .bind(to_ms(now))
+    .bind(to_ms(new.expires))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// One document by id.
+pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<AgencyDocument>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM agency_documents WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Records the signing request the page began for a pending, unexpired
+/// document; `false` when it is no longer pending or has expired.
+pub async fn begin_signing<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    signing_request: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE agency_documents SET signing_request = $1 \
+         WHERE id = $2 AND state = 'pending' AND expires_ms > $3",
+    )
+    .bind(signing_request)
+    .bind(id)
+    .bind(to_ms(now))
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Keeps the signed file of a pending document whose signing request is
+/// `signing_request`; `false` when it is not pending (signed or declined
+/// meanwhile) or another request was begun since.
+pub async fn mark_signed<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    signing_request: &str,
+    signed: &[u8],
+    signer_subject: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE agency_documents SET state = 'signed', signed_base64 = $1, signer_subject = $2, \
+         done_ms = $3 WHERE id = $4 AND state = 'pending' AND signing_request = $5",
+    )
+    .bind(STANDARD.encode(signed))
+    .bind(signer_subject)
+    .bind(to_ms(now))
+    .bind(id)
+    .bind(signing_request)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks a pending document declined; `false` when it was not pending.
+pub async fn mark_declined<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE agency_documents SET state = 'declined', done_ms = $1 \
+         WHERE id = $2 AND state = 'pending'",
+    )
+    .bind(to_ms(now))
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Deletes documents whose lifetime ended before `now`, signed or not:
+/// the agency fetches a signed file within the document's lifetime.
+pub async fn purge_expired(store: &crate::Store, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let r = sqlx::query("DELETE FROM agency_documents WHERE expires_ms <= $1")
+        .bind(to_ms(now))
+        .execute(store.conn().await?.conn())
+        .await?;
+    Ok(r.rows_affected())
+}
