@@ -360,6 +360,64 @@ test('a database writer who changes the confirmed hashes gets nothing signed, an
   assert.equal(sql(`SELECT state FROM signing_requests WHERE id = '${token.signing_request}'`), 'signed');
 });
 
+test('signDoc signs the PDF and the file whose hashes the person confirmed: PAdES that pyHanko and pdfsig accept, CAdES that openssl cms verifies', async () => {
+  const pdf = readFileSync(new URL('../fixtures/agency-form.pdf', import.meta.url));
+  const text = Buffer.from('ใบรับการโอน · transfer receipt\n');
+  const granted = await confirmed([[sha256(pdf), 'คำขอโอน · agency-form.pdf'], [sha256(text), 'ใบรับ · receipt.txt']]);
+  const signDoc = (documents, extra = {}) => csc('signatures/signDoc', granted.access_token, {
+    credentialID: credentialId, documents, ...extra,
+  });
+  const doc = (bytes, format, more = {}) => ({
+    document: b64(bytes), signature_format: format, conformance_level: 'Ades-B-T', signAlgo: ECDSA_SHA256, ...more,
+  });
+
+  // Refused, each spending nothing: a file not confirmed, JAdES, a level
+  // Tuaton does not make, digests instead of documents, a PDF signed as
+  // an attached CAdES.
+  const stranger = await signDoc([doc(Buffer.from('a file the person never saw'), 'C')]);
+  assert.equal(stranger.status, 400);
+  assert.match(stranger.body.error_description, /not one the person confirmed/);
+  for (const [refused, why] of [
+    [{ documents: [doc(text, 'J')] }, /JAdES/],
+    [{ documents: [doc(text, 'C', { conformance_level: 'Ades-B-LTA' })] }, /conformance_level/],
+    [{ documents: [doc(pdf, 'P', { signed_envelope_property: 'Certification' })] }, /signed_envelope_property/],
+    [{ documents: [doc(text, 'C')], documentDigests: [{ hashes: [b64(sha256(text))] }] }, /documentDigests/],
+  ]) {
+    const r = await csc('signatures/signDoc', granted.access_token, { credentialID: credentialId, ...refused });
+    assert.equal(r.status, 400, JSON.stringify(refused).slice(0, 80));
+    assert.match(r.body.error_description, why);
+  }
+
+  const signed = await signDoc([doc(pdf, 'P'), doc(text, 'C')]);
+  assert.equal(signed.status, 200, JSON.stringify(signed.body));
+  assert.equal(signed.body.DocumentWithSignature.length, 1);
+  assert.equal(signed.body.SignatureObject.length, 1);
+  const root = Buffer.from(await (await fetch(`${base}/pki/root.crt`)).arrayBuffer());
+  writeFileSync(join(dir, 'root.der'), root);
+  execFileSync('openssl', ['x509', '-inform', 'DER', '-in', 'root.der', '-out', 'root.pem'], { cwd: dir });
+  const signedPdf = Buffer.from(signed.body.DocumentWithSignature[0], 'base64');
+  assert.ok(signedPdf.subarray(0, pdf.length).equals(pdf), 'an incremental update of the file confirmed');
+  writeFileSync(join(dir, 'signdoc.pdf'), signedPdf);
+  const hanko = execFileSync(python, ['-m', 'pyhanko', 'sign', 'validate', '--pretty-print', '--force-revinfo',
+    '--trust-replace', '--trust', 'root.pem', 'signdoc.pdf'], { cwd: dir, encoding: 'utf8' });
+  assert.match(hanko, /The signature is judged VALID/);
+  assert.match(execFileSync('pdfsig', [join(dir, 'signdoc.pdf')], { encoding: 'utf8' }), /Signature is Valid\./);
+  writeFileSync(join(dir, 'receipt.txt'), text);
+  writeFileSync(join(dir, 'receipt.p7s'), Buffer.from(signed.body.SignatureObject[0], 'base64'));
+  const cms = (content) => spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', 'receipt.p7s',
+    '-content', content, '-CAfile', 'root.pem', '-out', '/dev/null'], { cwd: dir, encoding: 'utf8' });
+  const good = cms('receipt.txt');
+  assert.equal(good.status, 0, good.stderr);
+  assert.match(good.stderr, /Verification successful/);
+  const changed = Buffer.from(text);
+  changed[0] ^= 0x01;
+  writeFileSync(join(dir, 'receipt-changed.txt'), changed);
+  assert.notEqual(cms('receipt-changed.txt').status, 0);
+
+  // Spent: the same documents sign nothing again.
+  assert.equal((await signDoc([doc(pdf, 'P'), doc(text, 'C')])).status, 400);
+});
+
 test('an agency not allowed signatures, or malformed authorization details, gets the standard error and no signing page', async () => {
   const hash = sha256('a deed');
   const bad = async (config, extra) => {

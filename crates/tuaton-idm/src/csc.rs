@@ -38,7 +38,8 @@ use crate::custody::CustodyError;
 use crate::pki::chain_of;
 use crate::sessions::ActiveSession;
 use crate::signing::{
-    HASH, SigningChallenge, SigningRecord, b64, confirmation_challenge, may_sign,
+    DocumentDigest, HASH, Job, MAX_DOCUMENTS, PdfDocument, Signed, SigningChallenge, SigningRecord,
+    b64, check_documents, confirmation_challenge, format_of, may_sign, planned_pdf,
 };
 use crate::{Idm, IdmError};
 
@@ -428,20 +429,21 @@ impl Idm {
         Ok((sad, (request.expires - now).whole_seconds().max(1)))
     }
 
-    /// `signatures/signHash`: signs `hashes` (each one the person confirmed
-    /// in the request the token carries, none twice) with the credential's
-    /// key, ECDSA P-256 over each hash as it is, DER-encoded. A `sad` must
-    /// be one `csc_authorize` gave for the same request and client. The
-    /// confirmation is spent before anything is signed, and the signing is
-    /// recorded with its evidence and audited in one transaction; nothing
-    /// is returned unless it committed.
-    pub async fn csc_sign_hash(
+    /// What `signatures/signHash` and `signatures/signDoc` check before
+    /// anything is spent: the account may sign; the token carries a
+    /// confirmed request of this person and credential, whose every hash of
+    /// `hashes` (none twice) the person confirmed; the stored request is
+    /// still what they confirmed (a row a database writer changed signs
+    /// nothing); a `sad` given covers these hashes for this client; the
+    /// certificate may sign for the account; and the activation is this
+    /// client's and this person's, its evidence naming the challenge.
+    async fn authorised(
         &self,
         caller: &SignatureCaller<'_>,
         sad: Option<&str>,
         hashes: &[[u8; 32]],
         now: OffsetDateTime,
-    ) -> Result<Vec<Vec<u8>>, IdmError> {
+    ) -> Result<Authorised, IdmError> {
         let SignatureCaller {
             account,
             client_id,
@@ -453,11 +455,9 @@ impl Idm {
             .confirmed_request(account, signing_request, credential_id, now)
             .await?;
         if hashes.is_empty() {
-            return Err(invalid("hashes names no hash to sign"));
+            return Err(invalid("the call names nothing to sign"));
         }
         check_hashes(&request, hashes)?;
-        // The stored request must still be what the person confirmed: a row
-        // a database writer changed after the confirmation signs nothing.
         let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
         if hex::encode(challenge) != request.challenge {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
@@ -483,37 +483,95 @@ impl Idm {
             }
         }
         self.check_signer_certificate(account, &certificate, now)?;
-        let key = keys::by_id(self.store().conn().await?.conn(), &certificate.key_id)
-            .await?
-            .filter(|k| {
-                k.state == KeyState::Active
-                    && k.purpose == KeyPurpose::UserSigning
-                    && k.account_id.as_ref() == Some(&account.id)
-            })
-            .ok_or(IdmError::UnknownSigningCredential)?;
-
-        // The activation must be this client's and this person's, and the
-        // client data the authenticator signed must name the challenge,
-        // before it is spent: a call that fails these spends nothing.
         let kept = self
             .activation(account, client_id, &request.id, now)
             .await?;
         if !evidence_names(&kept.evidence, &challenge) {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
-        // Spent before anything is signed: racing calls with one token sign
-        // once. The spend need not wait for the disk: the signatures are
-        // returned only after the signing record's durable commit, which
-        // takes the spend to the disk with it (WAL order), so a spend lost
-        // in a power cut is one whose signatures nobody received.
+        Ok(Authorised {
+            request,
+            certificate,
+            kept,
+        })
+    }
+
+    /// Spends the activation of `request_id`, before anything is signed:
+    /// racing calls with one token sign once. The spend need not wait for
+    /// the disk: the signatures are returned only after the signing
+    /// record's durable commit, which takes the spend to the disk with it
+    /// (WAL order), so a spend lost in a power cut is one whose signatures
+    /// nobody received.
+    async fn spend_activation(&self, request_id: &str) -> Result<(), IdmError> {
         let mut spending = Batch::new();
         let spent = spending.add(ceremonies::spend(
-            &request.id,
+            request_id,
             CeremonyKind::SignatureActivation,
         ));
         if !self.store().write_relaxed(spending).await?.take(spent)? {
             return Err(IdmError::SignatureNotAuthorised);
         }
+        Ok(())
+    }
+
+    /// Records a signing made through the CSC API (the request marked
+    /// signed, one audit record) in one transaction; nothing is returned
+    /// to the agency unless it committed.
+    async fn record_signing(
+        &self,
+        caller: &SignatureCaller<'_>,
+        authorised: &Authorised,
+        documents: Vec<serde_json::Value>,
+        now: OffsetDateTime,
+    ) -> Result<(), IdmError> {
+        let mut tx = self.store().begin().await?;
+        let recorded = SigningRecord {
+            account: caller.account,
+            request_id: &authorised.request.id,
+            evidence: &authorised.kept.evidence,
+            certificate: &authorised.certificate,
+            cred_id: &authorised.kept.cred_id,
+            documents,
+            client_id: Some(caller.client_id),
+        }
+        .write(&mut tx, now)
+        .await?;
+        if !recorded {
+            drop(tx);
+            return Err(IdmError::SignatureNotAuthorised);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `signatures/signHash`: signs `hashes` (each one the person confirmed
+    /// in the request the token carries, none twice) with the credential's
+    /// key, ECDSA P-256 over each hash as it is, DER-encoded. A `sad` must
+    /// be one `csc_authorize` gave for the same request and client. The
+    /// confirmation is spent before anything is signed, and the signing is
+    /// recorded with its evidence and audited in one transaction; nothing
+    /// is returned unless it committed.
+    pub async fn csc_sign_hash(
+        &self,
+        caller: &SignatureCaller<'_>,
+        sad: Option<&str>,
+        hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Vec<u8>>, IdmError> {
+        let authorised = self.authorised(caller, sad, hashes, now).await?;
+        let account = caller.account;
+        let key = keys::by_id(
+            self.store().conn().await?.conn(),
+            &authorised.certificate.key_id,
+        )
+        .await?
+        .filter(|k| {
+            k.state == KeyState::Active
+                && k.purpose == KeyPurpose::UserSigning
+                && k.account_id.as_ref() == Some(&account.id)
+        })
+        .ok_or(IdmError::UnknownSigningCredential)?;
+        self.spend_activation(&authorised.request.id).await?;
 
         let backend = self.keys().clone();
         let key_ref: tuaton_keys::KeyRef =
@@ -546,25 +604,143 @@ impl Idm {
             .iter()
             .map(|h| json!({ "sha256": hex::encode(h), "format": HASH }))
             .collect();
-        let mut tx = self.store().begin().await?;
-        let recorded = SigningRecord {
-            account,
-            request_id: &request.id,
-            evidence: &kept.evidence,
-            certificate: &certificate,
-            cred_id: &kept.cred_id,
-            documents: signed,
-            client_id: Some(client_id),
-        }
-        .write(&mut tx, now)
-        .await?;
-        if !recorded {
-            drop(tx);
-            return Err(IdmError::SignatureNotAuthorised);
-        }
-        tx.commit().await?;
+        self.record_signing(caller, &authorised, signed, now)
+            .await?;
         Ok(signatures)
     }
+
+    /// `signatures/signDoc`: signs `documents`, each one whose SHA-256 the
+    /// person confirmed in the request the token carries (none twice), in
+    /// the format asked: PAdES B-T in a PDF, CAdES B-T detached, or XAdES
+    /// B-T enveloped in an XML document. Every document is read and
+    /// prepared before the confirmation is spent, so a document Tuaton
+    /// cannot sign spends nothing; the signing is recorded and audited as
+    /// signHash's is.
+    pub async fn csc_sign_doc(
+        &self,
+        caller: &SignatureCaller<'_>,
+        sad: Option<&str>,
+        documents: Vec<DocumentToSign>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Signed>, IdmError> {
+        if documents.is_empty() || documents.len() > MAX_DOCUMENTS {
+            return Err(invalid(format!(
+                "documents: 1 to {MAX_DOCUMENTS} documents in one call"
+            )));
+        }
+        let (documents, hashes) = tokio::task::spawn_blocking(move || {
+            let hashes: Vec<[u8; 32]> = documents
+                .iter()
+                .map(|d| {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(digest(&SHA256, &d.bytes).as_ref());
+                    h
+                })
+                .collect();
+            (documents, hashes)
+        })
+        .await
+        .map_err(|_| CustodyError::Interrupted)?;
+        let authorised = self.authorised(caller, sad, &hashes, now).await?;
+        let account = caller.account;
+        // Each document as the signing flow checks it, named by the label
+        // the person saw beside its hash.
+        let label = |h: &[u8; 32]| {
+            let hex = hex::encode(h);
+            authorised
+                .request
+                .documents
+                .iter()
+                .find(|d| d.sha256 == hex)
+                .map(|d| d.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("document {}", &hex[..16]))
+        };
+        let asked: Vec<DocumentDigest> = documents
+            .into_iter()
+            .zip(&hashes)
+            .map(|(d, h)| {
+                let mut asked = DocumentDigest {
+                    name: label(h),
+                    size: d.bytes.len() as u64,
+                    sha256: *h,
+                    pdf: None,
+                    json: None,
+                    xml: None,
+                };
+                match d.format {
+                    DocumentFormat::Pades => {
+                        asked.pdf = Some(PdfDocument {
+                            bytes: d.bytes,
+                            visible: None,
+                        });
+                    }
+                    DocumentFormat::Xades => asked.xml = Some(d.bytes),
+                    DocumentFormat::Cades => {}
+                }
+                asked
+            })
+            .collect();
+        let (mut requested, mut asked) =
+            tokio::task::spawn_blocking(move || check_documents(&asked).map(|d| (d, asked)))
+                .await
+                .map_err(|_| CustodyError::Interrupted)??;
+        let mut jobs = Vec::with_capacity(asked.len());
+        for (i, (asked, doc)) in asked.iter_mut().zip(requested.iter_mut()).enumerate() {
+            if let Some(pdf) = &mut asked.pdf {
+                jobs.push(Job::InFile(planned_pdf(account, i, pdf, doc, now).await?));
+            } else if let Some(xml) = asked.xml.take() {
+                jobs.push(Job::Xades(xml));
+            } else {
+                jobs.push(Job::Detached(asked.sha256));
+            }
+        }
+        self.spend_activation(&authorised.request.id).await?;
+        let signed = self
+            .sign_documents(account, &authorised.certificate, &requested, jobs, now)
+            .await?;
+        let record: Vec<serde_json::Value> = requested
+            .iter()
+            .map(|d| {
+                let mut r = json!({ "sha256": d.sha256, "size": d.size, "format": format_of(d) });
+                if let Some(plan) = &d.pdf {
+                    r["signed_digest"] = json!(plan.signed_digest);
+                }
+                r
+            })
+            .collect();
+        self.record_signing(caller, &authorised, record, now)
+            .await?;
+        Ok(signed.into_iter().map(|s| s.signed).collect())
+    }
+}
+
+/// How `signatures/signDoc` signs a document (CSC `signature_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentFormat {
+    /// `P`: PAdES B-T in the PDF.
+    Pades,
+    /// `C`: CAdES B-T, detached.
+    Cades,
+    /// `X`: XAdES B-T, enveloped in the XML document.
+    Xades,
+}
+
+/// A document given to `signatures/signDoc`.
+#[derive(Debug, Clone)]
+pub struct DocumentToSign {
+    /// The document.
+    pub bytes: Vec<u8>,
+    /// How to sign it.
+    pub format: DocumentFormat,
+}
+
+/// A signature call that passed every check ([`Idm::authorised`]), before
+/// its activation is spent.
+struct Authorised {
+    request: SigningRequest,
+    certificate: StoredCertificate,
+    kept: Activated,
 }
 
 /// How many Signature Activation Data values one person may hold at once.

@@ -352,7 +352,7 @@ fn digest_bytes(hex_digest: &str) -> Result<[u8; 32], IdmError> {
 /// What one document of a confirmed request becomes: a detached signature
 /// over its digest, a signature in the prepared PDF, a JWS over the JSON
 /// document, or an XAdES signature in the XML one.
-enum Job {
+pub(crate) enum Job {
     Detached([u8; 32]),
     InFile(tuaton_sign::pades::PreparedPdf),
     Jws(Vec<u8>, tuaton_sign::jws::JwsOptions),
@@ -467,6 +467,25 @@ fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPla
 /// Prepares document `i`, a PDF, for its signature as `plan` lays it out
 /// at `at`, off the async threads; a file that cannot be signed is the
 /// caller's error.
+/// Prepares `pdf` (document `i`) for `account`'s signature at `at`: the
+/// incremental update laid out as [`pdf_plan`] says, the plan (with the
+/// pages and the digest to sign) kept in `doc`. The bytes were checked;
+/// preparing them is their last use.
+pub(crate) async fn planned_pdf(
+    account: &Account,
+    i: usize,
+    pdf: &mut PdfDocument,
+    doc: &mut RequestedDocument,
+    at: OffsetDateTime,
+) -> Result<tuaton_sign::pades::PreparedPdf, IdmError> {
+    let mut plan = pdf_plan(account, pdf, at);
+    let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, at).await?;
+    plan.pages = prepared.pages();
+    plan.signed_digest = hex::encode(prepared.digest());
+    doc.pdf = Some(plan);
+    Ok(prepared)
+}
+
 async fn prepare_pdf(
     i: usize,
     bytes: Vec<u8>,
@@ -739,12 +758,7 @@ impl Idm {
         let mut documents = documents;
         for (i, (asked, doc)) in asked.iter_mut().zip(documents.iter_mut()).enumerate() {
             let Some(pdf) = &mut asked.pdf else { continue };
-            let mut plan = pdf_plan(&account, pdf, now);
-            // The bytes were checked; preparing them is their last use.
-            let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, now).await?;
-            plan.pages = prepared.pages();
-            plan.signed_digest = hex::encode(prepared.digest());
-            doc.pdf = Some(plan);
+            planned_pdf(&account, i, pdf, doc, now).await?;
         }
         self.open_request(&account, certificate, documents, &active, now)
             .await
@@ -1046,7 +1060,7 @@ impl Idm {
     /// One signature per document with the certificate's key, each B-T
     /// (time-stamped by Tuaton's TSA) but a JWS: CAdES detached over a
     /// digest, PAdES in a prepared PDF, JWS over JSON, XAdES in XML.
-    async fn sign_documents(
+    pub(crate) async fn sign_documents(
         &self,
         account: &Account,
         certificate: &StoredCertificate,

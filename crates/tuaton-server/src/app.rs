@@ -216,11 +216,13 @@ struct BodyLimits {
 }
 
 /// Whether a request may carry documents: a JSON POST to the signing API's
-/// two routes, exactly, or a PDF posted to the document API. (Forms are read before routing, by the CSRF layer,
+/// two routes or to CSC `signatures/signDoc`, exactly, or a PDF posted to
+/// the document API. (Forms are read before routing, by the CSRF layer,
 /// so a form never gets the larger bound.)
 fn carries_documents(req: &axum::extract::Request) -> bool {
     let path = req.uri().path();
     let route = path == "/api/v1/signatures"
+        || path == "/csc/v2/signatures/signDoc"
         || path
             .strip_prefix("/api/v1/signatures/")
             .and_then(|rest| rest.strip_suffix("/finish"))

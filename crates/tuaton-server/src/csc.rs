@@ -17,8 +17,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tuaton_idm::csc::{Credential, EC_PUBLIC_KEY_OID, ECDSA_SHA256_OID, P256_OID, SignatureCaller};
-use tuaton_idm::{IdmError, ResourceCaller};
+use tuaton_idm::csc::{
+    Credential, DocumentFormat, DocumentToSign, EC_PUBLIC_KEY_OID, ECDSA_SHA256_OID, P256_OID,
+    SignatureCaller,
+};
+use tuaton_idm::{IdmError, ResourceCaller, Signed};
 use tuaton_oidc::credential::{MAX_HASHES, SERVICE, SHA256_OID, decode_hash};
 
 use crate::app::AppState;
@@ -27,11 +30,12 @@ use crate::oidc::{issuer, presented_resource, resource_token_refusal, with_nonce
 /// The CSC API version served.
 const SPECS: &str = "2.0.0.2";
 /// The methods served, as `info` lists them.
-const METHODS: [&str; 4] = [
+const METHODS: [&str; 5] = [
     "credentials/list",
     "credentials/info",
     "credentials/authorize",
     "signatures/signHash",
+    "signatures/signDoc",
 ];
 
 /// The routes; every call signs or reads for an agency's back end, so they
@@ -43,6 +47,11 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/csc/v2/credentials/info", post(credential_info))
         .route("/csc/v2/credentials/authorize", post(authorize))
         .route("/csc/v2/signatures/signHash", post(sign_hash))
+        // Documents: bounded by TUATON_MAX_DOCUMENT_BYTES (crate::app).
+        .route(
+            "/csc/v2/signatures/signDoc",
+            post(sign_doc).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::ratelimit::back_channel,
@@ -223,7 +232,7 @@ async fn info(State(state): State<AppState>) -> Response {
         "logo": format!("{issuer}/assets/tuaton.css"),
         "region": "TH",
         "lang": "th-TH",
-        "description": "Tuaton remote signing: a person's key in Tuaton's key backend signs hashes they confirmed with a passkey.",
+        "description": "Tuaton remote signing: a person's key in Tuaton's key backend signs the hashes and documents they confirmed with a passkey.",
         "authType": ["oauth2code"],
         "oauth2": issuer,
         "oauth2Issuer": issuer,
@@ -541,6 +550,159 @@ async fn sign_hash(
             .map_err(idm_refusal)?;
         let encoded: Vec<String> = signatures.iter().map(|s| STANDARD.encode(s)).collect();
         Ok(answer(json!({ "signatures": encoded })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignDocRequest {
+    #[serde(default, rename = "credentialID")]
+    credential_id: Option<String>,
+    #[serde(default, rename = "SAD")]
+    sad: Option<String>,
+    #[serde(default)]
+    documents: Option<Vec<SignDocDocument>>,
+    #[serde(default)]
+    document_digests: Option<serde_json::Value>,
+    #[serde(default)]
+    operation_mode: Option<String>,
+    #[serde(default)]
+    return_validation_info: bool,
+}
+
+#[derive(Deserialize)]
+struct SignDocDocument {
+    document: String,
+    signature_format: String,
+    #[serde(default)]
+    conformance_level: Option<String>,
+    #[serde(rename = "signAlgo")]
+    sign_algo: String,
+    #[serde(default)]
+    signed_envelope_property: Option<String>,
+}
+
+/// One `documents` entry of signDoc as the service layer signs it: the
+/// format (`P` PAdES in the PDF, `C` CAdES detached, `X` XAdES enveloped),
+/// at the B-T level (B-B is answered with B-T, which is B-B with a time
+/// stamp added).
+fn document_to_sign(i: usize, d: SignDocDocument) -> Result<DocumentToSign, Refusal> {
+    let envelope = d.signed_envelope_property.as_deref();
+    let format = match (d.signature_format.as_str(), envelope) {
+        ("P", None | Some("Enveloped")) => DocumentFormat::Pades,
+        ("C", None | Some("Detached")) => DocumentFormat::Cades,
+        ("X", None | Some("Enveloped")) => DocumentFormat::Xades,
+        ("J", _) => {
+            return Err(invalid_request(&format!(
+                "Invalid parameter documents[{i}].signature_format: JAdES is not offered; Tuaton signs P (PAdES), C (CAdES) and X (XAdES)."
+            )));
+        }
+        ("P" | "C" | "X", Some(_)) => {
+            return Err(invalid_request(&format!(
+                "Invalid parameter documents[{i}].signed_envelope_property: Tuaton makes PAdES and XAdES Enveloped and CAdES Detached."
+            )));
+        }
+        _ => {
+            return Err(invalid_request(&format!(
+                "Invalid parameter documents[{i}].signature_format: P, C or X."
+            )));
+        }
+    };
+    let level = d.conformance_level.as_deref().map(str::to_ascii_uppercase);
+    if !matches!(
+        level.as_deref(),
+        None | Some("ADES-B-B" | "ADES-B-T" | "ADES-B")
+    ) {
+        return Err(invalid_request(&format!(
+            "Invalid parameter documents[{i}].conformance_level: Tuaton makes AdES-B-T (and answers AdES-B-B with it)."
+        )));
+    }
+    if !matches!(d.sign_algo.as_str(), ECDSA_SHA256_OID | EC_PUBLIC_KEY_OID) {
+        return Err(invalid_request(&format!(
+            "Invalid parameter documents[{i}].signAlgo: the key signs {ECDSA_SHA256_OID} (ecdsa-with-SHA256)."
+        )));
+    }
+    let bytes = STANDARD.decode(d.document.as_bytes()).map_err(|_| {
+        invalid_request(&format!(
+            "Invalid parameter documents[{i}].document: not base64."
+        ))
+    })?;
+    Ok(DocumentToSign { bytes, format })
+}
+
+/// `signatures/signDoc` (CSC API v2.0 §11.11): the documents given, each
+/// one whose SHA-256 the person confirmed, signed by Tuaton in the format
+/// asked; PDFs and XML come back in `DocumentWithSignature`, detached CAdES
+/// signatures in `SignatureObject`, each in the order of the documents of
+/// its kind.
+async fn sign_doc(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let state = &state;
+    method(state, &headers, "/csc/v2/signatures/signDoc", |c| async move {
+        let asked: SignDocRequest = body(&bytes)?;
+        if asked.operation_mode.as_deref().is_some_and(|m| m != "S") {
+            return Err(invalid_request(
+                "Invalid parameter operationMode: only S (synchronous) is offered.",
+            ));
+        }
+        if asked.document_digests.is_some() {
+            return Err(invalid_request(
+                "Invalid parameter documentDigests: signDoc signs the documents given; sign hashes with signatures/signHash.",
+            ));
+        }
+        if asked.return_validation_info {
+            return Err(invalid_request(
+                "Invalid parameter returnValidationInfo: validation information is not offered (info says so).",
+            ));
+        }
+        let Some(credential_id) = asked.credential_id else {
+            return Err(invalid_request("Missing parameter credentialID."));
+        };
+        let documents = asked
+            .documents
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| invalid_request("Missing parameter documents."))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| document_to_sign(i, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signed = state
+            .idm()
+            .csc_sign_doc(
+                &signature_caller(&c, &credential_id),
+                asked.sad.as_deref(),
+                documents,
+                state.now(),
+            )
+            .await
+            .map_err(idm_refusal)?;
+        let mut with_signature = Vec::new();
+        let mut objects = Vec::new();
+        for s in signed {
+            match s {
+                Signed::Pdf(b) | Signed::Xml(b) => with_signature.push(STANDARD.encode(b)),
+                Signed::Detached(b) => objects.push(STANDARD.encode(b)),
+                Signed::Jws { .. } => {
+                    return Err(refusal(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "The service failed; nothing was returned.",
+                    ));
+                }
+            }
+        }
+        let mut out = json!({});
+        if !with_signature.is_empty() {
+            out["DocumentWithSignature"] = json!(with_signature);
+        }
+        if !objects.is_empty() {
+            out["SignatureObject"] = json!(objects);
+        }
+        Ok(answer(out))
     })
     .await
 }
