@@ -150,6 +150,10 @@ pub struct IdmParts {
     /// The CA hierarchy's settings; `None`: no CA is configured, and the
     /// time-stamping authority and signing refuse.
     pub ca: Option<pki::CaPlan>,
+    /// Where signatures' time stamps come from when an external TSA is
+    /// configured ([`pki::CaPlan::time_stamp_url`]); Tuaton's own TSA when
+    /// `None`.
+    pub external_tsa: Option<Arc<dyn tuaton_sign::tsp::TimeStampSource>>,
 }
 
 /// A certified face matcher and where its reference faces come from.

@@ -58,6 +58,10 @@ pub struct CaPlan {
     /// are proofed at the signing level (at enrolment), not at their first
     /// signing.
     pub keys_at_enrolment: bool,
+    /// An external RFC 3161 time-stamping authority the signatures' time
+    /// stamps come from (`TUATON_TSA_URL`); Tuaton's own TSA when `None`.
+    /// The transport is [`crate::IdmParts::external_tsa`].
+    pub time_stamp_url: Option<url::Url>,
 }
 
 impl CaPlan {
@@ -70,6 +74,7 @@ impl CaPlan {
             tsa_name: format!("Tuaton Time-Stamping Authority{suffix}"),
             ocsp_name: format!("Tuaton OCSP Responder{suffix}"),
             keys_at_enrolment: false,
+            time_stamp_url: None,
             settings,
         }
     }

@@ -1084,7 +1084,11 @@ impl Idm {
             .into_iter()
             .map(|c| c.der)
             .collect();
-        let stamper = crate::pki::time_stamper(self.store(), self.keys(), plan, now).await?;
+        // An external TSA when one is configured, Tuaton's own otherwise.
+        let stamper: Arc<dyn tuaton_sign::tsp::TimeStampSource> = match &self.parts().external_tsa {
+            Some(external) => external.clone(),
+            None => Arc::new(crate::pki::time_stamper(self.store(), self.keys(), plan, now).await?),
+        };
         let backend: Arc<dyn KeyBackend> = self.keys().clone();
         let cert_der = certificate.der.clone();
         let docs = documents.to_vec();
@@ -1101,7 +1105,7 @@ impl Idm {
                             digest,
                             tuaton_sign::cades::Options {
                                 signing_time,
-                                time_stamp: Some(&stamper),
+                                time_stamp: Some(stamper.as_ref()),
                             },
                         )
                     };
@@ -1124,7 +1128,7 @@ impl Idm {
                             &bytes,
                             tuaton_sign::xades::XadesOptions {
                                 signing_time: now,
-                                time_stamp: Some(&stamper),
+                                time_stamp: Some(stamper.as_ref()),
                             },
                         )?),
                     };

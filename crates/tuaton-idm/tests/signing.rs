@@ -876,6 +876,125 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     }
 }
 
+/// An external time-stamping authority made with OpenSSL
+/// (tests/tsa/make-external-tsa) in `dir`, answering each request with
+/// `openssl ts -reply`; counts the time stamps it gave.
+struct OpensslTsa {
+    dir: std::path::PathBuf,
+    given: std::sync::atomic::AtomicUsize,
+}
+
+impl tuaton_sign::tsp::TimeStampSource for OpensslTsa {
+    fn time_stamp(&self, request: &[u8]) -> Result<Vec<u8>, tuaton_sign::SignError> {
+        let n = self.given.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let query = self.dir.join(format!("{n}.tsq"));
+        let reply = self.dir.join(format!("{n}.tsr"));
+        std::fs::write(&query, request).unwrap();
+        let (ok, text) = openssl(
+            &self.dir,
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                "tsa.cnf",
+                "-queryfile",
+                query.to_str().unwrap(),
+                "-out",
+                reply.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{text}");
+        Ok(std::fs::read(reply).unwrap())
+    }
+}
+
+async fn with_an_external_tsa_the_signatures_carry_its_time_stamps(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let tsa_dir = dir.path().join("external-tsa");
+    let made = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/tsa/make-external-tsa"
+        ))
+        .arg(&tsa_dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let tsa = std::sync::Arc::new(OpensslTsa {
+        dir: tsa_dir.clone(),
+        given: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let idm = common::idm_with_tsa(&db, &dir.path().join("keys"), tsa.clone());
+    let now = OffsetDateTime::now_utc();
+    idm.certify_hierarchy(now, "operator:test", true)
+        .await
+        .unwrap();
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, _) = enrol_with_passkey(&idm, &mut phone, now).await;
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+    let lease = b"a lease, time-stamped elsewhere";
+    let asked = idm
+        .start_signing(&session, &[document("lease.txt", lease)], now)
+        .await
+        .unwrap();
+    let assertion = answer(&mut phone, &asked.options);
+    let signed = idm
+        .finish_signing(&session, &asked.request_id, &assertion, Vec::new(), now)
+        .await
+        .unwrap();
+    assert_eq!(tsa.given.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let tuaton_idm::Signed::Detached(p7s) = &signed[0].signed else {
+        panic!("a detached signature");
+    };
+    // The token in the signature's unsigned attributes verifies with the
+    // external TSA's root, over the signature value (RFC 3161 Appendix A).
+    use der::{Decode as _, Encode as _};
+    let info = cms::content_info::ContentInfo::from_der(p7s).unwrap();
+    let data = info
+        .content
+        .decode_as::<cms::signed_data::SignedData>()
+        .unwrap();
+    let signer = data.signer_infos.0.get(0).unwrap();
+    let token = signer
+        .unsigned_attrs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|a| a.oid.to_string() == "1.2.840.113549.1.9.16.2.14")
+        .unwrap()
+        .values
+        .get(0)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    std::fs::write(tsa_dir.join("token.der"), token).unwrap();
+    std::fs::write(tsa_dir.join("signature.bin"), signer.signature.as_bytes()).unwrap();
+    let verify_with = |anchor: &str| {
+        openssl(
+            &tsa_dir,
+            &[
+                "ts",
+                "-verify",
+                "-token_in",
+                "-in",
+                "token.der",
+                "-data",
+                "signature.bin",
+                "-CAfile",
+                anchor,
+                "-untrusted",
+                "tsa.pem",
+            ],
+        )
+    };
+    let (ok, text) = verify_with("ca.pem");
+    assert!(ok && text.contains("Verification: OK"), "{text}");
+    // Tuaton's own TSA gave none: its root does not verify the token.
+    let root = idm.root_certificate(now).await.unwrap();
+    std::fs::write(tsa_dir.join("tuaton-root.pem"), tuaton_idm::pki::pem(&root)).unwrap();
+    assert!(!verify_with("tuaton-root.pem").0);
+}
+
 /// Sets the identity level of `account` as an officer's decision would.
 async fn set_ial(db: &TestDb, account: &tuaton_core::AccountId, level: &str) {
     sqlx::query("UPDATE accounts SET ial = $1 WHERE id = $2")
@@ -937,4 +1056,5 @@ on_both_engines!(
     what_the_passkey_did_not_confirm_is_never_signed,
     with_keys_at_enrolment_the_signer_certificate_is_made_when_the_person_enrols,
     an_account_lowered_below_its_certificates_level_signs_nothing_under_it,
+    with_an_external_tsa_the_signatures_carry_its_time_stamps,
 );

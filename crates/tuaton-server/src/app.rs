@@ -60,6 +60,12 @@ impl AppState {
                 dev: settings.dev,
             })),
             ca: settings.ca.clone(),
+            external_tsa: settings
+                .ca
+                .as_ref()
+                .and_then(|c| c.time_stamp_url.clone())
+                .and_then(crate::outbound::HttpTsa::new)
+                .map(|t| Arc::new(t) as Arc<dyn tuaton_sign::tsp::TimeStampSource>),
         });
         Self(Arc::new(Inner {
             settings,

@@ -1,5 +1,6 @@
 //! Requests Tuaton's server makes to addresses an agency registered (its
-//! back-channel logout URI, its `jwks_uri`), and where they may go.
+//! back-channel logout URI, its `jwks_uri`), and where they may go; and to
+//! the external time-stamping authority an operator configured.
 //!
 //! Outside development, only https, and only to public addresses: the name
 //! is resolved first, every address it gives must be one the internet
@@ -145,6 +146,90 @@ impl tuaton_idm::JwksFetcher for GuardedJwksFetcher {
     }
 }
 
+/// The largest time-stamp response read from an external TSA.
+const MAX_TIME_STAMP_RESPONSE: usize = 64 * 1024;
+
+/// An external RFC 3161 time-stamping authority over HTTP (RFC 3161 §3.4):
+/// the `TimeStampReq` posted as `application/timestamp-query`, the
+/// `TimeStampResp` read back as `application/timestamp-reply`. The
+/// operator names it (`TUATON_TSA_URL`), so it is reached wherever it is;
+/// the token it gives is checked by `tuaton_sign::tsp::time_stamp_token`
+/// (granted, over exactly the signature, with the request's nonce) before
+/// any signature carries it.
+pub(crate) struct HttpTsa {
+    url: Url,
+    client: reqwest::Client,
+}
+
+impl HttpTsa {
+    /// A client for the TSA at `url`; `None` when no HTTP client can be made.
+    pub(crate) fn new(url: Url) -> Option<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .user_agent("Tuaton time-stamp request")
+            .build()
+            .ok()?;
+        Some(Self { url, client })
+    }
+
+    async fn ask(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        let answer = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/timestamp-query")
+            .body(request)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "the TSA did not answer in time".to_owned()
+                } else {
+                    "the TSA was not reached".to_owned()
+                }
+            })?;
+        if !answer.status().is_success() {
+            return Err(format!("the TSA answered {}", answer.status()));
+        }
+        let kind = answer
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !kind.starts_with("application/timestamp-reply") {
+            return Err("the TSA's answer is not application/timestamp-reply".into());
+        }
+        if answer
+            .content_length()
+            .is_some_and(|n| n > MAX_TIME_STAMP_RESPONSE as u64)
+        {
+            return Err("the TSA's answer is too large".into());
+        }
+        let body = answer
+            .bytes()
+            .await
+            .map_err(|_| "the TSA's answer could not be read".to_owned())?;
+        if body.len() > MAX_TIME_STAMP_RESPONSE {
+            return Err("the TSA's answer is too large".into());
+        }
+        Ok(body.to_vec())
+    }
+}
+
+impl tuaton_sign::tsp::TimeStampSource for HttpTsa {
+    /// Called from the blocking threads signing runs on: the request is
+    /// made on the runtime those threads belong to.
+    fn time_stamp(&self, request: &[u8]) -> Result<Vec<u8>, tuaton_sign::SignError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            tuaton_sign::SignError::TimeStamp("no runtime to reach the TSA from".into())
+        })?;
+        runtime.block_on(self.ask(request.to_vec())).map_err(|e| {
+            tracing::warn!(tsa = %self.url, error = %e, "the external TSA gave no time stamp");
+            tuaton_sign::SignError::TimeStamp(e)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +262,142 @@ mod tests {
                 "{public}"
             );
         }
+    }
+
+    /// An external TSA made with OpenSSL (tests/tsa/make-external-tsa) in
+    /// `dir`, served on loopback: `/ok` answers with `openssl ts -reply`,
+    /// `/broken` with 500, `/html` with a page, `/garbage` with bytes that
+    /// are no `TimeStampResp`.
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    async fn openssl_tsa(dir: &std::path::Path) -> std::net::SocketAddr {
+        use axum::routing::post;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/tsa/make-external-tsa"
+        );
+        let made = std::process::Command::new("bash")
+            .arg(script)
+            .arg(dir)
+            .status()
+            .expect("bash and openssl are installed");
+        assert!(made.success());
+        let home = dir.to_path_buf();
+        let reply = move |body: axum::body::Bytes| {
+            let home = home.clone();
+            async move {
+                let answer = tokio::task::spawn_blocking(move || {
+                    let query = home.join(format!("{}.tsq", tuaton_store::new_id()));
+                    let out = query.with_extension("tsr");
+                    std::fs::write(&query, &body).unwrap();
+                    let ok = std::process::Command::new("openssl")
+                        .args(["ts", "-reply", "-config"])
+                        .arg(home.join("tsa.cnf"))
+                        .arg("-queryfile")
+                        .arg(&query)
+                        .arg("-out")
+                        .arg(&out)
+                        .output()
+                        .unwrap()
+                        .status
+                        .success();
+                    assert!(ok, "openssl ts -reply");
+                    std::fs::read(out).unwrap()
+                })
+                .await
+                .unwrap();
+                ([("content-type", "application/timestamp-reply")], answer)
+            }
+        };
+        let app = axum::Router::new()
+            .route("/ok", post(reply))
+            .route(
+                "/broken",
+                post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .route(
+                "/html",
+                post(|| async { ([("content-type", "text/html")], "<p>maintenance</p>") }),
+            )
+            .route(
+                "/garbage",
+                post(|| async {
+                    (
+                        [("content-type", "application/timestamp-reply")],
+                        vec![0x30u8, 0x03, 0x02, 0x01, 0x00],
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// Asks the TSA at `path` of `addr` for a token over `data`, from a
+    /// blocking thread as signing does.
+    async fn token_from(
+        addr: std::net::SocketAddr,
+        path: &str,
+        data: &'static [u8],
+    ) -> Result<Vec<u8>, tuaton_sign::SignError> {
+        let url = Url::parse(&format!("http://{addr}{path}")).unwrap_or_else(|_| unreachable!());
+        let Some(tsa) = HttpTsa::new(url) else {
+            unreachable!("an HTTP client is made")
+        };
+        tokio::task::spawn_blocking(move || tuaton_sign::tsp::time_stamp_token(&tsa, data))
+            .await
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    async fn an_external_tsa_gives_a_token_openssl_verifies_and_a_bad_answer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = openssl_tsa(dir.path()).await;
+        let data: &'static [u8] = b"the signature value a time stamp is asked for";
+        let token = token_from(addr, "/ok", data).await.unwrap();
+        std::fs::write(dir.path().join("token.der"), &token).unwrap();
+        std::fs::write(dir.path().join("data.bin"), data).unwrap();
+        let verify = |file: &str| {
+            std::process::Command::new("openssl")
+                .args([
+                    "ts",
+                    "-verify",
+                    "-token_in",
+                    "-in",
+                    "token.der",
+                    "-data",
+                    file,
+                ])
+                .args(["-CAfile", "ca.pem", "-untrusted", "tsa.pem"])
+                .current_dir(dir.path())
+                .output()
+                .unwrap()
+        };
+        let checked = verify("data.bin");
+        assert!(
+            String::from_utf8_lossy(&checked.stdout).contains("Verification: OK"),
+            "{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        std::fs::write(dir.path().join("other.bin"), b"another value").unwrap();
+        assert!(!String::from_utf8_lossy(&verify("other.bin").stdout).contains("Verification: OK"));
+
+        for (path, why) in [
+            ("/broken", "answered 500"),
+            ("/html", "not application/timestamp-reply"),
+            ("/garbage", ""),
+            ("/missing", "answered 404"),
+        ] {
+            let e = token_from(addr, path, data).await.unwrap_err();
+            assert!(e.to_string().contains(why), "{path}: {e}");
+        }
+        // Nothing listens: not reached, in a sentence without the address.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let e = token_from(closed, "/ok", data).await.unwrap_err();
+        assert!(e.to_string().contains("not reached"), "{e}");
     }
 }

@@ -239,6 +239,27 @@ impl TimeStampSource for TimeStamper {
     }
 }
 
+/// The encapsulated content of the SignedData `content`, the rest of it
+/// read only as far as its framing: the certificates and signer infos are
+/// the validator's to judge, and TSAs in service send certificate sets that
+/// strict DER decoding refuses (a certificate twice, or out of DER order),
+/// which must not cost the signer their time stamp.
+fn encapsulated_content(content: &Any) -> der::Result<cms::signed_data::EncapsulatedContentInfo> {
+    use der::Reader as _;
+    let bytes = content.to_der()?;
+    let mut reader = der::SliceReader::new(&bytes)?;
+    let encap = reader.sequence(|r| {
+        let _version = Any::decode(r)?;
+        let _digest_algorithms = Any::decode(r)?;
+        let encap = cms::signed_data::EncapsulatedContentInfo::decode(r)?;
+        while !r.is_finished() {
+            Any::decode(r)?;
+        }
+        Ok(encap)
+    })?;
+    reader.finish(encap)
+}
+
 /// A random 64-bit nonce, positive.
 fn nonce() -> Result<Int, SignError> {
     random_int::<8>()
@@ -281,15 +302,12 @@ pub fn time_stamp_token(source: &dyn TimeStampSource, data: &[u8]) -> Result<Vec
     let token = resp
         .time_stamp_token
         .ok_or_else(|| refused("granted without a token"))?;
-    let signed = token
-        .content
-        .decode_as::<cms::signed_data::SignedData>()
+    let encap = encapsulated_content(&token.content)
         .map_err(|_| refused("the token is not a SignedData"))?;
-    if signed.encap_content_info.econtent_type != ID_CT_TST_INFO {
+    if encap.econtent_type != ID_CT_TST_INFO {
         return Err(refused("the token does not hold a TSTInfo"));
     }
-    let info = signed
-        .encap_content_info
+    let info = encap
         .econtent
         .as_ref()
         .ok_or_else(|| refused("the token's TSTInfo is missing"))

@@ -84,12 +84,30 @@ fn idm_built(
     keys_at_enrolment: bool,
 ) -> Idm {
     let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
-    idm_over(db, Arc::new(keys), face, companies, keys_at_enrolment)
+    idm_over(db, Arc::new(keys), face, companies, keys_at_enrolment, None)
+}
+
+/// The service layer whose signatures take their time stamps from `tsa`,
+/// an external time-stamping authority.
+pub fn idm_with_tsa(
+    db: &TestDb,
+    keys_dir: &std::path::Path,
+    tsa: Arc<dyn tuaton_sign::tsp::TimeStampSource>,
+) -> Idm {
+    let keys = SoftwareBackend::open(keys_dir, MasterKey::from_bytes([7; 32])).unwrap();
+    idm_over(
+        db,
+        Arc::new(keys),
+        None,
+        Arc::new(Companies::default()),
+        false,
+        Some(tsa),
+    )
 }
 
 /// The service layer with its keys in `keys` (a PKCS#11 token, say).
 pub fn idm_with_keys(db: &TestDb, keys: Arc<dyn tuaton_keys::KeyBackend>) -> Idm {
-    idm_over(db, keys, None, Arc::new(Companies::default()), false)
+    idm_over(db, keys, None, Arc::new(Companies::default()), false, None)
 }
 
 fn idm_over(
@@ -98,6 +116,7 @@ fn idm_over(
     face: Option<FaceCheck>,
     companies: Arc<Companies>,
     keys_at_enrolment: bool,
+    external_tsa: Option<Arc<dyn tuaton_sign::tsp::TimeStampSource>>,
 ) -> Idm {
     let passkeys = Passkeys::new(PasskeyConfig {
         public_url: Url::parse(ORIGIN).unwrap(),
@@ -117,6 +136,7 @@ fn idm_over(
         policy: Policy::default(),
         face,
         jwks_fetcher: None,
+        external_tsa,
         ca: Some(tuaton_idm::pki::CaPlan {
             keys_at_enrolment,
             ..tuaton_idm::pki::CaPlan::named(

@@ -1,7 +1,8 @@
 //! The certificate authority: the operator's name in the CA's
 //! certificates and the deployment's certificate policy (a development
 //! server has both by default; a production deployment names its own), and
-//! when a person's signing key is made (`TUATON_SIGNING_KEYS`).
+//! when a person's signing key is made (`TUATON_SIGNING_KEYS`), and an
+//! external time-stamping authority for signatures (`TUATON_TSA_URL`).
 
 use tuaton_idm::pki::{CaPlan, CaSettings, ObjectIdentifier};
 use url::Url;
@@ -88,8 +89,17 @@ pub(super) fn ca(f: &Fields, dev: bool, public_url: &Url) -> Result<Option<CaPla
             },
         )?
         .unwrap_or(false);
+    let time_stamp_url = f.get(
+        "TUATON_TSA_URL",
+        "an http:// or https:// URL of an RFC 3161 time-stamping authority",
+        |v| match Url::parse(v.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+            _ => Err("not an http:// or https:// URL".to_owned()),
+        },
+    )?;
     Ok(Some(CaPlan {
         keys_at_enrolment,
+        time_stamp_url,
         ..CaPlan::named(settings, dev)
     }))
 }

@@ -394,6 +394,21 @@ mod tests {
             .copied()
             .collect();
         refused(&env, None, &["TUATON_SIGNING_KEYS", "enrolment"]);
+        // Time stamps from Tuaton's own TSA unless an external one is named.
+        assert_eq!(plan(&[]).time_stamp_url, None);
+        let external = plan(&[("TUATON_TSA_URL", "https://tsa.example.go.th/rfc3161")]);
+        assert_eq!(
+            external.time_stamp_url.map(|u| u.to_string()).as_deref(),
+            Some("https://tsa.example.go.th/rfc3161")
+        );
+        for bad in ["tsa.example.go.th", "ftp://tsa.example.go.th/", "https://"] {
+            let env: Vec<(&str, &str)> = ca
+                .iter()
+                .chain(&[("TUATON_TSA_URL", bad)])
+                .copied()
+                .collect();
+            refused(&env, None, &["TUATON_TSA_URL", "RFC 3161"]);
+        }
     }
 
     #[test]
