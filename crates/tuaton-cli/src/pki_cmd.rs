@@ -45,6 +45,16 @@ pub(crate) enum PkiCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Take a certificate off hold (revoked with certificateHold) by its
+    /// serial number: it is valid again, and the CRL and the OCSP
+    /// responder say so at once. A certificate revoked for another reason
+    /// stays revoked. Audited.
+    Release {
+        /// The certificate's serial number, hex.
+        serial: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Write the root certificate valid now, PEM, for relying parties to
     /// install as their trust anchor.
     Root {
@@ -66,6 +76,29 @@ pub(crate) async fn run(config: Option<&Path>, cmd: PkiCommand) -> ExitCode {
             reason,
             common,
         } => revoke(config, &serial, &reason, &common).await,
+        PkiCommand::Release { serial, common } => release(config, &serial, &common).await,
+    }
+}
+
+async fn release(config: Option<&Path>, serial: &str, common: &Common) -> ExitCode {
+    let (_, store) = match crate::open(config, common.dev).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let released = tuaton_idm::pki::release_certificate(
+        &store,
+        serial,
+        &crate::operator_actor(),
+        OffsetDateTime::now_utc(),
+    )
+    .await;
+    store.close().await;
+    match released {
+        Ok(cert) => {
+            print(std::slice::from_ref(&cert), common.json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => crate::fail(e),
     }
 }
 

@@ -89,8 +89,10 @@ impl AccountAdmin {
         })
     }
 
-    /// Suspends an active account and ends its sessions; returns the account
-    /// id and how many sessions ended. `reason` (1 to 200 characters, no
+    /// Suspends an active account, ends its sessions and puts its signer
+    /// certificates on hold (`certificateHold`: relying parties see them
+    /// suspended at once, through the CRL and OCSP); returns the account id
+    /// and how many sessions ended. `reason` (1 to 200 characters, no
     /// personal data) goes to the audit log.
     pub async fn suspend_account(
         &self,
@@ -113,14 +115,24 @@ impl AccountAdmin {
         let mut tx = self.store().begin().await?;
         accounts::set_state(&mut tx, &a.id, AccountState::Suspended, Some(reason), now).await?;
         let ended = sessions::delete_for_account(&mut tx, &a.id, now).await?;
-        let ev = audit::success(operator, action::SUSPEND, a.id.to_string())
-            .with_details(json!({ "reason": reason, "sessions_ended": ended }));
+        let held = tuaton_store::certificates::revoke_of_account(
+            &mut tx,
+            &a.id,
+            tuaton_store::certificates::HOLD,
+            now,
+            &operator.to_string(),
+        )
+        .await?;
+        let ev = audit::success(operator, action::SUSPEND, a.id.to_string()).with_details(
+            json!({ "reason": reason, "sessions_ended": ended, "certificates_held": held.len() }),
+        );
         store_audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         Ok((a.id, ended))
     }
 
-    /// Lifts a suspension; returns the account id.
+    /// Lifts a suspension and takes the account's certificates off hold
+    /// (those revoked for good stay revoked); returns the account id.
     pub async fn reactivate_account(
         &self,
         operator: &Actor,
@@ -133,6 +145,8 @@ impl AccountAdmin {
         }
         let mut tx = self.store().begin().await?;
         accounts::set_state(&mut tx, &a.id, AccountState::Active, None, now).await?;
+        tuaton_store::certificates::release_of_account(&mut tx, &a.id, now, &operator.to_string())
+            .await?;
         store_audit::append(
             &mut tx,
             now,

@@ -644,17 +644,16 @@ impl crate::Idm {
     }
 }
 
-/// Revokes the end-entity certificate with serial `serial_hex` (a
-/// signer's, the TSA's or the OCSP responder's; CA certificates are not
-/// revoked this way) for `reason`, an RFC 5280 reason name, audited
-/// with `actor`. The CRL and OCSP answer with it from then on.
-pub async fn revoke_certificate(
+/// The signer's, TSA's or OCSP responder's certificate with serial
+/// `serial_hex` (as `tuaton pki list` shows it, or with colons, in either
+/// case); a CA certificate is not named this way. `reason`, when given,
+/// must be an RFC 5280 reason name.
+async fn named_certificate(
     store: &Store,
     serial_hex: &str,
-    reason: &str,
-    actor: &str,
-    now: OffsetDateTime,
+    reason: Option<&str>,
 ) -> Result<StoredCertificate, crate::IdmError> {
+    let reason = reason.unwrap_or("unspecified");
     let bad = |message: String| crate::IdmError::Invalid {
         code: tuaton_core::ErrorCode::InvalidField,
         message,
@@ -701,6 +700,26 @@ pub async fn revoke_certificate(
             "more than one certificate has serial {serial}"
         )));
     }
+    Ok(certificate)
+}
+
+/// Revokes the certificate with serial `serial_hex` (a signer's, the TSA's
+/// or the OCSP responder's; CA certificates are not revoked this way) for
+/// `reason`, an RFC 5280 reason name, audited with `actor`. The CRL and
+/// OCSP answer with it from then on. `certificateHold` suspends it until
+/// [`release_certificate`]; a held certificate may be revoked for good.
+pub async fn revoke_certificate(
+    store: &Store,
+    serial_hex: &str,
+    reason: &str,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<StoredCertificate, crate::IdmError> {
+    let bad = |message: String| crate::IdmError::Invalid {
+        code: tuaton_core::ErrorCode::InvalidField,
+        message,
+    };
+    let certificate = named_certificate(store, serial_hex, Some(reason)).await?;
     let mut tx = store.begin().await?;
     if !certificates::revoke(&mut tx, &certificate.id, reason, now, actor).await? {
         drop(tx);
@@ -708,6 +727,33 @@ pub async fn revoke_certificate(
             "certificate {} is revoked already",
             certificate.id
         )));
+    }
+    tx.commit().await?;
+    Ok(
+        certificates::by_id(store.conn().await?.conn(), &certificate.id)
+            .await?
+            .unwrap_or(certificate),
+    )
+}
+
+/// Takes the certificate with serial `serial_hex` off hold
+/// (`certificateHold`), audited with `actor`: it is valid again, and the
+/// CRL and OCSP say so from then on. A certificate revoked for another
+/// reason stays revoked.
+pub async fn release_certificate(
+    store: &Store,
+    serial_hex: &str,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<StoredCertificate, crate::IdmError> {
+    let certificate = named_certificate(store, serial_hex, None).await?;
+    let mut tx = store.begin().await?;
+    if !certificates::release(&mut tx, &certificate.id, now, actor).await? {
+        drop(tx);
+        return Err(crate::IdmError::Invalid {
+            code: tuaton_core::ErrorCode::InvalidField,
+            message: format!("certificate {} is not on hold", certificate.id),
+        });
     }
     tx.commit().await?;
     Ok(

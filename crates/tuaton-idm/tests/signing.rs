@@ -307,6 +307,20 @@ async fn with_hierarchy(
     (dir, idm, now)
 }
 
+/// Writes the issuing CA's certificate to `dir`/issuing.pem; returns the
+/// hierarchy.
+async fn issuing_pem(db: &TestDb, dir: &Path) -> Vec<certificates::StoredCertificate> {
+    let hierarchy = certificates::hierarchy(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    let issuing = hierarchy
+        .iter()
+        .find(|c| c.role == CertificateRole::IssuingCa)
+        .unwrap();
+    std::fs::write(dir.join("issuing.pem"), tuaton_idm::pki::pem(&issuing.der)).unwrap();
+    hierarchy
+}
+
 async fn count(db: &TestDb, table: &str, filter: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {filter}");
     let (n,): (i64,) = sqlx::query_as(&sql)
@@ -444,9 +458,7 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
 
     // The CRLs say the signer certificate is good, until the account is
     // erased: then it is revoked (and the key destroyed).
-    let hierarchy = certificates::hierarchy(db.store.conn().await.unwrap().conn())
-        .await
-        .unwrap();
+    let hierarchy = issuing_pem(&db, dir.path()).await;
     let issuing = hierarchy
         .iter()
         .find(|c| c.role == CertificateRole::IssuingCa)
@@ -455,11 +467,6 @@ async fn a_citizen_signs_two_documents_with_one_confirmation_and_openssl_accepts
         .iter()
         .find(|c| c.role == CertificateRole::Root)
         .unwrap();
-    std::fs::write(
-        dir.path().join("issuing.pem"),
-        tuaton_idm::pki::pem(&issuing.der),
-    )
-    .unwrap();
     std::fs::write(
         dir.path().join("signer.pem"),
         tuaton_idm::pki::pem(&asked.certificate),
@@ -876,6 +883,90 @@ async fn what_the_passkey_did_not_confirm_is_never_signed(db: TestDb) {
     }
 }
 
+async fn a_suspended_accounts_certificate_is_on_hold_until_it_is_reactivated(db: TestDb) {
+    let (dir, idm, now) = with_hierarchy(&db, idm).await;
+    let root = idm.root_certificate(now).await.unwrap();
+    std::fs::write(dir.path().join("root.pem"), tuaton_idm::pki::pem(&root)).unwrap();
+    issuing_pem(&db, dir.path()).await;
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, account) = enrol_with_passkey(&idm, &mut phone, now).await;
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+    let pending = idm
+        .start_signing(&session, &[document("loan.pdf", b"borrow")], now)
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("signer.pem"),
+        tuaton_idm::pki::pem(&pending.certificate),
+    )
+    .unwrap();
+    let status = || ocsp_status(&idm, dir.path(), "issuing.pem", "signer.pem");
+    assert!(status().await.contains("signer.pem: good"));
+
+    // An officer suspends the account (a phone reported lost, say): its
+    // certificate is on hold at once, and a request begun before signs
+    // nothing.
+    let officer = tuaton_idm::Actor::Operator("test".into());
+    idm.admin()
+        .suspend_account(&officer, account.as_str(), "phone reported lost", now)
+        .await
+        .unwrap();
+    let text = status().await;
+    assert!(text.contains("signer.pem: revoked"), "{text}");
+    assert!(text.contains("Reason: certificateHold"), "{text}");
+    let confirmed = answer(&mut phone, &pending.options);
+    assert!(
+        idm.finish_signing(&session, &pending.request_id, &confirmed, Vec::new(), now)
+            .await
+            .is_err()
+    );
+
+    // Reactivated, the same certificate is good again and signs.
+    idm.admin()
+        .reactivate_account(&officer, account.as_str(), now)
+        .await
+        .unwrap();
+    assert!(status().await.contains("signer.pem: good"));
+    assert_eq!(audit_actions(&db, "certificate.released").await, 1);
+    let session = logged_in(&idm, &mut phone, &evidence, now).await;
+    let again = idm
+        .start_signing(&session, &[document("loan.pdf", b"borrow")], now)
+        .await
+        .unwrap();
+    assert_eq!(again.certificate, pending.certificate);
+    let confirmed = answer(&mut phone, &again.options);
+    idm.finish_signing(&session, &again.request_id, &confirmed, Vec::new(), now)
+        .await
+        .unwrap();
+
+    // An operator's hold is released the same way; a certificate not on
+    // hold is not "released"; a held one can still be revoked for good,
+    // and then no release brings it back.
+    let (_, printed) = openssl(
+        dir.path(),
+        &["x509", "-in", "signer.pem", "-noout", "-serial"],
+    );
+    let serial = printed.trim().trim_start_matches("serial=").to_owned();
+    let revoke = |reason: &'static str| {
+        tuaton_idm::pki::revoke_certificate(&db.store, &serial, reason, "operator:test", now)
+    };
+    let release = || tuaton_idm::pki::release_certificate(&db.store, &serial, "operator:test", now);
+    assert!(release().await.is_err());
+    revoke("certificateHold").await.unwrap();
+    assert!(
+        revoke("certificateHold").await.is_err(),
+        "a held certificate is not held twice"
+    );
+    release().await.unwrap();
+    assert!(status().await.contains("signer.pem: good"));
+    revoke("certificateHold").await.unwrap();
+    revoke("keyCompromise").await.unwrap();
+    let text = status().await;
+    assert!(text.contains("Reason: keyCompromise"), "{text}");
+    assert!(release().await.is_err());
+    chain_intact(&db).await;
+}
+
 /// An external time-stamping authority made with OpenSSL
 /// (tests/tsa/make-external-tsa) in `dir`, answering each request with
 /// `openssl ts -reply`; counts the time stamps it gave.
@@ -1057,4 +1148,5 @@ on_both_engines!(
     with_keys_at_enrolment_the_signer_certificate_is_made_when_the_person_enrols,
     an_account_lowered_below_its_certificates_level_signs_nothing_under_it,
     with_an_external_tsa_the_signatures_carry_its_time_stamps,
+    a_suspended_accounts_certificate_is_on_hold_until_it_is_reactivated,
 );

@@ -305,22 +305,20 @@ pub async fn revoke_of_account(
     now: OffsetDateTime,
     actor: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM certificates WHERE account_id = $1 AND revoked_ms IS NULL ORDER BY id",
-    )
-    .bind(account.as_str())
-    .fetch_all(tx.conn())
-    .await?;
-    let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    let ids = of_account(tx, account, false).await?;
     for id in &ids {
         revoke(tx, id, reason, now, actor).await?;
     }
     Ok(ids)
 }
 
+/// The RFC 5280 reason that suspends a certificate instead of ending it.
+pub const HOLD: &str = "certificateHold";
+
 /// Revokes the certificate `id` for `reason` (an RFC 5280 reason name),
 /// with its audit record (`certificate.revoked`); `false` when there is no
-/// such certificate or it is revoked already.
+/// such certificate or it is revoked already. A certificate on hold may
+/// still be revoked for good (RFC 5280 §5.3.1), not put on hold again.
 pub async fn revoke(
     tx: &mut Tx,
     id: &str,
@@ -330,25 +328,98 @@ pub async fn revoke(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE certificates SET revoked_ms = $1, revocation_reason = $2 \
-         WHERE id = $3 AND revoked_ms IS NULL",
+         WHERE id = $3 AND (revoked_ms IS NULL OR (revocation_reason = $4 AND $2 <> $4))",
     )
     .bind(to_ms(now))
     .bind(reason)
     .bind(id)
+    .bind(HOLD)
     .execute(tx.conn())
     .await?
     .rows_affected();
+    let ev = AuditEvent::success(actor, "certificate.revoked", id)
+        .with_details(json!({ "reason": reason }));
+    audited(tx, done, now, &ev).await
+}
+
+/// The ids of `account`'s certificates on hold (`on_hold`), or of those
+/// not revoked.
+async fn of_account(
+    tx: &mut Tx,
+    account: &AccountId,
+    on_hold: bool,
+) -> Result<Vec<String>, StoreError> {
+    let query = if on_hold {
+        sqlx::query_as(
+            "SELECT id FROM certificates WHERE account_id = $1 AND revocation_reason = $2 ORDER BY id",
+        )
+        .bind(account.as_str())
+        .bind(HOLD)
+    } else {
+        sqlx::query_as(
+            "SELECT id FROM certificates WHERE account_id = $1 AND revoked_ms IS NULL ORDER BY id",
+        )
+        .bind(account.as_str())
+    };
+    let ids: Vec<(String,)> = query.fetch_all(tx.conn()).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// Appends `ev` when the change it records touched a row (`done`); whether
+/// it did.
+async fn audited(
+    tx: &mut Tx,
+    done: u64,
+    now: OffsetDateTime,
+    ev: &AuditEvent,
+) -> Result<bool, StoreError> {
     if done == 0 {
         return Ok(false);
     }
-    audit::append(
-        tx,
-        now,
-        &AuditEvent::success(actor, "certificate.revoked", id)
-            .with_details(json!({ "reason": reason })),
-    )
-    .await?;
+    audit::append(tx, now, ev).await?;
     Ok(true)
+}
+
+/// Takes the certificate `id` off hold: it is valid again, the CRL and the
+/// OCSP responder say so from then on, with its audit record
+/// (`certificate.released`); `false` when it is not on hold.
+pub async fn release(
+    tx: &mut Tx,
+    id: &str,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE certificates SET revoked_ms = NULL, revocation_reason = NULL \
+         WHERE id = $1 AND revocation_reason = $2",
+    )
+    .bind(id)
+    .bind(HOLD)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    audited(
+        tx,
+        done,
+        now,
+        &AuditEvent::success(actor, "certificate.released", id),
+    )
+    .await
+}
+
+/// Takes every certificate of `account` that is on hold off it, each with
+/// its audit record; returns their ids.
+pub async fn release_of_account(
+    tx: &mut Tx,
+    account: &AccountId,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids = of_account(tx, account, true).await?;
+    for id in &ids {
+        release(tx, id, now, actor).await?;
+    }
+    Ok(ids)
 }
 
 /// The certificates with serial `serial_hex` (lower-case hex without
