@@ -196,6 +196,9 @@ test('what an agency may not post or read is refused with a clear error and stor
   const notPdf = await post(registryToken, Buffer.from('%PDF-1.7\nthis is not a PDF at all'));
   assert.equal(notPdf.status, 400);
   assert.equal(notPdf.body.code, 'invalid_documents');
+  const reordered = await post(registryToken, form, { name: 'invoice\u202Efdp.exe' });
+  assert.equal(reordered.status, 400, 'a name with a bidirectional override');
+  assert.equal(reordered.body.code, 'invalid_documents');
   const elsewhere = await post(registryToken, form, { redirect_uri: `${callback}/../evil` });
   assert.equal(elsewhere.status, 400);
   const suffixed = await post(registryToken, form, { redirect_uri: `${callback}x` });

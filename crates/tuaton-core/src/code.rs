@@ -178,6 +178,9 @@ codes! {
     KeyBackendUnavailable = "key_backend_unavailable",
     /// The published signing keys cannot be read.
     KeysUnavailable = "keys_unavailable",
+    /// The time-stamping authority gave no time stamp for a signature;
+    /// nothing was signed, try again shortly.
+    TimeStampUnavailable = "time_stamp_unavailable",
     // The service itself.
     /// Too many attempts.
     RateLimited = "rate_limited",

@@ -219,6 +219,11 @@ pub enum CustodyError {
     /// key and certificate. The store or the backend.
     #[error("the time-stamping authority: {0}")]
     TimeStamp(String),
+    /// The time-stamping authority gave no time stamp for a signature (an
+    /// external one down, slow, or answering wrongly). Trying again later
+    /// may work.
+    #[error("no time stamp: {0}")]
+    TimeStampUnavailable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] tuaton_store::StoreError),
@@ -238,6 +243,7 @@ impl CustodyError {
             CustodyError::Pki(_) | CustodyError::TimeStamp(_) => {
                 tuaton_core::ErrorCode::InternalError
             }
+            CustodyError::TimeStampUnavailable(_) => tuaton_core::ErrorCode::TimeStampUnavailable,
             CustodyError::NotConfigured { .. }
             | CustodyError::DevelopmentKey { .. }
             | CustodyError::PublishedDevelopmentKey => tuaton_core::ErrorCode::InternalError,
@@ -251,7 +257,9 @@ impl CustodyError {
                 source.is_retryable()
             }
             CustodyError::Pki(tuaton_pki::PkiError::Key(k)) => k.is_retryable(),
-            CustodyError::Store(_) | CustodyError::Interrupted => true,
+            CustodyError::Store(_)
+            | CustodyError::Interrupted
+            | CustodyError::TimeStampUnavailable(_) => true,
             CustodyError::Pki(_) | CustodyError::TimeStamp(_) | CustodyError::NoCertificate(_) => {
                 false
             }

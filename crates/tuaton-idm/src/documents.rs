@@ -148,9 +148,9 @@ impl Idm {
             });
         }
         let chars = upload.name.chars().count();
-        if chars == 0 || chars > MAX_NAME_CHARS || upload.name.chars().any(char::is_control) {
+        if chars == 0 || chars > MAX_NAME_CHARS || !crate::signing::shown_name(&upload.name) {
             return Err(invalid(format!(
-                "name: 1 to {MAX_NAME_CHARS} characters, without control characters"
+                "name: 1 to {MAX_NAME_CHARS} characters, without control or bidirectional control characters"
             )));
         }
         if upload.bytes.is_empty() || upload.bytes.len() > MAX_SENT_BYTES {

@@ -747,6 +747,25 @@ pub async fn release_certificate(
     now: OffsetDateTime,
 ) -> Result<StoredCertificate, crate::IdmError> {
     let certificate = named_certificate(store, serial_hex, None).await?;
+    // Only a certificate whose key still exists, of an account still in
+    // service, is brought back.
+    let key = tuaton_store::keys::by_id(store.conn().await?.conn(), &certificate.key_id).await?;
+    let account = match &certificate.account_id {
+        Some(a) => tuaton_store::accounts::by_id(store.conn().await?.conn(), a).await?,
+        None => None,
+    };
+    let ended = key.is_none_or(|k| k.state == KeyState::Destroyed)
+        || (certificate.account_id.is_some()
+            && !account.is_some_and(|a| a.state == tuaton_store::accounts::AccountState::Active));
+    if ended {
+        return Err(crate::IdmError::Invalid {
+            code: tuaton_core::ErrorCode::InvalidField,
+            message: format!(
+                "certificate {} is not released: its key is destroyed or its account is not active",
+                certificate.id
+            ),
+        });
+    }
     let mut tx = store.begin().await?;
     if !certificates::release(&mut tx, &certificate.id, now, actor).await? {
         drop(tx);

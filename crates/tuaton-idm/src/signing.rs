@@ -242,9 +242,9 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
         .enumerate()
         .map(|(i, d)| {
             let chars = d.name.chars().count();
-            if chars == 0 || chars > MAX_NAME_CHARS || d.name.chars().any(char::is_control) {
+            if chars == 0 || chars > MAX_NAME_CHARS || !shown_name(&d.name) {
                 return Err(bad(format!(
-                    "document {i}: a name of 1 to {MAX_NAME_CHARS} characters, without control characters"
+                    "document {i}: a name of 1 to {MAX_NAME_CHARS} characters, without control or bidirectional control characters"
                 )));
             }
             if d.size == 0 {
@@ -531,6 +531,15 @@ fn citizen_of(account: &Account) -> Option<CitizenId> {
         .citizen_id
         .as_deref()
         .and_then(|c| CitizenId::parse(c).ok())
+}
+
+/// Whether `name` may be shown as the name of what a person signs: no
+/// control characters, no bidirectional controls (which would show it in
+/// another order than it is stored).
+pub(crate) fn shown_name(name: &str) -> bool {
+    !name
+        .chars()
+        .any(|c| c.is_control() || tuaton_oidc::credential::is_bidi_control(c))
 }
 
 /// Whether `account` may sign: active, proofed, at [`SIGNING_IAL`] or higher.
@@ -1142,7 +1151,12 @@ impl Idm {
         })
         .await
         .map_err(|_| CustodyError::Interrupted)?
-        .map_err(|e| IdmError::Internal(format!("signing: {e}")))
+        .map_err(|e| match e {
+            tuaton_sign::SignError::TimeStamp(why) => {
+                CustodyError::TimeStampUnavailable(why).into()
+            }
+            e => IdmError::Internal(format!("signing: {e}")),
+        })
     }
 }
 

@@ -914,6 +914,17 @@ async fn a_suspended_accounts_certificate_is_on_hold_until_it_is_reactivated(db:
     let text = status().await;
     assert!(text.contains("signer.pem: revoked"), "{text}");
     assert!(text.contains("Reason: certificateHold"), "{text}");
+    // An operator cannot release it while the account is suspended.
+    let (_, printed) = openssl(
+        dir.path(),
+        &["x509", "-in", "signer.pem", "-noout", "-serial"],
+    );
+    let serial = printed.trim().trim_start_matches("serial=").to_owned();
+    assert!(
+        tuaton_idm::pki::release_certificate(&db.store, &serial, "operator:test", now)
+            .await
+            .is_err()
+    );
     let confirmed = answer(&mut phone, &pending.options);
     assert!(
         idm.finish_signing(&session, &pending.request_id, &confirmed, Vec::new(), now)
@@ -942,11 +953,6 @@ async fn a_suspended_accounts_certificate_is_on_hold_until_it_is_reactivated(db:
     // An operator's hold is released the same way; a certificate not on
     // hold is not "released"; a held one can still be revoked for good,
     // and then no release brings it back.
-    let (_, printed) = openssl(
-        dir.path(),
-        &["x509", "-in", "signer.pem", "-noout", "-serial"],
-    );
-    let serial = printed.trim().trim_start_matches("serial=").to_owned();
     let revoke = |reason: &'static str| {
         tuaton_idm::pki::revoke_certificate(&db.store, &serial, reason, "operator:test", now)
     };
@@ -994,7 +1000,9 @@ impl tuaton_sign::tsp::TimeStampSource for OpensslTsa {
                 reply.to_str().unwrap(),
             ],
         );
-        assert!(ok, "{text}");
+        if !ok {
+            return Err(tuaton_sign::SignError::TimeStamp(text));
+        }
         Ok(std::fs::read(reply).unwrap())
     }
 }
@@ -1084,6 +1092,21 @@ async fn with_an_external_tsa_the_signatures_carry_its_time_stamps(db: TestDb) {
     let root = idm.root_certificate(now).await.unwrap();
     std::fs::write(tsa_dir.join("tuaton-root.pem"), tuaton_idm::pki::pem(&root)).unwrap();
     assert!(!verify_with("tuaton-root.pem").0);
+
+    // A TSA that gives no time stamp: nothing is signed, and the person
+    // hears to try again shortly, not that Tuaton failed.
+    std::fs::write(tsa_dir.join("tsa.cnf"), "not a configuration").unwrap();
+    let asked = idm
+        .start_signing(&session, &[document("lease.txt", lease)], now)
+        .await
+        .unwrap();
+    let assertion = answer(&mut phone, &asked.options);
+    let refused = idm
+        .finish_signing(&session, &asked.request_id, &assertion, Vec::new(), now)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::TimeStampUnavailable, "{refused}");
+    assert_eq!(audit_actions(&db, "signature.create").await, 1);
 }
 
 /// Sets the identity level of `account` as an officer's decision would.

@@ -75,9 +75,11 @@ pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Unicode's bidirectional controls (UAX #9): a label holding one could be
-/// shown in another order than it is stored and audited.
-fn is_bidi_control(c: char) -> bool {
+/// Unicode's bidirectional controls (UAX #9): a label or file name holding
+/// one could be shown in another order than it is stored and audited, so
+/// anything Tuaton shows a person as the name of what they sign refuses
+/// them.
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -64,7 +64,13 @@ impl AppState {
                 .ca
                 .as_ref()
                 .and_then(|c| c.time_stamp_url.clone())
-                .and_then(crate::outbound::HttpTsa::new)
+                .and_then(|url| {
+                    let made = crate::outbound::HttpTsa::new(url);
+                    if made.is_none() {
+                        tracing::error!("no HTTP client for TUATON_TSA_URL could be made; signatures take Tuaton's own time stamps");
+                    }
+                    made
+                })
                 .map(|t| Arc::new(t) as Arc<dyn tuaton_sign::tsp::TimeStampSource>),
         });
         Self(Arc::new(Inner {
@@ -168,7 +174,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(crate::web::routes())
         .merge(crate::oidc::routes(state.clone()))
         .merge(crate::csc::routes(state.clone()))
-        .merge(crate::documents::routes())
+        .merge(crate::documents::routes(state.clone()))
         .nest("/api/v1", crate::api::routes(state.clone()))
         .fallback(|| async {
             ApiError::not_found(

@@ -38,20 +38,26 @@ const METHODS: [&str; 5] = [
     "signatures/signDoc",
 ];
 
+/// How many signDoc calls (which carry documents) are served at once; the
+/// rest wait, their bodies unread.
+const SIGN_DOC_CALLS: usize = 4;
+
 /// The routes; every call signs or reads for an agency's back end, so they
 /// count against the per-address budget back ends have.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    // Documents: bounded by TUATON_MAX_DOCUMENT_BYTES (crate::app), and
+    // few read at once.
+    let documents = Router::new()
+        .route("/csc/v2/signatures/signDoc", post(sign_doc))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(SIGN_DOC_CALLS));
     Router::new()
+        .merge(documents)
         .route("/csc/v2/info", post(info))
         .route("/csc/v2/credentials/list", post(list))
         .route("/csc/v2/credentials/info", post(credential_info))
         .route("/csc/v2/credentials/authorize", post(authorize))
         .route("/csc/v2/signatures/signHash", post(sign_hash))
-        // Documents: bounded by TUATON_MAX_DOCUMENT_BYTES (crate::app).
-        .route(
-            "/csc/v2/signatures/signDoc",
-            post(sign_doc).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             crate::ratelimit::back_channel,

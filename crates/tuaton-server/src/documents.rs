@@ -36,21 +36,35 @@ const SCRIPT: &str = include_str!("web/assets/document.js");
 /// How many posts (each may carry a PDF) are served at once.
 const POSTS: usize = 4;
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
     // The body is bounded by TUATON_MAX_DOCUMENT_BYTES for the post
     // (crate::app), and few are read at once.
     let posting = Router::new()
         .route("/agency/v1/documents", post(post_document))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower::limit::ConcurrencyLimitLayer::new(POSTS));
-    Router::new()
+    // An agency's back end counts against the back-channel budget; the
+    // person's page against the per-address one.
+    let agency = Router::new()
         .merge(posting)
         .route("/agency/v1/documents/{id}", get(agency_document))
         .route("/agency/v1/documents/{id}/signed.pdf", get(signed_pdf))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::back_channel,
+        ));
+    let person = Router::new()
         .route("/documents/{id}", get(page))
         .route("/documents/{id}/start", post(start))
         .route("/documents/{id}/finish", post(finish))
         .route("/documents/{id}/decline", post(decline))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::ratelimit::per_address,
+        ));
+    Router::new()
+        .merge(agency)
+        .merge(person)
         .route("/assets/document.js", get(script))
 }
 

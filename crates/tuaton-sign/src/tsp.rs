@@ -260,6 +260,9 @@ fn encapsulated_content(content: &Any) -> der::Result<cms::signed_data::Encapsul
     reader.finish(encap)
 }
 
+/// How far a time stamp's time may be from Tuaton's clock, in seconds.
+const MAX_CLOCK_SKEW_SECS: f64 = 300.0;
+
 /// A random 64-bit nonce, positive.
 fn nonce() -> Result<Int, SignError> {
     random_int::<8>()
@@ -319,6 +322,13 @@ pub fn time_stamp_token(source: &dyn TimeStampSource, data: &[u8]) -> Result<Vec
     }
     if info.nonce.as_ref() != Some(&nonce) {
         return Err(refused("the token answers another request (nonce)"));
+    }
+    // A token must say the time it was asked at: one off by more than the
+    // skew two honest clocks may have is refused.
+    let said = info.gen_time.to_unix_duration().as_secs_f64();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    if (said - now).abs() > MAX_CLOCK_SKEW_SECS {
+        return Err(refused("the token's time is not now"));
     }
     Ok(token.to_der()?)
 }

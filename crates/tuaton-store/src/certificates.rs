@@ -296,8 +296,9 @@ pub async fn of_key<'e, E: Executor<'e, Database = Any>>(
     rows.into_iter().map(from_row).collect()
 }
 
-/// Revokes every unrevoked certificate that binds `account`, with an audit
-/// record (`certificate.revoked`) each; returns their ids.
+/// Revokes every certificate in force that binds `account` (and, for a
+/// reason other than a hold, every one on hold), with an audit record
+/// (`certificate.revoked`) each; returns their ids.
 pub async fn revoke_of_account(
     tx: &mut Tx,
     account: &AccountId,
@@ -305,7 +306,14 @@ pub async fn revoke_of_account(
     now: OffsetDateTime,
     actor: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let ids = of_account(tx, account, false).await?;
+    // A permanent revocation ends held certificates too; a hold holds
+    // only those in force.
+    let standing = if reason == HOLD {
+        Standing::Unrevoked
+    } else {
+        Standing::NotEnded
+    };
+    let ids = of_account(tx, account, standing).await?;
     for id in &ids {
         revoke(tx, id, reason, now, actor).await?;
     }
@@ -342,24 +350,35 @@ pub async fn revoke(
     audited(tx, done, now, &ev).await
 }
 
-/// The ids of `account`'s certificates on hold (`on_hold`), or of those
-/// not revoked.
+/// Which of an account's certificates [`of_account`] names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Those not revoked.
+    Unrevoked,
+    /// Those on hold.
+    Held,
+    /// Those not revoked for good: unrevoked or on hold.
+    NotEnded,
+}
+
+/// The ids of `account`'s certificates that `standing` names.
 async fn of_account(
     tx: &mut Tx,
     account: &AccountId,
-    on_hold: bool,
+    standing: Standing,
 ) -> Result<Vec<String>, StoreError> {
-    let query = if on_hold {
-        sqlx::query_as(
-            "SELECT id FROM certificates WHERE account_id = $1 AND revocation_reason = $2 ORDER BY id",
-        )
-        .bind(account.as_str())
-        .bind(HOLD)
+    let condition = match standing {
+        Standing::Unrevoked => "revoked_ms IS NULL",
+        Standing::Held => "revocation_reason = $2",
+        Standing::NotEnded => "(revoked_ms IS NULL OR revocation_reason = $2)",
+    };
+    let sql =
+        format!("SELECT id FROM certificates WHERE account_id = $1 AND {condition} ORDER BY id");
+    let query = sqlx::query_as(&sql).bind(account.as_str());
+    let query = if standing == Standing::Unrevoked {
+        query
     } else {
-        sqlx::query_as(
-            "SELECT id FROM certificates WHERE account_id = $1 AND revoked_ms IS NULL ORDER BY id",
-        )
-        .bind(account.as_str())
+        query.bind(HOLD)
     };
     let ids: Vec<(String,)> = query.fetch_all(tx.conn()).await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
@@ -415,7 +434,7 @@ pub async fn release_of_account(
     now: OffsetDateTime,
     actor: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let ids = of_account(tx, account, true).await?;
+    let ids = of_account(tx, account, Standing::Held).await?;
     for id in &ids {
         release(tx, id, now, actor).await?;
     }

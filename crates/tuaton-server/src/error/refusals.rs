@@ -239,6 +239,14 @@ impl From<tuaton_idm::IdmError> for ApiError {
                     60,
                 );
             }
+            E::Custody(tuaton_idm::custody::CustodyError::TimeStampUnavailable(why)) => {
+                tracing::warn!(reason = %why, "a signature got no time stamp");
+                return ApiError::unavailable(
+                    ErrorCode::TimeStampUnavailable,
+                    "The time-stamping authority gave no time stamp, so nothing was signed. Please confirm again shortly.",
+                    5,
+                );
+            }
             E::Custody(c) if c.is_retryable() => {
                 tracing::error!(error = %c, "key custody failed");
                 return ApiError::unavailable(

@@ -93,6 +93,11 @@ pub(super) fn ca(f: &Fields, dev: bool, public_url: &Url) -> Result<Option<CaPla
         "TUATON_TSA_URL",
         "an http:// or https:// URL of an RFC 3161 time-stamping authority",
         |v| match Url::parse(v.trim()) {
+            // Outside development only https: over http a network attacker
+            // could swap the token.
+            Ok(u) if u.scheme() == "http" && !dev => {
+                Err("http:// outside development; an https:// URL".to_owned())
+            }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
             _ => Err("not an http:// or https:// URL".to_owned()),
         },

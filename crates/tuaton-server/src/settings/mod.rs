@@ -401,7 +401,12 @@ mod tests {
             external.time_stamp_url.map(|u| u.to_string()).as_deref(),
             Some("https://tsa.example.go.th/rfc3161")
         );
-        for bad in ["tsa.example.go.th", "ftp://tsa.example.go.th/", "https://"] {
+        for bad in [
+            "tsa.example.go.th",
+            "ftp://tsa.example.go.th/",
+            "https://",
+            "http://tsa.example.go.th/",
+        ] {
             let env: Vec<(&str, &str)> = ca
                 .iter()
                 .chain(&[("TUATON_TSA_URL", bad)])
