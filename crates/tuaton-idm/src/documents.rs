@@ -236,6 +236,22 @@ impl Idm {
             .ok_or(IdmError::UnknownDocument)
     }
 
+    /// The posting client's `sub` for the person logged in (`session`),
+    /// who must be the one the agency named, if it named one.
+    async fn signer_of(
+        &self,
+        document: &AgencyDocument,
+        session: &ActiveSession,
+        now: OffsetDateTime,
+    ) -> Result<String, IdmError> {
+        let client = self.poster(document).await?;
+        let sub = self.subject(&client, &session.account_id, now).await?;
+        if document.subject.as_ref().is_some_and(|s| *s != sub) {
+            return Err(IdmError::NotTheSigner);
+        }
+        Ok(sub)
+    }
+
     /// What the signing page shows of document `id`: only while it waits.
     pub async fn shown_document(
         &self,
@@ -264,11 +280,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<SigningChallenge, IdmError> {
         let d = self.waiting_document(id, now).await?;
-        let client = self.poster(&d).await?;
-        let sub = self.subject(&client, &session.account_id, now).await?;
-        if d.subject.as_ref().is_some_and(|s| *s != sub) {
-            return Err(IdmError::NotTheSigner);
-        }
+        self.signer_of(&d, session, now).await?;
         let digest: [u8; 32] = hex::decode(&d.sha256)
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -316,11 +328,7 @@ impl Idm {
     ) -> Result<Url, IdmError> {
         let d = self.waiting_document(id, now).await?;
         let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
-        let client = self.poster(&d).await?;
-        let sub = self.subject(&client, &session.account_id, now).await?;
-        if d.subject.as_ref().is_some_and(|s| *s != sub) {
-            return Err(IdmError::NotTheSigner);
-        }
+        let sub = self.signer_of(&d, session, now).await?;
         let signed = self
             .finish_signing(session, &request, response, vec![d.content], now)
             .await?;

@@ -430,6 +430,27 @@ fn hashes_of(
         .collect()
 }
 
+/// Refuses an `operationMode` other than `S`: Tuaton signs synchronously.
+fn check_synchronous(mode: Option<&str>) -> Result<(), Refusal> {
+    if mode.is_some_and(|m| m != "S") {
+        return Err(invalid_request(
+            "Invalid parameter operationMode: only S (synchronous) is offered.",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a signature algorithm (the parameter `field`) other than the
+/// key's: ecdsa-with-SHA256, or id-ecPublicKey with SHA-256 named apart.
+fn check_sign_algorithm(field: &str, algo: &str) -> Result<(), Refusal> {
+    if matches!(algo, ECDSA_SHA256_OID | EC_PUBLIC_KEY_OID) {
+        return Ok(());
+    }
+    Err(invalid_request(&format!(
+        "Invalid parameter {field}: the key signs {ECDSA_SHA256_OID} (ecdsa-with-SHA256)."
+    )))
+}
+
 /// Refuses a hash algorithm other than SHA-256, under either name.
 fn check_hash_algorithm(v2: Option<&str>, v1: Option<&str>) -> Result<(), Refusal> {
     match v2.or(v1) {
@@ -524,39 +545,36 @@ async fn sign_hash(
     bytes: axum::body::Bytes,
 ) -> Response {
     let state = &state;
-    method(state, &headers, "/csc/v2/signatures/signHash", |c| async move {
-        let asked: SignHashRequest = body(&bytes)?;
-        if asked.operation_mode.as_deref().is_some_and(|m| m != "S") {
-            return Err(invalid_request(
-                "Invalid parameter operationMode: only S (synchronous) is offered.",
-            ));
-        }
-        match asked.sign_algo.as_str() {
-            ECDSA_SHA256_OID | EC_PUBLIC_KEY_OID => {}
-            _ => {
-                return Err(invalid_request(&format!(
-                    "Invalid parameter signAlgo: the key signs {ECDSA_SHA256_OID} (ecdsa-with-SHA256)."
-                )));
+    method(
+        state,
+        &headers,
+        "/csc/v2/signatures/signHash",
+        |c| async move {
+            let asked: SignHashRequest = body(&bytes)?;
+            check_synchronous(asked.operation_mode.as_deref())?;
+            check_sign_algorithm("signAlgo", &asked.sign_algo)?;
+            check_hash_algorithm(
+                asked.hash_algorithm_oid.as_deref(),
+                asked.hash_algo.as_deref(),
+            )?;
+            let hashes = hashes_of(asked.hashes, asked.hash)?;
+            if hashes.is_empty() {
+                return Err(invalid_request("Missing parameter hashes."));
             }
-        }
-        check_hash_algorithm(asked.hash_algorithm_oid.as_deref(), asked.hash_algo.as_deref())?;
-        let hashes = hashes_of(asked.hashes, asked.hash)?;
-        if hashes.is_empty() {
-            return Err(invalid_request("Missing parameter hashes."));
-        }
-        let signatures = state
-            .idm()
-            .csc_sign_hash(
-                &signature_caller(&c, &asked.credential_id),
-                asked.sad.as_deref(),
-                &hashes,
-                state.now(),
-            )
-            .await
-            .map_err(idm_refusal)?;
-        let encoded: Vec<String> = signatures.iter().map(|s| STANDARD.encode(s)).collect();
-        Ok(answer(json!({ "signatures": encoded })))
-    })
+            let signatures = state
+                .idm()
+                .csc_sign_hash(
+                    &signature_caller(&c, &asked.credential_id),
+                    asked.sad.as_deref(),
+                    &hashes,
+                    state.now(),
+                )
+                .await
+                .map_err(idm_refusal)?;
+            let encoded: Vec<String> = signatures.iter().map(|s| STANDARD.encode(s)).collect();
+            Ok(answer(json!({ "signatures": encoded })))
+        },
+    )
     .await
 }
 
@@ -624,11 +642,7 @@ fn document_to_sign(i: usize, d: SignDocDocument) -> Result<DocumentToSign, Refu
             "Invalid parameter documents[{i}].conformance_level: Tuaton makes AdES-B-T (and answers AdES-B-B with it)."
         )));
     }
-    if !matches!(d.sign_algo.as_str(), ECDSA_SHA256_OID | EC_PUBLIC_KEY_OID) {
-        return Err(invalid_request(&format!(
-            "Invalid parameter documents[{i}].signAlgo: the key signs {ECDSA_SHA256_OID} (ecdsa-with-SHA256)."
-        )));
-    }
+    check_sign_algorithm(&format!("documents[{i}].signAlgo"), &d.sign_algo)?;
     let bytes = STANDARD.decode(d.document.as_bytes()).map_err(|_| {
         invalid_request(&format!(
             "Invalid parameter documents[{i}].document: not base64."
@@ -650,11 +664,7 @@ async fn sign_doc(
     let state = &state;
     method(state, &headers, "/csc/v2/signatures/signDoc", |c| async move {
         let asked: SignDocRequest = body(&bytes)?;
-        if asked.operation_mode.as_deref().is_some_and(|m| m != "S") {
-            return Err(invalid_request(
-                "Invalid parameter operationMode: only S (synchronous) is offered.",
-            ));
-        }
+        check_synchronous(asked.operation_mode.as_deref())?;
         if asked.document_digests.is_some() {
             return Err(invalid_request(
                 "Invalid parameter documentDigests: signDoc signs the documents given; sign hashes with signatures/signHash.",

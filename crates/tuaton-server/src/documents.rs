@@ -68,30 +68,40 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/assets/document.js", get(script))
 }
 
-/// The agency's client, from its own access token, with a DPoP proof over
-/// `method` and `path` for a bound one; refused as RFC 6750 and RFC 9449
-/// say otherwise.
-async fn agency(
+/// A document API call of an agency's back end: its client found from its
+/// own access token, with a DPoP proof over `method` and `path` for a bound
+/// one (refused as RFC 6750 and RFC 9449 say otherwise), `serve` run for
+/// it, and a fresh DPoP nonce with the answer to a DPoP-bound call.
+async fn for_agency<F, Fut>(
     state: &AppState,
     headers: &HeaderMap,
     method: &'static str,
     path: &str,
-) -> Result<(tuaton_oidc::ClientConfig, bool), Response> {
-    let (scheme, token, dpop) = presented_resource(state, headers, method, path)?;
-    let carried = dpop.is_some();
-    match state
+    serve: F,
+) -> Response
+where
+    F: FnOnce(tuaton_oidc::ClientConfig) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let (scheme, token, dpop) = match presented_resource(state, headers, method, path) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let found = state
         .idm()
         .client_caller(&issuer(state), token, scheme, dpop.as_ref(), state.now())
-        .await
-    {
-        Ok(c) => Ok((c, carried)),
+        .await;
+    let client = match found {
+        Ok(c) => c,
         Err(e) => {
-            Err(
-                resource_token_refusal(state, scheme, e, |e| ApiError::from(e).into_response())
-                    .await,
-            )
+            return resource_token_refusal(state, scheme, e, |e| ApiError::from(e).into_response())
+                .await;
         }
-    }
+    };
+    let answer = serve(client)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    with_nonce(state, answer, dpop.is_some()).await
 }
 
 /// What the agency names beside the PDF.
@@ -117,11 +127,12 @@ async fn post_document(
     query: Result<Query<PostQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
-    let (client, carried) = match agency(&state, &headers, "POST", "/agency/v1/documents").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let answer = async {
+    let state = &state;
+    let pdf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/pdf"));
+    for_agency(state, &headers, "POST", "/agency/v1/documents", |client| async move {
         let Query(q) = query.map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -129,10 +140,6 @@ async fn post_document(
                 "The query names the document: name and redirect_uri, and optionally state and subject.",
             )
         })?;
-        let pdf = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/pdf"));
         if !pdf {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -159,24 +166,20 @@ async fn post_document(
             state.settings().public_url.as_str().trim_end_matches('/'),
             posted.id
         );
-        Ok::<_, ApiError>(
-            (
-                StatusCode::CREATED,
-                [(header::CACHE_CONTROL, "no-store")],
-                Json(json!({
-                    "document": posted.id,
-                    "sign_url": page,
-                    "sha256": posted.sha256,
-                    "pages": posted.pages,
-                    "expires_at": rfc3339(posted.expires_at),
-                })),
-            )
-                .into_response(),
+        Ok((
+            StatusCode::CREATED,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({
+                "document": posted.id,
+                "sign_url": page,
+                "sha256": posted.sha256,
+                "pages": posted.pages,
+                "expires_at": rfc3339(posted.expires_at),
+            })),
         )
-    }
+            .into_response())
+    })
     .await
-    .unwrap_or_else(IntoResponse::into_response);
-    with_nonce(&state, answer, carried).await
 }
 
 async fn agency_document(
@@ -185,25 +188,23 @@ async fn agency_document(
     Path(id): Path<String>,
 ) -> Response {
     let path = format!("/agency/v1/documents/{id}");
-    let (client, carried) = match agency(&state, &headers, "GET", &path).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let answer = match state.idm().agency_document(&client, &id, state.now()).await {
-        Ok(d) => {
-            let mut body = json!({
-                "document": id, "state": d.state.as_str(), "name": d.name,
-                "sha256": d.sha256, "expires_at": rfc3339(d.expires_at),
-            });
-            if let Some(sub) = d.signer {
-                body["signer"] = json!({ "sub": sub });
-                body["signed_url"] = json!(format!("{path}/signed.pdf"));
-            }
-            ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    let (state, id, at) = (&state, &id, &path);
+    for_agency(state, &headers, "GET", &path, |client| async move {
+        let d = state
+            .idm()
+            .agency_document(&client, id, state.now())
+            .await?;
+        let mut body = json!({
+            "document": id, "state": d.state.as_str(), "name": d.name,
+            "sha256": d.sha256, "expires_at": rfc3339(d.expires_at),
+        });
+        if let Some(sub) = d.signer {
+            body["signer"] = json!({ "sub": sub });
+            body["signed_url"] = json!(format!("{at}/signed.pdf"));
         }
-        Err(e) => ApiError::from(e).into_response(),
-    };
-    with_nonce(&state, answer, carried).await
+        Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    })
+    .await
 }
 
 async fn signed_pdf(
@@ -212,30 +213,29 @@ async fn signed_pdf(
     Path(id): Path<String>,
 ) -> Response {
     let path = format!("/agency/v1/documents/{id}/signed.pdf");
-    let (client, carried) = match agency(&state, &headers, "GET", &path).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let answer = match state.idm().agency_document(&client, &id, state.now()).await {
-        Ok(d) => match d.signed {
-            Some(pdf) => (
+    let (state, id) = (&state, &id);
+    for_agency(state, &headers, "GET", &path, |client| async move {
+        let d = state
+            .idm()
+            .agency_document(&client, id, state.now())
+            .await?;
+        match d.signed {
+            Some(pdf) => Ok((
                 [
                     (header::CONTENT_TYPE, "application/pdf"),
                     (header::CACHE_CONTROL, "no-store"),
                 ],
                 pdf,
             )
-                .into_response(),
-            None => ApiError::new(
+                .into_response()),
+            None => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 tuaton_core::ErrorCode::UnknownDocument,
                 format!("The document is {}, not signed.", d.state.as_str()),
-            )
-            .into_response(),
-        },
-        Err(e) => ApiError::from(e).into_response(),
-    };
-    with_nonce(&state, answer, carried).await
+            )),
+        }
+    })
+    .await
 }
 
 /// The signing page: the agency, the file's name, size, pages and
