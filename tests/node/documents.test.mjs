@@ -57,6 +57,13 @@ function post(token, pdf = form, query = {}) {
   return api('POST', `/agency/v1/documents?${params}`, token, { body: pdf, type: 'application/pdf' });
 }
 
+// Tuaton's root, the only trust anchor, as root.pem in the work directory.
+async function writeRoot() {
+  const root = Buffer.from(await (await fetch(`${base}/pki/root.crt`)).arrayBuffer());
+  writeFileSync(join(dir, 'root.der'), root);
+  execFileSync('openssl', ['x509', '-inform', 'DER', '-in', 'root.der', '-out', 'root.pem'], { cwd: dir });
+}
+
 before(async () => {
   browser = await launch();
   ({ server: agency, callback } = await agencySite());
@@ -84,13 +91,12 @@ after(async () => {
   agency?.close();
 });
 
-// The person opens `url`, checks what the page shows, and signs (or
-// declines); returns the URL the browser came back to.
-async function onPage(url, posted, { decline = false, screenshot } = {}) {
-  const { page } = person;
+// The person (or who `page` belongs to) opens `url`, checks what the page
+// shows, and signs (or declines); returns the URL the browser came back to.
+async function onPage(url, posted, { decline = false, screenshot, page = person.page } = {}) {
   await page.goto(url);
   await page.waitForSelector('#sign');
-  assert.equal(await page.textContent('#sha256'), posted.sha256);
+  if (posted.sha256) assert.equal(await page.textContent('#sha256'), posted.sha256);
   assert.equal(await page.textContent('#pages'), String(posted.pages));
   assert.match(await page.textContent('#client'), /สำนักทะเบียน/);
   assert.match(await page.textContent('#name'), /house-registration\.pdf/);
@@ -126,9 +132,7 @@ test('an agency posts a PDF, the person signs it with a passkey, and the agency 
   assert.equal(signed.type, 'application/pdf');
   assert.ok(signed.body.subarray(0, form.length).equals(form), 'an incremental update: the posted bytes are untouched');
   writeFileSync(join(dir, 'signed.pdf'), signed.body);
-  const root = Buffer.from(await (await fetch(`${base}/pki/root.crt`)).arrayBuffer());
-  writeFileSync(join(dir, 'root.der'), root);
-  execFileSync('openssl', ['x509', '-inform', 'DER', '-in', 'root.der', '-out', 'root.pem'], { cwd: dir });
+  await writeRoot();
   const hanko = execFileSync(python, ['-m', 'pyhanko', 'sign', 'validate', '--pretty-print', '--force-revinfo',
     '--trust-replace', '--trust', 'root.pem', 'signed.pdf'], { cwd: dir, encoding: 'utf8' });
   assert.match(hanko, /The signature is judged VALID/);
@@ -219,4 +223,90 @@ test('what an agency may not post or read is refused with a clear error and stor
   // An id nobody posted.
   assert.equal((await api('GET', '/agency/v1/documents/0123456789abcdef0123456789abcdef', registryToken)).status, 404);
   assert.equal((await api('GET', '/documents/0123456789abcdef0123456789abcdef')).status, 404);
+});
+
+// Clicks sign on `url` in `page` and returns what the page says when it fails.
+async function refusedOn(page, url) {
+  await page.goto(url);
+  await page.waitForSelector('#sign');
+  await page.click('#sign');
+  await page.waitForSelector('#status.failed', { timeout: 20000 });
+  return page.textContent('#status');
+}
+
+test('a company whose rule needs two directors gets one PDF carrying both signatures, in order, each valid in pyHanko and pdfsig', async () => {
+  // บริษัท สองกรรมการสาธิต จำกัด: two directors must act together.
+  const company = '0105599000043';
+  const kamala = await pageWithAuthenticator(browser);
+  const pranee = await pageWithAuthenticator(browser);
+  for (const [who, details] of [
+    [kamala, { citizen_id: '1999000000068', thai_given_name: 'กมลา', thai_family_name: 'สุวรรณรัตน์', birth_date: '1969-09-12', laser_code: 'JT5-3333333-45' }],
+    [pranee, { citizen_id: '1999000000084', thai_given_name: 'ปราณี', thai_family_name: 'แก้วมณี', birth_date: '1942', laser_code: 'JT7-5555555-67' }],
+  ]) {
+    const enrolled = await who.page.evaluate((p) => window.t.enrolAndRegister(p), details);
+    assert.equal(enrolled.registerStatus, 201, JSON.stringify(enrolled));
+  }
+  // A company's document names no one person, and its id must be one.
+  assert.equal((await post(registryToken, form, { company, subject: 'someone' })).status, 400);
+  const badId = await post(registryToken, form, { company: '0105599000044' });
+  assert.equal(badId.status, 400);
+  assert.match(badId.body.detail, /juristic id/);
+  const posted = await post(registryToken, form, { company });
+  assert.equal(posted.status, 201, JSON.stringify(posted.body));
+  const url = posted.body.sign_url;
+
+  // Someone the registry does not list as a director signs nothing.
+  assert.match(await refusedOn(person.page, url), /not list you as a director/);
+  const untouched = await api('GET', `/agency/v1/documents/${posted.body.document}`, registryToken);
+  assert.equal(untouched.body.state, 'pending');
+  assert.deepEqual(untouched.body.signatures, []);
+
+  // The first director signs; the document waits for a second.
+  const { page } = kamala;
+  await page.goto(url);
+  await page.waitForSelector('#company');
+  assert.match(await page.textContent('#company'), /สองกรรมการสาธิต/);
+  assert.equal(await page.textContent('#signatures'), '0');
+  const first = await onPage(url, posted.body, { page, screenshot: 'document-company.png' });
+  assert.equal(first.searchParams.get('document'), posted.body.document);
+  const waiting = await api('GET', `/agency/v1/documents/${posted.body.document}`, registryToken);
+  assert.equal(waiting.body.state, 'pending');
+  assert.equal(waiting.body.company.juristic_id, company);
+  assert.equal(waiting.body.signatures.length, 1);
+  assert.equal(waiting.body.signer, undefined, 'no signer until it is signed');
+  assert.equal((await api('GET', `/agency/v1/documents/${posted.body.document}/signed.pdf`, registryToken)).status, 409);
+  // The same director twice is still one director.
+  assert.match(await refusedOn(page, url), /signed this document for the company already/);
+
+  // The second director sees the file as the first signed it, and signs it.
+  await pranee.page.goto(url);
+  await pranee.page.waitForSelector('#signatures');
+  assert.equal(await pranee.page.textContent('#signatures'), '1');
+  const shownDigest = await pranee.page.textContent('#sha256');
+  assert.notEqual(shownDigest, posted.body.sha256, 'the once-signed file, not the posted one');
+  await onPage(url, { sha256: shownDigest, pages: posted.body.pages }, { page: pranee.page });
+  const done = await api('GET', `/agency/v1/documents/${posted.body.document}`, registryToken);
+  assert.equal(done.body.state, 'signed');
+  assert.equal(done.body.signatures.length, 2);
+  assert.equal(done.body.signatures[0].sub, waiting.body.signatures[0].sub, 'in the order they signed');
+  assert.notEqual(done.body.signatures[1].sub, done.body.signatures[0].sub);
+  assert.equal(done.body.signer.sub, done.body.signatures[1].sub);
+  const signed = await api('GET', done.body.signed_url, registryToken);
+  assert.ok(signed.body.subarray(0, form.length).equals(form), 'the posted bytes are untouched');
+  writeFileSync(join(dir, 'company.pdf'), signed.body);
+  await writeRoot();
+
+  const sigs = execFileSync('pdfsig', [join(dir, 'company.pdf')], { encoding: 'utf8' });
+  assert.equal((sigs.match(/Signature is Valid\./g) ?? []).length, 2, sigs);
+  assert.match(sigs, /Signature #1:[^#]*PNOTH-1999000000068[\s\S]*Signature #2:[^#]*PNOTH-1999000000084/, 'in order');
+  const hanko = execFileSync(python, ['-m', 'pyhanko', 'sign', 'validate', '--pretty-print', '--force-revinfo',
+    '--trust-replace', '--trust', 'root.pem', 'company.pdf'], { cwd: dir, encoding: 'utf8' });
+  assert.equal((hanko.match(/The signature is judged VALID/g) ?? []).length, 2, hanko);
+  // Each certificate names the company as the organisation its holder represents.
+  assert.match(hanko, /NTRTH-0105599000043/);
+  assert.match(hanko, /Song Kammakan Sathit/);
+  // Signed is final.
+  assert.equal((await api('GET', `/documents/${posted.body.document}`)).status, 404);
+  await kamala.context.close();
+  await pranee.context.close();
 });

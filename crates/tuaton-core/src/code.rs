@@ -153,6 +153,12 @@ codes! {
     /// The agency posted the document for another person than the one
     /// logged in.
     NotTheSigner = "not_the_signer",
+    /// The director logged in signed this company's document already; it
+    /// waits for another director.
+    AlreadySigned = "already_signed",
+    /// The registry no longer lists an earlier signer of a company's
+    /// document as a director: the document cannot be completed.
+    AuthorityChanged = "authority_changed",
     /// The documents of a signing request do not fit (none, too many, a
     /// name or a digest malformed).
     InvalidDocuments = "invalid_documents",

@@ -3,7 +3,10 @@
 //! A link is made only when the registry lists the person as a director of
 //! an active company, and is checked with the registry again once it is
 //! older than the policy's recheck interval; every authority check asks the
-//! registry, as every signing will.
+//! registry, as every signing for a company does. When the registry no
+//! longer lists the person as a director of an active company, the link
+//! goes and so do the person's representative certificates for it
+//! (revoked, `affiliationChanged`).
 
 use serde::Serialize;
 use serde_json::json;
@@ -15,6 +18,7 @@ use tuaton_store::companies;
 
 use crate::audit::{self, action};
 use crate::sessions::ActiveSession;
+use crate::signing::end_representation;
 use crate::{Idm, IdmError, Registry};
 
 /// A linked company as its director sees it.
@@ -80,7 +84,7 @@ fn directs(company: &Company, me: CitizenId) -> bool {
 }
 
 impl Idm {
-    async fn lookup_company(&self, jid: &JuristicId) -> Result<Company, IdmError> {
+    pub(crate) async fn lookup_company(&self, jid: &JuristicId) -> Result<Company, IdmError> {
         let registry = self
             .parts()
             .juristic_registry
@@ -144,6 +148,9 @@ impl Idm {
                     .await?;
                 } else {
                     companies::unlink(&mut tx, &account.id, &link.juristic_id).await?;
+                    if let Ok(jid) = JuristicId::parse(&link.juristic_id) {
+                        end_representation(&mut tx, &account.id, &jid, now).await?;
+                    }
                     let ev = audit::failure(
                         &session.actor(),
                         action::COMPANY_AUTHORITY_LOST,
@@ -244,6 +251,7 @@ impl Idm {
             companies::link(&mut tx, &account.id, &jid.compact(), &company.name_th, now).await?;
         } else {
             companies::unlink(&mut tx, &account.id, &jid.compact()).await?;
+            end_representation(&mut tx, &account.id, jid, now).await?;
         }
         let ok = matches!(decision, AuthorityDecision::Authorised { .. });
         let actor = session.actor();

@@ -147,7 +147,7 @@ impl Idm {
         now: OffsetDateTime,
     ) -> Result<(ManagedKey, StoredCertificate), IdmError> {
         let key = self.user_key(&account.id, now).await?;
-        let certificate = self.signer_certificate(account, &key, now).await?;
+        let certificate = self.signer_certificate(account, &key, None, now).await?;
         Ok((key, certificate))
     }
 
@@ -199,7 +199,7 @@ impl Idm {
             .await?
             .filter(|k| k.id == credential_id)
             .ok_or(IdmError::UnknownSigningCredential)?;
-        let certificate = match self.signer_certificate(account, &key, now).await {
+        let certificate = match self.signer_certificate(account, &key, None, now).await {
             Err(IdmError::CertificateRevoked) => return Err(IdmError::UnknownSigningCredential),
             other => other?,
         };
@@ -280,7 +280,7 @@ impl Idm {
             })
             .ok_or(IdmError::UnknownSigningRequest)?;
         let confirmed = self
-            .verify_confirmation(&account, &request, response, now)
+            .verify_confirmation(&account, &request, None, response, now)
             .await?;
         self.claim_confirmation(&request).await?;
         let kept = Activated {
@@ -482,7 +482,7 @@ impl Idm {
                 return Err(IdmError::SignatureNotAuthorised);
             }
         }
-        self.check_signer_certificate(account, &certificate, now)?;
+        self.check_signer_certificate(account, &certificate, None, now)?;
         let kept = self
             .activation(account, client_id, &request.id, now)
             .await?;
@@ -533,6 +533,7 @@ impl Idm {
             cred_id: &authorised.kept.cred_id,
             documents,
             client_id: Some(caller.client_id),
+            posted: None,
         }
         .write(&mut tx, now)
         .await?;
@@ -688,7 +689,9 @@ impl Idm {
         let mut jobs = Vec::with_capacity(asked.len());
         for (i, (asked, doc)) in asked.iter_mut().zip(requested.iter_mut()).enumerate() {
             if let Some(pdf) = &mut asked.pdf {
-                jobs.push(Job::InFile(planned_pdf(account, i, pdf, doc, now).await?));
+                jobs.push(Job::InFile(
+                    planned_pdf(account, None, i, pdf, doc, now).await?,
+                ));
             } else if let Some(xml) = asked.xml.take() {
                 jobs.push(Job::Xades(xml));
             } else {

@@ -10,11 +10,24 @@
 //! person did not confirm. An agency may name the one person who signs (its
 //! `sub` for them); the signed file and the signer's `sub` go only to the
 //! client that posted it.
+//!
+//! A document can be posted for a company instead: the company's directors
+//! sign it, each with the certificate that names them its representative,
+//! and the registry's authority rule is checked when each one begins and
+//! again when each one signs. Under a rule that needs more than one
+//! director, each signs the file as the ones before signed it (an
+//! incremental update, so earlier signatures stay valid), and the document
+//! is signed when enough distinct directors have signed it.
 
 use ring::digest::{SHA256, digest};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
-use tuaton_store::agency_documents::{self as stored, AgencyDocument, DocumentState, NewDocument};
+use tuaton_core::{CitizenId, JuristicId};
+use tuaton_proofing::{AuthorityDecision, Company, CompanyStatus, RegistryError, authorised};
+use tuaton_store::accounts::Account;
+use tuaton_store::agency_documents::{
+    self as stored, AgencyDocument, DocumentSignature, DocumentState, NewDocument,
+};
 use url::Url;
 use webauthn_rs::prelude::PublicKeyCredential;
 
@@ -22,7 +35,8 @@ use crate::audit::{self, Actor, action};
 use crate::custody::CustodyError;
 use crate::sessions::ActiveSession;
 use crate::signing::{
-    DocumentDigest, MAX_NAME_CHARS, MAX_SENT_BYTES, PdfDocument, Signed, SigningChallenge,
+    DocumentDigest, DocumentStep, MAX_NAME_CHARS, MAX_SENT_BYTES, PdfDocument, SigningChallenge,
+    end_representation,
 };
 use crate::{Idm, IdmError};
 use tuaton_core::ErrorCode;
@@ -51,6 +65,9 @@ pub struct Upload {
     pub redirect_uri: String,
     /// The agency's value to carry there.
     pub state: Option<String>,
+    /// The company whose directors sign it; a person's own signature
+    /// when absent.
+    pub company: Option<JuristicId>,
 }
 
 /// A document posted.
@@ -81,6 +98,10 @@ pub struct ShownDocument {
     pub pages: u32,
     /// When it stops waiting.
     pub expires_at: OffsetDateTime,
+    /// For a company's document: the company's juristic id and name.
+    pub company: Option<(String, String)>,
+    /// How many directors signed it so far.
+    pub signatures: usize,
 }
 
 /// A document as its agency reads it back.
@@ -94,10 +115,23 @@ pub struct AgencyView {
     pub sha256: String,
     /// The signed PDF, once signed.
     pub signed: Option<Vec<u8>>,
-    /// The client's `sub` of the signer.
+    /// The client's `sub` of the signer who completed it.
     pub signer: Option<String>,
+    /// The signatures so far, in order: the client's `sub` of each signer
+    /// and when they signed.
+    pub signatures: Vec<(String, OffsetDateTime)>,
+    /// For a company's document, its juristic id.
+    pub company: Option<String>,
     /// When it stops waiting, and is deleted.
     pub expires_at: OffsetDateTime,
+}
+
+/// Where a company's document stands for the director about to sign it,
+/// by the registry's answer now.
+struct Turn {
+    company: Company,
+    /// Whether this director's signature meets the authority rule.
+    complete: bool,
 }
 
 fn invalid(message: impl Into<String>) -> IdmError {
@@ -105,6 +139,13 @@ fn invalid(message: impl Into<String>) -> IdmError {
         code: ErrorCode::InvalidDocuments,
         message: message.into(),
     }
+}
+
+/// The SHA-256 of `bytes`, hex, off the async threads.
+async fn sha256_hex(bytes: Vec<u8>) -> Result<String, IdmError> {
+    tokio::task::spawn_blocking(move || hex::encode(digest(&SHA256, &bytes)))
+        .await
+        .map_err(|_| CustodyError::Interrupted.into())
 }
 
 /// `back` with the query parameters `pairs` and `state` added.
@@ -168,6 +209,21 @@ impl Idm {
         if upload.state.as_ref().is_some_and(|s| s.len() > 512) {
             return Err(invalid("state: at most 512 bytes"));
         }
+        let company = match &upload.company {
+            None => None,
+            Some(_) if upload.subject.is_some() => {
+                return Err(invalid(
+                    "subject and company: a company's document is signed by the directors the registry lists, not by one named person",
+                ));
+            }
+            Some(jid) => {
+                let company = self.lookup_company(jid).await?;
+                if company.status == CompanyStatus::Dissolved {
+                    return Err(IdmError::CompanyDissolved);
+                }
+                Some((jid.compact(), company.name_th))
+            }
+        };
         // Reading the file is work bounded by its size: off the async threads.
         let bytes = upload.bytes;
         let (facts, bytes, sha256) = tokio::task::spawn_blocking(move || {
@@ -193,6 +249,7 @@ impl Idm {
                 content: &bytes,
                 redirect_uri: &upload.redirect_uri,
                 client_state: upload.state.as_deref(),
+                company: company.as_ref().map(|(j, n)| (j.as_str(), n.as_str())),
                 expires: expires_at,
             },
             now,
@@ -206,6 +263,7 @@ impl Idm {
         .with_details(json!({
             "sha256": sha256, "size": bytes.len(), "pages": facts.pages,
             "for_subject": upload.subject.is_some(),
+            "company": company.as_ref().map(|(j, _)| j),
         }));
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
@@ -253,6 +311,8 @@ impl Idm {
     }
 
     /// What the signing page shows of document `id`: only while it waits.
+    /// For a company's document signed by some directors already, the file
+    /// shown is the one they signed, which the next director signs.
     pub async fn shown_document(
         &self,
         id: &str,
@@ -260,19 +320,128 @@ impl Idm {
     ) -> Result<ShownDocument, IdmError> {
         let d = self.waiting_document(id, now).await?;
         let client = self.poster(&d).await?;
+        let (size, sha256) = match d.partial {
+            None => (d.size, d.sha256),
+            Some(partial) => (partial.len() as u64, sha256_hex(partial).await?),
+        };
+        let company = d.company_id.zip(d.company_name);
         Ok(ShownDocument {
             client_name: client.name,
             name: d.name,
-            size: d.size,
-            sha256: d.sha256,
+            size,
+            sha256,
             pages: d.pages,
             expires_at: d.expires,
+            company,
+            signatures: d.signatures.len(),
         })
     }
 
+    /// For a company's document, whether `account` may sign it now, by the
+    /// registry's answer now: a director of the active company who has not
+    /// signed it yet, with every earlier signer still a director; and
+    /// whether this signature meets the authority rule. `None` for a
+    /// person's own document. A refusal is audited.
+    async fn directors_turn(
+        &self,
+        d: &AgencyDocument,
+        account: &Account,
+        now: OffsetDateTime,
+    ) -> Result<Option<Turn>, IdmError> {
+        let Some(jid) = d.company_id.as_deref() else {
+            return Ok(None);
+        };
+        let jid =
+            JuristicId::parse(jid).map_err(|_| crate::error::corrupt("a document's company"))?;
+        let me = account
+            .citizen_id
+            .as_deref()
+            .and_then(|c| CitizenId::parse(c).ok())
+            .ok_or(IdmError::NotProofed)?;
+        if d.signatures
+            .iter()
+            .any(|s| s.account_id == account.id.as_str())
+        {
+            return Err(IdmError::AlreadySigned);
+        }
+        let turn = match self.lookup_company(&jid).await {
+            Err(IdmError::CompanyRegistry(RegistryError::NotFound)) => {
+                Err(IdmError::CompanyRegistry(RegistryError::NotFound))
+            }
+            Err(e) => return Err(e),
+            Ok(company) => {
+                let mut acting = self.earlier_signers(&d.signatures).await?;
+                acting.push(me);
+                match authorised(&company, &acting) {
+                    AuthorityDecision::Authorised { .. } => Ok(Turn {
+                        company,
+                        complete: true,
+                    }),
+                    AuthorityDecision::NeedsMoreDirectors { .. } => Ok(Turn {
+                        company,
+                        complete: false,
+                    }),
+                    AuthorityDecision::NotADirector { citizens } if citizens.contains(&me) => {
+                        Err(IdmError::NotADirector)
+                    }
+                    AuthorityDecision::NotADirector { .. } => Err(IdmError::AuthorityChanged),
+                    AuthorityDecision::CompanyDissolved => Err(IdmError::CompanyDissolved),
+                    AuthorityDecision::NobodyActing => {
+                        Err(IdmError::internal("a director's turn with nobody acting"))
+                    }
+                }
+            }
+        };
+        let err = match turn {
+            Ok(turn) => return Ok(Some(turn)),
+            Err(err) => err,
+        };
+        // A director no more, or of a company dissolved or struck off: the
+        // certificates naming them its representative end too.
+        let mut tx = self.store().begin().await?;
+        if !matches!(err, IdmError::AuthorityChanged | IdmError::Internal(_)) {
+            end_representation(&mut tx, &account.id, &jid, now).await?;
+        }
+        let code = err.code().as_str();
+        let ev = audit::failure(
+            &Actor::Account(account.id.clone()),
+            action::COMPANY_AUTHORITY,
+            jid.compact(),
+        )
+        .with_details(json!({ "reason": code, "document": d.id }));
+        tuaton_store::audit::append(&mut tx, now, &ev).await?;
+        tx.commit().await?;
+        Err(err)
+    }
+
+    /// The citizen ids of the accounts that signed: an account erased since
+    /// counts no more.
+    async fn earlier_signers(
+        &self,
+        signatures: &[DocumentSignature],
+    ) -> Result<Vec<CitizenId>, IdmError> {
+        let mut ids = Vec::with_capacity(signatures.len());
+        for s in signatures {
+            let Ok(account) = tuaton_core::AccountId::parse(&s.account_id) else {
+                return Err(crate::error::corrupt("a document's signer"));
+            };
+            let found =
+                tuaton_store::accounts::by_id(self.store().conn().await?.conn(), &account).await?;
+            if let Some(c) = found
+                .and_then(|a| a.citizen_id)
+                .and_then(|c| CitizenId::parse(&c).ok())
+            {
+                ids.push(c);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Begins signing document `id` for the person logged in (`session`):
-    /// the one the agency named, if it named one. The passkey's challenge
-    /// commits to the prepared file, the request and the certificate.
+    /// the one the agency named, if it named one; for a company's document,
+    /// a director the registry lists now, signing as its representative.
+    /// The passkey's challenge commits to the prepared file, the request
+    /// and the certificate.
     pub async fn start_document_signing(
         &self,
         session: &ActiveSession,
@@ -281,24 +450,37 @@ impl Idm {
     ) -> Result<SigningChallenge, IdmError> {
         let d = self.waiting_document(id, now).await?;
         self.signer_of(&d, session, now).await?;
-        let digest: [u8; 32] = hex::decode(&d.sha256)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| crate::error::corrupt("a document's digest"))?;
+        let account = self.signer_account(session).await?;
+        let turn = self.directors_turn(&d, &account, now).await?;
+        let (bytes, sha256) = match d.partial {
+            None => {
+                let digest = hex::decode(&d.sha256)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| crate::error::corrupt("a document's digest"))?;
+                (d.content, digest)
+            }
+            Some(partial) => {
+                let digest = digest(&SHA256, &partial);
+                let digest = digest.as_ref().try_into().map_err(IdmError::internal)?;
+                (partial, digest)
+            }
+        };
         let challenge = self
-            .start_signing(
+            .start_signing_for(
                 session,
                 &[DocumentDigest {
                     name: d.name.clone(),
-                    size: d.size,
-                    sha256: digest,
+                    size: bytes.len() as u64,
+                    sha256,
                     pdf: Some(PdfDocument {
-                        bytes: d.content,
+                        bytes,
                         visible: None,
                     }),
                     json: None,
                     xml: None,
                 }],
+                turn.as_ref().map(|t| &t.company),
                 now,
             )
             .await?;
@@ -316,9 +498,11 @@ impl Idm {
     }
 
     /// Signs document `id` with the passkey's assertion over the request
-    /// the page began, keeps the signed file for the agency, and returns
-    /// where to send the browser: the agency's redirect URI with
-    /// `document` and its `state`.
+    /// the page began, keeps the signed file for the agency in the
+    /// signing's transaction, and returns where to send the browser: the
+    /// agency's redirect URI with `document` and its `state`. A company's
+    /// document is checked with the registry again first; while it needs
+    /// more directors, the file as signed so far waits for the next.
     pub async fn finish_document_signing(
         &self,
         session: &ActiveSession,
@@ -329,24 +513,17 @@ impl Idm {
         let d = self.waiting_document(id, now).await?;
         let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
         let sub = self.signer_of(&d, session, now).await?;
-        let signed = self
-            .finish_signing(session, &request, response, vec![d.content], now)
-            .await?;
-        let Some(Signed::Pdf(pdf)) = signed.into_iter().next().map(|s| s.signed) else {
-            return Err(IdmError::internal("a posted PDF was not signed as a PDF"));
+        let account = self.signer_account(session).await?;
+        let turn = self.directors_turn(&d, &account, now).await?;
+        let content = d.partial.clone().unwrap_or_else(|| d.content.clone());
+        let step = DocumentStep {
+            document: &d,
+            subject: &sub,
+            company: turn.as_ref().map(|t| &t.company.id),
+            complete: turn.as_ref().is_none_or(|t| t.complete),
         };
-        if !stored::mark_signed(
-            self.store().conn().await?.conn(),
-            id,
-            &request,
-            &pdf,
-            &sub,
-            now,
-        )
-        .await?
-        {
-            return Err(IdmError::UnknownDocument);
-        }
+        self.finish_signing_with(session, &request, response, vec![content], Some(step), now)
+            .await?;
         redirect(
             &d.redirect_uri,
             &[("document", id)],
@@ -390,7 +567,15 @@ impl Idm {
             name: d.name,
             sha256: d.sha256,
             signed: d.signed,
-            signer: d.signer_subject,
+            signer: d
+                .signer_subject
+                .filter(|_| d.state == DocumentState::Signed),
+            signatures: d
+                .signatures
+                .iter()
+                .map(|s| (s.subject.clone(), s.at()))
+                .collect(),
+            company: d.company_id,
             expires_at: d.expires,
         })
     }

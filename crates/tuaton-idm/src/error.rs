@@ -147,6 +147,13 @@ pub enum IdmError {
     /// The agency posted the document for another person. Caller.
     #[error("the document is for another person to sign")]
     NotTheSigner,
+    /// The director signed this company's document already. Caller.
+    #[error("this director signed the document already")]
+    AlreadySigned,
+    /// The registry no longer lists an earlier signer of the company's
+    /// document as a director. Caller (the agency posts it again).
+    #[error("an earlier signer is no longer a director")]
+    AuthorityChanged,
     /// No credential (signing key) of this person with this id. Caller or
     /// attacker.
     #[error("no signing credential of this person with this id")]
@@ -269,6 +276,8 @@ impl IdmError {
             Self::UnknownSigningRequest => C::UnknownSigningRequest,
             Self::UnknownDocument => C::UnknownDocument,
             Self::NotTheSigner => C::NotTheSigner,
+            Self::AlreadySigned => C::AlreadySigned,
+            Self::AuthorityChanged => C::AuthorityChanged,
             Self::UnknownSigningCredential => C::UnknownSigningCredential,
             Self::SignatureNotAuthorised => C::SignatureNotAuthorised,
             Self::HashNotConfirmed { .. } => C::HashNotConfirmed,

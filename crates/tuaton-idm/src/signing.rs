@@ -18,11 +18,13 @@ use std::sync::Arc;
 use ring::digest::{Context, SHA256};
 use serde_json::json;
 use time::OffsetDateTime;
-use tuaton_core::{AccountId, CitizenId, ErrorCode, Ial, SignatureAlgorithm};
+use tuaton_core::{AccountId, CitizenId, ErrorCode, Ial, JuristicId, SignatureAlgorithm};
 use tuaton_keys::{KeyBackend, KeySpec};
 use tuaton_passkeys::StoredCredential;
-use tuaton_pki::Signer;
+use tuaton_pki::{SemanticsId, Signer, semantics_identifier};
+use tuaton_proofing::Company;
 use tuaton_store::accounts::{Account, AccountState};
+use tuaton_store::agency_documents::{self as agency, AgencyDocument, DocumentSignature};
 use tuaton_store::batch::Batch;
 use tuaton_store::ceremonies::{self, CeremonyKind};
 use tuaton_store::certificates::{self, CertificateRole, NewCertificate, StoredCertificate};
@@ -423,9 +425,14 @@ async fn prepare_jobs(
 }
 
 /// How the account's signature is laid out in `pdf`: the Thai name with
-/// the Latin one beside it, and for a visible signature a line for each
-/// and the time.
-fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPlan {
+/// the Latin one beside it, the company a director signs for as the
+/// reason, and for a visible signature a line for each and the time.
+fn pdf_plan(
+    account: &Account,
+    company: Option<&Company>,
+    pdf: &PdfDocument,
+    now: OffsetDateTime,
+) -> PdfPlan {
     let join = |g: &Option<String>, f: &Option<String>| {
         let name = format!(
             "{} {}",
@@ -442,12 +449,14 @@ fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPla
         (Some(n), None) | (None, Some(n)) => n.clone(),
         (None, None) => String::new(),
     };
+    let reason = company.map(acting_for);
     let visible = pdf.visible.map(|(page, rect)| {
         let mut lines: Vec<String> = thai.iter().cloned().collect();
         lines.push(match &latin {
             Some(l) => format!("Digitally signed by {l}"),
             None => "Digitally signed".to_owned(),
         });
+        lines.extend(reason.clone());
         lines.push(tuaton_sign::format_utc(
             now,
             time::macros::format_description!(
@@ -460,25 +469,34 @@ fn pdf_plan(account: &Account, pdf: &PdfDocument, now: OffsetDateTime) -> PdfPla
         pages: 0,
         signed_digest: String::new(),
         name,
+        reason,
         visible,
     }
 }
 
-/// Prepares document `i`, a PDF, for its signature as `plan` lays it out
-/// at `at`, off the async threads; a file that cannot be signed is the
-/// caller's error.
-/// Prepares `pdf` (document `i`) for `account`'s signature at `at`: the
-/// incremental update laid out as [`pdf_plan`] says, the plan (with the
-/// pages and the digest to sign) kept in `doc`. The bytes were checked;
-/// preparing them is their last use.
+/// The line a director's signature gives as its reason: for whom.
+fn acting_for(company: &Company) -> String {
+    format!(
+        "For {} ({})",
+        company.name_en.as_deref().unwrap_or(&company.name_th),
+        company.id.compact()
+    )
+}
+
+/// Prepares `pdf` (document `i`) for `account`'s signature at `at`, for
+/// `company` when a director signs for one: the incremental update laid
+/// out as [`pdf_plan`] says, the plan (with the pages and the digest to
+/// sign) kept in `doc`. The bytes were checked; preparing them is their
+/// last use.
 pub(crate) async fn planned_pdf(
     account: &Account,
+    company: Option<&Company>,
     i: usize,
     pdf: &mut PdfDocument,
     doc: &mut RequestedDocument,
     at: OffsetDateTime,
 ) -> Result<tuaton_sign::pades::PreparedPdf, IdmError> {
-    let mut plan = pdf_plan(account, pdf, at);
+    let mut plan = pdf_plan(account, company, pdf, at);
     let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, at).await?;
     plan.pages = prepared.pages();
     plan.signed_digest = hex::encode(prepared.digest());
@@ -495,7 +513,7 @@ async fn prepare_pdf(
     let options = tuaton_sign::pades::PdfOptions {
         signing_time: at,
         signer_name: plan.name.clone(),
-        reason: None,
+        reason: plan.reason.clone(),
         location: None,
         appearance: plan
             .visible
@@ -523,6 +541,45 @@ async fn prepare_pdf(
             },
             other => IdmError::Internal(format!("preparing a PDF: {other}")),
         })
+}
+
+/// The RFC 5280 reason a representative's certificate is revoked for
+/// when the registry no longer lists them as a director.
+pub(crate) const AFFILIATION_CHANGED: &str = "affiliationChanged";
+
+/// Whether the subject of `certificate` names exactly `company` as the
+/// organisation its holder represents (and none when `company` is none).
+fn names_company(
+    certificate: &StoredCertificate,
+    company: Option<&JuristicId>,
+) -> Result<bool, IdmError> {
+    let named = tuaton_pki::subject_ids(&certificate.der).map_err(CustodyError::Pki)?;
+    Ok(named.organization == organisation_named(company))
+}
+
+/// Revokes, in `tx`, `account`'s representative certificates for
+/// `company` (RFC 5280 `affiliationChanged`): the registry no longer lists
+/// the person as its director, so no relying party should take a
+/// signature under them as the company's. Each revocation is audited.
+/// The person's own certificate, and those for other companies, stay.
+pub(crate) async fn end_representation(
+    tx: &mut tuaton_store::Tx,
+    account: &AccountId,
+    company: &JuristicId,
+    now: OffsetDateTime,
+) -> Result<(), IdmError> {
+    let held = certificates::signers_in_force(tx.conn(), account).await?;
+    for c in held {
+        if names_company(&c, Some(company))? {
+            certificates::revoke(tx, &c.id, AFFILIATION_CHANGED, now, keys::SYSTEM_ACTOR).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The `organizationIdentifier` a certificate for `company` carries.
+fn organisation_named(company: Option<&JuristicId>) -> Option<String> {
+    company.map(|j| semantics_identifier(SemanticsId::Company(j)))
 }
 
 /// The account's verified citizen id, if it has one.
@@ -592,7 +649,7 @@ impl Idm {
                 return Ok(());
             }
             let key = self.user_key(&account.id, now).await?;
-            self.signer_certificate(&account, &key, now).await?;
+            self.signer_certificate(&account, &key, None, now).await?;
             Ok(())
         }
         .await;
@@ -661,27 +718,38 @@ impl Idm {
     }
 
     /// The account's signer certificate valid now, issued by the active
-    /// issuing CA when it has none (or none for its key).
+    /// issuing CA when it has none (or none for its key): its own, or with
+    /// `company`, the one that names it a representative of the company.
     pub(crate) async fn signer_certificate(
         &self,
         account: &Account,
         key: &ManagedKey,
+        company: Option<&Company>,
         now: OffsetDateTime,
     ) -> Result<StoredCertificate, IdmError> {
         let existing = certificates::of_key(self.store().conn().await?.conn(), &key.id).await?;
-        // A revoked certificate (a lost phone reported, say) stops the key:
-        // no new certificate is made for it on the next request.
-        if existing
-            .iter()
-            .any(|c| c.role == CertificateRole::Signer && c.revoked.is_some())
-        {
-            return Err(IdmError::CertificateRevoked);
-        }
-        if let Some(c) = existing
+        let signers = existing
             .into_iter()
-            .find(|c| c.role == CertificateRole::Signer && c.valid_at(now))
-        {
-            match self.check_signer_certificate(account, &c, now) {
+            .filter(|c| c.role == CertificateRole::Signer);
+        // A revoked certificate (a lost phone reported, say) stops the key:
+        // no new certificate is made for it on the next request. A
+        // representative's, revoked when the registry stopped listing them
+        // as a director, stops only that company's.
+        let jid = company.map(|c| &c.id);
+        let mut in_scope = Vec::new();
+        for c in signers {
+            let scoped = names_company(&c, jid)?;
+            match &c.revoked {
+                Some(r) if r.reason != AFFILIATION_CHANGED || scoped => {
+                    return Err(IdmError::CertificateRevoked);
+                }
+                Some(_) => {}
+                None if scoped => in_scope.push(c),
+                None => {}
+            }
+        }
+        if let Some(c) = in_scope.into_iter().find(|c| c.valid_at(now)) {
+            match self.check_signer_certificate(account, &c, jid, now) {
                 // It certifies a level the account no longer holds: a new
                 // certificate at the account's level serves from now on.
                 Err(IdmError::IalTooLow { .. }) => {}
@@ -703,15 +771,28 @@ impl Idm {
         let backend = self.keys().clone();
         let subject = key.clone();
         let issuer_der = issuer_cert.der.clone();
+        let represents =
+            company.map(|c| (c.name_en.clone().unwrap_or_else(|| c.name_th.clone()), c.id));
         let issued = make(move || {
-            authority(&backend, &issuer_der, &issuer_key, &plan.settings)?.issue_signer(
-                &backend_key(&backend, &subject)?,
-                &Signer::Citizen {
+            let signer = match &represents {
+                None => Signer::Citizen {
                     given_name: &given,
                     family_name: &family,
                     citizen_id: &citizen,
                     ial,
                 },
+                Some((name, jid)) => Signer::Representative {
+                    given_name: &given,
+                    family_name: &family,
+                    citizen_id: &citizen,
+                    ial,
+                    company: name,
+                    juristic_id: jid,
+                },
+            };
+            authority(&backend, &issuer_der, &issuer_key, &plan.settings)?.issue_signer(
+                &backend_key(&backend, &subject)?,
+                &signer,
                 now,
             )
         })
@@ -747,6 +828,19 @@ impl Idm {
         asked: &[DocumentDigest],
         now: OffsetDateTime,
     ) -> Result<SigningChallenge, IdmError> {
+        self.start_signing_for(session, asked, None, now).await
+    }
+
+    /// [`Self::start_signing`], for `company` when a director signs for
+    /// one (the caller checked the registry's authority rule): the
+    /// signatures then carry the director's representative certificate.
+    pub(crate) async fn start_signing_for(
+        &self,
+        session: &ActiveSession,
+        asked: &[DocumentDigest],
+        company: Option<&Company>,
+        now: OffsetDateTime,
+    ) -> Result<SigningChallenge, IdmError> {
         let account = self.signer_account(session).await?;
         self.count_attempt(&account.id)?;
         // Hashing what was sent, and reading XML and JSON, is work bounded
@@ -763,11 +857,13 @@ impl Idm {
         };
         let active = self.active_passkeys(&account).await?;
         let key = self.user_key(&account.id, now).await?;
-        let certificate = self.signer_certificate(&account, &key, now).await?;
+        let certificate = self
+            .signer_certificate(&account, &key, company, now)
+            .await?;
         let mut documents = documents;
         for (i, (asked, doc)) in asked.iter_mut().zip(documents.iter_mut()).enumerate() {
             let Some(pdf) = &mut asked.pdf else { continue };
-            planned_pdf(&account, i, pdf, doc, now).await?;
+            planned_pdf(&account, company, i, pdf, doc, now).await?;
         }
         self.open_request(&account, certificate, documents, &active, now)
             .await
@@ -857,6 +953,24 @@ impl Idm {
         contents: Vec<Vec<u8>>,
         now: OffsetDateTime,
     ) -> Result<Vec<SignedDocument>, IdmError> {
+        self.finish_signing_with(session, request_id, response, contents, None, now)
+            .await
+    }
+
+    /// [`Self::finish_signing`], with what a document an agency posted
+    /// adds to the signing's transaction (`step`): the signed file kept for
+    /// the agency, and the record naming the document, the agency and the
+    /// company a director signs for.
+    pub(crate) async fn finish_signing_with(
+        &self,
+        session: &ActiveSession,
+        request_id: &str,
+        response: &PublicKeyCredential,
+        contents: Vec<Vec<u8>>,
+        step: Option<DocumentStep<'_>>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignedDocument>, IdmError> {
+        let company = step.as_ref().and_then(|s| s.company);
         let request = requests::by_id(self.store().conn().await?.conn(), request_id)
             .await?
             .filter(|r| {
@@ -872,7 +986,7 @@ impl Idm {
         self.count_attempt(&account.id)?;
         let jobs = prepare_jobs(&request, contents).await?;
         let confirmed = self
-            .verify_confirmation(&account, &request, response, now)
+            .verify_confirmation(&account, &request, company, response, now)
             .await?;
         let certificate = confirmed.certificate;
         let (recognised, outcome) = (confirmed.recognised, confirmed.outcome);
@@ -905,13 +1019,38 @@ impl Idm {
             certificate: &certificate,
             cred_id: &recognised.record.cred_id,
             documents: digests,
-            client_id: None,
+            client_id: step.as_ref().map(|s| s.document.client_id.as_str()),
+            posted: step.as_ref(),
         }
         .write(&mut tx, now)
         .await?;
         if !recorded {
             drop(tx);
             return Err(IdmError::UnknownSigningRequest);
+        }
+        if let Some(step) = &step {
+            let Some(Signed::Pdf(pdf)) = signed.first().map(|s| &s.signed) else {
+                return Err(IdmError::internal("a posted PDF was not signed as a PDF"));
+            };
+            let signature = DocumentSignature {
+                account_id: account.id.to_string(),
+                subject: step.subject.to_owned(),
+                at_ms: tuaton_store::to_ms(now),
+            };
+            let kept = agency::add_signature(
+                tx.conn(),
+                step.document,
+                &request.id,
+                pdf,
+                signature,
+                step.complete,
+                now,
+            )
+            .await?;
+            if !kept {
+                drop(tx);
+                return Err(IdmError::UnknownDocument);
+            }
         }
         let mut closing = Batch::new();
         closing.push(recognised.record_use(&outcome, now));
@@ -929,6 +1068,7 @@ impl Idm {
         &self,
         account: &Account,
         request: &'r requests::SigningRequest,
+        company: Option<&JuristicId>,
         response: &PublicKeyCredential,
         now: OffsetDateTime,
     ) -> Result<Confirmed<'r>, IdmError> {
@@ -941,7 +1081,7 @@ impl Idm {
         // The certificate must be this person's signer certificate, valid
         // and not revoked; its subject (which the CA signed, so no row can
         // change it) must name this account's citizen id.
-        self.check_signer_certificate(account, &certificate, now)?;
+        self.check_signer_certificate(account, &certificate, company, now)?;
         // The stored request must still be what the challenge commits to:
         // a row changed in the database confirms nothing.
         let challenge = confirmation_challenge(&request.id, &certificate.der, &request.documents);
@@ -999,26 +1139,27 @@ impl Idm {
 
     /// Whether `certificate` may sign for `account` now: a signer
     /// certificate bound to the account, valid, not revoked, whose subject
-    /// names the account's citizen id, certifying no higher identity level
+    /// names the account's citizen id (and `company` when a director signs
+    /// for one, no company otherwise), certifying no higher identity level
     /// than the account holds.
     pub(crate) fn check_signer_certificate(
         &self,
         account: &Account,
         certificate: &StoredCertificate,
+        company: Option<&JuristicId>,
         now: OffsetDateTime,
     ) -> Result<(), IdmError> {
         if certificate.revoked.is_some() {
             return Err(IdmError::CertificateRevoked);
         }
-        let expected = citizen_of(account)
-            .map(|c| tuaton_pki::semantics_identifier(tuaton_pki::SemanticsId::Citizen(&c)));
-        let named =
-            tuaton_pki::subject_serial_number(&certificate.der).map_err(CustodyError::Pki)?;
+        let expected = citizen_of(account).map(|c| semantics_identifier(SemanticsId::Citizen(&c)));
+        let named = tuaton_pki::subject_ids(&certificate.der).map_err(CustodyError::Pki)?;
         let bound = certificate.role == CertificateRole::Signer
             && certificate.account_id.as_ref() == Some(&account.id)
             && certificate.valid_at(now)
             && expected.is_some()
-            && named == expected;
+            && named.person == expected
+            && named.organization == organisation_named(company);
         if bound {
             // The certificate tells relying parties the level the person was
             // proofed at: an account since lowered below it signs nothing
@@ -1172,6 +1313,22 @@ pub(crate) struct SigningRecord<'a> {
     pub cred_id: &'a str,
     pub documents: Vec<serde_json::Value>,
     pub client_id: Option<&'a str>,
+    /// For a document an agency posted: which, and for which company.
+    pub posted: Option<&'a DocumentStep<'a>>,
+}
+
+/// What signing a document an agency posted adds to the signing's
+/// transaction.
+pub(crate) struct DocumentStep<'a> {
+    /// The document, as read when the signing began to finish.
+    pub document: &'a AgencyDocument,
+    /// The posting client's `sub` of the signer.
+    pub subject: &'a str,
+    /// The company a director signs for, as the registry gave it now.
+    pub company: Option<&'a JuristicId>,
+    /// Whether this signature completes the document; false while more of
+    /// the company's directors must sign.
+    pub complete: bool,
 }
 
 impl SigningRecord<'_> {
@@ -1194,6 +1351,13 @@ impl SigningRecord<'_> {
         });
         if let Some(client_id) = self.client_id {
             details["client_id"] = json!(client_id);
+        }
+        if let Some(posted) = self.posted {
+            details["document"] = json!(posted.document.id);
+            details["complete"] = json!(posted.complete);
+            if let Some(company) = posted.company {
+                details["company"] = json!(company.compact());
+            }
         }
         let ev = audit::success(
             &Actor::Account(self.account.id.clone()),

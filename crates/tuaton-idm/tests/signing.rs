@@ -22,10 +22,8 @@ use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
 
 mod common;
-use common::{ORIGIN, enrol_with_passkey, idm, idm_making_keys_at_enrolment, logged_in, options};
+use common::{answer, enrol_with_passkey, idm, idm_making_keys_at_enrolment, logged_in};
 use tuaton_idm::DocumentDigest;
-use url::Url;
-use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -266,16 +264,6 @@ async fn without_a_hierarchy_the_tsa_refuses_and_writes_nothing(db: TestDb) {
         .unwrap()
         .len();
     assert_eq!(before, after);
-}
-
-/// The phone's assertion for WebAuthn request `opts`.
-fn answer(
-    phone: &mut SoftPasskey,
-    opts: &impl serde::Serialize,
-) -> tuaton_idm::PublicKeyCredential {
-    phone
-        .do_authentication(Url::parse(ORIGIN).unwrap(), options(opts))
-        .unwrap()
 }
 
 fn document(name: &str, bytes: &[u8]) -> DocumentDigest {

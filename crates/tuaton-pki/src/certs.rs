@@ -92,23 +92,43 @@ pub fn names(der: &[u8]) -> Result<(String, String), PkiError> {
     Ok((parsed.subject().to_string(), parsed.issuer().to_string()))
 }
 
-/// The subject's `serialNumber` attribute (ETSI EN 319 412-1 semantics
-/// identifier, `PNOTH-…` for a person) of the certificate `der`, if any.
-/// The CA's signature binds it to the key: a stored row cannot change it.
-pub fn subject_serial_number(der: &[u8]) -> Result<Option<String>, PkiError> {
+/// Whom a signer certificate's subject names, as ETSI EN 319 412-1
+/// semantics identifiers: the person (`serialNumber`, `PNOTH-…`) and, for a
+/// representative, the company (`organizationIdentifier`, `NTRTH-…`). The
+/// CA's signature binds both to the key: a stored row cannot change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectIds {
+    /// The subject's `serialNumber`, if any.
+    pub person: Option<String>,
+    /// The subject's `organizationIdentifier`, if any.
+    pub organization: Option<String>,
+}
+
+/// The semantics identifiers the subject of the certificate `der` carries.
+pub fn subject_ids(der: &[u8]) -> Result<SubjectIds, PkiError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| PkiError::Setting(format!("not a certificate: {e}")))?;
-    let serial = parsed
-        .subject()
-        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
-        .next()
-        .map(|a| {
-            a.as_str()
-                .map(str::to_owned)
-                .map_err(|_| PkiError::Setting("the serialNumber is not a string".into()))
-        })
-        .transpose()?;
-    Ok(serial)
+    let attribute = |oid: &x509_parser::der_parser::Oid<'_>, what: &str| {
+        parsed
+            .subject()
+            .iter_by_oid(oid)
+            .next()
+            .map(|a| {
+                a.as_str()
+                    .map(str::to_owned)
+                    .map_err(|_| PkiError::Setting(format!("the {what} is not a string")))
+            })
+            .transpose()
+    };
+    let organization_identifier = x509_parser::der_parser::Oid::from(oids::ORGANIZATION_IDENTIFIER)
+        .map_err(|_| PkiError::Setting("the organizationIdentifier OID".into()))?;
+    Ok(SubjectIds {
+        person: attribute(
+            &x509_parser::oid_registry::OID_X509_SERIALNUMBER,
+            "serialNumber",
+        )?,
+        organization: attribute(&organization_identifier, "organizationIdentifier")?,
+    })
 }
 
 /// The identity level a signer certificate issued under `policy` was

@@ -29,8 +29,8 @@ mod certs;
 mod oids;
 
 pub use certs::{
-    Authority, Facts, Issued, Signer, certified_ial, crl_entry_fits, names, pem, serial_hex,
-    subject_serial_number,
+    Authority, Facts, Issued, Signer, SubjectIds, certified_ial, crl_entry_fits, names, pem,
+    serial_hex, subject_ids,
 };
 pub use const_oid::ObjectIdentifier;
 pub use oids::{SemanticsId, ial_policy, semantics_identifier};

@@ -311,6 +311,13 @@ fn the_hierarchy_verifies_with_openssl_for_each_purpose() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert_eq!(org_id, ["NTRTH-0105599000019"]);
+    // What signing reads back: the person and, for the director, the company.
+    let ids = tuaton_pki::subject_ids(director.der()).unwrap();
+    assert_eq!(ids.person.as_deref(), Some("PNOTH-1999000000017"));
+    assert_eq!(ids.organization.as_deref(), Some("NTRTH-0105599000019"));
+    let own = tuaton_pki::subject_ids(signer.der()).unwrap();
+    assert_eq!(own.person.as_deref(), Some("PNOTH-1999000000017"));
+    assert_eq!(own.organization, None);
     assert_eq!(
         dc.subject()
             .iter_organization()

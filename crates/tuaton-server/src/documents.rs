@@ -3,10 +3,12 @@
 //! the signing page the answer names, and fetches the signed PDF when the
 //! browser comes back to its redirect URI with `document`.
 //!
-//! - `POST /agency/v1/documents?name=…&redirect_uri=…[&state=…][&subject=…]`,
+//! - `POST /agency/v1/documents?name=…&redirect_uri=…[&state=…][&subject=…|&company=…]`,
 //!   the PDF as the body (`application/pdf`): 201 with the id, the page's
-//!   URL, the file's SHA-256 and pages, and when it expires.
-//! - `GET /agency/v1/documents/{id}`: its state and signer; and
+//!   URL, the file's SHA-256 and pages, and when it expires. With
+//!   `company` (a juristic id) the company's directors sign it, as many as
+//!   the registry's authority rule asks, each on the same page.
+//! - `GET /agency/v1/documents/{id}`: its state, signatures and signer; and
 //!   `GET /agency/v1/documents/{id}/signed.pdf`: the signed file.
 //! - `GET /documents/{id}`: the page the person signs on; it logs in with a
 //!   passkey through the JSON API, then `POST /documents/{id}/start` and
@@ -32,6 +34,9 @@ use crate::{ApiError, AppState};
 
 const PAGE: &str = include_str!("web/assets/document.html");
 const SCRIPT: &str = include_str!("web/assets/document.js");
+/// The lines a company's document adds to the page: for whom, and how far
+/// its directors are.
+const COMPANY: &str = "<p id=\"company\" data-juristic-id=\"{{juristic_id}}\">ในนามของ · For <strong>{{company}}</strong> ({{juristic_id}})</p>\n<p>กรรมการที่ลงลายมือชื่อแล้ว · Directors who have signed: <span id=\"signatures\">{{signatures}}</span>. Tuaton ตรวจอำนาจกรรมการกับทะเบียนนิติบุคคลก่อนลงลายมือชื่อ · Tuaton checks your authority with the company registry before you sign.</p>";
 
 /// How many posts (each may carry a PDF) are served at once.
 const POSTS: usize = 4;
@@ -114,6 +119,8 @@ struct PostQuery {
     state: Option<String>,
     #[serde(default)]
     subject: Option<String>,
+    #[serde(default)]
+    company: Option<String>,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -137,9 +144,21 @@ async fn post_document(
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 tuaton_core::ErrorCode::InvalidField,
-                "The query names the document: name and redirect_uri, and optionally state and subject.",
+                "The query names the document: name and redirect_uri, and optionally state, and subject or company.",
             )
         })?;
+        let company = q
+            .company
+            .as_deref()
+            .map(tuaton_core::JuristicId::parse)
+            .transpose()
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    tuaton_core::ErrorCode::InvalidField,
+                    "company: a thirteen-digit juristic id with a valid check digit.",
+                )
+            })?;
         if !pdf {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,6 +176,7 @@ async fn post_document(
                     subject: q.subject,
                     redirect_uri: q.redirect_uri,
                     state: q.state,
+                    company,
                 },
                 state.now(),
             )
@@ -194,10 +214,19 @@ async fn agency_document(
             .idm()
             .agency_document(&client, id, state.now())
             .await?;
+        let signatures: Vec<serde_json::Value> = d
+            .signatures
+            .iter()
+            .map(|(sub, at)| json!({ "sub": sub, "signed_at": rfc3339(*at) }))
+            .collect();
         let mut body = json!({
             "document": id, "state": d.state.as_str(), "name": d.name,
             "sha256": d.sha256, "expires_at": rfc3339(d.expires_at),
+            "signatures": signatures,
         });
+        if let Some(company) = d.company {
+            body["company"] = json!({ "juristic_id": company });
+        }
         if let Some(sub) = d.signer {
             body["signer"] = json!({ "sub": sub });
             body["signed_url"] = json!(format!("{at}/signed.pdf"));
@@ -245,10 +274,22 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let company = match &shown.company {
+        None => String::new(),
+        Some((jid, name)) => fill(
+            COMPANY,
+            &[
+                ("company", &escape(name)),
+                ("juristic_id", &escape(jid)),
+                ("signatures", &shown.signatures.to_string()),
+            ],
+        ),
+    };
     let body = fill(
         PAGE,
         &[
             ("client", &escape(&shown.client_name)),
+            ("for_company", &company),
             ("name", &escape(&shown.name)),
             ("size", &shown.size.to_string()),
             ("pages", &shown.pages.to_string()),

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row as _};
 use time::OffsetDateTime;
@@ -42,6 +43,24 @@ impl DocumentState {
     }
 }
 
+/// One signature a document carries, in the order they were made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentSignature {
+    /// The account that signed.
+    pub account_id: String,
+    /// The posting client's `sub` of the signer.
+    pub subject: String,
+    /// When, in milliseconds since the epoch.
+    pub at_ms: i64,
+}
+
+impl DocumentSignature {
+    /// When it was made.
+    pub fn at(&self) -> OffsetDateTime {
+        from_ms(self.at_ms)
+    }
+}
+
 /// A posted document as stored.
 #[derive(Debug, Clone)]
 pub struct AgencyDocument {
@@ -72,8 +91,17 @@ pub struct AgencyDocument {
     pub signing_request: Option<String>,
     /// The signed file, once signed.
     pub signed: Option<Vec<u8>>,
-    /// The client's `sub` of the signer.
+    /// The client's `sub` of the signer who completed it.
     pub signer_subject: Option<String>,
+    /// For a company's document, its juristic id.
+    pub company_id: Option<String>,
+    /// And its registered name when it was posted.
+    pub company_name: Option<String>,
+    /// The signatures made so far, in order.
+    pub signatures: Vec<DocumentSignature>,
+    /// While more of a company's directors must sign: the file as signed
+    /// so far, which the next one signs.
+    pub partial: Option<Vec<u8>>,
     /// When it was posted.
     pub created: OffsetDateTime,
     /// After this it is not signed.
@@ -103,13 +131,16 @@ pub struct NewDocument<'a> {
     pub redirect_uri: &'a str,
     /// The agency's `state`.
     pub client_state: Option<&'a str>,
+    /// The company whose directors sign it: its juristic id and
+    /// registered name.
+    pub company: Option<(&'a str, &'a str)>,
     /// Its end.
     pub expires: OffsetDateTime,
 }
 
 const COLUMNS: &str = "id, client_id, subject, name, size, sha256, pages, content_base64, \
      redirect_uri, client_state, state, signing_request, signed_base64, signer_subject, \
-     created_ms, expires_ms, done_ms";
+     created_ms, expires_ms, done_ms, company_id, company_name, signatures, partial_base64";
 
 fn decoded(what: &str, text: &str) -> Result<Vec<u8>, StoreError> {
     STANDARD
@@ -123,6 +154,8 @@ fn from_row(r: &AnyRow) -> Result<AgencyDocument, StoreError> {
     let signed: Option<String> = r.try_get("signed_base64")?;
     let state: String = r.try_get("state")?;
     let done: Option<i64> = r.try_get("done_ms")?;
+    let signatures: String = r.try_get("signatures")?;
+    let partial: Option<String> = r.try_get("partial_base64")?;
     Ok(AgencyDocument {
         id: r.try_get("id")?,
         client_id: r.try_get("client_id")?,
@@ -141,6 +174,12 @@ fn from_row(r: &AnyRow) -> Result<AgencyDocument, StoreError> {
         created: from_ms(r.try_get("created_ms")?),
         expires: from_ms(r.try_get("expires_ms")?),
         done: done.map(from_ms),
+        company_id: r.try_get("company_id")?,
+        company_name: r.try_get("company_name")?,
+        signatures: serde_json::from_str(&signatures).map_err(|_| corrupt("signatures"))?,
+        partial: partial
+            .map(|p| decoded("partly signed file", &p))
+            .transpose()?,
     })
 }
 
@@ -152,7 +191,8 @@ pub async fn insert<'e, E: Executor<'e, Database = Any>>(
 ) -> Result<(), StoreError> {
     sqlx::query(&format!(
         "INSERT INTO agency_documents ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11, $12, NULL)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11, $12, NULL, \
+         $13, $14, '[]', NULL)"
     ))
     .bind(new.id)
     .bind(new.client_id)
@@ -166,6 +206,8 @@ pub async fn insert<'e, E: Executor<'e, Database = Any>>(
     .bind(new.client_state)
     .bind(to_ms(now))
     .bind(to_ms(new.expires))
+    .bind(new.company.map(|c| c.0))
+    .bind(new.company.map(|c| c.1))
     .execute(db)
     .await?;
     Ok(())
@@ -205,28 +247,61 @@ pub async fn begin_signing<'e, E: Executor<'e, Database = Any>>(
     Ok(r.rows_affected() == 1)
 }
 
-/// Keeps the signed file of a pending document whose signing request is
-/// `signing_request`; `false` when it is not pending (signed or declined
-/// meanwhile) or another request was begun since.
-pub async fn mark_signed<'e, E: Executor<'e, Database = Any>>(
+/// The signatures `document` carries with `added` after them, as stored.
+fn with_signature(
+    document: &AgencyDocument,
+    added: DocumentSignature,
+) -> Result<String, StoreError> {
+    let mut all = document.signatures.clone();
+    all.push(added);
+    serde_json::to_string(&all).map_err(|e| StoreError::Corrupt(format!("signatures: {e}")))
+}
+
+/// Keeps the signed file of `document`, pending with signing request
+/// `signing_request`, and `signature` after the ones it carries: signed,
+/// or (`complete` false: more of a company's directors must sign) still
+/// pending, with the file the next signer signs. `false` when it is not
+/// pending (signed or declined meanwhile), another request was begun
+/// since, or another signature was added meanwhile.
+pub async fn add_signature<'e, E: Executor<'e, Database = Any>>(
     db: E,
-    id: &str,
+    document: &AgencyDocument,
     signing_request: &str,
     signed: &[u8],
-    signer_subject: &str,
+    signature: DocumentSignature,
+    complete: bool,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE agency_documents SET state = 'signed', signed_base64 = $1, signer_subject = $2, \
-         done_ms = $3 WHERE id = $4 AND state = 'pending' AND signing_request = $5",
-    )
-    .bind(STANDARD.encode(signed))
-    .bind(signer_subject)
-    .bind(to_ms(now))
-    .bind(id)
-    .bind(signing_request)
-    .execute(db)
-    .await?;
+    let before = serde_json::to_string(&document.signatures)
+        .map_err(|e| StoreError::Corrupt(format!("signatures: {e}")))?;
+    let subject = signature.subject.clone();
+    let after = with_signature(document, signature)?;
+    let query = if complete {
+        sqlx::query(
+            "UPDATE agency_documents SET state = 'signed', signed_base64 = $1, \
+             signer_subject = $2, signatures = $3, partial_base64 = NULL, done_ms = $4 \
+             WHERE id = $5 AND state = 'pending' AND signing_request = $6 AND signatures = $7",
+        )
+        .bind(STANDARD.encode(signed))
+        .bind(subject)
+        .bind(after)
+        .bind(to_ms(now))
+    } else {
+        sqlx::query(
+            "UPDATE agency_documents SET partial_base64 = $1, signer_subject = $2, \
+             signatures = $3, signing_request = NULL \
+             WHERE id = $4 AND state = 'pending' AND signing_request = $5 AND signatures = $6",
+        )
+        .bind(STANDARD.encode(signed))
+        .bind(subject)
+        .bind(after)
+    };
+    let r = query
+        .bind(&document.id)
+        .bind(signing_request)
+        .bind(before)
+        .execute(db)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 

@@ -296,6 +296,21 @@ pub async fn of_key<'e, E: Executor<'e, Database = Any>>(
     rows.into_iter().map(from_row).collect()
 }
 
+/// The signer certificates in force (not revoked) that bind `account`.
+pub async fn signers_in_force<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    account: &AccountId,
+) -> Result<Vec<StoredCertificate>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates \
+         WHERE account_id = $1 AND role = 'signer' AND revoked_ms IS NULL ORDER BY id"
+    ))
+    .bind(account.as_str())
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
+}
+
 /// Revokes every certificate in force that binds `account` (and, for a
 /// reason other than a hold, every one on hold), with an audit record
 /// (`certificate.revoked`) each; returns their ids.

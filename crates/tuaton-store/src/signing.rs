@@ -62,6 +62,10 @@ pub struct PdfPlan {
     pub signed_digest: String,
     /// The signer's name for the signature dictionary.
     pub name: String,
+    /// The signature dictionary's `/Reason`: for a director, the company
+    /// signed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// A visible signature's page (1 for the first), box (`[x1, y1, x2,
     /// y2]` in points) and lines of text; invisible without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -303,7 +303,7 @@ pub async fn public_client(
     redirect: &str,
     scopes: &[&str],
     now: OffsetDateTime,
-) {
+) -> tuaton_oidc::ClientConfig {
     let mut client = tuaton_oidc::ClientConfig {
         name: "Benchmark agency".into(),
         redirect_uris: vec![Url::parse(redirect).unwrap()],
@@ -314,9 +314,24 @@ pub async fn public_client(
     };
     client.scopes.extend(scopes.iter().map(|s| (*s).to_owned()));
     idm.client_admin()
-        .add(&tuaton_idm::Actor::Operator("bench".into()), client, now)
+        .add(
+            &tuaton_idm::Actor::Operator("bench".into()),
+            client.clone(),
+            now,
+        )
         .await
         .unwrap();
+    client
+}
+
+/// The phone's assertion for WebAuthn request `opts`.
+pub fn answer(
+    phone: &mut SoftPasskey,
+    opts: &impl serde::Serialize,
+) -> tuaton_idm::PublicKeyCredential {
+    phone
+        .do_authentication(Url::parse(ORIGIN).unwrap(), options(opts))
+        .unwrap()
 }
 
 /// Asserts that the audit chain of `db` verifies end to end.

@@ -32,7 +32,7 @@ async fn company(id: &str) -> tuaton_proofing::Company {
 fn fixture_companies_have_directors_from_the_people_fixture() {
     let people = DevRegistry::embedded().unwrap();
     let companies = DevJuristicRegistry::embedded().unwrap();
-    assert_eq!(companies.companies().count(), 3);
+    assert_eq!(companies.companies().count(), 4);
     for c in companies.companies() {
         assert!(c.id.compact().starts_with('0'));
         for d in &c.directors {

@@ -136,6 +136,14 @@ impl From<tuaton_idm::IdmError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "The agency asked another person to sign this document. Log in as that person, or ask the agency.".into(),
             ),
+            E::AlreadySigned => (
+                StatusCode::CONFLICT,
+                "You have signed this document for the company already. It waits for another director; the agency asks them.".into(),
+            ),
+            E::AuthorityChanged => (
+                StatusCode::CONFLICT,
+                "The company registry no longer lists an earlier signer of this document as a director, so it cannot be completed. The agency must post it again.".into(),
+            ),
             E::UnknownSigningCredential => (
                 StatusCode::NOT_FOUND,
                 "No credential of this person has this id.".into(),

@@ -1,0 +1,1 @@
+../sqlite/0022_company_documents.sql
