@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,9 +94,15 @@ after(async () => {
 
 // The person (or who `page` belongs to) opens `url`, checks what the page
 // shows, and signs (or declines); returns the URL the browser came back to.
-async function onPage(url, posted, { decline = false, screenshot, page = person.page } = {}) {
+async function onPage(url, posted, { decline = false, screenshot, page = person.page, read } = {}) {
   await page.goto(url);
   await page.waitForSelector('#sign');
+  if (read) {
+    // The person logs in and saves the file to read it before signing.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#open')]);
+    assert.ok(readFileSync(await download.path()).equals(read), 'the file saved is the one posted');
+    assert.match(await page.textContent('#status'), /read it before you sign/);
+  }
   if (posted.sha256) assert.equal(await page.textContent('#sha256'), posted.sha256);
   assert.equal(await page.textContent('#pages'), String(posted.pages));
   assert.match(await page.textContent('#client'), /สำนักทะเบียน/);
@@ -119,7 +126,10 @@ test('an agency posts a PDF, the person signs it with a passkey, and the agency 
   const pending = await api('GET', `/agency/v1/documents/${posted.body.document}/signed.pdf`, registryToken);
   assert.equal(pending.status, 409);
 
-  const back = await onPage(posted.body.sign_url, posted.body, { screenshot: 'document-sign.png' });
+  // The file itself is only for a person logged in.
+  const anonymous = await api('GET', `/documents/${posted.body.document}/file`);
+  assert.equal(anonymous.status, 401);
+  const back = await onPage(posted.body.sign_url, posted.body, { screenshot: 'document-sign.png', read: form });
   assert.equal(back.searchParams.get('document'), posted.body.document);
   assert.equal(back.searchParams.get('state'), 'st-42');
   assert.equal(back.searchParams.get('error'), null);
@@ -163,6 +173,9 @@ test('a document for another person is not signed by whoever opens the page; one
   await page.click('#sign');
   await page.waitForSelector('#status.failed', { timeout: 20000 });
   assert.match(await page.textContent('#status'), /another person/);
+  // Logged in now, the person still cannot read another person's file.
+  const peek = await page.evaluate(async (id) => (await fetch(`/documents/${id}/file`)).status, forOther.body.document);
+  assert.equal(peek, 403);
   const still = await api('GET', `/agency/v1/documents/${forOther.body.document}`, registryToken);
   assert.equal(still.body.state, 'pending');
 
@@ -284,6 +297,10 @@ test('a company whose rule needs two directors gets one PDF carrying both signat
   assert.equal(await pranee.page.textContent('#signatures'), '1');
   const shownDigest = await pranee.page.textContent('#sha256');
   assert.notEqual(shownDigest, posted.body.sha256, 'the once-signed file, not the posted one');
+  const [download] = await Promise.all([pranee.page.waitForEvent('download'), pranee.page.click('#open')]);
+  const partial = readFileSync(await download.path());
+  assert.equal(createHash('sha256').update(partial).digest('hex'), shownDigest);
+  assert.ok(partial.subarray(0, form.length).equals(form), 'the posted file with the first signature after it');
   await onPage(url, { sha256: shownDigest, pages: posted.body.pages }, { page: pranee.page });
   const done = await api('GET', `/agency/v1/documents/${posted.body.document}`, registryToken);
   assert.equal(done.body.state, 'signed');

@@ -337,6 +337,22 @@ impl Idm {
         })
     }
 
+    /// The file of document `id` as the person logged in (`session`) would
+    /// sign it, to read before they do: its name and bytes (for a company's
+    /// document signed by some directors already, the file as they signed
+    /// it). Only while it waits, and only for the person the agency named,
+    /// if it named one.
+    pub async fn document_file(
+        &self,
+        session: &ActiveSession,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(String, Vec<u8>), IdmError> {
+        let d = self.waiting_document(id, now).await?;
+        self.signer_of(&d, session, now).await?;
+        Ok((d.name, d.partial.unwrap_or(d.content)))
+    }
+
     /// For a company's document, whether `account` may sign it now, by the
     /// registry's answer now: a director of the active company who has not
     /// signed it yet, with every earlier signer still a director; and

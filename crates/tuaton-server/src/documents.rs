@@ -11,7 +11,9 @@
 //! - `GET /agency/v1/documents/{id}`: its state, signatures and signer; and
 //!   `GET /agency/v1/documents/{id}/signed.pdf`: the signed file.
 //! - `GET /documents/{id}`: the page the person signs on; it logs in with a
-//!   passkey through the JSON API, then `POST /documents/{id}/start` and
+//!   passkey through the JSON API; `GET /documents/{id}/file` is the file
+//!   to read first (a download, never shown on Tuaton's origin); then
+//!   `POST /documents/{id}/start` and
 //!   `/finish` (the session's CSRF token in `x-csrf-token`) confirm with a
 //!   second assertion over the signing challenge; `/decline` declines.
 
@@ -60,6 +62,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         ));
     let person = Router::new()
         .route("/documents/{id}", get(page))
+        .route("/documents/{id}/file", get(file))
         .route("/documents/{id}/start", post(start))
         .route("/documents/{id}/finish", post(finish))
         .route("/documents/{id}/decline", post(decline))
@@ -309,6 +312,41 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
         body,
     )
         .into_response()
+}
+
+/// The file to sign, for the person logged in to read first: a download
+/// (`attachment`), in a sandbox with nothing allowed should a browser show
+/// it anyway, so a PDF an agency made runs nothing on Tuaton's origin.
+async fn file(
+    State(state): State<AppState>,
+    session: SessionAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (name, bytes) = state
+        .idm()
+        .document_file(&session, &id, state.now())
+        .await?;
+    let disposition = format!(
+        "attachment; filename=\"document.pdf\"; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let disposition = HeaderValue::from_str(&disposition).map_err(ApiError::internal)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn script() -> impl IntoResponse {

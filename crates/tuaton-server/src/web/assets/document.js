@@ -1,7 +1,9 @@
 // The page an agency sends a person to for a document it posted: a passkey
 // login through the JSON API, then a second assertion over the signing
 // challenge, which commits to this file; Tuaton signs it and the browser
-// goes back to the agency. "Do not sign" tells the agency access_denied.
+// goes back to the agency. "Open the file" logs in the same way and saves
+// the file, once its SHA-256 is the one shown. "Do not sign" tells the
+// agency access_denied.
 'use strict';
 
 const say = (status, cls, th, en) => {
@@ -23,16 +25,54 @@ const postIn = async (csrf, path, body) => {
   return { status: r.status, body: parsed };
 };
 
+// The session's CSRF token once the person logged in on this page.
+let csrf = null;
+
+async function loggedIn(status) {
+  if (csrf) return csrf;
+  say(status, '', 'กำลังขอพาสคีย์เพื่อเข้าสู่ระบบ…', 'Asking for your passkey to log in…');
+  const citizen = document.getElementById('citizen_id').value.replace(/[\s-]/g, '');
+  const start = await post('/api/v1/login/start', citizen ? { citizen_id: citizen } : {});
+  const login = await assertFor(start);
+  const done = await post('/api/v1/login/finish', { ceremony_id: start.body.ceremony_id, credential: login });
+  if (done.status !== 200) throw new Error(done.body?.detail || String(done.status));
+  csrf = done.body.csrf_token;
+  return csrf;
+}
+
+const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
+
+async function open(id, buttons, status) {
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    await loggedIn(status);
+    const r = await fetch(`/documents/${id}/file`);
+    if (r.status !== 200) {
+      let detail = String(r.status);
+      try { detail = (await r.json()).detail || detail; } catch { /* not JSON */ }
+      throw new Error(detail);
+    }
+    const bytes = await r.arrayBuffer();
+    if (hex(await crypto.subtle.digest('SHA-256', bytes)) !== document.getElementById('sha256').textContent) {
+      throw new Error('the file is not the one shown');
+    }
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(new Blob([bytes], { type: 'application/pdf' }));
+    link.download = document.getElementById('name').textContent;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    say(status, '', 'บันทึกไฟล์แล้ว เปิดอ่านได้ก่อนลงลายมือชื่อ', 'The file is saved; read it before you sign.');
+  } catch (e) {
+    say(status, 'failed', 'เปิดไฟล์ไม่สำเร็จ', `The file could not be opened: ${e.message}`);
+  }
+  buttons.forEach((b) => { b.disabled = false; });
+}
+
 async function sign(id, buttons, status) {
   buttons.forEach((b) => { b.disabled = true; });
-  say(status, '', 'กำลังขอพาสคีย์เพื่อเข้าสู่ระบบ…', 'Asking for your passkey to log in…');
   try {
-    const citizen = document.getElementById('citizen_id').value.replace(/[\s-]/g, '');
-    const start = await post('/api/v1/login/start', citizen ? { citizen_id: citizen } : {});
-    const login = await assertFor(start);
-    const done = await post('/api/v1/login/finish', { ceremony_id: start.body.ceremony_id, credential: login });
-    if (done.status !== 200) throw new Error(done.body?.detail || String(done.status));
-    const csrf = done.body.csrf_token;
+    await loggedIn(status);
     const asked = await postIn(csrf, `/documents/${id}/start`, {});
     if (asked.status === 200 && asked.body.sha256 !== document.getElementById('sha256').textContent) {
       throw new Error('the file to sign is not the one shown');
@@ -63,9 +103,11 @@ async function decline(id, buttons, status) {
 document.addEventListener('DOMContentLoaded', () => {
   const id = document.getElementById('document').dataset.document;
   const signButton = document.getElementById('sign');
+  const openButton = document.getElementById('open');
   const declineButton = document.getElementById('decline');
   const status = document.getElementById('status');
-  const buttons = [signButton, declineButton];
+  const buttons = [openButton, signButton, declineButton];
+  openButton.addEventListener('click', () => open(id, buttons, status));
   signButton.addEventListener('click', () => sign(id, buttons, status));
   declineButton.addEventListener('click', () => decline(id, buttons, status));
 });
