@@ -26,7 +26,7 @@ use tuaton_core::{CitizenId, JuristicId};
 use tuaton_proofing::{AuthorityDecision, Company, CompanyStatus, RegistryError, authorised};
 use tuaton_store::accounts::Account;
 use tuaton_store::agency_documents::{
-    self as stored, AgencyDocument, DocumentSignature, DocumentState, NewDocument,
+    self as stored, AgencyDocument, DocumentSignature, DocumentState, Files, NewDocument,
 };
 use url::Url;
 use webauthn_rs::prelude::PublicKeyCredential;
@@ -113,7 +113,7 @@ pub struct AgencyView {
     pub name: String,
     /// The posted file's SHA-256, hex.
     pub sha256: String,
-    /// The signed PDF, once signed.
+    /// The signed PDF, once signed (when it was read).
     pub signed: Option<Vec<u8>>,
     /// The client's `sub` of the signer who completed it.
     pub signer: Option<String>,
@@ -139,13 +139,6 @@ fn invalid(message: impl Into<String>) -> IdmError {
         code: ErrorCode::InvalidDocuments,
         message: message.into(),
     }
-}
-
-/// The SHA-256 of `bytes`, hex, off the async threads.
-async fn sha256_hex(bytes: Vec<u8>) -> Result<String, IdmError> {
-    tokio::task::spawn_blocking(move || hex::encode(digest(&SHA256, &bytes)))
-        .await
-        .map_err(|_| CustodyError::Interrupted.into())
 }
 
 /// `back` with the query parameters `pairs` and `state` added.
@@ -279,9 +272,10 @@ impl Idm {
     async fn waiting_document(
         &self,
         id: &str,
+        files: Files,
         now: OffsetDateTime,
     ) -> Result<AgencyDocument, IdmError> {
-        stored::by_id(self.store().conn().await?.conn(), id)
+        stored::by_id(self.store().conn().await?.conn(), id, files)
             .await?
             .filter(|d| d.state == DocumentState::Pending && d.expires > now)
             .ok_or(IdmError::UnknownDocument)
@@ -318,12 +312,9 @@ impl Idm {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<ShownDocument, IdmError> {
-        let d = self.waiting_document(id, now).await?;
+        let d = self.waiting_document(id, Files::Skip, now).await?;
         let client = self.poster(&d).await?;
-        let (size, sha256) = match d.partial {
-            None => (d.size, d.sha256),
-            Some(partial) => (partial.len() as u64, sha256_hex(partial).await?),
-        };
+        let (size, sha256) = d.partial_facts.unwrap_or((d.size, d.sha256));
         let company = d.company_id.zip(d.company_name);
         Ok(ShownDocument {
             client_name: client.name,
@@ -348,7 +339,7 @@ impl Idm {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<(String, Vec<u8>), IdmError> {
-        let d = self.waiting_document(id, now).await?;
+        let d = self.waiting_document(id, Files::Read, now).await?;
         self.signer_of(&d, session, now).await?;
         Ok((d.name, d.partial.unwrap_or(d.content)))
     }
@@ -464,7 +455,7 @@ impl Idm {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<SigningChallenge, IdmError> {
-        let d = self.waiting_document(id, now).await?;
+        let d = self.waiting_document(id, Files::Read, now).await?;
         self.signer_of(&d, session, now).await?;
         let account = self.signer_account(session).await?;
         let turn = self.directors_turn(&d, &account, now).await?;
@@ -526,7 +517,7 @@ impl Idm {
         response: &PublicKeyCredential,
         now: OffsetDateTime,
     ) -> Result<Url, IdmError> {
-        let d = self.waiting_document(id, now).await?;
+        let d = self.waiting_document(id, Files::Read, now).await?;
         let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
         let sub = self.signer_of(&d, session, now).await?;
         let account = self.signer_account(session).await?;
@@ -550,7 +541,7 @@ impl Idm {
     /// The person declines document `id`: the agency hears `access_denied`
     /// at its redirect URI, with `document` and its `state`.
     pub async fn decline_document(&self, id: &str, now: OffsetDateTime) -> Result<Url, IdmError> {
-        let d = self.waiting_document(id, now).await?;
+        let d = self.waiting_document(id, Files::Skip, now).await?;
         let mut tx = self.store().begin().await?;
         if !stored::mark_declined(tx.conn(), id, now).await? {
             return Err(IdmError::UnknownDocument);
@@ -566,15 +557,17 @@ impl Idm {
         )
     }
 
-    /// Document `id` as the client that posted it reads it; another
-    /// client hears that there is none.
+    /// Document `id` as the client that posted it reads it, with the
+    /// signed file or without (`files`: a status poll reads no file);
+    /// another client hears that there is none.
     pub async fn agency_document(
         &self,
         client: &ClientConfig,
         id: &str,
+        files: Files,
         now: OffsetDateTime,
     ) -> Result<AgencyView, IdmError> {
-        let d = stored::by_id(self.store().conn().await?.conn(), id)
+        let d = stored::by_id(self.store().conn().await?.conn(), id, files)
             .await?
             .filter(|d| d.client_id == client.client_id && d.expires > now)
             .ok_or(IdmError::UnknownDocument)?;

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tuaton_core::{ErrorCode, JuristicId};
 use tuaton_idm::documents::Upload;
 use tuaton_idm::{DocumentDigest, Idm};
-use tuaton_store::agency_documents::DocumentState;
+use tuaton_store::agency_documents::{DocumentState, Files};
 use tuaton_store::certificates;
 use tuaton_store::on_both_engines;
 use tuaton_store::testing::TestDb;
@@ -144,7 +144,10 @@ async fn a_director_signs_for_the_company_with_a_certificate_that_names_it(db: T
         .unwrap();
     assert!(back.as_str().starts_with(BACK));
     // Any one director may act: one signature completes it.
-    let view = idm.agency_document(&client, &posted.id, now).await.unwrap();
+    let view = idm
+        .agency_document(&client, &posted.id, Files::Read, now)
+        .await
+        .unwrap();
     assert_eq!(view.state, DocumentState::Signed);
     assert_eq!(view.signatures.len(), 1);
     assert_eq!(view.company.as_deref(), Some(COMPANY));
@@ -201,7 +204,10 @@ async fn a_director_signs_for_the_company_with_a_certificate_that_names_it(db: T
     assert_eq!(held[0].der, own);
     let still = own_signing(&idm, &session, now).await;
     assert_eq!(still, own);
-    let pending = idm.agency_document(&client, &later.id, now).await.unwrap();
+    let pending = idm
+        .agency_document(&client, &later.id, Files::Skip, now)
+        .await
+        .unwrap();
     assert_eq!(pending.state, DocumentState::Pending);
     assert!(pending.signatures.is_empty());
     audit_intact(&db).await;
@@ -232,7 +238,10 @@ async fn a_person_who_directs_no_company_signs_none_of_its_documents(db: TestDb)
         .await
         .unwrap_err();
     assert_eq!(dissolved.code(), ErrorCode::CompanyDissolved);
-    let view = idm.agency_document(&client, &posted.id, now).await.unwrap();
+    let view = idm
+        .agency_document(&client, &posted.id, Files::Skip, now)
+        .await
+        .unwrap();
     assert_eq!(view.state, DocumentState::Pending);
     assert_eq!(audit_count(&db, "signature.create", true).await, 0);
     audit_intact(&db).await;

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tuaton_idm::PublicKeyCredential;
 use tuaton_idm::documents::Upload;
+use tuaton_store::agency_documents::Files;
 
 use crate::error::ApiJson;
 use crate::error::page::{escape, fill};
@@ -215,7 +216,7 @@ async fn agency_document(
     for_agency(state, &headers, "GET", &path, |client| async move {
         let d = state
             .idm()
-            .agency_document(&client, id, state.now())
+            .agency_document(&client, id, Files::Skip, state.now())
             .await?;
         let signatures: Vec<serde_json::Value> = d
             .signatures
@@ -249,7 +250,7 @@ async fn signed_pdf(
     for_agency(state, &headers, "GET", &path, |client| async move {
         let d = state
             .idm()
-            .agency_document(&client, id, state.now())
+            .agency_document(&client, id, Files::Read, state.now())
             .await?;
         match d.signed {
             Some(pdf) => Ok((

@@ -102,6 +102,8 @@ pub struct AgencyDocument {
     /// While more of a company's directors must sign: the file as signed
     /// so far, which the next one signs.
     pub partial: Option<Vec<u8>>,
+    /// That file's size and SHA-256 (lower-case hex).
+    pub partial_facts: Option<(u64, String)>,
     /// When it was posted.
     pub created: OffsetDateTime,
     /// After this it is not signed.
@@ -140,7 +142,24 @@ pub struct NewDocument<'a> {
 
 const COLUMNS: &str = "id, client_id, subject, name, size, sha256, pages, content_base64, \
      redirect_uri, client_state, state, signing_request, signed_base64, signer_subject, \
-     created_ms, expires_ms, done_ms, company_id, company_name, signatures, partial_base64";
+     created_ms, expires_ms, done_ms, company_id, company_name, signatures, partial_base64, \
+     partial_size, partial_sha256";
+
+/// [`COLUMNS`] with the files left out.
+const FACTS: &str = "id, client_id, subject, name, size, sha256, pages, \
+     '' AS content_base64, redirect_uri, client_state, state, signing_request, \
+     NULL AS signed_base64, signer_subject, created_ms, expires_ms, done_ms, company_id, \
+     company_name, signatures, NULL AS partial_base64, partial_size, partial_sha256";
+
+/// Whether a read takes the files (posted, signed, partly signed) with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// Read them.
+    Read,
+    /// Leave them: `content` is empty and `signed` and `partial` are
+    /// `None`, for a caller that needs only the facts (a page, a status).
+    Skip,
+}
 
 fn decoded(what: &str, text: &str) -> Result<Vec<u8>, StoreError> {
     STANDARD
@@ -180,6 +199,16 @@ fn from_row(r: &AnyRow) -> Result<AgencyDocument, StoreError> {
         partial: partial
             .map(|p| decoded("partly signed file", &p))
             .transpose()?,
+        partial_facts: match (
+            r.try_get::<Option<i64>, _>("partial_size")?,
+            r.try_get::<Option<String>, _>("partial_sha256")?,
+        ) {
+            (Some(size), Some(sha256)) => Some((
+                u64::try_from(size).map_err(|_| corrupt("partly signed size"))?,
+                sha256,
+            )),
+            _ => None,
+        },
     })
 }
 
@@ -192,7 +221,7 @@ pub async fn insert<'e, E: Executor<'e, Database = Any>>(
     sqlx::query(&format!(
         "INSERT INTO agency_documents ({COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11, $12, NULL, \
-         $13, $14, '[]', NULL)"
+         $13, $14, '[]', NULL, NULL, NULL)"
     ))
     .bind(new.id)
     .bind(new.client_id)
@@ -213,13 +242,18 @@ pub async fn insert<'e, E: Executor<'e, Database = Any>>(
     Ok(())
 }
 
-/// One document by id.
+/// One document by id, with its files or without (`files`).
 pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     db: E,
     id: &str,
+    files: Files,
 ) -> Result<Option<AgencyDocument>, StoreError> {
+    let columns = match files {
+        Files::Read => COLUMNS,
+        Files::Skip => FACTS,
+    };
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM agency_documents WHERE id = $1"
+        "SELECT {columns} FROM agency_documents WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(db)
@@ -289,12 +323,17 @@ pub async fn add_signature<'e, E: Executor<'e, Database = Any>>(
     } else {
         sqlx::query(
             "UPDATE agency_documents SET partial_base64 = $1, signer_subject = $2, \
-             signatures = $3, signing_request = NULL \
-             WHERE id = $4 AND state = 'pending' AND signing_request = $5 AND signatures = $6",
+             signatures = $3, partial_sha256 = $4, partial_size = $5, signing_request = NULL \
+             WHERE id = $6 AND state = 'pending' AND signing_request = $7 AND signatures = $8",
         )
         .bind(STANDARD.encode(signed))
         .bind(subject)
         .bind(after)
+        .bind(hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            signed,
+        )))
+        .bind(i64::try_from(signed.len()).unwrap_or(i64::MAX))
     };
     let r = query
         .bind(&document.id)

@@ -13,3 +13,7 @@ ALTER TABLE agency_documents ADD COLUMN signatures TEXT NOT NULL DEFAULT '[]';
 -- While more directors must sign: the file as the directors so far signed
 -- it, which the next one signs.
 ALTER TABLE agency_documents ADD COLUMN partial_base64 TEXT;
+-- Its size and SHA-256 (lower-case hex), for the page to show without
+-- reading it.
+ALTER TABLE agency_documents ADD COLUMN partial_size BIGINT;
+ALTER TABLE agency_documents ADD COLUMN partial_sha256 TEXT;
