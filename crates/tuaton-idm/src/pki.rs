@@ -62,6 +62,9 @@ pub struct CaPlan {
     /// stamps come from (`TUATON_TSA_URL`); Tuaton's own TSA when `None`.
     /// The transport is [`crate::IdmParts::external_tsa`].
     pub time_stamp_url: Option<url::Url>,
+    /// The external TSA's certificate (DER, `TUATON_TSA_CERT`): its tokens
+    /// must be signed with this certificate's key.
+    pub time_stamp_certificate: Option<Vec<u8>>,
 }
 
 impl CaPlan {
@@ -75,6 +78,7 @@ impl CaPlan {
             ocsp_name: format!("Tuaton OCSP Responder{suffix}"),
             keys_at_enrolment: false,
             time_stamp_url: None,
+            time_stamp_certificate: None,
             settings,
         }
     }

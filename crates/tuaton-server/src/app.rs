@@ -63,9 +63,9 @@ impl AppState {
             external_tsa: settings
                 .ca
                 .as_ref()
-                .and_then(|c| c.time_stamp_url.clone())
-                .and_then(|url| {
-                    let made = crate::outbound::HttpTsa::new(url);
+                .and_then(|c| Some((c.time_stamp_url.clone()?, c.time_stamp_certificate.clone())))
+                .and_then(|(url, signer)| {
+                    let made = crate::outbound::HttpTsa::new(url, signer);
                     if made.is_none() {
                         tracing::error!("no HTTP client for TUATON_TSA_URL could be made; signatures take Tuaton's own time stamps");
                     }

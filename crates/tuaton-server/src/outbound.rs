@@ -159,18 +159,26 @@ const MAX_TIME_STAMP_RESPONSE: usize = 64 * 1024;
 pub(crate) struct HttpTsa {
     url: Url,
     client: reqwest::Client,
+    /// The certificate whose key must sign its tokens (DER).
+    signer: Option<Vec<u8>>,
 }
 
 impl HttpTsa {
-    /// A client for the TSA at `url`; `None` when no HTTP client can be made.
-    pub(crate) fn new(url: Url) -> Option<Self> {
+    /// A client for the TSA at `url` whose tokens `signer` (a DER
+    /// certificate) must have signed, when given; `None` when no HTTP
+    /// client can be made.
+    pub(crate) fn new(url: Url, signer: Option<Vec<u8>>) -> Option<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .user_agent("Tuaton time-stamp request")
             .build()
             .ok()?;
-        Some(Self { url, client })
+        Some(Self {
+            url,
+            client,
+            signer,
+        })
     }
 
     async fn ask(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
@@ -227,6 +235,10 @@ impl tuaton_sign::tsp::TimeStampSource for HttpTsa {
             tracing::warn!(tsa = %self.url, error = %e, "the external TSA gave no time stamp");
             tuaton_sign::SignError::TimeStamp(e)
         })
+    }
+
+    fn signer_certificate(&self) -> Option<&[u8]> {
+        self.signer.as_deref()
     }
 }
 
@@ -333,15 +345,16 @@ mod tests {
         addr
     }
 
-    /// Asks the TSA at `path` of `addr` for a token over `data`, from a
-    /// blocking thread as signing does.
+    /// Asks the TSA at `path` of `addr` for a token over `data`, signed
+    /// under `signer` when given, from a blocking thread as signing does.
     async fn token_from(
         addr: std::net::SocketAddr,
         path: &str,
         data: &'static [u8],
+        signer: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, tuaton_sign::SignError> {
         let url = Url::parse(&format!("http://{addr}{path}")).unwrap_or_else(|_| unreachable!());
-        let Some(tsa) = HttpTsa::new(url) else {
+        let Some(tsa) = HttpTsa::new(url, signer) else {
             unreachable!("an HTTP client is made")
         };
         tokio::task::spawn_blocking(move || tuaton_sign::tsp::time_stamp_token(&tsa, data))
@@ -355,7 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let addr = openssl_tsa(dir.path()).await;
         let data: &'static [u8] = b"the signature value a time stamp is asked for";
-        let token = token_from(addr, "/ok", data).await.unwrap();
+        let token = token_from(addr, "/ok", data, None).await.unwrap();
         std::fs::write(dir.path().join("token.der"), &token).unwrap();
         std::fs::write(dir.path().join("data.bin"), data).unwrap();
         let verify = |file: &str| {
@@ -389,7 +402,7 @@ mod tests {
             ("/garbage", ""),
             ("/missing", "answered 404"),
         ] {
-            let e = token_from(addr, path, data).await.unwrap_err();
+            let e = token_from(addr, path, data, None).await.unwrap_err();
             assert!(e.to_string().contains(why), "{path}: {e}");
         }
         // Nothing listens: not reached, in a sentence without the address.
@@ -397,7 +410,25 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let e = token_from(closed, "/ok", data).await.unwrap_err();
+        let e = token_from(closed, "/ok", data, None).await.unwrap_err();
         assert!(e.to_string().contains("not reached"), "{e}");
+
+        // Pinned to the TSA's certificate (as TUATON_TSA_CERT gives it, PEM),
+        // its tokens are taken; pinned to another key (its root's), refused.
+        let pinned = |file: &str| {
+            let pem = std::fs::read(dir.path().join(file)).unwrap();
+            Some(tuaton_sign::tsp::certificate_der(&pem).unwrap())
+        };
+        token_from(addr, "/ok", data, pinned("tsa.pem"))
+            .await
+            .unwrap();
+        let e = token_from(addr, "/ok", data, pinned("ca.pem"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not signed by the configured TSA certificate's key"),
+            "{e}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use tuaton_keys::{KeyBackend, KeyRef, SignatureAlgorithm};
 use x509_tsp::{MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
 use crate::SignError;
-use crate::signer::{CmsSigner, ID_SHA256, algorithm, sha256};
+use crate::signer::{CmsSigner, ID_CONTENT_TYPE, ID_MESSAGE_DIGEST, ID_SHA256, algorithm, sha256};
 
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
@@ -231,6 +231,13 @@ fn rejection(failure: Failure, why: &'static str) -> Result<Vec<u8>, SignError> 
 pub trait TimeStampSource: Send + Sync {
     /// The TSA's response to `request`.
     fn time_stamp(&self, request: &[u8]) -> Result<Vec<u8>, SignError>;
+
+    /// The certificate (DER) whose key must have signed the TSA's tokens,
+    /// when the operator named one; `None` leaves the signature to
+    /// whoever validates it.
+    fn signer_certificate(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl TimeStampSource for TimeStamper {
@@ -239,25 +246,114 @@ impl TimeStampSource for TimeStamper {
     }
 }
 
-/// The encapsulated content of the SignedData `content`, the rest of it
-/// read only as far as its framing: the certificates and signer infos are
-/// the validator's to judge, and TSAs in service send certificate sets that
-/// strict DER decoding refuses (a certificate twice, or out of DER order),
-/// which must not cost the signer their time stamp.
-fn encapsulated_content(content: &Any) -> der::Result<cms::signed_data::EncapsulatedContentInfo> {
+/// The encapsulated content of the SignedData `content` and its last
+/// field (the signer infos), the rest read only as far as its framing: the
+/// certificates are the validator's to judge, and TSAs in service send
+/// certificate sets that strict DER decoding refuses (a certificate twice,
+/// or out of DER order), which must not cost the signer their time stamp.
+fn encapsulated_content(
+    content: &Any,
+) -> der::Result<(cms::signed_data::EncapsulatedContentInfo, Any)> {
     use der::Reader as _;
     let bytes = content.to_der()?;
     let mut reader = der::SliceReader::new(&bytes)?;
-    let encap = reader.sequence(|r| {
+    let parts = reader.sequence(|r| {
         let _version = Any::decode(r)?;
         let _digest_algorithms = Any::decode(r)?;
         let encap = cms::signed_data::EncapsulatedContentInfo::decode(r)?;
+        let mut last = Any::decode(r)?;
         while !r.is_finished() {
-            Any::decode(r)?;
+            last = Any::decode(r)?;
         }
-        Ok(encap)
+        Ok((encap, last))
     })?;
-    reader.finish(encap)
+    reader.finish(parts)
+}
+
+/// Whether the token's one signer, whose signer infos are `signer_infos`,
+/// signed the TSTInfo `econtent` with the key of `certificate` (DER): its
+/// signed attributes name the TSTInfo content type and carry the TSTInfo's
+/// digest, and the signature over them verifies (ECDSA P-256 with SHA-256,
+/// P-384 with SHA-384, or RSA PKCS #1 v1.5 with SHA-256, -384 or -512).
+fn signed_by(signer_infos: &Any, econtent: &[u8], certificate: &[u8]) -> Result<(), &'static str> {
+    use ring::signature as sig;
+    let infos = cms::signed_data::SignerInfos::from_der(
+        &signer_infos
+            .to_der()
+            .map_err(|_| "the token's signer infos")?,
+    )
+    .map_err(|_| "the token's signer infos are malformed")?;
+    let [info] = infos.0.as_slice() else {
+        return Err("the token has not exactly one signer");
+    };
+    let attrs = info
+        .signed_attrs
+        .as_ref()
+        .ok_or("the token's signer has no signed attributes")?;
+    let single = |oid: ObjectIdentifier| {
+        attrs
+            .iter()
+            .find(|a| a.oid == oid)
+            .and_then(|a| a.values.get(0).cloned())
+    };
+    let content_type = single(ID_CONTENT_TYPE)
+        .and_then(|v| v.decode_as::<ObjectIdentifier>().ok())
+        .ok_or("the token's content type is missing")?;
+    if content_type != ID_CT_TST_INFO {
+        return Err("the token's signed content type is not TSTInfo");
+    }
+    let digest_alg = match info.digest_alg.oid {
+        ID_SHA256 => &ring::digest::SHA256,
+        ID_SHA384 => &ring::digest::SHA384,
+        ID_SHA512 => &ring::digest::SHA512,
+        _ => return Err("the token's digest algorithm is not SHA-2"),
+    };
+    let digest = single(ID_MESSAGE_DIGEST)
+        .and_then(|v| v.decode_as::<OctetString>().ok())
+        .ok_or("the token's message digest is missing")?;
+    if digest.as_bytes() != ring::digest::digest(digest_alg, econtent).as_ref() {
+        return Err("the token's message digest is not its TSTInfo's");
+    }
+    let cert = x509_cert::Certificate::from_der(certificate)
+        .map_err(|_| "the configured TSA certificate is not a certificate")?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let key = spki.subject_public_key.raw_bytes();
+    const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let verifier: &dyn sig::VerificationAlgorithm =
+        match (spki.algorithm.oid, curve, info.digest_alg.oid) {
+            (EC_PUBLIC_KEY, Some(P256), ID_SHA256) => &sig::ECDSA_P256_SHA256_ASN1,
+            (EC_PUBLIC_KEY, Some(P384), ID_SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
+            (RSA, _, ID_SHA256) => &sig::RSA_PKCS1_2048_8192_SHA256,
+            (RSA, _, ID_SHA384) => &sig::RSA_PKCS1_2048_8192_SHA384,
+            (RSA, _, ID_SHA512) => &sig::RSA_PKCS1_2048_8192_SHA512,
+            _ => return Err("the TSA's key and digest are not a pair Tuaton checks"),
+        };
+    let signed = attrs
+        .to_der()
+        .map_err(|_| "the token's signed attributes")?;
+    sig::UnparsedPublicKey::new(verifier, key)
+        .verify(&signed, info.signature.as_bytes())
+        .map_err(|_| "the token is not signed by the configured TSA certificate's key")
+}
+
+/// A TSA certificate as an operator gives it (PEM or DER), as DER.
+pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, SignError> {
+    use der::DecodePem as _;
+    let cert = if bytes.starts_with(b"-----BEGIN") {
+        x509_cert::Certificate::from_pem(bytes)
+    } else {
+        x509_cert::Certificate::from_der(bytes)
+    }
+    .map_err(|_| SignError::Document("not a certificate, in PEM or DER".into()))?;
+    Ok(cert.to_der()?)
 }
 
 /// How far a time stamp's time may be from Tuaton's clock, in seconds.
@@ -271,9 +367,10 @@ fn nonce() -> Result<Int, SignError> {
 /// Asks `source` for a time stamp over `data` (its SHA-256), with a fresh
 /// nonce and the TSA's certificate requested, and returns the token (a DER
 /// `ContentInfo`) once the response is checked: granted, over exactly this
-/// digest, with this nonce. The TSA's signature is judged by whoever
-/// validates the signature carrying the token, against their own trust
-/// anchors.
+/// digest, with this nonce, at a time near now, and, when the source names
+/// its signer's certificate, signed with that certificate's key. Beyond
+/// that, the TSA's signature is judged by whoever validates the signature
+/// carrying the token, against their own trust anchors.
 pub fn time_stamp_token(source: &dyn TimeStampSource, data: &[u8]) -> Result<Vec<u8>, SignError> {
     let imprint = MessageImprint {
         hash_algorithm: algorithm(ID_SHA256),
@@ -305,7 +402,7 @@ pub fn time_stamp_token(source: &dyn TimeStampSource, data: &[u8]) -> Result<Vec
     let token = resp
         .time_stamp_token
         .ok_or_else(|| refused("granted without a token"))?;
-    let encap = encapsulated_content(&token.content)
+    let (encap, signer_infos) = encapsulated_content(&token.content)
         .map_err(|_| refused("the token is not a SignedData"))?;
     if encap.econtent_type != ID_CT_TST_INFO {
         return Err(refused("the token does not hold a TSTInfo"));
@@ -322,6 +419,9 @@ pub fn time_stamp_token(source: &dyn TimeStampSource, data: &[u8]) -> Result<Vec
     }
     if info.nonce.as_ref() != Some(&nonce) {
         return Err(refused("the token answers another request (nonce)"));
+    }
+    if let (Some(certificate), Some(content)) = (source.signer_certificate(), &encap.econtent) {
+        signed_by(&signer_infos, content.value(), certificate).map_err(refused)?;
     }
     // A token must say the time it was asked at: one off by more than the
     // skew two honest clocks may have is refused.

@@ -2,7 +2,9 @@
 //! certificates and the deployment's certificate policy (a development
 //! server has both by default; a production deployment names its own), and
 //! when a person's signing key is made (`TUATON_SIGNING_KEYS`), and an
-//! external time-stamping authority for signatures (`TUATON_TSA_URL`).
+//! external time-stamping authority for signatures (`TUATON_TSA_URL`) with
+//! the certificate its tokens must be signed under (`TUATON_TSA_CERT`,
+//! required outside development).
 
 use tuaton_idm::pki::{CaPlan, CaSettings, ObjectIdentifier};
 use url::Url;
@@ -102,9 +104,39 @@ pub(super) fn ca(f: &Fields, dev: bool, public_url: &Url) -> Result<Option<CaPla
             _ => Err("not an http:// or https:// URL".to_owned()),
         },
     )?;
+    let time_stamp_certificate = f.get(
+        "TUATON_TSA_CERT",
+        "the path of the external TSA's certificate, PEM or DER",
+        |v| {
+            let bytes = std::fs::read(v.trim()).map_err(|e| format!("cannot be read: {e}"))?;
+            tuaton_sign::tsp::certificate_der(&bytes).map_err(|e| e.to_string())
+        },
+    )?;
+    match (&time_stamp_url, &time_stamp_certificate) {
+        // A token from a TSA nobody pinned could carry any signer: outside
+        // development the operator names the TSA's certificate.
+        (Some(url), None) if !dev => {
+            return Err(SettingsError::Invalid {
+                setting: "TUATON_TSA_CERT".into(),
+                value: String::new(),
+                problem: format!("missing, while TUATON_TSA_URL names {url}"),
+                expected: "the path of the external TSA's certificate, PEM or DER",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(SettingsError::Invalid {
+                setting: "TUATON_TSA_CERT".into(),
+                value: String::new(),
+                problem: "set without TUATON_TSA_URL".into(),
+                expected: "TUATON_TSA_URL beside it",
+            });
+        }
+        _ => {}
+    }
     Ok(Some(CaPlan {
         keys_at_enrolment,
         time_stamp_url,
+        time_stamp_certificate,
         ..CaPlan::named(settings, dev)
     }))
 }

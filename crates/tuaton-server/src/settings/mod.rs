@@ -394,9 +394,43 @@ mod tests {
             .copied()
             .collect();
         refused(&env, None, &["TUATON_SIGNING_KEYS", "enrolment"]);
-        // Time stamps from Tuaton's own TSA unless an external one is named.
+        // Time stamps from Tuaton's own TSA unless an external one is named,
+        // with the certificate its tokens are signed under.
         assert_eq!(plan(&[]).time_stamp_url, None);
-        let external = plan(&[("TUATON_TSA_URL", "https://tsa.example.go.th/rfc3161")]);
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["tsa.example.go.th".into()]).unwrap();
+        let cert = dir.path().join("tsa.pem");
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        let cert = cert.to_str().unwrap();
+        let url = ("TUATON_TSA_URL", "https://tsa.example.go.th/rfc3161");
+        let env = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+            ca.iter().chain(extra).copied().collect()
+        };
+        refused(&env(&[url]), None, &["TUATON_TSA_CERT", "missing"]);
+        let pinned: Vec<(&str, &str)> = env(&[url])
+            .into_iter()
+            .chain([("TUATON_TSA_CERT", cert)])
+            .collect();
+        assert_eq!(
+            load(&pinned, None)
+                .unwrap()
+                .ca
+                .unwrap()
+                .time_stamp_certificate
+                .as_deref(),
+            Some(made.cert.der().as_ref())
+        );
+        let alone: Vec<(&str, &str)> = env(&[])
+            .into_iter()
+            .chain([("TUATON_TSA_CERT", cert)])
+            .collect();
+        refused(&alone, None, &["TUATON_TSA_CERT", "without TUATON_TSA_URL"]);
+        let not_a_cert: Vec<(&str, &str)> = env(&[url])
+            .into_iter()
+            .chain([("TUATON_TSA_CERT", "/etc/hostname")])
+            .collect();
+        refused(&not_a_cert, None, &["TUATON_TSA_CERT", "not a certificate"]);
+        let external = load(&pinned, None).unwrap().ca.unwrap();
         assert_eq!(
             external.time_stamp_url.map(|u| u.to_string()).as_deref(),
             Some("https://tsa.example.go.th/rfc3161")
@@ -409,7 +443,7 @@ mod tests {
         ] {
             let env: Vec<(&str, &str)> = ca
                 .iter()
-                .chain(&[("TUATON_TSA_URL", bad)])
+                .chain(&[("TUATON_TSA_URL", bad), ("TUATON_TSA_CERT", cert)])
                 .copied()
                 .collect();
             refused(&env, None, &["TUATON_TSA_URL", "RFC 3161"]);
