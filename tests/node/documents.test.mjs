@@ -268,8 +268,13 @@ test('a company whose rule needs two directors gets one PDF carrying both signat
   assert.equal(posted.status, 201, JSON.stringify(posted.body));
   const url = posted.body.sign_url;
 
-  // Someone the registry does not list as a director signs nothing.
+  // Someone the registry does not list as a director signs nothing, and
+  // whoever holds the link cannot decline it for the company.
   assert.match(await refusedOn(person.page, url), /not list you as a director/);
+  const anonymous = await api('POST', `/documents/${posted.body.document}/decline`, undefined, { body: '{}', type: 'application/json' });
+  assert.equal(anonymous.status, 401);
+  const outsider = await person.page.evaluate(async (id) => (await fetch(`/documents/${id}/file`)).status, posted.body.document);
+  assert.equal(outsider, 403, 'a non-director does not read the company\'s file');
   const untouched = await api('GET', `/agency/v1/documents/${posted.body.document}`, registryToken);
   assert.equal(untouched.body.state, 'pending');
   assert.deepEqual(untouched.body.signatures, []);

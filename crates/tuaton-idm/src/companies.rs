@@ -90,12 +90,27 @@ impl Idm {
             .juristic_registry
             .clone()
             .ok_or(IdmError::RegistryNotConfigured(Registry::Juristic))?;
-        registry.lookup(jid).await.map_err(|e| {
+        let company = registry.lookup(jid).await.map_err(|e| {
             if let RegistryError::Unavailable { reason } = &e {
                 tracing::warn!(%reason, "juristic registry unavailable");
             }
-            e.into()
-        })
+            IdmError::from(e)
+        })?;
+        // The names go into certificates and onto pages: an answer for
+        // another company, or names that would show in another order than
+        // they are, is no answer.
+        let shown = |n: &str| !n.is_empty() && crate::signing::shown_name(n);
+        if company.id != *jid
+            || !shown(&company.name_th)
+            || company.name_en.as_deref().is_some_and(|n| !shown(n))
+        {
+            tracing::warn!(company = %jid.compact(), "the juristic registry's answer does not fit the question");
+            return Err(RegistryError::Unavailable {
+                reason: "an answer for another company, or unshowable names".into(),
+            }
+            .into());
+        }
+        Ok(company)
     }
 
     /// The signed-in account with its verified citizen id.

@@ -126,6 +126,47 @@ pub struct AgencyView {
     pub expires_at: OffsetDateTime,
 }
 
+/// What a director does with a company's document: each needs the
+/// registry to list them now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// Save it to read.
+    Read,
+    /// Sign it: once each, while every earlier signer is still listed.
+    Sign,
+    /// Decline it for the company.
+    Decline,
+}
+
+/// Room a signature takes in a PDF, and more: a company's document is
+/// taken only when each of the signatures its rule asks for still fits
+/// within what a signing takes.
+const ROOM_PER_SIGNATURE: usize = 64 * 1024;
+
+/// The file the next signer of `d` signs, with its SHA-256: the posted
+/// file, or the one the directors before signed, which must be the posted
+/// file with their signatures after it (a row changed in the database
+/// signs nothing). Hashing is bounded by the file: off the async threads.
+async fn to_sign(d: &AgencyDocument) -> Result<(Vec<u8>, [u8; 32]), IdmError> {
+    let (content, partial, posted) = (d.content.clone(), d.partial.clone(), d.sha256.clone());
+    tokio::task::spawn_blocking(move || {
+        let untouched = hex::encode(digest(&SHA256, &content)) == posted
+            && partial.as_ref().is_none_or(|p| p.starts_with(&content));
+        if !untouched {
+            tracing::warn!("a posted document's files no longer match its digest");
+            return Err(crate::error::corrupt("a posted document's file"));
+        }
+        let bytes = partial.unwrap_or(content);
+        let sha256: [u8; 32] = digest(&SHA256, &bytes)
+            .as_ref()
+            .try_into()
+            .map_err(IdmError::internal)?;
+        Ok((bytes, sha256))
+    })
+    .await
+    .map_err(|_| CustodyError::Interrupted)?
+}
+
 /// Where a company's document stands for the director about to sign it,
 /// by the registry's answer now.
 struct Turn {
@@ -213,6 +254,14 @@ impl Idm {
                 let company = self.lookup_company(jid).await?;
                 if company.status == CompanyStatus::Dissolved {
                     return Err(IdmError::CompanyDissolved);
+                }
+                let room = company.authority.required() * ROOM_PER_SIGNATURE;
+                if upload.bytes.len() + room > MAX_SENT_BYTES {
+                    return Err(invalid(format!(
+                        "a company's PDF is at most {} KiB, leaving room for its directors' {} signatures",
+                        (MAX_SENT_BYTES - room) >> 10,
+                        company.authority.required()
+                    )));
                 }
                 Some((jid.compact(), company.name_th))
             }
@@ -331,8 +380,9 @@ impl Idm {
     /// The file of document `id` as the person logged in (`session`) would
     /// sign it, to read before they do: its name and bytes (for a company's
     /// document signed by some directors already, the file as they signed
-    /// it). Only while it waits, and only for the person the agency named,
-    /// if it named one.
+    /// it). Only while it waits, only for the person the agency named, if
+    /// it named one, and for a company's document only for a director the
+    /// registry lists now.
     pub async fn document_file(
         &self,
         session: &ActiveSession,
@@ -341,18 +391,26 @@ impl Idm {
     ) -> Result<(String, Vec<u8>), IdmError> {
         let d = self.waiting_document(id, Files::Read, now).await?;
         self.signer_of(&d, session, now).await?;
-        Ok((d.name, d.partial.unwrap_or(d.content)))
+        if d.company_id.is_some() {
+            let account = self.account_of(session).await?;
+            self.directors_turn(&d, &account, Act::Read, now).await?;
+        }
+        let (bytes, _) = to_sign(&d).await?;
+        Ok((d.name, bytes))
     }
 
-    /// For a company's document, whether `account` may sign it now, by the
-    /// registry's answer now: a director of the active company who has not
-    /// signed it yet, with every earlier signer still a director; and
-    /// whether this signature meets the authority rule. `None` for a
-    /// person's own document. A refusal is audited.
+    /// For a company's document, whether `account` may act on it now
+    /// (`act`), by the registry's answer now: a director of the active
+    /// company; to sign, one who has not signed it yet, with every earlier
+    /// signer still a director, and whether this signature meets the
+    /// authority rule. `None` for a person's own document. A refusal is
+    /// audited; the representative certificates of a signer the registry
+    /// no longer lists end with it.
     async fn directors_turn(
         &self,
         d: &AgencyDocument,
         account: &Account,
+        act: Act,
         now: OffsetDateTime,
     ) -> Result<Option<Turn>, IdmError> {
         let Some(jid) = d.company_id.as_deref() else {
@@ -365,19 +423,27 @@ impl Idm {
             .as_deref()
             .and_then(|c| CitizenId::parse(c).ok())
             .ok_or(IdmError::NotProofed)?;
-        if d.signatures
-            .iter()
-            .any(|s| s.account_id == account.id.as_str())
+        if act == Act::Sign
+            && d.signatures
+                .iter()
+                .any(|s| s.account_id == account.id.as_str())
         {
             return Err(IdmError::AlreadySigned);
         }
+        let earlier = match act {
+            Act::Sign => self.earlier_signers(&d.signatures).await?,
+            Act::Read | Act::Decline => Vec::new(),
+        };
+        // Whose representation ends with a refusal: this person's, and any
+        // earlier signer's the registry no longer lists.
+        let mut ended = vec![account.id.clone()];
         let turn = match self.lookup_company(&jid).await {
             Err(IdmError::CompanyRegistry(RegistryError::NotFound)) => {
                 Err(IdmError::CompanyRegistry(RegistryError::NotFound))
             }
             Err(e) => return Err(e),
             Ok(company) => {
-                let mut acting = self.earlier_signers(&d.signatures).await?;
+                let mut acting: Vec<CitizenId> = earlier.iter().map(|(_, c)| *c).collect();
                 acting.push(me);
                 match authorised(&company, &acting) {
                     AuthorityDecision::Authorised { .. } => Ok(Turn {
@@ -391,7 +457,14 @@ impl Idm {
                     AuthorityDecision::NotADirector { citizens } if citizens.contains(&me) => {
                         Err(IdmError::NotADirector)
                     }
-                    AuthorityDecision::NotADirector { .. } => Err(IdmError::AuthorityChanged),
+                    AuthorityDecision::NotADirector { citizens } => {
+                        ended = earlier
+                            .into_iter()
+                            .filter(|(_, c)| citizens.contains(c))
+                            .map(|(a, _)| a)
+                            .collect();
+                        Err(IdmError::AuthorityChanged)
+                    }
                     AuthorityDecision::CompanyDissolved => Err(IdmError::CompanyDissolved),
                     AuthorityDecision::NobodyActing => {
                         Err(IdmError::internal("a director's turn with nobody acting"))
@@ -406,8 +479,10 @@ impl Idm {
         // A director no more, or of a company dissolved or struck off: the
         // certificates naming them its representative end too.
         let mut tx = self.store().begin().await?;
-        if !matches!(err, IdmError::AuthorityChanged | IdmError::Internal(_)) {
-            end_representation(&mut tx, &account.id, &jid, now).await?;
+        if !matches!(err, IdmError::Internal(_)) {
+            for account in &ended {
+                end_representation(&mut tx, account, &jid, now).await?;
+            }
         }
         let code = err.code().as_str();
         let ev = audit::failure(
@@ -421,12 +496,12 @@ impl Idm {
         Err(err)
     }
 
-    /// The citizen ids of the accounts that signed: an account erased since
-    /// counts no more.
+    /// The accounts that signed, with their citizen ids: an account erased
+    /// since counts no more.
     async fn earlier_signers(
         &self,
         signatures: &[DocumentSignature],
-    ) -> Result<Vec<CitizenId>, IdmError> {
+    ) -> Result<Vec<(tuaton_core::AccountId, CitizenId)>, IdmError> {
         let mut ids = Vec::with_capacity(signatures.len());
         for s in signatures {
             let Ok(account) = tuaton_core::AccountId::parse(&s.account_id) else {
@@ -438,7 +513,7 @@ impl Idm {
                 .and_then(|a| a.citizen_id)
                 .and_then(|c| CitizenId::parse(&c).ok())
             {
-                ids.push(c);
+                ids.push((account, c));
             }
         }
         Ok(ids)
@@ -458,21 +533,8 @@ impl Idm {
         let d = self.waiting_document(id, Files::Read, now).await?;
         self.signer_of(&d, session, now).await?;
         let account = self.signer_account(session).await?;
-        let turn = self.directors_turn(&d, &account, now).await?;
-        let (bytes, sha256) = match d.partial {
-            None => {
-                let digest = hex::decode(&d.sha256)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| crate::error::corrupt("a document's digest"))?;
-                (d.content, digest)
-            }
-            Some(partial) => {
-                let digest = digest(&SHA256, &partial);
-                let digest = digest.as_ref().try_into().map_err(IdmError::internal)?;
-                (partial, digest)
-            }
-        };
+        let turn = self.directors_turn(&d, &account, Act::Sign, now).await?;
+        let (bytes, sha256) = to_sign(&d).await?;
         let challenge = self
             .start_signing_for(
                 session,
@@ -521,8 +583,8 @@ impl Idm {
         let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
         let sub = self.signer_of(&d, session, now).await?;
         let account = self.signer_account(session).await?;
-        let turn = self.directors_turn(&d, &account, now).await?;
-        let content = d.partial.clone().unwrap_or_else(|| d.content.clone());
+        let turn = self.directors_turn(&d, &account, Act::Sign, now).await?;
+        let (content, _) = to_sign(&d).await?;
         let step = DocumentStep {
             document: &d,
             subject: &sub,
@@ -539,15 +601,33 @@ impl Idm {
     }
 
     /// The person declines document `id`: the agency hears `access_denied`
-    /// at its redirect URI, with `document` and its `state`.
-    pub async fn decline_document(&self, id: &str, now: OffsetDateTime) -> Result<Url, IdmError> {
+    /// at its redirect URI, with `document` and its `state`. A person's own
+    /// document is declined by whoever holds the page, as a login is; a
+    /// company's only by a director the registry lists, logged in
+    /// (`session`), since other directors' signatures may be in it.
+    pub async fn decline_document(
+        &self,
+        session: Option<&ActiveSession>,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Url, IdmError> {
         let d = self.waiting_document(id, Files::Skip, now).await?;
+        let actor = match (&d.company_id, session) {
+            (None, None) => Actor::Anonymous,
+            (None, Some(s)) => s.actor(),
+            (Some(_), None) => return Err(IdmError::LoginRequired),
+            (Some(_), Some(s)) => {
+                let account = self.account_of(s).await?;
+                self.directors_turn(&d, &account, Act::Decline, now).await?;
+                s.actor()
+            }
+        };
         let mut tx = self.store().begin().await?;
         if !stored::mark_declined(tx.conn(), id, now).await? {
             return Err(IdmError::UnknownDocument);
         }
-        let ev = audit::success(&Actor::Anonymous, action::DOCUMENT_DECLINE, id.to_owned())
-            .with_details(json!({ "client_id": d.client_id }));
+        let ev = audit::success(&actor, action::DOCUMENT_DECLINE, id.to_owned())
+            .with_details(json!({ "client_id": d.client_id, "company": d.company_id }));
         tuaton_store::audit::append(&mut tx, now, &ev).await?;
         tx.commit().await?;
         redirect(

@@ -561,14 +561,15 @@ fn names_company(
 /// `company` (RFC 5280 `affiliationChanged`): the registry no longer lists
 /// the person as its director, so no relying party should take a
 /// signature under them as the company's. Each revocation is audited.
-/// The person's own certificate, and those for other companies, stay.
+/// The person's own certificate, and those for other companies, stay; one
+/// on hold is revoked for good.
 pub(crate) async fn end_representation(
     tx: &mut tuaton_store::Tx,
     account: &AccountId,
     company: &JuristicId,
     now: OffsetDateTime,
 ) -> Result<(), IdmError> {
-    let held = certificates::signers_in_force(tx.conn(), account).await?;
+    let held = certificates::signers_not_ended(tx.conn(), account).await?;
     for c in held {
         if names_company(&c, Some(company))? {
             certificates::revoke(tx, &c.id, AFFILIATION_CHANGED, now, keys::SYSTEM_ACTOR).await?;
@@ -732,19 +733,18 @@ impl Idm {
             .into_iter()
             .filter(|c| c.role == CertificateRole::Signer);
         // A revoked certificate (a lost phone reported, say) stops the key:
-        // no new certificate is made for it on the next request. A
+        // no new certificate is made for it on the next request. Only a
         // representative's, revoked when the registry stopped listing them
-        // as a director, stops only that company's.
+        // as a director, does not: a director listed again signs under a
+        // new one.
         let jid = company.map(|c| &c.id);
         let mut in_scope = Vec::new();
         for c in signers {
-            let scoped = names_company(&c, jid)?;
+            let named = tuaton_pki::subject_ids(&c.der).map_err(CustodyError::Pki)?;
             match &c.revoked {
-                Some(r) if r.reason != AFFILIATION_CHANGED || scoped => {
-                    return Err(IdmError::CertificateRevoked);
-                }
-                Some(_) => {}
-                None if scoped => in_scope.push(c),
+                Some(r) if r.reason == AFFILIATION_CHANGED && named.organization.is_some() => {}
+                Some(_) => return Err(IdmError::CertificateRevoked),
+                None if named.organization == organisation_named(jid) => in_scope.push(c),
                 None => {}
             }
         }
@@ -1048,7 +1048,18 @@ impl Idm {
             )
             .await?;
             if !kept {
+                // Declined, or signed by another, since this signing began:
+                // the signature made is dropped, and the refusal recorded.
                 drop(tx);
+                audit::refused_alone(
+                    self.store(),
+                    now,
+                    &Actor::Account(account.id.clone()),
+                    action::SIGN,
+                    request.id.clone(),
+                    ErrorCode::UnknownDocument,
+                )
+                .await?;
                 return Err(IdmError::UnknownDocument);
             }
         }

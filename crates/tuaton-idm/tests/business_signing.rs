@@ -193,7 +193,7 @@ async fn a_director_signs_for_the_company_with_a_certificate_that_names_it(db: T
         audit_count(&db, "company.authority", false).await,
         refusals_before + 1
     );
-    let held = certificates::signers_in_force(db.store.conn().await.unwrap().conn(), &account)
+    let held = certificates::signers_not_ended(db.store.conn().await.unwrap().conn(), &account)
         .await
         .unwrap();
     assert_eq!(
@@ -210,6 +210,62 @@ async fn a_director_signs_for_the_company_with_a_certificate_that_names_it(db: T
         .unwrap();
     assert_eq!(pending.state, DocumentState::Pending);
     assert!(pending.signatures.is_empty());
+
+    // Listed again, the director signs for the company under a new
+    // representative certificate.
+    companies.remember_all();
+    let again = idm
+        .start_document_signing(&session, &later.id, now)
+        .await
+        .unwrap();
+    assert_ne!(again.certificate, asked.certificate);
+    let ids = tuaton_pki::subject_ids(&again.certificate).unwrap();
+    assert_eq!(ids.organization.as_deref(), Some("NTRTH-0105599000019"));
+
+    // A company's document is declined only by a director, logged in.
+    let refused = idm
+        .decline_document(None, &later.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::LoginRequired);
+    idm.decline_document(Some(&session), &later.id, now)
+        .await
+        .unwrap();
+    let declined = tuaton_store::audit::list(&db.store, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|r| r.action == "document.decline")
+        .unwrap();
+    assert_eq!(declined.actor, format!("account:{account}"));
+
+    // An operator's revocation of the person's own certificate (for any
+    // reason) stops the key for the company too.
+    let serial = certificates::signers_not_ended(db.store.conn().await.unwrap().conn(), &account)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.der == own)
+        .unwrap()
+        .serial_hex;
+    tuaton_idm::pki::revoke_certificate(
+        &db.store,
+        &serial,
+        "affiliationChanged",
+        "operator:test",
+        now,
+    )
+    .await
+    .unwrap();
+    let third = idm
+        .post_document(&client, upload(Some(COMPANY)), now)
+        .await
+        .unwrap();
+    let stopped = idm
+        .start_document_signing(&session, &third.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(stopped.code(), ErrorCode::CertificateRevoked);
     audit_intact(&db).await;
 }
 
@@ -238,6 +294,11 @@ async fn a_person_who_directs_no_company_signs_none_of_its_documents(db: TestDb)
         .await
         .unwrap_err();
     assert_eq!(dissolved.code(), ErrorCode::CompanyDissolved);
+    // A company's PDF leaves room for the signatures its rule asks for.
+    let mut big = upload(Some("0105599000027"));
+    big.bytes = vec![b'%'; tuaton_idm::signing::MAX_SENT_BYTES - 1024];
+    let too_big = idm.post_document(&client, big, now).await.unwrap_err();
+    assert_eq!(too_big.code(), ErrorCode::InvalidDocuments);
     let view = idm
         .agency_document(&client, &posted.id, Files::Skip, now)
         .await

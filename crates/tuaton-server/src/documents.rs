@@ -396,13 +396,20 @@ async fn finish(
     Ok(Json(json!({ "redirect": back.as_str() })))
 }
 
-/// Declining needs no login, as declining a login does; the JSON body
-/// (`{}`) makes a browser ask first before another site's page sends it.
+/// Declining a person's own document needs no login, as declining a login
+/// does; a company's needs a director logged in, with the session's CSRF
+/// token (a call without it is no one's). The JSON body (`{}`) makes a
+/// browser ask first before another site's page sends it.
 async fn decline(
     State(state): State<AppState>,
+    session: Result<SessionAuth, ApiError>,
     Path(id): Path<String>,
     ApiJson(_): ApiJson<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let back = state.idm().decline_document(&id, state.now()).await?;
+    let session = session.ok();
+    let back = state
+        .idm()
+        .decline_document(session.as_deref(), &id, state.now())
+        .await?;
     Ok(Json(json!({ "redirect": back.as_str() })))
 }

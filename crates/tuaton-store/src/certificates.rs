@@ -296,16 +296,18 @@ pub async fn of_key<'e, E: Executor<'e, Database = Any>>(
     rows.into_iter().map(from_row).collect()
 }
 
-/// The signer certificates in force (not revoked) that bind `account`.
-pub async fn signers_in_force<'e, E: Executor<'e, Database = Any>>(
+/// The signer certificates that bind `account` and are not revoked for
+/// good: in force, or on hold.
+pub async fn signers_not_ended<'e, E: Executor<'e, Database = Any>>(
     db: E,
     account: &AccountId,
 ) -> Result<Vec<StoredCertificate>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM certificates \
-         WHERE account_id = $1 AND role = 'signer' AND revoked_ms IS NULL ORDER BY id"
+        "SELECT {COLUMNS} FROM certificates WHERE account_id = $1 AND role = 'signer' \
+         AND (revoked_ms IS NULL OR revocation_reason = $2) ORDER BY id"
     ))
     .bind(account.as_str())
+    .bind(HOLD)
     .fetch_all(db)
     .await?;
     rows.into_iter().map(from_row).collect()

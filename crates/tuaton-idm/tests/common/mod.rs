@@ -54,6 +54,12 @@ impl Companies {
         self.forgotten
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// From now on, lookups answer as the development registry does again.
+    pub fn remember_all(&self) {
+        self.forgotten
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[async_trait::async_trait]

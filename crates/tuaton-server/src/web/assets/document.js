@@ -89,13 +89,19 @@ async function sign(id, buttons, status) {
   }
 }
 
+// A company's document is declined by a director, logged in; a person's
+// own by whoever holds the page.
 async function decline(id, buttons, status) {
   buttons.forEach((b) => { b.disabled = true; });
-  const r = await post(`/documents/${id}/decline`, {});
-  if (r.status === 200) {
+  try {
+    const path = `/documents/${id}/decline`;
+    const r = document.getElementById('company')
+      ? await postIn(await loggedIn(status), path, {})
+      : await post(path, {});
+    if (r.status !== 200) throw new Error(r.body?.detail || String(r.status));
     window.location.assign(r.body.redirect);
-  } else {
-    say(status, 'failed', 'ทำรายการไม่สำเร็จ', `That did not work: ${r.body?.detail || r.status}`);
+  } catch (e) {
+    say(status, 'failed', 'ทำรายการไม่สำเร็จ', `That did not work: ${e.message}`);
     buttons.forEach((b) => { b.disabled = false; });
   }
 }
