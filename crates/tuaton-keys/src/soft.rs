@@ -9,7 +9,9 @@
 //!
 //! ring cannot generate RSA keys; RSA key pairs are generated with the `rsa`
 //! crate (RustCrypto, 0.9) and its PKCS#8 encoding is then loaded into
-//! ring's `RsaKeyPair`, which does all the signing.
+//! ring's `RsaKeyPair`, which does all the signing. ring cannot sign a
+//! digest someone else computed either: a P-256 key is also loaded into
+//! AWS-LC (`aws-lc-rs`), which signs digests (CSC `signHash`).
 //!
 //! Memory: plaintext PKCS#8 exists only in `Zeroizing` buffers while a key
 //! is parsed. By default the parsed key pair is cached so that signing does
@@ -193,9 +195,9 @@ struct LoadedKey {
     spec: KeySpec,
     pair: ParsedKey,
     public: PublicKey,
-    /// The same P-256 key for signing digests (ring signs only messages);
-    /// wiped on drop.
-    prehash: Option<p256::ecdsa::SigningKey>,
+    /// The same P-256 key for signing digests (ring signs only messages),
+    /// in AWS-LC, which wipes it when it is freed.
+    prehash: Option<aws_lc_rs::signature::EcdsaKeyPair>,
 }
 
 /// Keys sealed in a directory; see the [module documentation](self).
@@ -343,8 +345,11 @@ impl SoftwareBackend {
         })?;
         let prehash = match spec {
             KeySpec::EcP256 => Some(
-                <p256::ecdsa::SigningKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(pkcs8)
-                    .map_err(|_| KeyError::SealedKeyCorrupt {
+                aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    pkcs8,
+                )
+                .map_err(|_| KeyError::SealedKeyCorrupt {
                     key_ref: key_ref.to_string(),
                 })?,
             ),
@@ -571,8 +576,9 @@ impl KeyBackend for SoftwareBackend {
         }
     }
 
-    /// P-256 only, deterministic (RFC 6979) with the RustCrypto `p256`
-    /// crate, since ring has no signing of a digest.
+    /// P-256 only, with AWS-LC (through `aws-lc-rs`), since ring has no
+    /// signing of a digest: a fresh random nonce per signature, as ring's
+    /// own signing has.
     fn sign_digest(
         &self,
         key: &KeyRef,
@@ -580,7 +586,6 @@ impl KeyBackend for SoftwareBackend {
         format: SignatureFormat,
         digest: &[u8],
     ) -> Result<Vec<u8>> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
         crate::backend::check_digest(alg, digest, "the software backend's digest signing")?;
         let loaded = self.load(key)?;
         crate::algorithm::check_key(alg, loaded.spec)?;
@@ -591,13 +596,17 @@ impl KeyBackend for SoftwareBackend {
                 alg,
                 what: "the software backend's digest signing",
             })?;
-        let sig: p256::ecdsa::Signature = signer
-            .sign_prehash(digest)
-            .map_err(|_| KeyError::Crypto { what: "signing" })?;
-        Ok(match format {
-            SignatureFormat::Raw => sig.to_bytes().to_vec(),
-            SignatureFormat::Der => sig.to_der().as_bytes().to_vec(),
-        })
+        let failed = |_| KeyError::Crypto { what: "signing" };
+        let digest =
+            aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256)
+                .map_err(failed)?;
+        let raw = signer.sign_digest(&digest).map_err(failed)?;
+        match format {
+            SignatureFormat::Raw => Ok(raw.as_ref().to_vec()),
+            SignatureFormat::Der => der::ecdsa_raw_to_der(raw.as_ref()).ok_or(KeyError::Crypto {
+                what: "ECDSA DER encoding",
+            }),
+        }
     }
 
     fn destroy(&self, key: &KeyRef) -> Result<()> {
