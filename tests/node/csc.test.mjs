@@ -360,10 +360,12 @@ test('a database writer who changes the confirmed hashes gets nothing signed, an
   assert.equal(sql(`SELECT state FROM signing_requests WHERE id = '${token.signing_request}'`), 'signed');
 });
 
-test('signDoc signs the PDF and the file whose hashes the person confirmed: PAdES that pyHanko and pdfsig accept, CAdES that openssl cms verifies', async () => {
+test('signDoc signs the PDF, the file and the e-Tax invoice whose hashes the person confirmed: PAdES that pyHanko and pdfsig accept, CAdES that openssl cms verifies, XAdES that xmlsec1 verifies', async () => {
   const pdf = readFileSync(new URL('../fixtures/agency-form.pdf', import.meta.url));
   const text = Buffer.from('ใบรับการโอน · transfer receipt\n');
-  const granted = await confirmed([[sha256(pdf), 'คำขอโอน · agency-form.pdf'], [sha256(text), 'ใบรับ · receipt.txt']]);
+  const etax = readFileSync(new URL('../fixtures/etax-invoice.xml', import.meta.url));
+  const granted = await confirmed([[sha256(pdf), 'คำขอโอน · agency-form.pdf'], [sha256(text), 'ใบรับ · receipt.txt'],
+    [sha256(etax), 'ใบกำกับภาษี · etax-invoice.xml']]);
   const signDoc = (documents, extra = {}) => csc('signatures/signDoc', granted.access_token, {
     credentialID: credentialId, documents, ...extra,
   });
@@ -388,9 +390,9 @@ test('signDoc signs the PDF and the file whose hashes the person confirmed: PAdE
     assert.match(r.body.error_description, why);
   }
 
-  const signed = await signDoc([doc(pdf, 'P'), doc(text, 'C')]);
+  const signed = await signDoc([doc(pdf, 'P'), doc(text, 'C'), doc(etax, 'X')]);
   assert.equal(signed.status, 200, JSON.stringify(signed.body));
-  assert.equal(signed.body.DocumentWithSignature.length, 1);
+  assert.equal(signed.body.DocumentWithSignature.length, 2, 'the PDF and the XML, each with its signature in it');
   assert.equal(signed.body.SignatureObject.length, 1);
   const root = Buffer.from(await (await fetch(`${base}/pki/root.crt`)).arrayBuffer());
   writeFileSync(join(dir, 'root.der'), root);
@@ -414,8 +416,23 @@ test('signDoc signs the PDF and the file whose hashes the person confirmed: PAdE
   writeFileSync(join(dir, 'receipt-changed.txt'), changed);
   assert.notEqual(cms('receipt-changed.txt').status, 0);
 
+  // The e-Tax invoice: an enveloped XAdES signature xmlsec1 verifies to the
+  // root, and not once an amount is changed.
+  const xml = Buffer.from(signed.body.DocumentWithSignature[1], 'base64');
+  assert.ok(xml.toString('utf8').includes('SignedProperties'), 'XAdES properties in the signature');
+  const xmlsec = (file) => spawnSync('xmlsec1', ['--verify', '--trusted-pem', 'root.pem',
+    '--id-attr:Id', 'http://uri.etsi.org/01903/v1.3.2#:SignedProperties', file], { cwd: dir, encoding: 'utf8' });
+  writeFileSync(join(dir, 'signdoc-etax.xml'), xml);
+  const verified = xmlsec('signdoc-etax.xml');
+  assert.equal(verified.status, 0, verified.stderr);
+  assert.match(verified.stderr, /^OK/m);
+  const amount = xml.toString('utf8').match(/>(\d+\.\d\d)</);
+  assert.ok(amount, 'the invoice has an amount to change');
+  writeFileSync(join(dir, 'signdoc-etax-changed.xml'), xml.toString('utf8').replace(amount[0], `>${amount[1]}1<`));
+  assert.notEqual(xmlsec('signdoc-etax-changed.xml').status, 0);
+
   // Spent: the same documents sign nothing again.
-  assert.equal((await signDoc([doc(pdf, 'P'), doc(text, 'C')])).status, 400);
+  assert.equal((await signDoc([doc(pdf, 'P'), doc(text, 'C'), doc(etax, 'X')])).status, 400);
 });
 
 test('an agency not allowed signatures, or malformed authorization details, gets the standard error and no signing page', async () => {
