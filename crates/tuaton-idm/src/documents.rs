@@ -143,28 +143,53 @@ enum Act {
 /// within what a signing takes.
 const ROOM_PER_SIGNATURE: usize = 64 * 1024;
 
-/// The file the next signer of `d` signs, with its SHA-256: the posted
-/// file, or the one the directors before signed, which must be the posted
-/// file with their signatures after it (a row changed in the database
-/// signs nothing). Hashing is bounded by the file: off the async threads.
-async fn to_sign(d: &AgencyDocument) -> Result<(Vec<u8>, [u8; 32]), IdmError> {
-    let (content, partial, posted) = (d.content.clone(), d.partial.clone(), d.sha256.clone());
+/// The file the next signer of `d` signs, with its SHA-256, taken out of
+/// `d` (its files are left empty): the posted file, or the one the
+/// directors before signed, which must be the posted file with their
+/// signatures after it (a row changed in the database signs nothing).
+/// Hashing is bounded by the file: off the async threads.
+async fn to_sign(d: &mut AgencyDocument) -> Result<(Vec<u8>, [u8; 32]), IdmError> {
+    let content = std::mem::take(&mut d.content);
+    let partial = d.partial.take();
+    let posted = d.sha256.clone();
     tokio::task::spawn_blocking(move || {
-        let untouched = hex::encode(digest(&SHA256, &content)) == posted
+        let sha256 = |bytes: &[u8]| -> Result<[u8; 32], IdmError> {
+            digest(&SHA256, bytes)
+                .as_ref()
+                .try_into()
+                .map_err(IdmError::internal)
+        };
+        let of_content = sha256(&content)?;
+        let untouched = hex::encode(of_content) == posted
             && partial.as_ref().is_none_or(|p| p.starts_with(&content));
         if !untouched {
             tracing::warn!("a posted document's files no longer match its digest");
             return Err(crate::error::corrupt("a posted document's file"));
         }
-        let bytes = partial.unwrap_or(content);
-        let sha256: [u8; 32] = digest(&SHA256, &bytes)
-            .as_ref()
-            .try_into()
-            .map_err(IdmError::internal)?;
-        Ok((bytes, sha256))
+        Ok(match partial {
+            Some(p) => {
+                let of_partial = sha256(&p)?;
+                (p, of_partial)
+            }
+            None => (content, of_content),
+        })
     })
     .await
     .map_err(|_| CustodyError::Interrupted)?
+}
+
+/// A document made ready for the logged-in person to sign: what
+/// [`Idm::ready_to_sign`] found.
+struct Ready {
+    /// The document, its files taken out.
+    document: AgencyDocument,
+    /// The posting client's `sub` of the signer.
+    subject: String,
+    /// For a company's document, the director's turn.
+    turn: Option<Turn>,
+    /// The file to sign and its SHA-256.
+    bytes: Vec<u8>,
+    sha256: [u8; 32],
 }
 
 /// Where a company's document stands for the director about to sign it,
@@ -389,14 +414,45 @@ impl Idm {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<(String, Vec<u8>), IdmError> {
-        let d = self.waiting_document(id, Files::Read, now).await?;
+        let mut d = self.waiting_document(id, Files::Read, now).await?;
         self.signer_of(&d, session, now).await?;
         if d.company_id.is_some() {
             let account = self.account_of(session).await?;
             self.directors_turn(&d, &account, Act::Read, now).await?;
         }
-        let (bytes, _) = to_sign(&d).await?;
+        let (bytes, _) = to_sign(&mut d).await?;
         Ok((d.name, bytes))
+    }
+
+    /// Document `id` waiting, and the person logged in (`session`) one who
+    /// may sign it now: the one the agency named, if it named one, able to
+    /// sign, and for a company's document a director whose turn it is; with
+    /// the file they sign. What beginning and finishing a signing both ask;
+    /// finishing (`begun`) needs the signing request the page began.
+    async fn ready_to_sign(
+        &self,
+        session: &ActiveSession,
+        id: &str,
+        begun: bool,
+        now: OffsetDateTime,
+    ) -> Result<Ready, IdmError> {
+        let mut document = self.waiting_document(id, Files::Read, now).await?;
+        if begun && document.signing_request.is_none() {
+            return Err(IdmError::UnknownDocument);
+        }
+        let subject = self.signer_of(&document, session, now).await?;
+        let account = self.signer_account(session).await?;
+        let turn = self
+            .directors_turn(&document, &account, Act::Sign, now)
+            .await?;
+        let (bytes, sha256) = to_sign(&mut document).await?;
+        Ok(Ready {
+            document,
+            subject,
+            turn,
+            bytes,
+            sha256,
+        })
     }
 
     /// For a company's document, whether `account` may act on it now
@@ -530,11 +586,13 @@ impl Idm {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<SigningChallenge, IdmError> {
-        let d = self.waiting_document(id, Files::Read, now).await?;
-        self.signer_of(&d, session, now).await?;
-        let account = self.signer_account(session).await?;
-        let turn = self.directors_turn(&d, &account, Act::Sign, now).await?;
-        let (bytes, sha256) = to_sign(&d).await?;
+        let Ready {
+            document: d,
+            turn,
+            bytes,
+            sha256,
+            ..
+        } = self.ready_to_sign(session, id, false, now).await?;
         let challenge = self
             .start_signing_for(
                 session,
@@ -579,12 +637,14 @@ impl Idm {
         response: &PublicKeyCredential,
         now: OffsetDateTime,
     ) -> Result<Url, IdmError> {
-        let d = self.waiting_document(id, Files::Read, now).await?;
+        let Ready {
+            document: d,
+            subject: sub,
+            turn,
+            bytes: content,
+            ..
+        } = self.ready_to_sign(session, id, true, now).await?;
         let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
-        let sub = self.signer_of(&d, session, now).await?;
-        let account = self.signer_account(session).await?;
-        let turn = self.directors_turn(&d, &account, Act::Sign, now).await?;
-        let (content, _) = to_sign(&d).await?;
         let step = DocumentStep {
             document: &d,
             subject: &sub,
