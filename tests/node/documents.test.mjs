@@ -176,6 +176,13 @@ test('a document for another person is not signed by whoever opens the page; one
   // Logged in now, the person still cannot read another person's file.
   const peek = await page.evaluate(async (id) => (await fetch(`/documents/${id}/file`)).status, forOther.body.document);
   assert.equal(peek, 403);
+  // Nor decline it: not without logging in, and not logged in as another.
+  const anonymous = await api('POST', `/documents/${forOther.body.document}/decline`, undefined, { body: '{}', type: 'application/json' });
+  assert.equal(anonymous.status, 401);
+  await page.evaluate(() => { const s = document.getElementById('status'); s.className = ''; s.textContent = ''; });
+  await page.click('#decline');
+  await page.waitForSelector('#status.failed', { timeout: 20000 });
+  assert.match(await page.textContent('#status'), /another person/);
   const still = await api('GET', `/agency/v1/documents/${forOther.body.document}`, registryToken);
   assert.equal(still.body.state, 'pending');
 

@@ -157,8 +157,12 @@ codes! {
     /// waits for another director.
     AlreadySigned = "already_signed",
     /// The registry no longer lists an earlier signer of a company's
-    /// document as a director: the document cannot be completed.
+    /// document as a director, or that signer can no longer sign: the
+    /// document cannot be completed.
     AuthorityChanged = "authority_changed",
+    /// Another person is confirming this document now; it is theirs to
+    /// sign or leave until their signing request expires.
+    SigningInProgress = "signing_in_progress",
     /// The documents of a signing request do not fit (none, too many, a
     /// name or a digest malformed).
     InvalidDocuments = "invalid_documents",

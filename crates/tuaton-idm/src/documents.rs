@@ -24,10 +24,13 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tuaton_core::{CitizenId, JuristicId};
 use tuaton_proofing::{AuthorityDecision, Company, CompanyStatus, RegistryError, authorised};
+use tuaton_sign::pades::EmbeddedSignature;
 use tuaton_store::accounts::Account;
 use tuaton_store::agency_documents::{
     self as stored, AgencyDocument, DocumentSignature, DocumentState, Files, NewDocument,
 };
+use tuaton_store::certificates::{self, CertificateRole};
+use tuaton_store::keys::{self, KeyPurpose};
 use url::Url;
 use webauthn_rs::prelude::PublicKeyCredential;
 
@@ -102,6 +105,9 @@ pub struct ShownDocument {
     pub company: Option<(String, String)>,
     /// How many directors signed it so far.
     pub signatures: usize,
+    /// Whether the agency named the one person who signs it: declining it
+    /// then needs their login too.
+    pub named: bool,
 }
 
 /// A document as its agency reads it back.
@@ -143,12 +149,21 @@ enum Act {
 /// within what a signing takes.
 const ROOM_PER_SIGNATURE: usize = 64 * 1024;
 
-/// The file the next signer of `d` signs, with its SHA-256, taken out of
-/// `d` (its files are left empty): the posted file, or the one the
-/// directors before signed, which must be the posted file with their
-/// signatures after it (a row changed in the database signs nothing).
-/// Hashing is bounded by the file: off the async threads.
-async fn to_sign(d: &mut AgencyDocument) -> Result<(Vec<u8>, [u8; 32]), IdmError> {
+/// The file the next signer of a document signs.
+struct FileToSign {
+    bytes: Vec<u8>,
+    sha256: [u8; 32],
+    /// The signatures its directors added to the posted file, read back
+    /// from it and checked ([`tuaton_sign::pades::signatures`]), in order.
+    added: Vec<EmbeddedSignature>,
+}
+
+/// The file the next signer of `d` signs, taken out of `d` (its files are
+/// left empty): the posted file, or the one the directors before signed,
+/// which must be the posted file with their signatures after it, each of
+/// which verifies (a row changed in the database signs nothing). Hashing
+/// and verifying are bounded by the file: off the async threads.
+async fn to_sign(d: &mut AgencyDocument) -> Result<FileToSign, IdmError> {
     let content = std::mem::take(&mut d.content);
     let partial = d.partial.take();
     let posted = d.sha256.clone();
@@ -166,12 +181,27 @@ async fn to_sign(d: &mut AgencyDocument) -> Result<(Vec<u8>, [u8; 32]), IdmError
             tracing::warn!("a posted document's files no longer match its digest");
             return Err(crate::error::corrupt("a posted document's file"));
         }
-        Ok(match partial {
-            Some(p) => {
-                let of_partial = sha256(&p)?;
-                (p, of_partial)
+        let Some(bytes) = partial else {
+            return Ok(FileToSign {
+                bytes: content,
+                sha256: of_content,
+                added: Vec::new(),
+            });
+        };
+        let added = match tuaton_sign::pades::signatures(&bytes) {
+            Ok(found) => found
+                .into_iter()
+                .filter(|s| s.signed_len > content.len())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "a partly signed document's signatures do not verify");
+                return Err(crate::error::corrupt("a partly signed document"));
             }
-            None => (content, of_content),
+        };
+        Ok(FileToSign {
+            sha256: sha256(&bytes)?,
+            bytes,
+            added,
         })
     })
     .await
@@ -187,9 +217,8 @@ struct Ready {
     subject: String,
     /// For a company's document, the director's turn.
     turn: Option<Turn>,
-    /// The file to sign and its SHA-256.
-    bytes: Vec<u8>,
-    sha256: [u8; 32],
+    /// The file to sign.
+    file: FileToSign,
 }
 
 /// Where a company's document stands for the director about to sign it,
@@ -399,6 +428,7 @@ impl Idm {
             expires_at: d.expires,
             company,
             signatures: d.signatures.len(),
+            named: d.subject.is_some(),
         })
     }
 
@@ -420,8 +450,8 @@ impl Idm {
             let account = self.account_of(session).await?;
             self.directors_turn(&d, &account, Act::Read, now).await?;
         }
-        let (bytes, _) = to_sign(&mut d).await?;
-        Ok((d.name, bytes))
+        let file = self.file_to_sign(&mut d).await?;
+        Ok((d.name, file.bytes))
     }
 
     /// Document `id` waiting, and the person logged in (`session`) one who
@@ -445,14 +475,67 @@ impl Idm {
         let turn = self
             .directors_turn(&document, &account, Act::Sign, now)
             .await?;
-        let (bytes, sha256) = to_sign(&mut document).await?;
+        let file = self.file_to_sign(&mut document).await?;
         Ok(Ready {
             document,
             subject,
             turn,
-            bytes,
-            sha256,
+            file,
         })
+    }
+
+    /// The file the next signer of `d` signs ([`to_sign`]); for a company's
+    /// document, the directors' signatures in it must be the ones its list
+    /// names, in order, each made with the key of the representative
+    /// certificate Tuaton issued to that director for this company, the key
+    /// held by the key backend. A list a database writer lengthened, or a
+    /// signature put in the file without a director's key, signs nothing.
+    async fn file_to_sign(&self, d: &mut AgencyDocument) -> Result<FileToSign, IdmError> {
+        let file = to_sign(d).await?;
+        let Some(jid) = d.company_id.as_deref() else {
+            return Ok(file);
+        };
+        let tampered = || {
+            tracing::warn!(document = %d.id, "a company's document's signatures are not the ones its list names");
+            crate::error::corrupt("a company's document's signatures")
+        };
+        if file.added.len() != d.signatures.len() {
+            return Err(tampered());
+        }
+        let organisation = JuristicId::parse(jid)
+            .map(|j| tuaton_pki::semantics_identifier(tuaton_pki::SemanticsId::Company(&j)))
+            .map_err(|_| crate::error::corrupt("a document's company"))?;
+        for (embedded, listed) in file.added.iter().zip(&d.signatures) {
+            let facts = tuaton_pki::Facts::of(&embedded.certificate).map_err(|_| tampered())?;
+            let named = tuaton_pki::subject_ids(&embedded.certificate).map_err(|_| tampered())?;
+            let issued =
+                certificates::by_serial(self.store().conn().await?.conn(), &facts.serial_hex)
+                    .await?
+                    .into_iter()
+                    .find(|c| {
+                        c.der == embedded.certificate
+                            && c.role == CertificateRole::Signer
+                            && c.account_id.as_ref().map(|a| a.as_str())
+                                == Some(listed.account_id.as_str())
+                    })
+                    .ok_or_else(tampered)?;
+            let key = keys::by_id(self.store().conn().await?.conn(), &issued.key_id)
+                .await?
+                .filter(|k| {
+                    k.purpose == KeyPurpose::UserSigning && k.account_id == issued.account_id
+                })
+                .ok_or_else(tampered)?;
+            let held = self
+                .backend_public_key(&key)
+                .await
+                .map_err(|_| tampered())?;
+            if named.organization.as_deref() != Some(organisation.as_str())
+                || held != facts.public_key
+            {
+                return Err(tampered());
+            }
+        }
+        Ok(file)
     }
 
     /// For a company's document, whether `account` may act on it now
@@ -488,45 +571,58 @@ impl Idm {
         }
         let earlier = match act {
             Act::Sign => self.earlier_signers(&d.signatures).await?,
-            Act::Read | Act::Decline => Vec::new(),
+            Act::Read | Act::Decline => Some(Vec::new()),
         };
         // Whose representation ends with a refusal: this person's, and any
         // earlier signer's the registry no longer lists.
         let mut ended = vec![account.id.clone()];
-        let turn = match self.lookup_company(&jid).await {
-            Err(IdmError::CompanyRegistry(RegistryError::NotFound)) => {
-                Err(IdmError::CompanyRegistry(RegistryError::NotFound))
+        let looked_up = match earlier {
+            Some(earlier) => Some((earlier, self.lookup_company(&jid).await)),
+            None => None,
+        };
+        let turn = match looked_up {
+            // An earlier signer who can no longer sign (erased, closed or
+            // suspended): their signature is in the file, and would be
+            // one a validator refuses.
+            None => {
+                ended.clear();
+                Err(IdmError::AuthorityChanged)
             }
-            Err(e) => return Err(e),
-            Ok(company) => {
-                let mut acting: Vec<CitizenId> = earlier.iter().map(|(_, c)| *c).collect();
-                acting.push(me);
-                match authorised(&company, &acting) {
-                    AuthorityDecision::Authorised { .. } => Ok(Turn {
-                        company,
-                        complete: true,
-                    }),
-                    AuthorityDecision::NeedsMoreDirectors { .. } => Ok(Turn {
-                        company,
-                        complete: false,
-                    }),
-                    AuthorityDecision::NotADirector { citizens } if citizens.contains(&me) => {
-                        Err(IdmError::NotADirector)
-                    }
-                    AuthorityDecision::NotADirector { citizens } => {
-                        ended = earlier
-                            .into_iter()
-                            .filter(|(_, c)| citizens.contains(c))
-                            .map(|(a, _)| a)
-                            .collect();
-                        Err(IdmError::AuthorityChanged)
-                    }
-                    AuthorityDecision::CompanyDissolved => Err(IdmError::CompanyDissolved),
-                    AuthorityDecision::NobodyActing => {
-                        Err(IdmError::internal("a director's turn with nobody acting"))
+            Some((earlier, looked_up)) => match looked_up {
+                Err(IdmError::CompanyRegistry(RegistryError::NotFound)) => {
+                    Err(IdmError::CompanyRegistry(RegistryError::NotFound))
+                }
+                Err(e) => return Err(e),
+                Ok(company) => {
+                    let mut acting: Vec<CitizenId> = earlier.iter().map(|(_, c)| *c).collect();
+                    acting.push(me);
+                    match authorised(&company, &acting) {
+                        AuthorityDecision::Authorised { .. } => Ok(Turn {
+                            company,
+                            complete: true,
+                        }),
+                        AuthorityDecision::NeedsMoreDirectors { .. } => Ok(Turn {
+                            company,
+                            complete: false,
+                        }),
+                        AuthorityDecision::NotADirector { citizens } if citizens.contains(&me) => {
+                            Err(IdmError::NotADirector)
+                        }
+                        AuthorityDecision::NotADirector { citizens } => {
+                            ended = earlier
+                                .into_iter()
+                                .filter(|(_, c)| citizens.contains(c))
+                                .map(|(a, _)| a)
+                                .collect();
+                            Err(IdmError::AuthorityChanged)
+                        }
+                        AuthorityDecision::CompanyDissolved => Err(IdmError::CompanyDissolved),
+                        AuthorityDecision::NobodyActing => {
+                            Err(IdmError::internal("a director's turn with nobody acting"))
+                        }
                     }
                 }
-            }
+            },
         };
         let err = match turn {
             Ok(turn) => return Ok(Some(turn)),
@@ -552,12 +648,12 @@ impl Idm {
         Err(err)
     }
 
-    /// The accounts that signed, with their citizen ids: an account erased
-    /// since counts no more.
+    /// The accounts that signed, with their citizen ids; `None` once one
+    /// of them can no longer sign (erased, closed or suspended since).
     async fn earlier_signers(
         &self,
         signatures: &[DocumentSignature],
-    ) -> Result<Vec<(tuaton_core::AccountId, CitizenId)>, IdmError> {
+    ) -> Result<Option<Vec<(tuaton_core::AccountId, CitizenId)>>, IdmError> {
         let mut ids = Vec::with_capacity(signatures.len());
         for s in signatures {
             let Ok(account) = tuaton_core::AccountId::parse(&s.account_id) else {
@@ -565,14 +661,16 @@ impl Idm {
             };
             let found =
                 tuaton_store::accounts::by_id(self.store().conn().await?.conn(), &account).await?;
-            if let Some(c) = found
+            let citizen = found
+                .filter(|a| crate::signing::may_sign(a).is_ok())
                 .and_then(|a| a.citizen_id)
-                .and_then(|c| CitizenId::parse(&c).ok())
-            {
-                ids.push((account, c));
+                .and_then(|c| CitizenId::parse(&c).ok());
+            match citizen {
+                Some(c) => ids.push((account, c)),
+                None => return Ok(None),
             }
         }
-        Ok(ids)
+        Ok(Some(ids))
     }
 
     /// Begins signing document `id` for the person logged in (`session`):
@@ -589,10 +687,24 @@ impl Idm {
         let Ready {
             document: d,
             turn,
-            bytes,
-            sha256,
+            file: FileToSign { bytes, sha256, .. },
             ..
         } = self.ready_to_sign(session, id, false, now).await?;
+        // One person confirms a document at a time: a request another
+        // began, still waiting for their passkey, is theirs until it ends.
+        let replaced = d.signing_request.clone();
+        if let Some(begun) = &replaced {
+            let theirs = tuaton_store::signing::by_id(self.store().conn().await?.conn(), begun)
+                .await?
+                .filter(|r| {
+                    r.state == tuaton_store::signing::RequestState::Pending
+                        && r.expires > now
+                        && r.account_id != session.account_id
+                });
+            if theirs.is_some() {
+                return Err(IdmError::SigningInProgress);
+            }
+        }
         let challenge = self
             .start_signing_for(
                 session,
@@ -615,11 +727,14 @@ impl Idm {
             self.store().conn().await?.conn(),
             id,
             &challenge.request_id,
+            replaced.as_deref(),
             now,
         )
         .await?
         {
-            return Err(IdmError::UnknownDocument);
+            // Gone, or begun by another meanwhile.
+            self.waiting_document(id, Files::Skip, now).await?;
+            return Err(IdmError::SigningInProgress);
         }
         Ok(challenge)
     }
@@ -641,8 +756,7 @@ impl Idm {
             document: d,
             subject: sub,
             turn,
-            bytes: content,
-            ..
+            file: FileToSign { bytes: content, .. },
         } = self.ready_to_sign(session, id, true, now).await?;
         let request = d.signing_request.clone().ok_or(IdmError::UnknownDocument)?;
         let step = DocumentStep {
@@ -661,10 +775,13 @@ impl Idm {
     }
 
     /// The person declines document `id`: the agency hears `access_denied`
-    /// at its redirect URI, with `document` and its `state`. A person's own
-    /// document is declined by whoever holds the page, as a login is; a
-    /// company's only by a director the registry lists, logged in
-    /// (`session`), since other directors' signatures may be in it.
+    /// at its redirect URI, with `document` and its `state`. Whoever may
+    /// sign a document may decline it: a person's own document that the
+    /// agency posted for anyone who logs in is declined by whoever holds
+    /// the page, as a login is; one it posted for one person only by that
+    /// person, logged in (`session`); a company's only by a director the
+    /// registry lists, logged in, since other directors' signatures may be
+    /// in it.
     pub async fn decline_document(
         &self,
         session: Option<&ActiveSession>,
@@ -673,9 +790,12 @@ impl Idm {
     ) -> Result<Url, IdmError> {
         let d = self.waiting_document(id, Files::Skip, now).await?;
         let actor = match (&d.company_id, session) {
-            (None, None) => Actor::Anonymous,
-            (None, Some(s)) => s.actor(),
-            (Some(_), None) => return Err(IdmError::LoginRequired),
+            (None, None) if d.subject.is_none() => Actor::Anonymous,
+            (_, None) => return Err(IdmError::LoginRequired),
+            (None, Some(s)) => {
+                self.signer_of(&d, s, now).await?;
+                s.actor()
+            }
             (Some(_), Some(s)) => {
                 let account = self.account_of(s).await?;
                 self.directors_turn(&d, &account, Act::Decline, now).await?;

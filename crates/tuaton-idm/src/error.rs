@@ -154,6 +154,10 @@ pub enum IdmError {
     /// document as a director. Caller (the agency posts it again).
     #[error("an earlier signer is no longer a director")]
     AuthorityChanged,
+    /// Another person began signing the document and may still confirm
+    /// it. Caller (tries again once their request expires).
+    #[error("another person is signing this document")]
+    SigningInProgress,
     /// No credential (signing key) of this person with this id. Caller or
     /// attacker.
     #[error("no signing credential of this person with this id")]
@@ -278,6 +282,7 @@ impl IdmError {
             Self::NotTheSigner => C::NotTheSigner,
             Self::AlreadySigned => C::AlreadySigned,
             Self::AuthorityChanged => C::AuthorityChanged,
+            Self::SigningInProgress => C::SigningInProgress,
             Self::UnknownSigningCredential => C::UnknownSigningCredential,
             Self::SignatureNotAuthorised => C::SignatureNotAuthorised,
             Self::HashNotConfirmed { .. } => C::HashNotConfirmed,

@@ -619,6 +619,25 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 }
 
 impl Idm {
+    /// The public key of `key` as the key backend holds it (the BIT
+    /// STRING's bytes of its SubjectPublicKeyInfo).
+    pub(crate) async fn backend_public_key(&self, key: &ManagedKey) -> Result<Vec<u8>, IdmError> {
+        let key_ref: tuaton_keys::KeyRef =
+            key.key_ref.parse().map_err(|source| CustodyError::Key {
+                id: key.id.clone(),
+                source,
+            })?;
+        let backend = self.keys().clone();
+        let public = tokio::task::spawn_blocking(move || backend.public_key(&key_ref))
+            .await
+            .map_err(|_| CustodyError::Interrupted)?
+            .map_err(|source| CustodyError::Key {
+                id: key.id.clone(),
+                source,
+            })?;
+        Ok(public.raw().to_vec())
+    }
+
     /// The account, if it may sign: active, proofed at [`SIGNING_IAL`] or higher.
     pub(crate) async fn signer_account(
         &self,

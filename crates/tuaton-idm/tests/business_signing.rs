@@ -20,13 +20,15 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 mod common;
 use common::{
-    Companies, answer, audit_intact, enrol_with_passkey, idm_with_companies, logged_in,
-    public_client,
+    Companies, answer, audit_intact, enrol_person, enrol_with_passkey, idm_with_companies, kamala,
+    logged_in, pranee, public_client,
 };
 
 const FORM: &[u8] = include_bytes!("../../../tests/fixtures/agency-form.pdf");
 /// บริษัท ตัวตนพัฒนา จำกัด: any one director, Somchai among them.
 const COMPANY: &str = "0105599000019";
+/// บริษัท สองกรรมการสาธิต จำกัด: Kamala and Pranee, jointly.
+const JOINTLY: &str = "0105599000043";
 const BACK: &str = "https://agency.example/back";
 
 /// A service layer asking `companies`, its hierarchy certified, with an
@@ -308,7 +310,258 @@ async fn a_person_who_directs_no_company_signs_none_of_its_documents(db: TestDb)
     audit_intact(&db).await;
 }
 
+/// A director enrolled and logged in, with their phone.
+struct Director {
+    phone: SoftPasskey,
+    account: tuaton_core::AccountId,
+    session: tuaton_idm::ActiveSession,
+}
+
+async fn director(
+    idm: &Idm,
+    who: &tuaton_idm::CitizenEvidenceInput,
+    now: OffsetDateTime,
+) -> Director {
+    let mut phone = SoftPasskey::new(true);
+    let (evidence, account) = enrol_person(idm, &mut phone, who, now).await;
+    let session = logged_in(idm, &mut phone, &evidence, now).await;
+    Director {
+        phone,
+        account,
+        session,
+    }
+}
+
+/// `who` signs document `id` through the page's two steps.
+async fn signs(idm: &Idm, who: &mut Director, id: &str, now: OffsetDateTime) {
+    let asked = idm
+        .start_document_signing(&who.session, id, now)
+        .await
+        .unwrap();
+    let confirmed = answer(&mut who.phone, &asked.options);
+    idm.finish_document_signing(&who.session, id, &confirmed, now)
+        .await
+        .unwrap();
+}
+
+/// The list of signatures a database writer makes document `id` carry.
+async fn rewrite_signatures(db: &TestDb, id: &str, signatures: &str) {
+    sqlx::query("UPDATE agency_documents SET signatures = $1 WHERE id = $2")
+        .bind(signatures)
+        .bind(id)
+        .execute(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+}
+
+/// The list as stored, text.
+async fn signatures_of(db: &TestDb, id: &str) -> String {
+    use sqlx::Row as _;
+    let row = sqlx::query("SELECT signatures FROM agency_documents WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    row.get::<String, _>(0)
+}
+
+async fn two_directors_sign_in_turn_and_nothing_else_completes_the_document(db: TestDb) {
+    let World {
+        idm,
+        client,
+        session: somchai,
+        now,
+        _dir: _keys,
+        ..
+    } = world(&db, Arc::new(Companies::default())).await;
+    let mut first = director(&idm, &kamala(), now).await;
+    let mut second = director(&idm, &pranee(), now).await;
+    let posted = idm
+        .post_document(&client, upload(Some(JOINTLY)), now)
+        .await
+        .unwrap();
+
+    // A database writer who lists Kamala's signature before she signed
+    // gets nothing from Pranee's: the file carries no signature of Kamala's.
+    let forged = serde_json::json!([{
+        "account_id": first.account.to_string(),
+        "subject": "forged",
+        "at_ms": tuaton_store::to_ms(now),
+    }]);
+    let untouched = signatures_of(&db, &posted.id).await;
+    rewrite_signatures(&db, &posted.id, &forged.to_string()).await;
+    let refused = idm
+        .start_document_signing(&second.session, &posted.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InternalError, "{refused}");
+    rewrite_signatures(&db, &posted.id, &untouched).await;
+
+    // One director confirms at a time: Pranee cannot take over the
+    // signing Kamala began, while Kamala's request waits.
+    let asked = idm
+        .start_document_signing(&first.session, &posted.id, now)
+        .await
+        .unwrap();
+    let busy = idm
+        .start_document_signing(&second.session, &posted.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), ErrorCode::SigningInProgress);
+    let confirmed = answer(&mut first.phone, &asked.options);
+    idm.finish_document_signing(&first.session, &posted.id, &confirmed, now)
+        .await
+        .unwrap();
+    let view = idm
+        .agency_document(&client, &posted.id, Files::Skip, now)
+        .await
+        .unwrap();
+    assert_eq!(view.state, DocumentState::Pending, "the rule asks for two");
+    assert_eq!(view.signatures.len(), 1);
+    let again = idm
+        .start_document_signing(&first.session, &posted.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), ErrorCode::AlreadySigned);
+
+    // A writer who lists Kamala twice, or names Somchai (no director) as
+    // the signer of her signature, gets nothing either.
+    let real = signatures_of(&db, &posted.id).await;
+    let entry = serde_json::from_str::<serde_json::Value>(&real).unwrap()[0].clone();
+    let mut somchais = entry.clone();
+    somchais["account_id"] = serde_json::json!(somchai.account_id.to_string());
+    for (list, code) in [
+        (
+            serde_json::json!([entry.clone(), entry.clone()]),
+            ErrorCode::InternalError,
+        ),
+        (serde_json::json!([somchais]), ErrorCode::AuthorityChanged),
+    ] {
+        rewrite_signatures(&db, &posted.id, &list.to_string()).await;
+        let refused = idm
+            .start_document_signing(&second.session, &posted.id, now)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), code, "{refused}");
+    }
+    rewrite_signatures(&db, &posted.id, &real).await;
+
+    // The second director completes it: one file, both signatures, in order.
+    signs(&idm, &mut second, &posted.id, now).await;
+    let view = idm
+        .agency_document(&client, &posted.id, Files::Read, now)
+        .await
+        .unwrap();
+    assert_eq!(view.state, DocumentState::Signed);
+    let pdf = view.signed.unwrap();
+    let found = tuaton_sign::pades::signatures(&pdf).unwrap();
+    let people: Vec<Option<String>> = found
+        .iter()
+        .map(|s| tuaton_pki::subject_ids(&s.certificate).unwrap().person)
+        .collect();
+    assert_eq!(
+        people,
+        [
+            Some("PNOTH-1999000000068".to_owned()),
+            Some("PNOTH-1999000000084".to_owned())
+        ]
+    );
+
+    // A director who signed and is suspended since leaves a document that
+    // cannot be completed: their signature in it would not validate.
+    let next = idm
+        .post_document(&client, upload(Some(JOINTLY)), now)
+        .await
+        .unwrap();
+    signs(&idm, &mut first, &next.id, now).await;
+    idm.admin()
+        .suspend_account(
+            &tuaton_idm::Actor::Operator("test".into()),
+            first.account.as_str(),
+            "a test of a director suspended",
+            now,
+        )
+        .await
+        .unwrap();
+    let stopped = idm
+        .start_document_signing(&second.session, &next.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(stopped.code(), ErrorCode::AuthorityChanged);
+    let view = idm
+        .agency_document(&client, &next.id, Files::Skip, now)
+        .await
+        .unwrap();
+    assert_eq!(view.state, DocumentState::Pending);
+    assert_eq!(view.signatures.len(), 1);
+    audit_intact(&db).await;
+}
+
+async fn a_document_posted_for_one_person_is_declined_only_by_them(db: TestDb) {
+    let World {
+        idm,
+        client,
+        mut phone,
+        session,
+        now,
+        _dir: _keys,
+        ..
+    } = world(&db, Arc::new(Companies::default())).await;
+    let other = director(&idm, &kamala(), now).await;
+    // The agency learns Somchai's sub from a first signing.
+    let first = idm.post_document(&client, upload(None), now).await.unwrap();
+    let asked = idm
+        .start_document_signing(&session, &first.id, now)
+        .await
+        .unwrap();
+    let confirmed = answer(&mut phone, &asked.options);
+    idm.finish_document_signing(&session, &first.id, &confirmed, now)
+        .await
+        .unwrap();
+    let sub = idm
+        .agency_document(&client, &first.id, Files::Skip, now)
+        .await
+        .unwrap()
+        .signer
+        .unwrap();
+    let mut named = upload(None);
+    named.subject = Some(sub);
+    let named = idm.post_document(&client, named, now).await.unwrap();
+    assert!(idm.shown_document(&named.id, now).await.unwrap().named);
+
+    let anonymous = idm
+        .decline_document(None, &named.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), ErrorCode::LoginRequired);
+    let stranger = idm
+        .decline_document(Some(&other.session), &named.id, now)
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), ErrorCode::NotTheSigner);
+    let view = idm
+        .agency_document(&client, &named.id, Files::Skip, now)
+        .await
+        .unwrap();
+    assert_eq!(view.state, DocumentState::Pending);
+    idm.decline_document(Some(&session), &named.id, now)
+        .await
+        .unwrap();
+    let view = idm
+        .agency_document(&client, &named.id, Files::Skip, now)
+        .await
+        .unwrap();
+    assert_eq!(view.state, DocumentState::Declined);
+    // One posted for anyone is still declined by whoever holds the page.
+    let open = idm.post_document(&client, upload(None), now).await.unwrap();
+    assert!(!idm.shown_document(&open.id, now).await.unwrap().named);
+    idm.decline_document(None, &open.id, now).await.unwrap();
+    audit_intact(&db).await;
+}
+
 on_both_engines!(
     a_director_signs_for_the_company_with_a_certificate_that_names_it,
     a_person_who_directs_no_company_signs_none_of_its_documents,
+    two_directors_sign_in_turn_and_nothing_else_completes_the_document,
+    a_document_posted_for_one_person_is_declined_only_by_them,
 );

@@ -62,6 +62,9 @@ pub struct Facts {
     pub not_before: OffsetDateTime,
     /// End of validity.
     pub not_after: OffsetDateTime,
+    /// The subject public key: the BIT STRING's bytes (an uncompressed EC
+    /// point, or `RSAPublicKey` DER), as a key backend gives them.
+    pub public_key: Vec<u8>,
 }
 
 /// A serial number as Tuaton stores and shows it: the integer's bytes in
@@ -80,6 +83,7 @@ impl Facts {
             serial_hex: serial_hex(parsed.raw_serial()),
             not_before: parsed.validity().not_before.to_datetime(),
             not_after: parsed.validity().not_after.to_datetime(),
+            public_key: parsed.public_key().subject_public_key.data.to_vec(),
         })
     }
 }

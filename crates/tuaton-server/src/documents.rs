@@ -299,6 +299,7 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
             ("pages", &shown.pages.to_string()),
             ("sha256", &escape(&shown.sha256)),
             ("document", &escape(&id)),
+            ("named", if shown.named { "true" } else { "false" }),
             ("expires", &escape(&rfc3339(shown.expires_at))),
         ],
     );
@@ -396,9 +397,10 @@ async fn finish(
     Ok(Json(json!({ "redirect": back.as_str() })))
 }
 
-/// Declining a person's own document needs no login, as declining a login
-/// does; a company's needs a director logged in, with the session's CSRF
-/// token (a call without it is no one's). The JSON body (`{}`) makes a
+/// Declining a person's own document posted for anyone needs no login, as
+/// declining a login does; one posted for one person needs that person
+/// logged in, and a company's a director, with the session's CSRF token (a
+/// call without it is no one's). The JSON body (`{}`) makes a
 /// browser ask first before another site's page sends it.
 async fn decline(
     State(state): State<AppState>,

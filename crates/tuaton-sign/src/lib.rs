@@ -11,6 +11,7 @@ pub mod ocsp;
 pub mod pades;
 mod signer;
 pub mod tsp;
+mod verify;
 pub mod xades;
 
 pub use signer::CmsSigner;

@@ -18,10 +18,9 @@ use tuaton_keys::{KeyBackend, KeyRef, SignatureAlgorithm};
 use x509_tsp::{MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
 use crate::SignError;
-use crate::signer::{CmsSigner, ID_CONTENT_TYPE, ID_MESSAGE_DIGEST, ID_SHA256, algorithm, sha256};
+use crate::signer::{CmsSigner, ID_SHA256, algorithm, sha256};
+use crate::verify::{ID_SHA384, ID_SHA512};
 
-const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 pub(crate) const ID_CT_TST_INFO: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
 
@@ -271,12 +270,9 @@ fn encapsulated_content(
 }
 
 /// Whether the token's one signer, whose signer infos are `signer_infos`,
-/// signed the TSTInfo `econtent` with the key of `certificate` (DER): its
-/// signed attributes name the TSTInfo content type and carry the TSTInfo's
-/// digest, and the signature over them verifies (ECDSA P-256 with SHA-256,
-/// P-384 with SHA-384, or RSA PKCS #1 v1.5 with SHA-256, -384 or -512).
+/// signed the TSTInfo `econtent` with the key of `certificate` (DER)
+/// ([`crate::verify::signed_by`]).
 fn signed_by(signer_infos: &Any, econtent: &[u8], certificate: &[u8]) -> Result<(), &'static str> {
-    use ring::signature as sig;
     let infos = cms::signed_data::SignerInfos::from_der(
         &signer_infos
             .to_der()
@@ -286,62 +282,20 @@ fn signed_by(signer_infos: &Any, econtent: &[u8], certificate: &[u8]) -> Result<
     let [info] = infos.0.as_slice() else {
         return Err("the token has not exactly one signer");
     };
-    let attrs = info
-        .signed_attrs
-        .as_ref()
-        .ok_or("the token's signer has no signed attributes")?;
-    let single = |oid: ObjectIdentifier| {
-        attrs
-            .iter()
-            .find(|a| a.oid == oid)
-            .and_then(|a| a.values.get(0).cloned())
-    };
-    let content_type = single(ID_CONTENT_TYPE)
-        .and_then(|v| v.decode_as::<ObjectIdentifier>().ok())
-        .ok_or("the token's content type is missing")?;
-    if content_type != ID_CT_TST_INFO {
-        return Err("the token's signed content type is not TSTInfo");
-    }
-    let digest_alg = match info.digest_alg.oid {
-        ID_SHA256 => &ring::digest::SHA256,
-        ID_SHA384 => &ring::digest::SHA384,
-        ID_SHA512 => &ring::digest::SHA512,
-        _ => return Err("the token's digest algorithm is not SHA-2"),
-    };
-    let digest = single(ID_MESSAGE_DIGEST)
-        .and_then(|v| v.decode_as::<OctetString>().ok())
-        .ok_or("the token's message digest is missing")?;
-    if digest.as_bytes() != ring::digest::digest(digest_alg, econtent).as_ref() {
-        return Err("the token's message digest is not its TSTInfo's");
-    }
     let cert = x509_cert::Certificate::from_der(certificate)
         .map_err(|_| "the configured TSA certificate is not a certificate")?;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    let key = spki.subject_public_key.raw_bytes();
-    const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-    const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-    const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-    const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    let verifier: &dyn sig::VerificationAlgorithm =
-        match (spki.algorithm.oid, curve, info.digest_alg.oid) {
-            (EC_PUBLIC_KEY, Some(P256), ID_SHA256) => &sig::ECDSA_P256_SHA256_ASN1,
-            (EC_PUBLIC_KEY, Some(P384), ID_SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
-            (RSA, _, ID_SHA256) => &sig::RSA_PKCS1_2048_8192_SHA256,
-            (RSA, _, ID_SHA384) => &sig::RSA_PKCS1_2048_8192_SHA384,
-            (RSA, _, ID_SHA512) => &sig::RSA_PKCS1_2048_8192_SHA512,
-            _ => return Err("the TSA's key and digest are not a pair Tuaton checks"),
-        };
-    let signed = attrs
-        .to_der()
-        .map_err(|_| "the token's signed attributes")?;
-    sig::UnparsedPublicKey::new(verifier, key)
-        .verify(&signed, info.signature.as_bytes())
-        .map_err(|_| "the token is not signed by the configured TSA certificate's key")
+    crate::verify::signed_by(
+        info,
+        ID_CT_TST_INFO,
+        &|algorithm| ring::digest::digest(algorithm, econtent),
+        &cert,
+    )
+    .map_err(|why| match why {
+        crate::verify::NOT_THIS_KEY => {
+            "the token is not signed by the configured TSA certificate's key"
+        }
+        other => other,
+    })
 }
 
 /// A TSA certificate as an operator gives it (PEM or DER), as DER.

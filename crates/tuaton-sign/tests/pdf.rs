@@ -197,6 +197,24 @@ fn a_visible_certified_signature_and_a_second_on_a_stream_pdf_both_validate() {
     assert!(out.contains("Not total document signed"), "{out}");
     assert!(out.contains("Total document signed"), "{out}");
 
+    // Tuaton reads both back, each over its own revision, by its signer.
+    assert!(pades::signatures(&raw).unwrap().is_empty());
+    let twice_bytes = std::fs::read(&twice).unwrap();
+    let found = pades::signatures(&twice_bytes).unwrap();
+    let ends: Vec<usize> = found.iter().map(|s| s.signed_len).collect();
+    assert_eq!(
+        ends,
+        [
+            std::fs::metadata(&once).unwrap().len() as usize,
+            twice_bytes.len()
+        ]
+    );
+    assert!(
+        found
+            .iter()
+            .all(|s| s.certificate == t.signer.certificate_der())
+    );
+
     // The visible signature is drawn: poppler renders its text.
     let (ok, text) = run(
         Path::new("pdftotext"),
@@ -280,7 +298,12 @@ fn a_changed_byte_inside_the_signed_range_fails_both_validators() {
             !out.contains("Signature is Valid."),
             "pdfsig accepted a change to {what}:\n{out}"
         );
+        assert!(
+            pades::signatures(&changed).is_err(),
+            "Tuaton read back a signature over a change to {what}"
+        );
     }
+    assert_eq!(pades::signatures(&bytes).unwrap().len(), 1);
 }
 
 /// The signature value in the first signature's CMS.

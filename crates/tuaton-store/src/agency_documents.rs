@@ -261,21 +261,25 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     row.as_ref().map(from_row).transpose()
 }
 
-/// Records the signing request the page began for a pending, unexpired
-/// document; `false` when it is no longer pending or has expired.
+/// Makes `signing_request` the one that signs `id`, if it still waits and
+/// its request is still `replaced` (none when `None`): a request begun
+/// meanwhile by someone else stays. Whether it was made.
 pub async fn begin_signing<'e, E: Executor<'e, Database = Any>>(
     db: E,
     id: &str,
     signing_request: &str,
+    replaced: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let r = sqlx::query(
         "UPDATE agency_documents SET signing_request = $1 \
-         WHERE id = $2 AND state = 'pending' AND expires_ms > $3",
+         WHERE id = $2 AND state = 'pending' AND expires_ms > $3 \
+         AND COALESCE(signing_request, '') = $4",
     )
     .bind(signing_request)
     .bind(id)
     .bind(to_ms(now))
+    .bind(replaced.unwrap_or(""))
     .execute(db)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -188,13 +188,50 @@ pub fn options<T: serde::de::DeserializeOwned>(o: &impl serde::Serialize) -> T {
     serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
 }
 
+/// Kamala Suwannarat and Pranee Kaewmanee, in keys-dev/registry/people.json:
+/// the two directors of บริษัท สองกรรมการสาธิต, which acts through both.
+pub fn kamala() -> CitizenEvidenceInput {
+    CitizenEvidenceInput {
+        citizen_id: "1999000000068".into(),
+        thai_given_name: "กมลา".into(),
+        thai_family_name: "สุวรรณรัตน์".into(),
+        english_given_name: "Kamala".into(),
+        english_family_name: "Suwannarat".into(),
+        birth_date: "1969-09-12".into(),
+        laser_code: "JT5-3333333-45".into(),
+    }
+}
+
+/// See [`kamala`].
+pub fn pranee() -> CitizenEvidenceInput {
+    CitizenEvidenceInput {
+        citizen_id: "1999000000084".into(),
+        thai_given_name: "ปราณี".into(),
+        thai_family_name: "แก้วมณี".into(),
+        english_given_name: "Pranee".into(),
+        english_family_name: "Kaewmanee".into(),
+        birth_date: "1942".into(),
+        laser_code: "JT7-5555555-67".into(),
+    }
+}
+
 /// Somchai enrolled with one passkey on `authn`; returns his evidence and account.
 pub async fn enrol_with_passkey(
     idm: &Idm,
     authn: &mut SoftPasskey,
     now: OffsetDateTime,
 ) -> (tuaton_proofing::CitizenEvidence, tuaton_core::AccountId) {
-    let evidence = tuaton_idm::parse_evidence(&somchai(), now).unwrap();
+    enrol_person(idm, authn, &somchai(), now).await
+}
+
+/// The person `input` describes, enrolled with one passkey on `authn`.
+pub async fn enrol_person(
+    idm: &Idm,
+    authn: &mut SoftPasskey,
+    input: &CitizenEvidenceInput,
+    now: OffsetDateTime,
+) -> (tuaton_proofing::CitizenEvidence, tuaton_core::AccountId) {
+    let evidence = tuaton_idm::parse_evidence(input, now).unwrap();
     let enrolled = idm.enrol(&evidence, None, now).await.unwrap();
     let grant = enrolled.grant.unwrap();
     let reg = idm

@@ -142,7 +142,11 @@ impl From<tuaton_idm::IdmError> for ApiError {
             ),
             E::AuthorityChanged => (
                 StatusCode::CONFLICT,
-                "The company registry no longer lists an earlier signer of this document as a director, so it cannot be completed. The agency must post it again.".into(),
+                "An earlier signer of this document is no longer a director the company registry lists, or can no longer sign, so it cannot be completed. The agency must post it again.".into(),
+            ),
+            E::SigningInProgress => (
+                StatusCode::CONFLICT,
+                "Another person is confirming this document now. Try again in a few minutes, once their signing has ended.".into(),
             ),
             E::UnknownSigningCredential => (
                 StatusCode::NOT_FOUND,

@@ -17,9 +17,12 @@
 //! does (docs/signing.md). The original is hashed once, in the pass that
 //! also gives the byte range's digest.
 
+mod embedded;
 mod read;
 mod thai;
 mod write;
+
+pub use embedded::{EmbeddedSignature, signatures};
 
 use std::io::Write as _;
 

@@ -64,6 +64,9 @@ pub(super) struct Revision {
     pub field_names: Vec<String>,
     /// How many signature fields are signed.
     pub signatures: usize,
+    /// The `/ByteRange` of each signed field whose signature dictionary
+    /// could be read, in the form's order.
+    pub byte_ranges: Vec<Vec<i64>>,
     /// A certification signature's DocMDP `/P`, if the document has one
     /// (1, no changes, when its permissions cannot be read).
     pub certified: Option<i64>,
@@ -168,6 +171,7 @@ fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
     };
     let mut field_names = Vec::new();
     let mut signatures = 0;
+    let mut byte_ranges = Vec::new();
     if let Some(form) = &form {
         if form.fields.value.len() > MAX_FIELDS {
             return Err(SignError::Document(format!(
@@ -184,6 +188,14 @@ fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
             let is_signature = matches!(field.value.get(b"FT"), Ok(Object::Name(n)) if n == b"Sig");
             if is_signature && field.value.has(b"V") {
                 signatures += 1;
+                let range = dictionary(&doc, field.value.get(b"V").ok(), "a signature")
+                    .ok()
+                    .and_then(|v| {
+                        let a = array(&doc, v.value.get(b"ByteRange").ok()?, "a byte range");
+                        a.ok()
+                    })
+                    .and_then(|a| a.value.iter().map(|n| n.as_i64().ok()).collect());
+                byte_ranges.extend(range);
             }
         }
     }
@@ -200,6 +212,7 @@ fn read_revision(bytes: &[u8], page_index: u32) -> Result<Revision, SignError> {
         form,
         field_names,
         signatures,
+        byte_ranges,
         certified,
     })
 }

@@ -89,13 +89,15 @@ async function sign(id, buttons, status) {
   }
 }
 
-// A company's document is declined by a director, logged in; a person's
-// own by whoever holds the page.
+// A company's document is declined by a director, logged in, and one the
+// agency posted for one person by that person, logged in; one posted for
+// anyone by whoever holds the page.
 async function decline(id, buttons, status) {
   buttons.forEach((b) => { b.disabled = true; });
   try {
     const path = `/documents/${id}/decline`;
-    const r = document.getElementById('company')
+    const named = document.getElementById('document').dataset.named === 'true';
+    const r = document.getElementById('company') || named
       ? await postIn(await loggedIn(status), path, {})
       : await post(path, {});
     if (r.status !== 200) throw new Error(r.body?.detail || String(r.status));
