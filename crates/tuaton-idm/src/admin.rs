@@ -131,8 +131,10 @@ impl AccountAdmin {
         Ok((a.id, ended))
     }
 
-    /// Lifts a suspension and takes the account's certificates off hold
-    /// (those revoked for good stay revoked); returns the account id.
+    /// Lifts a suspension and takes off hold the certificates the
+    /// suspension held (those revoked for good stay revoked, and a hold an
+    /// operator put on a certificate stays until they release it); returns
+    /// the account id.
     pub async fn reactivate_account(
         &self,
         operator: &Actor,

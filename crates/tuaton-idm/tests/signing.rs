@@ -954,6 +954,19 @@ async fn a_suspended_accounts_certificate_is_on_hold_until_it_is_reactivated(db:
     release().await.unwrap();
     assert!(status().await.contains("signer.pem: good"));
     revoke("certificateHold").await.unwrap();
+    // The operator's hold outlasts a suspension of the account: lifting
+    // the suspension releases only what the suspension held.
+    idm.admin()
+        .suspend_account(&officer, account.as_str(), "phone reported lost", now)
+        .await
+        .unwrap();
+    idm.admin()
+        .reactivate_account(&officer, account.as_str(), now)
+        .await
+        .unwrap();
+    let text = status().await;
+    assert!(text.contains("Reason: certificateHold"), "{text}");
+    assert_eq!(audit_actions(&db, "certificate.released").await, 2);
     revoke("keyCompromise").await.unwrap();
     let text = status().await;
     assert!(text.contains("Reason: keyCompromise"), "{text}");

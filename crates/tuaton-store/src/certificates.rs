@@ -331,11 +331,15 @@ pub async fn revoke_of_account(
         Standing::NotEnded
     };
     let ids = of_account(tx, account, standing).await?;
+    let with = (reason == HOLD).then_some(WITH_ACCOUNT);
     for id in &ids {
-        revoke(tx, id, reason, now, actor).await?;
+        revoke_with(tx, id, reason, with, now, actor).await?;
     }
     Ok(ids)
 }
+
+/// What `held_with` says of a hold an account's suspension made.
+const WITH_ACCOUNT: &str = "account";
 
 /// The RFC 5280 reason that suspends a certificate instead of ending it.
 pub const HOLD: &str = "certificateHold";
@@ -351,14 +355,27 @@ pub async fn revoke(
     now: OffsetDateTime,
     actor: &str,
 ) -> Result<bool, StoreError> {
+    revoke_with(tx, id, reason, None, now, actor).await
+}
+
+/// [`revoke`], a hold marked as the account's (`with`) or not.
+async fn revoke_with(
+    tx: &mut Tx,
+    id: &str,
+    reason: &str,
+    with: Option<&str>,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE certificates SET revoked_ms = $1, revocation_reason = $2 \
+        "UPDATE certificates SET revoked_ms = $1, revocation_reason = $2, held_with = $5 \
          WHERE id = $3 AND (revoked_ms IS NULL OR (revocation_reason = $4 AND $2 <> $4))",
     )
     .bind(to_ms(now))
     .bind(reason)
     .bind(id)
     .bind(HOLD)
+    .bind(with)
     .execute(tx.conn())
     .await?
     .rows_affected();
@@ -374,6 +391,8 @@ enum Standing {
     Unrevoked,
     /// Those on hold.
     Held,
+    /// Those on hold for the account's suspension.
+    HeldWithAccount,
     /// Those not revoked for good: unrevoked or on hold.
     NotEnded,
 }
@@ -387,6 +406,7 @@ async fn of_account(
     let condition = match standing {
         Standing::Unrevoked => "revoked_ms IS NULL",
         Standing::Held => "revocation_reason = $2",
+        Standing::HeldWithAccount => "revocation_reason = $2 AND held_with = 'account'",
         Standing::NotEnded => "(revoked_ms IS NULL OR revocation_reason = $2)",
     };
     let sql =
@@ -426,7 +446,7 @@ pub async fn release(
     actor: &str,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE certificates SET revoked_ms = NULL, revocation_reason = NULL \
+        "UPDATE certificates SET revoked_ms = NULL, revocation_reason = NULL, held_with = NULL \
          WHERE id = $1 AND revocation_reason = $2",
     )
     .bind(id)
@@ -443,15 +463,16 @@ pub async fn release(
     .await
 }
 
-/// Takes every certificate of `account` that is on hold off it, each with
-/// its audit record; returns their ids.
+/// Takes the certificates of `account` that its suspension put on hold off
+/// it, each with its audit record; returns their ids. A hold an operator
+/// put on a certificate stays until the operator releases it.
 pub async fn release_of_account(
     tx: &mut Tx,
     account: &AccountId,
     now: OffsetDateTime,
     actor: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let ids = of_account(tx, account, Standing::Held).await?;
+    let ids = of_account(tx, account, Standing::HeldWithAccount).await?;
     for id in &ids {
         release(tx, id, now, actor).await?;
     }
