@@ -1009,11 +1009,19 @@ impl Idm {
             .await?;
         let certificate = confirmed.certificate;
         let (recognised, outcome) = (confirmed.recognised, confirmed.outcome);
-        self.claim_confirmation(&request).await?;
+        let spent = self.claim_confirmation(&request).await?;
 
-        let signed = self
+        let signed = match self
             .sign_documents(&account, &certificate, &request.documents, jobs, now)
-            .await?;
+            .await
+        {
+            Ok(signed) => signed,
+            Err(failure) => {
+                return Err(self
+                    .unclaim_confirmation(&account.id, &request, &spent, failure, now)
+                    .await);
+            }
+        };
 
         // The record names what was signed by digest and size; the names
         // stay with the request, which erasure removes.
@@ -1155,16 +1163,54 @@ impl Idm {
     pub(crate) async fn claim_confirmation(
         &self,
         request: &requests::SigningRequest,
-    ) -> Result<(), IdmError> {
+    ) -> Result<ceremonies::Stored, IdmError> {
         let mut claiming = Batch::new();
-        let spent = claiming.add(ceremonies::spend(&request.ceremony_id, CONFIRM.kind));
+        let spent = claiming.add(ceremonies::spend_keeping(
+            &request.ceremony_id,
+            CONFIRM.kind,
+        ));
         let (claim, mut claimed) = self.store().begin_with(claiming).await?;
-        if !claimed.take(spent)? {
+        let Some(kept) = claimed.take(spent)? else {
             drop(claim);
             return Err(tuaton_store::ceremonies::TakeError::Unknown.into());
-        }
+        };
         claim.commit().await?;
-        Ok(())
+        Ok(kept)
+    }
+
+    /// After a signing that came to nothing (the time-stamping authority or
+    /// the key backend failed, `failure`; no signature left Tuaton), puts
+    /// the confirmation `spent` for `request` back, so the same assertion
+    /// may be sent again within the request's lifetime, and audits the
+    /// failure; returns `failure`. Should the store fail too, the person
+    /// confirms again.
+    async fn unclaim_confirmation(
+        &self,
+        account: &AccountId,
+        request: &requests::SigningRequest,
+        spent: &ceremonies::Stored,
+        failure: IdmError,
+        now: OffsetDateTime,
+    ) -> IdmError {
+        let restored = async {
+            let mut putting = Batch::new();
+            let _restored = putting.add(ceremonies::restore(&request.ceremony_id, spent));
+            let (mut tx, _) = self.store().begin_with(putting).await?;
+            let ev = audit::refusal(
+                &Actor::Account(account.clone()),
+                action::SIGN,
+                request.id.clone(),
+                failure.code().as_str(),
+            );
+            tuaton_store::audit::append(&mut tx, now, &ev).await?;
+            tx.commit().await?;
+            Ok::<_, IdmError>(())
+        }
+        .await;
+        if let Err(e) = restored {
+            tracing::warn!(error = %e, request = %request.id, "a failed signing's confirmation could not be put back");
+        }
+        failure
     }
 
     /// Whether `certificate` may sign for `account` now: a signer

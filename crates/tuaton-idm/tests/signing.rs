@@ -1096,6 +1096,7 @@ async fn with_an_external_tsa_the_signatures_carry_its_time_stamps(db: TestDb) {
 
     // A TSA that gives no time stamp: nothing is signed, and the person
     // hears to try again shortly, not that Tuaton failed.
+    let config = std::fs::read(tsa_dir.join("tsa.cnf")).unwrap();
     std::fs::write(tsa_dir.join("tsa.cnf"), "not a configuration").unwrap();
     let asked = idm
         .start_signing(&session, &[document("lease.txt", lease)], now)
@@ -1108,6 +1109,32 @@ async fn with_an_external_tsa_the_signatures_carry_its_time_stamps(db: TestDb) {
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::TimeStampUnavailable, "{refused}");
     assert_eq!(audit_actions(&db, "signature.create").await, 1);
+    let failed = tuaton_store::audit::list(&db.store, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "signature.create" && r.outcome == "failure")
+        .filter(|r| r.details.contains("time_stamp_unavailable"))
+        .count();
+    assert_eq!(failed, 1, "the failure is audited");
+    // The confirmation was not spent on nothing: once the TSA answers, the
+    // same assertion signs, once.
+    std::fs::write(tsa_dir.join("tsa.cnf"), config).unwrap();
+    idm.finish_signing(&session, &asked.request_id, &assertion, Vec::new(), now)
+        .await
+        .unwrap();
+    assert_eq!(audit_actions(&db, "signature.create").await, 2);
+    let replayed = idm
+        .finish_signing(&session, &asked.request_id, &assertion, Vec::new(), now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        replayed.code(),
+        ErrorCode::UnknownSigningRequest,
+        "{replayed}"
+    );
+    assert_eq!(audit_actions(&db, "signature.create").await, 2);
+    chain_intact(&db).await;
 }
 
 /// Sets the identity level of `account` as an officer's decision would.

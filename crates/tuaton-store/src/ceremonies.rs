@@ -320,6 +320,37 @@ pub fn spend(id: &str, kind: CeremonyKind) -> Query<bool> {
     )
 }
 
+/// Spends ceremony `id` of `kind` as [`spend`] does, returning what it
+/// held (`None`: already gone), so that [`restore`] can put it back when
+/// what it was spent for came to nothing.
+pub fn spend_keeping(id: &str, kind: CeremonyKind) -> Query<Option<Stored>> {
+    Query::new(
+        Statement::new(
+            "DELETE FROM ceremonies WHERE id = $1 AND kind = $2 RETURNING kind, account_id, state, expires_ms",
+        )
+        .bind(id)
+        .bind(kind.as_str()),
+        first_stored,
+    )
+}
+
+/// Puts back ceremony `id` as [`spend_keeping`] returned it, with the
+/// lifetime it had: `false` if a ceremony with that id exists.
+pub fn restore(id: &str, spent: &Stored) -> Query<bool> {
+    Query::new(
+        Statement::new(
+            "INSERT INTO ceremonies (id, kind, account_id, state, expires_ms) \
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM ceremonies WHERE id = $1)",
+        )
+        .bind(id)
+        .bind(spent.kind.as_str())
+        .bind(spent.account_id.as_deref())
+        .bind(spent.state.as_str())
+        .bind(spent.expires_ms),
+        |out| Ok(out.rows_affected == 1),
+    )
+}
+
 /// Deletes ceremonies that expired before `now`; returns how many.
 pub async fn purge_expired(store: &Store, now: OffsetDateTime) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM ceremonies WHERE expires_ms <= $1")

@@ -389,8 +389,6 @@ async fn revoke_with(
 enum Standing {
     /// Those not revoked.
     Unrevoked,
-    /// Those on hold.
-    Held,
     /// Those on hold for the account's suspension.
     HeldWithAccount,
     /// Those not revoked for good: unrevoked or on hold.
@@ -405,7 +403,6 @@ async fn of_account(
 ) -> Result<Vec<String>, StoreError> {
     let condition = match standing {
         Standing::Unrevoked => "revoked_ms IS NULL",
-        Standing::Held => "revocation_reason = $2",
         Standing::HeldWithAccount => "revocation_reason = $2 AND held_with = 'account'",
         Standing::NotEnded => "(revoked_ms IS NULL OR revocation_reason = $2)",
     };

@@ -69,17 +69,27 @@ async function open(id, buttons, status) {
   buttons.forEach((b) => { b.disabled = false; });
 }
 
+// A confirmation whose signing failed for want of a time stamp is kept by
+// Tuaton until its request expires: the next click sends it again instead
+// of asking for the passkey once more.
+let confirmed = null;
+
 async function sign(id, buttons, status) {
   buttons.forEach((b) => { b.disabled = true; });
   try {
     await loggedIn(status);
-    const asked = await postIn(csrf, `/documents/${id}/start`, {});
-    if (asked.status === 200 && asked.body.sha256 !== document.getElementById('sha256').textContent) {
-      throw new Error('the file to sign is not the one shown');
+    let credential = confirmed;
+    if (!credential) {
+      const asked = await postIn(csrf, `/documents/${id}/start`, {});
+      if (asked.status === 200 && asked.body.sha256 !== document.getElementById('sha256').textContent) {
+        throw new Error('the file to sign is not the one shown');
+      }
+      say(status, '', 'กำลังขอพาสคีย์เพื่อลงลายมือชื่อ…', 'Asking for your passkey to sign…');
+      credential = await assertFor(asked);
     }
-    say(status, '', 'กำลังขอพาสคีย์เพื่อลงลายมือชื่อ…', 'Asking for your passkey to sign…');
-    const credential = await assertFor(asked);
+    confirmed = null;
     const signed = await postIn(csrf, `/documents/${id}/finish`, { credential });
+    if (signed.body?.code === 'time_stamp_unavailable') confirmed = credential;
     if (signed.status !== 200) throw new Error(signed.body?.detail || String(signed.status));
     say(status, 'done', 'ลงลายมือชื่อแล้ว กำลังกลับไปยังหน่วยงาน…', 'Signed; going back to the agency…');
     window.location.assign(signed.body.redirect);
