@@ -36,6 +36,7 @@ pub mod oidc;
 pub mod pki;
 mod recovery;
 mod registration;
+mod representations;
 mod sessions;
 pub mod signing;
 
@@ -65,6 +66,7 @@ pub use oidc::{
 };
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
+pub use representations::RepresentationSweep;
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
 pub use signing::{
     DocumentDigest, JsonDocument, PdfDocument, Signed, SignedDocument, SigningChallenge, format_of,

@@ -244,6 +244,7 @@ pub async fn certify_hierarchy(
                 der: issued.der(),
                 not_before: facts.not_before,
                 not_after: facts.not_after,
+                represents: None,
             };
             let mut tx = store.begin().await?;
             match certificates::insert(&mut tx, &new, now, actor).await {

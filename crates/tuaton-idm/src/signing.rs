@@ -829,6 +829,7 @@ impl Idm {
                 der: issued.der(),
                 not_before: facts.not_before,
                 not_after: facts.not_after,
+                represents: company.map(|c| c.id.compact()).as_deref(),
             },
             now,
             &Actor::Account(account.id.clone()).to_string(),

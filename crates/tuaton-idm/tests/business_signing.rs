@@ -332,16 +332,26 @@ async fn director(
     }
 }
 
-/// `who` signs document `id` through the page's two steps.
+/// The person logged in (`session`, `phone`) signs document `id` through
+/// the page's two steps; the certificate they signed under.
+async fn signs_with(
+    idm: &Idm,
+    phone: &mut SoftPasskey,
+    session: &tuaton_idm::ActiveSession,
+    id: &str,
+    now: OffsetDateTime,
+) -> Vec<u8> {
+    let asked = idm.start_document_signing(session, id, now).await.unwrap();
+    let confirmed = answer(phone, &asked.options);
+    idm.finish_document_signing(session, id, &confirmed, now)
+        .await
+        .unwrap();
+    asked.certificate
+}
+
+/// `who` signs document `id`.
 async fn signs(idm: &Idm, who: &mut Director, id: &str, now: OffsetDateTime) {
-    let asked = idm
-        .start_document_signing(&who.session, id, now)
-        .await
-        .unwrap();
-    let confirmed = answer(&mut who.phone, &asked.options);
-    idm.finish_document_signing(&who.session, id, &confirmed, now)
-        .await
-        .unwrap();
+    signs_with(idm, &mut who.phone, &who.session, id, now).await;
 }
 
 /// The list of signatures a database writer makes document `id` carry.
@@ -510,14 +520,7 @@ async fn a_document_posted_for_one_person_is_declined_only_by_them(db: TestDb) {
     let other = director(&idm, &kamala(), now).await;
     // The agency learns Somchai's sub from a first signing.
     let first = idm.post_document(&client, upload(None), now).await.unwrap();
-    let asked = idm
-        .start_document_signing(&session, &first.id, now)
-        .await
-        .unwrap();
-    let confirmed = answer(&mut phone, &asked.options);
-    idm.finish_document_signing(&session, &first.id, &confirmed, now)
-        .await
-        .unwrap();
+    signs_with(&idm, &mut phone, &session, &first.id, now).await;
     let sub = idm
         .agency_document(&client, &first.id, Files::Skip, now)
         .await
@@ -559,7 +562,92 @@ async fn a_document_posted_for_one_person_is_declined_only_by_them(db: TestDb) {
     audit_intact(&db).await;
 }
 
+async fn upkeep_ends_a_former_directors_representation_without_their_acting(db: TestDb) {
+    let companies = Arc::new(Companies::default());
+    let World {
+        idm,
+        client,
+        mut phone,
+        account,
+        session,
+        now,
+        _dir: _keys,
+        ..
+    } = world(&db, companies.clone()).await;
+    let own = own_signing(&idm, &session, now).await;
+    let posted = idm
+        .post_document(&client, upload(Some(COMPANY)), now)
+        .await
+        .unwrap();
+    let representative = signs_with(&idm, &mut phone, &session, &posted.id, now).await;
+    let in_force = || async {
+        certificates::signers_not_ended(db.store.conn().await.unwrap().conn(), &account)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.revoked.is_none())
+            .map(|c| c.der)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(in_force().await.len(), 2, "own and representative");
+
+    // Certificates stored before the company was recorded are read once.
+    sqlx::query("UPDATE certificates SET represents = NULL WHERE role = 'signer'")
+        .execute(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+    let first = idm.sweep_representations(now).await.unwrap();
+    assert_eq!(first.classified, 2);
+    assert_eq!((first.confirmed, first.ended), (0, 0), "confirmed at issue");
+
+    // A day on, the registry is asked again: still a director, kept.
+    let day = time::Duration::DAY + time::Duration::seconds(1);
+    let kept = idm.sweep_representations(now + day).await.unwrap();
+    assert_eq!((kept.classified, kept.confirmed, kept.ended), (0, 1, 0));
+    assert_eq!(
+        idm.sweep_representations(now + day)
+            .await
+            .unwrap()
+            .confirmed,
+        0
+    );
+
+    // A registry that does not answer ends nothing.
+    companies.set_down(true);
+    let later = now + day + day;
+    let deferred = idm.sweep_representations(later).await.unwrap();
+    assert_eq!((deferred.deferred, deferred.ended), (1, 0));
+    assert_eq!(in_force().await.len(), 2);
+    companies.set_down(false);
+
+    // The registry no longer lists him: the representative certificate is
+    // revoked, audited, and his own stays in force.
+    let refusals = audit_count(&db, "company.authority", false).await;
+    companies.forget_all();
+    let ended = idm.sweep_representations(later).await.unwrap();
+    assert_eq!(ended.ended, 1);
+    assert_eq!(in_force().await, [own]);
+    assert_eq!(
+        audit_count(&db, "company.authority", false).await,
+        refusals + 1
+    );
+    let revoked = certificates::by_serial(
+        db.store.conn().await.unwrap().conn(),
+        &tuaton_pki::Facts::of(&representative).unwrap().serial_hex,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        revoked[0].revoked.as_ref().map(|r| r.reason.as_str()),
+        Some("affiliationChanged")
+    );
+    let again = idm.sweep_representations(later + day).await.unwrap();
+    assert_eq!(again, tuaton_idm::RepresentationSweep::default());
+    audit_intact(&db).await;
+}
+
 on_both_engines!(
+    upkeep_ends_a_former_directors_representation_without_their_acting,
     a_director_signs_for_the_company_with_a_certificate_that_names_it,
     a_person_who_directs_no_company_signs_none_of_its_documents,
     two_directors_sign_in_turn_and_nothing_else_completes_the_document,

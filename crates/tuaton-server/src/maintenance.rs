@@ -33,6 +33,16 @@ pub async fn run_once(state: &AppState) {
     {
         tracing::warn!(error = %e, "the CA hierarchy could not be certified; will retry");
     }
+    // A former director's representative certificates end once the
+    // registry, asked again, no longer lists them.
+    if state.idm().ca_plan().is_some() {
+        match state.idm().sweep_representations(now).await {
+            Ok(report) => tracing::debug!(?report, "representations checked"),
+            Err(e) => {
+                tracing::warn!(error = %e, "representations could not be checked; will retry")
+            }
+        }
+    }
     if let Err(e) = tuaton_store::ceremonies::purge_expired(state.store(), now).await {
         tracing::warn!(error = %e, "expired ceremonies could not be purged; will retry");
     }

@@ -138,6 +138,10 @@ pub struct NewCertificate<'a> {
     pub not_before: OffsetDateTime,
     /// End of validity.
     pub not_after: OffsetDateTime,
+    /// For a signer certificate, the juristic id of the company it makes
+    /// its holder the representative of, confirmed at `now`; `None` for a
+    /// person's own.
+    pub represents: Option<&'a str>,
 }
 
 const COLUMNS: &str = "id, role, key_id, issuer_id, account_id, serial_hex, der_base64, \
@@ -202,9 +206,10 @@ pub async fn insert(
         )));
     }
     let id = new_id();
+    let represents = (new.role == CertificateRole::Signer).then(|| new.represents.unwrap_or(""));
     sqlx::query(&format!(
-        "INSERT INTO certificates ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)"
+        "INSERT INTO certificates ({COLUMNS}, represents, represents_checked_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $10)"
     ))
     .bind(&id)
     .bind(new.role.as_str())
@@ -216,6 +221,7 @@ pub async fn insert(
     .bind(to_ms(new.not_before))
     .bind(to_ms(new.not_after))
     .bind(to_ms(now))
+    .bind(represents)
     .execute(tx.conn())
     .await?;
     let stored = by_id(tx.conn(), &id).await?.ok_or(StoreError::NotFound {
@@ -540,4 +546,110 @@ pub async fn forget_account(tx: &mut Tx, account: &AccountId) -> Result<u64, Sto
     .execute(tx.conn())
     .await?;
     Ok(r.rows_affected())
+}
+
+/// A representative certificate in force (or on hold) whose director the
+/// registry last confirmed at `checked`.
+#[derive(Debug, Clone)]
+pub struct Representation {
+    /// The certificate.
+    pub certificate_id: String,
+    /// Its holder.
+    pub account_id: AccountId,
+    /// The company's juristic id.
+    pub company: String,
+}
+
+/// Up to `limit` representative certificates not ended whose director was
+/// last confirmed at or before `before`, the longest unconfirmed first.
+pub async fn representations_due<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    before: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<Representation>, StoreError> {
+    let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, account_id, represents FROM certificates \
+         WHERE role = 'signer' AND represents IS NOT NULL AND represents <> '' \
+         AND represents_checked_ms <= $1 \
+         AND (revoked_ms IS NULL OR revocation_reason = $2) \
+         ORDER BY represents_checked_ms, id LIMIT $3",
+    )
+    .bind(to_ms(before))
+    .bind(HOLD)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(id, account, company)| {
+            let account = account
+                .as_deref()
+                .map(crate::stored_account_id)
+                .transpose()?
+                .ok_or_else(|| {
+                    StoreError::Corrupt("a signer certificate without an account".into())
+                })?;
+            Ok(Representation {
+                certificate_id: id,
+                account_id: account,
+                company,
+            })
+        })
+        .collect()
+}
+
+/// Records that the registry confirmed the representation of certificate
+/// `id` at `now`.
+pub async fn representation_confirmed<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE certificates SET represents_checked_ms = $1 WHERE id = $2")
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` signer certificates stored before the company they
+/// represent was recorded: their ids and DER, for the caller to read the
+/// company from and record with [`set_represents`].
+pub async fn signers_unclassified<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    limit: i64,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, der_base64 FROM certificates \
+         WHERE role = 'signer' AND represents IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(id, der)| {
+            let der = STANDARD
+                .decode(der.as_bytes())
+                .map_err(|_| StoreError::Corrupt("a stored certificate is not base64".into()))?;
+            Ok((id, der))
+        })
+        .collect()
+}
+
+/// Records the company signer certificate `id` represents (`""`: none),
+/// as confirmed when it was made.
+pub async fn set_represents<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    company: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE certificates SET represents = $1, represents_checked_ms = created_ms \
+         WHERE id = $2 AND represents IS NULL",
+    )
+    .bind(company)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
 }

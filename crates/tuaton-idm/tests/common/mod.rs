@@ -46,6 +46,7 @@ pub fn idm_with_companies(
 #[derive(Default)]
 pub struct Companies {
     forgotten: std::sync::atomic::AtomicBool,
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl Companies {
@@ -60,6 +61,11 @@ impl Companies {
         self.forgotten
             .store(false, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// Whether the registry answers nothing (unavailable) from now on.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[async_trait::async_trait]
@@ -72,6 +78,11 @@ impl tuaton_proofing::JuristicRegistry for Companies {
         &self,
         id: &tuaton_core::JuristicId,
     ) -> Result<tuaton_proofing::Company, tuaton_proofing::RegistryError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tuaton_proofing::RegistryError::Unavailable {
+                reason: "the test registry is down".into(),
+            });
+        }
         if self.forgotten.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(tuaton_proofing::RegistryError::NotFound);
         }
