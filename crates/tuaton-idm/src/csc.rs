@@ -303,19 +303,30 @@ impl Idm {
         })
     }
 
-    /// The confirmed request of hashes an access token carries, checked to
-    /// belong to `account` and `credential_id`, still to be signed.
+    /// The request the caller's token carries, confirmed by this person
+    /// and pending, with everything a signature call checks it by, read in
+    /// one round trip: its certificate (the one `credentialID` names), that
+    /// certificate's key, its activation and, when the call sent one, the
+    /// SAD's ceremony. The activation and the SAD are checked by the caller.
     async fn confirmed_request(
         &self,
-        account: &Account,
-        signing_request: Option<&str>,
-        credential_id: &str,
+        caller: &SignatureCaller<'_>,
+        sad: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<(SigningRequest, StoredCertificate), IdmError> {
-        let request_id = signing_request.ok_or(IdmError::SignatureNotAuthorised)?;
-        let mut conn = self.store().conn().await?;
-        let request = requests::by_id(conn.conn(), request_id)
-            .await?
+    ) -> Result<ConfirmedRead, IdmError> {
+        let request_id = caller
+            .signing_request
+            .ok_or(IdmError::SignatureNotAuthorised)?;
+        let mut reads = Batch::new();
+        let request = reads.add(requests::request(request_id));
+        let certificate = reads.add(certificates::of_signing_request(request_id));
+        let key = reads.add(keys::of_signing_request(request_id));
+        let activation = reads.add(ceremonies::lookup(request_id));
+        let named = sad.map(|s| reads.add(ceremonies::lookup(&sad_digest(s))));
+        let mut read = reads.run(self.store().conn().await?.conn()).await?;
+        let account = caller.account;
+        let request = read
+            .take(request)?
             .filter(|r| {
                 r.account_id == account.id
                     && r.state == RequestState::Pending
@@ -323,29 +334,37 @@ impl Idm {
                     && r.documents.iter().all(|d| d.hash_only)
             })
             .ok_or(IdmError::SignatureNotAuthorised)?;
-        let certificate = certificates::by_id(conn.conn(), &request.certificate_id)
-            .await?
-            .filter(|c| c.key_id == credential_id && c.role == CertificateRole::Signer)
+        let certificate = read
+            .take(certificate)?
+            .filter(|c| {
+                c.id == request.certificate_id
+                    && c.key_id == caller.credential_id
+                    && c.role == CertificateRole::Signer
+            })
             .ok_or(IdmError::UnknownSigningCredential)?;
-        Ok((request, certificate))
+        let key = read.take(key)?.filter(|k| k.id == certificate.key_id);
+        let activation = read.take(activation)?;
+        let sad = named.map(|n| read.take(n)).transpose()?;
+        Ok(ConfirmedRead {
+            request,
+            certificate,
+            key,
+            activation,
+            sad,
+        })
     }
 
-    /// The activation of `request_id`, read without spending it: it must
-    /// have been confirmed by `account` for `client_id`.
-    async fn activation(
-        &self,
+    /// The activation `stored` of a request, live at `now`: it must have
+    /// been confirmed by `account` for `client_id`.
+    fn activation(
+        stored: Option<ceremonies::Stored>,
         account: &Account,
         client_id: &str,
-        request_id: &str,
         now: OffsetDateTime,
     ) -> Result<Activated, IdmError> {
-        let activation = match ceremonies::peek(
-            self.store(),
-            request_id,
-            CeremonyKind::SignatureActivation,
-            now,
-        )
-        .await
+        let activation = match stored
+            .ok_or(ceremonies::TakeError::Unknown)
+            .and_then(|s| s.live(CeremonyKind::SignatureActivation, now))
         {
             Ok(a) => a,
             Err(ceremonies::TakeError::Store(e)) => return Err(e.into()),
@@ -372,17 +391,13 @@ impl Idm {
         hashes: &[[u8; 32]],
         now: OffsetDateTime,
     ) -> Result<(String, i64), IdmError> {
-        let SignatureCaller {
-            account,
-            client_id,
-            signing_request,
-            credential_id,
-        } = *caller;
-        let (request, _) = self
-            .confirmed_request(account, signing_request, credential_id, now)
-            .await?;
-        self.activation(account, client_id, &request.id, now)
-            .await?;
+        let (account, client_id) = (caller.account, caller.client_id);
+        let ConfirmedRead {
+            request,
+            activation,
+            ..
+        } = self.confirmed_request(caller, None, now).await?;
+        Self::activation(activation, account, client_id, now)?;
         check_hashes(&request, hashes)?;
         if let Some(n) = num_signatures
             && (n == 0 || n as usize > request.documents.len())
@@ -444,16 +459,15 @@ impl Idm {
         hashes: &[[u8; 32]],
         now: OffsetDateTime,
     ) -> Result<Authorised, IdmError> {
-        let SignatureCaller {
-            account,
-            client_id,
-            signing_request,
-            credential_id,
-        } = *caller;
+        let (account, client_id) = (caller.account, caller.client_id);
         may_sign(account)?;
-        let (request, certificate) = self
-            .confirmed_request(account, signing_request, credential_id, now)
-            .await?;
+        let ConfirmedRead {
+            request,
+            certificate,
+            key,
+            activation,
+            sad: named,
+        } = self.confirmed_request(caller, sad, now).await?;
         if hashes.is_empty() {
             return Err(invalid("the call names nothing to sign"));
         }
@@ -462,16 +476,10 @@ impl Idm {
         if hex::encode(challenge) != request.challenge {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
-        if let Some(sad) = sad {
-            let named = ceremonies::peek(
-                self.store(),
-                &sad_digest(sad),
-                CeremonyKind::SignatureActivationData,
-                now,
-            )
-            .await
-            .ok()
-            .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.state).ok());
+        if let Some(named) = named {
+            let named = named
+                .and_then(|c| c.live(CeremonyKind::SignatureActivationData, now).ok())
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.state).ok());
             // The SAD signs what it was asked for: the hashes named when it was
             // taken, at most as many as numSignatures said.
             let fits = named.is_some_and(|v| {
@@ -483,15 +491,14 @@ impl Idm {
             }
         }
         self.check_signer_certificate(account, &certificate, None, now)?;
-        let kept = self
-            .activation(account, client_id, &request.id, now)
-            .await?;
+        let kept = Self::activation(activation, account, client_id, now)?;
         if !evidence_names(&kept.evidence, &challenge) {
             return Err(self.refuse_tampered(&account.id, &request.id, now).await);
         }
         Ok(Authorised {
             request,
             certificate,
+            key,
             kept,
         })
     }
@@ -561,17 +568,15 @@ impl Idm {
     ) -> Result<Vec<Vec<u8>>, IdmError> {
         let authorised = self.authorised(caller, sad, hashes, now).await?;
         let account = caller.account;
-        let key = keys::by_id(
-            self.store().conn().await?.conn(),
-            &authorised.certificate.key_id,
-        )
-        .await?
-        .filter(|k| {
-            k.state == KeyState::Active
-                && k.purpose == KeyPurpose::UserSigning
-                && k.account_id.as_ref() == Some(&account.id)
-        })
-        .ok_or(IdmError::UnknownSigningCredential)?;
+        let key = authorised
+            .key
+            .clone()
+            .filter(|k| {
+                k.state == KeyState::Active
+                    && k.purpose == KeyPurpose::UserSigning
+                    && k.account_id.as_ref() == Some(&account.id)
+            })
+            .ok_or(IdmError::UnknownSigningCredential)?;
         self.spend_activation(&authorised.request.id).await?;
 
         let backend = self.keys().clone();
@@ -743,7 +748,19 @@ pub struct DocumentToSign {
 struct Authorised {
     request: SigningRequest,
     certificate: StoredCertificate,
+    /// The certificate's key, as stored.
+    key: Option<ManagedKey>,
     kept: Activated,
+}
+
+/// What [`Idm::confirmed_request`] read.
+struct ConfirmedRead {
+    request: SigningRequest,
+    certificate: StoredCertificate,
+    key: Option<ManagedKey>,
+    activation: Option<ceremonies::Stored>,
+    /// The SAD's ceremony, when the call sent a SAD.
+    sad: Option<Option<ceremonies::Stored>>,
 }
 
 /// How many Signature Activation Data values one person may hold at once.

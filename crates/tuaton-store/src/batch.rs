@@ -254,13 +254,20 @@ where
     R: for<'r> sqlx::FromRow<'r, AnyRow>,
     T: TryFrom<R, Error = StoreError>,
 {
+    first_mapped(out, T::try_from)
+}
+
+/// The first row of `out` read as `R` and made a `T` by `convert`.
+pub(crate) fn first_mapped<R, T>(
+    out: Output,
+    convert: fn(R) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, AnyRow>,
+{
     out.rows
         .first()
-        .map(|r| {
-            R::from_row(r)
-                .map_err(StoreError::from)
-                .and_then(T::try_from)
-        })
+        .map(|r| R::from_row(r).map_err(StoreError::from).and_then(convert))
         .transpose()
 }
 

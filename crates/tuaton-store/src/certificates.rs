@@ -271,6 +271,18 @@ pub async fn hierarchy<'e, E: Executor<'e, Database = Any>>(
     rows.into_iter().map(from_row).collect()
 }
 
+/// The certificate signing request `request_id` signs under, for a batch.
+pub fn of_signing_request(request_id: &str) -> crate::batch::Query<Option<StoredCertificate>> {
+    crate::batch::Query::new(
+        crate::batch::Statement::new(format!(
+            "SELECT {COLUMNS} FROM certificates \
+             WHERE id = (SELECT certificate_id FROM signing_requests WHERE id = $1)"
+        ))
+        .bind(request_id),
+        |out| crate::batch::first_mapped::<Row, _>(out, from_row),
+    )
+}
+
 /// The certificate `issuer_id` issued with serial `serial_hex` (lower-case
 /// hex without leading zeros), if it issued one.
 pub async fn by_issuer_serial<'e, E: Executor<'e, Database = Any>>(

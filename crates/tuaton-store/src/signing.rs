@@ -226,6 +226,17 @@ pub async fn by_id<'e, E: Executor<'e, Database = Any>>(
     row.map(from_row).transpose()
 }
 
+/// [`by_id`] for a batch.
+pub fn request(id: &str) -> crate::batch::Query<Option<SigningRequest>> {
+    crate::batch::Query::new(
+        crate::batch::Statement::new(format!(
+            "SELECT {COLUMNS} FROM signing_requests WHERE id = $1"
+        ))
+        .bind(id),
+        |out| crate::batch::first_mapped::<Row, _>(out, from_row),
+    )
+}
+
 /// Marks a pending, unexpired request signed with its evidence; `false`
 /// when it was not pending (signed by a racing call) or has expired.
 pub async fn mark_signed(

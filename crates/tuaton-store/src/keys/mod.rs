@@ -205,6 +205,19 @@ pub fn signing_key_query(
     )
 }
 
+/// The key of the certificate signing request `request_id` signs under,
+/// for a batch.
+pub fn of_signing_request(request_id: &str) -> crate::batch::Query<Option<ManagedKey>> {
+    crate::batch::Query::new(
+        crate::batch::Statement::new(format!(
+            "SELECT {COLUMNS} FROM managed_keys WHERE id = (SELECT key_id FROM certificates \
+             WHERE id = (SELECT certificate_id FROM signing_requests WHERE id = $1))"
+        ))
+        .bind(request_id),
+        crate::batch::first_as::<Row, ManagedKey>,
+    )
+}
+
 /// The account's own signing key now, if any.
 pub async fn user_signing_key<'e, E: Executor<'e, Database = Any>>(
     db: E,
