@@ -258,10 +258,14 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
                     "document {i}: a PDF, a JSON or an XML document, one of them"
                 )));
             }
-            if sent.is_some_and(|bytes| !is_the_file(d, bytes)) {
-                return Err(bad(format!(
-                    "document {i}: the bytes sent are not the file described (its size and SHA-256)"
-                )));
+            // A PDF's SHA-256 is taken in the pass that prepares it
+            // (`planned_pdf`), not in one of its own.
+            let described = |bytes: &[u8]| match d.pdf {
+                Some(_) => bytes.len() as u64 == d.size,
+                None => is_the_file(d, bytes),
+            };
+            if sent.is_some_and(|bytes| !described(bytes)) {
+                return Err(bad(not_described(i)));
             }
             if let Some(json) = &d.json {
                 tuaton_sign::jws::check(&json.bytes)
@@ -293,6 +297,20 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
             })
         })
         .collect()
+}
+
+/// Why document `i` is refused when its bytes are not the file described.
+fn not_described(i: usize) -> String {
+    format!("document {i}: the bytes sent are not the file described (its size and SHA-256)")
+}
+
+/// Why document `i` is refused at finishing when its bytes are not the
+/// file confirmed.
+fn not_confirmed(i: usize) -> IdmError {
+    IdmError::Invalid {
+        code: ErrorCode::InvalidDocuments,
+        message: format!("document {i}: this is not the document that was confirmed"),
+    }
 }
 
 fn is_the_file(d: &DocumentDigest, bytes: &[u8]) -> bool {
@@ -392,11 +410,13 @@ async fn prepare_jobs(
         }
         let bytes = contents.next().unwrap_or_default();
         let described = DocumentDigest::digest_only(d.name.clone(), d.size, digest);
-        if !is_the_file(&described, &bytes) {
-            return Err(IdmError::Invalid {
-                code: ErrorCode::InvalidDocuments,
-                message: format!("document {i}: this is not the document that was confirmed"),
-            });
+        // A PDF's SHA-256 is taken in the pass that prepares it, below.
+        let is_it = match d.pdf {
+            Some(_) => bytes.len() as u64 == d.size,
+            None => is_the_file(&described, &bytes),
+        };
+        if !is_it {
+            return Err(not_confirmed(i));
         }
         if d.xades {
             jobs.push(Job::Xades(bytes));
@@ -414,6 +434,9 @@ async fn prepare_jobs(
             continue;
         };
         let prepared = prepare_pdf(i, bytes, plan, request.created).await?;
+        if prepared.original_sha256() != &digest {
+            return Err(not_confirmed(i));
+        }
         if hex::encode(prepared.digest()) != plan.signed_digest {
             return Err(IdmError::Internal(
                 "a PDF prepared again does not give the digest confirmed".into(),
@@ -498,6 +521,12 @@ pub(crate) async fn planned_pdf(
 ) -> Result<tuaton_sign::pades::PreparedPdf, IdmError> {
     let mut plan = pdf_plan(account, company, pdf, at);
     let prepared = prepare_pdf(i, std::mem::take(&mut pdf.bytes), &plan, at).await?;
+    if hex::encode(prepared.original_sha256()) != doc.sha256 {
+        return Err(IdmError::Invalid {
+            code: ErrorCode::InvalidDocuments,
+            message: not_described(i),
+        });
+    }
     plan.pages = prepared.pages();
     plan.signed_digest = hex::encode(prepared.digest());
     doc.pdf = Some(plan);
@@ -875,16 +904,18 @@ impl Idm {
                 .await
                 .map_err(|_| CustodyError::Interrupted)??
         };
-        let active = self.active_passkeys(&account).await?;
-        let key = self.user_key(&account.id, now).await?;
-        let certificate = self
-            .signer_certificate(&account, &key, company, now)
-            .await?;
+        // Every PDF is prepared (and its SHA-256 checked) before anything
+        // is written: a file refused makes no key and no certificate.
         let mut documents = documents;
         for (i, (asked, doc)) in asked.iter_mut().zip(documents.iter_mut()).enumerate() {
             let Some(pdf) = &mut asked.pdf else { continue };
             planned_pdf(&account, company, i, pdf, doc, now).await?;
         }
+        let active = self.active_passkeys(&account).await?;
+        let key = self.user_key(&account.id, now).await?;
+        let certificate = self
+            .signer_certificate(&account, &key, company, now)
+            .await?;
         self.open_request(&account, certificate, documents, &active, now)
             .await
     }

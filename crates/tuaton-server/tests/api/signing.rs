@@ -349,6 +349,13 @@ async fn a_person_signs_a_pdf_twice_in_the_file_and_pyhanko_and_pdfsig_accept_bo
             "{v}"
         );
     }
+    // Refused, they made no signing key and no certificate.
+    let (made,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM managed_keys WHERE purpose = 'user-signing'")
+            .fetch_one(state.store().conn().await.unwrap().conn())
+            .await
+            .unwrap();
+    assert_eq!(made, 0, "a refused signing request made a key");
     lying["documents"][0]["sha256"] = json!(sha256_hex(&form));
 
     let (finish, asked) = sign_pdf(
