@@ -56,6 +56,21 @@ pub(crate) async fn run(config: Option<&Path>, args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return crate::fail(e),
     };
+    // A sealing key made at this start seals every passkey row as it
+    // stands (the rows stored before sealing began); a failure stops the
+    // start, since unsealed rows would not log in.
+    if state.services().passkey_seal.1 {
+        match state.idm().seal_every_passkey().await {
+            Ok(n) => tracing::info!(
+                rows = n,
+                "a new passkey sealing key: every passkey row sealed"
+            ),
+            Err(e) => {
+                let _ = std::fs::remove_file(&state.settings().passkey_seal_file);
+                return crate::fail(format!("cannot seal the passkey rows: {e}"));
+            }
+        }
+    }
     if state.services().card_registry.is_none() {
         tracing::warn!(
             "no card-status registry configured (TUATON_CARD_REGISTRY_URL): proofing answers 503 until one is"

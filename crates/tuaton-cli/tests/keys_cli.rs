@@ -562,9 +562,11 @@ async fn two_serve_processes_on_one_postgresql_agree_on_keys_within_seconds() {
     let key_files = std::fs::read_dir(Path::new(&s.data_dir()).join("keys"))
         .unwrap()
         .count();
+    // Beside the managed keys, one passkey sealing key: pinned in the data
+    // directory, not in the database (both processes raced to make it).
     assert_eq!(
         key_files,
-        all.len(),
+        all.len() + 1,
         "the losing process left no key material behind: {all:?}"
     );
 

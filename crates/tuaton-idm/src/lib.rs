@@ -37,6 +37,7 @@ pub mod pki;
 mod recovery;
 mod registration;
 mod representations;
+mod sealing;
 mod sessions;
 pub mod signing;
 
@@ -67,6 +68,7 @@ pub use oidc::{
 pub use recovery::{MAX_OPEN_RECOVERIES, OpenRecovery, RecoveryGrant, RecoveryRequested};
 pub use registration::{PasskeyName, Registrant, RegistrationChallenge};
 pub use representations::RepresentationSweep;
+pub use sealing::PasskeySeal;
 pub use sessions::{ActiveSession, IssuedSession, SessionSecret};
 pub use signing::{
     DocumentDigest, JsonDocument, PdfDocument, Signed, SignedDocument, SigningChallenge, format_of,
@@ -139,6 +141,8 @@ pub struct IdmParts {
     pub passkeys: Arc<Passkeys>,
     /// The key backend every service key lives in.
     pub keys: Arc<dyn KeyBackend>,
+    /// The key passkey rows are sealed with ([`PasskeySeal`]).
+    pub passkey_seal: Arc<PasskeySeal>,
     /// The per-account attempt limit.
     pub limiter: Arc<dyn AccountLimiter>,
     /// Session and freshness times.
@@ -205,6 +209,11 @@ impl Idm {
     /// The key backend (readiness probes and upkeep).
     pub fn keys(&self) -> &Arc<dyn KeyBackend> {
         &self.0.parts.keys
+    }
+
+    /// The key passkey rows are sealed with.
+    pub(crate) fn passkey_seal(&self) -> &PasskeySeal {
+        &self.0.parts.passkey_seal
     }
 
     /// The WebAuthn verifier.

@@ -76,6 +76,9 @@ enum Refusal {
     CredentialSuspended,
     AccountNotActive,
     VerificationFailed,
+    /// The row's seal does not verify: written by someone who could only
+    /// write the database (crate::sealing).
+    CredentialNotSealed,
 }
 
 impl Refusal {
@@ -87,6 +90,7 @@ impl Refusal {
             Refusal::CredentialSuspended => ErrorCode::CredentialSuspended.as_str(),
             Refusal::AccountNotActive => ErrorCode::AccountNotActive.as_str(),
             Refusal::VerificationFailed => "verification_failed",
+            Refusal::CredentialNotSealed => "credential_not_sealed",
         }
     }
 }
@@ -378,7 +382,15 @@ impl Idm {
         let account_id = record.account_id.clone();
         self.count_attempt(&account_id)?;
         let handle_matches = p.handle.is_none_or(|h| user_uuid(&owner.user_handle) == h);
-        let refusal = if !handle_matches
+        let sealed = self.passkey_seal().holds(
+            &record.account_id,
+            &StoredCredential::from_stored(record.credential.clone()),
+            record.seal.as_deref(),
+        );
+        let refusal = if !sealed {
+            tracing::warn!(credential = %record.cred_id, "a passkey row's seal does not verify; it was not written by Tuaton");
+            Some((Refusal::CredentialNotSealed, unknown()))
+        } else if !handle_matches
             || p.ceremony_account
                 .as_ref()
                 .is_some_and(|a| *a != record.account_id)

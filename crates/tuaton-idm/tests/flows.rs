@@ -361,7 +361,87 @@ async fn a_live_face_match_makes_a_recovery_ready_at_once_and_reaches_ial2_2(db:
     db.cleanup().await;
 }
 
+/// What a login with `phone` as the person `evidence` names comes to.
+async fn try_login(
+    idm: &tuaton_idm::Idm,
+    phone: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    now: OffsetDateTime,
+) -> Result<tuaton_idm::LoggedIn, tuaton_idm::IdmError> {
+    let (challenge, assertion) = login_started(idm, phone, evidence, now).await;
+    idm.finish_login(&challenge.ceremony_id, &assertion, None, now)
+        .await
+}
+
+async fn refusals(db: &TestDb, reason: &str) -> usize {
+    tuaton_store::audit::list(&db.store, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.outcome == "failure" && r.details.contains(reason))
+        .count()
+}
+
+async fn a_passkey_row_written_only_in_the_database_does_not_log_in(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let idm = idm(&db, &dir.path().join("keys"));
+    let now = OffsetDateTime::now_utc();
+    let mut phone = SoftPasskey::new(true);
+    let (somchai, somchai_id) = common::enrol_with_passkey(&idm, &mut phone, now).await;
+    try_login(&idm, &mut phone, &somchai, now).await.unwrap();
+    let mut theirs = SoftPasskey::new(true);
+    let (_, kamala_id) = common::enrol_person(&idm, &mut theirs, &common::kamala(), now).await;
+    let conn = || async { db.store.conn().await.unwrap() };
+    let (kamalas,): (String,) =
+        sqlx::query_as("SELECT cred_id FROM passkeys WHERE account_id = $1")
+            .bind(kamala_id.as_str())
+            .fetch_one(conn().await.conn())
+            .await
+            .unwrap();
+
+    // A database writer moves their own passkey's row to Somchai's
+    // account: its seal names another account, and it logs in as nobody.
+    sqlx::query("UPDATE passkeys SET account_id = $1 WHERE account_id = $2")
+        .bind(somchai_id.as_str())
+        .bind(kamala_id.as_str())
+        .execute(conn().await.conn())
+        .await
+        .unwrap();
+    let moved = try_login(&idm, &mut theirs, &somchai, now)
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), ErrorCode::UnknownCredential, "{moved}");
+    assert_eq!(refusals(&db, "credential_not_sealed").await, 1);
+
+    // A row without a seal (inserted, or its seal cleared) is refused too.
+    sqlx::query("UPDATE passkeys SET seal = NULL WHERE account_id = $1 AND cred_id <> $2")
+        .bind(somchai_id.as_str())
+        .bind(&kamalas)
+        .execute(conn().await.conn())
+        .await
+        .unwrap();
+    let unsealed = try_login(&idm, &mut phone, &somchai, now)
+        .await
+        .unwrap_err();
+    assert_eq!(unsealed.code(), ErrorCode::UnknownCredential, "{unsealed}");
+    assert_eq!(refusals(&db, "credential_not_sealed").await, 2);
+
+    // A first start with a new sealing key seals every row as it stands
+    // (here after the writer's row went back): Somchai's own passkey logs
+    // in again.
+    sqlx::query("UPDATE passkeys SET account_id = $1 WHERE cred_id = $2")
+        .bind(kamala_id.as_str())
+        .bind(&kamalas)
+        .execute(conn().await.conn())
+        .await
+        .unwrap();
+    assert_eq!(idm.seal_every_passkey().await.unwrap(), 2);
+    try_login(&idm, &mut phone, &somchai, now).await.unwrap();
+    db.cleanup().await;
+}
+
 on_both_engines!(
+    a_passkey_row_written_only_in_the_database_does_not_log_in,
     a_live_face_match_makes_a_recovery_ready_at_once_and_reaches_ial2_2,
     a_contact_address_the_mail_transport_would_refuse_is_refused_at_enrolment,
     a_citizen_enrols_registers_a_passkey_logs_in_and_logs_out,

@@ -179,6 +179,10 @@ fn child() -> ExitCode {
         ),
         ("rsa_3072_generates_and_signs_ps256", rsa_larger_keys),
         (
+            "ed25519_signs_a_message_the_same_every_time",
+            ed25519_is_deterministic,
+        ),
+        (
             "ecdsa_raw_and_der_are_distinct_encodings",
             ecdsa_formats_are_distinct,
         ),
@@ -402,6 +406,52 @@ fn round_trip_every_algorithm(env: &Env) {
             assert_signs_and_verifies(&s, &key, alg);
         }
     }
+}
+
+/// RFC 8032: an Ed25519 signature is a function of the key and the
+/// message. Tuaton derives the passkey sealing key from one, so every
+/// backend must give the same bytes each time, also after reopening.
+fn ed25519_is_deterministic(env: &Env) {
+    let sign = |b: &dyn KeyBackend, key: &KeyRef, message: &[u8]| {
+        b.sign(
+            key,
+            SignatureAlgorithm::EdDsa,
+            SignatureFormat::Raw,
+            message,
+        )
+        .unwrap()
+    };
+    for s in subjects(env) {
+        let key = s
+            .backend
+            .generate(KeySpec::Ed25519, "deterministic")
+            .unwrap();
+        let first = sign(s.backend.as_ref(), &key, b"label");
+        assert_eq!(
+            first,
+            sign(s.backend.as_ref(), &key, b"label"),
+            "{}",
+            s.name
+        );
+        assert_ne!(
+            first,
+            sign(s.backend.as_ref(), &key, b"other"),
+            "{}",
+            s.name
+        );
+    }
+    // The same key, the token opened again.
+    let pkcs = pkcs11(env);
+    let key = pkcs
+        .generate(KeySpec::Ed25519, "deterministic reopened")
+        .unwrap();
+    let before = sign(&pkcs, &key, b"label");
+    drop(pkcs);
+    assert_eq!(
+        before,
+        sign(&pkcs11(env), &key, b"label"),
+        "after reopening"
+    );
 }
 
 fn rsa_larger_keys(env: &Env) {

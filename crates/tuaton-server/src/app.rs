@@ -53,6 +53,7 @@ impl AppState {
             juristic_registry: services.juristic_registry.clone(),
             passkeys: services.passkeys.clone(),
             keys: services.keys.clone(),
+            passkey_seal: services.passkey_seal.0.clone(),
             limiter: rate_limits.clone(),
             policy: policy(&settings),
             face: None,

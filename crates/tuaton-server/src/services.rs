@@ -25,11 +25,18 @@ pub struct Services {
     /// Where notices are handed over: the SMTP relay, or the development outbox;
     /// `None` when neither is configured (notices then wait in the queue).
     pub mailer: Option<Arc<dyn crate::notify::Mailer>>,
+    /// The key passkey rows are sealed with, and whether its backend key
+    /// was made at this start (every row is then sealed as it stands).
+    pub passkey_seal: (Arc<tuaton_idm::PasskeySeal>, bool),
 }
 
 /// Why services could not be built. The operator's configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
+    /// The passkey sealing key cannot be read or made
+    /// (`TUATON_PASSKEY_SEAL_FILE`, the key backend).
+    #[error("TUATON_PASSKEY_SEAL_FILE: {0}")]
+    PasskeySeal(String),
     /// A development fixture is unreadable.
     #[error("development registry fixture: {0}")]
     Fixture(#[from] tuaton_proofing::FixtureError),
@@ -86,12 +93,15 @@ impl Services {
             aal3: aal3_policy(settings, clock.now())?,
         })?;
         let keys = crate::custody::open_backend(&settings.key_backend, &settings.data_dir)?;
+        let passkey_seal = tuaton_idm::PasskeySeal::open(&keys, &settings.passkey_seal_file)
+            .map_err(ServicesError::PasskeySeal)?;
         Ok(Self {
             card_registry,
             juristic_registry,
             passkeys: Arc::new(passkeys),
             keys,
             mailer: crate::notify::mailer_from_settings(settings)?,
+            passkey_seal: (Arc::new(passkey_seal.0), passkey_seal.1),
         })
     }
 }

@@ -74,6 +74,11 @@ pub struct PasskeyRecord {
     /// Last successful login.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// The row's seal (hex HMAC over account, credential id and public
+    /// key); `None` for a row stored before sealing began, or by someone
+    /// who could not make one.
+    #[serde(skip)]
+    pub seal: Option<String>,
 }
 
 type Row = (
@@ -90,6 +95,7 @@ type Row = (
     String,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 fn from_row(r: Row) -> Result<PasskeyRecord, StoreError> {
@@ -108,17 +114,18 @@ fn from_row(r: Row) -> Result<PasskeyRecord, StoreError> {
         state: PasskeyState::parse(&r.10)?,
         created_at: from_ms(r.11),
         last_used_at: r.12.map(from_ms),
+        seal: r.13,
     })
 }
 
 const COLUMNS: &str = "cred_id, account_id, name, aaguid, credential, aal, attested, backup_eligible, backup_state, \
-                       sign_count, state, created_ms, last_used_ms";
+                       sign_count, state, created_ms, last_used_ms, seal";
 
 /// Registers a credential. The same credential id on any account is refused
 /// ([`StoreError::Conflict`]), as WebAuthn requires.
 pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
     sqlx::query(&format!(
-        "INSERT INTO passkeys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        "INSERT INTO passkeys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     ))
     .bind(&p.cred_id)
     .bind(p.account_id.as_str())
@@ -133,6 +140,7 @@ pub async fn insert(tx: &mut Tx, p: &PasskeyRecord) -> Result<(), StoreError> {
     .bind(p.state.as_str())
     .bind(to_ms(p.created_at))
     .bind(p.last_used_at.map(to_ms))
+    .bind(&p.seal)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -266,4 +274,25 @@ pub async fn delete(
         .execute(tx.conn())
         .await?;
     Ok(r.rows_affected() > 0)
+}
+
+/// Every row's credential id, account and stored credential.
+pub async fn all_credentials(tx: &mut Tx) -> Result<Vec<(String, AccountId, String)>, StoreError> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT cred_id, account_id, credential FROM passkeys ORDER BY cred_id")
+            .fetch_all(tx.conn())
+            .await?;
+    rows.into_iter()
+        .map(|(c, a, cred)| Ok((c, crate::stored_account_id(&a)?, cred)))
+        .collect()
+}
+
+/// Sets the seal of the row of credential `cred_id`.
+pub async fn set_seal(tx: &mut Tx, cred_id: &str, seal: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE passkeys SET seal = $1 WHERE cred_id = $2")
+        .bind(seal)
+        .bind(cred_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }

@@ -143,11 +143,18 @@ fn idm_over(
         aal3: Aal3Policy::empty(),
     })
     .unwrap();
+    // A server keeps the sealing key's reference in its data directory;
+    // here it is made for this service layer alone.
+    let seal_key = keys
+        .generate(tuaton_keys::KeySpec::Ed25519, "test passkey seal")
+        .unwrap();
+    let seal = tuaton_idm::PasskeySeal::derive(keys.as_ref(), &seal_key).unwrap();
     Idm::new(IdmParts {
         store: db.store.clone(),
         card_registry: Some(Arc::new(DevRegistry::embedded().unwrap())),
         juristic_registry: Some(companies),
         passkeys: Arc::new(passkeys),
+        passkey_seal: Arc::new(seal),
         keys,
         limiter: Arc::new(Unlimited),
         policy: Policy::default(),

@@ -45,6 +45,7 @@ struct FileSettings {
     metrics_listen: Option<String>,
     header_read_timeout_secs: Option<u64>,
     audit_anchor_file: Option<PathBuf>,
+    passkey_seal_file: Option<PathBuf>,
     audit_anchor_interval_secs: Option<u64>,
     upkeep_interval_secs: Option<u64>,
     smtp_url: Option<String>,

@@ -100,6 +100,12 @@ pub struct Settings {
     /// outside the database. Default `audit-anchors.jsonl` in the data dir; in
     /// production a file on append-only or write-once storage (docs/operators/audit.md).
     pub audit_anchor_file: PathBuf,
+    /// `TUATON_PASSKEY_SEAL_FILE`: the reference of the key-backend key
+    /// passkey rows are sealed under, kept outside the database. Made at the
+    /// first start, which seals every row as it stands; every instance
+    /// sharing a database needs the same file. Default
+    /// `passkey-seal.key-ref` in the data dir.
+    pub passkey_seal_file: PathBuf,
     /// `TUATON_UPKEEP_INTERVAL_SECS`: how often upkeep runs (key transitions,
     /// notices, purges, the audit anchor when it is due). Default 30.
     pub upkeep_interval: Duration,
@@ -248,6 +254,7 @@ impl Settings {
         let data_dir = storage::data_dir(&f)?;
         let database_url = storage::database_url(&f, &data_dir)?;
         let audit_anchor_file = storage::audit_anchor_file(&f, &data_dir)?;
+        let passkey_seal_file = storage::passkey_seal_file(&f, &data_dir)?;
         let audit_anchor_interval = f.seconds(&lifetimes::AUDIT_ANCHOR_INTERVAL)?;
         let upkeep_interval = f.seconds(&lifetimes::UPKEEP_INTERVAL)?;
         let log_format = f.get("TUATON_LOG_FORMAT", "text or json", LogFormat::parse)?;
@@ -280,6 +287,7 @@ impl Settings {
             public_url,
             data_dir,
             audit_anchor_file,
+            passkey_seal_file,
             audit_anchor_interval,
             upkeep_interval,
             database_url,

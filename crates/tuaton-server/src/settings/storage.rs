@@ -38,6 +38,15 @@ pub(super) fn database_url(f: &Fields, data_dir: &Path) -> Result<String, Settin
     )
 }
 
+/// `TUATON_PASSKEY_SEAL_FILE`, or `passkey-seal.key-ref` in `data_dir`.
+pub(super) fn passkey_seal_file(f: &Fields, data_dir: &Path) -> Result<PathBuf, SettingsError> {
+    match f.given("TUATON_PASSKEY_SEAL_FILE") {
+        Some(given) if given.value.trim().is_empty() => Err(given.invalid("empty", "a file path")),
+        Some(given) => Ok(PathBuf::from(given.value)),
+        None => Ok(data_dir.join("passkey-seal.key-ref")),
+    }
+}
+
 /// `TUATON_AUDIT_ANCHOR_FILE`, or `audit-anchors.jsonl` in `data_dir`.
 pub(super) fn audit_anchor_file(f: &Fields, data_dir: &Path) -> Result<PathBuf, SettingsError> {
     match f.given("TUATON_AUDIT_ANCHOR_FILE") {
