@@ -298,7 +298,9 @@ impl Idm {
                     &serde_json::to_string(&kept).map_err(IdmError::internal)?,
                     request.expires,
                 ),
-                confirmed.recognised.record_use(&confirmed.outcome, now),
+                confirmed
+                    .recognised
+                    .record_use(self.passkey_seal(), &confirmed.outcome, now),
             ],
         })
     }

@@ -146,17 +146,20 @@ pub(crate) struct Recognised<'a> {
 
 impl Recognised<'_> {
     /// The write that records a verified use of the credential: its updated
-    /// state, counter and backup state.
+    /// state, counter and backup state, sealed with `seal`.
     pub(crate) fn record_use(
         &self,
+        seal: &crate::PasskeySeal,
         outcome: &LoginOutcome,
         now: OffsetDateTime,
     ) -> tuaton_store::batch::Statement {
+        let updated = outcome.updated.as_str();
         creds::record_use(
             &self.record.cred_id,
-            outcome.updated.as_str(),
+            updated,
             i64::from(outcome.facts.counter),
             outcome.facts.backup_state,
+            &seal.seal(&self.record.account_id, self.record.state, updated),
             now,
         )
     }
@@ -384,7 +387,8 @@ impl Idm {
         let handle_matches = p.handle.is_none_or(|h| user_uuid(&owner.user_handle) == h);
         let sealed = self.passkey_seal().holds(
             &record.account_id,
-            &StoredCredential::from_stored(record.credential.clone()),
+            record.state,
+            &record.credential,
             record.seal.as_deref(),
         );
         let refusal = if !sealed {
@@ -427,7 +431,7 @@ impl Idm {
     ) -> Result<LoggedIn, IdmError> {
         let (tx, place) = self.open_spending(LOGIN.kind, r.ceremony_id).await?;
         let mut closing = Batch::new();
-        closing.push(r.record_use(&outcome, now));
+        closing.push(r.record_use(self.passkey_seal(), &outcome, now));
         let session = sessions::issue(
             self.policy(),
             previous,
@@ -467,7 +471,12 @@ impl Idm {
     ) -> Result<IdmError, IdmError> {
         let (tx, place) = self.open_spending(a.kind, r.ceremony_id).await?;
         let mut closing = Batch::new();
-        closing.push(creds::suspend(&r.record.cred_id));
+        let seal = self.passkey_seal().seal(
+            &r.record.account_id,
+            PasskeyState::Suspended,
+            &r.record.credential,
+        );
+        closing.push(creds::suspend(&r.record.cred_id, &seal));
         closing.push(tuaton_store::sessions::end_all(&r.account_id));
         closing.push(tuaton_store::oidc::revoke_for_account(&r.account_id, now));
         let ev = audit::failure(

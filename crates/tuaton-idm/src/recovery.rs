@@ -398,7 +398,7 @@ impl Idm {
             return Err(IdmError::UnknownRecovery);
         }
         let mut closing = Batch::new();
-        closing.push(recognised.record_use(&outcome, now));
+        closing.push(recognised.record_use(self.passkey_seal(), &outcome, now));
         let ev = audit::success(
             &actor,
             action::RECOVERY_CANCEL,

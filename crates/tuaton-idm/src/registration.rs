@@ -166,7 +166,9 @@ impl Idm {
             }
             None => None,
         };
-        let seal = self.passkey_seal().seal(&account_id, &stored)?;
+        let seal = self
+            .passkey_seal()
+            .seal(&account_id, PasskeyState::Active, stored.as_str());
         let record = PasskeyRecord {
             seal: Some(seal),
             cred_id: URL_SAFE_NO_PAD.encode(&facts.cred_id),

@@ -4,8 +4,10 @@
 //! compromised replica, an operator's mistaken script) could otherwise add
 //! a passkey row with their own authenticator's public key to a victim's
 //! account, or move one of their own there, and log in — and sign — as the
-//! victim. Each row is sealed: HMAC-SHA256 over the account, the credential
-//! id and the public key, under a key derived from an Ed25519 key in the
+//! victim, or lift a cloned authenticator's suspension, or lower a counter
+//! so a clone passes. Each row is sealed: HMAC-SHA256 over the account, the
+//! row's state and the stored credential (its id, public key, counter and
+//! flags), resealed with every use, under a key derived from an Ed25519 key in the
 //! key backend (its signature over a fixed label, which RFC 8032 makes the
 //! same every time, through HKDF-SHA256). The key backend's key is named by
 //! a reference kept outside the database (a file in the data directory,
@@ -19,8 +21,7 @@ use std::sync::Arc;
 use ring::hmac;
 use tuaton_core::AccountId;
 use tuaton_keys::{KeyBackend, KeyRef, KeySpec, SignatureAlgorithm, SignatureFormat};
-use tuaton_passkeys::StoredCredential;
-use tuaton_store::passkeys as creds;
+use tuaton_store::passkeys::{self as creds, PasskeyState};
 
 use crate::{Idm, IdmError};
 
@@ -59,45 +60,36 @@ impl PasskeySeal {
         })
     }
 
-    /// The seal of a row of `account` holding `credential`, hex.
-    pub fn seal(
-        &self,
-        account: &AccountId,
-        credential: &StoredCredential,
-    ) -> Result<String, IdmError> {
-        Ok(hex::encode(
-            hmac::sign(&self.key, &self.message(account, credential)?).as_ref(),
-        ))
+    /// The seal of a row of `account` in `state` holding `credential`
+    /// (the stored text, as stored), hex.
+    pub fn seal(&self, account: &AccountId, state: PasskeyState, credential: &str) -> String {
+        hex::encode(hmac::sign(&self.key, &message(account, state, credential)).as_ref())
     }
 
-    /// Whether `seal` is the seal of a row of `account` holding `credential`.
+    /// Whether `seal` is the seal of a row of `account` in `state` holding
+    /// `credential`.
     pub fn holds(
         &self,
         account: &AccountId,
-        credential: &StoredCredential,
+        state: PasskeyState,
+        credential: &str,
         seal: Option<&str>,
     ) -> bool {
-        let (Some(seal), Ok(message)) = (seal, self.message(account, credential)) else {
+        let Some(tag) = seal.and_then(|s| hex::decode(s).ok()) else {
             return false;
         };
-        let Ok(tag) = hex::decode(seal) else {
-            return false;
-        };
-        hmac::verify(&self.key, &message, &tag).is_ok()
+        hmac::verify(&self.key, &message(account, state, credential), &tag).is_ok()
     }
+}
 
-    fn message(
-        &self,
-        account: &AccountId,
-        credential: &StoredCredential,
-    ) -> Result<Vec<u8>, IdmError> {
-        let identity = credential.identity()?;
-        let mut message = Vec::with_capacity(identity.len() + 64);
-        message.extend_from_slice(&(account.as_str().len() as u32).to_be_bytes());
-        message.extend_from_slice(account.as_str().as_bytes());
-        message.extend_from_slice(&identity);
-        Ok(message)
+/// What a row's seal is over: each part length-prefixed.
+fn message(account: &AccountId, state: PasskeyState, credential: &str) -> Vec<u8> {
+    let mut message = Vec::with_capacity(credential.len() + 64);
+    for part in [account.as_str(), state.as_str(), credential] {
+        message.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        message.extend_from_slice(part.as_bytes());
     }
+    message
 }
 
 impl PasskeySeal {
@@ -172,10 +164,8 @@ impl Idm {
     pub async fn seal_every_passkey(&self) -> Result<usize, IdmError> {
         let mut tx = self.store().begin().await?;
         let rows = creds::all_credentials(&mut tx).await?;
-        for (cred_id, account, credential) in &rows {
-            let seal = self
-                .passkey_seal()
-                .seal(account, &StoredCredential::from_stored(credential.clone()))?;
+        for (cred_id, account, state, credential) in &rows {
+            let seal = self.passkey_seal().seal(account, *state, credential);
             creds::set_seal(&mut tx, cred_id, &seal).await?;
         }
         tx.commit().await?;

@@ -1123,7 +1123,7 @@ impl Idm {
             }
         }
         let mut closing = Batch::new();
-        closing.push(recognised.record_use(&outcome, now));
+        closing.push(recognised.record_use(self.passkey_seal(), &outcome, now));
         tx.commit_with(closing).await?;
         Ok(signed)
     }

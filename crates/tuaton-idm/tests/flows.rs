@@ -413,6 +413,20 @@ async fn a_passkey_row_written_only_in_the_database_does_not_log_in(db: TestDb) 
     assert_eq!(moved.code(), ErrorCode::UnknownCredential, "{moved}");
     assert_eq!(refusals(&db, "credential_not_sealed").await, 1);
 
+    // So is Somchai's own row once its stored credential changes (a
+    // counter lowered so a clone passes, a flag): the seal covers it all.
+    sqlx::query("UPDATE passkeys SET credential = credential || ' ' WHERE account_id = $1 AND cred_id <> $2")
+        .bind(somchai_id.as_str())
+        .bind(&kamalas)
+        .execute(conn().await.conn())
+        .await
+        .unwrap();
+    let changed = try_login(&idm, &mut phone, &somchai, now)
+        .await
+        .unwrap_err();
+    assert_eq!(changed.code(), ErrorCode::UnknownCredential, "{changed}");
+    assert_eq!(refusals(&db, "credential_not_sealed").await, 2);
+
     // A row without a seal (inserted, or its seal cleared) is refused too.
     sqlx::query("UPDATE passkeys SET seal = NULL WHERE account_id = $1 AND cred_id <> $2")
         .bind(somchai_id.as_str())
@@ -424,7 +438,7 @@ async fn a_passkey_row_written_only_in_the_database_does_not_log_in(db: TestDb) 
         .await
         .unwrap_err();
     assert_eq!(unsealed.code(), ErrorCode::UnknownCredential, "{unsealed}");
-    assert_eq!(refusals(&db, "credential_not_sealed").await, 2);
+    assert_eq!(refusals(&db, "credential_not_sealed").await, 3);
 
     // A first start with a new sealing key seals every row as it stands
     // (here after the writer's row went back): Somchai's own passkey logs

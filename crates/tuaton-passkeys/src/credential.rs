@@ -34,39 +34,6 @@ impl StoredCredential {
         self.0
     }
 
-    /// The credential's id and public key as bytes that stay the same for
-    /// the life of the credential (its counter and flags change with every
-    /// use; these never do): what a seal over the stored row commits to.
-    /// The key is its type's name and its coordinates (EC2: x and y; OKP:
-    /// x; RSA: n and e), each length-prefixed.
-    pub fn identity(&self) -> Result<Vec<u8>, PasskeyError> {
-        use webauthn_rs_core::proto::COSEKeyType;
-        let cred = self.envelope()?.credential()?;
-        let mut out = Vec::new();
-        let mut part = |bytes: &[u8]| {
-            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-            out.extend_from_slice(bytes);
-        };
-        part(&cred.cred_id);
-        match &cred.cred.key {
-            COSEKeyType::EC_EC2(k) => {
-                part(b"ec2");
-                part(&k.x);
-                part(&k.y);
-            }
-            COSEKeyType::EC_OKP(k) => {
-                part(b"okp");
-                part(&k.x);
-            }
-            COSEKeyType::RSA(k) => {
-                part(b"rsa");
-                part(&k.n);
-                part(&k.e);
-            }
-        }
-        Ok(out)
-    }
-
     pub(crate) fn from_envelope(env: &Envelope) -> Result<Self, PasskeyError> {
         serde_json::to_string(env)
             .map(Self)

@@ -29,7 +29,8 @@ impl PasskeyState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    /// The stored form read back.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "active" => Ok(PasskeyState::Active),
             "suspended" => Ok(PasskeyState::Suspended),
@@ -74,8 +75,8 @@ pub struct PasskeyRecord {
     /// Last successful login.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
-    /// The row's seal (hex HMAC over account, credential id and public
-    /// key); `None` for a row stored before sealing began, or by someone
+    /// The row's seal (hex HMAC over the account, the state and the stored
+    /// credential); `None` for a row stored before sealing began, or by someone
     /// who could not make one.
     #[serde(skip)]
     pub seal: Option<String>,
@@ -223,25 +224,31 @@ pub async fn login_candidates<'e, E: Executor<'e, Database = Any>>(
     )))
 }
 
-/// Records a successful login: new credential state, counter, backup flag, time.
+/// Records a successful login: new credential state, counter, backup flag,
+/// time, and the row's new seal.
 pub fn record_use(
     cred_id: &str,
     credential: &str,
     sign_count: i64,
     backup_state: bool,
+    seal: &str,
     now: OffsetDateTime,
 ) -> Statement {
-    Statement::new("UPDATE passkeys SET credential = $1, sign_count = $2, backup_state = $3, last_used_ms = $4 WHERE cred_id = $5")
+    Statement::new("UPDATE passkeys SET credential = $1, sign_count = $2, backup_state = $3, last_used_ms = $4, seal = $6 WHERE cred_id = $5")
         .bind(credential)
         .bind(sign_count)
         .bind(backup_state)
         .bind(to_ms(now))
         .bind(cred_id)
+        .bind(seal)
 }
 
-/// Suspends a credential (cloned-authenticator signal).
-pub fn suspend(cred_id: &str) -> Statement {
-    Statement::new("UPDATE passkeys SET state = 'suspended' WHERE cred_id = $1").bind(cred_id)
+/// Suspends a credential (cloned-authenticator signal), with the row's new
+/// seal.
+pub fn suspend(cred_id: &str, seal: &str) -> Statement {
+    Statement::new("UPDATE passkeys SET state = 'suspended', seal = $2 WHERE cred_id = $1")
+        .bind(cred_id)
+        .bind(seal)
 }
 
 /// Removes every credential of an account but `kept`; returns the removed ids.
@@ -276,14 +283,24 @@ pub async fn delete(
     Ok(r.rows_affected() > 0)
 }
 
-/// Every row's credential id, account and stored credential.
-pub async fn all_credentials(tx: &mut Tx) -> Result<Vec<(String, AccountId, String)>, StoreError> {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT cred_id, account_id, credential FROM passkeys ORDER BY cred_id")
-            .fetch_all(tx.conn())
-            .await?;
+/// Every row's credential id, account, state and stored credential.
+pub async fn all_credentials(
+    tx: &mut Tx,
+) -> Result<Vec<(String, AccountId, PasskeyState, String)>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT cred_id, account_id, state, credential FROM passkeys ORDER BY cred_id",
+    )
+    .fetch_all(tx.conn())
+    .await?;
     rows.into_iter()
-        .map(|(c, a, cred)| Ok((c, crate::stored_account_id(&a)?, cred)))
+        .map(|(c, a, state, cred)| {
+            Ok((
+                c,
+                crate::stored_account_id(&a)?,
+                PasskeyState::parse(&state)?,
+                cred,
+            ))
+        })
         .collect()
 }
 

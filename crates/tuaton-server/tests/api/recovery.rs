@@ -728,7 +728,9 @@ async fn cancelling_is_offered_alike_whether_or_not_the_owner_has_a_passkey_left
         .await
         .unwrap();
     let mut tx = db.store.begin().await.unwrap();
-    tuaton_store::passkeys::suspend(&creds[0].cred_id)
+    // (Written here without Tuaton's seal: the row is only offered, never
+    // used, below.)
+    tuaton_store::passkeys::suspend(&creds[0].cred_id, "")
         .execute(tx.conn())
         .await
         .unwrap();
