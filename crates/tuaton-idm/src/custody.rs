@@ -696,15 +696,7 @@ impl PublishedKeys {
         backend: &Arc<dyn KeyBackend>,
         key: &ManagedKey,
     ) -> Result<Value, CustodyError> {
-        let key_err = |source| CustodyError::Key {
-            id: key.id.clone(),
-            source,
-        };
-        let key_ref: KeyRef = key.key_ref.parse().map_err(key_err)?;
-        let b = backend.clone();
-        let public = blocking(move || b.public_key(&key_ref))
-            .await?
-            .map_err(key_err)?;
+        let public = public_key_of(backend, key).await?;
         let mut jwk = public.to_jwk(&key.id);
         if let Some(o) = jwk.as_object_mut() {
             o.insert(
@@ -715,6 +707,22 @@ impl PublishedKeys {
         }
         Ok(jwk)
     }
+}
+
+/// The public key of the managed key `key`, as `backend` holds it.
+pub(crate) async fn public_key_of(
+    backend: &Arc<dyn KeyBackend>,
+    key: &ManagedKey,
+) -> Result<tuaton_keys::PublicKey, CustodyError> {
+    let key_err = |source| CustodyError::Key {
+        id: key.id.clone(),
+        source,
+    };
+    let key_ref: KeyRef = key.key_ref.parse().map_err(key_err)?;
+    let b = backend.clone();
+    blocking(move || b.public_key(&key_ref))
+        .await?
+        .map_err(key_err)
 }
 
 /// Checks the backend for a readiness probe, bounded by `within`.

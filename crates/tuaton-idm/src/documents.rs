@@ -525,12 +525,11 @@ impl Idm {
                     k.purpose == KeyPurpose::UserSigning && k.account_id == issued.account_id
                 })
                 .ok_or_else(tampered)?;
-            let held = self
-                .backend_public_key(&key)
+            let held = crate::custody::public_key_of(self.keys(), &key)
                 .await
                 .map_err(|_| tampered())?;
             if named.organization.as_deref() != Some(organisation.as_str())
-                || held != facts.public_key
+                || held.raw() != facts.public_key
             {
                 return Err(tampered());
             }
@@ -576,11 +575,7 @@ impl Idm {
         // Whose representation ends with a refusal: this person's, and any
         // earlier signer's the registry no longer lists.
         let mut ended = vec![account.id.clone()];
-        let looked_up = match earlier {
-            Some(earlier) => Some((earlier, self.lookup_company(&jid).await)),
-            None => None,
-        };
-        let turn = match looked_up {
+        let turn = match earlier {
             // An earlier signer who can no longer sign (erased, closed or
             // suspended): their signature is in the file, and would be
             // one a validator refuses.
@@ -588,7 +583,7 @@ impl Idm {
                 ended.clear();
                 Err(IdmError::AuthorityChanged)
             }
-            Some((earlier, looked_up)) => match looked_up {
+            Some(earlier) => match self.lookup_company(&jid).await {
                 Err(IdmError::CompanyRegistry(RegistryError::NotFound)) => {
                     Err(IdmError::CompanyRegistry(RegistryError::NotFound))
                 }

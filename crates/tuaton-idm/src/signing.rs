@@ -260,11 +260,7 @@ pub fn check_documents(documents: &[DocumentDigest]) -> Result<Vec<RequestedDocu
             }
             // A PDF's SHA-256 is taken in the pass that prepares it
             // (`planned_pdf`), not in one of its own.
-            let described = |bytes: &[u8]| match d.pdf {
-                Some(_) => bytes.len() as u64 == d.size,
-                None => is_the_file(d, bytes),
-            };
-            if sent.is_some_and(|bytes| !described(bytes)) {
+            if sent.is_some_and(|bytes| !is_the_file(d, bytes, d.pdf.is_some())) {
                 return Err(bad(not_described(i)));
             }
             if let Some(json) = &d.json {
@@ -313,8 +309,12 @@ fn not_confirmed(i: usize) -> IdmError {
     }
 }
 
-fn is_the_file(d: &DocumentDigest, bytes: &[u8]) -> bool {
-    bytes.len() as u64 == d.size && ring::digest::digest(&SHA256, bytes).as_ref() == d.sha256
+/// Whether `bytes` are the file `d` describes: its size, and its SHA-256
+/// unless the caller takes that later in a pass of its own (`hashed_later`:
+/// a PDF, hashed as it is prepared).
+fn is_the_file(d: &DocumentDigest, bytes: &[u8], hashed_later: bool) -> bool {
+    bytes.len() as u64 == d.size
+        && (hashed_later || ring::digest::digest(&SHA256, bytes).as_ref() == d.sha256)
 }
 
 /// The confirmation's challenge: SHA-256 over a label, the request's id,
@@ -411,11 +411,7 @@ async fn prepare_jobs(
         let bytes = contents.next().unwrap_or_default();
         let described = DocumentDigest::digest_only(d.name.clone(), d.size, digest);
         // A PDF's SHA-256 is taken in the pass that prepares it, below.
-        let is_it = match d.pdf {
-            Some(_) => bytes.len() as u64 == d.size,
-            None => is_the_file(&described, &bytes),
-        };
-        if !is_it {
+        if !is_the_file(&described, &bytes, d.pdf.is_some()) {
             return Err(not_confirmed(i));
         }
         if d.xades {
@@ -648,25 +644,6 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 }
 
 impl Idm {
-    /// The public key of `key` as the key backend holds it (the BIT
-    /// STRING's bytes of its SubjectPublicKeyInfo).
-    pub(crate) async fn backend_public_key(&self, key: &ManagedKey) -> Result<Vec<u8>, IdmError> {
-        let key_ref: tuaton_keys::KeyRef =
-            key.key_ref.parse().map_err(|source| CustodyError::Key {
-                id: key.id.clone(),
-                source,
-            })?;
-        let backend = self.keys().clone();
-        let public = tokio::task::spawn_blocking(move || backend.public_key(&key_ref))
-            .await
-            .map_err(|_| CustodyError::Interrupted)?
-            .map_err(|source| CustodyError::Key {
-                id: key.id.clone(),
-                source,
-            })?;
-        Ok(public.raw().to_vec())
-    }
-
     /// The account, if it may sign: active, proofed at [`SIGNING_IAL`] or higher.
     pub(crate) async fn signer_account(
         &self,

@@ -382,6 +382,31 @@ async fn refusals(db: &TestDb, reason: &str) -> usize {
         .count()
 }
 
+/// What a database writer does: `sql` with the two values bound.
+async fn write_directly(db: &TestDb, sql: &str, first: &str, second: &str) {
+    sqlx::query(sql)
+        .bind(first)
+        .bind(second)
+        .execute(db.store.conn().await.unwrap().conn())
+        .await
+        .unwrap();
+}
+
+/// A login with `phone` as `evidence`'s person is refused as an unknown
+/// credential, the `seen`th row refused for its seal.
+async fn refused_unsealed(
+    db: &TestDb,
+    idm: &tuaton_idm::Idm,
+    phone: &mut SoftPasskey,
+    evidence: &tuaton_proofing::CitizenEvidence,
+    seen: usize,
+    now: OffsetDateTime,
+) {
+    let refused = try_login(idm, phone, evidence, now).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::UnknownCredential, "{refused}");
+    assert_eq!(refusals(db, "credential_not_sealed").await, seen);
+}
+
 async fn a_passkey_row_written_only_in_the_database_does_not_log_in(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let idm = idm(&db, &dir.path().join("keys"));
@@ -391,64 +416,55 @@ async fn a_passkey_row_written_only_in_the_database_does_not_log_in(db: TestDb) 
     try_login(&idm, &mut phone, &somchai, now).await.unwrap();
     let mut theirs = SoftPasskey::new(true);
     let (_, kamala_id) = common::enrol_person(&idm, &mut theirs, &common::kamala(), now).await;
-    let conn = || async { db.store.conn().await.unwrap() };
     let (kamalas,): (String,) =
         sqlx::query_as("SELECT cred_id FROM passkeys WHERE account_id = $1")
             .bind(kamala_id.as_str())
-            .fetch_one(conn().await.conn())
+            .fetch_one(db.store.conn().await.unwrap().conn())
             .await
             .unwrap();
 
     // A database writer moves their own passkey's row to Somchai's
     // account: its seal names another account, and it logs in as nobody.
-    sqlx::query("UPDATE passkeys SET account_id = $1 WHERE account_id = $2")
-        .bind(somchai_id.as_str())
-        .bind(kamala_id.as_str())
-        .execute(conn().await.conn())
-        .await
-        .unwrap();
-    let moved = try_login(&idm, &mut theirs, &somchai, now)
-        .await
-        .unwrap_err();
-    assert_eq!(moved.code(), ErrorCode::UnknownCredential, "{moved}");
-    assert_eq!(refusals(&db, "credential_not_sealed").await, 1);
+    write_directly(
+        &db,
+        "UPDATE passkeys SET account_id = $1 WHERE account_id = $2",
+        somchai_id.as_str(),
+        kamala_id.as_str(),
+    )
+    .await;
+    refused_unsealed(&db, &idm, &mut theirs, &somchai, 1, now).await;
 
     // So is Somchai's own row once its stored credential changes (a
     // counter lowered so a clone passes, a flag): the seal covers it all.
-    sqlx::query("UPDATE passkeys SET credential = credential || ' ' WHERE account_id = $1 AND cred_id <> $2")
-        .bind(somchai_id.as_str())
-        .bind(&kamalas)
-        .execute(conn().await.conn())
-        .await
-        .unwrap();
-    let changed = try_login(&idm, &mut phone, &somchai, now)
-        .await
-        .unwrap_err();
-    assert_eq!(changed.code(), ErrorCode::UnknownCredential, "{changed}");
-    assert_eq!(refusals(&db, "credential_not_sealed").await, 2);
+    write_directly(
+        &db,
+        "UPDATE passkeys SET credential = credential || ' ' WHERE account_id = $1 AND cred_id <> $2",
+        somchai_id.as_str(),
+        &kamalas,
+    )
+    .await;
+    refused_unsealed(&db, &idm, &mut phone, &somchai, 2, now).await;
 
     // A row without a seal (inserted, or its seal cleared) is refused too.
-    sqlx::query("UPDATE passkeys SET seal = NULL WHERE account_id = $1 AND cred_id <> $2")
-        .bind(somchai_id.as_str())
-        .bind(&kamalas)
-        .execute(conn().await.conn())
-        .await
-        .unwrap();
-    let unsealed = try_login(&idm, &mut phone, &somchai, now)
-        .await
-        .unwrap_err();
-    assert_eq!(unsealed.code(), ErrorCode::UnknownCredential, "{unsealed}");
-    assert_eq!(refusals(&db, "credential_not_sealed").await, 3);
+    write_directly(
+        &db,
+        "UPDATE passkeys SET seal = NULL WHERE account_id = $1 AND cred_id <> $2",
+        somchai_id.as_str(),
+        &kamalas,
+    )
+    .await;
+    refused_unsealed(&db, &idm, &mut phone, &somchai, 3, now).await;
 
     // A first start with a new sealing key seals every row as it stands
     // (here after the writer's row went back): Somchai's own passkey logs
     // in again.
-    sqlx::query("UPDATE passkeys SET account_id = $1 WHERE cred_id = $2")
-        .bind(kamala_id.as_str())
-        .bind(&kamalas)
-        .execute(conn().await.conn())
-        .await
-        .unwrap();
+    write_directly(
+        &db,
+        "UPDATE passkeys SET account_id = $1 WHERE cred_id = $2",
+        kamala_id.as_str(),
+        &kamalas,
+    )
+    .await;
     assert_eq!(idm.seal_every_passkey().await.unwrap(), 2);
     try_login(&idm, &mut phone, &somchai, now).await.unwrap();
     db.cleanup().await;
